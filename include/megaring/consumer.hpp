@@ -1,0 +1,77 @@
+// The interface between the host runtime and a consumer: the persistent
+// megakernel on the GPU, or the CPU worker loop. Both are instances of one
+// template (megaring/megakernel.cuh) over a handler table; the runtime only
+// sees this descriptor, so users can plug in their own instantiation:
+//
+//   // my_consumer.cu (compiled by nvcc)
+//   #include <megaring/megakernel.cuh>
+//   struct MyHandlers { /* see megakernel.cuh */ };
+//   const megaring::Consumer& my_consumer() {
+//     static const megaring::Consumer c = megaring::make_consumer<MyHandlers>("mine");
+//     return c;
+//   }
+//
+// Everything here is plain data: the consumer parameters are passed to the
+// kernel by value.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "megaring/slot_abi.h"
+
+namespace megaring {
+
+namespace detail {
+
+// Consumer-private words (device memory on the GPU, host memory on the CPU
+// backend). The host writes them only before the consumer starts.
+struct alignas(64) ConsumerPrivate {
+  alignas(64) uint64_t claim_cursor;   // next ticket a consumer unit claims
+  alignas(64) uint64_t done_cursor;    // private copy of DONE_COUNT
+  alignas(64) uint32_t advance_lock;   // held while advancing done_cursor
+  alignas(64) uint32_t exited_units;   // units that left the loop
+};
+
+}  // namespace detail
+
+// Everything a consumer unit (GPU block or CPU worker) needs, by value.
+struct ConsumerParams {
+  // Submission region: host-written, consumer-read.
+  mr_slot* slots;
+  mr_submission_control* submission;
+  // Completion region: consumer-written, host-read.
+  mr_completion* completions;
+  mr_completion_control* completion_control;
+  // Consumer-private.
+  detail::ConsumerPrivate* priv;
+  uint64_t* done_flags;        // [capacity]: ticket + 1 once that ticket completed
+  mr_buffer_entry* buffers;    // [max_buffers]
+  uint32_t max_buffers;
+  uint32_t capacity;           // power of two
+  uint64_t mask;               // capacity - 1
+  uint32_t units;              // blocks or worker threads
+  uint32_t poll_backoff_min_ns;
+  uint32_t poll_backoff_max_ns;
+  uint32_t heartbeat_interval_ns;
+};
+
+// A consumer instantiation. Built by make_consumer<Handlers>() in a .cu file.
+struct Consumer {
+  const char* name;
+  unsigned block_threads;
+  // Blocks of this kernel that fit on one SM; also loads the module, which
+  // must happen before the persistent kernel starts (lazy loading next to a
+  // running persistent kernel can deadlock).
+  cudaError_t (*gpu_occupancy)(int* blocks_per_sm);
+  // Cooperative launch of `grid` blocks on `stream`.
+  cudaError_t (*gpu_launch)(const ConsumerParams& params, unsigned grid, cudaStream_t stream);
+  // Body of one CPU worker thread; returns when the consumer stops.
+  void (*cpu_worker)(const ConsumerParams& params, unsigned unit);
+};
+
+// The built-in consumer: megaring's opcodes only (MR_OP_NOP ... MR_OP_DELAY_NS).
+const Consumer& builtin_consumer() noexcept;
+
+}  // namespace megaring

@@ -1,0 +1,121 @@
+// Built-in opcode handlers (MR_OP_NOP ... MR_OP_DELAY_NS), shared by the GPU
+// megakernel and the CPU backend. Argument layouts are in slot_abi.h.
+// Every handler is block-collective (see exec_context.cuh) and validates its
+// arguments from the private slot copy; bad arguments become FAULT outcomes.
+#pragma once
+
+#include <cstdint>
+
+#include "megaring/detail/exec_context.cuh"
+
+namespace megaring {
+namespace detail {
+
+template <class Ctx>
+MR_HDI void op_store_u32(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  if (s.args[2] > 0xFFFFFFFFull) return out.set_fault(MR_FAULT_BAD_ARGUMENT);
+  uint8_t* p = ctx.resolve(s.args[0], s.args[1], 4, 4, 0, out);
+  if (p == nullptr) return;
+  if (ctx.rank() == 0) {
+    // Relaxed atomic store: a plain word store on the device, and race-free
+    // for the host checker when several slots name the same word.
+    DevRef<uint32_t>(*reinterpret_cast<uint32_t*>(p))
+        .store(static_cast<uint32_t>(s.args[2]), cuda::std::memory_order_relaxed);
+  }
+  out.result = s.args[2];
+}
+
+template <class Ctx>
+MR_HDI void op_atomic_add(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  uint8_t* p = ctx.resolve(s.args[0], s.args[1], 8, 8, 0, out);
+  if (p == nullptr) return;
+  if (ctx.rank() == 0) {
+    out.result = DevRef<uint64_t>(*reinterpret_cast<uint64_t*>(p))
+                     .fetch_add(s.args[2], cuda::std::memory_order_relaxed);
+  }
+}
+
+template <class Ctx>
+MR_HDI void op_fill(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  if (s.args[3] > 0xFFull) return out.set_fault(MR_FAULT_BAD_ARGUMENT);
+  const uint64_t bytes = s.args[2];
+  uint8_t* p = ctx.resolve(s.args[0], s.args[1], bytes, 1, 0, out);
+  if (p == nullptr) return;
+  const uint8_t value = static_cast<uint8_t>(s.args[3]);
+  for (uint64_t i = ctx.rank(); i < bytes; i += ctx.size()) p[i] = value;
+  out.result = bytes;
+}
+
+template <class Ctx>
+MR_HDI void op_copy(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  const uint64_t bytes = s.args[4];
+  uint8_t* dst = ctx.resolve(s.args[0], s.args[1], bytes, 1, 0, out);
+  if (dst == nullptr) return;
+  const uint8_t* src = ctx.resolve(s.args[2], s.args[3], bytes, 1, 1, out);
+  if (src == nullptr) return;
+  // Threads copy disjoint bytes in parallel, so overlapping ranges would read
+  // bytes another thread already wrote: refuse them.
+  if (bytes != 0 && dst < src + bytes && src < dst + bytes)
+    return out.set_fault(MR_FAULT_BAD_ARGUMENT);
+  for (uint64_t i = ctx.rank(); i < bytes; i += ctx.size()) dst[i] = src[i];
+  out.result = bytes;
+}
+
+template <class Ctx>
+MR_HDI void op_reduce_add_u32(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  const uint64_t count = s.args[2];
+  if (count > (~0ull) / 4) return out.set_fault(MR_FAULT_OUT_OF_BOUNDS);
+  const uint8_t* p = ctx.resolve(s.args[0], s.args[1], count * 4, 4, 0, out);
+  if (p == nullptr) return;
+  const uint32_t* elems = reinterpret_cast<const uint32_t*>(p);
+  uint64_t partial = 0;
+  for (uint64_t i = ctx.rank(); i < count; i += ctx.size()) partial += elems[i];
+  const uint64_t total = ctx.block_sum(partial);
+  if (ctx.rank() == 0) out.result = total;
+}
+
+template <class Ctx>
+MR_HDI void op_fence(Ctx& ctx, const mr_slot& /*s*/, Outcome& out) {
+  if (ctx.rank() == 0) {
+    if (ctx.wait_prefix()) {
+      out.result = ctx.ticket();  // every ticket below this one has completed
+    } else {
+      out.abandon();  // aborted while earlier tickets were pending
+    }
+  }
+}
+
+template <class Ctx>
+MR_HDI void op_delay_ns(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  if (s.args[0] > MR_DELAY_MAX_NS) return out.set_fault(MR_FAULT_BAD_ARGUMENT);
+  if (ctx.rank() == 0) {
+    const uint64_t start = now_ns();
+    while (now_ns() - start < s.args[0]) {
+      if (abort_requested(ctx.params())) {  // abort stops long slots promptly
+        out.abandon();
+        return;
+      }
+      pause_ns(s.args[0] < 2000 ? 0 : 1000);
+    }
+  }
+  out.result = s.args[0];
+}
+
+// Runs a built-in opcode. Returns false if `opcode` is not a built-in.
+template <class Ctx>
+MR_HDI bool execute_builtin(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  switch (s.opcode) {
+    case MR_OP_NOP: out.result = s.args[0]; return true;
+    case MR_OP_STORE_U32: op_store_u32(ctx, s, out); return true;
+    case MR_OP_ATOMIC_ADD: op_atomic_add(ctx, s, out); return true;
+    case MR_OP_FILL: op_fill(ctx, s, out); return true;
+    case MR_OP_COPY: op_copy(ctx, s, out); return true;
+    case MR_OP_REDUCE_ADD_U32: op_reduce_add_u32(ctx, s, out); return true;
+    case MR_OP_FENCE: op_fence(ctx, s, out); return true;
+    case MR_OP_DELAY_NS: op_delay_ns(ctx, s, out); return true;
+    default: return false;
+  }
+}
+
+}  // namespace detail
+}  // namespace megaring

@@ -1,0 +1,243 @@
+// The consumer side of the ring protocol, written once for both consumers:
+// compiled for the device it runs one lane of each persistent-kernel block;
+// compiled for the host it runs each CPU worker thread. Step names (C1..C6)
+// refer to the protocol in megaring/slot_abi.h.
+//
+// Only the unit leader (thread 0 of a block; the worker itself on the CPU)
+// calls the functions here; handlers run block-wide (builtin_ops.cuh).
+#pragma once
+
+#include <cuda/atomic>
+
+#include <cstdint>
+
+#include "megaring/consumer.hpp"
+#include "megaring/slot_abi.h"
+
+#if !defined(__CUDA_ARCH__)
+#include <chrono>
+#include <thread>
+#endif
+
+#define MR_HD __host__ __device__
+#define MR_HDI __host__ __device__ __forceinline__
+
+namespace megaring {
+
+// What a handler reports for one slot.
+struct Outcome {
+  uint64_t result = 0;
+  uint16_t status = MR_STATUS_OK;
+  uint16_t fault = MR_FAULT_NONE;
+
+  MR_HDI void set_fault(uint16_t code) {
+    status = MR_STATUS_FAULT;
+    fault = code;
+    result = 0;
+  }
+  // The handler stopped because of an abort: the unit leaves the slot
+  // uncompleted and exits; the host reports it ABORTED after the stop.
+  MR_HDI void abandon() { status = MR_STATUS_ABORTED; }
+  MR_HDI bool abandoned() const { return status == MR_STATUS_ABORTED; }
+  MR_HDI bool ok() const { return status == MR_STATUS_OK; }
+};
+
+namespace detail {
+
+// Words shared with the other side of PCIe: system scope.
+template <class T>
+using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
+// Consumer-private words shared among units: device scope.
+template <class T>
+using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
+
+MR_HDI uint64_t now_ns() {
+#if defined(__CUDA_ARCH__)
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+#else
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+#endif
+}
+
+// Pause for about `ns`. The device sleeps the warp; the host yields below a
+// microsecond (an OS sleep cannot be shorter) and sleeps above.
+MR_HDI void pause_ns(uint32_t ns) {
+#if defined(__CUDA_ARCH__)
+  if (ns != 0) __nanosleep(ns);
+#else
+  if (ns < 1000)
+    std::this_thread::yield();
+  else
+    std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+#endif
+}
+
+// Bounded exponential backoff: min_ns, doubling, capped at max_ns.
+struct Backoff {
+  uint32_t current;
+  uint32_t min_ns;
+  uint32_t max_ns;
+  MR_HDI Backoff(uint32_t lo, uint32_t hi) : current(lo), min_ns(lo), max_ns(hi) {}
+  MR_HDI void reset() { current = min_ns; }
+  MR_HDI void pause() {
+    pause_ns(current);
+    uint32_t next = current ? current * 2 : 1;
+    current = next > max_ns ? max_ns : next;
+  }
+};
+
+MR_HDI bool abort_requested(const ConsumerParams& p) {
+  // Relaxed: the flag carries no data; the consumer only stops early.
+  return SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0;
+}
+
+// Per-unit state of the leader between slots.
+struct LeaderState {
+  uint64_t ticket = 0;       // claimed ticket (valid when has_claim)
+  bool has_claim = false;
+  bool stopping = false;     // a handler abandoned its slot on abort
+  uint32_t unit = 0;
+  uint64_t last_heartbeat_ns = 0;
+};
+
+enum class Next : uint32_t { kRun = 1, kExit = 2 };
+
+MR_HDI void maybe_heartbeat(const ConsumerParams& p, LeaderState& st) {
+  if (st.unit != 0) return;  // one writer: unit 0's leader
+  const uint64_t now = now_ns();
+  if (now - st.last_heartbeat_ns < p.heartbeat_interval_ns) return;
+  st.last_heartbeat_ns = now;
+  // Relaxed: a liveness stamp, it orders nothing.
+  SysRef<uint64_t>(p.completion_control->heartbeat_ns).store(now, cuda::std::memory_order_relaxed);
+}
+
+// C1..C3: claim a ticket (once), wait until it is published, copy its body.
+// Returns kExit on abort (before running another slot), or when a graceful
+// shutdown's stop_at says the claimed ticket will never be published.
+MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot* body,
+                              uint64_t* ticket_out) {
+  if (st.stopping) return Next::kExit;
+  if (!st.has_claim) {
+    // C1. Relaxed: the cursor only hands out distinct tickets; the slot's
+    // contents are ordered by the header acquire below.
+    st.ticket = DevRef<uint64_t>(p.priv->claim_cursor).fetch_add(1, cuda::std::memory_order_relaxed);
+    st.has_claim = true;
+  }
+  mr_slot* slot = &p.slots[st.ticket & p.mask];
+  const uint64_t ready = mr_make_header(st.ticket, MR_SLOT_READY);
+  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
+  for (uint32_t spins = 0;; ++spins) {
+    // The abort flag is loaded before the header so that, on the GPU, both
+    // PCIe reads are in flight together: checking it on every slot costs
+    // bandwidth, not latency.
+    const bool aborting = abort_requested(p);
+    // C2. ACQUIRE (system): pairs with the producer's release of the header
+    // (P3), so the body stores (P2) are visible to the reads below.
+    const uint64_t header = SysRef<uint64_t>(slot->header).load(cuda::std::memory_order_acquire);
+    if (aborting) return Next::kExit;
+    if (header == ready) {
+      // C3. Read the body once into private memory; only the copy is used.
+      body->header = header;
+      body->opcode = slot->opcode;
+      body->tenant = slot->tenant;
+      body->flags = slot->flags;
+      body->reserved = slot->reserved;
+      for (uint32_t i = 0; i < MR_SLOT_ARGS; ++i) body->args[i] = slot->args[i];
+      *ticket_out = st.ticket;
+      st.has_claim = false;
+      return Next::kRun;
+    }
+    maybe_heartbeat(p, st);
+    if ((spins & 7u) == 7u) {
+      // Relaxed: stop_at is only compared with our own ticket; a ticket below
+      // it is guaranteed to be published, so a stale read only delays exit.
+      const uint64_t stop_at =
+          SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
+      if (st.ticket >= stop_at) return Next::kExit;
+    }
+    backoff.pause();
+  }
+}
+
+// C6 (second half): move the done cursor over every consecutive completed
+// ticket and publish it as DONE_COUNT. Only the advance-lock holder writes
+// done_cursor and DONE_COUNT, so DONE_COUNT never decreases.
+MR_HDI void advance_done(const ConsumerParams& p) {
+  DevRef<uint32_t> lock(p.priv->advance_lock);
+  DevRef<uint64_t> cursor(p.priv->done_cursor);
+  for (;;) {
+    // seq_cst exchange: either we take the lock, or its holder's recheck
+    // (seq_cst load after its unlock) is ordered after our flag store.
+    if (lock.exchange(1, cuda::std::memory_order_seq_cst) != 0) return;
+    const uint64_t start = cursor.load(cuda::std::memory_order_relaxed);
+    uint64_t next = start;
+    // ACQUIRE: each flag orders that ticket's completion record before our
+    // DONE_COUNT release below (cumulativity carries it to system scope).
+    while (DevRef<uint64_t>(p.done_flags[next & p.mask]).load(cuda::std::memory_order_acquire) ==
+           next + 1)
+      ++next;
+    if (next != start) {
+      // RELEASE (system): every record below `next` is visible to a host that
+      // acquires DONE_COUNT.
+      SysRef<uint64_t>(p.completion_control->done_count)
+          .store(next, cuda::std::memory_order_release);
+      // RELEASE, after DONE_COUNT: a FENCE that acquires the cursor sees the
+      // earlier tickets' effects, and any completion it then publishes is
+      // ordered after DONE_COUNT >= its ticket.
+      cursor.store(next, cuda::std::memory_order_release);
+    }
+    lock.store(0, cuda::std::memory_order_seq_cst);
+    // Recheck after unlocking: a unit that set the next flag while we held
+    // the lock gave up on the lock and relies on us to see it.
+    if (DevRef<uint64_t>(p.done_flags[next & p.mask]).load(cuda::std::memory_order_seq_cst) !=
+        next + 1)
+      return;
+  }
+}
+
+// C5 + C6: publish ticket's completion record, then mark it done.
+MR_HDI void complete_slot(const ConsumerParams& p, uint64_t ticket, const Outcome& outcome) {
+  mr_completion* record = &p.completions[ticket & p.mask];
+  record->result = outcome.result;
+  record->status = outcome.status;
+  record->fault = outcome.fault;
+  // RELEASE (system): orders the record fields above and the handler's
+  // memory effects before the tag a host waiter acquires.
+  SysRef<uint32_t>(record->tag).store(mr_completion_tag(ticket), cuda::std::memory_order_release);
+  // seq_cst: pairs with advance_done's lock exchange and recheck.
+  DevRef<uint64_t>(p.done_flags[ticket & p.mask]).store(ticket + 1, cuda::std::memory_order_seq_cst);
+  advance_done(p);
+}
+
+// Called once by each unit's leader as it leaves the loop. The last one
+// writes exited_units to the host, once: no cross-PCIe read-modify-write.
+MR_HDI void unit_exit(const ConsumerParams& p) {
+  const uint32_t before =
+      DevRef<uint32_t>(p.priv->exited_units).fetch_add(1, cuda::std::memory_order_acq_rel);
+  if (before + 1 == p.units) {
+    // RELEASE (system): every completion this consumer wrote happens before
+    // the host sees the consumer as exited.
+    SysRef<uint32_t>(p.completion_control->exited_units)
+        .store(p.units, cuda::std::memory_order_release);
+  }
+}
+
+// Waits (leader only) until every ticket below `ticket` has completed, or
+// abort. Used by MR_OP_FENCE.
+MR_HDI bool wait_for_prefix(const ConsumerParams& p, uint64_t ticket) {
+  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
+  for (uint32_t spins = 0;; ++spins) {
+    // ACQUIRE: the earlier tickets' effects happen before the fence completes.
+    if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >= ticket)
+      return true;
+    if ((spins & 7u) == 7u && abort_requested(p)) return false;
+    backoff.pause();
+  }
+}
+
+}  // namespace detail
+}  // namespace megaring

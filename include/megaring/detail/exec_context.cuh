@@ -1,0 +1,145 @@
+// Execution contexts: what an opcode handler sees while it runs one slot.
+//
+// Handlers are block-collective. On the GPU every thread of the block calls
+// the handler with the same slot copy; on the CPU one worker thread is a
+// "block" of size 1. Handlers must branch only on the slot's contents and on
+// the results of collective calls (resolve, block_sum), never on per-thread
+// reads of shared state, so every thread reaches the same sync() calls.
+//
+// Both contexts expose:
+//   rank(), size(), sync(), ticket(), params()
+//   resolve(handle, offset, bytes, align, which, outcome) -> uint8_t* or null
+//       (collective; bounds-checked; on failure sets outcome's FAULT code)
+//   block_sum(value) -> sum over the block, valid in rank 0 (collective)
+//   wait_prefix() -> every earlier ticket completed (rank 0 only)
+#pragma once
+
+#include <cstdint>
+
+#include "megaring/detail/consumer_core.cuh"
+
+#if defined(__CUDACC__)
+#include <cub/block/block_reduce.cuh>
+#endif
+
+namespace megaring {
+namespace detail {
+
+// Check an entry against a (handle, offset, bytes, align) request from the
+// slot with `ticket`.
+MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, uint64_t ticket, uint64_t handle,
+                            uint64_t offset, uint64_t bytes, uint32_t align, Outcome& out) {
+  if (handle == 0 || handle > 0xFFFFFFFFull || entry.handle != static_cast<uint32_t>(handle) ||
+      ticket >= entry.retire_ticket) {
+    out.set_fault(MR_FAULT_BAD_HANDLE);
+    return nullptr;
+  }
+  // Overflow-safe: offset + bytes <= size.
+  if (offset > entry.bytes || bytes > entry.bytes - offset) {
+    out.set_fault(MR_FAULT_OUT_OF_BOUNDS);
+    return nullptr;
+  }
+  const uint64_t address = entry.base + offset;
+  if (align > 1 && (address % align) != 0) {
+    out.set_fault(MR_FAULT_MISALIGNED);
+    return nullptr;
+  }
+  return reinterpret_cast<uint8_t*>(address);
+}
+
+// Read one table entry with relaxed atomic loads: the table is updated by the
+// host only while no slot that may name the updated handle is in flight (see
+// runtime buffer registration), so single words suffice.
+MR_HDI mr_buffer_entry load_entry(const ConsumerParams& p, uint64_t handle) {
+  mr_buffer_entry e{};
+  const uint64_t index = handle & MR_BUFFER_INDEX_MASK;
+  if (handle == 0 || index >= p.max_buffers) return e;  // handle 0 never matches
+  mr_buffer_entry* src = &p.buffers[index];
+  e.base = DevRef<uint64_t>(src->base).load(cuda::std::memory_order_relaxed);
+  e.bytes = DevRef<uint64_t>(src->bytes).load(cuda::std::memory_order_relaxed);
+  e.handle = DevRef<uint32_t>(src->handle).load(cuda::std::memory_order_relaxed);
+  e.retire_ticket = DevRef<uint64_t>(src->retire_ticket).load(cuda::std::memory_order_relaxed);
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// CPU worker: a block of one thread.
+// ---------------------------------------------------------------------------
+struct HostExec {
+  const ConsumerParams& p;
+  uint64_t ticket_;
+
+  MR_HDI unsigned rank() const { return 0; }
+  MR_HDI unsigned size() const { return 1; }
+  MR_HDI void sync() const {}
+  MR_HDI uint64_t ticket() const { return ticket_; }
+  MR_HDI const ConsumerParams& params() const { return p; }
+  MR_HDI uint8_t* resolve(uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
+                          unsigned /*which*/, Outcome& out) const {
+    return check_range(load_entry(p, handle), ticket_, handle, offset, bytes, align, out);
+  }
+  MR_HDI uint64_t block_sum(uint64_t value) const { return value; }
+  MR_HDI bool wait_prefix() const { return wait_for_prefix(p, ticket_); }
+};
+
+#if defined(__CUDACC__)
+// ---------------------------------------------------------------------------
+// GPU block of kThreads threads.
+// ---------------------------------------------------------------------------
+template <unsigned kThreads>
+struct BlockShared {
+  mr_slot slot;
+  uint64_t ticket;
+  uint32_t next;  // detail::Next
+  mr_buffer_entry entries[2];
+  typename cub::BlockReduce<unsigned long long, kThreads>::TempStorage reduce;
+};
+
+template <unsigned kThreads>
+struct DeviceExec {
+  const ConsumerParams& p;
+  BlockShared<kThreads>* shared;
+
+  MR_HDI unsigned rank() const {
+#if defined(__CUDA_ARCH__)
+    return threadIdx.x;
+#else
+    return 0;
+#endif
+  }
+  MR_HDI unsigned size() const { return kThreads; }
+  MR_HDI void sync() const {
+#if defined(__CUDA_ARCH__)
+    __syncthreads();
+#endif
+  }
+  MR_HDI uint64_t ticket() const { return shared->ticket; }
+  MR_HDI const ConsumerParams& params() const { return p; }
+
+  // Collective: rank 0 reads the entry once into shared memory so that every
+  // thread checks the same copy and takes the same branch.
+  MR_HDI uint8_t* resolve(uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
+                          unsigned which, Outcome& out) const {
+    if (rank() == 0) shared->entries[which] = load_entry(p, handle);
+    sync();
+    return check_range(shared->entries[which], shared->ticket, handle, offset, bytes, align, out);
+  }
+
+  // Collective sum (CUB BlockReduce); the total is valid in rank 0.
+  MR_HDI uint64_t block_sum(uint64_t value) const {
+#if defined(__CUDA_ARCH__)
+    using Reduce = cub::BlockReduce<unsigned long long, kThreads>;
+    const unsigned long long total =
+        Reduce(shared->reduce).Sum(static_cast<unsigned long long>(value));
+    sync();  // TempStorage may be reused by the next collective
+    return total;
+#else
+    return value;
+#endif
+  }
+  MR_HDI bool wait_prefix() const { return wait_for_prefix(p, shared->ticket); }
+};
+#endif  // __CUDACC__
+
+}  // namespace detail
+}  // namespace megaring

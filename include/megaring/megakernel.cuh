@@ -1,0 +1,131 @@
+// The persistent megakernel and the CPU worker loop, as one template over a
+// handler table. Include this from a .cu file to build a consumer with your
+// own opcodes:
+//
+//   struct MyOps {
+//     // Return false for opcodes you do not own: the slot completes with
+//     // MR_STATUS_FAULT / MR_FAULT_UNKNOWN_OPCODE. Called for every opcode
+//     // >= MR_OP_USER_BASE, block-collectively (see detail/exec_context.cuh).
+//     // Set out.result, or out.set_fault(code) for bad arguments. A long
+//     // handler may poll megaring::detail::abort_requested(ctx.params()) and
+//     // then call out.abandon(): the slot is left uncompleted and reported
+//     // ABORTED by the host. Never abandon without an abort.
+//     template <class Ctx>
+//     MR_HD static bool execute(Ctx& ctx, const mr_slot& slot, megaring::Outcome& out);
+//   };
+//   const megaring::Consumer& my_consumer() {
+//     static const megaring::Consumer c = megaring::make_consumer<MyOps>("my-ops");
+//     return c;
+//   }
+//
+// then pass my_consumer() to megaring::Runtime::create. samples/custom_opcode
+// shows a complete one.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "megaring/consumer.hpp"
+#include "megaring/detail/builtin_ops.cuh"
+
+namespace megaring {
+
+// A handler table with no user opcodes.
+struct NoUserOps {
+  template <class Ctx>
+  MR_HDI static bool execute(Ctx&, const mr_slot&, Outcome&) {
+    return false;
+  }
+};
+
+namespace detail {
+
+// Validates the slot copy's fixed fields, then dispatches: built-ins below
+// MR_OP_SYSTEM_END, the user table above. Never skips a slot silently.
+template <class Handlers, class Ctx>
+MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  if ((s.flags & MR_SLOT_FLAGS_RESERVED) != 0 || s.reserved != 0)
+    return out.set_fault(MR_FAULT_RESERVED_FLAGS);
+  const bool handled = s.opcode < MR_OP_SYSTEM_END ? execute_builtin(ctx, s, out)
+                                                   : Handlers::execute(ctx, s, out);
+  if (!handled) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
+}
+
+template <class Handlers, unsigned kThreads>
+__global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
+  __shared__ BlockShared<kThreads> shared;
+  DeviceExec<kThreads> ctx{p, &shared};
+  LeaderState leader;  // used by thread 0 only
+  leader.unit = blockIdx.x;
+  for (;;) {
+    if (threadIdx.x == 0) {
+      uint64_t ticket = 0;
+      shared.next = static_cast<uint32_t>(acquire_next_slot(p, leader, &shared.slot, &ticket));
+      shared.ticket = ticket;
+    }
+    __syncthreads();  // slot copy and command visible to the block
+    if (shared.next == static_cast<uint32_t>(Next::kExit)) break;
+    Outcome out;
+    run_slot<Handlers>(ctx, shared.slot, out);
+    // Every thread's memory effects happen before thread 0's completion
+    // release; thread 0's outcome is the slot's.
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      if (out.abandoned())
+        leader.stopping = true;  // leave it uncompleted; exit at the loop top
+      else
+        complete_slot(p, shared.ticket, out);
+    }
+  }
+  if (threadIdx.x == 0) unit_exit(p);
+}
+
+template <class Handlers, unsigned kThreads>
+cudaError_t gpu_occupancy(int* blocks_per_sm) {
+  cudaFuncAttributes attributes;
+  // Loads the module now, before any persistent kernel runs.
+  cudaError_t err = cudaFuncGetAttributes(&attributes, megakernel<Handlers, kThreads>);
+  if (err != cudaSuccess) return err;
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm,
+                                                       megakernel<Handlers, kThreads>, kThreads, 0);
+}
+
+template <class Handlers, unsigned kThreads>
+cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t stream) {
+  ConsumerParams copy = params;
+  void* args[] = {&copy};
+  // Cooperative launch: fails instead of starting if the grid cannot be
+  // co-resident, which a persistent kernel needs.
+  cudaError_t err = cudaLaunchCooperativeKernel(
+      reinterpret_cast<const void*>(megakernel<Handlers, kThreads>), dim3(grid), dim3(kThreads),
+      args, 0, stream);
+  if (err != cudaSuccess) return err;
+  return cudaGetLastError();
+}
+
+template <class Handlers>
+void cpu_worker(const ConsumerParams& p, unsigned unit) {
+  LeaderState leader;
+  leader.unit = unit;
+  mr_slot slot;
+  uint64_t ticket = 0;
+  while (acquire_next_slot(p, leader, &slot, &ticket) == Next::kRun) {
+    HostExec ctx{p, ticket};
+    Outcome out;
+    run_slot<Handlers>(ctx, slot, out);
+    if (out.abandoned()) break;  // aborted mid-slot: leave it uncompleted
+    complete_slot(p, ticket, out);
+  }
+  unit_exit(p);
+}
+
+}  // namespace detail
+
+// Builds the consumer descriptor for a handler table. Call it from a .cu file.
+template <class Handlers, unsigned kThreads = 256>
+Consumer make_consumer(const char* name) {
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "block size: whole warps, at most 1024");
+  return Consumer{name, kThreads, &detail::gpu_occupancy<Handlers, kThreads>,
+                  &detail::gpu_launch<Handlers, kThreads>, &detail::cpu_worker<Handlers>};
+}
+
+}  // namespace megaring

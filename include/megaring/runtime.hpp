@@ -1,0 +1,192 @@
+// megaring host API: create a runtime (persistent GPU megakernel, or CPU
+// workers), publish slots from any number of threads, wait for tickets, and
+// stop it with shutdown() (drain) or abort() (stop now).
+//
+// Lifecycle (NCCL's Finalize / Abort / Destroy):
+//   Runtime::create  -> running
+//   shutdown(t)      -> no new publishes; every published slot completes;
+//                       the consumer exits; device memory is freed.
+//   abort()          -> no new publishes; the consumer stops after the slot it
+//                       is running; every slot not completed reads ABORTED.
+//   ~Runtime         -> abort() if still running, then frees everything.
+// After shutdown or abort, wait()/wait_done() still answer for every ticket,
+// and every ticket ever published ends completed (OK), faulted or aborted.
+//
+// Thread safety: publish*, wait*, done_count, stats and the buffer calls may
+// be called from any number of threads at once. shutdown/abort may race with
+// them (publishers then get kShutdown/kAborted) but not with the destructor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "megaring/consumer.hpp"
+#include "megaring/slot_abi.h"
+#include "megaring/status.hpp"
+
+namespace megaring {
+
+enum class Backend {
+  kAuto,  // CUDA when a usable GPU is present, else CPU
+  kCuda,  // persistent megakernel; kNoDevice without a GPU
+  kCpu,   // host worker threads running the same protocol and handlers
+};
+const char* backend_name(Backend backend) noexcept;
+
+using Nanoseconds = std::chrono::nanoseconds;
+inline constexpr Nanoseconds kForever = Nanoseconds::max();
+
+struct Config {
+  Backend backend = Backend::kAuto;
+  int device = 0;                    // CUDA device ordinal
+  uint32_t ring_capacity = 1024;     // slots; power of two in [1, 2^24]
+  // Consumer units: GPU blocks (0 = one per SM, bounded by occupancy) or
+  // CPU worker threads (0 = 2).
+  uint32_t workers = 0;
+  uint32_t max_buffers = 1024;       // buffer-table entries, at most 65535
+  // First ticket (tests use values near 2^32 to cross the 32-bit boundary).
+  uint64_t initial_ticket = 0;
+  // Consumer poll backoff while the ring is empty: min_ns doubling to max_ns.
+  // GPU: __nanosleep per poll; a wake-up costs up to max_ns. CPU: sleeps
+  // under a microsecond become yields.
+  uint32_t poll_backoff_min_ns = 64;
+  uint32_t poll_backoff_max_ns = 2048;
+  uint32_t heartbeat_interval_ns = 100'000;
+  // Set CUDA_MODULE_LOADING=EAGER if the variable is unset, before the first
+  // CUDA call: lazy loading of another kernel next to a running persistent
+  // kernel can deadlock. Only takes effect if CUDA is not yet initialised.
+  bool force_eager_module_loading = true;
+  // How long abort() waits for the consumer to stop.
+  Nanoseconds abort_timeout = std::chrono::seconds(10);
+};
+
+// One slot to publish. Argument meanings per opcode are in slot_abi.h; the
+// helpers in namespace ops build the built-in ones.
+struct SlotRequest {
+  uint32_t opcode = MR_OP_INVALID;
+  uint32_t tenant = 0;
+  uint32_t flags = MR_SLOT_FLAG_NONE;
+  uint64_t args[MR_SLOT_ARGS] = {};
+};
+
+using BufferHandle = uint32_t;
+
+namespace ops {
+SlotRequest nop(uint64_t echo = 0);
+SlotRequest store_u32(BufferHandle buffer, uint64_t offset, uint32_t value);
+SlotRequest atomic_add(BufferHandle buffer, uint64_t offset, uint64_t delta);
+SlotRequest fill(BufferHandle buffer, uint64_t offset, uint64_t bytes, uint8_t value);
+SlotRequest copy(BufferHandle dst, uint64_t dst_offset, BufferHandle src, uint64_t src_offset,
+                 uint64_t bytes);
+SlotRequest reduce_add_u32(BufferHandle buffer, uint64_t offset, uint64_t count);
+SlotRequest fence();
+SlotRequest delay_ns(uint64_t ns);
+}  // namespace ops
+
+// A published slot. `kept` tickets hold their completion record until wait()
+// reads it (or release() drops it); until then their ring position is not
+// reused, so every kept ticket must be waited on or released.
+struct Ticket {
+  uint64_t value = 0;
+  bool kept = false;
+};
+
+struct Completion {
+  uint64_t ticket = 0;
+  uint64_t result = 0;
+  uint16_t status = MR_STATUS_OK;  // MR_STATUS_*
+  uint16_t fault = MR_FAULT_NONE;  // MR_FAULT_* when status is FAULT
+  bool ok() const noexcept { return status == MR_STATUS_OK; }
+};
+
+enum class OnFull {
+  kWait,  // wait (up to PublishOptions::timeout) for positions to free up
+  kFail,  // return kRingFull at once
+};
+
+struct PublishOptions {
+  bool keep_result = false;  // see Ticket::kept
+  OnFull on_full = OnFull::kWait;
+  Nanoseconds timeout = kForever;
+};
+
+struct RuntimeStats {
+  uint64_t published = 0;     // tickets handed out
+  uint64_t done_count = 0;    // DONE_COUNT (absolute ticket value)
+  uint64_t reaped = 0;        // completions the host has accounted for
+  uint64_t completed_ok = 0;  // reaped with MR_STATUS_OK
+  uint64_t faulted = 0;       // reaped with MR_STATUS_FAULT
+  uint64_t aborted = 0;       // reaped with MR_STATUS_ABORTED
+  uint64_t faults_by_code[MR_FAULT_CODE_COUNT] = {};
+  uint64_t ring_full_events = 0;  // publishes that found the ring full
+  uint64_t protocol_errors = 0;   // completion records that broke the protocol: a bug if non-zero
+};
+
+class Runtime {
+ public:
+  // Creates and starts a runtime with the built-in consumer, or with a user
+  // consumer built by make_consumer<> (megaring/megakernel.cuh).
+  static Status create(const Config& config, std::unique_ptr<Runtime>* out) noexcept;
+  static Status create(const Config& config, const Consumer& consumer,
+                       std::unique_ptr<Runtime>* out) noexcept;
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  Backend backend() const noexcept;  // kCuda or kCpu, never kAuto
+  uint32_t capacity() const noexcept;
+  uint32_t consumer_units() const noexcept;  // blocks or worker threads
+  const char* device_name() const noexcept;  // GPU name, or "cpu"
+
+  // Publishes one slot / a batch of `count` slots with consecutive tickets.
+  Status publish(const SlotRequest& request, Ticket* ticket,
+                 const PublishOptions& options = {}) noexcept;
+  Status publish_batch(const SlotRequest* requests, uint32_t count, Ticket* first_ticket,
+                       const PublishOptions& options = {}) noexcept;
+
+  // Waits for a kept ticket and reads its completion (then releases it).
+  // A FAULT or ABORTED completion is a successful wait: look at
+  // completion->status. Fails with kInvalidArgument for a ticket that was not
+  // kept or was already read, kTimeout, or kCudaError if the consumer died.
+  Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout = kForever) noexcept;
+  // Waits until a ticket (kept or not) has completed. Returns kAborted for a
+  // ticket that the runtime aborted.
+  Status wait_done(const Ticket& ticket, Nanoseconds timeout = kForever) noexcept;
+  // Drops a kept ticket's completion without waiting for it.
+  Status release(const Ticket& ticket) noexcept;
+  // publish(keep_result) + wait.
+  Status call(const SlotRequest& request, Completion* completion,
+              Nanoseconds timeout = kForever) noexcept;
+
+  uint64_t done_count() const noexcept;     // DONE_COUNT, absolute ticket value
+  uint64_t heartbeat_ns() const noexcept;   // last consumer heartbeat (consumer clock)
+  RuntimeStats stats() noexcept;            // also reaps what has completed
+
+  // Consumer-side buffers that slots name by handle (device memory on the
+  // GPU), zero-filled. After free_buffer(), slots published before it still
+  // run on the buffer and slots published after it fault with
+  // MR_FAULT_BAD_HANDLE; the memory is released once every earlier slot has
+  // completed. Host reads/writes of a freed handle fail at once.
+  Status alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept;
+  Status free_buffer(BufferHandle handle) noexcept;
+  Status write_buffer(BufferHandle handle, uint64_t offset, const void* src, uint64_t bytes) noexcept;
+  Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) noexcept;
+
+  // Graceful stop: refuse new publishes, drain, let the consumer exit, free
+  // device memory. On timeout it aborts and returns kTimeout.
+  Status shutdown(Nanoseconds timeout = std::chrono::seconds(30)) noexcept;
+  // Immediate stop; every slot not completed reads ABORTED.
+  Status abort() noexcept;
+
+  class Impl;
+
+ private:
+  explicit Runtime(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// True when a CUDA device and driver are usable (clears any CUDA error).
+bool cuda_device_available() noexcept;
+
+}  // namespace megaring

@@ -1,0 +1,264 @@
+/*
+ * megaring ring ABI: the bytes that cross PCIe between host producers and the
+ * persistent consumer (a CUDA megakernel, or CPU worker threads).
+ *
+ * Plain C, usable from C, C++ host code and CUDA device code. Every size and
+ * offset is asserted at the bottom of this file; changing one is an ABI break.
+ *
+ * ---------------------------------------------------------------------------
+ * Regions and their single writers
+ * ---------------------------------------------------------------------------
+ * No word is written by both the CPU and the GPU: on x86 PCIe hosts a
+ * system-scope read-modify-write on pinned memory is not atomic with respect
+ * to the CPU, so every shared word has exactly one writing side.
+ *
+ *   submission region  (pinned, host-mapped; host writes, consumer reads)
+ *     mr_slot slots[capacity]          one 64-byte slot per ring position
+ *     mr_submission_control            stop_at ticket, abort flag
+ *
+ *   completion region  (pinned, host-mapped; consumer writes, host reads)
+ *     mr_completion completions[capacity]
+ *     mr_completion_control            DONE_COUNT, heartbeat, exited flag
+ *
+ *   consumer-private   (device memory on the GPU; never touched by the host
+ *                       while the consumer runs)
+ *     claim cursor, device done cursor, per-position done flags, advance lock,
+ *     buffer table.
+ *
+ * After the consumer has stopped (kernel exited, workers joined), the host
+ * owns the completion region and writes ABORTED records for tickets that were
+ * never completed: ownership moves, it is never shared.
+ *
+ * ---------------------------------------------------------------------------
+ * Tickets
+ * ---------------------------------------------------------------------------
+ * Tickets are free-running 64-bit counts; ticket t lives in position
+ * t & (capacity - 1). Only the low MR_TICKET_BITS bits travel in a slot
+ * header (2^56 slots is years at a billion slots per second).
+ *
+ * ---------------------------------------------------------------------------
+ * Publish (host producer)                         consume (consumer)
+ * ---------------------------------------------------------------------------
+ * P1 reserve tickets [t, t+n) with a CAS on the host-only tail, only when
+ *    t + n - reaped <= capacity (position reuse needs ticket t - capacity
+ *    completed AND reaped by the host: back-pressure, never overwrite).
+ * P2 write the slot body (opcode, tenant, flags, args): plain stores.
+ * P3 store header = mr_make_header(t, MR_SLOT_READY) with a system-scope
+ *    RELEASE: orders P2 before the header for any consumer that acquires it.
+ *                                                  C1 claim ticket t: fetch_add
+ *                                                     on the private claim
+ *                                                     cursor (each consumer
+ *                                                     block owns one ticket).
+ *                                                  C2 ACQUIRE-load the header at
+ *                                                     t's position until it
+ *                                                     equals mr_make_header(t,
+ *                                                     READY); the acquire orders
+ *                                                     the body reads after it.
+ *                                                  C3 copy the body once into
+ *                                                     private memory; validate
+ *                                                     only the copy.
+ *                                                  C4 execute the opcode.
+ *                                                  C5 write result, status, fault
+ *                                                     then RELEASE-store tag =
+ *                                                     (uint32)t (system scope):
+ *                                                     orders the record and the
+ *                                                     handler's memory effects.
+ *                                                  C6 set done_flag[pos] = t + 1
+ *                                                     (private, seq_cst) and try
+ *                                                     to advance: the holder of
+ *                                                     the advance lock moves the
+ *                                                     private done cursor over
+ *                                                     consecutive set flags and
+ *                                                     RELEASE-stores DONE_COUNT
+ *                                                     (system scope).
+ * H1 ACQUIRE-load DONE_COUNT (or a record's tag); every ticket below DONE_COUNT
+ *    has a final record, readable after the acquire.
+ * H2 reap: the host advances its private reaped cursor over completed tickets
+ *    in order; a position is reused only after its ticket is reaped.
+ *
+ * DONE_COUNT has prefix meaning (every ticket below it completed) and never
+ * decreases: it is written only by the advance-lock holder, so successive
+ * stores are ordered by the lock.
+ */
+#ifndef MEGARING_SLOT_ABI_H_
+#define MEGARING_SLOT_ABI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MR_ABI_VERSION 1u
+
+#define MR_SLOT_BYTES 64u
+#define MR_SLOT_ARGS 5u
+#define MR_COMPLETION_BYTES 16u
+#define MR_CACHELINE_BYTES 64u
+
+/* Header word: [63:8] low 56 bits of the ticket, [7:0] slot state. */
+#define MR_TICKET_BITS 56u
+#define MR_TICKET_MASK ((((uint64_t)1) << MR_TICKET_BITS) - 1u)
+#define MR_STATE_BITS 8u
+#define MR_STATE_MASK 0xFFu
+
+/* Slot states. Only the host writes headers; the consumer never does. */
+#define MR_SLOT_EMPTY 0u /* never published at this position */
+#define MR_SLOT_READY 1u /* body written; the ticket in the header may run */
+
+/* Slot flags (mr_slot.flags). Bits 16..31 are reserved for future use; the
+ * consumer faults a slot with reserved flags set rather than ignore them. */
+#define MR_SLOT_FLAG_NONE 0u
+#define MR_SLOT_FLAGS_RESERVED 0xFFFF0000u
+
+/* ---------------------------------------------------------------------------
+ * Opcodes. [0, MR_OP_SYSTEM_END) belongs to the runtime: built-ins now,
+ * control-plane opcodes later. User handler tables start at MR_OP_USER_BASE.
+ * Opcode 0 is never valid, so a zeroed slot body is always a FAULT.
+ * ------------------------------------------------------------------------- */
+#define MR_OP_INVALID 0u
+#define MR_OP_NOP 1u        /* result = args[0] (echo)                          */
+#define MR_OP_STORE_U32 2u  /* buf=a0 off=a1 value=a2; result = value           */
+#define MR_OP_ATOMIC_ADD 3u /* buf=a0 off=a1 (8-aligned u64) delta=a2; result = old */
+#define MR_OP_FILL 4u       /* buf=a0 off=a1 bytes=a2 byte=a3; result = bytes   */
+#define MR_OP_COPY 5u       /* dst=a0 dst_off=a1 src=a2 src_off=a3 bytes=a4;
+                               ranges must not overlap; result = bytes          */
+#define MR_OP_REDUCE_ADD_U32 6u /* buf=a0 off=a1 (4-aligned) count=a2 u32 elems;
+                                   result = sum as u64                         */
+#define MR_OP_FENCE 7u      /* completes only after every earlier ticket did;
+                               result = DONE prefix seen                        */
+#define MR_OP_DELAY_NS 8u   /* busy-wait a0 nanoseconds (<= MR_DELAY_MAX_NS);
+                               result = a0. For tests and benchmarks.           */
+#define MR_OP_BUILTIN_END 9u
+#define MR_OP_SYSTEM_END 256u
+#define MR_OP_USER_BASE MR_OP_SYSTEM_END
+
+#define MR_DELAY_MAX_NS 1000000000ull
+
+/* ---------------------------------------------------------------------------
+ * Completion status and fault codes.
+ * ------------------------------------------------------------------------- */
+#define MR_STATUS_OK 0u
+#define MR_STATUS_FAULT 1u   /* refused: not executed; see fault code           */
+#define MR_STATUS_ABORTED 2u /* never completed: the runtime was aborted first.
+                                Written only by the host, after the consumer
+                                stopped (a unit stopping mid-slot abandons it) */
+#define MR_STATUS_REVOKED 3u /* reserved for tenant revocation                   */
+
+#define MR_FAULT_NONE 0u
+#define MR_FAULT_UNKNOWN_OPCODE 1u
+#define MR_FAULT_BAD_HANDLE 2u     /* buffer handle unknown or freed            */
+#define MR_FAULT_OUT_OF_BOUNDS 3u  /* offset/length outside the buffer         */
+#define MR_FAULT_MISALIGNED 4u     /* offset not aligned for the access size   */
+#define MR_FAULT_BAD_ARGUMENT 5u   /* e.g. overlapping COPY, over-long DELAY    */
+#define MR_FAULT_RESERVED_FLAGS 6u /* reserved slot flag bits set               */
+#define MR_FAULT_CODE_COUNT 7u
+
+/* Buffer handles: [15:0] table index, [31:16] generation (never 0).
+ * Handle 0 is never valid. */
+#define MR_BUFFER_INDEX_BITS 16u
+#define MR_BUFFER_INDEX_MASK 0xFFFFu
+
+/* One 64-byte ring slot, on its own cache line. */
+typedef struct mr_slot {
+  uint64_t header;  /* mr_make_header(ticket, state); written LAST (release) */
+  uint32_t opcode;
+  uint32_t tenant;  /* tenant id; 0 = no tenant                              */
+  uint32_t flags;
+  uint32_t reserved; /* 0                                                     */
+  uint64_t args[MR_SLOT_ARGS];
+} mr_slot; /* allocate slot arrays 64-byte aligned: one slot per cache line */
+
+/* One completion record per ring position, written by the consumer. */
+typedef struct mr_completion {
+  uint64_t result;
+  uint16_t status; /* MR_STATUS_*                                             */
+  uint16_t fault;  /* MR_FAULT_* (MR_FAULT_NONE unless status is FAULT)      */
+  uint32_t tag;    /* (uint32)ticket; written LAST (release)                  */
+} mr_completion;
+
+/* Host-written control words the consumer polls. */
+typedef struct mr_submission_control {
+  uint64_t stop_at;    /* consumer exits once its claim reaches this ticket;
+                          UINT64_MAX while running (graceful shutdown)        */
+  uint64_t pad0[7];
+  uint32_t abort_flag; /* non-zero: stop after the current slot              */
+  uint32_t pad1[15];
+} mr_submission_control;
+
+/* Consumer-written words the host reads. Each on its own cache line. */
+typedef struct mr_completion_control {
+  uint64_t done_count;   /* DONE_COUNT: every ticket below it completed      */
+  uint64_t pad0[7];
+  uint64_t heartbeat_ns; /* consumer clock (GPU globaltimer), rate-limited    */
+  uint64_t pad1[7];
+  uint32_t exited_units; /* written once, by the last consumer unit (block or
+                            worker) to return: the count that ran            */
+  uint32_t pad2[15];
+} mr_completion_control;
+
+/* One buffer-table entry (consumer-private memory). */
+typedef struct mr_buffer_entry {
+  uint64_t base;   /* device (or host, on the CPU backend) address          */
+  uint64_t bytes;
+  uint32_t handle; /* full handle incl. generation; 0 = free slot            */
+  uint32_t pad;
+  uint64_t retire_ticket; /* slots with tickets >= this fault BAD_HANDLE:
+                             set by free_buffer; ~0 while the buffer lives */
+} mr_buffer_entry;
+
+#if defined(__cplusplus)
+#define MR_ABI_INLINE static inline constexpr
+#else
+#define MR_ABI_INLINE static inline
+#endif
+
+#if defined(__CUDACC__)
+#define MR_ABI_HD __host__ __device__
+#else
+#define MR_ABI_HD
+#endif
+
+MR_ABI_INLINE MR_ABI_HD uint64_t mr_make_header(uint64_t ticket, uint32_t state) {
+  return ((ticket & MR_TICKET_MASK) << MR_STATE_BITS) | (uint64_t)(state & MR_STATE_MASK);
+}
+MR_ABI_INLINE MR_ABI_HD uint64_t mr_header_ticket(uint64_t header) {
+  return header >> MR_STATE_BITS;
+}
+MR_ABI_INLINE MR_ABI_HD uint32_t mr_header_state(uint64_t header) {
+  return (uint32_t)(header & MR_STATE_MASK);
+}
+MR_ABI_INLINE MR_ABI_HD uint32_t mr_completion_tag(uint64_t ticket) {
+  return (uint32_t)ticket;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#define MR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define MR_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+MR_STATIC_ASSERT(sizeof(mr_slot) == MR_SLOT_BYTES, "slot is 64 bytes");
+MR_STATIC_ASSERT(offsetof(mr_slot, header) == 0, "header first");
+MR_STATIC_ASSERT(offsetof(mr_slot, opcode) == 8, "opcode at 8");
+MR_STATIC_ASSERT(offsetof(mr_slot, tenant) == 12, "tenant at 12");
+MR_STATIC_ASSERT(offsetof(mr_slot, flags) == 16, "flags at 16");
+MR_STATIC_ASSERT(offsetof(mr_slot, args) == 24, "args at 24");
+MR_STATIC_ASSERT(sizeof(mr_completion) == MR_COMPLETION_BYTES, "completion is 16 bytes");
+MR_STATIC_ASSERT(offsetof(mr_completion, result) == 0, "result at 0");
+MR_STATIC_ASSERT(offsetof(mr_completion, status) == 8, "status at 8");
+MR_STATIC_ASSERT(offsetof(mr_completion, fault) == 10, "fault at 10");
+MR_STATIC_ASSERT(offsetof(mr_completion, tag) == 12, "tag at 12");
+MR_STATIC_ASSERT(sizeof(mr_submission_control) == 2 * MR_CACHELINE_BYTES, "two lines");
+MR_STATIC_ASSERT(offsetof(mr_submission_control, abort_flag) == MR_CACHELINE_BYTES,
+                 "abort flag on its own line");
+MR_STATIC_ASSERT(sizeof(mr_completion_control) == 3 * MR_CACHELINE_BYTES, "three lines");
+MR_STATIC_ASSERT(offsetof(mr_completion_control, heartbeat_ns) == MR_CACHELINE_BYTES,
+                 "heartbeat on its own line");
+MR_STATIC_ASSERT(offsetof(mr_completion_control, exited_units) == 2 * MR_CACHELINE_BYTES,
+                 "exited count on its own line");
+MR_STATIC_ASSERT(sizeof(mr_buffer_entry) == 32, "buffer entry is 32 bytes");
+
+#endif /* MEGARING_SLOT_ABI_H_ */

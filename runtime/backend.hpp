@@ -1,0 +1,77 @@
+// Internal: what the runtime needs from a consumer backend (CUDA or CPU).
+// The runtime owns the ring protocol on the host side; a backend owns memory
+// placement and the consumer's execution (kernel or threads).
+#pragma once
+
+#include <cuda/atomic>
+
+#include <cstdint>
+#include <memory>
+
+#include "megaring/consumer.hpp"
+#include "megaring/runtime.hpp"
+#include "megaring/status.hpp"
+
+namespace megaring::detail {
+
+// Host views of the shared regions. On the CUDA backend these are pinned,
+// host-mapped allocations; on the CPU backend ordinary host memory.
+struct HostRegions {
+  mr_slot* slots = nullptr;                       // [capacity]
+  mr_submission_control* submission = nullptr;
+  mr_completion* completions = nullptr;           // [capacity]
+  mr_completion_control* completion_control = nullptr;
+};
+
+class ConsumerBackend {
+ public:
+  virtual ~ConsumerBackend() = default;
+
+  // Allocates every region; host words may be initialised until start().
+  virtual Status init(const Config& config) = 0;
+  const HostRegions& host() const { return host_; }
+  // Consumer-side pointers for the kernel/workers; set by init().
+  ConsumerParams& params() { return params_; }
+  // Writes the consumer-private cursors (only before start()).
+  virtual Status set_private_cursors(uint64_t initial_ticket) = 0;
+  virtual Status start(const Consumer& consumer) = 0;
+
+  // OK while the consumer runs or after it exited cleanly; an error if it
+  // died (e.g. a sticky CUDA error). Cheap enough to call every millisecond.
+  virtual Status health() = 0;
+  // True once every consumer unit has returned.
+  bool consumer_exited() const {
+    // ACQUIRE: pairs with the last unit's release in unit_exit(); every
+    // completion record the consumer wrote is visible after it.
+    return cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(
+               host_.completion_control->exited_units)
+               .load(cuda::std::memory_order_acquire) == params_.units;
+  }
+  // Waits for the consumer to exit, then reaps its resources (stream/threads).
+  virtual Status join(Nanoseconds timeout) = 0;
+
+  // Consumer-side buffers (device memory on the GPU). Zero-filled.
+  virtual Status alloc(uint64_t bytes, uint64_t* address) = 0;
+  virtual Status free(uint64_t address) = 0;
+  virtual Status copy_in(uint64_t address, const void* src, uint64_t bytes) = 0;
+  virtual Status copy_out(void* dst, uint64_t address, uint64_t bytes) = 0;
+  // Buffer table: write a whole entry (before any slot may name it), set the
+  // retire ticket of a live entry (one word), clear the handle of a retired
+  // entry once no slot can name it any more.
+  virtual Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) = 0;
+  virtual Status retire_table_entry(uint32_t index, uint64_t retire_ticket) = 0;
+  virtual Status clear_table_handle(uint32_t index) = 0;
+
+  virtual Backend kind() const = 0;
+  virtual const char* device_name() const = 0;
+  uint32_t units() const { return params_.units; }
+
+ protected:
+  HostRegions host_;
+  ConsumerParams params_{};
+};
+
+std::unique_ptr<ConsumerBackend> make_cpu_backend();
+std::unique_ptr<ConsumerBackend> make_cuda_backend();
+
+}  // namespace megaring::detail

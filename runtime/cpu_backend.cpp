@@ -1,0 +1,149 @@
+// CPU backend: the consumer protocol and opcode handlers of the megakernel,
+// run by host worker threads over ordinary host memory. Same ABI, same
+// completion semantics; it is how CI exercises the protocol without a GPU.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+
+namespace megaring::detail {
+namespace {
+
+template <class T>
+T* alloc_zeroed(size_t count) {
+  const size_t bytes = ((sizeof(T) * count + 63) / 64) * 64;
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  if (p != nullptr) std::memset(p, 0, bytes == 0 ? 64 : bytes);
+  return static_cast<T*>(p);
+}
+
+class CpuBackend final : public ConsumerBackend {
+ public:
+  ~CpuBackend() override {
+    // The runtime joins before destroying; joining here keeps memory alive
+    // for a consumer that is somehow still running rather than free it under it.
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
+                    static_cast<void*>(host_.completions),
+                    static_cast<void*>(host_.completion_control), static_cast<void*>(params_.priv),
+                    static_cast<void*>(params_.done_flags), static_cast<void*>(params_.buffers)})
+      std::free(p);
+  }
+
+  Status init(const Config& config) override {
+    const uint32_t cap = config.ring_capacity;
+    host_.slots = alloc_zeroed<mr_slot>(cap);
+    host_.submission = alloc_zeroed<mr_submission_control>(1);
+    host_.completions = alloc_zeroed<mr_completion>(cap);
+    host_.completion_control = alloc_zeroed<mr_completion_control>(1);
+    params_.priv = alloc_zeroed<ConsumerPrivate>(1);
+    params_.done_flags = alloc_zeroed<uint64_t>(cap);
+    params_.buffers = alloc_zeroed<mr_buffer_entry>(config.max_buffers);
+    if (!host_.slots || !host_.submission || !host_.completions || !host_.completion_control ||
+        !params_.priv || !params_.done_flags || !params_.buffers)
+      return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
+    params_.slots = host_.slots;
+    params_.submission = host_.submission;
+    params_.completions = host_.completions;
+    params_.completion_control = host_.completion_control;
+    params_.units = config.workers == 0 ? 2 : config.workers;
+    return Status::ok();
+  }
+
+  Status set_private_cursors(uint64_t initial_ticket) override {
+    params_.priv->claim_cursor = initial_ticket;
+    params_.priv->done_cursor = initial_ticket;
+    return Status::ok();
+  }
+
+  Status start(const Consumer& consumer) override {
+    if (consumer.cpu_worker == nullptr)
+      return Status(Result::kInvalidArgument, "consumer has no CPU worker");
+    try {
+      threads_.reserve(params_.units);
+      for (uint32_t unit = 0; unit < params_.units; ++unit)
+        threads_.emplace_back(consumer.cpu_worker, params_, unit);
+    } catch (const std::exception& e) {
+      // Threads already started must stop before the runtime frees memory.
+      cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(host_.submission->abort_flag)
+          .store(1, cuda::std::memory_order_release);
+      for (auto& t : threads_) t.join();
+      threads_.clear();
+      return Status(Result::kInternal, std::string("cpu backend: cannot start workers: ") + e.what());
+    }
+    return Status::ok();
+  }
+
+  Status health() override { return Status::ok(); }  // threads cannot die alone
+
+  Status join(Nanoseconds timeout) override {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::min(timeout, Nanoseconds(std::chrono::hours(24 * 365)));
+    while (!consumer_exited()) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return Status(Result::kTimeout, "cpu workers did not stop in time");
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return Status::ok();
+  }
+
+  Status alloc(uint64_t bytes, uint64_t* address) override {
+    void* p = alloc_zeroed<uint8_t>(bytes == 0 ? 1 : bytes);
+    if (p == nullptr) return Status(Result::kOutOfMemory, "cpu backend: buffer allocation failed");
+    *address = reinterpret_cast<uint64_t>(p);
+    return Status::ok();
+  }
+  Status free(uint64_t address) override {
+    std::free(reinterpret_cast<void*>(address));
+    return Status::ok();
+  }
+  Status copy_in(uint64_t address, const void* src, uint64_t bytes) override {
+    std::memcpy(reinterpret_cast<void*>(address), src, bytes);
+    return Status::ok();
+  }
+  Status copy_out(void* dst, uint64_t address, uint64_t bytes) override {
+    std::memcpy(dst, reinterpret_cast<const void*>(address), bytes);
+    return Status::ok();
+  }
+  Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) override {
+    mr_buffer_entry& e = params_.buffers[index];
+    // Relaxed word stores: no slot naming this handle is in flight yet; the
+    // publish of such a slot orders them (header release).
+    DevRef<uint64_t>(e.base).store(entry.base, cuda::std::memory_order_relaxed);
+    DevRef<uint64_t>(e.bytes).store(entry.bytes, cuda::std::memory_order_relaxed);
+    DevRef<uint64_t>(e.retire_ticket).store(entry.retire_ticket, cuda::std::memory_order_relaxed);
+    DevRef<uint32_t>(e.handle).store(entry.handle, cuda::std::memory_order_release);
+    return Status::ok();
+  }
+  Status retire_table_entry(uint32_t index, uint64_t retire_ticket) override {
+    // Relaxed: slots published later (tickets >= retire_ticket) are ordered
+    // after this store by their header release.
+    DevRef<uint64_t>(params_.buffers[index].retire_ticket)
+        .store(retire_ticket, cuda::std::memory_order_relaxed);
+    return Status::ok();
+  }
+  Status clear_table_handle(uint32_t index) override {
+    DevRef<uint32_t>(params_.buffers[index].handle).store(0, cuda::std::memory_order_release);
+    return Status::ok();
+  }
+
+  Backend kind() const override { return Backend::kCpu; }
+  const char* device_name() const override { return "cpu"; }
+
+ private:
+  template <class T>
+  using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConsumerBackend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace megaring::detail

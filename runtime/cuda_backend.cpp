@@ -1,0 +1,227 @@
+// CUDA backend: the ring in pinned, host-mapped memory; consumer-private
+// state and buffers in device memory; the consumer is one cooperative launch
+// of the persistent megakernel on its own non-blocking stream.
+//
+// While the kernel runs, nothing here may wait on the device as a whole:
+// buffers use the stream-ordered allocator and copies run on a separate
+// non-blocking control stream (cudaFree, cudaDeviceSynchronize or legacy
+// default-stream work would wait for the persistent kernel forever).
+#include <cuda_runtime_api.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "backend.hpp"
+#include "cuda_check.hpp"
+
+namespace megaring::detail {
+namespace {
+
+class CudaBackend final : public ConsumerBackend {
+ public:
+  ~CudaBackend() override {
+    // Only reached after join() succeeded or when the kernel never started;
+    // a wedged kernel is leaked by the runtime rather than freed under it.
+    if (!kernel_running_) release_all();
+  }
+
+  Status init(const Config& config) override {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      (void)cudaGetLastError();
+      return Status(Result::kNoDevice, "no CUDA device or driver available");
+    }
+    if (config.device < 0 || config.device >= count)
+      return Status(Result::kInvalidArgument,
+                    "device " + std::to_string(config.device) + " out of range (" +
+                        std::to_string(count) + " devices)");
+    device_ = config.device;
+    MR_CUDA_TRY(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    MR_CUDA_TRY(cudaGetDeviceProperties(&prop, device_));
+    name_ = prop.name;
+    sm_count_ = prop.multiProcessorCount;
+    int cooperative = 0, mapped = 0;
+    MR_CUDA_TRY(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device_));
+    MR_CUDA_TRY(cudaDeviceGetAttribute(&mapped, cudaDevAttrCanMapHostMemory, device_));
+    if (!cooperative || !mapped)
+      return Status(Result::kNoDevice, name_ + " lacks cooperative launch or mapped host memory");
+
+    MR_CUDA_TRY(cudaStreamCreateWithFlags(&kernel_stream_, cudaStreamNonBlocking));
+    MR_CUDA_TRY(cudaStreamCreateWithFlags(&control_stream_, cudaStreamNonBlocking));
+
+    const uint32_t cap = config.ring_capacity;
+    Status st = host_alloc(&host_.slots, sizeof(mr_slot) * cap);
+    if (st) st = host_alloc(&host_.submission, sizeof(mr_submission_control));
+    if (st) st = host_alloc(&host_.completions, sizeof(mr_completion) * cap);
+    if (st) st = host_alloc(&host_.completion_control, sizeof(mr_completion_control));
+    if (!st) return st;
+    MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.slots), host_.slots, 0));
+    MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.submission),
+                                         host_.submission, 0));
+    MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.completions),
+                                         host_.completions, 0));
+    MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.completion_control),
+                                         host_.completion_control, 0));
+
+    // Consumer-private region: one device allocation, made before launch.
+    const size_t priv_bytes = sizeof(ConsumerPrivate);
+    const size_t flags_bytes = sizeof(uint64_t) * cap;
+    const size_t table_bytes = sizeof(mr_buffer_entry) * config.max_buffers;
+    MR_CUDA_TRY(cudaMalloc(&private_block_, priv_bytes + flags_bytes + table_bytes));
+    MR_CUDA_TRY(cudaMemset(private_block_, 0, priv_bytes + flags_bytes + table_bytes));
+    auto* base = static_cast<uint8_t*>(private_block_);
+    params_.priv = reinterpret_cast<ConsumerPrivate*>(base);
+    params_.done_flags = reinterpret_cast<uint64_t*>(base + priv_bytes);
+    params_.buffers = reinterpret_cast<mr_buffer_entry*>(base + priv_bytes + flags_bytes);
+    requested_units_ = config.workers;
+    return Status::ok();
+  }
+
+  Status set_private_cursors(uint64_t initial_ticket) override {
+    ConsumerPrivate priv{};
+    priv.claim_cursor = initial_ticket;
+    priv.done_cursor = initial_ticket;
+    MR_CUDA_TRY(cudaMemcpy(params_.priv, &priv, sizeof(priv), cudaMemcpyHostToDevice));
+    return Status::ok();
+  }
+
+  Status start(const Consumer& consumer) override {
+    if (consumer.gpu_launch == nullptr || consumer.gpu_occupancy == nullptr)
+      return Status(Result::kInvalidArgument, "consumer has no GPU kernel");
+    int per_sm = 0;
+    MR_CUDA_TRY(consumer.gpu_occupancy(&per_sm));  // also loads the module eagerly
+    if (per_sm < 1)
+      return Status(Result::kInvalidArgument, std::string("consumer '") + consumer.name +
+                                                  "' cannot fit one block per SM");
+    const uint32_t resident = static_cast<uint32_t>(per_sm) * static_cast<uint32_t>(sm_count_);
+    uint32_t grid = requested_units_ == 0 ? static_cast<uint32_t>(sm_count_) : requested_units_;
+    if (grid > resident)
+      return Status(Result::kInvalidArgument,
+                    std::to_string(grid) + " blocks requested but only " +
+                        std::to_string(resident) + " can be co-resident");
+    params_.units = grid;
+    MR_CUDA_TRY(cudaDeviceSynchronize());  // initialisation copies done before launch
+    MR_CUDA_TRY(consumer.gpu_launch(params_, grid, kernel_stream_));
+    kernel_running_ = true;
+    return Status::ok();
+  }
+
+  Status health() override {
+    if (!kernel_running_) return Status::ok();
+    const cudaError_t err = cudaStreamQuery(kernel_stream_);
+    if (err == cudaErrorNotReady || err == cudaSuccess) return Status::ok();
+    return cuda_status(err, "persistent kernel", __FILE__, __LINE__);
+  }
+
+  Status join(Nanoseconds timeout) override {
+    if (!kernel_running_) return Status::ok();
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      const cudaError_t err = cudaStreamQuery(kernel_stream_);
+      if (err == cudaSuccess) break;
+      if (err != cudaErrorNotReady) {
+        kernel_running_ = false;  // dead: nothing runs on the device any more
+        return cuda_status(err, "persistent kernel", __FILE__, __LINE__);
+      }
+      if (std::chrono::steady_clock::now() - start > timeout)
+        return Status(Result::kTimeout, "persistent kernel did not exit in time");
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    kernel_running_ = false;
+    return Status::ok();
+  }
+
+  Status alloc(uint64_t bytes, uint64_t* address) override {
+    void* p = nullptr;
+    // Stream-ordered allocation: no implicit device-wide synchronisation.
+    MR_CUDA_TRY(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, control_stream_));
+    MR_CUDA_TRY(cudaMemsetAsync(p, 0, bytes == 0 ? 1 : bytes, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    *address = reinterpret_cast<uint64_t>(p);
+    return Status::ok();
+  }
+  Status free(uint64_t address) override {
+    MR_CUDA_TRY(cudaFreeAsync(reinterpret_cast<void*>(address), control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status copy_in(uint64_t address, const void* src, uint64_t bytes) override {
+    MR_CUDA_TRY(cudaMemcpyAsync(reinterpret_cast<void*>(address), src, bytes,
+                                cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status copy_out(void* dst, uint64_t address, uint64_t bytes) override {
+    MR_CUDA_TRY(cudaMemcpyAsync(dst, reinterpret_cast<const void*>(address), bytes,
+                                cudaMemcpyDeviceToHost, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) override {
+    // No slot naming this handle is in flight until the caller returns and
+    // publishes one; the synchronised copy lands in device memory first.
+    MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index], &entry, sizeof(entry),
+                                cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status retire_table_entry(uint32_t index, uint64_t retire_ticket) override {
+    // One aligned 8-byte word: the kernel reads the old or the new value,
+    // never a mix; slots published after this call see the new one.
+    MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index].retire_ticket, &retire_ticket,
+                                sizeof(retire_ticket), cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status clear_table_handle(uint32_t index) override {
+    const uint32_t zero = 0;
+    MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index].handle, &zero, sizeof(zero),
+                                cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+
+  Backend kind() const override { return Backend::kCuda; }
+  const char* device_name() const override { return name_.c_str(); }
+
+ private:
+  template <class T>
+  Status host_alloc(T** out, size_t bytes) {
+    void* p = nullptr;
+    // Mapped: the kernel reads/writes it over PCIe. Portable: usable from any
+    // context. Cached (not write-combined): the host also reads it.
+    MR_CUDA_TRY(cudaHostAlloc(&p, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
+    std::memset(p, 0, bytes);
+    *out = static_cast<T*>(p);
+    return Status::ok();
+  }
+
+  void release_all() {
+    // Errors are ignored: this runs at teardown and has no one to report to.
+    for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
+                    static_cast<void*>(host_.completions),
+                    static_cast<void*>(host_.completion_control)})
+      if (p != nullptr) (void)cudaFreeHost(p);
+    if (private_block_ != nullptr) (void)cudaFree(private_block_);
+    if (kernel_stream_ != nullptr) (void)cudaStreamDestroy(kernel_stream_);
+    if (control_stream_ != nullptr) (void)cudaStreamDestroy(control_stream_);
+    (void)cudaGetLastError();
+  }
+
+  int device_ = 0;
+  int sm_count_ = 0;
+  uint32_t requested_units_ = 0;
+  std::string name_;
+  cudaStream_t kernel_stream_ = nullptr;
+  cudaStream_t control_stream_ = nullptr;
+  void* private_block_ = nullptr;
+  bool kernel_running_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ConsumerBackend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace megaring::detail

@@ -1,0 +1,865 @@
+// Host side of the ring: ticket reservation and publish (P1-P3), reaping and
+// waiting (H1-H2), buffers, and the runtime lifecycle. Step names refer to
+// the protocol in megaring/slot_abi.h.
+//
+// Host-only words and their roles:
+//   tail_      next ticket to reserve; bit 63 set once the ring is closed
+//              (shutdown/abort), so no reservation can slip past the close.
+//   reaped_    every ticket below it is accounted for and its position may be
+//              reused: P1 admits ticket t only when t < reaped_ + capacity.
+//   keep_[pos] ticket + 1 while a kept ticket's completion waits to be read;
+//              the reaper does not pass it, so the record stays valid.
+#include <cuda/atomic>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+#include "megaring/runtime.hpp"
+#include "nvtx.hpp"
+
+namespace megaring {
+
+namespace {
+
+template <class T>
+using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kClosedBit = 1ull << 63;
+constexpr uint32_t kMaxCapacity = 1u << 24;
+
+// Deadline helper that saturates instead of overflowing on kForever.
+Clock::time_point deadline_after(Nanoseconds timeout) {
+  const auto now = Clock::now();
+  if (timeout >= std::chrono::hours(24 * 365 * 100)) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
+// Host waiting: spin briefly (a GPU round trip is a microsecond or two),
+// then yield, then sleep in growing steps up to 200 us.
+class HostWaiter {
+ public:
+  void pause() {
+    ++iterations_;
+    if (iterations_ < 256) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else if (iterations_ < 512) {
+      std::this_thread::yield();
+    } else {
+      sleep_us_ = std::min<uint32_t>(sleep_us_ == 0 ? 1 : sleep_us_ * 2, 200);
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
+    }
+  }
+  // True about once a millisecond of waiting: time to check consumer health.
+  bool due_for_health_check() { return (iterations_ & 127u) == 127u; }
+
+ private:
+  uint32_t iterations_ = 0;
+  uint32_t sleep_us_ = 0;
+};
+
+enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
+
+}  // namespace
+
+const char* result_string(Result result) noexcept {
+  switch (result) {
+    case Result::kSuccess: return "success";
+    case Result::kInvalidArgument: return "invalid argument";
+    case Result::kRingFull: return "ring full";
+    case Result::kTimeout: return "timeout";
+    case Result::kNoDevice: return "no device";
+    case Result::kCudaError: return "cuda error";
+    case Result::kShutdown: return "shut down";
+    case Result::kAborted: return "aborted";
+    case Result::kOutOfMemory: return "out of memory";
+    case Result::kInternal: return "internal error";
+  }
+  return "unknown result";
+}
+
+std::string Status::to_string() const {
+  std::string s = result_string(code_);
+  if (!message_.empty()) s += ": " + message_;
+  return s;
+}
+
+const char* backend_name(Backend backend) noexcept {
+  switch (backend) {
+    case Backend::kAuto: return "auto";
+    case Backend::kCuda: return "cuda";
+    case Backend::kCpu: return "cpu";
+  }
+  return "unknown";
+}
+
+bool cuda_device_available() noexcept {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  (void)cudaGetLastError();  // e.g. cudaErrorInsufficientDriver without a driver
+  return err == cudaSuccess && count > 0;
+}
+
+namespace ops {
+SlotRequest nop(uint64_t echo) {
+  SlotRequest r;
+  r.opcode = MR_OP_NOP;
+  r.args[0] = echo;
+  return r;
+}
+SlotRequest store_u32(BufferHandle buffer, uint64_t offset, uint32_t value) {
+  SlotRequest r;
+  r.opcode = MR_OP_STORE_U32;
+  r.args[0] = buffer;
+  r.args[1] = offset;
+  r.args[2] = value;
+  return r;
+}
+SlotRequest atomic_add(BufferHandle buffer, uint64_t offset, uint64_t delta) {
+  SlotRequest r;
+  r.opcode = MR_OP_ATOMIC_ADD;
+  r.args[0] = buffer;
+  r.args[1] = offset;
+  r.args[2] = delta;
+  return r;
+}
+SlotRequest fill(BufferHandle buffer, uint64_t offset, uint64_t bytes, uint8_t value) {
+  SlotRequest r;
+  r.opcode = MR_OP_FILL;
+  r.args[0] = buffer;
+  r.args[1] = offset;
+  r.args[2] = bytes;
+  r.args[3] = value;
+  return r;
+}
+SlotRequest copy(BufferHandle dst, uint64_t dst_offset, BufferHandle src, uint64_t src_offset,
+                 uint64_t bytes) {
+  SlotRequest r;
+  r.opcode = MR_OP_COPY;
+  r.args[0] = dst;
+  r.args[1] = dst_offset;
+  r.args[2] = src;
+  r.args[3] = src_offset;
+  r.args[4] = bytes;
+  return r;
+}
+SlotRequest reduce_add_u32(BufferHandle buffer, uint64_t offset, uint64_t count) {
+  SlotRequest r;
+  r.opcode = MR_OP_REDUCE_ADD_U32;
+  r.args[0] = buffer;
+  r.args[1] = offset;
+  r.args[2] = count;
+  return r;
+}
+SlotRequest fence() {
+  SlotRequest r;
+  r.opcode = MR_OP_FENCE;
+  return r;
+}
+SlotRequest delay_ns(uint64_t ns) {
+  SlotRequest r;
+  r.opcode = MR_OP_DELAY_NS;
+  r.args[0] = ns;
+  return r;
+}
+}  // namespace ops
+
+// ---------------------------------------------------------------------------
+class Runtime::Impl {
+ public:
+  Status init(const Config& config, const Consumer& consumer);
+  ~Impl();
+
+  Status publish(const SlotRequest* requests, uint32_t count, Ticket* first,
+                 const PublishOptions& options);
+  Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout);
+  Status wait_done(const Ticket& ticket, Nanoseconds timeout);
+  Status release(const Ticket& ticket);
+  RuntimeStats stats();
+  Status shutdown(Nanoseconds timeout);
+  Status abort();
+
+  Status alloc_buffer(uint64_t bytes, BufferHandle* handle);
+  Status free_buffer(BufferHandle handle);
+  // Copies between host memory and a buffer range, under the buffer lock so
+  // that a concurrent free_buffer cannot release the memory mid-copy.
+  Status copy_buffer(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes,
+                     bool to_buffer);
+
+  uint64_t done_count() const {
+    // ACQUIRE (H1): pairs with the consumer's DONE_COUNT release; every
+    // record below the value read is visible afterwards.
+    return SysRef<uint64_t>(host().completion_control->done_count)
+        .load(cuda::std::memory_order_acquire);
+  }
+  uint64_t heartbeat() const {
+    return SysRef<uint64_t>(host().completion_control->heartbeat_ns)
+        .load(cuda::std::memory_order_relaxed);
+  }
+
+  const detail::HostRegions& host() const { return backend_->host(); }
+  detail::ConsumerBackend* backend() { return backend_.get(); }
+  uint32_t capacity() const { return capacity_; }
+
+ private:
+  struct BufferRecord {
+    uint64_t address = 0;
+    uint64_t bytes = 0;
+    uint32_t handle = 0;  // 0 = unused index
+    uint16_t generation = 0;
+  };
+  struct PendingFree {
+    uint32_t index;
+    uint64_t address;
+    uint64_t safe_after;  // free once every ticket below this completed
+  };
+
+  Status reserve(uint32_t count, const PublishOptions& options, uint64_t* first);
+  size_t reap(bool block);
+  Status check_consumer();
+  void close_ring(State state, Result reason);
+  void finalize_locked();
+  Status stop_consumer_locked(Nanoseconds join_timeout);
+  void collect_frees_locked(bool consumer_stopped);
+  Status closed_status() const;
+  uint64_t published_end() const { return tail_.load(std::memory_order_acquire) & ~kClosedBit; }
+
+  std::unique_ptr<detail::ConsumerBackend> backend_;
+  uint32_t capacity_ = 0;
+  uint64_t mask_ = 0;
+  Config config_;
+
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<uint64_t> reaped_{0};
+  alignas(64) std::mutex reap_mutex_;
+  std::unique_ptr<std::atomic<uint64_t>[]> keep_;
+
+  // Counters (relaxed: statistics only).
+  std::atomic<uint64_t> completed_ok_{0}, faulted_{0}, aborted_{0}, ring_full_events_{0};
+  std::atomic<uint64_t> faults_by_code_[MR_FAULT_CODE_COUNT] = {};
+
+  // Lifecycle. `finalized_` is set once the consumer stopped and the host
+  // took ownership of the completion region; records for [done, end) are final.
+  std::mutex lifecycle_mutex_;
+  std::atomic<State> state_{State::kStopped};  // kRunning once the consumer started
+  std::atomic<Result> close_reason_{Result::kShutdown};
+  std::atomic<bool> abort_requested_{false};
+  std::atomic<uint64_t> protocol_errors_{0};
+  std::atomic<bool> finalized_{false};
+  Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
+
+  std::mutex buffer_mutex_;
+  std::vector<BufferRecord> buffers_;
+  std::vector<uint32_t> free_indices_;
+  std::vector<PendingFree> pending_frees_;
+};
+
+Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
+  MR_NVTX_RANGE("megaring::create");
+  const uint32_t cap = config.ring_capacity;
+  if (cap == 0 || cap > kMaxCapacity || (cap & (cap - 1)) != 0)
+    return Status(Result::kInvalidArgument,
+                  "ring_capacity must be a power of two in [1, 2^24], got " + std::to_string(cap));
+  if (config.max_buffers == 0 || config.max_buffers > MR_BUFFER_INDEX_MASK)
+    return Status(Result::kInvalidArgument, "max_buffers must be in [1, 65535]");
+  if (config.initial_ticket > MR_TICKET_MASK - (1ull << 40))
+    return Status(Result::kInvalidArgument, "initial_ticket too close to the 2^56 ticket limit");
+  if (config.poll_backoff_min_ns > config.poll_backoff_max_ns)
+    return Status(Result::kInvalidArgument, "poll_backoff_min_ns > poll_backoff_max_ns");
+  config_ = config;
+  capacity_ = cap;
+  mask_ = cap - 1;
+
+  Backend kind = config.backend;
+  if (kind == Backend::kCuda || kind == Backend::kAuto) {
+    if (config.force_eager_module_loading) setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+    if (kind == Backend::kAuto) kind = cuda_device_available() ? Backend::kCuda : Backend::kCpu;
+  }
+  backend_ = kind == Backend::kCuda ? detail::make_cuda_backend() : detail::make_cpu_backend();
+  Status st = backend_->init(config);
+  if (!st) return st;
+
+  // Initialise every shared word before the consumer starts (the host owns
+  // all regions until then).
+  const detail::HostRegions& h = host();
+  const uint64_t first = config.initial_ticket;
+  for (uint64_t t = first; t < first + cap; ++t) {
+    // A position's record starts with the tag of the lap before its first
+    // ticket, so no waiter can mistake it for a completion.
+    h.completions[t & mask_].tag = mr_completion_tag(t - cap);
+  }
+  h.submission->stop_at = ~0ull;
+  h.submission->abort_flag = 0;
+  h.completion_control->done_count = first;
+  tail_.store(first);
+  reaped_.store(first);
+  keep_.reset(new (std::nothrow) std::atomic<uint64_t>[cap]);
+  if (!keep_) return Status(Result::kOutOfMemory, "keep table");
+  for (uint32_t i = 0; i < cap; ++i) keep_[i].store(0, std::memory_order_relaxed);
+  buffers_.resize(config.max_buffers);
+  for (uint32_t i = config.max_buffers; i-- > 0;) free_indices_.push_back(i);
+
+  ConsumerParams& p = backend_->params();
+  p.capacity = cap;
+  p.mask = mask_;
+  p.max_buffers = config.max_buffers;
+  p.poll_backoff_min_ns = config.poll_backoff_min_ns;
+  p.poll_backoff_max_ns = config.poll_backoff_max_ns;
+  p.heartbeat_interval_ns = config.heartbeat_interval_ns;
+  st = backend_->set_private_cursors(first);
+  if (!st) return st;
+  st = backend_->start(consumer);
+  if (st) state_.store(State::kRunning);
+  return st;
+}
+
+Runtime::Impl::~Impl() {
+  // Nothing to stop or free if init() failed before the regions existed.
+  if (!backend_ || host().completion_control == nullptr || !keep_) return;
+  const State s = state_.load();
+  if (s == State::kRunning || s == State::kDraining) (void)abort();
+  if (state_.load() == State::kWedged) {
+    // The consumer may still touch every region: leaking is the only safe
+    // choice. abort() already reported it.
+    (void)backend_.release();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(buffer_mutex_);
+  collect_frees_locked(true);
+  for (const BufferRecord& b : buffers_)
+    if (b.handle != 0) (void)backend_->free(b.address);
+}
+
+Status Runtime::Impl::closed_status() const {
+  return close_reason_.load() == Result::kAborted
+             ? Status(Result::kAborted, "runtime was aborted or its consumer failed")
+             : Status(Result::kShutdown, "runtime is shut down");
+}
+
+// P1: reserve `count` consecutive tickets, waiting for reaped positions.
+Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uint64_t* first) {
+  Clock::time_point deadline{};
+  bool have_deadline = false;
+  HostWaiter waiter;
+  bool counted_full = false;
+  for (;;) {
+    uint64_t t = tail_.load(std::memory_order_acquire);
+    if ((t & kClosedBit) != 0) return closed_status();
+    const uint64_t reaped = reaped_.load(std::memory_order_acquire);
+    if (t + count - reaped <= capacity_) {
+      // acq_rel: the reservation is ordered after the reaped_ read that
+      // admitted it (so our slot writes cannot precede the reuse decision).
+      if (tail_.compare_exchange_weak(t, t + count, std::memory_order_acq_rel)) {
+        *first = t;
+        return Status::ok();
+      }
+      continue;
+    }
+    if (reap(false) > 0) continue;
+    if (!counted_full) {
+      ring_full_events_.fetch_add(1, std::memory_order_relaxed);
+      counted_full = true;
+    }
+    if (options.on_full == OnFull::kFail)
+      return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
+                                           " slot(s)");
+    if (!have_deadline) {
+      deadline = deadline_after(options.timeout);
+      have_deadline = true;
+    }
+    if (Clock::now() > deadline)
+      return Status(Result::kTimeout, "ring stayed full for the publish timeout");
+    if (waiter.due_for_health_check()) {
+      Status st = check_consumer();
+      if (!st) return st;
+    }
+    waiter.pause();
+  }
+}
+
+Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticket* first,
+                              const PublishOptions& options) {
+  MR_NVTX_RANGE("megaring::publish");
+  if (requests == nullptr || first == nullptr || count == 0)
+    return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
+  if (count > capacity_)
+    return Status(Result::kInvalidArgument, "batch of " + std::to_string(count) +
+                                                " exceeds ring capacity " +
+                                                std::to_string(capacity_));
+  uint64_t t0 = 0;
+  Status st = reserve(count, options, &t0);
+  if (!st) return st;
+  const detail::HostRegions& h = host();
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint64_t t = t0 + i;
+    const uint64_t pos = t & mask_;
+    mr_slot* slot = &h.slots[pos];
+    const SlotRequest& r = requests[i];
+    // P2: body first, plain stores.
+    slot->opcode = r.opcode;
+    slot->tenant = r.tenant;
+    slot->flags = r.flags;
+    slot->reserved = 0;
+    for (uint32_t a = 0; a < MR_SLOT_ARGS; ++a) slot->args[a] = r.args[a];
+    // Relaxed: published to the reaper by the header release below (the
+    // reaper reads keep_ only for tickets the consumer has completed).
+    keep_[pos].store(options.keep_result ? t + 1 : 0, std::memory_order_relaxed);
+    // P3. RELEASE (system): orders the body and keep_ stores before the
+    // header a consumer acquires.
+    SysRef<uint64_t>(slot->header)
+        .store(mr_make_header(t, MR_SLOT_READY), cuda::std::memory_order_release);
+  }
+  *first = Ticket{t0, options.keep_result};
+  return Status::ok();
+}
+
+// H2: account for completed tickets in order and free their positions.
+size_t Runtime::Impl::reap(bool block) {
+  std::unique_lock<std::mutex> lock(reap_mutex_, std::defer_lock);
+  if (block)
+    lock.lock();
+  else if (!lock.try_lock())
+    return 0;  // another thread is reaping
+  // After finalize the host owns every record up to the published end.
+  const uint64_t end = finalized_.load(std::memory_order_acquire) ? published_end() : done_count();
+  const uint64_t start = reaped_.load(std::memory_order_relaxed);
+  uint64_t r = start;
+  const detail::HostRegions& h = host();
+  while (r < end) {
+    const uint64_t pos = r & mask_;
+    // ACQUIRE: pairs with wait()'s release of the keep entry, so its reads of
+    // the record finish before the position can be reused.
+    if (keep_[pos].load(std::memory_order_acquire) == r + 1) break;  // unread kept result
+    const mr_completion& rec = h.completions[pos];
+    const uint32_t tag = SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag))
+                             .load(cuda::std::memory_order_acquire);
+    if (tag != mr_completion_tag(r)) {
+      // Cannot happen below DONE_COUNT: a protocol bug. Count it, don't guess.
+      protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+    switch (rec.status) {
+      case MR_STATUS_OK: completed_ok_.fetch_add(1, std::memory_order_relaxed); break;
+      case MR_STATUS_FAULT:
+        faulted_.fetch_add(1, std::memory_order_relaxed);
+        faults_by_code_[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0].fetch_add(
+            1, std::memory_order_relaxed);
+        break;
+      default: aborted_.fetch_add(1, std::memory_order_relaxed); break;
+    }
+    ++r;
+  }
+  if (r != start) {
+    // RELEASE: our reads of records below r happen before producers reuse
+    // those positions (they acquire reaped_ in reserve()).
+    reaped_.store(r, std::memory_order_release);
+  }
+  return r - start;
+}
+
+Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) {
+  MR_NVTX_RANGE("megaring::wait");
+  if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
+  if (!ticket.kept)
+    return Status(Result::kInvalidArgument,
+                  "ticket " + std::to_string(ticket.value) +
+                      " was published without keep_result; use wait_done()");
+  const uint64_t t = ticket.value;
+  const uint64_t pos = t & mask_;
+  if (t >= published_end() || keep_[pos].load(std::memory_order_acquire) != t + 1)
+    return Status(Result::kInvalidArgument,
+                  "ticket " + std::to_string(t) + " is not pending (never published, or already read)");
+  const mr_completion& rec = host().completions[pos];
+  const auto deadline = deadline_after(timeout);
+  HostWaiter waiter;
+  for (;;) {
+    // ACQUIRE: pairs with the consumer's tag release (C5) or the host's
+    // finalize; the record fields read below are complete.
+    const uint32_t tag =
+        SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag)).load(cuda::std::memory_order_acquire);
+    if (tag == mr_completion_tag(t)) break;
+    if (Clock::now() > deadline)
+      return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+    if (waiter.due_for_health_check()) {
+      Status st = check_consumer();
+      if (!st && !finalized_.load()) return st;
+    }
+    waiter.pause();
+  }
+  Completion c;
+  c.ticket = t;
+  c.result = rec.result;
+  c.status = rec.status;
+  c.fault = rec.fault;
+  // RELEASE: the reads above happen before the reaper may pass this ticket.
+  // The CAS makes a second concurrent wait on the same ticket fail cleanly.
+  uint64_t expected = t + 1;
+  if (!keep_[pos].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " already read");
+  *completion = c;
+  reap(false);
+  return Status::ok();
+}
+
+Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
+  MR_NVTX_RANGE("megaring::wait_done");
+  const uint64_t t = ticket.value;
+  if (t >= published_end())
+    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
+  const auto deadline = deadline_after(timeout);
+  HostWaiter waiter;
+  for (;;) {
+    if (done_count() > t) return Status::ok();
+    if (finalized_.load(std::memory_order_acquire)) {
+      // The host owns the records now. t >= DONE_COUNT, and t is at most one
+      // lap past it, so its position still holds its own final record.
+      mr_completion& rec = host().completions[t & mask_];
+      if (SysRef<uint32_t>(rec.tag).load(cuda::std::memory_order_acquire) == mr_completion_tag(t) &&
+          rec.status != MR_STATUS_ABORTED)
+        return Status::ok();
+      return Status(Result::kAborted, "ticket " + std::to_string(t) + " was aborted");
+    }
+    if (Clock::now() > deadline)
+      return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+    if (waiter.due_for_health_check()) {
+      Status st = check_consumer();
+      if (!st && !finalized_.load()) return st;
+    }
+    waiter.pause();
+  }
+}
+
+Status Runtime::Impl::release(const Ticket& ticket) {
+  const uint64_t t = ticket.value;
+  uint64_t expected = t + 1;
+  if (!ticket.kept || t >= published_end() ||
+      !keep_[t & mask_].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " is not pending");
+  reap(false);
+  return Status::ok();
+}
+
+RuntimeStats Runtime::Impl::stats() {
+  reap(true);
+  RuntimeStats s;
+  s.published = published_end() - config_.initial_ticket;
+  s.done_count = done_count();
+  s.reaped = reaped_.load() - config_.initial_ticket;
+  s.completed_ok = completed_ok_.load(std::memory_order_relaxed);
+  s.faulted = faulted_.load(std::memory_order_relaxed);
+  s.aborted = aborted_.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < MR_FAULT_CODE_COUNT; ++i)
+    s.faults_by_code[i] = faults_by_code_[i].load(std::memory_order_relaxed);
+  s.ring_full_events = ring_full_events_.load(std::memory_order_relaxed);
+  s.protocol_errors = protocol_errors_.load(std::memory_order_relaxed);
+  return s;
+}
+
+// Detects a dead consumer (sticky CUDA error) and turns it into a stopped,
+// finalized runtime so that every waiter gets an answer.
+Status Runtime::Impl::check_consumer() {
+  Status st = backend_->health();
+  if (st) return st;
+  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
+    failure_ = st;
+    close_ring(State::kFailed, Result::kAborted);
+    // The kernel is gone: nothing on the device writes the regions any more.
+    finalize_locked();
+  }
+  return failure_.is_ok() ? st : failure_;
+}
+
+void Runtime::Impl::close_ring(State state, Result reason) {
+  close_reason_.store(reason);
+  tail_.fetch_or(kClosedBit, std::memory_order_acq_rel);
+  state_.store(state);
+}
+
+// The consumer has stopped: the host now owns the completion region. Every
+// ticket in [DONE_COUNT, end) without its own record gets an ABORTED one.
+void Runtime::Impl::finalize_locked() {
+  if (finalized_.load()) return;
+  const uint64_t end = published_end();
+  const detail::HostRegions& h = host();
+  for (uint64_t t = done_count(); t < end; ++t) {
+    mr_completion& rec = h.completions[t & mask_];
+    if (SysRef<uint32_t>(rec.tag).load(cuda::std::memory_order_acquire) == mr_completion_tag(t))
+      continue;  // completed out of order before the stop
+    rec.result = 0;
+    rec.status = MR_STATUS_ABORTED;
+    rec.fault = MR_FAULT_NONE;
+    // RELEASE: the record fields before the tag a waiter acquires.
+    SysRef<uint32_t>(rec.tag).store(mr_completion_tag(t), cuda::std::memory_order_release);
+  }
+  // RELEASE: records above are final before anyone sees finalized_.
+  finalized_.store(true, std::memory_order_release);
+}
+
+Status Runtime::Impl::stop_consumer_locked(Nanoseconds join_timeout) {
+  Status st = backend_->join(join_timeout);
+  if (!st) {
+    if (st.code() == Result::kTimeout) {
+      state_.store(State::kWedged);
+      return Status(Result::kTimeout, st.message() +
+                                          "; the consumer still owns the ring, whose memory is "
+                                          "left allocated. Stop the process.");
+    }
+    failure_ = st;  // died while stopping: still nothing runs on the device
+  }
+  finalize_locked();
+  reap(true);
+  {
+    std::lock_guard<std::mutex> lock(buffer_mutex_);
+    collect_frees_locked(true);
+  }
+  state_.store(failure_.is_ok() ? State::kStopped : State::kFailed);
+  return st;
+}
+
+Status Runtime::Impl::shutdown(Nanoseconds timeout) {
+  MR_NVTX_RANGE("megaring::shutdown");
+  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  const State s = state_.load();
+  if (s == State::kStopped) return Status::ok();
+  if (s != State::kRunning) return failure_.is_ok() ? closed_status() : failure_;
+  const auto deadline = deadline_after(timeout);
+  close_ring(State::kDraining, Result::kShutdown);
+  const uint64_t end = published_end();
+  // Relaxed: stop_at carries no data; every ticket below it is (or will be)
+  // published by the producer that reserved it.
+  SysRef<uint64_t>(host().submission->stop_at).store(end, cuda::std::memory_order_relaxed);
+  HostWaiter waiter;
+  while (done_count() < end) {
+    reap(false);
+    if (abort_requested_.load()) break;  // abort() interrupts a drain
+    if (Clock::now() > deadline) {
+      const uint64_t done = done_count();
+      close_reason_.store(Result::kAborted);
+      SysRef<uint32_t>(host().submission->abort_flag).store(1, cuda::std::memory_order_relaxed);
+      Status st = stop_consumer_locked(config_.abort_timeout);
+      if (!st && st.code() == Result::kTimeout) return st;
+      return Status(Result::kTimeout, "shutdown drained " + std::to_string(done - config_.initial_ticket) +
+                                          " of " + std::to_string(end - config_.initial_ticket) +
+                                          " slots before its timeout; the rest were aborted");
+    }
+    if (waiter.due_for_health_check()) {
+      Status st = backend_->health();
+      if (!st) {
+        failure_ = st;
+        state_.store(State::kFailed);
+        finalize_locked();
+        return st;
+      }
+    }
+    waiter.pause();
+  }
+  if (abort_requested_.load()) return stop_consumer_locked(config_.abort_timeout);
+  const auto now = Clock::now();
+  return stop_consumer_locked(deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0));
+}
+
+Status Runtime::Impl::abort() {
+  MR_NVTX_RANGE("megaring::abort");
+  // Before the lock: a shutdown() in progress holds it and must see this.
+  if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
+    abort_requested_.store(true);
+    close_reason_.store(Result::kAborted);
+    // Relaxed: a stop request, ordering nothing; units check it between slots.
+    SysRef<uint32_t>(host().submission->abort_flag).store(1, cuda::std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  const State s = state_.load();
+  if (s == State::kStopped || s == State::kFailed) return Status::ok();
+  if (s == State::kWedged) return Status(Result::kTimeout, "consumer did not stop");
+  close_ring(State::kDraining, Result::kAborted);
+  return stop_consumer_locked(config_.abort_timeout);
+}
+
+// ---------------------------------------------------------------------------
+// Buffers
+// ---------------------------------------------------------------------------
+Status Runtime::Impl::alloc_buffer(uint64_t bytes, BufferHandle* handle) {
+  if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
+  if (state_.load() != State::kRunning) return closed_status();
+  std::lock_guard<std::mutex> lock(buffer_mutex_);
+  collect_frees_locked(false);
+  if (free_indices_.empty())
+    return Status(Result::kOutOfMemory, "buffer table full (" +
+                                            std::to_string(config_.max_buffers) + " entries)");
+  const uint32_t index = free_indices_.back();
+  uint64_t address = 0;
+  Status st = backend_->alloc(bytes, &address);
+  if (!st) return st;
+  BufferRecord& b = buffers_[index];
+  b.generation = static_cast<uint16_t>(b.generation == 0xFFFF ? 1 : b.generation + 1);
+  b.address = address;
+  b.bytes = bytes;
+  b.handle = (static_cast<uint32_t>(b.generation) << MR_BUFFER_INDEX_BITS) | index;
+  mr_buffer_entry entry{};
+  entry.base = address;
+  entry.bytes = bytes;
+  entry.handle = b.handle;
+  entry.retire_ticket = ~0ull;
+  st = backend_->write_table_entry(index, entry);
+  if (!st) {
+    (void)backend_->free(address);
+    b.handle = 0;
+    return st;
+  }
+  free_indices_.pop_back();
+  *handle = b.handle;
+  return Status::ok();
+}
+
+Status Runtime::Impl::free_buffer(BufferHandle handle) {
+  std::lock_guard<std::mutex> lock(buffer_mutex_);
+  const uint32_t index = handle & MR_BUFFER_INDEX_MASK;
+  if (handle == 0 || index >= buffers_.size() || buffers_[index].handle != handle)
+    return Status(Result::kInvalidArgument, "unknown buffer handle " + std::to_string(handle));
+  BufferRecord& b = buffers_[index];
+  // Slots published from here on (tickets >= end) fault BAD_HANDLE; slots
+  // published before still run, and the memory goes back once they all
+  // completed (collect_frees_locked).
+  const uint64_t end = published_end();
+  Status st = backend_->retire_table_entry(index, end);
+  if (!st) return st;
+  b.handle = 0;
+  pending_frees_.push_back(PendingFree{index, b.address, end});
+  collect_frees_locked(finalized_.load());
+  return Status::ok();
+}
+
+void Runtime::Impl::collect_frees_locked(bool consumer_stopped) {
+  const uint64_t done = done_count();
+  auto it = pending_frees_.begin();
+  while (it != pending_frees_.end()) {
+    if (consumer_stopped || done >= it->safe_after) {
+      (void)backend_->clear_table_handle(it->index);
+      (void)backend_->free(it->address);
+      free_indices_.push_back(it->index);
+      it = pending_frees_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Status Runtime::Impl::copy_buffer(BufferHandle handle, uint64_t offset, void* host_ptr,
+                                  uint64_t bytes, bool to_buffer) {
+  if (host_ptr == nullptr && bytes != 0) return Status(Result::kInvalidArgument, "host pointer is null");
+  std::lock_guard<std::mutex> lock(buffer_mutex_);
+  const uint32_t index = handle & MR_BUFFER_INDEX_MASK;
+  if (handle == 0 || index >= buffers_.size() || buffers_[index].handle != handle)
+    return Status(Result::kInvalidArgument, "unknown buffer handle " + std::to_string(handle));
+  const BufferRecord& b = buffers_[index];
+  if (offset > b.bytes || bytes > b.bytes - offset)
+    return Status(Result::kInvalidArgument, "range [" + std::to_string(offset) + ", +" +
+                                                std::to_string(bytes) + ") outside buffer of " +
+                                                std::to_string(b.bytes) + " bytes");
+  if (bytes == 0) return Status::ok();
+  return to_buffer ? backend_->copy_in(b.address + offset, host_ptr, bytes)
+                   : backend_->copy_out(host_ptr, b.address + offset, bytes);
+}
+
+// ---------------------------------------------------------------------------
+// Public wrappers: no exception escapes.
+// ---------------------------------------------------------------------------
+#define MR_GUARD(expr)                                                             \
+  try {                                                                            \
+    return expr;                                                                   \
+  } catch (const std::bad_alloc&) {                                                \
+    return Status(Result::kOutOfMemory, "host allocation failed");                 \
+  } catch (const std::exception& e) {                                              \
+    return Status(Result::kInternal, std::string("unexpected exception: ") + e.what()); \
+  }
+
+Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Runtime::~Runtime() = default;
+
+Status Runtime::create(const Config& config, std::unique_ptr<Runtime>* out) noexcept {
+  return create(config, builtin_consumer(), out);
+}
+
+Status Runtime::create(const Config& config, const Consumer& consumer,
+                       std::unique_ptr<Runtime>* out) noexcept {
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  MR_GUARD(([&]() -> Status {
+    auto impl = std::make_unique<Impl>();
+    Status st = impl->init(config, consumer);
+    if (!st) return st;
+    out->reset(new Runtime(std::move(impl)));
+    return Status::ok();
+  })())
+}
+
+Backend Runtime::backend() const noexcept { return impl_->backend()->kind(); }
+uint32_t Runtime::capacity() const noexcept { return impl_->capacity(); }
+uint32_t Runtime::consumer_units() const noexcept { return impl_->backend()->units(); }
+const char* Runtime::device_name() const noexcept { return impl_->backend()->device_name(); }
+
+Status Runtime::publish(const SlotRequest& request, Ticket* ticket,
+                        const PublishOptions& options) noexcept {
+  MR_GUARD(impl_->publish(&request, 1, ticket, options))
+}
+Status Runtime::publish_batch(const SlotRequest* requests, uint32_t count, Ticket* first_ticket,
+                              const PublishOptions& options) noexcept {
+  MR_GUARD(impl_->publish(requests, count, first_ticket, options))
+}
+Status Runtime::wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) noexcept {
+  MR_GUARD(impl_->wait(ticket, completion, timeout))
+}
+Status Runtime::wait_done(const Ticket& ticket, Nanoseconds timeout) noexcept {
+  MR_GUARD(impl_->wait_done(ticket, timeout))
+}
+Status Runtime::release(const Ticket& ticket) noexcept { MR_GUARD(impl_->release(ticket)) }
+Status Runtime::call(const SlotRequest& request, Completion* completion,
+                     Nanoseconds timeout) noexcept {
+  MR_GUARD(([&]() -> Status {
+    PublishOptions options;
+    options.keep_result = true;
+    options.timeout = timeout;
+    Ticket ticket;
+    Status st = impl_->publish(&request, 1, &ticket, options);
+    if (!st) return st;
+    st = impl_->wait(ticket, completion, timeout);
+    if (!st) (void)impl_->release(ticket);  // never leave a kept ticket behind
+    return st;
+  })())
+}
+uint64_t Runtime::done_count() const noexcept { return impl_->done_count(); }
+uint64_t Runtime::heartbeat_ns() const noexcept { return impl_->heartbeat(); }
+RuntimeStats Runtime::stats() noexcept {
+  try {
+    return impl_->stats();
+  } catch (...) {
+    return RuntimeStats{};
+  }
+}
+
+Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
+  MR_GUARD(impl_->alloc_buffer(bytes, handle))
+}
+Status Runtime::free_buffer(BufferHandle handle) noexcept { MR_GUARD(impl_->free_buffer(handle)) }
+Status Runtime::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
+                             uint64_t bytes) noexcept {
+  MR_GUARD(impl_->copy_buffer(handle, offset, const_cast<void*>(src), bytes, true))
+}
+Status Runtime::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
+                            uint64_t bytes) noexcept {
+  MR_GUARD(impl_->copy_buffer(handle, offset, dst, bytes, false))
+}
+Status Runtime::shutdown(Nanoseconds timeout) noexcept { MR_GUARD(impl_->shutdown(timeout)) }
+Status Runtime::abort() noexcept { MR_GUARD(impl_->abort()) }
+
+}  // namespace megaring

@@ -1,0 +1,23 @@
+# install_consumer: `cmake --install` this build into a scratch prefix, then
+# configure, build and run tests/consumer against it with find_package, as a
+# downstream project would. Included from tests/CMakeLists.txt.
+#
+# The compiler settings of this build are passed through. A CUDA architecture
+# list ("80;90") travels with '|' for ';' (add_test would split it).
+string(REPLACE ";" "|" _mr_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
+add_test(NAME install_consumer
+  COMMAND ${CMAKE_COMMAND}
+    "-DMEGARING_BUILD_DIR=${PROJECT_BINARY_DIR}"
+    "-DCONSUMER_SOURCE_DIR=${CMAKE_CURRENT_LIST_DIR}/consumer"
+    "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/install_consumer"
+    "-DCONFIG=$<CONFIG>"
+    "-DGENERATOR=${CMAKE_GENERATOR}"
+    "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
+    "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
+    "-DCUDA_COMPILER=${CMAKE_CUDA_COMPILER}"
+    "-DCUDA_HOST_COMPILER=${CMAKE_CUDA_HOST_COMPILER}"
+    "-DCUDA_ARCHITECTURES=${_mr_cuda_archs}"
+    -P "${CMAKE_CURRENT_LIST_DIR}/consumer/install_and_run.cmake")
+unset(_mr_cuda_archs)
+# nvcc compiles the consumer's .cu (a few tens of seconds on 2 cores).
+set_tests_properties(install_consumer PROPERTIES LABELS cpu TIMEOUT 900)

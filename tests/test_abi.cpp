@@ -1,0 +1,328 @@
+// Ring ABI (megaring/slot_abi.h): layout, header/tag encoding and opcode
+// ranges. The header static_asserts a subset of this at compile time; these
+// runtime checks carry literal numbers, so editing a struct *and* its
+// static_assert still fails here.
+#include <gtest/gtest.h>
+
+#include <megaring/runtime.hpp>
+#include <megaring/slot_abi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <type_traits>
+
+namespace {
+
+// Runtime-evaluated offsetof (through a volatile so the comparison is not
+// folded away with the static_asserts' constants).
+template <class T>
+size_t runtime_value(T v) {
+  volatile size_t x = static_cast<size_t>(v);
+  return x;
+}
+#define RT_OFFSETOF(type, member) runtime_value(offsetof(type, member))
+#define RT_SIZEOF(type) runtime_value(sizeof(type))
+#define RT_ALIGNOF(type) runtime_value(alignof(type))
+
+TEST(AbiLayout, Constants) {
+  EXPECT_EQ(MR_ABI_VERSION, 1u);
+  EXPECT_EQ(MR_SLOT_BYTES, 64u);
+  EXPECT_EQ(MR_SLOT_ARGS, 5u);
+  EXPECT_EQ(MR_COMPLETION_BYTES, 16u);
+  EXPECT_EQ(MR_CACHELINE_BYTES, 64u);
+  EXPECT_EQ(MR_TICKET_BITS, 56u);
+  EXPECT_EQ(MR_STATE_BITS, 8u);
+  EXPECT_EQ(MR_TICKET_BITS + MR_STATE_BITS, 64u) << "header must be exactly one u64";
+  EXPECT_EQ(MR_TICKET_MASK, 0x00FFFFFFFFFFFFFFull);
+  EXPECT_EQ(MR_STATE_MASK, 0xFFu);
+  EXPECT_EQ(MR_SLOT_EMPTY, 0u);
+  EXPECT_EQ(MR_SLOT_READY, 1u);
+  EXPECT_EQ(MR_SLOT_FLAG_NONE, 0u);
+  EXPECT_EQ(MR_SLOT_FLAGS_RESERVED, 0xFFFF0000u);
+  EXPECT_EQ(MR_BUFFER_INDEX_BITS, 16u);
+  EXPECT_EQ(MR_BUFFER_INDEX_MASK, 0xFFFFu);
+  EXPECT_EQ(MR_BUFFER_INDEX_MASK, (1u << MR_BUFFER_INDEX_BITS) - 1u);
+  EXPECT_EQ(MR_DELAY_MAX_NS, 1000000000ull);
+}
+
+TEST(AbiLayout, Slot) {
+  EXPECT_EQ(RT_SIZEOF(mr_slot), 64u);
+  EXPECT_EQ(RT_SIZEOF(mr_slot[2]), 128u) << "array stride must be one cache line";
+  EXPECT_EQ(RT_ALIGNOF(mr_slot), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_slot, header), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_slot, opcode), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_slot, tenant), 12u);
+  EXPECT_EQ(RT_OFFSETOF(mr_slot, flags), 16u);
+  EXPECT_EQ(RT_OFFSETOF(mr_slot, reserved), 20u);
+  EXPECT_EQ(RT_OFFSETOF(mr_slot, args), 24u);
+  EXPECT_EQ(sizeof(mr_slot::args) / sizeof(mr_slot::args[0]), 5u);
+  for (size_t i = 0; i < MR_SLOT_ARGS; ++i)
+    EXPECT_EQ(runtime_value(offsetof(mr_slot, args) + i * sizeof(uint64_t)), 24u + 8u * i);
+  EXPECT_EQ(runtime_value(offsetof(mr_slot, args) + sizeof(mr_slot::args)), 64u)
+      << "args must end exactly at the end of the slot";
+  EXPECT_EQ(RT_SIZEOF(mr_slot::header), 8u);
+  EXPECT_EQ(RT_SIZEOF(mr_slot::opcode), 4u);
+  EXPECT_EQ(RT_SIZEOF(mr_slot::tenant), 4u);
+  EXPECT_EQ(RT_SIZEOF(mr_slot::flags), 4u);
+  EXPECT_EQ(RT_SIZEOF(mr_slot::reserved), 4u);
+  EXPECT_TRUE(std::is_trivially_copyable<mr_slot>::value);
+  EXPECT_TRUE(std::is_standard_layout<mr_slot>::value);
+}
+
+TEST(AbiLayout, Completion) {
+  EXPECT_EQ(RT_SIZEOF(mr_completion), 16u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion[4]), 64u) << "four records per cache line";
+  EXPECT_EQ(RT_ALIGNOF(mr_completion), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion, result), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion, status), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion, fault), 10u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion, tag), 12u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion::result), 8u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion::status), 2u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion::fault), 2u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion::tag), 4u);
+  EXPECT_TRUE(std::is_trivially_copyable<mr_completion>::value);
+  EXPECT_TRUE(std::is_standard_layout<mr_completion>::value);
+}
+
+TEST(AbiLayout, SubmissionControl) {
+  EXPECT_EQ(RT_SIZEOF(mr_submission_control), 128u);
+  EXPECT_EQ(RT_ALIGNOF(mr_submission_control), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_submission_control, stop_at), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_submission_control, pad0), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_submission_control, abort_flag), 64u);
+  EXPECT_EQ(RT_OFFSETOF(mr_submission_control, pad1), 68u);
+  EXPECT_EQ(RT_SIZEOF(mr_submission_control::stop_at), 8u);
+  EXPECT_EQ(RT_SIZEOF(mr_submission_control::abort_flag), 4u);
+  // stop_at and abort_flag on different cache lines.
+  EXPECT_NE(RT_OFFSETOF(mr_submission_control, stop_at) / 64,
+            RT_OFFSETOF(mr_submission_control, abort_flag) / 64);
+}
+
+TEST(AbiLayout, CompletionControl) {
+  EXPECT_EQ(RT_SIZEOF(mr_completion_control), 192u);
+  EXPECT_EQ(RT_ALIGNOF(mr_completion_control), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, done_count), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad0), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, heartbeat_ns), 64u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad1), 72u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, exited_units), 128u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad2), 132u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion_control::done_count), 8u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion_control::heartbeat_ns), 8u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion_control::exited_units), 4u);
+  // Each consumer-written word on its own line.
+  std::set<size_t> lines = {RT_OFFSETOF(mr_completion_control, done_count) / 64,
+                            RT_OFFSETOF(mr_completion_control, heartbeat_ns) / 64,
+                            RT_OFFSETOF(mr_completion_control, exited_units) / 64};
+  EXPECT_EQ(lines.size(), 3u);
+}
+
+TEST(AbiLayout, BufferEntry) {
+  EXPECT_EQ(RT_SIZEOF(mr_buffer_entry), 32u);
+  EXPECT_EQ(RT_ALIGNOF(mr_buffer_entry), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, base), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, bytes), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, handle), 16u);
+  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, pad), 20u);
+  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, retire_ticket), 24u);
+  EXPECT_EQ(RT_SIZEOF(mr_buffer_entry::handle), 4u);
+}
+
+// ---------------------------------------------------------------------------
+// Header encoding.
+// ---------------------------------------------------------------------------
+TEST(AbiHeader, RoundTripAcrossTicketRanges) {
+  const uint64_t two32 = 1ull << 32;
+  const uint64_t tickets[] = {0,
+                              1,
+                              2,
+                              255,
+                              256,
+                              0xFFFF,
+                              two32 - 2,
+                              two32 - 1,
+                              two32,
+                              two32 + 1,
+                              two32 + 0x1234,
+                              (1ull << 40) + 7,
+                              MR_TICKET_MASK - 1,
+                              MR_TICKET_MASK};
+  for (uint64_t t : tickets) {
+    for (uint32_t state : {MR_SLOT_EMPTY, MR_SLOT_READY, 2u, 0x7Fu, 0xFFu}) {
+      const uint64_t h = mr_make_header(t, state);
+      EXPECT_EQ(mr_header_ticket(h), t) << "ticket " << t << " state " << state;
+      EXPECT_EQ(mr_header_state(h), state) << "ticket " << t << " state " << state;
+      EXPECT_EQ(h, (t << 8) | state) << "ticket " << t;
+    }
+  }
+}
+
+TEST(AbiHeader, TicketMaskedTo56Bits) {
+  const uint64_t two56 = 1ull << 56;
+  EXPECT_EQ(mr_header_ticket(mr_make_header(two56, MR_SLOT_READY)), 0u);
+  EXPECT_EQ(mr_header_ticket(mr_make_header(two56 + 5, MR_SLOT_READY)), 5u);
+  EXPECT_EQ(mr_header_ticket(mr_make_header(two56 - 1, MR_SLOT_READY)), MR_TICKET_MASK);
+  EXPECT_EQ(mr_header_ticket(mr_make_header(~0ull, MR_SLOT_READY)), MR_TICKET_MASK);
+  EXPECT_EQ(mr_header_state(mr_make_header(~0ull, MR_SLOT_READY)), MR_SLOT_READY)
+      << "high ticket bits must not leak into the state byte";
+  // Tickets 2^56 apart share a header: that is the documented aliasing.
+  EXPECT_EQ(mr_make_header(12345, MR_SLOT_READY), mr_make_header(two56 + 12345, MR_SLOT_READY));
+  // Neighbouring tickets never share one.
+  EXPECT_NE(mr_make_header(two56 - 1, MR_SLOT_READY), mr_make_header(two56, MR_SLOT_READY));
+  // The decoded ticket always fits in 56 bits.
+  EXPECT_EQ(mr_header_ticket(~0ull), MR_TICKET_MASK);
+}
+
+TEST(AbiHeader, StateMaskedTo8Bits) {
+  EXPECT_EQ(mr_header_state(mr_make_header(7, 0x1FFu)), 0xFFu);
+  EXPECT_EQ(mr_header_ticket(mr_make_header(7, 0x1FFu)), 7u) << "state bits must not leak into the ticket";
+  EXPECT_EQ(mr_header_state(mr_make_header(7, 0x100u | MR_SLOT_READY)), MR_SLOT_READY);
+  EXPECT_EQ(mr_header_ticket(mr_make_header(7, 0xFFFFFF00u)), 7u);
+}
+
+TEST(AbiHeader, ReadyNeverLooksLikeZeroedMemory) {
+  // A zeroed slot is (ticket 0, EMPTY); READY headers are never 0, and READY
+  // for ticket t differs from EMPTY for any ticket.
+  EXPECT_EQ(mr_make_header(0, MR_SLOT_EMPTY), 0u);
+  for (uint64_t t : {uint64_t{0}, uint64_t{1}, uint64_t{1} << 32, uint64_t{MR_TICKET_MASK}}) {
+    EXPECT_NE(mr_make_header(t, MR_SLOT_READY), 0u);
+    EXPECT_NE(mr_make_header(t, MR_SLOT_READY), mr_make_header(t, MR_SLOT_EMPTY));
+  }
+}
+
+TEST(AbiHeader, UsableInConstantExpressions) {
+  static_assert(mr_make_header(3, MR_SLOT_READY) == 0x301u, "constexpr header");
+  static_assert(mr_header_ticket(0x301u) == 3u, "constexpr ticket");
+  static_assert(mr_header_state(0x301u) == MR_SLOT_READY, "constexpr state");
+  static_assert(mr_completion_tag((1ull << 32) + 9) == 9u, "constexpr tag");
+  SUCCEED();
+}
+
+// ---------------------------------------------------------------------------
+// Completion tag.
+// ---------------------------------------------------------------------------
+TEST(AbiTag, LowThirtyTwoBits) {
+  const uint64_t two32 = 1ull << 32;
+  EXPECT_EQ(mr_completion_tag(0), 0u);
+  EXPECT_EQ(mr_completion_tag(12345), 12345u);
+  EXPECT_EQ(mr_completion_tag(two32 - 1), 0xFFFFFFFFu);
+  EXPECT_EQ(mr_completion_tag(two32), 0u);
+  EXPECT_EQ(mr_completion_tag(two32 + 7), 7u);
+  EXPECT_EQ(mr_completion_tag(0xDEADBEEF00C0FFEEull), 0x00C0FFEEu);
+  EXPECT_EQ(mr_completion_tag(MR_TICKET_MASK), 0xFFFFFFFFu);
+}
+
+TEST(AbiTag, PreviousLapNeverMatches) {
+  // The runtime seeds position records with the tag of ticket t - capacity;
+  // for any legal capacity that must differ from ticket t's tag, including
+  // across the 2^32 boundary.
+  const uint64_t two32 = 1ull << 32;
+  for (uint64_t cap : {1ull, 2ull, 8ull, 1024ull, 1ull << 24}) {
+    const uint64_t ts[] = {cap, cap + 1, two32 - 1, two32, two32 + 3, two32 + cap - 1, (1ull << 40) + 5};
+    for (uint64_t t : ts) {
+      EXPECT_NE(mr_completion_tag(t), mr_completion_tag(t - cap)) << "t=" << t << " cap=" << cap;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Opcodes, statuses, faults.
+// ---------------------------------------------------------------------------
+TEST(AbiOpcodes, Ranges) {
+  EXPECT_EQ(MR_OP_INVALID, 0u);
+  EXPECT_EQ(MR_OP_USER_BASE, MR_OP_SYSTEM_END);
+  EXPECT_EQ(MR_OP_SYSTEM_END, 256u);
+  EXPECT_LE(MR_OP_BUILTIN_END, MR_OP_SYSTEM_END);
+  const uint32_t builtins[] = {MR_OP_NOP,   MR_OP_STORE_U32,       MR_OP_ATOMIC_ADD,
+                               MR_OP_FILL,  MR_OP_COPY,            MR_OP_REDUCE_ADD_U32,
+                               MR_OP_FENCE, MR_OP_DELAY_NS};
+  std::set<uint32_t> seen;
+  for (uint32_t op : builtins) {
+    EXPECT_GT(op, MR_OP_INVALID);
+    EXPECT_LT(op, MR_OP_BUILTIN_END);
+    EXPECT_LT(op, MR_OP_SYSTEM_END);
+    EXPECT_TRUE(seen.insert(op).second) << "duplicate opcode " << op;
+  }
+  // Built-ins are exactly [1, MR_OP_BUILTIN_END).
+  EXPECT_EQ(seen.size(), MR_OP_BUILTIN_END - 1u);
+  EXPECT_EQ(MR_OP_NOP, 1u);
+  EXPECT_EQ(MR_OP_STORE_U32, 2u);
+  EXPECT_EQ(MR_OP_ATOMIC_ADD, 3u);
+  EXPECT_EQ(MR_OP_FILL, 4u);
+  EXPECT_EQ(MR_OP_COPY, 5u);
+  EXPECT_EQ(MR_OP_REDUCE_ADD_U32, 6u);
+  EXPECT_EQ(MR_OP_FENCE, 7u);
+  EXPECT_EQ(MR_OP_DELAY_NS, 8u);
+  EXPECT_EQ(MR_OP_BUILTIN_END, 9u);
+}
+
+TEST(AbiOpcodes, StatusAndFaultCodes) {
+  EXPECT_EQ(MR_STATUS_OK, 0u);
+  EXPECT_EQ(MR_STATUS_FAULT, 1u);
+  EXPECT_EQ(MR_STATUS_ABORTED, 2u);
+  EXPECT_EQ(MR_STATUS_REVOKED, 3u);
+  const uint32_t faults[] = {MR_FAULT_NONE,         MR_FAULT_UNKNOWN_OPCODE, MR_FAULT_BAD_HANDLE,
+                             MR_FAULT_OUT_OF_BOUNDS, MR_FAULT_MISALIGNED,     MR_FAULT_BAD_ARGUMENT,
+                             MR_FAULT_RESERVED_FLAGS};
+  std::set<uint32_t> seen;
+  for (uint32_t f : faults) {
+    EXPECT_LT(f, MR_FAULT_CODE_COUNT);
+    EXPECT_TRUE(seen.insert(f).second) << "duplicate fault code " << f;
+  }
+  EXPECT_EQ(seen.size(), MR_FAULT_CODE_COUNT) << "every fault code below MR_FAULT_CODE_COUNT is named";
+  EXPECT_EQ(MR_FAULT_NONE, 0u);
+  // Status and fault travel in u16 fields.
+  EXPECT_LE(MR_FAULT_CODE_COUNT, 0xFFFFu);
+}
+
+TEST(AbiOpcodes, HostTypesMatchTheAbi) {
+  megaring::RuntimeStats stats;
+  EXPECT_EQ(sizeof(stats.faults_by_code) / sizeof(stats.faults_by_code[0]), MR_FAULT_CODE_COUNT);
+  megaring::SlotRequest r;
+  EXPECT_EQ(sizeof(r.args) / sizeof(r.args[0]), MR_SLOT_ARGS);
+  EXPECT_EQ(r.opcode, MR_OP_INVALID) << "a default request must be the always-faulting opcode";
+  EXPECT_EQ(r.flags, MR_SLOT_FLAG_NONE);
+  megaring::Completion c;
+  EXPECT_EQ(c.status, MR_STATUS_OK);
+  EXPECT_EQ(c.fault, MR_FAULT_NONE);
+  // Buffer handles are the 32-bit ABI handles.
+  EXPECT_EQ(sizeof(megaring::BufferHandle), sizeof(mr_buffer_entry::handle));
+}
+
+TEST(AbiOpcodes, RequestBuildersUseTheDocumentedArgLayout) {
+  using namespace megaring;
+  SlotRequest r = ops::nop(0xABCDull);
+  EXPECT_EQ(r.opcode, MR_OP_NOP);
+  EXPECT_EQ(r.args[0], 0xABCDull);
+  r = ops::store_u32(0x10002, 64, 0xFFFFFFFFu);
+  EXPECT_EQ(r.opcode, MR_OP_STORE_U32);
+  EXPECT_EQ(r.args[0], 0x10002u);
+  EXPECT_EQ(r.args[1], 64u);
+  EXPECT_EQ(r.args[2], 0xFFFFFFFFull);
+  r = ops::atomic_add(3, 8, ~0ull);
+  EXPECT_EQ(r.opcode, MR_OP_ATOMIC_ADD);
+  EXPECT_EQ(r.args[2], ~0ull);
+  r = ops::fill(4, 5, 6, 0xAB);
+  EXPECT_EQ(r.opcode, MR_OP_FILL);
+  EXPECT_EQ(r.args[0], 4u);
+  EXPECT_EQ(r.args[1], 5u);
+  EXPECT_EQ(r.args[2], 6u);
+  EXPECT_EQ(r.args[3], 0xABu);
+  r = ops::copy(1, 2, 3, 4, 5);
+  EXPECT_EQ(r.opcode, MR_OP_COPY);
+  for (uint32_t i = 0; i < 5; ++i) EXPECT_EQ(r.args[i], i + 1u);
+  r = ops::reduce_add_u32(7, 8, 9);
+  EXPECT_EQ(r.opcode, MR_OP_REDUCE_ADD_U32);
+  EXPECT_EQ(r.args[0], 7u);
+  EXPECT_EQ(r.args[1], 8u);
+  EXPECT_EQ(r.args[2], 9u);
+  r = ops::fence();
+  EXPECT_EQ(r.opcode, MR_OP_FENCE);
+  r = ops::delay_ns(1234);
+  EXPECT_EQ(r.opcode, MR_OP_DELAY_NS);
+  EXPECT_EQ(r.args[0], 1234u);
+}
+
+}  // namespace
