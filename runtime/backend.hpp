@@ -62,6 +62,10 @@ class ConsumerBackend {
   virtual Status retire_table_entry(uint32_t index, uint64_t retire_ticket) = 0;
   virtual Status clear_table_handle(uint32_t index) = 0;
 
+  // Timeline mode: copies the record ring (consumer-private) to `dst`. Records
+  // may be written concurrently; the caller validates them by ticket.
+  virtual Status read_timeline(mr_timeline_record* dst) = 0;
+
   virtual Backend kind() const = 0;
   virtual const char* device_name() const = 0;
   uint32_t units() const { return params_.units; }

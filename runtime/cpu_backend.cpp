@@ -30,7 +30,8 @@ class CpuBackend final : public ConsumerBackend {
     for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
                     static_cast<void*>(host_.completions),
                     static_cast<void*>(host_.completion_control), static_cast<void*>(params_.priv),
-                    static_cast<void*>(params_.done_flags), static_cast<void*>(params_.buffers)})
+                    static_cast<void*>(params_.done_flags), static_cast<void*>(params_.buffers),
+                    static_cast<void*>(params_.timeline)})
       std::free(p);
   }
 
@@ -43,8 +44,14 @@ class CpuBackend final : public ConsumerBackend {
     params_.priv = alloc_zeroed<ConsumerPrivate>(1);
     params_.done_flags = alloc_zeroed<uint64_t>(cap);
     params_.buffers = alloc_zeroed<mr_buffer_entry>(config.max_buffers);
+    if (config.timeline_capacity != 0) {
+      params_.timeline = alloc_zeroed<mr_timeline_record>(config.timeline_capacity);
+      params_.timeline_mask = config.timeline_capacity - 1;
+      timeline_size_ = config.timeline_capacity;
+    }
     if (!host_.slots || !host_.submission || !host_.completions || !host_.completion_control ||
-        !params_.priv || !params_.done_flags || !params_.buffers)
+        !params_.priv || !params_.done_flags || !params_.buffers ||
+        (config.timeline_capacity != 0 && !params_.timeline))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
     params_.slots = host_.slots;
     params_.submission = host_.submission;
@@ -61,12 +68,12 @@ class CpuBackend final : public ConsumerBackend {
   }
 
   Status start(const Consumer& consumer) override {
-    if (consumer.cpu_worker == nullptr)
-      return Status(Result::kInvalidArgument, "consumer has no CPU worker");
+    auto worker = params_.timeline != nullptr ? consumer.cpu_worker_timeline : consumer.cpu_worker;
+    if (worker == nullptr) return Status(Result::kInvalidArgument, "consumer has no CPU worker");
     try {
       threads_.reserve(params_.units);
       for (uint32_t unit = 0; unit < params_.units; ++unit)
-        threads_.emplace_back(consumer.cpu_worker, params_, unit);
+        threads_.emplace_back(worker, params_, unit);
     } catch (const std::exception& e) {
       // Threads already started must stop before the runtime frees memory.
       cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(host_.submission->abort_flag)
@@ -133,6 +140,26 @@ class CpuBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status read_timeline(mr_timeline_record* dst) override {
+    // Word loads (workers may be writing): ticket first (acquire), fields,
+    // then an acquire fence and the ticket again; a mismatch marks the
+    // record torn (ticket ~0) for the caller to skip.
+    for (uint64_t i = 0; i < timeline_size_; ++i) {
+      mr_timeline_record& src = params_.timeline[i];
+      mr_timeline_record r{};
+      r.ticket = DevRef<uint64_t>(src.ticket).load(cuda::std::memory_order_acquire);
+      r.claim_ns = DevRef<uint64_t>(src.claim_ns).load(cuda::std::memory_order_relaxed);
+      r.complete_ns = DevRef<uint64_t>(src.complete_ns).load(cuda::std::memory_order_relaxed);
+      r.unit = DevRef<uint32_t>(src.unit).load(cuda::std::memory_order_relaxed);
+      r.opcode = DevRef<uint32_t>(src.opcode).load(cuda::std::memory_order_relaxed);
+      cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
+      if (DevRef<uint64_t>(src.ticket).load(cuda::std::memory_order_relaxed) != r.ticket)
+        r.ticket = ~0ull;
+      dst[i] = r;
+    }
+    return Status::ok();
+  }
+
   Backend kind() const override { return Backend::kCpu; }
   const char* device_name() const override { return "cpu"; }
 
@@ -140,6 +167,7 @@ class CpuBackend final : public ConsumerBackend {
   template <class T>
   using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
   std::vector<std::thread> threads_;
+  uint64_t timeline_size_ = 0;
 };
 
 }  // namespace

@@ -69,12 +69,20 @@ class CudaBackend final : public ConsumerBackend {
     const size_t priv_bytes = sizeof(ConsumerPrivate);
     const size_t flags_bytes = sizeof(uint64_t) * cap;
     const size_t table_bytes = sizeof(mr_buffer_entry) * config.max_buffers;
-    MR_CUDA_TRY(cudaMalloc(&private_block_, priv_bytes + flags_bytes + table_bytes));
-    MR_CUDA_TRY(cudaMemset(private_block_, 0, priv_bytes + flags_bytes + table_bytes));
+    const size_t timeline_bytes = sizeof(mr_timeline_record) * config.timeline_capacity;
+    const size_t total = priv_bytes + flags_bytes + table_bytes + timeline_bytes;
+    MR_CUDA_TRY(cudaMalloc(&private_block_, total));
+    MR_CUDA_TRY(cudaMemset(private_block_, 0, total));
     auto* base = static_cast<uint8_t*>(private_block_);
     params_.priv = reinterpret_cast<ConsumerPrivate*>(base);
     params_.done_flags = reinterpret_cast<uint64_t*>(base + priv_bytes);
     params_.buffers = reinterpret_cast<mr_buffer_entry*>(base + priv_bytes + flags_bytes);
+    if (config.timeline_capacity != 0) {
+      params_.timeline =
+          reinterpret_cast<mr_timeline_record*>(base + priv_bytes + flags_bytes + table_bytes);
+      params_.timeline_mask = config.timeline_capacity - 1;
+      timeline_bytes_ = timeline_bytes;
+    }
     requested_units_ = config.workers;
     return Status::ok();
   }
@@ -88,7 +96,8 @@ class CudaBackend final : public ConsumerBackend {
   }
 
   Status start(const Consumer& consumer) override {
-    if (consumer.gpu_launch == nullptr || consumer.gpu_occupancy == nullptr)
+    auto launch = params_.timeline != nullptr ? consumer.gpu_launch_timeline : consumer.gpu_launch;
+    if (launch == nullptr || consumer.gpu_occupancy == nullptr)
       return Status(Result::kInvalidArgument, "consumer has no GPU kernel");
     int per_sm = 0;
     MR_CUDA_TRY(consumer.gpu_occupancy(&per_sm));  // also loads the module eagerly
@@ -103,7 +112,7 @@ class CudaBackend final : public ConsumerBackend {
                         std::to_string(resident) + " can be co-resident");
     params_.units = grid;
     MR_CUDA_TRY(cudaDeviceSynchronize());  // initialisation copies done before launch
-    MR_CUDA_TRY(consumer.gpu_launch(params_, grid, kernel_stream_));
+    MR_CUDA_TRY(launch(params_, grid, kernel_stream_));
     kernel_running_ = true;
     return Status::ok();
   }
@@ -183,6 +192,15 @@ class CudaBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status read_timeline(mr_timeline_record* dst) override {
+    // A copy-engine snapshot while the kernel may write: the caller keeps
+    // only records that no running ticket can be overwriting.
+    MR_CUDA_TRY(cudaMemcpyAsync(dst, params_.timeline, timeline_bytes_, cudaMemcpyDeviceToHost,
+                                control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+
   Backend kind() const override { return Backend::kCuda; }
   const char* device_name() const override { return name_.c_str(); }
 
@@ -217,6 +235,7 @@ class CudaBackend final : public ConsumerBackend {
   cudaStream_t kernel_stream_ = nullptr;
   cudaStream_t control_stream_ = nullptr;
   void* private_block_ = nullptr;
+  size_t timeline_bytes_ = 0;
   bool kernel_running_ = false;
 };
 

@@ -24,6 +24,7 @@
 #include "backend.hpp"
 #include "megaring/runtime.hpp"
 #include "nvtx.hpp"
+#include "timeline_trace.hpp"
 
 namespace megaring {
 
@@ -189,6 +190,8 @@ class Runtime::Impl {
   Status shutdown(Nanoseconds timeout);
   Status abort();
 
+  Status timeline(Timeline* out);
+
   Status alloc_buffer(uint64_t bytes, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
   // Copies between host memory and a buffer range, under the buffer lock so
@@ -232,6 +235,14 @@ class Runtime::Impl {
   Status stop_consumer_locked(Nanoseconds join_timeout);
   void collect_frees_locked(bool consumer_stopped);
   Status closed_status() const;
+  Status calibrate_clock();
+  // The host clock of timeline mode: the steady clock, which is also the CPU
+  // backend's consumer clock (detail::now_ns on the host).
+  static int64_t host_now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               Clock::now().time_since_epoch())
+        .count();
+  }
   uint64_t published_end() const { return tail_.load(std::memory_order_acquire) & ~kClosedBit; }
 
   std::unique_ptr<detail::ConsumerBackend> backend_;
@@ -258,6 +269,17 @@ class Runtime::Impl {
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
 
+  // Timeline mode (host side): publish times by ticket position, and a ring
+  // of recent reap passes (guarded by reap_mutex_).
+  bool timeline_on_ = false;
+  uint64_t timeline_mask_ = 0;
+  std::unique_ptr<std::atomic<int64_t>[]> publish_ns_;
+  std::vector<TimelineReap> reap_events_;
+  uint64_t reap_event_count_ = 0;
+  int64_t clock_offset_ns_ = 0;
+  int64_t clock_uncertainty_ns_ = 0;
+  static constexpr size_t kReapEventRing = 4096;
+
   std::mutex buffer_mutex_;
   std::vector<BufferRecord> buffers_;
   std::vector<uint32_t> free_indices_;
@@ -276,6 +298,10 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
     return Status(Result::kInvalidArgument, "initial_ticket too close to the 2^56 ticket limit");
   if (config.poll_backoff_min_ns > config.poll_backoff_max_ns)
     return Status(Result::kInvalidArgument, "poll_backoff_min_ns > poll_backoff_max_ns");
+  const uint32_t tl = config.timeline_capacity;
+  if (tl > kMaxCapacity || (tl & (tl - 1)) != 0 || (tl != 0 && tl < 2ull * cap))
+    return Status(Result::kInvalidArgument,
+                  "timeline_capacity must be 0, or a power of two in [2 * ring_capacity, 2^24]");
   config_ = config;
   capacity_ = cap;
   mask_ = cap - 1;
@@ -306,6 +332,14 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   keep_.reset(new (std::nothrow) std::atomic<uint64_t>[cap]);
   if (!keep_) return Status(Result::kOutOfMemory, "keep table");
   for (uint32_t i = 0; i < cap; ++i) keep_[i].store(0, std::memory_order_relaxed);
+  if (tl != 0) {
+    timeline_on_ = true;
+    timeline_mask_ = tl - 1;
+    publish_ns_.reset(new (std::nothrow) std::atomic<int64_t>[tl]);
+    if (!publish_ns_) return Status(Result::kOutOfMemory, "timeline publish times");
+    for (uint32_t i = 0; i < tl; ++i) publish_ns_[i].store(0, std::memory_order_relaxed);
+    reap_events_.resize(kReapEventRing);
+  }
   buffers_.resize(config.max_buffers);
   for (uint32_t i = config.max_buffers; i-- > 0;) free_indices_.push_back(i);
 
@@ -319,8 +353,36 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   st = backend_->set_private_cursors(first);
   if (!st) return st;
   st = backend_->start(consumer);
-  if (st) state_.store(State::kRunning);
-  return st;
+  if (!st) return st;
+  state_.store(State::kRunning);
+  if (timeline_on_) return calibrate_clock();
+  return Status::ok();
+}
+
+// Timeline mode: the consumer clock (GPU globaltimer) against the host's
+// steady clock, NTP-style: the READ_CLOCK round trip with the smallest RTT
+// bounds the offset to +-RTT/2.
+Status Runtime::Impl::calibrate_clock() {
+  int64_t best_rtt = INT64_MAX;
+  for (int i = 0; i < 32; ++i) {
+    SlotRequest request;
+    request.opcode = MR_OP_READ_CLOCK;
+    PublishOptions options;
+    options.keep_result = true;
+    Ticket ticket;
+    const int64_t before = host_now_ns();
+    Status st = publish(&request, 1, &ticket, options);
+    Completion c;
+    if (st) st = wait(ticket, &c, std::chrono::seconds(10));
+    const int64_t after = host_now_ns();
+    if (!st) return Status(st.code(), "timeline clock calibration: " + st.message());
+    if (after - before < best_rtt) {
+      best_rtt = after - before;
+      clock_offset_ns_ = static_cast<int64_t>(c.result) - (before + (after - before) / 2);
+      clock_uncertainty_ns_ = best_rtt / 2;
+    }
+  }
+  return Status::ok();
 }
 
 Runtime::Impl::~Impl() {
@@ -414,6 +476,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
     // Relaxed: published to the reaper by the header release below (the
     // reaper reads keep_ only for tickets the consumer has completed).
     keep_[pos].store(options.keep_result ? t + 1 : 0, std::memory_order_relaxed);
+    if (timeline_on_) publish_ns_[t & timeline_mask_].store(host_now_ns(), std::memory_order_relaxed);
     // P3. RELEASE (system): orders the body and keep_ stores before the
     // header a consumer acquires.
     SysRef<uint64_t>(slot->header)
@@ -433,6 +496,10 @@ size_t Runtime::Impl::reap(bool block) {
   // After finalize the host owns every record up to the published end.
   const uint64_t end = finalized_.load(std::memory_order_acquire) ? published_end() : done_count();
   const uint64_t start = reaped_.load(std::memory_order_relaxed);
+  if (start >= end) return 0;
+  MR_NVTX_RANGE("megaring::reap");
+  const int64_t start_ns = timeline_on_ ? host_now_ns() : 0;
+  uint64_t ok = 0, faulted = 0, aborted = 0;
   uint64_t r = start;
   const detail::HostRegions& h = host();
   while (r < end) {
@@ -448,21 +515,27 @@ size_t Runtime::Impl::reap(bool block) {
       protocol_errors_.fetch_add(1, std::memory_order_relaxed);
       break;
     }
-    switch (rec.status) {
-      case MR_STATUS_OK: completed_ok_.fetch_add(1, std::memory_order_relaxed); break;
-      case MR_STATUS_FAULT:
-        faulted_.fetch_add(1, std::memory_order_relaxed);
-        faults_by_code_[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0].fetch_add(
-            1, std::memory_order_relaxed);
-        break;
-      default: aborted_.fetch_add(1, std::memory_order_relaxed); break;
+    if (rec.status == MR_STATUS_OK) {
+      ++ok;
+    } else if (rec.status == MR_STATUS_FAULT) {
+      ++faulted;
+      faults_by_code_[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0].fetch_add(
+          1, std::memory_order_relaxed);
+    } else {
+      ++aborted;
     }
     ++r;
   }
-  if (r != start) {
-    // RELEASE: our reads of records below r happen before producers reuse
-    // those positions (they acquire reaped_ in reserve()).
-    reaped_.store(r, std::memory_order_release);
+  if (r == start) return 0;
+  completed_ok_.fetch_add(ok, std::memory_order_relaxed);
+  faulted_.fetch_add(faulted, std::memory_order_relaxed);
+  aborted_.fetch_add(aborted, std::memory_order_relaxed);
+  // RELEASE: our reads of records below r happen before producers reuse
+  // those positions (they acquire reaped_ in reserve()).
+  reaped_.store(r, std::memory_order_release);
+  if (timeline_on_) {
+    reap_events_[reap_event_count_++ % kReapEventRing] =
+        TimelineReap{start_ns, host_now_ns(), start, r - start};
   }
   return r - start;
 }
@@ -687,6 +760,57 @@ Status Runtime::Impl::abort() {
 }
 
 // ---------------------------------------------------------------------------
+// Timeline
+// ---------------------------------------------------------------------------
+Status Runtime::Impl::timeline(Timeline* out) {
+  MR_NVTX_RANGE("megaring::timeline");
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  if (!timeline_on_)
+    return Status(Result::kInvalidArgument, "timeline mode is off (Config::timeline_capacity)");
+  const uint64_t size = timeline_mask_ + 1;
+  // Order matters: DONE_COUNT first (records below it are complete), then
+  // the records and publish times, then the published end: a record whose
+  // position no ticket up to that end has reused was stable throughout.
+  const uint64_t done = done_count();
+  std::vector<mr_timeline_record> records(size);
+  Status st = backend_->read_timeline(records.data());
+  if (!st) return st;
+  std::vector<int64_t> publish_times(size);
+  for (uint64_t i = 0; i < size; ++i) publish_times[i] = publish_ns_[i].load(std::memory_order_relaxed);
+  const uint64_t end = published_end();
+
+  Timeline t;
+  t.clock_offset_ns = clock_offset_ns_;
+  t.clock_uncertainty_ns = clock_uncertainty_ns_;
+  t.units = backend_->units();
+  t.backend = backend_name(backend_->kind());
+  for (uint64_t i = 0; i < size; ++i) {
+    const mr_timeline_record& r = records[i];
+    if (r.ticket == ~0ull || (r.ticket & timeline_mask_) != i) continue;  // torn or never written
+    if (r.ticket < config_.initial_ticket || r.ticket >= done) continue;  // not complete at snapshot
+    if (r.ticket + size < end) continue;  // its position may have been reused meanwhile
+    TimelineSlot s;
+    s.ticket = r.ticket;
+    s.unit = r.unit;
+    s.opcode = r.opcode;
+    s.publish_ns = publish_times[i];
+    s.claim_ns = static_cast<int64_t>(r.claim_ns) - clock_offset_ns_;
+    s.complete_ns = static_cast<int64_t>(r.complete_ns) - clock_offset_ns_;
+    t.slots.push_back(s);
+  }
+  std::sort(t.slots.begin(), t.slots.end(),
+            [](const TimelineSlot& a, const TimelineSlot& b) { return a.ticket < b.ticket; });
+  {
+    std::lock_guard<std::mutex> lock(reap_mutex_);
+    const uint64_t n = std::min<uint64_t>(reap_event_count_, kReapEventRing);
+    for (uint64_t k = reap_event_count_ - n; k < reap_event_count_; ++k)
+      t.reaps.push_back(reap_events_[k % kReapEventRing]);
+  }
+  *out = std::move(t);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------
 // Buffers
 // ---------------------------------------------------------------------------
 Status Runtime::Impl::alloc_buffer(uint64_t bytes, BufferHandle* handle) {
@@ -858,6 +982,15 @@ Status Runtime::write_buffer(BufferHandle handle, uint64_t offset, const void* s
 Status Runtime::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
                             uint64_t bytes) noexcept {
   MR_GUARD(impl_->copy_buffer(handle, offset, dst, bytes, false))
+}
+Status Runtime::timeline(Timeline* out) noexcept { MR_GUARD(impl_->timeline(out)) }
+Status Runtime::write_timeline_trace(const std::string& path) noexcept {
+  MR_GUARD(([&]() -> Status {
+    Timeline t;
+    Status st = impl_->timeline(&t);
+    if (!st) return st;
+    return detail::write_chrome_trace(t, path);
+  })())
 }
 Status Runtime::shutdown(Nanoseconds timeout) noexcept { MR_GUARD(impl_->shutdown(timeout)) }
 Status Runtime::abort() noexcept { MR_GUARD(impl_->abort()) }

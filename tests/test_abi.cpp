@@ -237,7 +237,7 @@ TEST(AbiOpcodes, Ranges) {
   EXPECT_LE(MR_OP_BUILTIN_END, MR_OP_SYSTEM_END);
   const uint32_t builtins[] = {MR_OP_NOP,   MR_OP_STORE_U32,       MR_OP_ATOMIC_ADD,
                                MR_OP_FILL,  MR_OP_COPY,            MR_OP_REDUCE_ADD_U32,
-                               MR_OP_FENCE, MR_OP_DELAY_NS};
+                               MR_OP_FENCE, MR_OP_DELAY_NS, MR_OP_READ_CLOCK};
   std::set<uint32_t> seen;
   for (uint32_t op : builtins) {
     EXPECT_GT(op, MR_OP_INVALID);
@@ -255,7 +255,8 @@ TEST(AbiOpcodes, Ranges) {
   EXPECT_EQ(MR_OP_REDUCE_ADD_U32, 6u);
   EXPECT_EQ(MR_OP_FENCE, 7u);
   EXPECT_EQ(MR_OP_DELAY_NS, 8u);
-  EXPECT_EQ(MR_OP_BUILTIN_END, 9u);
+  EXPECT_EQ(MR_OP_READ_CLOCK, 9u);
+  EXPECT_EQ(MR_OP_BUILTIN_END, 10u);
 }
 
 TEST(AbiOpcodes, StatusAndFaultCodes) {

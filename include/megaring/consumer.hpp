@@ -55,6 +55,9 @@ struct ConsumerParams {
   uint32_t poll_backoff_min_ns;
   uint32_t poll_backoff_max_ns;
   uint32_t heartbeat_interval_ns;
+  // Timeline mode (the *_timeline entry points only): per-ticket records.
+  mr_timeline_record* timeline;  // [timeline_mask + 1], consumer-private
+  uint64_t timeline_mask;
 };
 
 // A consumer instantiation. Built by make_consumer<Handlers>() in a .cu file.
@@ -69,6 +72,11 @@ struct Consumer {
   cudaError_t (*gpu_launch)(const ConsumerParams& params, unsigned grid, cudaStream_t stream);
   // Body of one CPU worker thread; returns when the consumer stops.
   void (*cpu_worker)(const ConsumerParams& params, unsigned unit);
+  // The same, instantiated with timeline recording (Config::timeline_capacity
+  // > 0). Separate instantiations keep the default path free of it.
+  cudaError_t (*gpu_launch_timeline)(const ConsumerParams& params, unsigned grid,
+                                     cudaStream_t stream);
+  void (*cpu_worker_timeline)(const ConsumerParams& params, unsigned unit);
 };
 
 // The built-in consumer: megaring's opcodes only (MR_OP_NOP ... MR_OP_DELAY_NS).

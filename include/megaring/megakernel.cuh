@@ -50,17 +50,38 @@ MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
   if (!handled) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
 }
 
-template <class Handlers, unsigned kThreads>
+// Timeline mode: the unit that ran `ticket` writes its record; the ticket
+// word goes last (see mr_timeline_record).
+MR_HDI void record_timeline(const ConsumerParams& p, uint64_t ticket, uint32_t unit,
+                            uint32_t opcode, uint64_t claim_ns) {
+  mr_timeline_record* r = &p.timeline[ticket & p.timeline_mask];
+  const uint64_t complete_ns = now_ns();
+  // Relaxed word stores: the host reads records with word loads and checks
+  // the ticket before and after, so a torn record is detected, not used.
+  DevRef<uint64_t>(r->ticket).store(~0ull, cuda::std::memory_order_relaxed);
+  // RELEASE fence: a reader that sees any field below also sees ~0 above.
+  cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
+  DevRef<uint64_t>(r->claim_ns).store(claim_ns, cuda::std::memory_order_relaxed);
+  DevRef<uint64_t>(r->complete_ns).store(complete_ns, cuda::std::memory_order_relaxed);
+  DevRef<uint32_t>(r->unit).store(unit, cuda::std::memory_order_relaxed);
+  DevRef<uint32_t>(r->opcode).store(opcode, cuda::std::memory_order_relaxed);
+  // RELEASE: the fields above before the ticket that validates them.
+  DevRef<uint64_t>(r->ticket).store(ticket, cuda::std::memory_order_release);
+}
+
+template <class Handlers, unsigned kThreads, bool kTimeline>
 __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
   __shared__ BlockShared<kThreads> shared;
   DeviceExec<kThreads> ctx{p, &shared};
   LeaderState leader;  // used by thread 0 only
   leader.unit = blockIdx.x;
+  uint64_t claim_ns = 0;  // timeline mode, thread 0
   for (;;) {
     if (threadIdx.x == 0) {
       uint64_t ticket = 0;
       shared.next = static_cast<uint32_t>(acquire_next_slot(p, leader, &shared.slot, &ticket));
       shared.ticket = ticket;
+      if constexpr (kTimeline) claim_ns = now_ns();
     }
     __syncthreads();  // slot copy and command visible to the block
     if (shared.next == static_cast<uint32_t>(Next::kExit)) break;
@@ -70,10 +91,13 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
     // release; thread 0's outcome is the slot's.
     __syncthreads();
     if (threadIdx.x == 0) {
-      if (out.abandoned())
+      if (out.abandoned()) {
         leader.stopping = true;  // leave it uncompleted; exit at the loop top
-      else
+      } else {
+        if constexpr (kTimeline)
+          record_timeline(p, shared.ticket, blockIdx.x, shared.slot.opcode, claim_ns);
         complete_slot(p, shared.ticket, out);
+      }
     }
   }
   if (threadIdx.x == 0) unit_exit(p);
@@ -81,38 +105,48 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
 
 template <class Handlers, unsigned kThreads>
 cudaError_t gpu_occupancy(int* blocks_per_sm) {
-  cudaFuncAttributes attributes;
-  // Loads the module now, before any persistent kernel runs.
-  cudaError_t err = cudaFuncGetAttributes(&attributes, megakernel<Handlers, kThreads>);
-  if (err != cudaSuccess) return err;
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm,
-                                                       megakernel<Handlers, kThreads>, kThreads, 0);
+  int fits[2] = {0, 0};
+  const void* kernels[2] = {reinterpret_cast<const void*>(megakernel<Handlers, kThreads, false>),
+                            reinterpret_cast<const void*>(megakernel<Handlers, kThreads, true>)};
+  for (int i = 0; i < 2; ++i) {
+    cudaFuncAttributes attributes;
+    // Loads the module now, before any persistent kernel runs.
+    cudaError_t err = cudaFuncGetAttributes(&attributes, kernels[i]);
+    if (err != cudaSuccess) return err;
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fits[i], kernels[i], kThreads, 0);
+    if (err != cudaSuccess) return err;
+  }
+  *blocks_per_sm = fits[0] < fits[1] ? fits[0] : fits[1];
+  return cudaSuccess;
 }
 
-template <class Handlers, unsigned kThreads>
+template <class Handlers, unsigned kThreads, bool kTimeline>
 cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t stream) {
   ConsumerParams copy = params;
   void* args[] = {&copy};
   // Cooperative launch: fails instead of starting if the grid cannot be
   // co-resident, which a persistent kernel needs.
   cudaError_t err = cudaLaunchCooperativeKernel(
-      reinterpret_cast<const void*>(megakernel<Handlers, kThreads>), dim3(grid), dim3(kThreads),
-      args, 0, stream);
+      reinterpret_cast<const void*>(megakernel<Handlers, kThreads, kTimeline>), dim3(grid),
+      dim3(kThreads), args, 0, stream);
   if (err != cudaSuccess) return err;
   return cudaGetLastError();
 }
 
-template <class Handlers>
+template <class Handlers, bool kTimeline>
 void cpu_worker(const ConsumerParams& p, unsigned unit) {
   LeaderState leader;
   leader.unit = unit;
   mr_slot slot;
   uint64_t ticket = 0;
   while (acquire_next_slot(p, leader, &slot, &ticket) == Next::kRun) {
+    uint64_t claim_ns = 0;
+    if constexpr (kTimeline) claim_ns = now_ns();
     HostExec ctx{p, ticket};
     Outcome out;
     run_slot<Handlers>(ctx, slot, out);
     if (out.abandoned()) break;  // aborted mid-slot: leave it uncompleted
+    if constexpr (kTimeline) record_timeline(p, ticket, unit, slot.opcode, claim_ns);
     complete_slot(p, ticket, out);
   }
   unit_exit(p);
@@ -124,8 +158,13 @@ void cpu_worker(const ConsumerParams& p, unsigned unit) {
 template <class Handlers, unsigned kThreads = 256>
 Consumer make_consumer(const char* name) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "block size: whole warps, at most 1024");
-  return Consumer{name, kThreads, &detail::gpu_occupancy<Handlers, kThreads>,
-                  &detail::gpu_launch<Handlers, kThreads>, &detail::cpu_worker<Handlers>};
+  return Consumer{name,
+                  kThreads,
+                  &detail::gpu_occupancy<Handlers, kThreads>,
+                  &detail::gpu_launch<Handlers, kThreads, false>,
+                  &detail::cpu_worker<Handlers, false>,
+                  &detail::gpu_launch<Handlers, kThreads, true>,
+                  &detail::cpu_worker<Handlers, true>};
 }
 
 }  // namespace megaring

@@ -20,6 +20,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "megaring/consumer.hpp"
 #include "megaring/slot_abi.h"
@@ -59,6 +61,12 @@ struct Config {
   bool force_eager_module_loading = true;
   // How long abort() waits for the consumer to stop.
   Nanoseconds abort_timeout = std::chrono::seconds(10);
+  // Timeline mode: record, per slot, the unit that ran it and its claim and
+  // completion times, for the last `timeline_capacity` tickets (0 = off, else
+  // a power of two of at least 2 * ring_capacity: a snapshot under load can
+  // only use records that no published ticket may be overwriting). Off, the consumer runs an instantiation without any
+  // recording code. See Runtime::timeline() and write_timeline_trace().
+  uint32_t timeline_capacity = 0;
 };
 
 // One slot to publish. Argument meanings per opcode are in slot_abi.h; the
@@ -123,6 +131,32 @@ struct RuntimeStats {
   uint64_t protocol_errors = 0;   // completion records that broke the protocol: a bug if non-zero
 };
 
+// One slot in timeline mode. Times are on the host's steady clock (ns since
+// its epoch); consumer times are converted with a measured clock offset.
+struct TimelineSlot {
+  uint64_t ticket = 0;
+  uint32_t unit = 0;    // GPU block or CPU worker that ran it
+  uint32_t opcode = 0;
+  int64_t publish_ns = 0;   // host: header released
+  int64_t claim_ns = 0;     // consumer: slot seen READY, body copied
+  int64_t complete_ns = 0;  // consumer: handler done, completion next
+};
+// One host reap pass (the host's side of completion).
+struct TimelineReap {
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  uint64_t first_ticket = 0;
+  uint64_t count = 0;
+};
+struct Timeline {
+  std::vector<TimelineSlot> slots;  // completed tickets still in the record ring, in order
+  std::vector<TimelineReap> reaps;  // most recent reap passes
+  int64_t clock_offset_ns = 0;      // consumer clock - host clock
+  int64_t clock_uncertainty_ns = 0; // half the round trip of the best calibration sample
+  uint32_t units = 0;
+  const char* backend = "";
+};
+
 class Runtime {
  public:
   // Creates and starts a runtime with the built-in consumer, or with a user
@@ -172,6 +206,15 @@ class Runtime {
   Status free_buffer(BufferHandle handle) noexcept;
   Status write_buffer(BufferHandle handle, uint64_t offset, const void* src, uint64_t bytes) noexcept;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) noexcept;
+
+  // Timeline mode (Config::timeline_capacity > 0): a snapshot of the records
+  // of completed tickets, safe while slots are still running (records being
+  // overwritten are left out). kInvalidArgument when the mode is off.
+  Status timeline(Timeline* out) noexcept;
+  // Writes the snapshot as a Chrome trace (JSON), for Perfetto or
+  // chrome://tracing: one track per consumer unit, host publishes and reap
+  // passes beside them, and a flow arrow from each publish to its slot.
+  Status write_timeline_trace(const std::string& path) noexcept;
 
   // Graceful stop: refuse new publishes, drain, let the consumer exit, free
   // device memory. On timeout it aborts and returns kTimeout.

@@ -130,7 +130,9 @@ extern "C" {
                                result = DONE prefix seen                        */
 #define MR_OP_DELAY_NS 8u   /* busy-wait a0 nanoseconds (<= MR_DELAY_MAX_NS);
                                result = a0. For tests and benchmarks.           */
-#define MR_OP_BUILTIN_END 9u
+#define MR_OP_READ_CLOCK 9u /* result = the consumer's clock in ns (GPU
+                               globaltimer; host steady clock on the CPU)       */
+#define MR_OP_BUILTIN_END 10u
 #define MR_OP_SYSTEM_END 256u
 #define MR_OP_USER_BASE MR_OP_SYSTEM_END
 
@@ -208,6 +210,18 @@ typedef struct mr_buffer_entry {
                              set by free_buffer; ~0 while the buffer lives */
 } mr_buffer_entry;
 
+/* One timeline record (timeline mode only; consumer-private memory), written
+ * by the unit that ran the ticket, at position ticket & (timeline capacity-1).
+ * `ticket` is stored last, so a reader that sees the ticket it expects before
+ * and after reading the rest has a whole record. Times: consumer clock, ns. */
+typedef struct mr_timeline_record {
+  uint64_t ticket;
+  uint64_t claim_ns;    /* the unit saw the slot READY and copied its body */
+  uint64_t complete_ns; /* the handler finished; the completion follows     */
+  uint32_t unit;        /* GPU block index, or CPU worker index             */
+  uint32_t opcode;
+} mr_timeline_record;
+
 #if defined(__cplusplus)
 #define MR_ABI_INLINE static inline constexpr
 #else
@@ -260,5 +274,7 @@ MR_STATIC_ASSERT(offsetof(mr_completion_control, heartbeat_ns) == MR_CACHELINE_B
 MR_STATIC_ASSERT(offsetof(mr_completion_control, exited_units) == 2 * MR_CACHELINE_BYTES,
                  "exited count on its own line");
 MR_STATIC_ASSERT(sizeof(mr_buffer_entry) == 32, "buffer entry is 32 bytes");
+MR_STATIC_ASSERT(offsetof(mr_buffer_entry, retire_ticket) == 24, "retire ticket at 24");
+MR_STATIC_ASSERT(sizeof(mr_timeline_record) == 32, "timeline record is 32 bytes");
 
 #endif /* MEGARING_SLOT_ABI_H_ */

@@ -113,6 +113,7 @@ MR_HDI bool execute_builtin(Ctx& ctx, const mr_slot& s, Outcome& out) {
     case MR_OP_REDUCE_ADD_U32: op_reduce_add_u32(ctx, s, out); return true;
     case MR_OP_FENCE: op_fence(ctx, s, out); return true;
     case MR_OP_DELAY_NS: op_delay_ns(ctx, s, out); return true;
+    case MR_OP_READ_CLOCK: out.result = now_ns(); return true;  // rank 0's value is used
     default: return false;
   }
 }

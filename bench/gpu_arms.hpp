@@ -1,0 +1,77 @@
+// megaring_bench: the raw-CUDA baselines (compiled by nvcc in gpu_arms.cu):
+// empty-kernel launch + sync, one-node graph + sync, the mapped-memory
+// ping-pong floor, back-to-back launches, a many-node graph replayed, and a
+// large cuBLAS GEMM for the interference arm. Plain C++ interface: the host
+// side of the harness never includes CUDA device headers.
+//
+// Rules these functions follow (a megaring runtime may be alive while some of
+// them run): no cudaDeviceSynchronize, no cudaMalloc/cudaFree/cudaFreeHost,
+// only non-blocking streams, waits on the harness's own streams and events.
+// Everything is allocated and every kernel/cuBLAS path is loaded by init(),
+// before any runtime exists; teardown() frees it after the last runtime.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mrbench::gpu {
+
+struct DeviceInfo {
+  bool available = false;
+  std::string why_not;  // when !available
+  std::string name;
+  std::string pci_bus_id;
+  int cc_major = 0, cc_minor = 0;
+  int sm_count = 0;
+  int driver_version = 0;   // cudaDriverGetVersion, e.g. 13000
+  int runtime_version = 0;  // cudaRuntimeGetVersion
+  int clock_khz = 0;        // cudaDevAttrClockRate (peak SM clock)
+  int mem_clock_khz = 0;    // cudaDevAttrMemoryClockRate (peak)
+  int mem_bus_width = 0;
+  long long total_mem = 0;
+  int host_native_atomics = 0;
+  int cooperative_launch = 0;
+};
+
+// Queries device `device` (never fails: a missing driver is reported in
+// why_not). Clears any CUDA error it caused.
+DeviceInfo query_device(int device);
+
+// Whether this binary was built with cuBLAS (the GEMM arm).
+bool have_cublas();
+
+struct InitOptions {
+  int device = 0;
+  int graph_nodes = 1000;  // nodes of the many-node graph
+  int gemm_n = 8192;       // square BF16 GEMM, FP32 accumulate; 0 = no GEMM
+};
+
+// Creates streams, events, the one-node and many-node graphs, the ping-pong
+// flags, the cuBLAS handle, GEMM operands and workspace; runs every kernel and
+// the GEMM once (loads their modules). Call before creating any runtime.
+bool init(const InitOptions& options, std::string* error);
+void teardown();  // call after the last runtime is destroyed
+
+// Latency arms: one sample (ns, host steady clock) per iteration.
+bool launch_sync_latency(int warmup, int iters, std::vector<double>* ns, std::string* error);
+bool graph_sync_latency(int warmup, int iters, std::vector<double>* ns, std::string* error);
+// Persistent 1-thread kernel echoing a host-mapped flag (system-scope
+// acquire/release on both sides): the CPU -> GPU -> CPU floor.
+bool pingpong_latency(int warmup, int iters, std::vector<double>* ns, std::string* error);
+
+// Throughput arms: one trial each, kernels per second.
+bool launch_throughput(int launches, double* kernels_per_s, std::string* error);
+bool graph_throughput(int replays, double* kernels_per_s, std::string* error);
+int graph_nodes();
+
+// GEMM (interference). gemm_start() enqueues `reps` GEMMs between two events
+// on the GEMM stream; gemm_wait() polls the stop event until it completes or
+// `timeout_s` passes (then *timed_out = true and the GEMMs are still queued:
+// stop whatever starves them, then call gemm_wait again with a long timeout).
+bool gemm_ready();
+int gemm_n();
+double gemm_flops();  // per GEMM
+bool gemm_start(int reps, std::string* error);
+bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string* error);
+
+}  // namespace mrbench::gpu

@@ -1,0 +1,1225 @@
+// megaring_bench: every arm of the benchmark in one process, warm, with the
+// same clocks; a table on stdout and a JSON report. bench/README.md has the
+// method; `megaring_bench --help` the options.
+//
+// Arms (groups):
+//   rt        round trip: Runtime::call(NOP) beside empty-kernel launch+sync,
+//             one-node graph launch+sync and the mapped-memory ping-pong floor
+//   tput      throughput: 10^6 NOPs from one producer at batch 1/8/64/256,
+//             beside back-to-back launches and a many-node graph replayed
+//   scaling   1..16 producers: throughput and sampled per-slot latency
+//   interf    a large cuBLAS GEMM alone and beside an idle megakernel at
+//             several block counts and backoffs; wake-up latency per setting
+//   host      host cost per slot on the CPU backend vs moodycamel's queue
+//
+// The GPU rules, which every arm keeps: CUDA_MODULE_LOADING=EAGER before CUDA
+// initialises; every kernel, graph and the cuBLAS handle loaded before the
+// first runtime exists; no cudaDeviceSynchronize (or cudaMalloc/cudaFree)
+// while a runtime is alive; only our own streams and events are waited on.
+#include <cstdlib>
+// clang-format off
+// (first thing: before any CUDA call, including static initialisers' ones)
+namespace { const int kEagerSet = setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
+// clang-format on
+
+#include <megaring/runtime.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "env_info.hpp"
+#include "gpu_arms.hpp"
+#include "host_cost.hpp"
+
+using namespace megaring;
+using namespace mrbench;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Options and sizes
+// ---------------------------------------------------------------------------
+struct Options {
+  bool short_mode = false;
+  std::set<std::string> arms = {"rt", "tput", "scaling", "interf", "host"};
+  std::string json_path;
+  std::string results_dir;
+  Backend backend = Backend::kAuto;
+  int device = 0;
+  uint32_t ring = 1024;
+  int host_consumers = 2;
+  int scaling_batch = 1;
+  int workers = -1;      // Config::workers for the rt/tput/scaling runtime (-1: default)
+  long backoff_max = -1;  // Config::poll_backoff_max_ns for it (-1: default)
+};
+
+struct Sizes {
+  int rt_warmup, rt_iters;
+  int launch_iters, graph_iters, ping_iters;
+  uint64_t tput_slots;
+  int tput_trials;
+  int launch_tput, graph_replays, graph_nodes, tput_raw_trials;
+  uint64_t scaling_slots;
+  int scaling_trials, scaling_sample_every;
+  std::vector<int> scaling_producers;
+  int gemm_n, gemm_reps, gemm_trials, wake_samples;
+  double wake_gap_us;
+  std::vector<uint32_t> interf_workers;  // 0 = one per SM (the default)
+  std::vector<uint32_t> interf_backoff;
+  HostCostOptions host;
+};
+
+Sizes sizes_for(bool short_mode) {
+  Sizes s;
+  if (!short_mode) {
+    s.rt_warmup = 2000; s.rt_iters = 100000;
+    s.launch_iters = 50000; s.graph_iters = 50000; s.ping_iters = 100000;
+    s.tput_slots = 1000000; s.tput_trials = 5;
+    s.launch_tput = 100000; s.graph_replays = 100; s.graph_nodes = 1000; s.tput_raw_trials = 5;
+    s.scaling_slots = 1000000; s.scaling_trials = 3; s.scaling_sample_every = 64;
+    s.scaling_producers = {1, 2, 4, 8, 16};
+    s.gemm_n = 8192; s.gemm_reps = 20; s.gemm_trials = 3; s.wake_samples = 2000;
+    s.wake_gap_us = 100;
+    s.interf_workers = {1, 8, 32, 0};
+    s.interf_backoff = {256, 2048, 16384};
+    s.host.producers = {1, 2, 4, 8};
+    s.host.slots = 1000000; s.host.trials = 7;
+  } else {
+    s.rt_warmup = 500; s.rt_iters = 20000;
+    s.launch_iters = 5000; s.graph_iters = 5000; s.ping_iters = 10000;
+    s.tput_slots = 500000; s.tput_trials = 5;
+    s.launch_tput = 20000; s.graph_replays = 20; s.graph_nodes = 1000; s.tput_raw_trials = 3;
+    s.scaling_slots = 200000; s.scaling_trials = 3; s.scaling_sample_every = 64;
+    s.scaling_producers = {1, 2, 4, 8, 16};
+    s.gemm_n = 4096; s.gemm_reps = 10; s.gemm_trials = 2; s.wake_samples = 300;
+    s.wake_gap_us = 100;
+    s.interf_workers = {1, 0};
+    s.interf_backoff = {2048};
+    s.host.producers = {1, 2, 4};
+    s.host.slots = 500000; s.host.trials = 5;
+  }
+  return s;
+}
+
+void usage(const char* argv0) {
+  std::printf(
+      "usage: %s [--short] [--arms LIST] [--json PATH] [--results-dir DIR]\n"
+      "          [--backend auto|cuda|cpu] [--device N] [--ring N]\n"
+      "          [--host-consumers N] [--scaling-batch N] [--workers N] [--backoff-max NS]\n"
+      "  --short        small counts (CI: under a minute on 2 cores, CPU backend)\n"
+      "  --arms LIST    comma list of rt,tput,scaling,interf,host (default: all)\n"
+      "  --json PATH    write the JSON report to PATH\n"
+      "  --results-dir  write it to DIR/<date>_<device>.json instead\n"
+      "  --backend      megaring backend for the rt/tput/scaling arms (default auto);\n"
+      "                 the raw CUDA arms and interf need a GPU and a non-cpu backend;\n"
+      "                 the host-cost arm always uses the CPU backend\n"
+      "  --ring N       ring capacity (default 1024, the library default)\n"
+      "  --host-consumers N   consumer threads of the host-cost arm (default 2)\n"
+      "  --scaling-batch N    slots per publish in the scaling arm (default 1)\n"
+      "  --workers N, --backoff-max NS   Config::workers / poll_backoff_max_ns of the\n"
+      "                 rt/tput/scaling runtime (default: the library defaults)\n",
+      argv0);
+}
+
+bool parse(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "megaring_bench: %s needs a value\n", name);
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    if (a == "--short") {
+      o->short_mode = true;
+    } else if (a == "--arms") {
+      const char* v = value("--arms");
+      if (!v) return false;
+      o->arms.clear();
+      std::stringstream ss(v);
+      for (std::string item; std::getline(ss, item, ',');) {
+        if (item == "round_trip") item = "rt";
+        if (item == "throughput") item = "tput";
+        if (item == "interference") item = "interf";
+        if (item == "host_cost" || item == "hostcost") item = "host";
+        if (item != "rt" && item != "tput" && item != "scaling" && item != "interf" &&
+            item != "host") {
+          std::fprintf(stderr, "megaring_bench: unknown arm '%s'\n", item.c_str());
+          return false;
+        }
+        o->arms.insert(item);
+      }
+    } else if (a == "--json") {
+      const char* v = value("--json");
+      if (!v) return false;
+      o->json_path = v;
+    } else if (a == "--results-dir") {
+      const char* v = value("--results-dir");
+      if (!v) return false;
+      o->results_dir = v;
+    } else if (a == "--backend") {
+      const char* v = value("--backend");
+      if (!v) return false;
+      const std::string b = v;
+      if (b == "cuda") o->backend = Backend::kCuda;
+      else if (b == "cpu") o->backend = Backend::kCpu;
+      else if (b == "auto") o->backend = Backend::kAuto;
+      else {
+        std::fprintf(stderr, "megaring_bench: unknown backend '%s'\n", v);
+        return false;
+      }
+    } else if (a == "--device") {
+      const char* v = value("--device");
+      if (!v) return false;
+      o->device = std::atoi(v);
+    } else if (a == "--ring") {
+      const char* v = value("--ring");
+      if (!v) return false;
+      o->ring = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    } else if (a == "--host-consumers") {
+      const char* v = value("--host-consumers");
+      if (!v) return false;
+      o->host_consumers = std::max(1, std::atoi(v));
+    } else if (a == "--scaling-batch") {
+      const char* v = value("--scaling-batch");
+      if (!v) return false;
+      o->scaling_batch = std::max(1, std::atoi(v));
+    } else if (a == "--workers") {
+      const char* v = value("--workers");
+      if (!v) return false;
+      o->workers = std::max(0, std::atoi(v));
+    } else if (a == "--backoff-max") {
+      const char* v = value("--backoff-max");
+      if (!v) return false;
+      o->backoff_max = std::max(0L, std::atol(v));
+    } else if (a == "-h" || a == "--help") {
+      usage(argv[0]);
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "megaring_bench: unknown option '%s'\n", a.c_str());
+      usage(argv[0]);
+      return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+Arm make_arm(const char* name, const char* group, std::string label) {
+  Arm a;
+  a.name = name;
+  a.group = group;
+  a.label = std::move(label);
+  return a;
+}
+
+Arm skipped(const char* name, const char* group, std::string label, const std::string& why) {
+  Arm a = make_arm(name, group, std::move(label));
+  a.status = "skipped";
+  a.reason = why;
+  return a;
+}
+
+// Watchdog: a deadlock next to a persistent kernel (e.g. a device-wide
+// synchronisation slipping in) would otherwise hang the run silently. Every
+// finished arm kicks it; after `limit` seconds without a kick it names the
+// phase and ends the process.
+struct Watchdog {
+  std::atomic<int64_t> last_kick_ms{0};
+  std::atomic<const char*> phase{"start-up"};
+  int64_t limit_ms = 300000;
+
+  static int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+  void touch() { last_kick_ms.store(now_ms()); }
+  void kick(const char* what) {
+    phase.store(what);
+    last_kick_ms.store(now_ms());
+  }
+  void start(int64_t limit) {
+    limit_ms = limit;
+    kick("start-up");
+    std::thread([this] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        const int64_t idle = now_ms() - last_kick_ms.load();
+        if (idle > limit_ms) {
+          std::fprintf(stderr,
+                       "megaring_bench: watchdog: no progress for %lld s (phase: %s); exiting. "
+                       "A hang next to the persistent kernel is a bug: please report it.\n",
+                       static_cast<long long>(idle / 1000), phase.load());
+          std::fflush(stdout);
+          std::_Exit(3);
+        }
+      }
+    }).detach();
+  }
+};
+Watchdog g_watchdog;
+
+void announce(const Arm& a) {
+  g_watchdog.touch();
+  if (a.status == "ok")
+    std::fprintf(stderr, "  done: %s\n", a.name.c_str());
+  else
+    std::fprintf(stderr, "  %s: %s: %s\n", a.name.c_str(), a.status.c_str(), a.reason.c_str());
+}
+
+void busy_wait_ns(double ns) {
+  const auto t0 = Clock::now();
+  while (elapsed_ns(t0, Clock::now()) < ns) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+// Round trips: call(NOP) with a distinct echo each time; optional idle gap
+// before each call (wake-up latency).
+bool megaring_round_trips(Runtime& rt, int warmup, int iters, double gap_ns,
+                          std::vector<double>* ns, std::string* error) {
+  ns->clear();
+  ns->reserve(static_cast<size_t>(iters));
+  for (int i = -warmup; i < iters; ++i) {
+    if (gap_ns > 0) busy_wait_ns(gap_ns);
+    const uint64_t echo = 0x5000000000ull + static_cast<uint64_t>(i + warmup);
+    Completion c;
+    const auto t0 = Clock::now();
+    const Status st = rt.call(ops::nop(echo), &c);
+    const auto t1 = Clock::now();
+    if (!st) {
+      *error = "call: " + st.to_string();
+      return false;
+    }
+    if (!c.ok() || c.result != echo) {
+      *error = "call returned status " + std::to_string(c.status) + " result " +
+               std::to_string(c.result) + " (expected " + std::to_string(echo) + ")";
+      return false;
+    }
+    if (i >= 0) ns->push_back(elapsed_ns(t0, t1));
+  }
+  return true;
+}
+
+// One producer, fire and forget in batches, then wait_done on the last ticket.
+bool megaring_throughput(Runtime& rt, uint32_t batch, uint64_t slots, double* rate,
+                         std::string* error) {
+  std::vector<SlotRequest> requests(batch, ops::nop(7));
+  Ticket first, last;
+  const auto t0 = Clock::now();
+  for (uint64_t left = slots; left > 0;) {
+    const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(batch, left));
+    const Status st = rt.publish_batch(requests.data(), n, &first);
+    if (!st) {
+      *error = "publish_batch: " + st.to_string();
+      return false;
+    }
+    last = Ticket{first.value + n - 1, false};
+    left -= n;
+  }
+  const Status st = rt.wait_done(last);
+  if (!st) {
+    *error = "wait_done: " + st.to_string();
+    return false;
+  }
+  *rate = double(slots) / (elapsed_ns(t0, Clock::now()) * 1e-9);
+  return true;
+}
+
+// P producers share `slots` NOPs (publish_batch of `batch`, fire and forget).
+// Every `sample_every`-th slot of each producer is a kept NOP: its latency runs
+// from the publish until the producer sees its completion, polled between the
+// producer's next publishes with wait(timeout 0), so sampling does not stall
+// the producer (one sample in flight per producer).
+bool megaring_scaling(Runtime& rt, int producers, uint64_t slots, int batch, int sample_every,
+                      double* rate, std::vector<double>* latency, std::string* error) {
+  std::vector<uint64_t> share(static_cast<size_t>(producers),
+                              slots / static_cast<uint64_t>(producers));
+  share[0] += slots % static_cast<uint64_t>(producers);
+  std::vector<std::vector<double>> samples(static_cast<size_t>(producers));
+  std::vector<std::string> errors(static_cast<size_t>(producers));
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      const size_t me = static_cast<size_t>(p);
+      std::vector<SlotRequest> requests(static_cast<size_t>(batch), ops::nop(p));
+      samples[me].reserve(share[me] / static_cast<uint64_t>(sample_every) + 1);
+      Ticket first, last, probe;
+      bool have_last = false, probing = false;
+      uint64_t probe_echo = 0;
+      Clock::time_point probe_t0;
+      uint64_t since_sample = 0;
+      PublishOptions keep, wait, fail_fast;
+      keep.keep_result = true;
+      keep.on_full = OnFull::kFail;  // see below: never wait for room with a probe out
+      fail_fast.on_full = OnFull::kFail;
+      // Reads the probe's completion if it is there (or waits for it).
+      auto poll_probe = [&](Nanoseconds timeout) -> bool {
+        Completion c;
+        const Status st = rt.wait(probe, &c, timeout);
+        if (st.code() == Result::kTimeout) return true;
+        const auto t1 = Clock::now();
+        if (!st || !c.ok() || c.result != probe_echo) {
+          errors[me] = st ? "kept NOP returned a wrong completion" : "wait: " + st.to_string();
+          return false;
+        }
+        samples[me].push_back(elapsed_ns(probe_t0, t1));
+        probing = false;
+        return true;
+      };
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (uint64_t done = 0; done < share[me];) {
+        if (probing && !poll_probe(Nanoseconds(0))) return;
+        if (!probing && since_sample + 1 >= static_cast<uint64_t>(sample_every)) {
+          since_sample = 0;
+          probe_echo = (uint64_t(p) << 40) | done;
+          probe_t0 = Clock::now();
+          const Status st = rt.publish(ops::nop(probe_echo), &probe, keep);
+          if (st.code() == Result::kRingFull) {
+            since_sample = static_cast<uint64_t>(sample_every);  // try again next round
+            std::this_thread::yield();
+            continue;
+          }
+          if (!st) {
+            errors[me] = "publish(keep): " + st.to_string();
+            return;
+          }
+          probing = true;
+          ++done;
+          continue;
+        }
+        const uint64_t room = std::min<uint64_t>(static_cast<uint64_t>(batch), share[me] - done);
+        const uint32_t n = static_cast<uint32_t>(room);
+        // While our probe is unread it holds its ring position, and in-order
+        // reaping holds every later one: waiting for room here could wait for
+        // ourselves. So with a probe out, a full ring means "go read it".
+        const Status st = rt.publish_batch(requests.data(), n, &first, probing ? fail_fast : wait);
+        if (st.code() == Result::kRingFull) {
+          std::this_thread::yield();
+          continue;  // polls the probe at the loop top
+        }
+        if (!st) {
+          errors[me] = "publish_batch: " + st.to_string();
+          return;
+        }
+        last = Ticket{first.value + n - 1, false};
+        have_last = true;
+        done += n;
+        since_sample += n;
+      }
+      if (probing && !poll_probe(kForever)) return;
+      if (have_last) {
+        const Status st = rt.wait_done(last);
+        if (!st) errors[me] = "wait_done: " + st.to_string();
+      }
+    });
+  }
+  const auto t0 = Clock::now();
+  go.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  *rate = double(slots) / (elapsed_ns(t0, Clock::now()) * 1e-9);
+  for (int p = 0; p < producers; ++p) {
+    if (!errors[static_cast<size_t>(p)].empty()) {
+      *error = errors[static_cast<size_t>(p)];
+      return false;
+    }
+    latency->insert(latency->end(), samples[static_cast<size_t>(p)].begin(),
+                    samples[static_cast<size_t>(p)].end());
+  }
+  return true;
+}
+
+std::string fmt_us(double ns) {
+  char buf[32];
+  if (ns >= 1e6)
+    std::snprintf(buf, sizeof(buf), "%.0f", ns / 1e3);
+  else if (ns >= 1e4)
+    std::snprintf(buf, sizeof(buf), "%.1f", ns / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.2f", ns / 1e3);
+  return buf;
+}
+
+std::string fmt_rate(double r) {
+  char buf[32];
+  if (r >= 1e6)
+    std::snprintf(buf, sizeof(buf), "%.2f M", r / 1e6);
+  else if (r >= 1e3)
+    std::snprintf(buf, sizeof(buf), "%.1f k", r / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f ", r);
+  return buf;
+}
+
+const char* group_note(const std::string& g) {
+  if (g == "round_trip") return "latency: one request, publish to completion seen by the host";
+  if (g == "throughput") return "rate: items completed per second (median over trials [min, max])";
+  if (g == "scaling")
+    return "latency: a kept NOP every 64th slot, publish to completion seen by its producer";
+  if (g == "interference")
+    return "latency: wake-up round trip after 100 us idle; GEMM slowdown in the JSON and below";
+  if (g == "host_cost") return "latency: the publish()/enqueue() call (every 64th), back-pressure included";
+  return "";
+}
+
+const char* group_title(const std::string& g) {
+  if (g == "round_trip") return "round trip";
+  if (g == "throughput") return "throughput";
+  if (g == "scaling") return "producer scaling";
+  if (g == "interference") return "interference (GEMM beside an idle megakernel)";
+  if (g == "host_cost") return "host cost per slot (CPU backend vs moodycamel)";
+  return g.c_str();
+}
+
+void print_table(const std::vector<Arm>& arms) {
+  const char* groups[] = {"round_trip", "throughput", "scaling", "interference", "host_cost"};
+  for (const char* g : groups) {
+    bool any = false;
+    for (const Arm& a : arms) any |= a.group == g;
+    if (!any) continue;
+    std::printf("\n== %s\n   (%s)\n", group_title(g), group_note(g));
+    std::printf("  %-46s %8s %9s %9s %9s %9s %9s | %s\n", "arm", "n", "min us", "p50 us",
+                "p99 us", "p99.9 us", "max us", "rate (median [min, max])");
+    for (const Arm& a : arms) {
+      if (a.group != g) continue;
+      if (a.status != "ok") {
+        std::printf("  %-46s %s: %s\n", a.label.c_str(), a.status.c_str(), a.reason.c_str());
+        continue;
+      }
+      std::string lat;
+      if (a.has_latency && a.latency.n > 0) {
+        char buf[160];
+        std::snprintf(buf, sizeof(buf), "%8zu %9s %9s %9s %9s %9s", a.latency.n,
+                      fmt_us(a.latency.min).c_str(), fmt_us(a.latency.p50).c_str(),
+                      fmt_us(a.latency.p99).c_str(), fmt_us(a.latency.p999).c_str(),
+                      fmt_us(a.latency.max).c_str());
+        lat = buf;
+      } else {
+        char buf[160];
+        std::snprintf(buf, sizeof(buf), "%8s %9s %9s %9s %9s %9s", "-", "-", "-", "-", "-", "-");
+        lat = buf;
+      }
+      std::string rate;
+      if (a.has_rate) {
+        rate = fmt_rate(a.rate.median) + a.rate_unit + " [" + fmt_rate(a.rate.min) + ", " +
+               fmt_rate(a.rate.max) + "] x" + std::to_string(a.rate.trials);
+      }
+      if (a.group == "interference") {
+        char buf[160];
+        const Json* alone = a.extra.find("gemm_ms_alone");
+        const Json* beside = a.extra.find("gemm_ms_beside");
+        const Json* starved = a.extra.find("starved");
+        if (starved && starved->boolean())
+          std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone; STARVED beside the megakernel",
+                        alone ? alone->number() : 0.0);
+        else if (alone && beside)
+          std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone, %.3f ms beside: %+.2f%%",
+                        alone->number(), beside->number(),
+                        (beside->number() / alone->number() - 1) * 100);
+        else
+          buf[0] = '\0';
+        rate = buf;
+      } else if (a.group == "host_cost" && a.has_rate) {
+        char buf[48];
+        std::snprintf(buf, sizeof(buf), " = %.0f ns/slot", 1e9 / a.rate.median);
+        rate += buf;
+      }
+      std::printf("  %-46s %s | %s\n", a.label.c_str(), lat.c_str(), rate.c_str());
+    }
+  }
+}
+
+const Arm* find_arm(const std::vector<Arm>& arms, const std::string& name) {
+  for (const Arm& a : arms)
+    if (a.name == name && a.status == "ok") return &a;
+  return nullptr;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+int main(int argc, char** argv) {
+  // Already set by the static initialiser above (earlier than any CUDA call
+  // from another static initialiser could come); repeated here for clarity.
+  // An explicit CUDA_MODULE_LOADING from the environment is kept (recorded).
+  (void)kEagerSet;
+  setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+  Options opt;
+  if (!parse(argc, argv, &opt)) return 2;
+  const Sizes sz = sizes_for(opt.short_mode);
+  const auto run_start = Clock::now();
+  g_watchdog.start(opt.short_mode ? 120000 : 300000);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+
+  // ---- environment ---------------------------------------------------------
+  Json report = Json::object();
+  report["schema"] = "megaring-bench/1";
+  report["mode"] = opt.short_mode ? "short" : "full";
+  report["command_line"] = command_line;
+  report["host"] = host_environment();
+  report["host"]["cuda_module_loading"] = std::getenv("CUDA_MODULE_LOADING");
+
+  const gpu::DeviceInfo dev = gpu::query_device(opt.device);
+  // Raw CUDA arms need a GPU and a backend other than cpu.
+  std::string gpu_skip;
+  if (!dev.available)
+    gpu_skip = "no GPU";
+  else if (opt.backend == Backend::kCpu)
+    gpu_skip = "--backend cpu";
+  Json gj = Json::object();
+  gj["available"] = dev.available;
+  if (!dev.available) gj["why"] = dev.why_not;
+  gj["name"] = dev.name;
+  gj["pci_bus_id"] = dev.pci_bus_id;
+  gj["compute_capability"] = std::to_string(dev.cc_major) + "." + std::to_string(dev.cc_minor);
+  gj["sm_count"] = dev.sm_count;
+  gj["driver_version"] = dev.driver_version;
+  gj["runtime_version"] = dev.runtime_version;
+  gj["peak_sm_clock_khz"] = dev.clock_khz;
+  gj["peak_mem_clock_khz"] = dev.mem_clock_khz;
+  gj["mem_bus_width_bits"] = dev.mem_bus_width;
+  gj["total_mem_bytes"] = static_cast<long long>(dev.total_mem);
+  gj["host_native_atomics"] = dev.host_native_atomics;
+  gj["cooperative_launch"] = dev.cooperative_launch;
+  gj["cublas"] = gpu::have_cublas();
+  report["gpu"] = gj;
+  if (dev.available) report["nvml_start"] = nvml_snapshot(dev.pci_bus_id, opt.device);
+  if (dev.available && std::strcmp(std::getenv("CUDA_MODULE_LOADING"), "EAGER") != 0)
+    std::fprintf(stderr,
+                 "megaring_bench: WARNING: CUDA_MODULE_LOADING=%s from the environment; lazy "
+                 "loading next to a persistent kernel can deadlock (the watchdog would end it)\n",
+                 std::getenv("CUDA_MODULE_LOADING"));
+
+  std::printf("megaring_bench (%s mode)\n", opt.short_mode ? "short" : "full");
+  std::printf("  host: %s, %u hardware threads\n", report["host"]["cpu_model"].str().c_str(),
+              std::thread::hardware_concurrency());
+  if (dev.available) {
+    std::printf("  gpu: %s (sm_%d%d, %d SMs, bus %s), driver %d, runtime %d, peak SM clock %d MHz\n",
+                dev.name.c_str(), dev.cc_major, dev.cc_minor, dev.sm_count, dev.pci_bus_id.c_str(),
+                dev.driver_version, dev.runtime_version, dev.clock_khz / 1000);
+    const Json& nv = report["nvml_start"];
+    if (const Json* a = nv.find("available"); a && a->type() == Json::Type::kBool) {
+      const Json* g = nv.find("pcie_gen_current");
+      const Json* w = nv.find("pcie_width_current");
+      const Json* c = nv.find("sm_clock_mhz");
+      if (g && w && c && g->type() == Json::Type::kNumber && w->type() == Json::Type::kNumber &&
+          c->type() == Json::Type::kNumber)
+        std::printf("  nvml: PCIe gen %.0f x%.0f, SM clock %.0f MHz now\n", g->number(),
+                    w->number(), c->number());
+      else
+        std::printf("  nvml: n/a\n");
+    }
+  } else {
+    std::printf("  gpu: none (%s): GPU arms print 'skipped: no GPU'\n", dev.why_not.c_str());
+  }
+
+  // ---- GPU set-up, before any runtime --------------------------------------
+  std::vector<Arm> arms;
+  bool gpu_ok = gpu_skip.empty();
+  if (gpu_ok) {
+    gpu::InitOptions io;
+    io.device = opt.device;
+    io.graph_nodes = sz.graph_nodes;
+    io.gemm_n = opt.arms.count("interf") ? sz.gemm_n : 0;
+    std::string err;
+    std::fprintf(stderr, "megaring_bench: loading kernels, graphs and cuBLAS...\n");
+    g_watchdog.kick("GPU set-up");
+    if (!gpu::init(io, &err)) {
+      gpu_skip = "GPU set-up failed: " + err;
+      gpu_ok = false;
+      std::fprintf(stderr, "megaring_bench: %s\n", gpu_skip.c_str());
+    }
+  }
+
+  // ---- raw CUDA arms, before the runtime exists: an idle megakernel would
+  // share the GPU (and PCIe) with them; the interference arm measures that.
+  if (opt.arms.count("rt")) {
+    std::fprintf(stderr, "megaring_bench: round trip (raw CUDA)\n");
+    g_watchdog.kick("round trip (raw CUDA)");
+    struct RawRt {
+      const char* name;
+      const char* label;
+      bool (*fn)(int, int, std::vector<double>*, std::string*);
+      int iters;
+    } raw[] = {
+        {"rt.pingpong_floor", "ping-pong floor (mapped flag, 1-thread kernel)",
+         &gpu::pingpong_latency, sz.ping_iters},
+        {"rt.launch_sync", "empty kernel: cudaLaunchKernel + stream sync", &gpu::launch_sync_latency,
+         sz.launch_iters},
+        {"rt.graph_sync", "1-node graph: cudaGraphLaunch + stream sync", &gpu::graph_sync_latency,
+         sz.graph_iters},
+    };
+    for (const RawRt& r : raw) {
+      if (!gpu_ok) {
+        arms.push_back(skipped(r.name, "round_trip", r.label, gpu_skip));
+      } else {
+        Arm a = make_arm(r.name, "round_trip", r.label);
+        a.params["iters"] = r.iters;
+        std::vector<double> ns;
+        std::string err;
+        if (r.fn(std::max(100, r.iters / 20), r.iters, &ns, &err)) {
+          a.has_latency = true;
+          a.latency = summarize(ns);
+        } else {
+          a.status = "error";
+          a.reason = err;
+        }
+        arms.push_back(a);
+      }
+      announce(arms.back());
+    }
+  }
+
+  if (opt.arms.count("tput")) {
+    std::fprintf(stderr, "megaring_bench: throughput (raw CUDA)\n");
+    g_watchdog.kick("throughput (raw CUDA)");
+    struct RawTput {
+      const char* name;
+      std::string label;
+      int count;
+      bool graph;
+    } raw[] = {
+        {"tput.launch_b2b", "back-to-back empty-kernel launches, one sync", sz.launch_tput, false},
+        {"tput.graph_many", "graph of " + std::to_string(sz.graph_nodes) +
+                                " empty-kernel nodes, replayed", sz.graph_replays, true},
+    };
+    for (const RawTput& r : raw) {
+      if (!gpu_ok) {
+        arms.push_back(skipped(r.name, "throughput", r.label, gpu_skip));
+        announce(arms.back());
+        continue;
+      }
+      Arm a = make_arm(r.name, "throughput", r.label);
+      a.params[r.graph ? "replays" : "launches"] = r.count;
+      if (r.graph) a.params["nodes"] = gpu::graph_nodes();
+      std::vector<double> rates;
+      std::string err;
+      bool ok = true;
+      for (int t = 0; ok && t <= sz.tput_raw_trials; ++t) {  // trial 0: warm-up
+        double k = 0;
+        ok = r.graph ? gpu::graph_throughput(r.count, &k, &err)
+                     : gpu::launch_throughput(r.count, &k, &err);
+        if (ok && t > 0) rates.push_back(k);
+      }
+      if (ok) {
+        a.has_rate = true;
+        a.rate = summarize_rates(rates);
+        a.rate_unit = "kernels/s";
+      } else {
+        a.status = "error";
+        a.reason = err;
+      }
+      arms.push_back(a);
+      announce(arms.back());
+    }
+  }
+
+  // ---- the megaring runtime for rt / tput / scaling ------------------------
+  // Created after every kernel, graph and cuBLAS path is loaded.
+  std::unique_ptr<Runtime> rt;
+  std::string rt_error;
+  Json rtj = Json::object();
+  const bool need_rt = opt.arms.count("rt") || opt.arms.count("tput") || opt.arms.count("scaling");
+  Backend mr_backend = opt.backend;
+  if (mr_backend == Backend::kAuto) mr_backend = dev.available ? Backend::kCuda : Backend::kCpu;
+  if (need_rt) {
+    g_watchdog.kick("creating the runtime");
+    Config config;
+    config.backend = mr_backend;
+    config.device = opt.device;
+    config.ring_capacity = opt.ring;
+    if (opt.workers >= 0) config.workers = static_cast<uint32_t>(opt.workers);
+    if (opt.backoff_max >= 0) {
+      config.poll_backoff_max_ns = static_cast<uint32_t>(opt.backoff_max);
+      config.poll_backoff_min_ns = std::min(config.poll_backoff_min_ns, config.poll_backoff_max_ns);
+    }
+    const Status st = Runtime::create(config, &rt);
+    if (!st) {
+      rt_error = "Runtime::create: " + st.to_string();
+      std::fprintf(stderr, "megaring_bench: %s\n", rt_error.c_str());
+      rt.reset();
+    } else {
+      rtj["backend"] = backend_name(rt->backend());
+      rtj["device_name"] = rt->device_name();
+      rtj["consumer_units"] = rt->consumer_units();
+      rtj["ring_capacity"] = rt->capacity();
+      rtj["poll_backoff_min_ns"] = config.poll_backoff_min_ns;
+      rtj["poll_backoff_max_ns"] = config.poll_backoff_max_ns;
+      std::printf("  megaring runtime: backend %s, device \"%s\", %u consumer units, ring %u\n",
+                  backend_name(rt->backend()), rt->device_name(), rt->consumer_units(),
+                  rt->capacity());
+    }
+  }
+  report["runtime"] = rtj;
+  const std::string mr_tag = rt ? std::string(backend_name(rt->backend())) : "";
+
+  if (opt.arms.count("rt")) {
+    std::fprintf(stderr, "megaring_bench: round trip (megaring)\n");
+    g_watchdog.kick("round trip (megaring)");
+    const std::string label = "megaring Runtime::call(NOP) [" + mr_tag + "]";
+    if (!rt) {
+      arms.push_back(skipped("rt.megaring_call", "round_trip", label, rt_error));
+    } else {
+      Arm a = make_arm("rt.megaring_call", "round_trip", label);
+      a.params["iters"] = sz.rt_iters;
+      a.params["backend"] = mr_tag;
+      std::vector<double> ns;
+      std::string err;
+      if (megaring_round_trips(*rt, sz.rt_warmup, sz.rt_iters, 0, &ns, &err)) {
+        a.has_latency = true;
+        a.latency = summarize(ns);
+      } else {
+        a.status = "error";
+        a.reason = err;
+      }
+      arms.push_back(a);
+    }
+    announce(arms.back());
+  }
+
+  if (opt.arms.count("tput")) {
+    std::fprintf(stderr, "megaring_bench: throughput (megaring)\n");
+    g_watchdog.kick("throughput (megaring)");
+    for (uint32_t batch : {1u, 8u, 64u, 256u}) {
+      const std::string name = "tput.megaring.b" + std::to_string(batch);
+      const std::string label = "megaring 1 producer, batch " + std::to_string(batch) + " [" +
+                                mr_tag + "]";
+      if (!rt) {
+        arms.push_back(skipped(name.c_str(), "throughput", label, rt_error));
+        announce(arms.back());
+        continue;
+      }
+      Arm a = make_arm(name.c_str(), "throughput", label);
+      a.params["batch"] = batch;
+      a.params["slots"] = static_cast<unsigned long long>(sz.tput_slots);
+      a.params["producers"] = 1;
+      a.params["backend"] = mr_tag;
+      std::vector<double> rates;
+      std::string err;
+      double r = 0;
+      bool ok = megaring_throughput(*rt, batch, sz.tput_slots / 10, &r, &err);  // warm-up
+      for (int t = 0; ok && t < sz.tput_trials; ++t) {
+        ok = megaring_throughput(*rt, batch, sz.tput_slots, &r, &err);
+        if (ok) rates.push_back(r);
+      }
+      if (ok) {
+        a.has_rate = true;
+        a.rate = summarize_rates(rates);
+        a.rate_unit = "slots/s";
+      } else {
+        a.status = "error";
+        a.reason = err;
+      }
+      arms.push_back(a);
+      announce(arms.back());
+    }
+  }
+
+  // ---- producer scaling ----------------------------------------------------
+  if (opt.arms.count("scaling")) {
+    std::fprintf(stderr, "megaring_bench: producer scaling\n");
+    g_watchdog.kick("producer scaling");
+    for (int p : sz.scaling_producers) {
+      const std::string name = "scaling.p" + std::to_string(p);
+      const std::string label = "megaring " + std::to_string(p) + " producer(s), batch " +
+                                std::to_string(opt.scaling_batch) + " [" + mr_tag + "]";
+      if (!rt) {
+        arms.push_back(skipped(name.c_str(), "scaling", label, rt_error));
+        announce(arms.back());
+        continue;
+      }
+      Arm a = make_arm(name.c_str(), "scaling", label);
+      a.params["producers"] = p;
+      a.params["batch"] = opt.scaling_batch;
+      a.params["slots"] = static_cast<unsigned long long>(sz.scaling_slots);
+      a.params["sample_every"] = sz.scaling_sample_every;
+      a.params["backend"] = mr_tag;
+      std::vector<double> rates, lat;
+      std::string err;
+      double r = 0;
+      bool ok = megaring_scaling(*rt, p, sz.scaling_slots / 10, opt.scaling_batch,
+                                 sz.scaling_sample_every, &r, &lat, &err);  // warm-up
+      lat.clear();
+      for (int t = 0; ok && t < sz.scaling_trials; ++t) {
+        ok = megaring_scaling(*rt, p, sz.scaling_slots, opt.scaling_batch,
+                              sz.scaling_sample_every, &r, &lat, &err);
+        if (ok) rates.push_back(r);
+      }
+      if (ok) {
+        a.has_rate = true;
+        a.rate = summarize_rates(rates);
+        a.rate_unit = "slots/s";
+        a.has_latency = true;
+        a.latency = summarize(lat);
+        a.extra["latency_is"] =
+            "kept NOP every Nth slot: publish until its producer sees the completion "
+            "(polled between its publishes), under the load";
+      } else {
+        a.status = "error";
+        a.reason = err;
+      }
+      arms.push_back(a);
+      announce(arms.back());
+    }
+  }
+
+  if (rt) {
+    const RuntimeStats s = rt->stats();
+    Json sj = Json::object();
+    sj["published"] = static_cast<unsigned long long>(s.published);
+    sj["completed_ok"] = static_cast<unsigned long long>(s.completed_ok);
+    sj["faulted"] = static_cast<unsigned long long>(s.faulted);
+    sj["aborted"] = static_cast<unsigned long long>(s.aborted);
+    sj["ring_full_events"] = static_cast<unsigned long long>(s.ring_full_events);
+    sj["protocol_errors"] = static_cast<unsigned long long>(s.protocol_errors);
+    report["runtime"]["stats"] = sj;
+    if (s.faulted || s.aborted || s.protocol_errors)
+      std::fprintf(stderr, "megaring_bench: WARNING: runtime stats show faults/aborts/protocol errors\n");
+    const Status st = rt->shutdown();
+    if (!st) std::fprintf(stderr, "megaring_bench: shutdown: %s\n", st.to_string().c_str());
+    rt.reset();
+  }
+
+  // ---- interference --------------------------------------------------------
+  if (opt.arms.count("interf")) {
+    std::fprintf(stderr, "megaring_bench: interference\n");
+    g_watchdog.kick("interference");
+    std::string why = gpu_skip;
+    if (why.empty() && !gpu::gemm_ready()) why = gpu::have_cublas() ? "GEMM set-up failed" : "built without cuBLAS";
+    if (!why.empty()) {
+      arms.push_back(skipped("interf", "interference", "GEMM beside an idle megakernel", why));
+      announce(arms.back());
+    } else {
+      std::vector<uint32_t> workers;
+      for (uint32_t w : sz.interf_workers) {
+        const uint32_t eff = w == 0 ? 0 : std::min<uint32_t>(w, static_cast<uint32_t>(dev.sm_count));
+        if (eff == static_cast<uint32_t>(dev.sm_count) && w != 0) continue;  // same as default
+        if (std::find(workers.begin(), workers.end(), eff) == workers.end()) workers.push_back(eff);
+      }
+      for (uint32_t w : workers) {
+        for (uint32_t backoff : sz.interf_backoff) {
+          const uint32_t blocks = w == 0 ? static_cast<uint32_t>(dev.sm_count) : w;
+          const std::string name = "interf.w" + std::to_string(blocks) + ".b" + std::to_string(backoff);
+          const bool is_default = w == 0 && backoff == Config{}.poll_backoff_max_ns;
+          const std::string label = "GEMM + idle megakernel, " + std::to_string(blocks) +
+                                    " blocks, backoff " + std::to_string(backoff) + " ns" +
+                                    (is_default ? " (defaults)" : "");
+          Arm a = make_arm(name.c_str(), "interference", label);
+          a.params["workers"] = blocks;
+          a.params["workers_config"] = w;
+          a.params["poll_backoff_max_ns"] = backoff;
+          a.params["defaults"] = is_default;
+          a.params["gemm_n"] = gpu::gemm_n();
+          a.params["gemm_reps"] = sz.gemm_reps;
+          std::string err;
+          // GEMM alone (no runtime alive), then beside the runtime.
+          std::vector<double> alone_ms, beside_ms;
+          bool ok = true;
+          for (int t = 0; ok && t < sz.gemm_trials; ++t) {
+            double ms = 0;
+            bool to = false;
+            ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(600, &ms, &to, &err);
+            if (ok) alone_ms.push_back(ms / sz.gemm_reps);
+          }
+          const double alone = ok ? summarize_rates(alone_ms).median : 0;
+          bool starved = false;
+          std::vector<double> wake;
+          if (ok) {
+            Config config;
+            config.backend = Backend::kCuda;
+            config.device = opt.device;
+            config.ring_capacity = opt.ring;
+            config.workers = w;
+            config.poll_backoff_max_ns = backoff;
+            config.poll_backoff_min_ns = std::min(config.poll_backoff_min_ns, backoff);
+            std::unique_ptr<Runtime> irt;
+            Status st = Runtime::create(config, &irt);
+            if (!st) {
+              ok = false;
+              err = "Runtime::create: " + st.to_string();
+            } else {
+              // Wake-up latency: a call after the ring idled long enough for
+              // the consumer to reach its maximum backoff.
+              ok = megaring_round_trips(*irt, 20, sz.wake_samples, sz.wake_gap_us * 1e3, &wake, &err);
+              busy_wait_ns(sz.wake_gap_us * 1e3);
+              for (int t = 0; ok && t < sz.gemm_trials; ++t) {
+                double ms = 0;
+                bool to = false;
+                const double limit_s = std::max(2.0, 20.0 * alone * sz.gemm_reps * 1e-3);
+                ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(limit_s, &ms, &to, &err);
+                if (ok && to) {
+                  // The GEMM cannot get SMs next to the megakernel: stop the
+                  // runtime (its kernel exits), then let the GEMM finish.
+                  starved = true;
+                  st = irt->shutdown(std::chrono::seconds(10));
+                  if (!st) err = "shutdown after starvation: " + st.to_string();
+                  irt.reset();
+                  ok = gpu::gemm_wait(600, &ms, &to, &err) && !to;
+                  break;
+                }
+                if (ok) beside_ms.push_back(ms / sz.gemm_reps);
+              }
+              if (irt) {
+                st = irt->shutdown();
+                if (!st && ok) {
+                  ok = false;
+                  err = "shutdown: " + st.to_string();
+                }
+                irt.reset();
+              }
+            }
+          }
+          if (!ok) {
+            a.status = "error";
+            a.reason = err;
+          } else {
+            a.has_latency = true;
+            a.latency = summarize(wake);
+            a.extra["latency_is"] = "wake-up round trip: call(NOP) after " +
+                                    std::to_string(static_cast<int>(sz.wake_gap_us)) +
+                                    " us idle, no GEMM running";
+            a.extra["gemm_ms_alone"] = alone;
+            a.extra["gemm_tflops_alone"] = gpu::gemm_flops() / (alone * 1e-3) / 1e12;
+            Json am = Json::array();
+            for (double x : alone_ms) am.push_back(x);
+            a.extra["gemm_ms_alone_trials"] = am;
+            a.extra["starved"] = starved;
+            if (!starved) {
+              const double beside = summarize_rates(beside_ms).median;
+              Json bm = Json::array();
+              for (double x : beside_ms) bm.push_back(x);
+              a.extra["gemm_ms_beside"] = beside;
+              a.extra["gemm_ms_beside_trials"] = bm;
+              a.extra["slowdown_pct"] = (beside / alone - 1.0) * 100.0;
+            } else {
+              a.extra["gemm_ms_beside"] = nullptr;
+              a.extra["slowdown_pct"] = nullptr;
+              a.extra["note"] = "GEMM made no progress beside the megakernel within the limit "
+                                "(no free SM resources); the runtime was shut down to let it finish";
+            }
+          }
+          arms.push_back(a);
+          announce(arms.back());
+        }
+      }
+    }
+  }
+
+  // ---- host cost -----------------------------------------------------------
+  if (opt.arms.count("host")) {
+    std::fprintf(stderr, "megaring_bench: host cost (CPU backend vs moodycamel)\n");
+    g_watchdog.kick("host cost (CPU backend vs moodycamel)");
+    HostCostOptions ho = sz.host;
+    ho.consumers = opt.host_consumers;
+    ho.ring = opt.ring;
+    if (!have_moodycamel())
+      std::printf("  note: moodycamel ConcurrentQueue not found at build time; its arm is skipped\n");
+    const size_t before = arms.size();
+    run_host_cost(ho, &arms);
+    for (size_t i = before; i < arms.size(); ++i) announce(arms[i]);
+  }
+
+  // ---- targets -------------------------------------------------------------
+  std::vector<Target> targets;
+  const bool on_cuda = mr_tag == "cuda";
+  auto gpu_target = [&](Target t, const Arm* mine, const Arm* other, double ratio,
+                        bool higher_is_better) {
+    if (!mine || !other || !std::isfinite(ratio)) {
+      t.status = "n/a";
+      t.detail = "an arm it needs did not run" + (gpu_skip.empty() ? "" : " (" + gpu_skip + ")");
+    } else {
+      t.ratio = ratio;
+      if (!on_cuda) {
+        t.status = "n/a";
+        t.detail = (t.detail.empty() ? "" : t.detail + "; ") + "measured on the " + mr_tag +
+                   " backend, the target is for the CUDA backend";
+      } else {
+        t.status = (higher_is_better ? ratio >= t.threshold : ratio <= t.threshold) ? "pass" : "miss";
+      }
+    }
+    targets.push_back(t);
+  };
+  {
+    const Arm* call = find_arm(arms, "rt.megaring_call");
+    const Arm* ping = find_arm(arms, "rt.pingpong_floor");
+    const Arm* launch = find_arm(arms, "rt.launch_sync");
+    const Arm* graph = find_arm(arms, "rt.graph_sync");
+    Target t;
+    t.name = "rt_vs_floor";
+    t.requirement = "round trip p50 <= 1.5x ping-pong floor p50";
+    t.threshold = 1.5;
+    gpu_target(t, call, ping, call && ping ? call->latency.p50 / ping->latency.p50 : NAN, false);
+    t = Target{};
+    t.name = "rt_vs_launch";
+    t.requirement = "launch+sync p50 / round trip p50 >= 3";
+    t.threshold = 3;
+    gpu_target(t, call, launch, call && launch ? launch->latency.p50 / call->latency.p50 : NAN, true);
+    t = Target{};
+    t.name = "rt_vs_graph";
+    t.requirement = "graph+sync p50 / round trip p50 >= 3";
+    t.threshold = 3;
+    gpu_target(t, call, graph, call && graph ? graph->latency.p50 / call->latency.p50 : NAN, true);
+  }
+  {
+    const Arm* best = nullptr;
+    for (const char* n : {"tput.megaring.b8", "tput.megaring.b64", "tput.megaring.b256"})
+      if (const Arm* a = find_arm(arms, n); a && (!best || a->rate.median > best->rate.median))
+        best = a;
+    Target t;
+    t.name = "tput_abs";
+    t.requirement = "one producer with batching >= 20 M NOP slots/s";
+    t.threshold = 20e6;
+    if (best) t.detail = best->name;
+    gpu_target(t, best, best, best ? best->rate.median : NAN, true);
+    const Arm* graph = find_arm(arms, "tput.graph_many");
+    t = Target{};
+    t.name = "tput_vs_graph";
+    t.requirement = "batched NOP slots/s >= 30x many-node graph kernels/s";
+    t.threshold = 30;
+    gpu_target(t, best, graph, best && graph ? best->rate.median / graph->rate.median : NAN, true);
+  }
+  {
+    const Arm* p1 = find_arm(arms, "scaling.p1");
+    const Arm* p8 = find_arm(arms, "scaling.p8");
+    Target t;
+    t.name = "scaling_8";
+    t.requirement = "near-linear to 8 producers: T(8)/T(1) >= 6 (75% efficiency)";
+    t.threshold = 6;
+    gpu_target(t, p1, p8, p1 && p8 ? p8->rate.median / p1->rate.median : NAN, true);
+  }
+  {
+    // The defaults: one block per SM (workers = 0), the default backoff.
+    const Arm* def = nullptr;
+    for (const Arm& a : arms) {
+      const Json* d = a.params.find("defaults");
+      if (a.group == "interference" && a.status == "ok" && d && d->boolean()) def = &a;
+    }
+    Target t;
+    t.name = "interference_default";
+    t.requirement = "idle megakernel (defaults) slows a large GEMM by <= 2%";
+    t.threshold = 1.02;
+    if (def && def->extra.find("starved")->boolean()) {
+      t.ratio = INFINITY;
+      t.status = "miss";
+      t.detail = "the GEMM made no progress beside the megakernel";
+      targets.push_back(t);
+    } else {
+      gpu_target(t, def, def,
+                 def ? def->extra.find("gemm_ms_beside")->number() /
+                           def->extra.find("gemm_ms_alone")->number()
+                     : NAN,
+                 false);
+    }
+  }
+  {
+    // Host cost: the only target measured on the CPU backend; the worst ratio
+    // over the producer counts decides.
+    Target t;
+    t.name = "host_cost";
+    t.requirement = "CPU-backend ns/slot <= moodycamel ns/slot (worst over producer counts)";
+    t.threshold = 1.0;
+    double worst = NAN;
+    std::string detail;
+    for (int p : sz.host.producers) {
+      const Arm* m = find_arm(arms, "host.megaring.p" + std::to_string(p));
+      const Arm* q = find_arm(arms, "host.moodycamel.p" + std::to_string(p));
+      if (!m || !q) continue;
+      const double r = q->rate.median / m->rate.median;  // = megaring ns / queue ns
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%sp%d %.2f", detail.empty() ? "" : ", ", p, r);
+      detail += buf;
+      if (!std::isfinite(worst) || r > worst) worst = r;
+    }
+    t.detail = detail;
+    if (std::isfinite(worst)) {
+      t.ratio = worst;
+      t.status = worst <= t.threshold ? "pass" : "miss";
+    } else {
+      t.detail = have_moodycamel() ? "an arm it needs did not run" : "moodycamel not built in";
+    }
+    targets.push_back(t);
+  }
+
+  // ---- output --------------------------------------------------------------
+  if (dev.available) report["nvml_end"] = nvml_snapshot(dev.pci_bus_id, opt.device);
+  print_table(arms);
+  std::printf("\n== targets (H100 figures; pass/miss only where the arm ran on its backend)\n");
+  for (const Target& t : targets) {
+    char ratio[48] = "";
+    if (std::isfinite(t.ratio)) {
+      if (t.name == "tput_abs")
+        std::snprintf(ratio, sizeof(ratio), "%.2f M/s", t.ratio / 1e6);
+      else
+        std::snprintf(ratio, sizeof(ratio), "ratio %.3g", t.ratio);
+    } else if (std::isinf(t.ratio)) {
+      std::snprintf(ratio, sizeof(ratio), "ratio inf");
+    }
+    std::printf("  [%-4s] %-72s %-16s %s\n", t.status.c_str(), t.requirement.c_str(), ratio,
+                t.detail.c_str());
+  }
+
+  Json aj = Json::array();
+  for (const Arm& a : arms) aj.push_back(a.to_json_value());
+  report["arms"] = aj;
+  Json tj = Json::array();
+  for (const Target& t : targets) {
+    Json o = Json::object();
+    o["name"] = t.name;
+    o["requirement"] = t.requirement;
+    o["status"] = t.status;
+    o["ratio"] = std::isfinite(t.ratio) ? Json(t.ratio) : Json(nullptr);
+    o["threshold"] = t.threshold;
+    o["detail"] = t.detail;
+    tj.push_back(o);
+  }
+  report["targets"] = tj;
+  const double duration = elapsed_ns(run_start, Clock::now()) * 1e-9;
+  report["duration_s"] = duration;
+
+  if (gpu_ok) gpu::teardown();  // no runtime is alive any more
+
+  std::string path = opt.json_path;
+  if (!opt.results_dir.empty()) {
+    const std::string device = dev.available && gpu_skip.empty() ? slug(dev.name) : "cpu";
+    std::error_code ec;
+    std::filesystem::create_directories(opt.results_dir, ec);
+    const std::string stem = opt.results_dir + "/" + utc_date() + "_" + device;
+    path = stem + ".json";
+    // Never overwrite an earlier run of the same day: add the time.
+    if (std::ifstream(path).good()) path = stem + "_" + utc_time_compact() + ".json";
+  }
+  int errors = 0;
+  for (const Arm& a : arms) errors += a.status == "error";
+  if (!path.empty()) {
+    std::ofstream f(path);
+    f << report.dump();
+    if (!f) {
+      std::fprintf(stderr, "megaring_bench: cannot write %s\n", path.c_str());
+      return 1;
+    }
+    std::printf("\njson: %s\n", path.c_str());
+  }
+  std::printf("megaring_bench: %zu arms (%d errors) in %.1f s\n", arms.size(), errors, duration);
+  return errors == 0 ? 0 : 1;
+}

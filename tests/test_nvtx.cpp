@@ -1,0 +1,367 @@
+// NVTX ranges reach a tool. ctest runs this binary with NVTX_INJECTION64_PATH
+// pointing at libmegaring_nvtx_recorder.so (tests/nvtx_injection/), the NVTX
+// injection library that records every event in memory; the first NVTX call
+// loads it, and the tests read the record through its extern "C" functions
+// (dlopen of the same path). No nsys needed.
+//
+//   Nvtx.RecorderSeesProbeRanges: the recorder itself works (ranges this test
+//     emits in its own domain and the global one, from several threads).
+//   Nvtx.RuntimeEmitsRanges: a CPU-backend runtime emits its ranges in the
+//     "megaring" domain, as registered strings, balanced, once per API call.
+#include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <nvtx3/nvtx3.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend_fixture.hpp"
+#include "nvtx_injection/recorder.h"
+
+#ifndef MEGARING_TEST_NVTX_ENABLED
+#error "tests/CMakeLists.txt passes MEGARING_TEST_NVTX_ENABLED (the MEGARING_NVTX option)"
+#endif
+
+namespace {
+
+using megaring::Completion;
+using megaring::PublishOptions;
+using megaring::SlotRequest;
+using megaring::Ticket;
+using megaring_test::Config;
+using megaring_test::Runtime;
+using megaring_test::Watchdog;
+
+constexpr const char* kInjectionVar = "NVTX_INJECTION64_PATH";
+constexpr const char* kDomain = "megaring";
+
+uint64_t this_tid() { return static_cast<uint64_t>(::syscall(SYS_gettid)); }
+
+// The recorder's query functions, from the library NVTX loaded.
+struct Recorder {
+  mr_nvtx_init_count_fn init_count = nullptr;
+  mr_nvtx_reset_fn reset = nullptr;
+  mr_nvtx_count_fn count = nullptr;
+  mr_nvtx_domain_creates_fn domain_creates = nullptr;
+  mr_nvtx_open_ranges_fn open_ranges = nullptr;
+  mr_nvtx_event_count_fn event_count = nullptr;
+  mr_nvtx_event_fn event = nullptr;
+
+  struct Event {
+    std::string domain, message;
+    int kind = 0;
+    int message_type = 0;
+    uint64_t tid = 0;
+  };
+  std::vector<Event> events() const {
+    std::vector<Event> out;
+    const size_t n = event_count();
+    for (size_t i = 0; i < n; ++i) {
+      const char* d = nullptr;
+      const char* m = nullptr;
+      Event e;
+      if (!event(i, &d, &m, &e.kind, &e.message_type, &e.tid)) break;
+      e.domain = d;
+      e.message = m;
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+  // Ranges opened (push or start) / closed (pop or end) named `message` in `domain`.
+  size_t opened(const char* domain, const char* message) const {
+    return count(domain, message, MR_NVTX_PUSH) + count(domain, message, MR_NVTX_START);
+  }
+  size_t closed(const char* domain, const char* message) const {
+    return count(domain, message, MR_NVTX_POP) + count(domain, message, MR_NVTX_END);
+  }
+};
+
+template <class Fn>
+void load_symbol(void* handle, const char* name, Fn* out) {
+  *out = reinterpret_cast<Fn>(dlsym(handle, name));
+  ASSERT_NE(*out, nullptr) << "recorder library lacks " << name << ": " << dlerror();
+}
+
+// Everything recorded, per (domain, message): "opened/closed [kinds]".
+std::string summary(const std::vector<Recorder::Event>& events) {
+  std::map<std::pair<std::string, std::string>, std::map<int, size_t>> by_name;
+  for (const auto& e : events) ++by_name[{e.domain, e.message}][e.kind];
+  static const char* const kinds[] = {"push", "pop", "start", "end", "mark"};
+  std::ostringstream os;
+  os << events.size() << " NVTX events recorded:";
+  for (const auto& entry : by_name) {
+    os << "\n  [" << (entry.first.first.empty() ? "<global>" : entry.first.first) << "] "
+       << entry.first.second << ":";
+    for (const auto& k : entry.second) os << " " << kinds[k.first] << "=" << k.second;
+  }
+  return os.str();
+}
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+
+class Nvtx : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    watchdog_ = std::make_unique<Watchdog>(megaring_test::current_test_name(),
+                                           Watchdog::default_limit());
+    const char* path = std::getenv(kInjectionVar);
+    ASSERT_TRUE(path != nullptr && *path != '\0')
+        << kInjectionVar << " is not set: run this test through ctest, which sets it to the "
+        << "path of libmegaring_nvtx_recorder.so (tests/CMakeLists.txt), or set it by hand";
+    // The first NVTX call in the process loads the injection library named by
+    // the variable; RTLD_NOLOAD then proves NVTX (not this test) loaded it.
+    nvtxInitialize(nullptr);
+    void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    ASSERT_NE(handle, nullptr) << "NVTX did not load the injection library " << path << ": "
+                               << dlerror();
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_init_count", &rec_.init_count));
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_reset", &rec_.reset));
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_count", &rec_.count));
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_domain_creates", &rec_.domain_creates));
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_open_ranges", &rec_.open_ranges));
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_event_count", &rec_.event_count));
+    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_event", &rec_.event));
+    // The handle stays open (NVTX holds the library for the process anyway).
+    ASSERT_GE(rec_.init_count(), 1)
+        << "the recorder was loaded but NVTX never called its InitializeInjectionNvtx2";
+    rec_.reset();
+  }
+  void TearDown() override { watchdog_.reset(); }
+
+  Recorder rec_;
+
+ private:
+  std::unique_ptr<Watchdog> watchdog_;
+};
+
+struct ProbeDomain {
+  static constexpr const char* name{"megaring_test_probe"};
+};
+
+TEST_F(Nvtx, RecorderSeesProbeRanges) {
+  const uint64_t me = this_tid();
+  {
+    static const nvtx3::registered_string_in<ProbeDomain> registered{"probe::registered"};
+    nvtx3::scoped_range_in<ProbeDomain> outer{registered};
+    nvtx3::scoped_range_in<ProbeDomain> inner{"probe::ascii"};
+    nvtx3::mark_in<ProbeDomain>("probe::mark");
+    nvtx3::unique_range_in<ProbeDomain> started{"probe::start_end"};
+    nvtx3::scoped_range global{"probe::global"};
+  }
+  EXPECT_EQ(rec_.domain_creates("megaring_test_probe"), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::registered", MR_NVTX_PUSH), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::registered", MR_NVTX_POP), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::ascii", MR_NVTX_PUSH), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::ascii", MR_NVTX_POP), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::mark", MR_NVTX_MARK), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::start_end", MR_NVTX_START), 1u);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::start_end", MR_NVTX_END), 1u);
+  EXPECT_EQ(rec_.count("", "probe::global", MR_NVTX_PUSH), 1u);
+  EXPECT_EQ(rec_.count("", "probe::global", MR_NVTX_POP), 1u);
+  EXPECT_EQ(rec_.count(nullptr, MR_NVTX_UNMATCHED, MR_NVTX_KIND_ANY), 0u);
+  EXPECT_EQ(rec_.open_ranges(), 0u);
+  const auto events = rec_.events();
+  ASSERT_EQ(events.size(), 9u) << summary(events);
+  // Order and attribution: pops close the innermost range first.
+  EXPECT_EQ(events[0].message, "probe::registered");
+  EXPECT_EQ(events[0].message_type, MR_NVTX_MSG_REGISTERED);
+  EXPECT_EQ(events[1].message_type, MR_NVTX_MSG_ASCII);
+  EXPECT_EQ(events[5].kind, MR_NVTX_POP);
+  EXPECT_EQ(events[5].message, "probe::global");
+  for (const auto& e : events) EXPECT_EQ(e.tid, me) << e.message;
+
+  // Thread-safe recording, per-thread stacks.
+  rec_.reset();
+  constexpr int kThreads = 4;
+  constexpr int kRanges = 2000;
+  std::vector<std::thread> threads;
+  std::vector<uint64_t> tids(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([i, &tids] {
+      tids[i] = this_tid();
+      for (int n = 0; n < kRanges; ++n) {
+        nvtx3::scoped_range_in<ProbeDomain> a{"probe::outer"};
+        nvtx3::scoped_range_in<ProbeDomain> b{"probe::inner"};
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const size_t per_name = static_cast<size_t>(kThreads) * kRanges;
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::outer", MR_NVTX_PUSH), per_name);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::outer", MR_NVTX_POP), per_name);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::inner", MR_NVTX_PUSH), per_name);
+  EXPECT_EQ(rec_.count("megaring_test_probe", "probe::inner", MR_NVTX_POP), per_name);
+  EXPECT_EQ(rec_.open_ranges(), 0u);
+  std::map<uint64_t, size_t> per_thread;
+  for (const auto& e : rec_.events()) ++per_thread[e.tid];
+  for (uint64_t tid : tids) EXPECT_EQ(per_thread[tid], 4u * kRanges) << "thread " << tid;
+}
+
+SlotRequest delay(uint64_t ns) { return megaring::ops::delay_ns(ns); }
+
+TEST_F(Nvtx, RuntimeEmitsRanges) {
+  Config config;
+  config.backend = megaring::Backend::kCpu;
+  config.ring_capacity = 256;
+
+  if (!MEGARING_TEST_NVTX_ENABLED) {
+    // Compiled out: a runtime must emit nothing in the domain.
+    std::unique_ptr<Runtime> rt;
+    MR_ASSERT_OK(Runtime::create(config, &rt));
+    Ticket t;
+    MR_ASSERT_OK(rt->publish(megaring::ops::nop(), &t));
+    MR_ASSERT_OK(rt->shutdown());
+    rt.reset();
+    EXPECT_EQ(rec_.count(kDomain, nullptr, MR_NVTX_KIND_ANY), 0u) << summary(rec_.events());
+    EXPECT_EQ(rec_.domain_creates(kDomain), 0u);
+    GTEST_SKIP() << "megaring was built with MEGARING_NVTX=OFF: its NVTX ranges are compiled "
+                    "out (checked that none are emitted); reconfigure with -DMEGARING_NVTX=ON "
+                    "to test them";
+  }
+
+  const uint64_t main_tid = this_tid();
+  // Calls made, per range name.
+  std::map<std::string, size_t> expected;
+
+  // Runtime 1: create, publish, publish_batch, kept publish + wait,
+  // wait_done, concurrent publishers, shutdown.
+  {
+    std::unique_ptr<Runtime> rt;
+    MR_ASSERT_OK(Runtime::create(config, &rt));
+    ++expected["megaring::create"];
+
+    Ticket t;
+    constexpr int kSingles = 4;
+    for (int i = 0; i < kSingles; ++i) {
+      MR_ASSERT_OK(rt->publish(megaring::ops::nop(i), &t));
+      ++expected["megaring::publish"];
+    }
+    constexpr int kBatches = 3;
+    std::vector<SlotRequest> batch(8, megaring::ops::nop(7));
+    Ticket last_of_batch;
+    for (int i = 0; i < kBatches; ++i) {
+      Ticket first;
+      MR_ASSERT_OK(rt->publish_batch(batch.data(), static_cast<uint32_t>(batch.size()), &first));
+      ++expected["megaring::publish"];
+      last_of_batch.value = first.value + batch.size() - 1;
+    }
+    PublishOptions keep;
+    keep.keep_result = true;
+    Ticket kept;
+    MR_ASSERT_OK(rt->publish(megaring::ops::nop(42), &kept, keep));
+    ++expected["megaring::publish"];
+    ASSERT_TRUE(kept.kept);
+    Completion c;
+    MR_ASSERT_OK(rt->wait(kept, &c, megaring_test::scaled(std::chrono::seconds(30))));
+    ++expected["megaring::wait"];
+    EXPECT_TRUE(c.ok());
+    EXPECT_EQ(c.result, 42u);
+    MR_ASSERT_OK(rt->wait_done(last_of_batch, megaring_test::scaled(std::chrono::seconds(30))));
+    ++expected["megaring::wait_done"];
+
+    // Publishers on other threads: their ranges carry their thread ids.
+    constexpr int kThreads = 2;
+    constexpr int kPerThread = 25;
+    std::vector<std::thread> threads;
+    std::vector<uint64_t> tids(kThreads);
+    std::vector<int> failures(kThreads, 0);
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        tids[i] = this_tid();
+        for (int n = 0; n < kPerThread; ++n) {
+          Ticket tt;
+          if (!rt->publish(megaring::ops::nop(n), &tt).is_ok()) ++failures[i];
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (int i = 0; i < kThreads; ++i) ASSERT_EQ(failures[i], 0) << "publisher thread " << i;
+    expected["megaring::publish"] += kThreads * kPerThread;
+
+    MR_ASSERT_OK(rt->shutdown(megaring_test::scaled(std::chrono::seconds(30))));
+    ++expected["megaring::shutdown"];
+    rt.reset();  // stopped: the destructor does not abort
+
+    for (int i = 0; i < kThreads; ++i) {
+      size_t pushes = 0;
+      for (const auto& e : rec_.events())
+        if (e.tid == tids[i] && e.message == "megaring::publish" && e.kind == MR_NVTX_PUSH)
+          ++pushes;
+      EXPECT_EQ(pushes, static_cast<size_t>(kPerThread))
+          << "megaring::publish ranges from publisher thread " << i;
+    }
+  }
+
+  // Runtime 2: aborted with slots in flight.
+  {
+    std::unique_ptr<Runtime> rt;
+    MR_ASSERT_OK(Runtime::create(config, &rt));
+    ++expected["megaring::create"];
+    std::vector<SlotRequest> slow(4, delay(2'000'000));
+    Ticket first;
+    MR_ASSERT_OK(rt->publish_batch(slow.data(), static_cast<uint32_t>(slow.size()), &first));
+    ++expected["megaring::publish"];
+    MR_ASSERT_OK(rt->abort());
+    ++expected["megaring::abort"];
+    rt.reset();
+  }
+
+  const auto events = rec_.events();
+  const std::string recorded = summary(events);
+
+  // The domain exists, created once (nvtx3 caches the handle).
+  EXPECT_EQ(rec_.domain_creates(kDomain), 1u) << recorded;
+  // Each range, once per call, opened and closed the same number of times.
+  for (const auto& [name, calls] : expected) {
+    EXPECT_EQ(rec_.opened(kDomain, name.c_str()), calls)
+        << name << " ranges opened, for " << calls << " calls\n" << recorded;
+    EXPECT_EQ(rec_.closed(kDomain, name.c_str()), rec_.opened(kDomain, name.c_str()))
+        << name << " ranges not balanced\n" << recorded;
+  }
+  EXPECT_EQ(rec_.count(nullptr, MR_NVTX_UNMATCHED, MR_NVTX_KIND_ANY), 0u)
+      << "pops/ends without an open range\n" << recorded;
+  EXPECT_EQ(rec_.open_ranges(), 0u) << "ranges left open\n" << recorded;
+
+  // Every megaring range: in the megaring domain, named "megaring::...", by a
+  // registered string; every range in the domain is balanced, including ones
+  // this test does not know (internal ranges such as megaring::reap).
+  std::map<std::string, long> balance;
+  for (const auto& e : events) {
+    const bool ours = starts_with(e.message, "megaring::");
+    if (ours) {
+      EXPECT_EQ(e.domain, kDomain) << e.message << " emitted outside the megaring domain";
+    }
+    if (e.domain != kDomain) continue;
+    EXPECT_TRUE(ours) << "range in the megaring domain not named megaring::*: '" << e.message
+                      << "'";
+    if (e.kind == MR_NVTX_PUSH || e.kind == MR_NVTX_START) {
+      ++balance[e.message];
+      EXPECT_EQ(e.message_type, MR_NVTX_MSG_REGISTERED)
+          << e.message << " is not a registered string (MR_NVTX_RANGE registers its names)";
+    } else if (e.kind == MR_NVTX_POP || e.kind == MR_NVTX_END) {
+      --balance[e.message];
+    }
+    // The API ranges run on the calling thread (the publisher threads' are
+    // checked above).
+    if (e.message != "megaring::publish" && expected.count(e.message) != 0) {
+      EXPECT_EQ(e.tid, main_tid) << e.message << " recorded on another thread";
+    }
+  }
+  for (const auto& [name, b] : balance) EXPECT_EQ(b, 0) << name << " unbalanced\n" << recorded;
+  if (HasFailure()) return;
+  std::string names;
+  for (const auto& [name, b] : balance) names += (names.empty() ? "" : ", ") + name;
+  RecordProperty("megaring_ranges", names);
+}
+
+}  // namespace
