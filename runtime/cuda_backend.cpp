@@ -2,13 +2,18 @@
 // state and buffers in device memory; the consumer is one cooperative launch
 // of the persistent megakernel on its own non-blocking stream.
 //
-// While the kernel runs, nothing here may wait on the device as a whole:
-// buffers use the stream-ordered allocator and copies run on a separate
-// non-blocking control stream (cudaFree, cudaDeviceSynchronize or legacy
-// default-stream work would wait for the persistent kernel forever).
+// While a persistent kernel runs, nothing here may wait on the device as a
+// whole: device memory uses the stream-ordered allocator and copies run on a
+// separate non-blocking control stream (cudaFree, cudaDeviceSynchronize or
+// legacy default-stream work would wait for the persistent kernel forever).
+// That holds before our own launch too, since another kernel may be resident.
+// One runtime per device per process: a second persistent kernel could not
+// be co-resident with the first's full grid, so create() refuses it.
 #include <cuda_runtime_api.h>
 
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -18,12 +23,20 @@
 namespace megaring::detail {
 namespace {
 
+// Devices with a live CUDA-backend runtime in this process.
+std::mutex g_devices_mutex;
+std::set<int> g_devices_in_use;
+
 class CudaBackend final : public ConsumerBackend {
  public:
   ~CudaBackend() override {
     // Only reached after join() succeeded or when the kernel never started;
     // a wedged kernel is leaked by the runtime rather than freed under it.
     if (!kernel_running_) release_all();
+    if (owns_device_) {
+      std::lock_guard<std::mutex> lock(g_devices_mutex);
+      g_devices_in_use.erase(device_);
+    }
   }
 
   Status init(const Config& config) override {
@@ -37,6 +50,14 @@ class CudaBackend final : public ConsumerBackend {
                     "device " + std::to_string(config.device) + " out of range (" +
                         std::to_string(count) + " devices)");
     device_ = config.device;
+    {
+      std::lock_guard<std::mutex> lock(g_devices_mutex);
+      if (!g_devices_in_use.insert(device_).second)
+        return Status(Result::kInvalidArgument,
+                      "device " + std::to_string(device_) +
+                          " already runs a megaring runtime in this process; share that one");
+      owns_device_ = true;
+    }
     MR_CUDA_TRY(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     MR_CUDA_TRY(cudaGetDeviceProperties(&prop, device_));
@@ -71,8 +92,9 @@ class CudaBackend final : public ConsumerBackend {
     const size_t table_bytes = sizeof(mr_buffer_entry) * config.max_buffers;
     const size_t timeline_bytes = sizeof(mr_timeline_record) * config.timeline_capacity;
     const size_t total = priv_bytes + flags_bytes + table_bytes + timeline_bytes;
-    MR_CUDA_TRY(cudaMalloc(&private_block_, total));
-    MR_CUDA_TRY(cudaMemset(private_block_, 0, total));
+    MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, control_stream_));
+    MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     auto* base = static_cast<uint8_t*>(private_block_);
     params_.priv = reinterpret_cast<ConsumerPrivate*>(base);
     params_.done_flags = reinterpret_cast<uint64_t*>(base + priv_bytes);
@@ -91,7 +113,9 @@ class CudaBackend final : public ConsumerBackend {
     ConsumerPrivate priv{};
     priv.claim_cursor = initial_ticket;
     priv.done_cursor = initial_ticket;
-    MR_CUDA_TRY(cudaMemcpy(params_.priv, &priv, sizeof(priv), cudaMemcpyHostToDevice));
+    MR_CUDA_TRY(cudaMemcpyAsync(params_.priv, &priv, sizeof(priv), cudaMemcpyHostToDevice,
+                                control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     return Status::ok();
   }
 
@@ -111,7 +135,8 @@ class CudaBackend final : public ConsumerBackend {
                     std::to_string(grid) + " blocks requested but only " +
                         std::to_string(resident) + " can be co-resident");
     params_.units = grid;
-    MR_CUDA_TRY(cudaDeviceSynchronize());  // initialisation copies done before launch
+    // Initialisation copies ran on the control stream and were synchronised
+    // there; host-mapped words are plain host stores. No device-wide sync.
     MR_CUDA_TRY(launch(params_, grid, kernel_stream_));
     kernel_running_ = true;
     return Status::ok();
@@ -222,7 +247,10 @@ class CudaBackend final : public ConsumerBackend {
                     static_cast<void*>(host_.completions),
                     static_cast<void*>(host_.completion_control)})
       if (p != nullptr) (void)cudaFreeHost(p);
-    if (private_block_ != nullptr) (void)cudaFree(private_block_);
+    if (private_block_ != nullptr && control_stream_ != nullptr) {
+      (void)cudaFreeAsync(private_block_, control_stream_);
+      (void)cudaStreamSynchronize(control_stream_);
+    }
     if (kernel_stream_ != nullptr) (void)cudaStreamDestroy(kernel_stream_);
     if (control_stream_ != nullptr) (void)cudaStreamDestroy(control_stream_);
     (void)cudaGetLastError();
@@ -237,6 +265,7 @@ class CudaBackend final : public ConsumerBackend {
   void* private_block_ = nullptr;
   size_t timeline_bytes_ = 0;
   bool kernel_running_ = false;
+  bool owns_device_ = false;
 };
 
 }  // namespace

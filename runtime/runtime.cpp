@@ -7,8 +7,13 @@
 //              (shutdown/abort), so no reservation can slip past the close.
 //   reaped_    every ticket below it is accounted for and its position may be
 //              reused: P1 admits ticket t only when t < reaped_ + capacity.
-//   keep_[pos] ticket + 1 while a kept ticket's completion waits to be read;
-//              the reaper does not pass it, so the record stays valid.
+//   keep_[pos] ticket + 1 while a kept ticket's completion waits to be read
+//              in place; the reaper does not pass it, so the record stays
+//              valid. When the ring needs the position (a producer found it
+//              full), the reaper parks the completion in parked_ instead:
+//              kept results never hold the ring hostage, so a thread that
+//              keeps a ticket and publishes a ring's worth more cannot
+//              deadlock on itself.
 #include <cuda/atomic>
 
 #include <algorithm>
@@ -19,6 +24,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "backend.hpp"
@@ -35,6 +41,9 @@ using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kClosedBit = 1ull << 63;
+// keep_ values besides 0 and ticket + 1, held briefly by one thread:
+constexpr uint64_t kParking = ~0ull;      // the reaper is moving the result to parked_
+constexpr uint64_t kReading = ~0ull - 1;  // a waiter is reading the result in place
 constexpr uint32_t kMaxCapacity = 1u << 24;
 
 // Deadline helper that saturates instead of overflowing on kForever.
@@ -228,7 +237,11 @@ class Runtime::Impl {
   };
 
   Status reserve(uint32_t count, const PublishOptions& options, uint64_t* first);
-  size_t reap(bool block);
+  // Accounts for completed tickets in order. Stops at an unread kept result,
+  // unless `park` (a producer needs space), which moves it to parked_.
+  size_t reap(bool block, bool park = false);
+  // Takes a parked result of ticket t (after keep_ moved away from t + 1).
+  Status take_parked(uint64_t t, uint64_t pos, Completion* out);
   Status check_consumer();
   void close_ring(State state, Result reason);
   void finalize_locked();
@@ -254,6 +267,8 @@ class Runtime::Impl {
   alignas(64) std::atomic<uint64_t> reaped_{0};
   alignas(64) std::mutex reap_mutex_;
   std::unique_ptr<std::atomic<uint64_t>[]> keep_;
+  std::mutex parked_mutex_;
+  std::unordered_map<uint64_t, Completion> parked_;  // ticket -> unread kept result
 
   // Counters (relaxed: statistics only).
   std::atomic<uint64_t> completed_ok_{0}, faulted_{0}, aborted_{0}, ring_full_events_{0};
@@ -427,7 +442,7 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       }
       continue;
     }
-    if (reap(false) > 0) continue;
+    if (reap(false, /*park=*/true) > 0) continue;
     if (!counted_full) {
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
       counted_full = true;
@@ -487,7 +502,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
 }
 
 // H2: account for completed tickets in order and free their positions.
-size_t Runtime::Impl::reap(bool block) {
+size_t Runtime::Impl::reap(bool block, bool park) {
   std::unique_lock<std::mutex> lock(reap_mutex_, std::defer_lock);
   if (block)
     lock.lock();
@@ -504,9 +519,6 @@ size_t Runtime::Impl::reap(bool block) {
   const detail::HostRegions& h = host();
   while (r < end) {
     const uint64_t pos = r & mask_;
-    // ACQUIRE: pairs with wait()'s release of the keep entry, so its reads of
-    // the record finish before the position can be reused.
-    if (keep_[pos].load(std::memory_order_acquire) == r + 1) break;  // unread kept result
     const mr_completion& rec = h.completions[pos];
     const uint32_t tag = SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag))
                              .load(cuda::std::memory_order_acquire);
@@ -514,6 +526,29 @@ size_t Runtime::Impl::reap(bool block) {
       // Cannot happen below DONE_COUNT: a protocol bug. Count it, don't guess.
       protocol_errors_.fetch_add(1, std::memory_order_relaxed);
       break;
+    }
+    // ACQUIRE: pairs with wait()'s release of the keep entry, so its reads of
+    // the record finish before the position can be reused.
+    const uint64_t keep = keep_[pos].load(std::memory_order_acquire);
+    if (keep == kReading) break;  // a waiter is reading it in place; it will be done soon
+    if (keep == r + 1) {          // unread kept result
+      if (!park) break;
+      uint64_t expected = r + 1;
+      // Claim it against a concurrent wait(); if a waiter claimed it first,
+      // leave the position until it has finished reading.
+      if (!keep_[pos].compare_exchange_strong(expected, kParking, std::memory_order_acq_rel))
+        break;
+      Completion c;
+      c.ticket = r;
+      c.result = rec.result;
+      c.status = rec.status;
+      c.fault = rec.fault;
+      {
+        std::lock_guard<std::mutex> parked_lock(parked_mutex_);
+        parked_.emplace(r, c);
+      }
+      // RELEASE: the parked entry exists before anyone sees keep_ move on.
+      keep_[pos].store(0, std::memory_order_release);
     }
     if (rec.status == MR_STATUS_OK) {
       ++ok;
@@ -549,13 +584,14 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
                       " was published without keep_result; use wait_done()");
   const uint64_t t = ticket.value;
   const uint64_t pos = t & mask_;
-  if (t >= published_end() || keep_[pos].load(std::memory_order_acquire) != t + 1)
-    return Status(Result::kInvalidArgument,
-                  "ticket " + std::to_string(t) + " is not pending (never published, or already read)");
+  if (t >= published_end())
+    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
   const mr_completion& rec = host().completions[pos];
   const auto deadline = deadline_after(timeout);
   HostWaiter waiter;
   for (;;) {
+    // Parked (or already read): no longer in place.
+    if (keep_[pos].load(std::memory_order_acquire) != t + 1) return take_parked(t, pos, completion);
     // ACQUIRE: pairs with the consumer's tag release (C5) or the host's
     // finalize; the record fields read below are complete.
     const uint32_t tag =
@@ -569,18 +605,32 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
     }
     waiter.pause();
   }
-  Completion c;
-  c.ticket = t;
-  c.result = rec.result;
-  c.status = rec.status;
-  c.fault = rec.fault;
-  // RELEASE: the reads above happen before the reaper may pass this ticket.
-  // The CAS makes a second concurrent wait on the same ticket fail cleanly.
+  // Claim the in-place result: the reaper neither parks nor passes a
+  // position in kReading, so no consumer can be rewriting the record while we
+  // read it. Losing the CAS means it was parked (or read by another wait).
   uint64_t expected = t + 1;
-  if (!keep_[pos].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
-    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " already read");
-  *completion = c;
+  if (!keep_[pos].compare_exchange_strong(expected, kReading, std::memory_order_acq_rel))
+    return take_parked(t, pos, completion);
+  completion->ticket = t;
+  completion->result = rec.result;
+  completion->status = rec.status;
+  completion->fault = rec.fault;
+  // RELEASE: the reads above happen before the reaper may pass this ticket.
+  keep_[pos].store(0, std::memory_order_release);
   reap(false);
+  return Status::ok();
+}
+
+Status Runtime::Impl::take_parked(uint64_t t, uint64_t pos, Completion* out) {
+  // A reaper between its claim and its release of keep_: the entry is coming.
+  while (keep_[pos].load(std::memory_order_acquire) == kParking) std::this_thread::yield();
+  std::lock_guard<std::mutex> lock(parked_mutex_);
+  auto it = parked_.find(t);
+  if (it == parked_.end())
+    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) +
+                                                " is not pending (not kept, already read or released)");
+  if (out != nullptr) *out = it->second;
+  parked_.erase(it);
   return Status::ok();
 }
 
@@ -614,10 +664,11 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
 
 Status Runtime::Impl::release(const Ticket& ticket) {
   const uint64_t t = ticket.value;
-  uint64_t expected = t + 1;
-  if (!ticket.kept || t >= published_end() ||
-      !keep_[t & mask_].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+  if (!ticket.kept || t >= published_end())
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " is not pending");
+  uint64_t expected = t + 1;
+  if (!keep_[t & mask_].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+    return take_parked(t, t & mask_, nullptr);
   reap(false);
   return Status::ok();
 }
@@ -635,6 +686,10 @@ RuntimeStats Runtime::Impl::stats() {
     s.faults_by_code[i] = faults_by_code_[i].load(std::memory_order_relaxed);
   s.ring_full_events = ring_full_events_.load(std::memory_order_relaxed);
   s.protocol_errors = protocol_errors_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(parked_mutex_);
+    s.parked_results = parked_.size();
+  }
   return s;
 }
 

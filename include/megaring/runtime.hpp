@@ -92,9 +92,11 @@ SlotRequest fence();
 SlotRequest delay_ns(uint64_t ns);
 }  // namespace ops
 
-// A published slot. `kept` tickets hold their completion record until wait()
-// reads it (or release() drops it); until then their ring position is not
-// reused, so every kept ticket must be waited on or released.
+// A published slot. A `kept` ticket's completion is held until wait() reads
+// it or release() drops it: in its ring position while nobody needs that, or
+// parked in host memory when a producer needs the position (so unread kept
+// results never block the ring). Every kept ticket must be waited on or
+// released, or its parked completion stays in memory until the runtime goes.
 struct Ticket {
   uint64_t value = 0;
   bool kept = false;
@@ -129,6 +131,7 @@ struct RuntimeStats {
   uint64_t faults_by_code[MR_FAULT_CODE_COUNT] = {};
   uint64_t ring_full_events = 0;  // publishes that found the ring full
   uint64_t protocol_errors = 0;   // completion records that broke the protocol: a bug if non-zero
+  uint64_t parked_results = 0;    // unread kept completions moved off the ring (see Ticket)
 };
 
 // One slot in timeline mode. Times are on the host's steady clock (ns since
