@@ -63,6 +63,7 @@ struct Options {
   int scaling_batch = 1;
   int workers = -1;      // Config::workers for the rt/tput/scaling runtime (-1: default)
   long backoff_max = -1;  // Config::poll_backoff_max_ns for it (-1: default)
+  uint32_t timeline = 0;  // Config::timeline_capacity for it (0: off), to measure its cost
 };
 
 struct Sizes {
@@ -128,6 +129,8 @@ void usage(const char* argv0) {
       "  --ring N       ring capacity (default 1024, the library default)\n"
       "  --host-consumers N   consumer threads of the host-cost arm (default 2)\n"
       "  --scaling-batch N    slots per publish in the scaling arm (default 1)\n"
+      "  --timeline N   Config::timeline_capacity of that runtime (timeline mode on, to\n"
+      "                 measure its cost; N a power of two >= 2 * ring)\n"
       "  --workers N, --backoff-max NS   Config::workers / poll_backoff_max_ns of the\n"
       "                 rt/tput/scaling runtime (default: the library defaults)\n",
       argv0);
@@ -205,6 +208,10 @@ bool parse(int argc, char** argv, Options* o) {
       const char* v = value("--backoff-max");
       if (!v) return false;
       o->backoff_max = std::max(0L, std::atol(v));
+    } else if (a == "--timeline") {
+      const char* v = value("--timeline");
+      if (!v) return false;
+      o->timeline = static_cast<uint32_t>(std::max(0L, std::atol(v)));
     } else if (a == "-h" || a == "--help") {
       usage(argv[0]);
       std::exit(0);
@@ -749,6 +756,7 @@ int main(int argc, char** argv) {
     config.backend = mr_backend;
     config.device = opt.device;
     config.ring_capacity = opt.ring;
+    config.timeline_capacity = opt.timeline;
     if (opt.workers >= 0) config.workers = static_cast<uint32_t>(opt.workers);
     if (opt.backoff_max >= 0) {
       config.poll_backoff_max_ns = static_cast<uint32_t>(opt.backoff_max);
@@ -766,6 +774,7 @@ int main(int argc, char** argv) {
       rtj["ring_capacity"] = rt->capacity();
       rtj["poll_backoff_min_ns"] = config.poll_backoff_min_ns;
       rtj["poll_backoff_max_ns"] = config.poll_backoff_max_ns;
+      rtj["timeline_capacity"] = config.timeline_capacity;
       std::printf("  megaring runtime: backend %s, device \"%s\", %u consumer units, ring %u\n",
                   backend_name(rt->backend()), rt->device_name(), rt->consumer_units(),
                   rt->capacity());
