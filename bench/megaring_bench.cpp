@@ -376,7 +376,7 @@ bool megaring_scaling(Runtime& rt, int producers, uint64_t slots, int batch, int
       uint64_t since_sample = 0;
       PublishOptions keep, wait, fail_fast;
       keep.keep_result = true;
-      keep.on_full = OnFull::kFail;  // see below: never wait for room with a probe out
+      keep.on_full = OnFull::kFail;  // see below: read the probe rather than wait for room
       fail_fast.on_full = OnFull::kFail;
       // Reads the probe's completion if it is there (or waits for it).
       auto poll_probe = [&](Nanoseconds timeout) -> bool {
@@ -415,9 +415,11 @@ bool megaring_scaling(Runtime& rt, int producers, uint64_t slots, int batch, int
         }
         const uint64_t room = std::min<uint64_t>(static_cast<uint64_t>(batch), share[me] - done);
         const uint32_t n = static_cast<uint32_t>(room);
-        // While our probe is unread it holds its ring position, and in-order
-        // reaping holds every later one: waiting for room here could wait for
-        // ourselves. So with a probe out, a full ring means "go read it".
+        // With a probe out, a full ring means "go read it": the probe's
+        // latency is measured until this producer sees it, so it is read as
+        // soon as the producer would otherwise wait. (Waiting would also be
+        // safe: the runtime parks an unread kept result rather than let it
+        // block the ring.)
         const Status st = rt.publish_batch(requests.data(), n, &first, probing ? fail_fast : wait);
         if (st.code() == Result::kRingFull) {
           std::this_thread::yield();

@@ -141,21 +141,16 @@ class CpuBackend final : public ConsumerBackend {
   }
 
   Status read_timeline(mr_timeline_record* dst) override {
-    // Word loads (workers may be writing): ticket first (acquire), fields,
-    // then an acquire fence and the ticket again; a mismatch marks the
-    // record torn (ticket ~0) for the caller to skip.
+    // Word loads: workers may be rewriting some records; the caller keeps
+    // only those no running ticket can touch (see Runtime::timeline).
     for (uint64_t i = 0; i < timeline_size_; ++i) {
       mr_timeline_record& src = params_.timeline[i];
-      mr_timeline_record r{};
-      r.ticket = DevRef<uint64_t>(src.ticket).load(cuda::std::memory_order_acquire);
+      mr_timeline_record& r = dst[i];
+      r.ticket = DevRef<uint64_t>(src.ticket).load(cuda::std::memory_order_relaxed);
       r.claim_ns = DevRef<uint64_t>(src.claim_ns).load(cuda::std::memory_order_relaxed);
       r.complete_ns = DevRef<uint64_t>(src.complete_ns).load(cuda::std::memory_order_relaxed);
       r.unit = DevRef<uint32_t>(src.unit).load(cuda::std::memory_order_relaxed);
       r.opcode = DevRef<uint32_t>(src.opcode).load(cuda::std::memory_order_relaxed);
-      cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
-      if (DevRef<uint64_t>(src.ticket).load(cuda::std::memory_order_relaxed) != r.ticket)
-        r.ticket = ~0ull;
-      dst[i] = r;
     }
     return Status::ok();
   }

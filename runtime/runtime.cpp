@@ -842,7 +842,7 @@ Status Runtime::Impl::timeline(Timeline* out) {
   t.backend = backend_name(backend_->kind());
   for (uint64_t i = 0; i < size; ++i) {
     const mr_timeline_record& r = records[i];
-    if (r.ticket == ~0ull || (r.ticket & timeline_mask_) != i) continue;  // torn or never written
+    if ((r.ticket & timeline_mask_) != i) continue;  // never written (or foreign)
     if (r.ticket < config_.initial_ticket || r.ticket >= done) continue;  // not complete at snapshot
     if (r.ticket + size < end) continue;  // its position may have been reused meanwhile
     TimelineSlot s;

@@ -939,7 +939,7 @@ TEST_P(RingBackPressureTest, FullRingFailsTimesOutAndRecovers) {
   cfg.ring_capacity = 4;
   std::unique_ptr<Runtime> rt;
   ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
-  const uint64_t delay = 50'000'000;  // 50 ms
+  const uint64_t delay = 200'000'000;  // 200 ms: in flight through the checks below
   std::vector<Ticket> kept(4);
   for (auto& t : kept) MR_ASSERT_OK(rt->publish(ops::delay_ns(delay), &t, kept_options()));
 
@@ -1041,13 +1041,16 @@ TEST_P(RingBackPressureTest, RingOfOneWorks) {
     ASSERT_EQ(c.result, i * 3);
   }
   Ticket k, x;
-  MR_ASSERT_OK(rt->publish(ops::nop(9), &k, kept_options()));
+  // The one position is busy while its slot runs (a completed but unread kept
+  // result would be parked instead, so use a slot that takes a while).
+  const uint64_t delay = 50'000'000;  // 50 ms
+  MR_ASSERT_OK(rt->publish(ops::delay_ns(delay), &k, kept_options()));
   PublishOptions fail;
   fail.on_full = OnFull::kFail;
   MR_EXPECT_RESULT(rt->publish(ops::nop(), &x, fail), Result::kRingFull);
   Completion c;
   MR_ASSERT_OK(rt->wait(k, &c, scaled(seconds(5))));
-  EXPECT_EQ(c.result, 9u);
+  EXPECT_EQ(c.result, delay);
   for (int i = 0; i < 100; ++i) MR_ASSERT_OK(rt->publish(ops::nop(), &x, plain_options()));
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
   const RuntimeStats s = rt->stats();
@@ -1131,7 +1134,9 @@ TEST_P(RingWaitTest, TimeoutOnSlowSlotThenSuccess) {
   EXPECT_GE(ms_since(t0), 295u) << "DELAY_NS returned early";
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, delay);
-  MR_EXPECT_OK(rt->wait_done(slow, Nanoseconds(0)));
+  // wait_done waits for DONE_COUNT, which may trail the completion wait()
+  // saw by a moment (another unit advances it): not a zero timeout.
+  MR_EXPECT_OK(rt->wait_done(slow, scaled(seconds(1))));
   MR_EXPECT_OK(rt->wait_done(after, scaled(seconds(5))));
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }

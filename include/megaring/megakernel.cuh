@@ -50,23 +50,20 @@ MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
   if (!handled) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
 }
 
-// Timeline mode: the unit that ran `ticket` writes its record; the ticket
-// word goes last (see mr_timeline_record).
+// Timeline mode: the unit that ran `ticket` writes its record, before the
+// completion (whose releases publish it to a host that acquires DONE_COUNT).
+// Relaxed word stores: a host snapshot keeps only records that no running
+// ticket can be rewriting (Runtime::timeline), and reads with word loads, so
+// a record being overwritten is never used and is no data race.
 MR_HDI void record_timeline(const ConsumerParams& p, uint64_t ticket, uint32_t unit,
                             uint32_t opcode, uint64_t claim_ns) {
   mr_timeline_record* r = &p.timeline[ticket & p.timeline_mask];
   const uint64_t complete_ns = now_ns();
-  // Relaxed word stores: the host reads records with word loads and checks
-  // the ticket before and after, so a torn record is detected, not used.
-  DevRef<uint64_t>(r->ticket).store(~0ull, cuda::std::memory_order_relaxed);
-  // RELEASE fence: a reader that sees any field below also sees ~0 above.
-  cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
+  DevRef<uint64_t>(r->ticket).store(ticket, cuda::std::memory_order_relaxed);
   DevRef<uint64_t>(r->claim_ns).store(claim_ns, cuda::std::memory_order_relaxed);
   DevRef<uint64_t>(r->complete_ns).store(complete_ns, cuda::std::memory_order_relaxed);
   DevRef<uint32_t>(r->unit).store(unit, cuda::std::memory_order_relaxed);
   DevRef<uint32_t>(r->opcode).store(opcode, cuda::std::memory_order_relaxed);
-  // RELEASE: the fields above before the ticket that validates them.
-  DevRef<uint64_t>(r->ticket).store(ticket, cuda::std::memory_order_release);
 }
 
 template <class Handlers, unsigned kThreads, bool kTimeline>

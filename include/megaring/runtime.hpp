@@ -187,8 +187,9 @@ class Runtime {
   // completion->status. Fails with kInvalidArgument for a ticket that was not
   // kept or was already read, kTimeout, or kCudaError if the consumer died.
   Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout = kForever) noexcept;
-  // Waits until a ticket (kept or not) has completed. Returns kAborted for a
-  // ticket that the runtime aborted.
+  // Waits until DONE_COUNT > ticket: the ticket (kept or not) and every one
+  // before it completed. DONE_COUNT may trail a completion that wait() has
+  // already returned by a moment. Returns kAborted for an aborted ticket.
   Status wait_done(const Ticket& ticket, Nanoseconds timeout = kForever) noexcept;
   // Drops a kept ticket's completion without waiting for it.
   Status release(const Ticket& ticket) noexcept;
@@ -198,7 +199,10 @@ class Runtime {
 
   uint64_t done_count() const noexcept;     // DONE_COUNT, absolute ticket value
   uint64_t heartbeat_ns() const noexcept;   // last consumer heartbeat (consumer clock)
-  RuntimeStats stats() noexcept;            // also reaps what has completed
+  // Counters over the completions below DONE_COUNT (reaping them first).
+  // DONE_COUNT can trail a completion that wait() already returned by a
+  // moment: wait_done() the last ticket first for exact counts.
+  RuntimeStats stats() noexcept;
 
   // Consumer-side buffers that slots name by handle (device memory on the
   // GPU), zero-filled. After free_buffer(), slots published before it still

@@ -211,9 +211,11 @@ typedef struct mr_buffer_entry {
 } mr_buffer_entry;
 
 /* One timeline record (timeline mode only; consumer-private memory), written
- * by the unit that ran the ticket, at position ticket & (timeline capacity-1).
- * `ticket` is stored last, so a reader that sees the ticket it expects before
- * and after reading the rest has a whole record. Times: consumer clock, ns. */
+ * by the unit that ran the ticket, at position ticket & (timeline capacity-1),
+ * before that ticket's completion. A host snapshot taken between reading
+ * DONE_COUNT = D and the published end E uses a record only if its ticket t
+ * has t < D (complete) and t + capacity >= E (no later ticket can be writing
+ * that position). Times: consumer clock, ns. */
 typedef struct mr_timeline_record {
   uint64_t ticket;
   uint64_t claim_ns;    /* the unit saw the slot READY and copied its body */
