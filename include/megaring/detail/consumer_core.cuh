@@ -160,10 +160,10 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
       if (st.ticket >= stop_at) return Next::kExit;
     }
     // The unit holding the oldest incomplete ticket is next in line: it polls
-    // at the minimum backoff so that a new slot is picked up at once; the
-    // units holding later tickets back off further (their slots cannot run
-    // before this one is published anyway, tickets being published in order
-    // by all but racing producers). Relaxed: a scheduling hint only.
+    // at the minimum backoff so that a lone new slot is picked up at once.
+    // Units holding later tickets back off further: when a burst arrives they
+    // wake within their backoff while the front unit is already running.
+    // Relaxed: a scheduling hint only.
     if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_relaxed) >= st.ticket)
       backoff.reset();
     backoff.pause();
