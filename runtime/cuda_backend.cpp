@@ -11,6 +11,8 @@
 // be co-resident with the first's full grid, so create() refuses it.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -23,6 +25,8 @@
 namespace megaring::detail {
 namespace {
 
+constexpr uint64_t kZeroStagingBytes = 1ull << 20;
+
 // Devices with a live CUDA-backend runtime in this process.
 std::mutex g_devices_mutex;
 std::set<int> g_devices_in_use;
@@ -32,7 +36,7 @@ class CudaBackend final : public ConsumerBackend {
   ~CudaBackend() override {
     // Only reached after join() succeeded or when the kernel never started;
     // a wedged kernel is leaked by the runtime rather than freed under it.
-    if (!kernel_running_) release_all();
+    if (!kernel_running_.load()) release_all();
     if (owns_device_) {
       std::lock_guard<std::mutex> lock(g_devices_mutex);
       g_devices_in_use.erase(device_);
@@ -73,7 +77,8 @@ class CudaBackend final : public ConsumerBackend {
     MR_CUDA_TRY(cudaStreamCreateWithFlags(&control_stream_, cudaStreamNonBlocking));
 
     const uint32_t cap = config.ring_capacity;
-    Status st = host_alloc(&host_.slots, sizeof(mr_slot) * cap);
+    Status st = host_alloc(&zero_staging_, kZeroStagingBytes);
+    if (st) st = host_alloc(&host_.slots, sizeof(mr_slot) * cap);
     if (st) st = host_alloc(&host_.submission, sizeof(mr_submission_control));
     if (st) st = host_alloc(&host_.completions, sizeof(mr_completion) * cap);
     if (st) st = host_alloc(&host_.completion_control, sizeof(mr_completion_control));
@@ -143,14 +148,15 @@ class CudaBackend final : public ConsumerBackend {
   }
 
   Status health() override {
-    if (!kernel_running_) return Status::ok();
+    if (!kernel_running_.load()) return Status::ok();
     const cudaError_t err = cudaStreamQuery(kernel_stream_);
     if (err == cudaErrorNotReady || err == cudaSuccess) return Status::ok();
+    kernel_running_.store(false);  // dead (sticky error): nothing runs on the device any more
     return cuda_status(err, "persistent kernel", __FILE__, __LINE__);
   }
 
   Status join(Nanoseconds timeout) override {
-    if (!kernel_running_) return Status::ok();
+    if (!kernel_running_.load()) return Status::ok();
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
       const cudaError_t err = cudaStreamQuery(kernel_stream_);
@@ -171,7 +177,14 @@ class CudaBackend final : public ConsumerBackend {
     void* p = nullptr;
     // Stream-ordered allocation: no implicit device-wide synchronisation.
     MR_CUDA_TRY(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, control_stream_));
-    MR_CUDA_TRY(cudaMemsetAsync(p, 0, bytes == 0 ? 1 : bytes, control_stream_));
+    // Zero it with host-to-device copies from pinned zeros: the copy engine
+    // needs no SM, whereas a memset kernel might never get one next to a
+    // persistent kernel that fills the device.
+    for (uint64_t done = 0; done < bytes; done += kZeroStagingBytes) {
+      const uint64_t n = std::min<uint64_t>(kZeroStagingBytes, bytes - done);
+      MR_CUDA_TRY(cudaMemcpyAsync(static_cast<uint8_t*>(p) + done, zero_staging_, n,
+                                  cudaMemcpyHostToDevice, control_stream_));
+    }
     MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     *address = reinterpret_cast<uint64_t>(p);
     return Status::ok();
@@ -245,7 +258,7 @@ class CudaBackend final : public ConsumerBackend {
     // Errors are ignored: this runs at teardown and has no one to report to.
     for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
                     static_cast<void*>(host_.completions),
-                    static_cast<void*>(host_.completion_control)})
+                    static_cast<void*>(host_.completion_control), zero_staging_})
       if (p != nullptr) (void)cudaFreeHost(p);
     if (private_block_ != nullptr && control_stream_ != nullptr) {
       (void)cudaFreeAsync(private_block_, control_stream_);
@@ -264,8 +277,9 @@ class CudaBackend final : public ConsumerBackend {
   cudaStream_t control_stream_ = nullptr;
   void* private_block_ = nullptr;
   size_t timeline_bytes_ = 0;
-  bool kernel_running_ = false;
+  std::atomic<bool> kernel_running_{false};  // read by health() from waiter threads
   bool owns_device_ = false;
+  void* zero_staging_ = nullptr;  // pinned zeros: buffers are cleared by the copy engine
 };
 
 }  // namespace

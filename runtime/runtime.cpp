@@ -447,9 +447,12 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
       counted_full = true;
     }
-    if (options.on_full == OnFull::kFail)
+    if (options.on_full == OnFull::kFail) {
+      // Another thread may have held the reap lock: reap for certain first.
+      if (reap(true, /*park=*/true) > 0) continue;
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
                                            " slot(s)");
+    }
     if (!have_deadline) {
       deadline = deadline_after(options.timeout);
       have_deadline = true;
@@ -544,9 +547,12 @@ size_t Runtime::Impl::reap(bool block, bool park) {
       c.result = rec.result;
       c.status = rec.status;
       c.fault = rec.fault;
-      {
+      try {
         std::lock_guard<std::mutex> parked_lock(parked_mutex_);
         parked_.emplace(r, c);
+      } catch (...) {
+        keep_[pos].store(r + 1, std::memory_order_release);  // still unread, in place
+        throw;
       }
       // RELEASE: the parked entry exists before anyone sees keep_ move on.
       keep_[pos].store(0, std::memory_order_release);
@@ -793,9 +799,12 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
     }
     waiter.pause();
   }
-  if (abort_requested_.load()) return stop_consumer_locked(config_.abort_timeout);
+  // Drained: the units exit within a few polls of seeing stop_at. Give them
+  // at least abort_timeout, whatever is left of the caller's timeout, so a
+  // drain that finished just in time is not mistaken for a wedged consumer.
   const auto now = Clock::now();
-  return stop_consumer_locked(deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0));
+  const Nanoseconds left = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
+  return stop_consumer_locked(std::max(left, config_.abort_timeout));
 }
 
 Status Runtime::Impl::abort() {
@@ -914,8 +923,13 @@ Status Runtime::Impl::free_buffer(BufferHandle handle) {
   const uint64_t end = published_end();
   Status st = backend_->retire_table_entry(index, end);
   if (!st) return st;
+  // A read-modify-write of the tail after the retire store: every later
+  // reservation reads from it, so its slot is ordered after the retire and
+  // faults. Tickets reserved in [end, end2) may run or fault; the memory is
+  // freed only after all of them completed.
+  const uint64_t end2 = tail_.fetch_add(0, std::memory_order_acq_rel) & ~kClosedBit;
   b.handle = 0;
-  pending_frees_.push_back(PendingFree{index, b.address, end});
+  pending_frees_.push_back(PendingFree{index, b.address, end2});
   collect_frees_locked(finalized_.load());
   return Status::ok();
 }

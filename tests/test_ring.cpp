@@ -798,6 +798,43 @@ TEST_P(RingOpsTest, FreedBufferStaysValidForSlotsPublishedBeforeTheFree) {
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
+// free_buffer racing producers that name the buffer: every slot either ran
+// on live memory (OK) or faulted BAD_HANDLE; none may touch freed memory
+// (the ASan run of CI catches a use-after-free here).
+TEST_P(RingOpsTest, FreeRacingPublishesNeverTouchesFreedMemory) {
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+  constexpr uint64_t kBytes = 64 * 1024;  // long enough to be mid-FILL when the free lands
+  for (int round = 0; round < 40; ++round) {
+    BufferHandle b = 0;
+    MR_ASSERT_OK(rt->alloc_buffer(kBytes, &b));
+    std::vector<Ticket> tickets(16);
+    std::atomic<int> published{0};
+    std::thread producer([&] {
+      for (auto& t : tickets) {
+        MR_ASSERT_OK(rt->publish(ops::fill(b, 0, kBytes, 0x5A), &t, kept_options()));
+        published.fetch_add(1);
+      }
+    });
+    while (published.load() < 1 + round % 8) std::this_thread::yield();
+    MR_ASSERT_OK(rt->free_buffer(b));
+    producer.join();
+    for (const Ticket& t : tickets) {
+      Completion c;
+      MR_ASSERT_OK(rt->wait(t, &c, scaled(seconds(10))));
+      if (c.status == MR_STATUS_OK) {
+        EXPECT_EQ(c.result, kBytes);
+      } else {
+        EXPECT_EQ(c.status, MR_STATUS_FAULT);
+        EXPECT_EQ(c.fault, MR_FAULT_BAD_HANDLE);
+      }
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
+  expect_conserved(rt->stats());
+  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+}
+
 TEST_P(RingOpsTest, FreedTableEntryIsRecycledAfterEarlierSlotsComplete) {
   // One table entry: the freed entry must come back (once the slots published
   // before free_buffer completed) under a new handle, with fresh zeroed memory.
@@ -1174,6 +1211,23 @@ MEGARING_INSTANTIATE_BACKENDS(RingWaitTest);
 // Lifecycle: shutdown, abort, destruction
 // ===========================================================================
 class RingLifecycleTest : public BackendTest {};
+
+// A drain that finishes within (or exactly at) a tiny timeout is a clean
+// shutdown, not a wedged consumer: the units still get time to exit.
+TEST_P(RingLifecycleTest, ShutdownWithTinyTimeoutOnIdleRingIsClean) {
+  for (Nanoseconds timeout : {Nanoseconds(0), Nanoseconds(100'000)}) {
+    std::unique_ptr<Runtime> rt;
+    ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+    Completion c;
+    call_ok(*rt, ops::nop(1), &c);
+    MR_EXPECT_OK(rt->shutdown(timeout)) << "timeout " << timeout.count() << " ns";
+    MR_EXPECT_OK(rt->abort()) << "abort after a clean shutdown is a no-op";
+    rt.reset();
+    // The device (or backend) is free again for a new runtime.
+    ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+    MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+  }
+}
 
 TEST_P(RingLifecycleTest, ShutdownDrainsBacklog) {
   Config cfg = base_config();

@@ -117,9 +117,13 @@ struct DeviceExec {
   MR_HDI const ConsumerParams& params() const { return p; }
 
   // Collective: rank 0 reads the entry once into shared memory so that every
-  // thread checks the same copy and takes the same branch.
+  // thread checks the same copy and takes the same branch. The barrier before
+  // the write keeps a previous resolve's readers from seeing this entry, so
+  // any `which` (two scratch entries, chosen by its low bit) is safe.
   MR_HDI uint8_t* resolve(uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
                           unsigned which, Outcome& out) const {
+    which &= 1u;
+    sync();
     if (rank() == 0) shared->entries[which] = load_entry(p, handle);
     sync();
     return check_range(shared->entries[which], shared->ticket, handle, offset, bytes, align, out);
