@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 
+#include <megaring/detail/host_waiter.hpp>
 #include <megaring/runtime.hpp>
 
 #if defined(MEGARING_BENCH_MOODYCAMEL_HEADER)
@@ -44,27 +45,8 @@ double process_cpu_ns() {
   return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
 }
 
-// megaring's HostWaiter (runtime/runtime.cpp), for the queue's producers.
-class HostWaiter {
- public:
-  void pause() {
-    ++iterations_;
-    if (iterations_ < 256) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    } else if (iterations_ < 512) {
-      std::this_thread::yield();
-    } else {
-      sleep_us_ = std::min<uint32_t>(sleep_us_ == 0 ? 1 : sleep_us_ * 2, 200);
-      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
-    }
-  }
-
- private:
-  uint32_t iterations_ = 0;
-  uint32_t sleep_us_ = 0;
-};
+// megaring's own host wait policy, for the queue's producers too.
+using megaring::detail::HostWaiter;
 
 // megaring's consumer poll backoff (detail::Backoff + pause_ns, CPU side).
 struct Backoff {

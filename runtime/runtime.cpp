@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "megaring/detail/host_waiter.hpp"
 #include "megaring/runtime.hpp"
 #include "nvtx.hpp"
 #include "timeline_trace.hpp"
@@ -35,6 +36,8 @@
 namespace megaring {
 
 namespace {
+
+using detail::HostWaiter;
 
 template <class T>
 using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
@@ -52,31 +55,6 @@ Clock::time_point deadline_after(Nanoseconds timeout) {
   if (timeout >= std::chrono::hours(24 * 365 * 100)) return Clock::time_point::max();
   return now + std::chrono::duration_cast<Clock::duration>(timeout);
 }
-
-// Host waiting: spin briefly (a GPU round trip is a microsecond or two),
-// then yield, then sleep in growing steps up to 200 us.
-class HostWaiter {
- public:
-  void pause() {
-    ++iterations_;
-    if (iterations_ < 256) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    } else if (iterations_ < 512) {
-      std::this_thread::yield();
-    } else {
-      sleep_us_ = std::min<uint32_t>(sleep_us_ == 0 ? 1 : sleep_us_ * 2, 200);
-      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
-    }
-  }
-  // True about once a millisecond of waiting: time to check consumer health.
-  bool due_for_health_check() { return (iterations_ & 127u) == 127u; }
-
- private:
-  uint32_t iterations_ = 0;
-  uint32_t sleep_us_ = 0;
-};
 
 enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
 
