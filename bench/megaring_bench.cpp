@@ -235,6 +235,17 @@ Arm make_arm(const char* name, const char* group, std::string label) {
   return a;
 }
 
+// Records a latency arm's outcome: its samples, or the error that stopped it.
+void set_latency_result(Arm& a, bool ok, const std::vector<double>& ns, const std::string& err) {
+  if (ok) {
+    a.has_latency = true;
+    a.latency = summarize(ns);
+  } else {
+    a.status = "error";
+    a.reason = err;
+  }
+}
+
 Arm skipped(const char* name, const char* group, std::string label, const std::string& why) {
   Arm a = make_arm(name, group, std::move(label));
   a.status = "skipped";
@@ -687,13 +698,8 @@ int main(int argc, char** argv) {
         a.params["iters"] = r.iters;
         std::vector<double> ns;
         std::string err;
-        if (r.fn(std::max(100, r.iters / 20), r.iters, &ns, &err)) {
-          a.has_latency = true;
-          a.latency = summarize(ns);
-        } else {
-          a.status = "error";
-          a.reason = err;
-        }
+        const bool ok = r.fn(std::max(100, r.iters / 20), r.iters, &ns, &err);
+        set_latency_result(a, ok, ns, err);
         arms.push_back(a);
       }
       announce(arms.back());
@@ -797,13 +803,8 @@ int main(int argc, char** argv) {
       a.params["backend"] = mr_tag;
       std::vector<double> ns;
       std::string err;
-      if (megaring_round_trips(*rt, sz.rt_warmup, sz.rt_iters, 0, &ns, &err)) {
-        a.has_latency = true;
-        a.latency = summarize(ns);
-      } else {
-        a.status = "error";
-        a.reason = err;
-      }
+      const bool ok = megaring_round_trips(*rt, sz.rt_warmup, sz.rt_iters, 0, &ns, &err);
+      set_latency_result(a, ok, ns, err);
       arms.push_back(a);
     }
     announce(arms.back());
