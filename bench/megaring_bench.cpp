@@ -11,6 +11,8 @@
 //   interf    a large cuBLAS GEMM alone and beside an idle megakernel at
 //             several block counts and backoffs; wake-up latency per setting
 //   host      host cost per slot on the CPU backend vs moodycamel's queue
+//   fair      tenants: a light tenant's latency alone and beside a flooding
+//             tenant held to several outstanding-slot quotas
 //
 // The GPU rules, which every arm keeps: CUDA_MODULE_LOADING=EAGER before CUDA
 // initialises; every kernel, graph and the cuBLAS handle loaded before the
@@ -40,6 +42,7 @@ namespace { const int kEagerSet = setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
 
 #include "bench_common.hpp"
 #include "env_info.hpp"
+#include "fairness.hpp"
 #include "gpu_arms.hpp"
 #include "host_cost.hpp"
 
@@ -53,7 +56,7 @@ namespace {
 // ---------------------------------------------------------------------------
 struct Options {
   bool short_mode = false;
-  std::set<std::string> arms = {"rt", "tput", "scaling", "interf", "host"};
+  std::set<std::string> arms = {"rt", "tput", "scaling", "interf", "host", "fair"};
   std::string json_path;
   std::string results_dir;
   Backend backend = Backend::kAuto;
@@ -80,6 +83,8 @@ struct Sizes {
   std::vector<uint32_t> interf_workers;  // 0 = one per SM (the default)
   std::vector<uint32_t> interf_backoff;
   HostCostOptions host;
+  int fair_samples;
+  std::vector<uint64_t> fair_caps;
 };
 
 Sizes sizes_for(bool short_mode) {
@@ -97,6 +102,7 @@ Sizes sizes_for(bool short_mode) {
     s.interf_backoff = {256, 2048, 16384};
     s.host.producers = {1, 2, 4, 8};
     s.host.slots = 1000000; s.host.trials = 7;
+    s.fair_samples = 5000; s.fair_caps = {16, 64, 256, 0};
   } else {
     s.rt_warmup = 500; s.rt_iters = 20000;
     s.launch_iters = 5000; s.graph_iters = 5000; s.ping_iters = 10000;
@@ -110,6 +116,7 @@ Sizes sizes_for(bool short_mode) {
     s.interf_backoff = {2048};
     s.host.producers = {1, 2, 4};
     s.host.slots = 500000; s.host.trials = 5;
+    s.fair_samples = 500; s.fair_caps = {16, 0};
   }
   return s;
 }
@@ -120,7 +127,7 @@ void usage(const char* argv0) {
       "          [--backend auto|cuda|cpu] [--device N] [--ring N]\n"
       "          [--host-consumers N] [--scaling-batch N] [--workers N] [--backoff-max NS]\n"
       "  --short        small counts (CI: under a minute on 2 cores, CPU backend)\n"
-      "  --arms LIST    comma list of rt,tput,scaling,interf,host (default: all)\n"
+      "  --arms LIST    comma list of rt,tput,scaling,interf,host,fair (default: all)\n"
       "  --json PATH    write the JSON report to PATH\n"
       "  --results-dir  write it to DIR/<date>_<device>.json instead\n"
       "  --backend      megaring backend for the rt/tput/scaling arms (default auto);\n"
@@ -158,8 +165,9 @@ bool parse(int argc, char** argv, Options* o) {
         if (item == "throughput") item = "tput";
         if (item == "interference") item = "interf";
         if (item == "host_cost" || item == "hostcost") item = "host";
+        if (item == "fairness") item = "fair";
         if (item != "rt" && item != "tput" && item != "scaling" && item != "interf" &&
-            item != "host") {
+            item != "host" && item != "fair") {
           std::fprintf(stderr, "megaring_bench: unknown arm '%s'\n", item.c_str());
           return false;
         }
@@ -497,6 +505,8 @@ const char* group_note(const std::string& g) {
   if (g == "interference")
     return "latency: wake-up round trip after 100 us idle; GEMM slowdown in the JSON and below";
   if (g == "host_cost") return "latency: the publish()/enqueue() call (every 64th), back-pressure included";
+  if (g == "fairness")
+    return "latency: a light tenant's kept NOP, publish to wait() return; beside: the flood's drain rate";
   return "";
 }
 
@@ -506,11 +516,13 @@ const char* group_title(const std::string& g) {
   if (g == "scaling") return "producer scaling";
   if (g == "interference") return "interference (GEMM beside an idle megakernel)";
   if (g == "host_cost") return "host cost per slot (CPU backend vs moodycamel)";
+  if (g == "fairness") return "tenant fairness (light tenant beside a flooding one)";
   return g.c_str();
 }
 
 void print_table(const std::vector<Arm>& arms) {
-  const char* groups[] = {"round_trip", "throughput", "scaling", "interference", "host_cost"};
+  const char* groups[] = {"round_trip", "throughput", "scaling", "interference", "host_cost",
+                          "fairness"};
   for (const char* g : groups) {
     bool any = false;
     for (const Arm& a : arms) any |= a.group == g;
@@ -554,6 +566,19 @@ void print_table(const std::vector<Arm>& arms) {
           std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone, %.3f ms beside: %+.2f%%",
                         alone->number(), beside->number(),
                         (beside->number() / alone->number() - 1) * 100);
+        else
+          buf[0] = '\0';
+        rate = buf;
+      } else if (a.group == "fairness") {
+        char buf[160];
+        const Json* ahead = a.extra.find("max_ahead");
+        const Json* flood = a.extra.find("flood_slots_per_s");
+        const Json* ratio = a.extra.find("p99_vs_alone");
+        if (flood && ratio && ahead)
+          std::snprintf(buf, sizeof(buf), "max %.0f queued ahead; flood %s slots/s; p99 %.2fx alone",
+                        ahead->number(), fmt_rate(flood->number()).c_str(), ratio->number());
+        else if (ahead)
+          std::snprintf(buf, sizeof(buf), "max %.0f queued ahead", ahead->number());
         else
           buf[0] = '\0';
         rate = buf;
@@ -1049,6 +1074,22 @@ int main(int argc, char** argv) {
       std::printf("  note: moodycamel ConcurrentQueue not found at build time; its arm is skipped\n");
     const size_t before = arms.size();
     run_host_cost(ho, &arms);
+    for (size_t i = before; i < arms.size(); ++i) announce(arms[i]);
+  }
+
+  // ---- tenant fairness -----------------------------------------------------
+  if (opt.arms.count("fair")) {
+    std::fprintf(stderr, "megaring_bench: tenant fairness (light tenant beside a flood)\n");
+    g_watchdog.kick("tenant fairness");
+    FairnessOptions fo;
+    fo.backend = opt.backend;
+    fo.device = opt.device;
+    fo.ring = opt.ring;
+    fo.workers = opt.workers;
+    fo.light_samples = sz.fair_samples;
+    fo.flood_caps = sz.fair_caps;
+    const size_t before = arms.size();
+    run_fairness(fo, &arms);
     for (size_t i = before; i < arms.size(); ++i) announce(arms[i]);
   }
 

@@ -266,6 +266,19 @@ def plot_host_cost(report, out):
     plt.close(fig)
 
 
+def plot_fairness(report, out):
+    arms = ok_arms(report, "fairness")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    if not plot_ccdf(ax, arms, "light tenant's round trip, alone and beside a flooding tenant"):
+        empty(ax, "fairness arm did not run")
+    skipped_note(ax, report, "fairness")
+    fig.suptitle("tenant fairness: the flood's outstanding-slot quota bounds the queue ahead\n" +
+                 title_suffix(report), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "fairness.png"), dpi=110)
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report")
@@ -278,9 +291,10 @@ def main():
         return 1
     out = args.out or (os.path.splitext(args.report)[0] + "_plots")
     os.makedirs(out, exist_ok=True)
-    for fn in (plot_latency, plot_throughput, plot_scaling, plot_interference, plot_host_cost):
+    for fn in (plot_latency, plot_throughput, plot_scaling, plot_interference, plot_host_cost,
+               plot_fairness):
         fn(report, out)
-    print("plot.py: wrote %s/{latency,throughput,scaling,interference,host_cost}.png" % out)
+    print("plot.py: wrote %s/{latency,throughput,scaling,interference,host_cost,fairness}.png" % out)
     return 0
 
 

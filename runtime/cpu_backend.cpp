@@ -31,7 +31,8 @@ class CpuBackend final : public ConsumerBackend {
                     static_cast<void*>(host_.completions),
                     static_cast<void*>(host_.completion_control), static_cast<void*>(params_.priv),
                     static_cast<void*>(params_.done_flags), static_cast<void*>(params_.buffers),
-                    static_cast<void*>(params_.timeline)})
+                    static_cast<void*>(params_.timeline), static_cast<void*>(params_.tenants),
+                    static_cast<void*>(params_.tenant_counters)})
       std::free(p);
   }
 
@@ -44,13 +45,16 @@ class CpuBackend final : public ConsumerBackend {
     params_.priv = alloc_zeroed<ConsumerPrivate>(1);
     params_.done_flags = alloc_zeroed<uint64_t>(cap);
     params_.buffers = alloc_zeroed<mr_buffer_entry>(config.max_buffers);
+    params_.tenants = alloc_zeroed<mr_tenant_entry>(config.max_tenants);
+    params_.tenant_counters = alloc_zeroed<mr_tenant_counters>(config.max_tenants);
     if (config.timeline_capacity != 0) {
       params_.timeline = alloc_zeroed<mr_timeline_record>(config.timeline_capacity);
       params_.timeline_mask = config.timeline_capacity - 1;
       timeline_size_ = config.timeline_capacity;
     }
     if (!host_.slots || !host_.submission || !host_.completions || !host_.completion_control ||
-        !params_.priv || !params_.done_flags || !params_.buffers ||
+        !params_.priv || !params_.done_flags || !params_.buffers || !params_.tenants ||
+        !params_.tenant_counters ||
         (config.timeline_capacity != 0 && !params_.timeline))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
     params_.slots = host_.slots;
@@ -125,6 +129,7 @@ class CpuBackend final : public ConsumerBackend {
     DevRef<uint64_t>(e.base).store(entry.base, cuda::std::memory_order_relaxed);
     DevRef<uint64_t>(e.bytes).store(entry.bytes, cuda::std::memory_order_relaxed);
     DevRef<uint64_t>(e.retire_ticket).store(entry.retire_ticket, cuda::std::memory_order_relaxed);
+    DevRef<uint32_t>(e.owner).store(entry.owner, cuda::std::memory_order_relaxed);
     DevRef<uint32_t>(e.handle).store(entry.handle, cuda::std::memory_order_release);
     return Status::ok();
   }
@@ -137,6 +142,32 @@ class CpuBackend final : public ConsumerBackend {
   }
   Status clear_table_handle(uint32_t index) override {
     DevRef<uint32_t>(params_.buffers[index].handle).store(0, cuda::std::memory_order_release);
+    return Status::ok();
+  }
+
+  Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
+    mr_tenant_entry& e = params_.tenants[index];
+    // Relaxed word stores: no slot naming this index is in flight; the
+    // header release of the tenant's first slot orders them before its use.
+    DevRef<uint32_t>(e.state).store(entry.state, cuda::std::memory_order_relaxed);
+    DevRef<uint32_t>(e.base_opcode).store(entry.base_opcode, cuda::std::memory_order_relaxed);
+    DevRef<uint32_t>(e.opcode_cap).store(entry.opcode_cap, cuda::std::memory_order_relaxed);
+    DevRef<uint32_t>(e.tenant).store(entry.tenant, cuda::std::memory_order_relaxed);
+    return Status::ok();
+  }
+  Status set_tenant_state(uint32_t index, uint32_t state) override {
+    // Relaxed: one word; a unit admitting a queued slot reads the old or the
+    // new state, and slots admitted after this store see REVOKED.
+    DevRef<uint32_t>(params_.tenants[index].state).store(state, cuda::std::memory_order_relaxed);
+    return Status::ok();
+  }
+  Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) override {
+    mr_tenant_counters& c = params_.tenant_counters[index];
+    // Relaxed: statistics; workers may be counting concurrently.
+    out->admitted = DevRef<uint64_t>(c.admitted).load(cuda::std::memory_order_relaxed);
+    out->out_of_window = DevRef<uint64_t>(c.out_of_window).load(cuda::std::memory_order_relaxed);
+    out->revoked = DevRef<uint64_t>(c.revoked).load(cuda::std::memory_order_relaxed);
+    out->pad = 0;
     return Status::ok();
   }
 

@@ -96,7 +96,10 @@ class CudaBackend final : public ConsumerBackend {
     const size_t flags_bytes = sizeof(uint64_t) * cap;
     const size_t table_bytes = sizeof(mr_buffer_entry) * config.max_buffers;
     const size_t timeline_bytes = sizeof(mr_timeline_record) * config.timeline_capacity;
-    const size_t total = priv_bytes + flags_bytes + table_bytes + timeline_bytes;
+    const size_t tenants_bytes = sizeof(mr_tenant_entry) * config.max_tenants;
+    const size_t counters_bytes = sizeof(mr_tenant_counters) * config.max_tenants;
+    const size_t total =
+        priv_bytes + flags_bytes + table_bytes + timeline_bytes + tenants_bytes + counters_bytes;
     MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, control_stream_));
     MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, control_stream_));
     MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
@@ -110,6 +113,10 @@ class CudaBackend final : public ConsumerBackend {
       params_.timeline_mask = config.timeline_capacity - 1;
       timeline_bytes_ = timeline_bytes;
     }
+    // Every piece above is a multiple of 16 bytes (8-byte aligned counters).
+    uint8_t* tenant_base = base + priv_bytes + flags_bytes + table_bytes + timeline_bytes;
+    params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(tenant_base);
+    params_.tenants = reinterpret_cast<mr_tenant_entry*>(tenant_base + counters_bytes);
     requested_units_ = config.workers;
     return Status::ok();
   }
@@ -226,6 +233,31 @@ class CudaBackend final : public ConsumerBackend {
     const uint32_t zero = 0;
     MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index].handle, &zero, sizeof(zero),
                                 cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+
+  Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
+    // No slot naming this index is in flight (the registry reuses an index
+    // only after its previous tenant drained), so a 16-byte copy is safe.
+    MR_CUDA_TRY(cudaMemcpyAsync(&params_.tenants[index], &entry, sizeof(entry),
+                                cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status set_tenant_state(uint32_t index, uint32_t state) override {
+    // One aligned 4-byte word: units read the old or the new state; slots
+    // admitted after the synchronised copy see the new one.
+    MR_CUDA_TRY(cudaMemcpyAsync(&params_.tenants[index].state, &state, sizeof(state),
+                                cudaMemcpyHostToDevice, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    return Status::ok();
+  }
+  Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) override {
+    // A copy-engine read of words the kernel increments: each 8-byte word is
+    // read whole; the snapshot is statistics, not a consistent cut.
+    MR_CUDA_TRY(cudaMemcpyAsync(out, &params_.tenant_counters[index], sizeof(*out),
+                                cudaMemcpyDeviceToHost, control_stream_));
     MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     return Status::ok();
   }

@@ -14,6 +14,9 @@
 //              kept results never hold the ring hostage, so a thread that
 //              keeps a ticket and publishes a ring's worth more cannot
 //              deadlock on itself.
+//   origin_[pos] the publisher's tag for the drain sink (0: plain publish).
+//   sink_      the drain sink (tenant layer), or null. While one is attached
+//              only drain() reaps (see runtime_internal.hpp).
 #include <cuda/atomic>
 
 #include <algorithm>
@@ -31,6 +34,7 @@
 #include "megaring/detail/host_waiter.hpp"
 #include "megaring/runtime.hpp"
 #include "nvtx.hpp"
+#include "runtime_internal.hpp"
 #include "timeline_trace.hpp"
 
 namespace megaring {
@@ -169,7 +173,7 @@ class Runtime::Impl {
   ~Impl();
 
   Status publish(const SlotRequest* requests, uint32_t count, Ticket* first,
-                 const PublishOptions& options);
+                 const PublishOptions& options, uint64_t origin = 0);
   Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout);
   Status wait_done(const Ticket& ticket, Nanoseconds timeout);
   Status release(const Ticket& ticket);
@@ -179,7 +183,7 @@ class Runtime::Impl {
 
   Status timeline(Timeline* out);
 
-  Status alloc_buffer(uint64_t bytes, BufferHandle* handle);
+  Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
   // Copies between host memory and a buffer range, under the buffer lock so
   // that a concurrent free_buffer cannot release the memory mid-copy.
@@ -196,6 +200,20 @@ class Runtime::Impl {
     return SysRef<uint64_t>(host().completion_control->heartbeat_ns)
         .load(cuda::std::memory_order_relaxed);
   }
+
+  // Drain mode (runtime_internal.hpp).
+  Status attach_sink(detail::DrainSink* sink);
+  size_t drain();
+  uint32_t max_tenants() const { return config_.max_tenants; }
+  Status check_tenant_index(uint32_t index) const {
+    if (index == 0 || index >= config_.max_tenants)
+      return Status(Result::kInvalidArgument, "tenant index " + std::to_string(index) +
+                                                   " outside [1, " +
+                                                   std::to_string(config_.max_tenants) + ")");
+    return Status::ok();
+  }
+  Status peek_slot(uint64_t ticket, mr_slot* out);
+  uint64_t published_end() const { return tail_.load(std::memory_order_acquire) & ~kClosedBit; }
 
   const detail::HostRegions& host() const { return backend_->host(); }
   detail::ConsumerBackend* backend() { return backend_.get(); }
@@ -217,7 +235,10 @@ class Runtime::Impl {
   Status reserve(uint32_t count, const PublishOptions& options, uint64_t* first);
   // Accounts for completed tickets in order. Stops at an unread kept result,
   // unless `park` (a producer needs space), which moves it to parked_.
-  size_t reap(bool block, bool park = false);
+  // `drained`, when given, receives a record per reaped ticket.
+  size_t reap(bool block, bool park = false, std::vector<detail::DrainRecord>* drained = nullptr);
+  // False while a drain sink is attached: then only drain() reaps.
+  bool inline_reaping() const { return sink_.load(std::memory_order_acquire) == nullptr; }
   // Takes a parked result of ticket t (after keep_ moved away from t + 1).
   Status take_parked(uint64_t t, uint64_t pos, Completion* out);
   Status check_consumer();
@@ -234,7 +255,6 @@ class Runtime::Impl {
                Clock::now().time_since_epoch())
         .count();
   }
-  uint64_t published_end() const { return tail_.load(std::memory_order_acquire) & ~kClosedBit; }
 
   std::unique_ptr<detail::ConsumerBackend> backend_;
   uint32_t capacity_ = 0;
@@ -245,11 +265,15 @@ class Runtime::Impl {
   alignas(64) std::atomic<uint64_t> reaped_{0};
   alignas(64) std::mutex reap_mutex_;
   std::unique_ptr<std::atomic<uint64_t>[]> keep_;
+  std::unique_ptr<std::atomic<uint64_t>[]> origin_;
+  std::atomic<detail::DrainSink*> sink_{nullptr};
+  std::mutex sink_mutex_;  // serialises attach/detach
   std::mutex parked_mutex_;
   std::unordered_map<uint64_t, Completion> parked_;  // ticket -> unread kept result
 
   // Counters (relaxed: statistics only).
-  std::atomic<uint64_t> completed_ok_{0}, faulted_{0}, aborted_{0}, ring_full_events_{0};
+  std::atomic<uint64_t> completed_ok_{0}, faulted_{0}, aborted_{0}, revoked_{0},
+      ring_full_events_{0};
   std::atomic<uint64_t> faults_by_code_[MR_FAULT_CODE_COUNT] = {};
 
   // Lifecycle. `finalized_` is set once the consumer stopped and the host
@@ -287,6 +311,8 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
                   "ring_capacity must be a power of two in [1, 2^24], got " + std::to_string(cap));
   if (config.max_buffers == 0 || config.max_buffers > MR_BUFFER_INDEX_MASK)
     return Status(Result::kInvalidArgument, "max_buffers must be in [1, 65535]");
+  if (config.max_tenants == 0 || config.max_tenants > MR_TENANT_INDEX_MASK + 1u)
+    return Status(Result::kInvalidArgument, "max_tenants must be in [1, 65536]");
   if (config.initial_ticket > MR_TICKET_MASK - (1ull << 40))
     return Status(Result::kInvalidArgument, "initial_ticket too close to the 2^56 ticket limit");
   if (config.poll_backoff_min_ns > config.poll_backoff_max_ns)
@@ -325,6 +351,9 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   keep_.reset(new (std::nothrow) std::atomic<uint64_t>[cap]);
   if (!keep_) return Status(Result::kOutOfMemory, "keep table");
   for (uint32_t i = 0; i < cap; ++i) keep_[i].store(0, std::memory_order_relaxed);
+  origin_.reset(new (std::nothrow) std::atomic<uint64_t>[cap]);
+  if (!origin_) return Status(Result::kOutOfMemory, "origin table");
+  for (uint32_t i = 0; i < cap; ++i) origin_[i].store(0, std::memory_order_relaxed);
   if (tl != 0) {
     timeline_on_ = true;
     timeline_mask_ = tl - 1;
@@ -340,6 +369,7 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   p.capacity = cap;
   p.mask = mask_;
   p.max_buffers = config.max_buffers;
+  p.max_tenants = config.max_tenants;
   p.poll_backoff_min_ns = config.poll_backoff_min_ns;
   p.poll_backoff_max_ns = config.poll_backoff_max_ns;
   p.heartbeat_interval_ns = config.heartbeat_interval_ns;
@@ -420,14 +450,16 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       }
       continue;
     }
-    if (reap(false, /*park=*/true) > 0) continue;
+    // While a drain sink is attached the pump alone frees positions: a
+    // stalled pump is back-pressure here, never a dropped completion.
+    if (inline_reaping() && reap(false, /*park=*/true) > 0) continue;
     if (!counted_full) {
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
       counted_full = true;
     }
     if (options.on_full == OnFull::kFail) {
       // Another thread may have held the reap lock: reap for certain first.
-      if (reap(true, /*park=*/true) > 0) continue;
+      if (inline_reaping() && reap(true, /*park=*/true) > 0) continue;
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
                                            " slot(s)");
     }
@@ -446,7 +478,7 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
 }
 
 Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticket* first,
-                              const PublishOptions& options) {
+                              const PublishOptions& options, uint64_t origin) {
   MR_NVTX_RANGE("megaring::publish");
   if (requests == nullptr || first == nullptr || count == 0)
     return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
@@ -473,6 +505,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
     // Relaxed: published to the reaper by the header release below (the
     // reaper reads keep_ only for tickets the consumer has completed).
     keep_[pos].store(options.keep_result ? t + 1 : 0, std::memory_order_relaxed);
+    origin_[pos].store(origin, std::memory_order_relaxed);  // same ordering as keep_
     if (timeline_on_) publish_ns_[t & timeline_mask_].store(publish_ns, std::memory_order_relaxed);
     // P3. RELEASE (system): orders the body and keep_ stores before the
     // header a consumer acquires.
@@ -484,7 +517,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
 }
 
 // H2: account for completed tickets in order and free their positions.
-size_t Runtime::Impl::reap(bool block, bool park) {
+size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecord>* drained) {
   std::unique_lock<std::mutex> lock(reap_mutex_, std::defer_lock);
   if (block)
     lock.lock();
@@ -495,8 +528,10 @@ size_t Runtime::Impl::reap(bool block, bool park) {
   const uint64_t start = reaped_.load(std::memory_order_relaxed);
   if (start >= end) return 0;
   MR_NVTX_RANGE("megaring::reap");
+  // Reserve up front: the loop below must not throw once it changed state.
+  if (drained != nullptr) drained->reserve(drained->size() + (end - start));
   const int64_t start_ns = timeline_on_ ? host_now_ns() : 0;
-  uint64_t ok = 0, faulted = 0, aborted = 0;
+  uint64_t ok = 0, faulted = 0, aborted = 0, revoked = 0;
   uint64_t r = start;
   const detail::HostRegions& h = host();
   while (r < end) {
@@ -541,8 +576,17 @@ size_t Runtime::Impl::reap(bool block, bool park) {
       ++faulted;
       faults_by_code_[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0].fetch_add(
           1, std::memory_order_relaxed);
+    } else if (rec.status == MR_STATUS_REVOKED) {
+      ++revoked;
     } else {
       ++aborted;
+    }
+    if (drained != nullptr) {
+      // The slot's tenant field and origin_ are host-written and stay put
+      // until this position is recycled (reaped_ below).
+      drained->push_back(detail::DrainRecord{r, origin_[pos].load(std::memory_order_relaxed),
+                                             rec.result, h.slots[pos].tenant, rec.status,
+                                             rec.fault});
     }
     ++r;
   }
@@ -550,6 +594,7 @@ size_t Runtime::Impl::reap(bool block, bool park) {
   completed_ok_.fetch_add(ok, std::memory_order_relaxed);
   faulted_.fetch_add(faulted, std::memory_order_relaxed);
   aborted_.fetch_add(aborted, std::memory_order_relaxed);
+  revoked_.fetch_add(revoked, std::memory_order_relaxed);
   // RELEASE: our reads of records below r happen before producers reuse
   // those positions (they acquire reaped_ in reserve()).
   reaped_.store(r, std::memory_order_release);
@@ -602,7 +647,7 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
   completion->fault = rec.fault;
   // RELEASE: the reads above happen before the reaper may pass this ticket.
   keep_[pos].store(0, std::memory_order_release);
-  reap(false);
+  if (inline_reaping()) reap(false);
   return Status::ok();
 }
 
@@ -654,12 +699,12 @@ Status Runtime::Impl::release(const Ticket& ticket) {
   uint64_t expected = t + 1;
   if (!keep_[t & mask_].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
     return take_parked(t, t & mask_, nullptr);
-  reap(false);
+  if (inline_reaping()) reap(false);
   return Status::ok();
 }
 
 RuntimeStats Runtime::Impl::stats() {
-  reap(true);
+  if (inline_reaping()) reap(true);
   RuntimeStats s;
   s.published = published_end() - config_.initial_ticket;
   s.done_count = done_count();
@@ -667,6 +712,7 @@ RuntimeStats Runtime::Impl::stats() {
   s.completed_ok = completed_ok_.load(std::memory_order_relaxed);
   s.faulted = faulted_.load(std::memory_order_relaxed);
   s.aborted = aborted_.load(std::memory_order_relaxed);
+  s.revoked = revoked_.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < MR_FAULT_CODE_COUNT; ++i)
     s.faults_by_code[i] = faults_by_code_[i].load(std::memory_order_relaxed);
   s.ring_full_events = ring_full_events_.load(std::memory_order_relaxed);
@@ -731,7 +777,7 @@ Status Runtime::Impl::stop_consumer_locked(Nanoseconds join_timeout) {
     failure_ = st;  // died while stopping: still nothing runs on the device
   }
   finalize_locked();
-  reap(true);
+  if (inline_reaping()) reap(true);
   {
     std::lock_guard<std::mutex> lock(buffer_mutex_);
     collect_frees_locked(true);
@@ -754,7 +800,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   SysRef<uint64_t>(host().submission->stop_at).store(end, cuda::std::memory_order_relaxed);
   HostWaiter waiter;
   while (done_count() < end) {
-    reap(false);
+    if (inline_reaping()) reap(false);
     if (abort_requested_.load()) break;  // abort() interrupts a drain
     if (Clock::now() > deadline) {
       const uint64_t done = done_count();
@@ -856,7 +902,7 @@ Status Runtime::Impl::timeline(Timeline* out) {
 // ---------------------------------------------------------------------------
 // Buffers
 // ---------------------------------------------------------------------------
-Status Runtime::Impl::alloc_buffer(uint64_t bytes, BufferHandle* handle) {
+Status Runtime::Impl::alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle) {
   if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
   if (state_.load() != State::kRunning) return closed_status();
   std::lock_guard<std::mutex> lock(buffer_mutex_);
@@ -877,6 +923,7 @@ Status Runtime::Impl::alloc_buffer(uint64_t bytes, BufferHandle* handle) {
   entry.base = address;
   entry.bytes = bytes;
   entry.handle = b.handle;
+  entry.owner = owner;
   entry.retire_ticket = ~0ull;
   st = backend_->write_table_entry(index, entry);
   if (!st) {
@@ -943,6 +990,45 @@ Status Runtime::Impl::copy_buffer(BufferHandle handle, uint64_t offset, void* ho
   return to_buffer ? backend_->copy_in(b.address + offset, host_ptr, bytes)
                    : backend_->copy_out(host_ptr, b.address + offset, bytes);
 }
+
+// ---------------------------------------------------------------------------
+// Drain mode
+// ---------------------------------------------------------------------------
+Status Runtime::Impl::attach_sink(detail::DrainSink* sink) {
+  std::lock_guard<std::mutex> lock(sink_mutex_);
+  if (sink != nullptr && sink_.load() != nullptr)
+    return Status(Result::kInvalidArgument, "a drain pump (TenantRegistry) is already attached");
+  // The reap lock orders the switch against a reap in progress: tickets it
+  // reaped before the switch are not delivered to a newly attached sink.
+  std::lock_guard<std::mutex> reap_lock(reap_mutex_);
+  sink_.store(sink, std::memory_order_release);
+  return Status::ok();
+}
+
+size_t Runtime::Impl::drain() {
+  detail::DrainSink* sink = sink_.load(std::memory_order_acquire);
+  if (sink == nullptr) return reap(true);
+  std::vector<detail::DrainRecord> records;
+  // Park kept results: the pump is the only reaper, so it must never let an
+  // unread kept ticket hold positions that producers wait for.
+  const size_t n = reap(true, /*park=*/true, &records);
+  if (!records.empty()) sink->on_drained(records.data(), records.size());
+  return n;
+}
+
+Status Runtime::Impl::peek_slot(uint64_t ticket, mr_slot* out) {
+  std::lock_guard<std::mutex> lock(reap_mutex_);  // the position cannot be recycled meanwhile
+  if (ticket < reaped_.load() || ticket >= published_end())
+    return Status(Result::kInvalidArgument,
+                  "ticket " + std::to_string(ticket) + " is not in the ring (reaped or unpublished)");
+  const mr_slot& slot = host().slots[ticket & mask_];
+  if (SysRef<uint64_t>(const_cast<uint64_t&>(slot.header)).load(cuda::std::memory_order_acquire) !=
+      mr_make_header(ticket, MR_SLOT_READY))
+    return Status(Result::kInvalidArgument, "ticket " + std::to_string(ticket) + " is still being written");
+  *out = slot;
+  return Status::ok();
+}
+
 
 // ---------------------------------------------------------------------------
 // Public wrappers: no exception escapes.
@@ -1020,7 +1106,7 @@ RuntimeStats Runtime::stats() noexcept {
 }
 
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
-  MR_GUARD(impl_->alloc_buffer(bytes, handle))
+  MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))
 }
 Status Runtime::free_buffer(BufferHandle handle) noexcept { MR_GUARD(impl_->free_buffer(handle)) }
 Status Runtime::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
@@ -1042,5 +1128,57 @@ Status Runtime::write_timeline_trace(const std::string& path) noexcept {
 }
 Status Runtime::shutdown(Nanoseconds timeout) noexcept { MR_GUARD(impl_->shutdown(timeout)) }
 Status Runtime::abort() noexcept { MR_GUARD(impl_->abort()) }
+
+// ---------------------------------------------------------------------------
+// Tenant-layer access (runtime_internal.hpp)
+// ---------------------------------------------------------------------------
+namespace detail {
+Status RuntimeInternals::attach_drain_sink(Runtime& runtime, DrainSink* sink) {
+  MR_GUARD(runtime.impl_->attach_sink(sink))
+}
+size_t RuntimeInternals::drain(Runtime& runtime) {
+  try {
+    return runtime.impl_->drain();
+  } catch (...) {
+    return 0;  // no host memory for the records: nothing was reaped; retry later
+  }
+}
+Status RuntimeInternals::publish_tagged(Runtime& runtime, const SlotRequest* requests,
+                                        uint32_t count, uint64_t origin, Ticket* first,
+                                        const PublishOptions& options) {
+  MR_GUARD(runtime.impl_->publish(requests, count, first, options, origin))
+}
+Status RuntimeInternals::alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,
+                                            BufferHandle* handle) {
+  MR_GUARD(runtime.impl_->alloc_buffer(bytes, owner, handle))
+}
+uint32_t RuntimeInternals::max_tenants(const Runtime& runtime) {
+  return runtime.impl_->max_tenants();
+}
+Status RuntimeInternals::write_tenant_entry(Runtime& runtime, uint32_t index,
+                                            const mr_tenant_entry& entry) {
+  Status st = runtime.impl_->check_tenant_index(index);
+  if (!st) return st;
+  return runtime.impl_->backend()->write_tenant_entry(index, entry);
+}
+Status RuntimeInternals::set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state) {
+  Status st = runtime.impl_->check_tenant_index(index);
+  if (!st) return st;
+  return runtime.impl_->backend()->set_tenant_state(index, state);
+}
+Status RuntimeInternals::read_tenant_counters(Runtime& runtime, uint32_t index,
+                                              mr_tenant_counters* out) {
+  Status st = runtime.impl_->check_tenant_index(index);
+  if (!st) return st;
+  return runtime.impl_->backend()->read_tenant_counters(index, out);
+}
+uint64_t RuntimeInternals::published_end(const Runtime& runtime) {
+  return runtime.impl_->published_end();
+}
+Status RuntimeInternals::peek_slot(Runtime& runtime, uint64_t ticket, mr_slot* out) {
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  MR_GUARD(runtime.impl_->peek_slot(ticket, out))
+}
+}  // namespace detail
 
 }  // namespace megaring

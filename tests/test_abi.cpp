@@ -26,7 +26,7 @@ size_t runtime_value(T v) {
 #define RT_ALIGNOF(type) runtime_value(alignof(type))
 
 TEST(AbiLayout, Constants) {
-  EXPECT_EQ(MR_ABI_VERSION, 1u);
+  EXPECT_EQ(MR_ABI_VERSION, 2u);
   EXPECT_EQ(MR_SLOT_BYTES, 64u);
   EXPECT_EQ(MR_SLOT_ARGS, 5u);
   EXPECT_EQ(MR_COMPLETION_BYTES, 16u);
@@ -125,9 +125,22 @@ TEST(AbiLayout, BufferEntry) {
   EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, base), 0u);
   EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, bytes), 8u);
   EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, handle), 16u);
-  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, pad), 20u);
+  EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, owner), 20u);
   EXPECT_EQ(RT_OFFSETOF(mr_buffer_entry, retire_ticket), 24u);
   EXPECT_EQ(RT_SIZEOF(mr_buffer_entry::handle), 4u);
+}
+
+TEST(AbiLayout, TenantEntryAndCounters) {
+  EXPECT_EQ(RT_SIZEOF(mr_tenant_entry), 16u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_entry, tenant), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_entry, state), 4u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_entry, base_opcode), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_entry, opcode_cap), 12u);
+  EXPECT_EQ(RT_SIZEOF(mr_tenant_counters), 32u);
+  EXPECT_EQ(RT_ALIGNOF(mr_tenant_counters), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, admitted), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, out_of_window), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, revoked), 16u);
 }
 
 // ---------------------------------------------------------------------------
@@ -259,6 +272,15 @@ TEST(AbiOpcodes, Ranges) {
   EXPECT_EQ(MR_OP_BUILTIN_END, 10u);
 }
 
+TEST(AbiOpcodes, TenantWindowsNeverOverlapSystemOrUserOpcodes) {
+  EXPECT_GT(MR_OP_TENANT_BASE, MR_OP_USER_BASE);
+  EXPECT_GE(MR_OP_TENANT_BASE, MR_OP_SYSTEM_END);
+  EXPECT_GT(MR_OP_TENANT_END, MR_OP_TENANT_BASE);
+  EXPECT_EQ(MR_TENANT_INDEX_MASK, (1u << MR_TENANT_INDEX_BITS) - 1u);
+  EXPECT_EQ(MR_TENANT_FREE, 0u) << "a zeroed tenant table holds no tenant";
+  EXPECT_NE(MR_TENANT_ACTIVE, MR_TENANT_REVOKED);
+}
+
 TEST(AbiOpcodes, StatusAndFaultCodes) {
   EXPECT_EQ(MR_STATUS_OK, 0u);
   EXPECT_EQ(MR_STATUS_FAULT, 1u);
@@ -266,7 +288,7 @@ TEST(AbiOpcodes, StatusAndFaultCodes) {
   EXPECT_EQ(MR_STATUS_REVOKED, 3u);
   const uint32_t faults[] = {MR_FAULT_NONE,         MR_FAULT_UNKNOWN_OPCODE, MR_FAULT_BAD_HANDLE,
                              MR_FAULT_OUT_OF_BOUNDS, MR_FAULT_MISALIGNED,     MR_FAULT_BAD_ARGUMENT,
-                             MR_FAULT_RESERVED_FLAGS};
+                             MR_FAULT_RESERVED_FLAGS, MR_FAULT_OUT_OF_WINDOW,  MR_FAULT_BAD_TENANT};
   std::set<uint32_t> seen;
   for (uint32_t f : faults) {
     EXPECT_LT(f, MR_FAULT_CODE_COUNT);

@@ -441,7 +441,10 @@ TEST_P(RingFaultTest, EveryFaultHasItsCodeAndTheRingKeepsGoing) {
       {"opcode 200 (system range)", raw(200, {1}), MR_FAULT_UNKNOWN_OPCODE},
       {"opcode SYSTEM_END-1", raw(MR_OP_SYSTEM_END - 1, {}), MR_FAULT_UNKNOWN_OPCODE},
       {"opcode USER_BASE+5 (builtin consumer)", raw(MR_OP_USER_BASE + 5, {}), MR_FAULT_UNKNOWN_OPCODE},
-      {"opcode UINT32_MAX", raw(0xFFFFFFFFu, {}), MR_FAULT_UNKNOWN_OPCODE},
+      {"opcode below the tenant windows", raw(MR_OP_TENANT_BASE - 1, {}), MR_FAULT_UNKNOWN_OPCODE},
+      // A tenant-less slot never runs a tenant-window opcode.
+      {"opcode UINT32_MAX", raw(0xFFFFFFFFu, {}), MR_FAULT_OUT_OF_WINDOW},
+      {"opcode MR_OP_TENANT_BASE", raw(MR_OP_TENANT_BASE, {}), MR_FAULT_OUT_OF_WINDOW},
       {"reserved flag bit 16", raw(MR_OP_NOP, {1}, 1u << 16), MR_FAULT_RESERVED_FLAGS},
       {"reserved flag bit 31", raw(MR_OP_NOP, {1}, 1u << 31), MR_FAULT_RESERVED_FLAGS},
       {"all reserved flags on a store", raw(MR_OP_STORE_U32, {buf, 0, 1}, MR_SLOT_FLAGS_RESERVED),

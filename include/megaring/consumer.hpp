@@ -48,7 +48,10 @@ struct ConsumerParams {
   detail::ConsumerPrivate* priv;
   uint64_t* done_flags;        // [capacity]: ticket + 1 once that ticket completed
   mr_buffer_entry* buffers;    // [max_buffers]
+  mr_tenant_entry* tenants;    // [max_tenants]; index 0 is never a tenant
+  mr_tenant_counters* tenant_counters;  // [max_tenants]
   uint32_t max_buffers;
+  uint32_t max_tenants;
   uint32_t capacity;           // power of two
   uint64_t mask;               // capacity - 1
   uint32_t units;              // blocks or worker threads

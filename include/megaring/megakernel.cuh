@@ -6,6 +6,8 @@
 //     // Return false for opcodes you do not own: the slot completes with
 //     // MR_STATUS_FAULT / MR_FAULT_UNKNOWN_OPCODE. Called for every opcode
 //     // >= MR_OP_USER_BASE, block-collectively (see detail/exec_context.cuh).
+//     // A tenant's slot arrives already admitted, with its tenant-local
+//     // opcode in slot.opcode and its tenant id in slot.tenant (ctx.tenant()).
 //     // Set out.result, or out.set_fault(code) for bad arguments. A long
 //     // handler may poll megaring::detail::abort_requested(ctx.params()) and
 //     // then call out.abandon(): the slot is left uncompleted and reported
@@ -73,17 +75,34 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
   LeaderState leader;  // used by thread 0 only
   leader.unit = blockIdx.x;
   uint64_t claim_ns = 0;  // timeline mode, thread 0
+  uint32_t published_opcode = 0;  // timeline mode, thread 0
   for (;;) {
     if (threadIdx.x == 0) {
       uint64_t ticket = 0;
       shared.next = static_cast<uint32_t>(acquire_next_slot(p, leader, &shared.slot, &ticket));
       shared.ticket = ticket;
-      if constexpr (kTimeline) claim_ns = now_ns();
+      if constexpr (kTimeline) {
+        claim_ns = now_ns();
+        published_opcode = shared.slot.opcode;
+      }
+      if (shared.next == static_cast<uint32_t>(Next::kRun)) {
+        Outcome refused;
+        shared.admitted = admit_slot(p, shared.slot, refused) ? 1u : 0u;
+        shared.refused_result = refused.result;
+        shared.refused_status = refused.status;
+        shared.refused_fault = refused.fault;
+      }
     }
-    __syncthreads();  // slot copy and command visible to the block
+    __syncthreads();  // slot copy, verdict and command visible to the block
     if (shared.next == static_cast<uint32_t>(Next::kExit)) break;
     Outcome out;
-    run_slot<Handlers>(ctx, shared.slot, out);
+    if (shared.admitted) {
+      run_slot<Handlers>(ctx, shared.slot, out);
+    } else {
+      out.result = shared.refused_result;
+      out.status = shared.refused_status;
+      out.fault = shared.refused_fault;
+    }
     // Every thread's memory effects happen before thread 0's completion
     // release; thread 0's outcome is the slot's.
     __syncthreads();
@@ -92,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
         leader.stopping = true;  // leave it uncompleted; exit at the loop top
       } else {
         if constexpr (kTimeline)
-          record_timeline(p, shared.ticket, blockIdx.x, shared.slot.opcode, claim_ns);
+          record_timeline(p, shared.ticket, blockIdx.x, published_opcode, claim_ns);
         complete_slot(p, shared.ticket, out);
       }
     }
@@ -139,11 +158,14 @@ void cpu_worker(const ConsumerParams& p, unsigned unit) {
   while (acquire_next_slot(p, leader, &slot, &ticket) == Next::kRun) {
     uint64_t claim_ns = 0;
     if constexpr (kTimeline) claim_ns = now_ns();
-    HostExec ctx{p, ticket};
+    const uint32_t published_opcode = slot.opcode;
     Outcome out;
-    run_slot<Handlers>(ctx, slot, out);
+    if (admit_slot(p, slot, out)) {
+      HostExec ctx{p, ticket, slot.tenant};
+      run_slot<Handlers>(ctx, slot, out);
+    }
     if (out.abandoned()) break;  // aborted mid-slot: leave it uncompleted
-    if constexpr (kTimeline) record_timeline(p, ticket, unit, slot.opcode, claim_ns);
+    if constexpr (kTimeline) record_timeline(p, ticket, unit, published_opcode, claim_ns);
     complete_slot(p, ticket, out);
   }
   unit_exit(p);

@@ -47,6 +47,9 @@ struct Config {
   // CPU worker threads (0 = 2).
   uint32_t workers = 0;
   uint32_t max_buffers = 1024;       // buffer-table entries, at most 65535
+  // Tenant-table entries in consumer memory, at most 65536; index 0 is never
+  // a tenant, so a TenantRegistry can hold max_tenants - 1 tenants.
+  uint32_t max_tenants = 1024;
   // First ticket (tests use values near 2^32 to cross the 32-bit boundary).
   uint64_t initial_ticket = 0;
   // Consumer poll backoff while the ring is empty: min_ns doubling to max_ns.
@@ -128,6 +131,7 @@ struct RuntimeStats {
   uint64_t completed_ok = 0;  // reaped with MR_STATUS_OK
   uint64_t faulted = 0;       // reaped with MR_STATUS_FAULT
   uint64_t aborted = 0;       // reaped with MR_STATUS_ABORTED
+  uint64_t revoked = 0;       // reaped with MR_STATUS_REVOKED (tenant unregistered)
   uint64_t faults_by_code[MR_FAULT_CODE_COUNT] = {};
   uint64_t ring_full_events = 0;  // publishes that found the ring full
   uint64_t protocol_errors = 0;   // completion records that broke the protocol: a bug if non-zero
@@ -159,6 +163,10 @@ struct Timeline {
   uint32_t units = 0;
   const char* backend = "";
 };
+
+namespace detail {
+struct RuntimeInternals;  // the tenant layer's access (runtime/runtime_internal.hpp)
+}
 
 class Runtime {
  public:
@@ -201,7 +209,9 @@ class Runtime {
   uint64_t heartbeat_ns() const noexcept;   // last consumer heartbeat (consumer clock)
   // Counters over the completions below DONE_COUNT (reaping them first).
   // DONE_COUNT can trail a completion that wait() already returned by a
-  // moment: wait_done() the last ticket first for exact counts.
+  // moment: wait_done() the last ticket first for exact counts. With a
+  // TenantRegistry attached only its drain pump reaps, so the counters cover
+  // what the pump has drained.
   RuntimeStats stats() noexcept;
 
   // Consumer-side buffers that slots name by handle (device memory on the
@@ -232,6 +242,7 @@ class Runtime {
   class Impl;
 
  private:
+  friend struct detail::RuntimeInternals;
   explicit Runtime(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

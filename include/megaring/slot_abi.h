@@ -20,10 +20,12 @@
  *     mr_completion completions[capacity]
  *     mr_completion_control            DONE_COUNT, heartbeat, exited flag
  *
- *   consumer-private   (device memory on the GPU; never touched by the host
- *                       while the consumer runs)
- *     claim cursor, device done cursor, per-position done flags, advance lock,
- *     buffer table.
+ *   consumer-private   (device memory on the GPU)
+ *     claim cursor, device done cursor, per-position done flags, advance lock
+ *       (never touched by the host while the consumer runs);
+ *     buffer table and tenant table (host-written, consumer-read: see the
+ *       entry types for when the host may write them);
+ *     tenant counters (consumer-written; the host reads copies).
  *
  * After the consumer has stopped (kernel exited, workers joined), the host
  * owns the completion region and writes ABORTED records for tickets that were
@@ -57,7 +59,12 @@
  *                                                  C3 copy the body once into
  *                                                     private memory; validate
  *                                                     only the copy.
- *                                                  C4 execute the opcode.
+ *                                                  C4 admit (tenant 0, or an
+ *                                                     ACTIVE tenant whose window
+ *                                                     holds the opcode, which
+ *                                                     becomes the tenant-local
+ *                                                     one), then execute;
+ *                                                     otherwise FAULT / REVOKED.
  *                                                  C5 write result, status, fault
  *                                                     then RELEASE-store tag =
  *                                                     (uint32)t (system scope):
@@ -90,7 +97,7 @@
 extern "C" {
 #endif
 
-#define MR_ABI_VERSION 1u
+#define MR_ABI_VERSION 2u
 
 #define MR_SLOT_BYTES 64u
 #define MR_SLOT_ARGS 5u
@@ -135,6 +142,11 @@ extern "C" {
 #define MR_OP_BUILTIN_END 10u
 #define MR_OP_SYSTEM_END 256u
 #define MR_OP_USER_BASE MR_OP_SYSTEM_END
+/* Tenant opcode windows live in [MR_OP_TENANT_BASE, MR_OP_TENANT_END): a
+ * tenant-less slot (tenant 0) with an opcode there faults OUT_OF_WINDOW, and
+ * no window overlaps a built-in, system or tenant-less user opcode. */
+#define MR_OP_TENANT_BASE 0x00100000u
+#define MR_OP_TENANT_END 0xFFFFFFFFu
 
 #define MR_DELAY_MAX_NS 1000000000ull
 
@@ -146,7 +158,8 @@ extern "C" {
 #define MR_STATUS_ABORTED 2u /* never completed: the runtime was aborted first.
                                 Written only by the host, after the consumer
                                 stopped (a unit stopping mid-slot abandons it) */
-#define MR_STATUS_REVOKED 3u /* reserved for tenant revocation                   */
+#define MR_STATUS_REVOKED 3u /* not executed: its tenant was unregistered before
+                                a consumer unit admitted the slot              */
 
 #define MR_FAULT_NONE 0u
 #define MR_FAULT_UNKNOWN_OPCODE 1u
@@ -155,12 +168,24 @@ extern "C" {
 #define MR_FAULT_MISALIGNED 4u     /* offset not aligned for the access size   */
 #define MR_FAULT_BAD_ARGUMENT 5u   /* e.g. overlapping COPY, over-long DELAY    */
 #define MR_FAULT_RESERVED_FLAGS 6u /* reserved slot flag bits set               */
-#define MR_FAULT_CODE_COUNT 7u
+#define MR_FAULT_OUT_OF_WINDOW 7u  /* opcode outside the slot's tenant window    */
+#define MR_FAULT_BAD_TENANT 8u     /* tenant id unknown, stale or beyond the table */
+#define MR_FAULT_CODE_COUNT 9u
 
 /* Buffer handles: [15:0] table index, [31:16] generation (never 0).
  * Handle 0 is never valid. */
 #define MR_BUFFER_INDEX_BITS 16u
 #define MR_BUFFER_INDEX_MASK 0xFFFFu
+
+/* Tenant ids: [15:0] tenant-table index (never 0), [31:16] generation (never
+ * 0). Tenant 0 means "no tenant": the runtime's own, privileged slots. */
+#define MR_TENANT_INDEX_BITS 16u
+#define MR_TENANT_INDEX_MASK 0xFFFFu
+
+/* Tenant-table entry states. */
+#define MR_TENANT_FREE 0u    /* never registered at this index                 */
+#define MR_TENANT_ACTIVE 1u  /* slots in its window run                        */
+#define MR_TENANT_REVOKED 2u /* unregistered: its slots complete REVOKED       */
 
 /* One 64-byte ring slot, on its own cache line. */
 typedef struct mr_slot {
@@ -205,10 +230,33 @@ typedef struct mr_buffer_entry {
   uint64_t base;   /* device (or host, on the CPU backend) address          */
   uint64_t bytes;
   uint32_t handle; /* full handle incl. generation; 0 = free slot            */
-  uint32_t pad;
+  uint32_t owner;  /* tenant id that owns it, or 0: the runtime's. A tenant
+                      slot may only name buffers its tenant owns          */
   uint64_t retire_ticket; /* slots with tickets >= this fault BAD_HANDLE:
                              set by free_buffer; ~0 while the buffer lives */
 } mr_buffer_entry;
+
+/* One tenant-table entry (consumer-private memory; host-written). The host
+ * writes a whole entry only while no slot that could name its index is in
+ * flight (an index is reused only after its previous tenant fully drained);
+ * revocation changes the state word alone. */
+typedef struct mr_tenant_entry {
+  uint32_t tenant;      /* full id incl. generation; 0 = never registered     */
+  uint32_t state;       /* MR_TENANT_*                                        */
+  uint32_t base_opcode; /* window [base_opcode, base_opcode + opcode_cap)     */
+  uint32_t opcode_cap;
+} mr_tenant_entry;
+
+/* Per-tenant-index counters (consumer-private memory; consumer-written with
+ * device-scope atomics, read by the host with copies). Counted only for slots
+ * whose tenant id matches the entry; the host subtracts the values it saw at
+ * registration, so an index's earlier tenants do not leak into its next one. */
+typedef struct mr_tenant_counters {
+  uint64_t admitted;      /* passed the tenant and window checks             */
+  uint64_t out_of_window; /* faulted MR_FAULT_OUT_OF_WINDOW                   */
+  uint64_t revoked;       /* completed MR_STATUS_REVOKED                      */
+  uint64_t pad;
+} mr_tenant_counters;
 
 /* One timeline record (timeline mode only; consumer-private memory), written
  * by the unit that ran the ticket, at position ticket & (timeline capacity-1),
@@ -278,5 +326,9 @@ MR_STATIC_ASSERT(offsetof(mr_completion_control, exited_units) == 2 * MR_CACHELI
 MR_STATIC_ASSERT(sizeof(mr_buffer_entry) == 32, "buffer entry is 32 bytes");
 MR_STATIC_ASSERT(offsetof(mr_buffer_entry, retire_ticket) == 24, "retire ticket at 24");
 MR_STATIC_ASSERT(sizeof(mr_timeline_record) == 32, "timeline record is 32 bytes");
+MR_STATIC_ASSERT(offsetof(mr_buffer_entry, owner) == 20, "buffer owner at 20");
+MR_STATIC_ASSERT(sizeof(mr_tenant_entry) == 16, "tenant entry is 16 bytes");
+MR_STATIC_ASSERT(offsetof(mr_tenant_entry, state) == 4, "tenant state at 4");
+MR_STATIC_ASSERT(sizeof(mr_tenant_counters) == 32, "tenant counters are 32 bytes");
 
 #endif /* MEGARING_SLOT_ABI_H_ */

@@ -35,6 +35,12 @@ struct Outcome {
     fault = code;
     result = 0;
   }
+  // Not executed: the slot's tenant was unregistered.
+  MR_HDI void set_revoked() {
+    status = MR_STATUS_REVOKED;
+    fault = MR_FAULT_NONE;
+    result = 0;
+  }
   // The handler stopped because of an abort: the unit leaves the slot
   // uncompleted and exits; the host reports it ABORTED after the stop.
   MR_HDI void abandon() { status = MR_STATUS_ABORTED; }
@@ -168,6 +174,54 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
       backoff.reset();
     backoff.pause();
   }
+}
+
+// C4 (admission), leader only, on the private slot copy. A tenant-less slot
+// (tenant 0) runs as published, unless its opcode lies in the tenant-window
+// range. A tenant slot runs only if its id matches an ACTIVE entry of the
+// tenant table and its opcode lies in that entry's window; the copy's opcode
+// then becomes the tenant-local one, which means what the same opcode means
+// in a tenant-less slot. Returns false with `out` set (FAULT or REVOKED)
+// when the slot must not run. Never reads outside the table.
+MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
+  if (s.tenant == 0) {
+    if (s.opcode >= MR_OP_TENANT_BASE) {
+      out.set_fault(MR_FAULT_OUT_OF_WINDOW);
+      return false;
+    }
+    return true;
+  }
+  const uint32_t index = s.tenant & MR_TENANT_INDEX_MASK;
+  if (index == 0 || index >= p.max_tenants) {
+    out.set_fault(MR_FAULT_BAD_TENANT);
+    return false;
+  }
+  mr_tenant_entry* entry = &p.tenants[index];
+  // Relaxed word loads: the host rewrites a whole entry only while no slot
+  // naming the index is in flight, and revokes by storing the state word
+  // alone, so each word read is the old or the new value and either is a
+  // valid answer for a slot queued at the moment of revocation.
+  if (DevRef<uint32_t>(entry->tenant).load(cuda::std::memory_order_relaxed) != s.tenant) {
+    out.set_fault(MR_FAULT_BAD_TENANT);  // never registered, or an older generation
+    return false;
+  }
+  mr_tenant_counters* counters = &p.tenant_counters[index];
+  if (DevRef<uint32_t>(entry->state).load(cuda::std::memory_order_relaxed) != MR_TENANT_ACTIVE) {
+    // Relaxed: statistics only.
+    DevRef<uint64_t>(counters->revoked).fetch_add(1, cuda::std::memory_order_relaxed);
+    out.set_revoked();
+    return false;
+  }
+  const uint32_t base = DevRef<uint32_t>(entry->base_opcode).load(cuda::std::memory_order_relaxed);
+  const uint32_t cap = DevRef<uint32_t>(entry->opcode_cap).load(cuda::std::memory_order_relaxed);
+  if (s.opcode < base || s.opcode - base >= cap) {
+    DevRef<uint64_t>(counters->out_of_window).fetch_add(1, cuda::std::memory_order_relaxed);
+    out.set_fault(MR_FAULT_OUT_OF_WINDOW);
+    return false;
+  }
+  DevRef<uint64_t>(counters->admitted).fetch_add(1, cuda::std::memory_order_relaxed);
+  s.opcode -= base;
+  return true;
 }
 
 // C6 (second half): move the done cursor over every consecutive completed

@@ -7,7 +7,7 @@
 // reads of shared state, so every thread reaches the same sync() calls.
 //
 // Both contexts expose:
-//   rank(), size(), sync(), ticket(), params()
+//   rank(), size(), sync(), ticket(), tenant(), params()
 //   resolve(handle, offset, bytes, align, which, outcome) -> uint8_t* or null
 //       (collective; bounds-checked; on failure sets outcome's FAULT code)
 //   block_sum(value) -> sum over the block, valid in rank 0 (collective)
@@ -26,11 +26,13 @@ namespace megaring {
 namespace detail {
 
 // Check an entry against a (handle, offset, bytes, align) request from the
-// slot with `ticket`.
-MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, uint64_t ticket, uint64_t handle,
-                            uint64_t offset, uint64_t bytes, uint32_t align, Outcome& out) {
+// slot with `ticket` of `tenant`: a tenant slot may only name buffers its
+// tenant owns (tenant-less slots may name any).
+MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, uint64_t ticket, uint32_t tenant,
+                            uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
+                            Outcome& out) {
   if (handle == 0 || handle > 0xFFFFFFFFull || entry.handle != static_cast<uint32_t>(handle) ||
-      ticket >= entry.retire_ticket) {
+      ticket >= entry.retire_ticket || (tenant != 0 && entry.owner != tenant)) {
     out.set_fault(MR_FAULT_BAD_HANDLE);
     return nullptr;
   }
@@ -58,6 +60,7 @@ MR_HDI mr_buffer_entry load_entry(const ConsumerParams& p, uint64_t handle) {
   e.base = DevRef<uint64_t>(src->base).load(cuda::std::memory_order_relaxed);
   e.bytes = DevRef<uint64_t>(src->bytes).load(cuda::std::memory_order_relaxed);
   e.handle = DevRef<uint32_t>(src->handle).load(cuda::std::memory_order_relaxed);
+  e.owner = DevRef<uint32_t>(src->owner).load(cuda::std::memory_order_relaxed);
   e.retire_ticket = DevRef<uint64_t>(src->retire_ticket).load(cuda::std::memory_order_relaxed);
   return e;
 }
@@ -68,15 +71,18 @@ MR_HDI mr_buffer_entry load_entry(const ConsumerParams& p, uint64_t handle) {
 struct HostExec {
   const ConsumerParams& p;
   uint64_t ticket_;
+  uint32_t tenant_;  // the slot's tenant (0: none)
 
   MR_HDI unsigned rank() const { return 0; }
   MR_HDI unsigned size() const { return 1; }
   MR_HDI void sync() const {}
   MR_HDI uint64_t ticket() const { return ticket_; }
+  MR_HDI uint32_t tenant() const { return tenant_; }
   MR_HDI const ConsumerParams& params() const { return p; }
   MR_HDI uint8_t* resolve(uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
                           unsigned /*which*/, Outcome& out) const {
-    return check_range(load_entry(p, handle), ticket_, handle, offset, bytes, align, out);
+    return check_range(load_entry(p, handle), ticket_, tenant_, handle, offset, bytes, align,
+                       out);
   }
   MR_HDI uint64_t block_sum(uint64_t value) const { return value; }
   MR_HDI bool wait_prefix() const { return wait_for_prefix(p, ticket_); }
@@ -90,7 +96,11 @@ template <unsigned kThreads>
 struct BlockShared {
   mr_slot slot;
   uint64_t ticket;
-  uint32_t next;  // detail::Next
+  uint32_t next;      // detail::Next
+  uint32_t admitted;  // admit_slot's verdict; when 0 the slot's outcome is:
+  uint64_t refused_result;
+  uint16_t refused_status;
+  uint16_t refused_fault;
   mr_buffer_entry entries[2];
   typename cub::BlockReduce<unsigned long long, kThreads>::TempStorage reduce;
 };
@@ -114,6 +124,7 @@ struct DeviceExec {
 #endif
   }
   MR_HDI uint64_t ticket() const { return shared->ticket; }
+  MR_HDI uint32_t tenant() const { return shared->slot.tenant; }
   MR_HDI const ConsumerParams& params() const { return p; }
 
   // Collective: rank 0 reads the entry once into shared memory so that every
@@ -126,7 +137,8 @@ struct DeviceExec {
     sync();
     if (rank() == 0) shared->entries[which] = load_entry(p, handle);
     sync();
-    return check_range(shared->entries[which], shared->ticket, handle, offset, bytes, align, out);
+    return check_range(shared->entries[which], shared->ticket, shared->slot.tenant, handle, offset,
+                       bytes, align, out);
   }
 
   // Collective sum (CUB BlockReduce); the total is valid in rank 0.

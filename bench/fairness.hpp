@@ -1,0 +1,29 @@
+// megaring_bench: tenant fairness. A light tenant's round-trip latency alone,
+// then beside a tenant that floods the ring as fast as it can, with its
+// outstanding-slot quota at several caps (bench/README.md, "fair").
+#pragma once
+
+#include <megaring/runtime.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "bench_common.hpp"
+
+namespace mrbench {
+
+struct FairnessOptions {
+  megaring::Backend backend = megaring::Backend::kAuto;
+  int device = 0;
+  uint32_t ring = 1024;
+  int workers = -1;                 // Config::workers (-1: default)
+  int light_samples = 2000;         // light-tenant round trips per setting
+  int flood_threads = 2;            // producer threads of the flooding tenant
+  uint32_t flood_slot_ns = 2000;    // work per flood slot (MR_OP_DELAY_NS)
+  std::vector<uint64_t> flood_caps = {16, 256, 0};  // 0: the ring capacity (no effective quota)
+};
+
+// Appends fair.light_alone and fair.flood_capN arms.
+void run_fairness(const FairnessOptions& options, std::vector<Arm>* arms);
+
+}  // namespace mrbench

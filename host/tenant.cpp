@@ -1,0 +1,1008 @@
+// Tenants on one runtime: registry (ids, opcode windows, the consumer's
+// tenant table), per-tenant quotas, and the drain pump that attributes
+// completions to tenants. See megaring/tenant.hpp for the contract.
+//
+// Counters of one tenant and how they relate:
+//   published  slots reserved against the quota; incremented BEFORE the ring
+//              publish (so a racing quiesce waits for it) and decremented if
+//              the ring refuses it.
+//   drained    slots whose completion the pump delivered.
+//   outstanding = published - drained; never negative: every drained slot
+//              was published successfully, and successful publishes only grow.
+// Revocation races publishing by a Dekker pattern on (published, revoked):
+// a publisher increments published then reads revoked; the registry sets
+// revoked then reads published (both seq_cst). Either the publisher sees the
+// revocation and rolls back, or the registry sees the slot as outstanding
+// and keeps the tenant's id and window out of reuse until it has drained.
+#include "megaring/tenant.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "../runtime/nvtx.hpp"
+#include "../runtime/runtime_internal.hpp"
+#include "megaring/detail/host_waiter.hpp"
+
+namespace megaring {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using detail::RuntimeInternals;
+
+// origin tags handed to the ring: the tenant id, a marker, and the kept bit.
+constexpr uint64_t kOriginTenant = 1ull << 32;
+constexpr uint64_t kOriginKept = 1ull << 33;
+
+Clock::time_point deadline_after(Nanoseconds timeout) {
+  if (timeout >= std::chrono::hours(24 * 365 * 100)) return Clock::time_point::max();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
+TenantStatus revoked_status(uint32_t id) {
+  return TenantStatus(TenantErrc::kRevoked, "tenant " + std::to_string(id) + " was unregistered");
+}
+
+}  // namespace
+
+const char* tenant_errc_string(TenantErrc code) noexcept {
+  switch (code) {
+    case TenantErrc::kSuccess: return "success";
+    case TenantErrc::kRevoked: return "revoked";
+    case TenantErrc::kOpcodeOutOfRange: return "opcode out of range";
+    case TenantErrc::kBackpressure: return "backpressure";
+    case TenantErrc::kStagingBackpressure: return "staging backpressure";
+    case TenantErrc::kResidentBackpressure: return "resident-handle backpressure";
+    case TenantErrc::kResourceUnderflow: return "resource underflow";
+    case TenantErrc::kQuiesceTimeout: return "quiesce timeout";
+    case TenantErrc::kRegistryFull: return "registry full";
+    case TenantErrc::kInvalidArgument: return "invalid argument";
+    case TenantErrc::kPipeline: return "pipeline";
+  }
+  return "unknown tenant error";
+}
+
+TenantStatus TenantStatus::pipeline(Status ring) {
+  if (ring.is_ok()) return TenantStatus();
+  TenantStatus s(TenantErrc::kPipeline, ring.to_string());
+  s.ring_ = std::move(ring);
+  return s;
+}
+
+std::string TenantStatus::to_string() const {
+  std::string s = tenant_errc_string(code_);
+  if (!message_.empty()) s += ": " + message_;
+  return s;
+}
+
+namespace detail {
+
+// One tenant, shared by every copy of its handle.
+struct TenantState {
+  // Fixed at registration.
+  uint32_t id = 0;
+  uint32_t index = 0;
+  uint32_t base_opcode = 0;
+  std::string label;
+  TenantQuotas quotas;
+  TenantCompletionCallback on_completion;
+  std::shared_ptr<RegistryCore> core;  // keeps the core (not the runtime) alive for handles
+  mr_tenant_counters device_baseline{};  // the index's counters at registration
+
+  std::atomic<bool> revoked{false};
+  alignas(64) std::atomic<uint64_t> published{0};
+  alignas(64) std::atomic<uint64_t> drained{0};
+  alignas(64) std::atomic<uint64_t> staging_in_use{0};
+  std::atomic<uint64_t> resident_in_use{0};
+
+  // Pump attribution (relaxed: statistics).
+  std::atomic<uint64_t> completed_ok{0}, faulted{0}, revoked_completions{0}, aborted{0};
+  std::atomic<uint64_t> faults_by_code[MR_FAULT_CODE_COUNT] = {};
+  std::atomic<uint64_t> backpressure_events{0}, pipeline_errors{0};
+
+  // Kept tickets: published and not yet delivered (pending), delivered and
+  // not yet read (results). The pump may deliver before the publisher
+  // records the ticket as pending; the publisher then skips it.
+  std::mutex kept_mutex;
+  std::condition_variable kept_cv;
+  std::unordered_set<uint64_t> kept_pending;
+  std::unordered_set<uint64_t> kept_released;  // released before delivery: drop it
+  std::unordered_map<uint64_t, Completion> kept_results;
+
+  std::mutex buffers_mutex;
+  std::unordered_set<BufferHandle> buffers;
+
+  // Set once the index retired (or the registry closed): the device counters
+  // as last read, minus the baseline. Guarded by the core's mutex.
+  bool counters_frozen = false;
+  mr_tenant_counters device_final{};
+
+  uint64_t outstanding() const {
+    // drained first: see the file comment (no underflow). seq_cst: the
+    // registry's retirement check is the reading half of the Dekker pair.
+    const uint64_t d = drained.load(std::memory_order_seq_cst);
+    const uint64_t p = published.load(std::memory_order_seq_cst);
+    return p - d;
+  }
+};
+
+class RegistryCore final : public DrainSink, public std::enable_shared_from_this<RegistryCore> {
+ public:
+  RegistryCore(Runtime& runtime, const RegistryConfig& config) : runtime_(runtime), config_(config) {}
+
+  Status init();
+  void close();
+
+  TenantStatus register_tenant(const TenantConfig& config, TenantHandle* out);
+  TenantStatus unregister_tenant(const std::shared_ptr<TenantState>& state);
+  size_t pump_once();
+  RegistryStats stats() const;
+
+  bool manual() const { return config_.pump == PumpMode::kManual; }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  Runtime& runtime() { return runtime_; }
+  // Reads the consumer's counters of a tenant (live, or frozen once retired).
+  mr_tenant_counters device_counters(TenantState& state);
+
+  void on_drained(const DrainRecord* records, size_t count) noexcept override;
+
+ private:
+  // Frees the ids and windows of revoked tenants that fully drained.
+  void retire_drained_locked();
+  void freeze_counters_locked(TenantState& state);
+  bool take_window_locked(uint32_t cap, uint32_t* base);
+  void give_window_locked(uint32_t base, uint32_t cap);
+  void pump_thread_main();
+
+  Runtime& runtime_;
+  RegistryConfig config_;
+  uint32_t table_size_ = 0;  // indices [1, table_size_)
+
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<TenantState>> by_index_;  // live and draining tenants
+  std::vector<uint16_t> generation_;
+  std::vector<uint32_t> free_indices_;
+  std::map<uint32_t, uint64_t> free_windows_;  // begin -> end (exclusive, up to 2^32)
+  std::vector<std::shared_ptr<TenantState>> draining_;
+  uint32_t live_ = 0;
+
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> stop_pump_{false};
+  std::thread pump_thread_;
+  std::mutex pump_mutex_;  // one pump pass at a time (delivery order per tenant)
+  std::atomic<uint64_t> drained_slots_{0}, untenanted_slots_{0};
+};
+
+Status RegistryCore::init() {
+  const uint32_t runtime_table = RuntimeInternals::max_tenants(runtime_);
+  if (runtime_table < 2)
+    return Status(Result::kInvalidArgument, "the runtime's tenant table holds no tenant (Config::max_tenants < 2)");
+  uint32_t wanted = config_.max_tenants == 0 ? runtime_table - 1 : config_.max_tenants;
+  if (wanted > runtime_table - 1)
+    return Status(Result::kInvalidArgument,
+                  "max_tenants " + std::to_string(wanted) + " exceeds the runtime's tenant table (" +
+                      std::to_string(runtime_table - 1) + " tenants; raise Config::max_tenants)");
+  if (config_.opcode_begin < MR_OP_TENANT_BASE || config_.opcode_end > MR_OP_TENANT_END ||
+      config_.opcode_begin >= config_.opcode_end)
+    return Status(Result::kInvalidArgument,
+                  "opcode space must be a non-empty part of [MR_OP_TENANT_BASE, MR_OP_TENANT_END]");
+  table_size_ = wanted + 1;
+  by_index_.resize(table_size_);
+  generation_.assign(table_size_, 0);
+  for (uint32_t i = table_size_; i-- > 1;) free_indices_.push_back(i);
+  free_windows_[config_.opcode_begin] = config_.opcode_end;
+  Status st = RuntimeInternals::attach_drain_sink(runtime_, this);
+  if (!st) return st;
+  if (!manual()) {
+    try {
+      pump_thread_ = std::thread(&RegistryCore::pump_thread_main, this);
+    } catch (const std::exception& e) {
+      (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+      return Status(Result::kInternal, std::string("cannot start the drain pump: ") + e.what());
+    }
+  }
+  return Status::ok();
+}
+
+void RegistryCore::pump_thread_main() {
+  uint32_t idle = 0;
+  uint32_t sleep_ns = 1000;
+  const uint64_t max_sleep_ns = static_cast<uint64_t>(std::max<int64_t>(config_.pump_idle_sleep_max.count(), 1000));
+  while (!stop_pump_.load(std::memory_order_acquire)) {
+    if (pump_once() != 0) {
+      idle = 0;
+      sleep_ns = 1000;
+      continue;
+    }
+    // Spin, then yield, then sleep in growing steps: a GPU completion is a
+    // microsecond away, an idle ring may stay idle for seconds.
+    ++idle;
+    if (idle < 256) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else if (idle < 512) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(sleep_ns));
+      sleep_ns = static_cast<uint32_t>(std::min<uint64_t>(sleep_ns * 2ull, max_sleep_ns));
+    }
+  }
+}
+
+size_t RegistryCore::pump_once() {
+  if (closed()) return 0;
+  std::lock_guard<std::mutex> pass(pump_mutex_);
+  return RuntimeInternals::drain(runtime_);
+}
+
+// The drain sink: runs inside pump_once(), after the ring positions were
+// recycled. Delivers each completion to its tenant, then counts it drained.
+// No allocation on this path: a lost record would leave a tenant that never
+// drains.
+void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept {
+  MR_NVTX_RANGE("megaring::tenant_drain");
+  TenantState* current = nullptr;  // tenant of the run of records being delivered
+  uint32_t current_id = 0;
+  uint64_t run = 0;                // its records delivered and not yet counted drained
+  uint64_t untenanted = 0;
+  auto flush = [&] {
+    // RELEASE (acq_rel): the deliveries happen before a quiesce or a quota
+    // check that reads the new drained count.
+    if (current != nullptr && run != 0) current->drained.fetch_add(run, std::memory_order_acq_rel);
+    run = 0;
+  };
+  for (size_t i = 0; i < count; ++i) {
+    const DrainRecord& r = records[i];
+    if ((r.origin & kOriginTenant) == 0) {
+      ++untenanted;  // a plain Runtime::publish: no tenant to attribute it to
+      continue;
+    }
+    const uint32_t id = static_cast<uint32_t>(r.origin);
+    if (current == nullptr || id != current_id) {
+      flush();
+      // A tenant with undrained records cannot retire, so the pointer stays
+      // valid after the lock is dropped.
+      std::lock_guard<std::mutex> lock(mutex_);
+      const uint32_t index = id & MR_TENANT_INDEX_MASK;
+      current = index < by_index_.size() && by_index_[index] && by_index_[index]->id == id
+                    ? by_index_[index].get()
+                    : nullptr;
+      current_id = id;
+    }
+    if (current == nullptr) {  // only after close() forgot the tenants
+      ++untenanted;
+      continue;
+    }
+    TenantState& t = *current;
+    switch (r.status) {
+      case MR_STATUS_OK: t.completed_ok.fetch_add(1, std::memory_order_relaxed); break;
+      case MR_STATUS_FAULT:
+        t.faulted.fetch_add(1, std::memory_order_relaxed);
+        t.faults_by_code[r.fault < MR_FAULT_CODE_COUNT ? r.fault : 0].fetch_add(
+            1, std::memory_order_relaxed);
+        break;
+      case MR_STATUS_REVOKED: t.revoked_completions.fetch_add(1, std::memory_order_relaxed); break;
+      default: t.aborted.fetch_add(1, std::memory_order_relaxed); break;
+    }
+    Completion c;
+    c.ticket = r.ticket;
+    c.result = r.result;
+    c.status = r.status;
+    c.fault = r.fault;
+    if ((r.origin & kOriginKept) != 0) {
+      {
+        std::lock_guard<std::mutex> lock(t.kept_mutex);
+        t.kept_pending.erase(r.ticket);
+        if (t.kept_released.erase(r.ticket) == 0) {
+          try {
+            t.kept_results.emplace(r.ticket, c);
+          } catch (...) {
+            // Out of host memory: wait() will report the ticket as not
+            // pending; it still counts as drained below.
+          }
+        }
+      }
+      t.kept_cv.notify_all();
+    }
+    if (t.on_completion) {
+      try {
+        t.on_completion(c);
+      } catch (...) {
+        // A throwing callback must not stop the pump for every tenant.
+      }
+    }
+    ++run;
+  }
+  flush();
+  drained_slots_.fetch_add(count - untenanted, std::memory_order_relaxed);
+  untenanted_slots_.fetch_add(untenanted, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!draining_.empty()) retire_drained_locked();
+}
+
+mr_tenant_counters RegistryCore::device_counters(TenantState& state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state.counters_frozen || closed()) return state.device_final;
+  mr_tenant_counters now{};
+  if (!RuntimeInternals::read_tenant_counters(runtime_, state.index, &now)) return state.device_final;
+  mr_tenant_counters out{};
+  out.admitted = now.admitted - state.device_baseline.admitted;
+  out.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
+  out.revoked = now.revoked - state.device_baseline.revoked;
+  return out;
+}
+
+void RegistryCore::freeze_counters_locked(TenantState& state) {
+  if (state.counters_frozen) return;
+  mr_tenant_counters now{};
+  if (RuntimeInternals::read_tenant_counters(runtime_, state.index, &now)) {
+    state.device_final.admitted = now.admitted - state.device_baseline.admitted;
+    state.device_final.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
+    state.device_final.revoked = now.revoked - state.device_baseline.revoked;
+  }
+  state.counters_frozen = true;
+}
+
+bool RegistryCore::take_window_locked(uint32_t cap, uint32_t* base) {
+  for (auto it = free_windows_.begin(); it != free_windows_.end(); ++it) {
+    if (it->second - it->first >= cap) {
+      *base = it->first;
+      const uint64_t end = it->second;
+      free_windows_.erase(it);
+      if (*base + static_cast<uint64_t>(cap) < end) free_windows_[*base + cap] = end;
+      return true;
+    }
+  }
+  return false;
+}
+
+void RegistryCore::give_window_locked(uint32_t base, uint32_t cap) {
+  uint64_t begin = base;
+  uint64_t end = static_cast<uint64_t>(base) + cap;
+  auto next = free_windows_.lower_bound(base);
+  if (next != free_windows_.end() && next->first == end) {  // merge with the following gap
+    end = next->second;
+    next = free_windows_.erase(next);
+  }
+  if (next != free_windows_.begin()) {  // merge with the preceding gap
+    auto prev = std::prev(next);
+    if (prev->second == begin) {
+      begin = prev->first;
+      free_windows_.erase(prev);
+    }
+  }
+  free_windows_[static_cast<uint32_t>(begin)] = end;
+}
+
+void RegistryCore::retire_drained_locked() {
+  auto it = draining_.begin();
+  while (it != draining_.end()) {
+    TenantState& t = **it;
+    // seq_cst read of published (Dekker with the publisher, see the top).
+    if (t.outstanding() != 0) {
+      ++it;
+      continue;
+    }
+    freeze_counters_locked(t);
+    give_window_locked(t.base_opcode, t.quotas.opcode_cap);
+    by_index_[t.index].reset();
+    free_indices_.push_back(t.index);
+    it = draining_.erase(it);
+  }
+}
+
+TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* out) {
+  MR_NVTX_RANGE("megaring::register_tenant");
+  if (out == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "out is null");
+  const TenantQuotas& q = config.quotas;
+  if (q.opcode_cap == 0)
+    return TenantStatus(TenantErrc::kInvalidArgument, "opcode_cap must be at least 1");
+  if (q.max_outstanding_slots == 0)
+    return TenantStatus(TenantErrc::kInvalidArgument, "max_outstanding_slots must be at least 1");
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed()) return TenantStatus(TenantErrc::kRevoked, "the registry is closed");
+  retire_drained_locked();
+  if (free_indices_.empty())
+    return TenantStatus(TenantErrc::kRegistryFull,
+                        "no tenant id free: " + std::to_string(live_) + " live and " +
+                            std::to_string(draining_.size()) + " draining tenants fill the table of " +
+                            std::to_string(table_size_ - 1),
+                        live_ + draining_.size(), table_size_ - 1);
+  uint32_t base = 0;
+  if (!take_window_locked(q.opcode_cap, &base))
+    return TenantStatus(TenantErrc::kRegistryFull,
+                        "no free opcode window of " + std::to_string(q.opcode_cap) + " opcodes in [" +
+                            std::to_string(config_.opcode_begin) + ", " +
+                            std::to_string(config_.opcode_end) + ")",
+                        q.opcode_cap, config_.opcode_end - config_.opcode_begin);
+  const uint32_t index = free_indices_.back();
+  uint16_t gen = static_cast<uint16_t>(generation_[index] + 1);
+  if (gen == 0) gen = 1;
+  const uint32_t id = (static_cast<uint32_t>(gen) << MR_TENANT_INDEX_BITS) | index;
+
+  auto state = std::make_shared<TenantState>();
+  state->id = id;
+  state->index = index;
+  state->base_opcode = base;
+  state->label = config.label;
+  state->quotas = q;
+  state->on_completion = config.on_completion;
+  state->core = shared_from_this();
+  Status st = RuntimeInternals::read_tenant_counters(runtime_, index, &state->device_baseline);
+  mr_tenant_entry entry{id, MR_TENANT_ACTIVE, base, q.opcode_cap};
+  // No slot naming this index is in flight: its previous tenant drained.
+  if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
+  if (!st) {
+    give_window_locked(base, q.opcode_cap);
+    return TenantStatus::pipeline(st);
+  }
+  generation_[index] = gen;
+  free_indices_.pop_back();
+  by_index_[index] = state;
+  ++live_;
+  *out = TenantHandle(std::move(state));
+  return TenantStatus();
+}
+
+TenantStatus RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state) {
+  MR_NVTX_RANGE("megaring::unregister_tenant");
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state->core.get() != this)
+    return TenantStatus(TenantErrc::kInvalidArgument, "tenant belongs to another registry");
+  // seq_cst: the Dekker pair with publishers (see the top of the file).
+  if (state->revoked.exchange(true, std::memory_order_seq_cst))
+    return revoked_status(state->id);
+  --live_;
+  // Queued slots of this tenant complete REVOKED from here on.
+  Status st = RuntimeInternals::set_tenant_state(runtime_, state->index, MR_TENANT_REVOKED);
+  state->staging_in_use.store(0, std::memory_order_relaxed);
+  state->resident_in_use.store(0, std::memory_order_relaxed);
+  std::vector<BufferHandle> buffers;
+  {
+    std::lock_guard<std::mutex> b(state->buffers_mutex);
+    buffers.assign(state->buffers.begin(), state->buffers.end());
+    state->buffers.clear();
+  }
+  // Slots published before still hold the buffer; free_buffer defers the
+  // memory until they completed.
+  for (BufferHandle h : buffers) (void)runtime_.free_buffer(h);
+  draining_.push_back(state);
+  retire_drained_locked();
+  return TenantStatus::pipeline(st);
+}
+
+void RegistryCore::close() {
+  if (closed_.load()) return;
+  // Revoke everyone, then drain what they left queued (REVOKED completions
+  // come quickly), bounded by close_timeout.
+  std::vector<std::shared_ptr<TenantState>> live;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& s : by_index_)
+      if (s && !s->revoked.load()) live.push_back(s);
+  }
+  for (auto& s : live) (void)unregister_tenant(s);
+  stop_pump_.store(true, std::memory_order_release);
+  if (pump_thread_.joinable()) pump_thread_.join();
+  const auto deadline = deadline_after(config_.close_timeout);
+  detail::HostWaiter waiter;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (draining_.empty()) break;
+    }
+    if (Clock::now() > deadline) break;
+    if (pump_once() == 0) waiter.pause();
+  }
+  // Lock order as in pump_once: the pass lock, then the registry's.
+  std::lock_guard<std::mutex> pass(pump_mutex_);  // no pass in progress
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& s : by_index_)
+    if (s) freeze_counters_locked(*s);
+  closed_.store(true, std::memory_order_release);
+  (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+  // Break the state -> core -> state cycles; handles keep their own state.
+  by_index_.clear();
+  draining_.clear();
+}
+
+RegistryStats RegistryCore::stats() const {
+  RegistryStats s;
+  std::lock_guard<std::mutex> lock(mutex_);
+  s.live_tenants = live_;
+  s.draining_tenants = static_cast<uint32_t>(draining_.size());
+  s.drained_slots = drained_slots_.load(std::memory_order_relaxed);
+  s.untenanted_slots = untenanted_slots_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// TenantHandle
+// ---------------------------------------------------------------------------
+namespace {
+const std::string kEmptyLabel;
+TenantStatus empty_handle() {
+  return TenantStatus(TenantErrc::kInvalidArgument, "empty tenant handle");
+}
+// Runs `fn` and turns an escaping exception into a status (no exception
+// leaves the API).
+template <class Fn>
+TenantStatus guarded(Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return TenantStatus::pipeline(Status(Result::kOutOfMemory, "host allocation failed"));
+  } catch (const std::exception& e) {
+    return TenantStatus::pipeline(Status(Result::kInternal, std::string("unexpected exception: ") + e.what()));
+  }
+}
+}  // namespace
+
+uint32_t TenantHandle::id() const noexcept { return state_ ? state_->id : 0; }
+const std::string& TenantHandle::label() const noexcept { return state_ ? state_->label : kEmptyLabel; }
+uint32_t TenantHandle::base_opcode() const noexcept { return state_ ? state_->base_opcode : 0; }
+uint32_t TenantHandle::opcode_cap() const noexcept { return state_ ? state_->quotas.opcode_cap : 0; }
+bool TenantHandle::revoked() const noexcept { return !state_ || state_->revoked.load(); }
+uint64_t TenantHandle::published_count() const noexcept {
+  return state_ ? state_->published.load(std::memory_order_acquire) : 0;
+}
+uint64_t TenantHandle::drained_count() const noexcept {
+  return state_ ? state_->drained.load(std::memory_order_acquire) : 0;
+}
+uint64_t TenantHandle::max_outstanding_slots() const noexcept {
+  return state_ ? state_->quotas.max_outstanding_slots : 0;
+}
+
+TenantStatus TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
+  if (!state_) return empty_handle();
+  if (local >= state_->quotas.opcode_cap)
+    return TenantStatus(TenantErrc::kOpcodeOutOfRange,
+                        "local opcode " + std::to_string(local) + " outside the window of " +
+                            std::to_string(state_->quotas.opcode_cap) + " opcodes",
+                        local, state_->quotas.opcode_cap);
+  if (global != nullptr) *global = state_->base_opcode + local;
+  return TenantStatus();
+}
+
+TenantStatus TenantHandle::publish_slot(const SlotRequest& local_request, Ticket* ticket,
+                                        const TenantPublishOptions& options) const {
+  return publish_batch(&local_request, 1, ticket, options);
+}
+
+TenantStatus TenantHandle::publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
+                                        Ticket* ticket, const TenantPublishOptions& options) const {
+  if (args.size() > MR_SLOT_ARGS)
+    return TenantStatus(TenantErrc::kInvalidArgument,
+                        std::to_string(args.size()) + " arguments; a slot holds " +
+                            std::to_string(MR_SLOT_ARGS));
+  SlotRequest r;
+  r.opcode = local_opcode;
+  std::copy(args.begin(), args.end(), r.args);
+  return publish_batch(&r, 1, ticket, options);
+}
+
+TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t count,
+                                         Ticket* first, const TenantPublishOptions& options) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    detail::TenantState& t = *state_;
+    if (local_requests == nullptr || first == nullptr || count == 0)
+      return TenantStatus(TenantErrc::kInvalidArgument, "publish needs requests, a ticket and count > 0");
+    if (t.revoked.load(std::memory_order_acquire)) return revoked_status(t.id);
+    const uint64_t cap = t.quotas.max_outstanding_slots;
+    if (count > cap)
+      return TenantStatus(TenantErrc::kInvalidArgument,
+                          "batch of " + std::to_string(count) + " exceeds max_outstanding_slots " +
+                              std::to_string(cap),
+                          count, cap);
+    // Translate to global opcodes and stamp the tenant, before any counter moves.
+    SlotRequest small[16];
+    std::vector<SlotRequest> large;
+    SlotRequest* global = small;
+    if (count > 16) {
+      large.resize(count);
+      global = large.data();
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      const SlotRequest& r = local_requests[i];
+      uint32_t op = 0;
+      TenantStatus st = global_opcode(r.opcode, &op);
+      if (!st) return st;
+      if (r.tenant != 0 && r.tenant != t.id)
+        return TenantStatus(TenantErrc::kInvalidArgument,
+                            "request names tenant " + std::to_string(r.tenant) + ", not this one (" +
+                                std::to_string(t.id) + ")");
+      global[i] = r;
+      global[i].opcode = op;
+      global[i].tenant = t.id;
+    }
+    const auto deadline = deadline_after(options.timeout);
+    // Reserve `count` against the outstanding quota.
+    bool counted = false;
+    detail::HostWaiter waiter;
+    for (;;) {
+      const uint64_t d = t.drained.load(std::memory_order_acquire);  // before published
+      uint64_t p = t.published.load(std::memory_order_acquire);
+      bool reserved = false;
+      while (p + count - d <= cap) {
+        // seq_cst: the Dekker pair with unregister (see the top of the file).
+        if (t.published.compare_exchange_weak(p, p + count, std::memory_order_seq_cst)) {
+          reserved = true;
+          break;
+        }
+      }
+      if (reserved) break;
+      if (!counted) {
+        t.backpressure_events.fetch_add(1, std::memory_order_relaxed);
+        counted = true;
+      }
+      const uint64_t outstanding = p - std::min(p, d);
+      if (options.timeout == Nanoseconds::zero() || Clock::now() > deadline)
+        return TenantStatus(TenantErrc::kBackpressure,
+                            std::to_string(outstanding) + " slots outstanding, quota " +
+                                std::to_string(cap) + ", " + std::to_string(count) + " more asked",
+                            outstanding, cap);
+      if (t.revoked.load(std::memory_order_acquire)) return revoked_status(t.id);
+      if (t.core->manual() && t.core->pump_once() != 0) continue;
+      waiter.pause();
+    }
+    if (t.revoked.load(std::memory_order_seq_cst)) {
+      t.published.fetch_sub(count, std::memory_order_acq_rel);
+      return revoked_status(t.id);
+    }
+    PublishOptions ring;
+    ring.keep_result = false;  // the pump delivers kept results (origin tag)
+    const auto now = Clock::now();
+    ring.on_full = options.timeout == Nanoseconds::zero() ? OnFull::kFail : OnFull::kWait;
+    ring.timeout = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
+    const uint64_t origin = t.id | kOriginTenant | (options.keep_result ? kOriginKept : 0);
+    Ticket ticket;
+    Status st;
+    if (t.core->closed()) {
+      st = Status(Result::kShutdown, "tenant registry closed");
+    } else if (t.core->manual() && ring.on_full == OnFull::kWait) {
+      // Manual pump: nobody else frees positions while we wait, so pump
+      // between short attempts instead of blocking in the ring.
+      PublishOptions attempt = ring;
+      attempt.on_full = OnFull::kFail;
+      for (;;) {
+        st = RuntimeInternals::publish_tagged(t.core->runtime(), global, count, origin, &ticket, attempt);
+        if (st || st.code() != Result::kRingFull || Clock::now() > deadline) break;
+        if (t.core->pump_once() == 0) std::this_thread::yield();
+      }
+    } else {
+      st = RuntimeInternals::publish_tagged(t.core->runtime(), global, count, origin, &ticket, ring);
+    }
+    if (!st) {
+      t.published.fetch_sub(count, std::memory_order_acq_rel);  // roll back the reservation
+      t.pipeline_errors.fetch_add(1, std::memory_order_relaxed);
+      return TenantStatus::pipeline(st);
+    }
+    if (options.keep_result) {
+      std::lock_guard<std::mutex> lock(t.kept_mutex);
+      for (uint32_t i = 0; i < count; ++i)
+        if (t.kept_results.count(ticket.value + i) == 0) t.kept_pending.insert(ticket.value + i);
+    }
+    *first = Ticket{ticket.value, options.keep_result};
+    return TenantStatus();
+  });
+}
+
+TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
+                                Nanoseconds timeout) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    if (completion == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "completion is null");
+    if (!ticket.kept)
+      return TenantStatus(TenantErrc::kInvalidArgument,
+                          "ticket " + std::to_string(ticket.value) + " was published without keep_result");
+    detail::TenantState& t = *state_;
+    const auto deadline = deadline_after(timeout);
+    std::unique_lock<std::mutex> lock(t.kept_mutex);
+    for (;;) {
+      auto it = t.kept_results.find(ticket.value);
+      if (it != t.kept_results.end()) {
+        *completion = it->second;
+        t.kept_results.erase(it);
+        return TenantStatus();
+      }
+      if (t.kept_pending.count(ticket.value) == 0)
+        return TenantStatus(TenantErrc::kInvalidArgument,
+                            "ticket " + std::to_string(ticket.value) +
+                                " is not pending for this tenant (not kept, already read or released)");
+      if (Clock::now() > deadline)
+        return TenantStatus::pipeline(
+            Status(Result::kTimeout, "ticket " + std::to_string(ticket.value) + " not completed in time"));
+      if (t.core->manual() && !t.core->closed()) {
+        lock.unlock();
+        if (t.core->pump_once() == 0) std::this_thread::yield();
+        lock.lock();
+      } else {
+        const auto step = std::min(deadline, Clock::now() + std::chrono::milliseconds(10));
+        t.kept_cv.wait_until(lock, step);
+      }
+    }
+  });
+}
+
+TenantStatus TenantHandle::release(const Ticket& ticket) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    detail::TenantState& t = *state_;
+    std::lock_guard<std::mutex> lock(t.kept_mutex);
+    if (t.kept_results.erase(ticket.value) != 0) return TenantStatus();
+    if (ticket.kept && t.kept_pending.erase(ticket.value) != 0) {
+      t.kept_released.insert(ticket.value);  // the pump drops it on delivery
+      return TenantStatus();
+    }
+    return TenantStatus(TenantErrc::kInvalidArgument,
+                        "ticket " + std::to_string(ticket.value) + " is not pending for this tenant");
+  });
+}
+
+namespace {
+// Reserve/release against one quota counter.
+TenantStatus reserve_quota(std::atomic<uint64_t>& in_use, uint64_t amount, uint64_t limit,
+                           TenantErrc over, const char* what) {
+  uint64_t cur = in_use.load(std::memory_order_relaxed);
+  do {
+    if (amount > limit || cur > limit - amount)
+      return TenantStatus(over,
+                          std::string(what) + ": " + std::to_string(cur) + " in use + " +
+                              std::to_string(amount) + " asked > quota " + std::to_string(limit),
+                          cur, limit);
+  } while (!in_use.compare_exchange_weak(cur, cur + amount, std::memory_order_acq_rel));
+  return TenantStatus();
+}
+TenantStatus release_quota(std::atomic<uint64_t>& in_use, uint64_t amount, const char* what) {
+  uint64_t cur = in_use.load(std::memory_order_relaxed);
+  do {
+    if (amount > cur)
+      return TenantStatus(TenantErrc::kResourceUnderflow,
+                          std::string(what) + ": releasing " + std::to_string(amount) + " but only " +
+                              std::to_string(cur) + " in use",
+                          cur, amount);
+  } while (!in_use.compare_exchange_weak(cur, cur - amount, std::memory_order_acq_rel));
+  return TenantStatus();
+}
+}  // namespace
+
+TenantStatus TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
+  if (!state_) return empty_handle();
+  if (state_->revoked.load()) return revoked_status(state_->id);
+  return reserve_quota(state_->staging_in_use, bytes, state_->quotas.staging_bytes,
+                       TenantErrc::kStagingBackpressure, "staging bytes");
+}
+TenantStatus TenantHandle::release_staging_bytes(uint64_t bytes) const {
+  if (!state_) return empty_handle();
+  if (state_->revoked.load()) return revoked_status(state_->id);
+  return release_quota(state_->staging_in_use, bytes, "staging bytes");
+}
+TenantStatus TenantHandle::reserve_resident_handles(uint64_t count) const {
+  if (!state_) return empty_handle();
+  if (state_->revoked.load()) return revoked_status(state_->id);
+  return reserve_quota(state_->resident_in_use, count, state_->quotas.resident_handles,
+                       TenantErrc::kResidentBackpressure, "resident handles");
+}
+TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
+  if (!state_) return empty_handle();
+  if (state_->revoked.load()) return revoked_status(state_->id);
+  return release_quota(state_->resident_in_use, count, "resident handles");
+}
+
+TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    if (handle == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "handle is null");
+    detail::TenantState& t = *state_;
+    TenantStatus q = reserve_resident_handles(1);
+    if (!q) return q;
+    BufferHandle h = 0;
+    Status st = RuntimeInternals::alloc_owned_buffer(t.core->runtime(), bytes, t.id, &h);
+    if (!st) {
+      (void)release_quota(t.resident_in_use, 1, "resident handles");
+      return TenantStatus::pipeline(st);
+    }
+    {
+      std::lock_guard<std::mutex> lock(t.buffers_mutex);
+      // Revoked meanwhile: unregister already swept the set; free it here.
+      if (!t.revoked.load()) {
+        t.buffers.insert(h);
+        *handle = h;
+        return TenantStatus();
+      }
+    }
+    (void)t.core->runtime().free_buffer(h);
+    return revoked_status(t.id);
+  });
+}
+
+TenantStatus TenantHandle::free_buffer(BufferHandle handle) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    detail::TenantState& t = *state_;
+    if (t.revoked.load()) return revoked_status(t.id);
+    {
+      std::lock_guard<std::mutex> lock(t.buffers_mutex);
+      if (t.buffers.erase(handle) == 0)
+        return TenantStatus(TenantErrc::kInvalidArgument,
+                            "buffer " + std::to_string(handle) + " is not this tenant's");
+    }
+    Status st = t.core->runtime().free_buffer(handle);
+    (void)release_quota(t.resident_in_use, 1, "resident handles");
+    return TenantStatus::pipeline(st);
+  });
+}
+
+TenantStatus TenantHandle::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
+                                        uint64_t bytes) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    detail::TenantState& t = *state_;
+    if (t.revoked.load()) return revoked_status(t.id);
+    {
+      std::lock_guard<std::mutex> lock(t.buffers_mutex);
+      if (t.buffers.count(handle) == 0)
+        return TenantStatus(TenantErrc::kInvalidArgument,
+                            "buffer " + std::to_string(handle) + " is not this tenant's");
+    }
+    return TenantStatus::pipeline(t.core->runtime().write_buffer(handle, offset, src, bytes));
+  });
+}
+
+TenantStatus TenantHandle::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
+                                       uint64_t bytes) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    detail::TenantState& t = *state_;
+    if (t.revoked.load()) return revoked_status(t.id);
+    {
+      std::lock_guard<std::mutex> lock(t.buffers_mutex);
+      if (t.buffers.count(handle) == 0)
+        return TenantStatus(TenantErrc::kInvalidArgument,
+                            "buffer " + std::to_string(handle) + " is not this tenant's");
+    }
+    return TenantStatus::pipeline(t.core->runtime().read_buffer(handle, offset, dst, bytes));
+  });
+}
+
+TenantQuotaCounters TenantHandle::quota_counters() const {
+  TenantQuotaCounters c;
+  if (!state_) return c;
+  const detail::TenantState& t = *state_;
+  c.max_outstanding_slots = t.quotas.max_outstanding_slots;
+  c.outstanding_slots = t.outstanding();
+  c.staging_bytes_limit = t.quotas.staging_bytes;
+  c.staging_bytes_in_use = t.staging_in_use.load();
+  c.resident_handles_limit = t.quotas.resident_handles;
+  c.resident_handles_in_use = t.resident_in_use.load();
+  return c;
+}
+
+TenantRuntimeCounters TenantHandle::runtime_counters() const {
+  TenantRuntimeCounters c;
+  if (!state_) return c;
+  detail::TenantState& t = *state_;
+  c.drained = t.drained.load(std::memory_order_acquire);
+  c.published = t.published.load(std::memory_order_acquire);
+  c.completed_ok = t.completed_ok.load(std::memory_order_relaxed);
+  c.faulted = t.faulted.load(std::memory_order_relaxed);
+  c.revoked = t.revoked_completions.load(std::memory_order_relaxed);
+  c.aborted = t.aborted.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < MR_FAULT_CODE_COUNT; ++i)
+    c.faults_by_code[i] = t.faults_by_code[i].load(std::memory_order_relaxed);
+  c.backpressure_events = t.backpressure_events.load(std::memory_order_relaxed);
+  c.pipeline_errors = t.pipeline_errors.load(std::memory_order_relaxed);
+  try {
+    const mr_tenant_counters d = t.core->device_counters(t);
+    c.device_admitted = d.admitted;
+    c.device_out_of_window = d.out_of_window;
+    c.device_revoked = d.revoked;
+  } catch (...) {
+  }
+  return c;
+}
+
+TenantStatus TenantHandle::note_drained(uint64_t count) const {
+  if (!state_) return empty_handle();
+  detail::TenantState& t = *state_;
+  uint64_t d = t.drained.load(std::memory_order_acquire);
+  do {
+    const uint64_t p = t.published.load(std::memory_order_acquire);
+    if (count > p - std::min(p, d))
+      return TenantStatus(TenantErrc::kResourceUnderflow,
+                          "draining " + std::to_string(count) + " but only " +
+                              std::to_string(p - std::min(p, d)) + " outstanding",
+                          p - std::min(p, d), count);
+  } while (!t.drained.compare_exchange_weak(d, d + count, std::memory_order_acq_rel));
+  return TenantStatus();
+}
+
+TenantStatus TenantHandle::quiesce(Nanoseconds timeout) const {
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    MR_NVTX_RANGE("megaring::quiesce");
+    detail::TenantState& t = *state_;
+    const auto deadline = deadline_after(timeout);
+    detail::HostWaiter waiter;
+    for (;;) {
+      const uint64_t outstanding = t.outstanding();
+      if (outstanding == 0) return TenantStatus();
+      if (Clock::now() > deadline)
+        return TenantStatus(TenantErrc::kQuiesceTimeout,
+                            std::to_string(outstanding) + " slots still outstanding",
+                            outstanding, t.quotas.max_outstanding_slots);
+      if (t.core->manual() && t.core->pump_once() != 0) continue;
+      waiter.pause();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// TenantRegistry
+// ---------------------------------------------------------------------------
+TenantRegistry::TenantRegistry(std::shared_ptr<detail::RegistryCore> core) : core_(std::move(core)) {}
+
+TenantRegistry::~TenantRegistry() {
+  try {
+    core_->close();
+  } catch (...) {
+  }
+}
+
+Status TenantRegistry::create(Runtime& runtime, const RegistryConfig& config,
+                              std::unique_ptr<TenantRegistry>* out) noexcept {
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  try {
+    auto core = std::make_shared<detail::RegistryCore>(runtime, config);
+    Status st = core->init();
+    if (!st) return st;
+    out->reset(new TenantRegistry(std::move(core)));
+    return Status::ok();
+  } catch (const std::bad_alloc&) {
+    return Status(Result::kOutOfMemory, "host allocation failed");
+  } catch (const std::exception& e) {
+    return Status(Result::kInternal, std::string("unexpected exception: ") + e.what());
+  }
+}
+
+TenantStatus TenantRegistry::register_tenant(const TenantConfig& config, TenantHandle* out) noexcept {
+  return guarded([&] { return core_->register_tenant(config, out); });
+}
+
+TenantStatus TenantRegistry::unregister_tenant(const TenantHandle& tenant) noexcept {
+  return guarded([&]() -> TenantStatus {
+    if (!tenant.state_) return empty_handle();
+    return core_->unregister_tenant(tenant.state_);
+  });
+}
+
+size_t TenantRegistry::pump_once() noexcept {
+  try {
+    return core_->pump_once();
+  } catch (...) {
+    return 0;
+  }
+}
+
+RegistryStats TenantRegistry::stats() const noexcept {
+  try {
+    return core_->stats();
+  } catch (...) {
+    return RegistryStats{};
+  }
+}
+
+}  // namespace megaring

@@ -1,0 +1,279 @@
+// Tenants: several clients (models, sessions) sharing one resident
+// megakernel, each held to its own opcode window and quotas.
+//
+//   auto registry = ...;  TenantRegistry::create(*runtime, {}, &registry);
+//   TenantConfig cfg;  cfg.label = "model-a";  cfg.quotas.max_outstanding_slots = 64;
+//   TenantHandle a;    registry->register_tenant(cfg, &a);
+//   TenantPublishOptions keep;  keep.keep_result = true;
+//   Ticket t;          a.publish_slot(ops::nop(7), &t, keep);
+//   Completion c;      a.wait(t, &c);          // c.result == 7
+//   registry->unregister_tenant(a);             // a's queued slots complete REVOKED
+//
+// Opcode windows. Each tenant owns the global opcodes [base_opcode,
+// base_opcode + opcode_cap), disjoint from every other live or draining
+// tenant's window and from the built-in, system and tenant-less user opcodes
+// (windows lie in [MR_OP_TENANT_BASE, MR_OP_TENANT_END)). A tenant publishes
+// tenant-local opcodes; the slot carries base_opcode + local and the
+// tenant's id. The consumer admits it only if the tenant is active and the
+// opcode lies in its window, and then runs the local opcode exactly as it
+// would run that opcode in a tenant-less slot (built-ins below
+// MR_OP_SYSTEM_END, your handler table from MR_OP_USER_BASE, so a tenant that
+// needs user opcodes asks for opcode_cap > MR_OP_USER_BASE). Otherwise the
+// slot completes FAULT (MR_FAULT_OUT_OF_WINDOW / MR_FAULT_BAD_TENANT) or
+// REVOKED, counted per tenant on the consumer. A tenant's slots may name only
+// buffers it allocated through its handle.
+//
+// The drain pump. While a registry exists, only its pump recycles ring
+// positions: it observes DONE_COUNT, attributes each completed ticket to the
+// tenant that published it, delivers the completion (to wait() for kept
+// tickets, and to the tenant's on_completion callback), then calls
+// note_drained. It runs on its own thread (PumpMode::kThread) or wherever the
+// server calls pump_once() (PumpMode::kManual; wait() and quiesce() then pump
+// too). If it stalls, producers see back-pressure; nothing is dropped.
+//
+// Revocation. unregister_tenant() makes the tenant's new publishes fail with
+// kRevoked, zeroes its staging and resident-handle usage, frees its buffers
+// and makes every slot of it not yet admitted by a consumer unit complete
+// with MR_STATUS_REVOKED; other tenants' slots are untouched. Its id and
+// window are reused only once all its slots have drained.
+//
+// Lifetimes and threads: the registry must be destroyed before its runtime,
+// and producers must stop publishing before it is. Destroying it revokes every
+// tenant and drains their slots (bounded by RegistryConfig::close_timeout).
+// Handles may outlive it: every call then fails with kRevoked. All handle and
+// registry calls are thread-safe; copies of a handle share one tenant.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "megaring/runtime.hpp"
+
+namespace megaring {
+
+enum class TenantErrc : int {
+  kSuccess = 0,
+  kRevoked,               // the tenant was unregistered (or its registry destroyed)
+  kOpcodeOutOfRange,      // local opcode >= opcode_cap: value() = opcode, limit() = cap
+  kBackpressure,          // outstanding slots at the quota: value() = outstanding, limit() = cap
+  kStagingBackpressure,   // staging bytes over the quota: value() = in use, limit() = quota
+  kResidentBackpressure,  // resident handles over the quota: value() = in use, limit() = quota
+  kResourceUnderflow,     // released / drained more than reserved / published
+  kQuiesceTimeout,        // the bound passed with slots outstanding: value() = outstanding
+  kRegistryFull,          // no tenant id or opcode window left
+  kInvalidArgument,
+  kPipeline,              // the runtime refused: ring_status() has its own error
+};
+const char* tenant_errc_string(TenantErrc code) noexcept;
+
+class [[nodiscard]] TenantStatus {
+ public:
+  TenantStatus() noexcept = default;  // success
+  TenantStatus(TenantErrc code, std::string message, uint64_t value = 0, uint64_t limit = 0)
+      : code_(code), message_(std::move(message)), value_(value), limit_(limit) {}
+  // kPipeline wrapping the runtime's error (ok stays ok).
+  static TenantStatus pipeline(Status ring);
+
+  bool is_ok() const noexcept { return code_ == TenantErrc::kSuccess; }
+  explicit operator bool() const noexcept { return is_ok(); }
+  TenantErrc code() const noexcept { return code_; }
+  const std::string& message() const noexcept { return message_; }
+  uint64_t value() const noexcept { return value_; }  // see TenantErrc
+  uint64_t limit() const noexcept { return limit_; }
+  const Status& ring_status() const noexcept { return ring_; }  // kPipeline only
+  std::string to_string() const;
+
+ private:
+  TenantErrc code_ = TenantErrc::kSuccess;
+  std::string message_;
+  uint64_t value_ = 0;
+  uint64_t limit_ = 0;
+  Status ring_;
+};
+
+struct TenantQuotas {
+  uint32_t opcode_cap = 16;              // window size: local opcodes [0, opcode_cap)
+  uint64_t max_outstanding_slots = 256;  // published but not yet drained
+  uint64_t staging_bytes = 64ull << 20;  // reserve_staging_bytes budget
+  uint64_t resident_handles = 64;        // reserve_resident_handles budget (buffers count)
+};
+
+// A completion delivered by the drain pump.
+using TenantCompletionCallback = std::function<void(const Completion&)>;
+
+struct TenantConfig {
+  std::string label;
+  TenantQuotas quotas;
+  // Called by the pump for every completion of this tenant, before it counts
+  // as drained. Runs on the pump thread (or in pump_once / wait / quiesce in
+  // manual mode); it must be quick and must not wait for ring space.
+  TenantCompletionCallback on_completion;
+};
+
+struct TenantPublishOptions {
+  // Keep the completion for wait() (or release()); unread kept results stay
+  // in host memory until read.
+  bool keep_result = false;
+  // How long to wait for the outstanding-slot quota and then ring space.
+  // Zero: fail at once with kBackpressure, or kPipeline(kRingFull).
+  Nanoseconds timeout = Nanoseconds::zero();
+};
+
+struct TenantQuotaCounters {
+  uint64_t max_outstanding_slots = 0;
+  uint64_t outstanding_slots = 0;
+  uint64_t staging_bytes_limit = 0;
+  uint64_t staging_bytes_in_use = 0;
+  uint64_t resident_handles_limit = 0;
+  uint64_t resident_handles_in_use = 0;
+};
+
+struct TenantRuntimeCounters {
+  // Host side (the drain pump's attribution of this tenant's own publishes).
+  uint64_t published = 0;
+  uint64_t drained = 0;
+  uint64_t completed_ok = 0;
+  uint64_t faulted = 0;
+  uint64_t revoked = 0;   // completed MR_STATUS_REVOKED
+  uint64_t aborted = 0;   // completed MR_STATUS_ABORTED (runtime aborted)
+  uint64_t faults_by_code[MR_FAULT_CODE_COUNT] = {};
+  uint64_t backpressure_events = 0;  // publishes refused (or delayed) by the slot quota
+  uint64_t pipeline_errors = 0;      // publishes the ring refused (rolled back)
+  // Consumer side: every slot that carried this tenant's id, however it got
+  // into the ring.
+  uint64_t device_admitted = 0;
+  uint64_t device_out_of_window = 0;
+  uint64_t device_revoked = 0;
+};
+
+namespace detail {
+struct TenantState;
+class RegistryCore;
+}  // namespace detail
+
+class TenantHandle {
+ public:
+  TenantHandle() = default;  // empty: every call fails with kInvalidArgument
+  bool valid() const noexcept { return state_ != nullptr; }
+
+  uint32_t id() const noexcept;  // the slot's tenant field: [15:0] index, [31:16] generation
+  const std::string& label() const noexcept;
+  uint32_t base_opcode() const noexcept;
+  uint32_t opcode_cap() const noexcept;
+  bool revoked() const noexcept;
+
+  // Maps a tenant-local opcode to the global one; kOpcodeOutOfRange outside
+  // the window.
+  TenantStatus global_opcode(uint32_t local, uint32_t* global) const;
+
+  // Publishes slots with tenant-local opcodes (request.opcode; request.tenant
+  // must be 0 or this tenant's id): stamps the tenant and the global opcode.
+  // A publish the ring refuses is rolled back (counters unchanged) and
+  // reported as kPipeline.
+  TenantStatus publish_slot(const SlotRequest& local_request, Ticket* ticket,
+                            const TenantPublishOptions& options = {}) const;
+  TenantStatus publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
+                            Ticket* ticket, const TenantPublishOptions& options = {}) const;
+  TenantStatus publish_batch(const SlotRequest* local_requests, uint32_t count, Ticket* first,
+                             const TenantPublishOptions& options = {}) const;
+
+  // Waits for a kept ticket's completion (then forgets it), or drops it.
+  TenantStatus wait(const Ticket& ticket, Completion* completion,
+                    Nanoseconds timeout = kForever) const;
+  TenantStatus release(const Ticket& ticket) const;
+
+  // Slots published (a publish in progress counts until the ring accepts or
+  // refuses it), and slots the pump has drained.
+  uint64_t published_count() const noexcept;
+  uint64_t drained_count() const noexcept;
+  uint64_t max_outstanding_slots() const noexcept;
+
+  TenantStatus reserve_staging_bytes(uint64_t bytes) const;
+  TenantStatus release_staging_bytes(uint64_t bytes) const;
+  TenantStatus reserve_resident_handles(uint64_t count) const;
+  TenantStatus release_resident_handles(uint64_t count) const;
+
+  // Consumer buffers owned by this tenant (each holds one resident handle):
+  // only this tenant's slots (and tenant-less ones) may name them.
+  TenantStatus alloc_buffer(uint64_t bytes, BufferHandle* handle) const;
+  TenantStatus free_buffer(BufferHandle handle) const;
+  TenantStatus write_buffer(BufferHandle handle, uint64_t offset, const void* src,
+                            uint64_t bytes) const;
+  TenantStatus read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;
+
+  TenantQuotaCounters quota_counters() const;
+  TenantRuntimeCounters runtime_counters() const;
+
+  // Marks `count` slots drained. The registry's pump does this; call it only
+  // if you account for slots some other way. kResourceUnderflow if more
+  // would be drained than were published.
+  TenantStatus note_drained(uint64_t count) const;
+
+  // Waits until every published slot has drained; kQuiesceTimeout (with the
+  // outstanding count in value()) when `timeout` passes first. Works on a
+  // revoked tenant: its queued slots complete REVOKED and drain.
+  TenantStatus quiesce(Nanoseconds timeout) const;
+
+ private:
+  friend class detail::RegistryCore;
+  friend class TenantRegistry;
+  explicit TenantHandle(std::shared_ptr<detail::TenantState> state) : state_(std::move(state)) {}
+  std::shared_ptr<detail::TenantState> state_;
+};
+
+enum class PumpMode {
+  kThread,  // the registry runs the drain pump on its own thread
+  kManual,  // the caller drives it with pump_once() (wait/quiesce pump too)
+};
+
+struct RegistryConfig {
+  // Tenants at most; 0 = as many as the runtime's tenant table holds
+  // (Config::max_tenants - 1).
+  uint32_t max_tenants = 0;
+  // Opcode space for windows, within [MR_OP_TENANT_BASE, MR_OP_TENANT_END].
+  uint32_t opcode_begin = MR_OP_TENANT_BASE;
+  uint32_t opcode_end = MR_OP_TENANT_END;
+  PumpMode pump = PumpMode::kThread;
+  // The pump thread's longest sleep when idle (it spins, then yields first).
+  Nanoseconds pump_idle_sleep_max = std::chrono::microseconds(50);
+  // How long destruction waits for revoked tenants' slots to drain.
+  Nanoseconds close_timeout = std::chrono::seconds(10);
+};
+
+struct RegistryStats {
+  uint32_t live_tenants = 0;
+  uint32_t draining_tenants = 0;  // revoked, slots not yet all drained
+  uint64_t drained_slots = 0;     // tickets the pump delivered, all tenants
+  uint64_t untenanted_slots = 0;  // tickets the pump reaped that no handle published
+};
+
+class TenantRegistry {
+ public:
+  // Attaches to `runtime` (one registry per runtime) and starts the pump.
+  static Status create(Runtime& runtime, const RegistryConfig& config,
+                       std::unique_ptr<TenantRegistry>* out) noexcept;
+  ~TenantRegistry();
+  TenantRegistry(const TenantRegistry&) = delete;
+  TenantRegistry& operator=(const TenantRegistry&) = delete;
+
+  // kRegistryFull when no id or no window of quotas.opcode_cap is free.
+  TenantStatus register_tenant(const TenantConfig& config, TenantHandle* out) noexcept;
+  // Revokes the tenant (see the top of this file). kRevoked if it already was.
+  TenantStatus unregister_tenant(const TenantHandle& tenant) noexcept;
+
+  // One pass of the drain pump: returns how many tickets it drained.
+  // Thread-safe; in kThread mode the pump thread already does this.
+  size_t pump_once() noexcept;
+
+  RegistryStats stats() const noexcept;
+
+ private:
+  explicit TenantRegistry(std::shared_ptr<detail::RegistryCore> core);
+  std::shared_ptr<detail::RegistryCore> core_;
+};
+
+}  // namespace megaring

@@ -1,0 +1,62 @@
+// Internal: what the tenant layer (host/) needs from a Runtime beyond its
+// public API. Not installed; the tests include it to inspect the ring.
+//
+// Drain mode. While a DrainSink is attached, only RuntimeInternals::drain()
+// reaps: producers that find the ring full wait for it (back-pressure), and
+// wait()/release()/stats()/shutdown() no longer reap on their own. drain()
+// hands every reaped ticket to the sink exactly once, in ticket order within
+// one call, with the completion record and the `origin` tag its producer
+// passed to publish_tagged (0 for plain publishes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "megaring/runtime.hpp"
+
+namespace megaring::detail {
+
+struct DrainRecord {
+  uint64_t ticket;
+  uint64_t origin;       // publish_tagged's tag; 0 for a plain publish
+  uint64_t result;
+  uint32_t slot_tenant;  // the tenant field the slot was published with
+  uint16_t status;       // MR_STATUS_*
+  uint16_t fault;        // MR_FAULT_*
+};
+
+class DrainSink {
+ public:
+  // Called by drain() outside the runtime's locks, after the positions were
+  // recycled. Must not throw and must not wait for ring space.
+  virtual void on_drained(const DrainRecord* records, size_t count) noexcept = 0;
+
+ protected:
+  ~DrainSink() = default;
+};
+
+struct RuntimeInternals {
+  // Attaches (or with nullptr detaches) the drain sink; one at a time.
+  static Status attach_drain_sink(Runtime& runtime, DrainSink* sink);
+  // Reaps every completed ticket and hands them to the attached sink.
+  // Returns how many were reaped. Thread-safe.
+  static size_t drain(Runtime& runtime);
+  // publish_batch with a non-zero origin tag stored for the drain sink.
+  static Status publish_tagged(Runtime& runtime, const SlotRequest* requests, uint32_t count,
+                               uint64_t origin, Ticket* first, const PublishOptions& options);
+  // alloc_buffer whose table entry names an owning tenant (0: the runtime).
+  static Status alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,
+                                   BufferHandle* handle);
+  // Tenant table (see mr_tenant_entry for when each may be called).
+  static uint32_t max_tenants(const Runtime& runtime);
+  static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry);
+  static Status set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state);
+  static Status read_tenant_counters(Runtime& runtime, uint32_t index, mr_tenant_counters* out);
+  // Every ticket below this is reserved (published or being written).
+  static uint64_t published_end(const Runtime& runtime);
+  // Copies the slot at `ticket`'s position, if that position still belongs
+  // to it (not reaped). For tests: what a producer actually wrote.
+  static Status peek_slot(Runtime& runtime, uint64_t ticket, mr_slot* out);
+};
+
+}  // namespace megaring::detail

@@ -1,0 +1,44 @@
+#include <megaring/megakernel.cuh>
+
+#include "tenant_test_ops.hpp"
+
+namespace megaring_test {
+namespace {
+
+struct TestOps {
+  template <class Ctx>
+  MR_HD static bool execute(Ctx& ctx, const mr_slot& s, megaring::Outcome& out) {
+    switch (s.opcode) {
+      case kOpGate: {
+        if (ctx.rank() == 0) {
+          auto* word = reinterpret_cast<uint32_t*>(s.args[0]);
+          megaring::detail::Backoff backoff(64, 4096);
+          // ACQUIRE (system): the host's opening store orders nothing we
+          // read, but system scope is what makes a host store visible.
+          while (megaring::detail::SysRef<uint32_t>(*word).load(cuda::std::memory_order_acquire) == 0) {
+            if (megaring::detail::abort_requested(ctx.params())) {
+              out.abandon();
+              break;
+            }
+            backoff.pause();
+          }
+        }
+        return true;
+      }
+      case kOpIdentify:
+        out.result = (static_cast<uint64_t>(s.tenant) << 32) | s.opcode;
+        return true;
+      default:
+        return false;
+    }
+  }
+};
+
+}  // namespace
+
+const megaring::Consumer& tenant_test_consumer() {
+  static const megaring::Consumer c = megaring::make_consumer<TestOps>("tenant-test");
+  return c;
+}
+
+}  // namespace megaring_test

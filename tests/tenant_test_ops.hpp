@@ -1,0 +1,21 @@
+// A consumer for the tenant tests: the built-ins plus two test opcodes.
+//   kOpGate      args[0] = address of a uint32_t the host owns (host memory
+//                on the CPU backend, pinned host-mapped memory on the GPU);
+//                the slot runs until that word is non-zero (or abort), so a
+//                test can hold every consumer unit and keep later slots queued.
+//   kOpIdentify  result = (slot.tenant << 32) | slot.opcode as the handler
+//                sees them: proves the consumer ran the tenant-local opcode.
+#pragma once
+
+#include <megaring/consumer.hpp>
+
+#include <cstdint>
+
+namespace megaring_test {
+
+constexpr uint32_t kOpGate = MR_OP_USER_BASE + 0;
+constexpr uint32_t kOpIdentify = MR_OP_USER_BASE + 1;
+
+const megaring::Consumer& tenant_test_consumer();
+
+}  // namespace megaring_test

@@ -1,0 +1,726 @@
+// Tenant tests: registry, opcode windows, quotas, the drain pump, consumer
+// enforcement and revocation, on every backend (Cpu/..., Gpu/...).
+//
+// Tests that need slots to stay queued hold the only consumer unit
+// (Config::workers = 1) with a gate slot (tenant_test_ops.hpp) and open it
+// once the state under test is set up: no timing assumptions.
+#include <cuda/atomic>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <megaring/tenant.hpp>
+
+#include "../runtime/runtime_internal.hpp"
+#include "backend_fixture.hpp"
+#include "tenant_test_ops.hpp"
+
+namespace megaring {
+inline void PrintTo(TenantErrc code, std::ostream* os) { *os << tenant_errc_string(code); }
+}  // namespace megaring
+
+namespace megaring_test {
+namespace {
+
+using megaring::BufferHandle;
+using megaring::Completion;
+using megaring::PumpMode;
+using megaring::RegistryConfig;
+using megaring::SlotRequest;
+using megaring::TenantConfig;
+using megaring::TenantErrc;
+using megaring::TenantHandle;
+using megaring::TenantPublishOptions;
+using megaring::TenantRegistry;
+using megaring::TenantStatus;
+using megaring::Ticket;
+using megaring::detail::RuntimeInternals;
+namespace ops = megaring::ops;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+#define MR_TENANT_CHECK_(expr, check, expected)                                 \
+  switch (0)                                                                    \
+  case 0:                                                                       \
+  default:                                                                      \
+    if (const ::megaring::TenantStatus mr_ts_ = (expr); false) {                \
+    } else                                                                      \
+      check(mr_ts_.code(), (expected)) << #expr << " -> " << mr_ts_.to_string() << " "
+#define MR_ASSERT_TOK(expr) MR_TENANT_CHECK_(expr, ASSERT_EQ, ::megaring::TenantErrc::kSuccess)
+#define MR_EXPECT_TOK(expr) MR_TENANT_CHECK_(expr, EXPECT_EQ, ::megaring::TenantErrc::kSuccess)
+#define MR_EXPECT_TERR(expr, code) MR_TENANT_CHECK_(expr, EXPECT_EQ, code)
+
+TenantPublishOptions waiting(bool keep = false) {
+  TenantPublishOptions o;
+  o.keep_result = keep;
+  o.timeout = scaled(seconds(20));
+  return o;
+}
+
+TenantConfig tenant_config(const std::string& label, uint64_t max_outstanding = 256,
+                           uint32_t opcode_cap = 16) {
+  TenantConfig c;
+  c.label = label;
+  c.quotas.max_outstanding_slots = max_outstanding;
+  c.quotas.opcode_cap = opcode_cap;
+  return c;
+}
+
+// A host word the gate opcode polls: pinned and mapped for the GPU.
+class Gate {
+ public:
+  explicit Gate(Backend backend) : gpu_(backend == Backend::kCuda) {
+    if (gpu_) {
+      void* p = nullptr;
+      if (cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess)
+        word_ = static_cast<uint32_t*>(p);
+    } else {
+      word_ = new uint32_t[16];
+    }
+    if (word_ != nullptr) store(0);
+  }
+  ~Gate() {
+    if (gpu_) {
+      (void)cudaFreeHost(word_);
+    } else {
+      delete[] word_;
+    }
+  }
+  bool ok() const { return word_ != nullptr; }
+  // A tenant-less slot that runs until open().
+  SlotRequest slot() const {
+    SlotRequest r;
+    r.opcode = kOpGate;
+    r.args[0] = reinterpret_cast<uint64_t>(word_);
+    return r;
+  }
+  void open() { store(1); }
+
+ private:
+  void store(uint32_t value) {
+    // RELEASE (system): the gate slot acquires it on the consumer.
+    cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(*word_).store(
+        value, cuda::std::memory_order_release);
+  }
+  bool gpu_;
+  uint32_t* word_ = nullptr;
+};
+
+class TenantTest : public BackendTest {
+ protected:
+  // A runtime with the test consumer, and a registry on it.
+  void start(PumpMode pump = PumpMode::kThread, uint32_t workers = 0, uint32_t capacity = 1024,
+             RegistryConfig rc = {}) {
+    Config c = base_config();
+    c.workers = workers;
+    c.ring_capacity = capacity;
+    const Status st = Runtime::create(c, tenant_test_consumer(), &rt_);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    rc.pump = pump;
+    MR_ASSERT_OK(TenantRegistry::create(*rt_, rc, &registry_));
+  }
+  void TearDown() override {
+    registry_.reset();
+    if (rt_) MR_EXPECT_OK(rt_->shutdown(scaled(seconds(30))));
+    rt_.reset();
+    BackendTest::TearDown();
+  }
+  TenantHandle add(const TenantConfig& config) {
+    TenantHandle h;
+    const TenantStatus st = registry_->register_tenant(config, &h);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    return h;
+  }
+  // Publishes the gate as a tenant-less slot; the single unit then holds it.
+  Ticket hold(Gate& gate) {
+    Ticket t;
+    megaring::PublishOptions o;
+    o.timeout = scaled(seconds(10));
+    EXPECT_TRUE(rt_->publish(gate.slot(), &t, o).is_ok());
+    return t;
+  }
+
+  std::unique_ptr<Runtime> rt_;
+  std::unique_ptr<TenantRegistry> registry_;
+};
+
+// Windows as [begin, end) pairs must be pairwise disjoint and inside the
+// tenant range.
+void expect_disjoint_windows(const std::vector<TenantHandle>& tenants) {
+  std::map<uint64_t, uint64_t> windows;
+  for (const TenantHandle& t : tenants) {
+    EXPECT_GE(t.base_opcode(), MR_OP_TENANT_BASE);
+    EXPECT_LE(static_cast<uint64_t>(t.base_opcode()) + t.opcode_cap(), MR_OP_TENANT_END);
+    windows[t.base_opcode()] = static_cast<uint64_t>(t.base_opcode()) + t.opcode_cap();
+  }
+  ASSERT_EQ(windows.size(), tenants.size()) << "two windows share a base opcode";
+  uint64_t previous_end = 0;
+  for (const auto& [begin, end] : windows) {
+    EXPECT_GE(begin, previous_end) << "window at " << begin << " overlaps the one before";
+    previous_end = end;
+  }
+}
+
+TEST_P(TenantTest, DistinctIdsAndDisjointWindows) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  std::vector<TenantHandle> tenants;
+  std::set<uint32_t> ids;
+  for (uint32_t i = 0; i < 20; ++i) {
+    tenants.push_back(add(tenant_config("t" + std::to_string(i), 64, 1 + (i * 37) % 300)));
+    ASSERT_TRUE(tenants.back().valid());
+    EXPECT_NE(tenants.back().id(), 0u);
+    EXPECT_NE(tenants.back().id() & MR_TENANT_INDEX_MASK, 0u) << "index 0 is never a tenant";
+    EXPECT_TRUE(ids.insert(tenants.back().id()).second) << "duplicate id";
+    EXPECT_EQ(tenants.back().label(), "t" + std::to_string(i));
+  }
+  expect_disjoint_windows(tenants);
+  for (const TenantHandle& t : tenants) {
+    uint32_t global = 0;
+    MR_EXPECT_TOK(t.global_opcode(0, &global));
+    EXPECT_EQ(global, t.base_opcode());
+    MR_EXPECT_TOK(t.global_opcode(t.opcode_cap() - 1, &global));
+    EXPECT_EQ(global, t.base_opcode() + t.opcode_cap() - 1);
+  }
+  EXPECT_EQ(registry_->stats().live_tenants, 20u);
+}
+
+TEST_P(TenantTest, OutOfRangeLocalOpcodeIsRefusedBeforeAnyCounterMoves) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantHandle t = add(tenant_config("small", 8, 10));
+  uint32_t global = 12345;
+  const TenantStatus st = t.global_opcode(10, &global);
+  EXPECT_EQ(st.code(), TenantErrc::kOpcodeOutOfRange);
+  EXPECT_EQ(st.value(), 10u);
+  EXPECT_EQ(st.limit(), 10u);
+  EXPECT_EQ(global, 12345u) << "untouched on failure";
+  Ticket ticket;
+  MR_EXPECT_TERR(t.publish_slot(10, {1, 2}, &ticket), TenantErrc::kOpcodeOutOfRange);
+  MR_EXPECT_TERR(t.publish_slot(~0u, {}, &ticket), TenantErrc::kOpcodeOutOfRange);
+  // A batch with one bad opcode publishes nothing.
+  SlotRequest batch[3] = {ops::nop(1), ops::nop(2), ops::nop(3)};
+  batch[2].opcode = 10;
+  MR_EXPECT_TERR(t.publish_batch(batch, 3, &ticket), TenantErrc::kOpcodeOutOfRange);
+  EXPECT_EQ(t.published_count(), 0u);
+  EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
+  MR_EXPECT_TERR(t.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &ticket), TenantErrc::kInvalidArgument);
+}
+
+TEST_P(TenantTest, PublishStampsTenantAndGlobalOpcode) {
+  // Manual pump: nothing recycles the positions, so the slots can be read back.
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual));
+  TenantHandle a = add(tenant_config("a", 16, 512));
+  TenantHandle b = add(tenant_config("b", 16, 16));
+  Ticket ta, tb;
+  MR_ASSERT_TOK(a.publish_slot(ops::nop(41), &ta, waiting(true)));
+  MR_ASSERT_TOK(b.publish_slot(MR_OP_NOP, {42}, &tb, waiting(true)));
+  mr_slot slot{};
+  MR_ASSERT_OK(RuntimeInternals::peek_slot(*rt_, ta.value, &slot));
+  EXPECT_EQ(slot.tenant, a.id());
+  EXPECT_EQ(slot.opcode, a.base_opcode() + MR_OP_NOP);
+  EXPECT_EQ(slot.args[0], 41u);
+  MR_ASSERT_OK(RuntimeInternals::peek_slot(*rt_, tb.value, &slot));
+  EXPECT_EQ(slot.tenant, b.id());
+  EXPECT_EQ(slot.opcode, b.base_opcode() + MR_OP_NOP);
+  Completion c;
+  MR_ASSERT_TOK(a.wait(ta, &c, scaled(seconds(10))));
+  EXPECT_TRUE(c.ok());
+  EXPECT_EQ(c.result, 41u) << "the consumer ran the local NOP";
+  MR_ASSERT_TOK(b.wait(tb, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.result, 42u);
+  // The handler sees the tenant-local opcode and the tenant id.
+  Ticket ti;
+  MR_ASSERT_TOK(a.publish_slot(kOpIdentify, {}, &ti, waiting(true)));
+  MR_ASSERT_TOK(a.wait(ti, &c, scaled(seconds(10))));
+  ASSERT_TRUE(c.ok()) << "status " << c.status << " fault " << c.fault;
+  EXPECT_EQ(c.result, (static_cast<uint64_t>(a.id()) << 32) | kOpIdentify);
+  // b's window is too small for user opcodes.
+  MR_EXPECT_TERR(b.publish_slot(kOpIdentify, {}, &ti), TenantErrc::kOpcodeOutOfRange);
+}
+
+TEST_P(TenantTest, RevokedPublishFailsAndQueuedSlotsCompleteRevoked) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1));
+  Gate gate(backend());
+  ASSERT_TRUE(gate.ok());
+  TenantHandle a = add(tenant_config("a"));
+  TenantHandle b = add(tenant_config("b"));
+  ASSERT_TRUE(a.reserve_staging_bytes(1000));
+  ASSERT_TRUE(a.reserve_resident_handles(2));
+  BufferHandle a_buffer = 0;
+  ASSERT_TRUE(a.alloc_buffer(64, &a_buffer));
+  hold(gate);
+  constexpr int kSlots = 8;
+  std::vector<Ticket> ta(kSlots), tb(kSlots);
+  for (int i = 0; i < kSlots; ++i) {
+    MR_ASSERT_TOK(a.publish_slot(ops::nop(100 + i), &ta[i], waiting(true)));
+    MR_ASSERT_TOK(b.publish_slot(ops::nop(200 + i), &tb[i], waiting(true)));
+  }
+  MR_ASSERT_TOK(registry_->unregister_tenant(a));
+  EXPECT_TRUE(a.revoked());
+  EXPECT_FALSE(b.revoked());
+  Ticket late;
+  MR_EXPECT_TERR(a.publish_slot(ops::nop(), &late), TenantErrc::kRevoked);
+  MR_EXPECT_TERR(registry_->unregister_tenant(a), TenantErrc::kRevoked);
+  MR_EXPECT_TERR(a.reserve_staging_bytes(1), TenantErrc::kRevoked);
+  // Quotas released, buffers freed.
+  EXPECT_EQ(a.quota_counters().staging_bytes_in_use, 0u);
+  EXPECT_EQ(a.quota_counters().resident_handles_in_use, 0u);
+  uint8_t byte = 0;
+  MR_EXPECT_RESULT(rt_->read_buffer(a_buffer, 0, &byte, 1), Result::kInvalidArgument);
+  gate.open();
+  for (int i = 0; i < kSlots; ++i) {
+    Completion c;
+    MR_ASSERT_TOK(a.wait(ta[i], &c, scaled(seconds(10))));
+    EXPECT_EQ(c.status, MR_STATUS_REVOKED) << "queued slot " << i << " of the revoked tenant";
+    EXPECT_EQ(c.result, 0u);
+    MR_ASSERT_TOK(b.wait(tb[i], &c, scaled(seconds(10))));
+    EXPECT_TRUE(c.ok()) << "the other tenant's slot " << i;
+    EXPECT_EQ(c.result, 200u + i);
+  }
+  MR_EXPECT_TOK(a.quiesce(scaled(seconds(10)))) << "a revoked tenant still quiesces";
+  MR_EXPECT_TOK(b.quiesce(scaled(seconds(10))));
+  const auto ca = a.runtime_counters();
+  EXPECT_EQ(ca.published, uint64_t{kSlots});
+  EXPECT_EQ(ca.drained, uint64_t{kSlots});
+  EXPECT_EQ(ca.revoked, uint64_t{kSlots});
+  EXPECT_EQ(ca.completed_ok, 0u);
+  EXPECT_EQ(ca.device_revoked, uint64_t{kSlots}) << "counted on the consumer too";
+  EXPECT_EQ(ca.device_admitted, 0u);
+  const auto cb = b.runtime_counters();
+  EXPECT_EQ(cb.completed_ok, uint64_t{kSlots});
+  EXPECT_EQ(cb.revoked, 0u);
+  EXPECT_EQ(cb.device_admitted, uint64_t{kSlots});
+  EXPECT_EQ(rt_->stats().revoked, uint64_t{kSlots});
+}
+
+TEST_P(TenantTest, QuiesceSucceedsAndTimesOutWithCounters) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1));
+  Gate gate(backend());
+  ASSERT_TRUE(gate.ok());
+  TenantHandle t = add(tenant_config("q"));
+  MR_EXPECT_TOK(t.quiesce(milliseconds(1))) << "nothing outstanding";
+  hold(gate);
+  Ticket ticket;
+  for (int i = 0; i < 5; ++i) MR_ASSERT_TOK(t.publish_slot(ops::nop(i), &ticket, waiting()));
+  const TenantStatus st = t.quiesce(milliseconds(20));
+  EXPECT_EQ(st.code(), TenantErrc::kQuiesceTimeout);
+  EXPECT_EQ(st.value(), 5u) << "the outstanding count at timeout";
+  EXPECT_EQ(t.published_count(), 5u);
+  EXPECT_EQ(t.drained_count(), 0u);
+  gate.open();
+  MR_EXPECT_TOK(t.quiesce(scaled(seconds(10))));
+  EXPECT_EQ(t.published_count(), 5u);
+  EXPECT_EQ(t.drained_count(), 5u);
+  EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
+  EXPECT_EQ(t.runtime_counters().completed_ok, 5u);
+}
+
+TEST_P(TenantTest, BackpressureAtTheCapReopensAfterDrain) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1));
+  Gate gate(backend());
+  ASSERT_TRUE(gate.ok());
+  TenantHandle t = add(tenant_config("capped", 4));
+  TenantHandle other = add(tenant_config("other", 4));
+  EXPECT_EQ(t.max_outstanding_slots(), 4u);
+  hold(gate);
+  Ticket ticket;
+  for (int i = 0; i < 4; ++i) MR_ASSERT_TOK(t.publish_slot(ops::nop(i), &ticket));
+  TenantStatus st = t.publish_slot(ops::nop(), &ticket);
+  EXPECT_EQ(st.code(), TenantErrc::kBackpressure);
+  EXPECT_EQ(st.value(), 4u) << "outstanding";
+  EXPECT_EQ(st.limit(), 4u) << "cap";
+  SlotRequest two[2] = {ops::nop(), ops::nop()};
+  MR_EXPECT_TERR(t.publish_batch(two, 2, &ticket), TenantErrc::kBackpressure);
+  // A bounded wait also ends in back-pressure while the consumer is held.
+  TenantPublishOptions brief;
+  brief.timeout = milliseconds(20);
+  MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket, brief), TenantErrc::kBackpressure);
+  EXPECT_EQ(t.published_count(), 4u) << "refused publishes leave no trace";
+  EXPECT_GE(t.runtime_counters().backpressure_events, 3u);
+  // Another tenant's quota is its own.
+  MR_EXPECT_TOK(other.publish_slot(ops::nop(), &ticket));
+  gate.open();
+  MR_ASSERT_TOK(t.quiesce(scaled(seconds(10))));
+  for (int i = 0; i < 4; ++i) MR_EXPECT_TOK(t.publish_slot(ops::nop(i), &ticket));
+  MR_EXPECT_TOK(t.quiesce(scaled(seconds(10))));
+  EXPECT_EQ(t.drained_count(), 8u);
+  SlotRequest five[5] = {};
+  MR_EXPECT_TERR(t.publish_batch(five, 5, &ticket, waiting()), TenantErrc::kInvalidArgument)
+      << "a batch larger than the quota can never fit";
+}
+
+TEST_P(TenantTest, StagingAndResidentQuotasOvercommitAndUnderflow) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantConfig config = tenant_config("quota");
+  config.quotas.staging_bytes = 1000;
+  config.quotas.resident_handles = 3;
+  TenantHandle t = add(config);
+  MR_EXPECT_TOK(t.reserve_staging_bytes(600));
+  MR_EXPECT_TOK(t.reserve_staging_bytes(400));
+  TenantStatus st = t.reserve_staging_bytes(1);
+  EXPECT_EQ(st.code(), TenantErrc::kStagingBackpressure);
+  EXPECT_EQ(st.value(), 1000u);
+  EXPECT_EQ(st.limit(), 1000u);
+  MR_EXPECT_TERR(t.reserve_staging_bytes(~0ull), TenantErrc::kStagingBackpressure) << "no overflow";
+  MR_EXPECT_TOK(t.release_staging_bytes(300));
+  MR_EXPECT_TERR(t.release_staging_bytes(701), TenantErrc::kResourceUnderflow);
+  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 700u) << "a refused release changes nothing";
+  MR_EXPECT_TOK(t.reserve_staging_bytes(300));
+
+  MR_EXPECT_TOK(t.reserve_resident_handles(2));
+  BufferHandle buffer = 0;
+  MR_ASSERT_TOK(t.alloc_buffer(128, &buffer)) << "a buffer holds the third handle";
+  BufferHandle refused = 0;
+  MR_EXPECT_TERR(t.alloc_buffer(128, &refused), TenantErrc::kResidentBackpressure);
+  MR_EXPECT_TERR(t.reserve_resident_handles(1), TenantErrc::kResidentBackpressure);
+  EXPECT_EQ(t.quota_counters().resident_handles_in_use, 3u);
+  MR_EXPECT_TOK(t.free_buffer(buffer));
+  MR_EXPECT_TERR(t.free_buffer(buffer), TenantErrc::kInvalidArgument) << "freed already";
+  MR_EXPECT_TOK(t.release_resident_handles(2));
+  MR_EXPECT_TERR(t.release_resident_handles(1), TenantErrc::kResourceUnderflow);
+  EXPECT_EQ(t.quota_counters().resident_handles_in_use, 0u);
+  MR_EXPECT_TERR(t.note_drained(1), TenantErrc::kResourceUnderflow) << "nothing was published";
+}
+
+TEST_P(TenantTest, ThirtyTwoThreadsRegisteringAtOnceGetUniqueIdsAndWindows) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr int kThreads = 32;
+  std::vector<TenantHandle> handles(kThreads);
+  std::vector<TenantStatus> results(kThreads);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) std::this_thread::yield();
+      results[i] = registry_->register_tenant(tenant_config("r" + std::to_string(i), 8, 3 + i), &handles[i]);
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<uint32_t> ids;
+  for (int i = 0; i < kThreads; ++i) {
+    MR_ASSERT_TOK(results[i]) << "thread " << i;
+    EXPECT_TRUE(ids.insert(handles[i].id()).second) << "duplicate id " << handles[i].id();
+    EXPECT_EQ(handles[i].opcode_cap(), 3u + i);
+  }
+  expect_disjoint_windows(handles);
+  // Every one of them is live on the consumer.
+  for (int i = 0; i < kThreads; ++i) {
+    Ticket t;
+    Completion c;
+    MR_ASSERT_TOK(handles[i].publish_slot(ops::nop(i), &t, waiting(true)));
+    MR_ASSERT_TOK(handles[i].wait(t, &c, scaled(seconds(10))));
+    EXPECT_TRUE(c.ok());
+    EXPECT_EQ(c.result, uint64_t(i));
+  }
+}
+
+TEST_P(TenantTest, ClonesPublishingFromManyThreadsCountExactly) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr int kThreads = 4;
+  const uint64_t per_thread = std::max<uint64_t>(500, env_u64("MEGARING_STRESS_SLOTS", 1000000) / 200);
+  std::mutex seen_mutex;
+  std::set<uint64_t> seen;  // every ticket delivered exactly once
+  uint64_t duplicates = 0, not_ok = 0;
+  TenantConfig config = tenant_config("clones", 64);
+  config.on_completion = [&](const Completion& c) {
+    std::lock_guard<std::mutex> lock(seen_mutex);
+    if (!seen.insert(c.ticket).second) ++duplicates;
+    if (!c.ok()) ++not_ok;
+  };
+  TenantHandle original = add(config);
+  BufferHandle counter = 0;
+  MR_ASSERT_TOK(original.alloc_buffer(8, &counter));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kThreads; ++i) {
+    TenantHandle copy = original;  // each thread publishes through its own copy
+    threads.emplace_back([&, copy, i] {
+      uint64_t sent = 0;
+      while (sent < per_thread) {
+        Ticket t;
+        if ((sent + i) % 3 == 0 && per_thread - sent >= 4) {
+          SlotRequest batch[4];
+          for (auto& r : batch) r = ops::atomic_add(counter, 0, 1);
+          if (!copy.publish_batch(batch, 4, &t, waiting())) failures.fetch_add(1);
+          sent += 4;
+        } else {
+          if (!copy.publish_slot(ops::atomic_add(counter, 0, 1), &t, waiting())) failures.fetch_add(1);
+          sent += 1;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+  MR_ASSERT_TOK(original.quiesce(scaled(seconds(60))));
+  const uint64_t total = per_thread * kThreads;
+  EXPECT_EQ(original.published_count(), total);
+  EXPECT_EQ(original.drained_count(), total);
+  const auto c = original.runtime_counters();
+  EXPECT_EQ(c.completed_ok, total);
+  EXPECT_EQ(c.device_admitted, total);
+  uint64_t value = 0;
+  MR_ASSERT_TOK(original.read_buffer(counter, 0, &value, 8));
+  EXPECT_EQ(value, total) << "every slot ran exactly once";
+  std::lock_guard<std::mutex> lock(seen_mutex);
+  EXPECT_EQ(seen.size(), total);
+  EXPECT_EQ(duplicates, 0u);
+  EXPECT_EQ(not_ok, 0u);
+}
+
+TEST_P(TenantTest, FloodingTenantNextToALightOneStaysWithinItsQuota) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr uint64_t kFloodCap = 32;
+  TenantHandle flood = add(tenant_config("flood", kFloodCap));
+  TenantHandle light = add(tenant_config("light", 4));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> flood_sent{0};
+  std::vector<std::thread> flooders;
+  for (int i = 0; i < 2; ++i) {
+    flooders.emplace_back([&] {
+      SlotRequest batch[8];
+      for (auto& r : batch) r = ops::delay_ns(1500);
+      while (!stop.load(std::memory_order_relaxed)) {
+        Ticket t;
+        // No waiting: hammer the quota as fast as possible.
+        if (flood.publish_batch(batch, 8, &t)) flood_sent.fetch_add(8);
+      }
+    });
+  }
+  // Let the flood build up before measuring the light tenant.
+  while (flood_sent.load() < 4 * kFloodCap) std::this_thread::yield();
+  constexpr int kLight = 200;
+  uint64_t worst_ahead = 0;
+  for (int i = 0; i < kLight; ++i) {
+    Ticket t;
+    MR_ASSERT_TOK(light.publish_slot(ops::nop(i), &t, waiting(true)));
+    // Every ticket between DONE_COUNT and ours is an undrained flood slot
+    // (drained needs DONE_COUNT past it), so the quota bounds the queue
+    // ahead of the light tenant: its wait is bounded, whatever the flood does.
+    const uint64_t done = rt_->done_count();
+    const uint64_t ahead = t.value > done ? t.value - done : 0;
+    worst_ahead = std::max(worst_ahead, ahead);
+    Completion c;
+    MR_ASSERT_TOK(light.wait(t, &c, scaled(seconds(10))));
+    ASSERT_TRUE(c.ok());
+    ASSERT_EQ(c.result, uint64_t(i));
+  }
+  stop.store(true);
+  for (auto& th : flooders) th.join();
+  EXPECT_LE(worst_ahead, kFloodCap) << "slots queued ahead of the light tenant";
+  MR_EXPECT_TOK(flood.quiesce(scaled(seconds(30))));
+  MR_EXPECT_TOK(light.quiesce(scaled(seconds(30))));
+  EXPECT_EQ(light.runtime_counters().completed_ok, uint64_t{kLight});
+  EXPECT_EQ(flood.drained_count(), flood_sent.load());
+  EXPECT_GT(flood.runtime_counters().backpressure_events, 0u) << "the flood did hit its quota";
+}
+
+TEST_P(TenantTest, OutOfWindowSlotWrittenIntoTheRingFaultsOnTheConsumer) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantHandle a = add(tenant_config("a"));
+  TenantHandle b = add(tenant_config("b"));
+  auto raw = [&](uint32_t tenant, uint32_t opcode) {
+    SlotRequest r = ops::nop(77);
+    r.tenant = tenant;
+    r.opcode = opcode;
+    Completion c;
+    const Status st = rt_->call(r, &c, scaled(seconds(10)));
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    return c;
+  };
+  Completion c = raw(a.id(), b.base_opcode() + MR_OP_NOP);  // a's id, b's window
+  EXPECT_EQ(c.status, MR_STATUS_FAULT);
+  EXPECT_EQ(c.fault, MR_FAULT_OUT_OF_WINDOW);
+  c = raw(a.id(), a.base_opcode() + a.opcode_cap());  // one past a's window
+  EXPECT_EQ(c.fault, MR_FAULT_OUT_OF_WINDOW);
+  c = raw(a.id(), MR_OP_NOP);  // a tenant slot with a tenant-less opcode
+  EXPECT_EQ(c.fault, MR_FAULT_OUT_OF_WINDOW);
+  c = raw(0, a.base_opcode() + MR_OP_NOP);  // tenant-less slot inside a window
+  EXPECT_EQ(c.fault, MR_FAULT_OUT_OF_WINDOW);
+  c = raw(0xFFFF, MR_OP_TENANT_BASE);  // index beyond the table
+  EXPECT_EQ(c.fault, MR_FAULT_BAD_TENANT);
+  c = raw(a.id() + (1u << MR_TENANT_INDEX_BITS), a.base_opcode() + MR_OP_NOP);  // wrong generation
+  EXPECT_EQ(c.fault, MR_FAULT_BAD_TENANT);
+  c = raw(a.id(), a.base_opcode() + MR_OP_NOP);  // the right window runs
+  EXPECT_TRUE(c.ok());
+  EXPECT_EQ(c.result, 77u);
+  const auto ca = a.runtime_counters();
+  EXPECT_EQ(ca.device_out_of_window, 3u);
+  EXPECT_EQ(ca.device_admitted, 1u);
+  EXPECT_EQ(ca.published, 0u) << "raw slots are not the tenant's own publishes";
+  const auto cb = b.runtime_counters();
+  EXPECT_EQ(cb.device_out_of_window + cb.device_admitted + cb.device_revoked, 0u);
+  // The consumer kept running: a normal tenant slot still works.
+  Ticket t;
+  MR_ASSERT_TOK(b.publish_slot(ops::nop(5), &t, waiting(true)));
+  MR_ASSERT_TOK(b.wait(t, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.result, 5u);
+  const auto stats = rt_->stats();
+  EXPECT_EQ(stats.faults_by_code[MR_FAULT_OUT_OF_WINDOW], 4u);
+  EXPECT_EQ(stats.faults_by_code[MR_FAULT_BAD_TENANT], 2u);
+  EXPECT_EQ(registry_->stats().untenanted_slots, 7u);
+}
+
+TEST_P(TenantTest, TenantSlotsMayNameOnlyTheirOwnBuffers) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantHandle a = add(tenant_config("a"));
+  TenantHandle b = add(tenant_config("b"));
+  BufferHandle a_buf = 0;
+  MR_ASSERT_TOK(a.alloc_buffer(256, &a_buf));
+  Ticket t;
+  Completion c;
+  MR_ASSERT_TOK(b.publish_slot(ops::fill(a_buf, 0, 256, 0xEE), &t, waiting(true)));
+  MR_ASSERT_TOK(b.wait(t, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.status, MR_STATUS_FAULT);
+  EXPECT_EQ(c.fault, MR_FAULT_BAD_HANDLE) << "b may not write a's buffer";
+  MR_ASSERT_TOK(a.publish_slot(ops::fill(a_buf, 0, 256, 0x11), &t, waiting(true)));
+  MR_ASSERT_TOK(a.wait(t, &c, scaled(seconds(10))));
+  EXPECT_TRUE(c.ok());
+  std::vector<uint8_t> bytes(256);
+  MR_ASSERT_TOK(a.read_buffer(a_buf, 0, bytes.data(), bytes.size()));
+  EXPECT_EQ(std::count(bytes.begin(), bytes.end(), 0x11), 256);
+  MR_EXPECT_TERR(b.read_buffer(a_buf, 0, bytes.data(), 1), TenantErrc::kInvalidArgument);
+  MR_EXPECT_TERR(b.free_buffer(a_buf), TenantErrc::kInvalidArgument);
+  // The runtime itself (tenant-less) may still use it.
+  MR_ASSERT_OK(rt_->call(ops::store_u32(a_buf, 0, 7), &c, scaled(seconds(10))));
+  EXPECT_TRUE(c.ok());
+}
+
+TEST_P(TenantTest, RegistryFullAtTheTableAndInTheOpcodeSpace) {
+  RegistryConfig rc;
+  rc.max_tenants = 3;
+  rc.opcode_end = MR_OP_TENANT_BASE + 100;
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, 0, 1024, rc));
+  TenantHandle t1 = add(tenant_config("1", 8, 40));
+  TenantHandle t2 = add(tenant_config("2", 8, 40));
+  TenantHandle t3;
+  TenantStatus st = registry_->register_tenant(tenant_config("3", 8, 40), &t3);
+  EXPECT_EQ(st.code(), TenantErrc::kRegistryFull) << "only 20 opcodes left: " << st.to_string();
+  MR_ASSERT_TOK(registry_->register_tenant(tenant_config("3", 8, 20), &t3));
+  TenantHandle t4;
+  st = registry_->register_tenant(tenant_config("4", 8, 1), &t4);
+  EXPECT_EQ(st.code(), TenantErrc::kRegistryFull) << "three tenants fill the table: " << st.to_string();
+  EXPECT_FALSE(t4.valid());
+  expect_disjoint_windows({t1, t2, t3});
+  // A revoked tenant's id and window come back once it drained, under a new
+  // generation: its old id never names the new tenant.
+  const uint32_t old_id = t2.id();
+  MR_ASSERT_TOK(registry_->unregister_tenant(t2));
+  MR_ASSERT_TOK(t2.quiesce(scaled(seconds(10))));
+  MR_ASSERT_TOK(registry_->register_tenant(tenant_config("5", 8, 40), &t4));
+  EXPECT_EQ(t4.id() & MR_TENANT_INDEX_MASK, old_id & MR_TENANT_INDEX_MASK);
+  EXPECT_NE(t4.id(), old_id);
+  expect_disjoint_windows({t1, t3, t4});
+  Ticket t;
+  Completion c;
+  MR_ASSERT_TOK(t4.publish_slot(ops::nop(9), &t, waiting(true)));
+  MR_ASSERT_TOK(t4.wait(t, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.result, 9u);
+  SlotRequest stale = ops::nop();
+  stale.tenant = old_id;
+  stale.opcode = t4.base_opcode() + MR_OP_NOP;
+  MR_ASSERT_OK(rt_->call(stale, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.fault, MR_FAULT_BAD_TENANT) << "the old generation is dead";
+}
+
+TEST_P(TenantTest, StalledPumpIsBackpressureAndNothingIsLost) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual, 0, /*capacity=*/64));
+  std::set<uint64_t> delivered;
+  uint64_t duplicates = 0;
+  TenantConfig config = tenant_config("stalled", 10000);
+  config.on_completion = [&](const Completion& c) {
+    if (!delivered.insert(c.ticket).second) ++duplicates;
+  };
+  TenantHandle t = add(config);
+  // Nobody pumps: the ring fills and stays full.
+  uint64_t accepted = 0;
+  Ticket ticket;
+  TenantStatus st;
+  for (int i = 0; i < 1000; ++i) {
+    st = t.publish_slot(ops::nop(i), &ticket);
+    if (!st) break;
+    ++accepted;
+  }
+  ASSERT_EQ(st.code(), TenantErrc::kPipeline) << st.to_string();
+  EXPECT_EQ(st.ring_status().code(), Result::kRingFull);
+  EXPECT_EQ(accepted, 64u) << "exactly a ring's worth";
+  EXPECT_EQ(t.published_count(), accepted) << "the refused publish was rolled back";
+  EXPECT_EQ(t.runtime_counters().pipeline_errors, 1u);
+  EXPECT_TRUE(delivered.empty());
+  // Pumping frees positions; a waiting publish pumps by itself in manual mode.
+  for (int i = 0; i < 200; ++i) {
+    MR_ASSERT_TOK(t.publish_slot(ops::nop(i), &ticket, waiting()));
+    ++accepted;
+  }
+  MR_ASSERT_TOK(t.quiesce(scaled(seconds(10))));
+  EXPECT_EQ(t.drained_count(), accepted);
+  EXPECT_EQ(delivered.size(), accepted);
+  EXPECT_EQ(duplicates, 0u);
+  EXPECT_EQ(registry_->stats().drained_slots, accepted);
+}
+
+TEST_P(TenantTest, AbortDeliversAbortedCompletionsToTenants) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1));
+  Gate gate(backend());
+  ASSERT_TRUE(gate.ok());
+  TenantHandle t = add(tenant_config("aborted"));
+  hold(gate);
+  std::vector<Ticket> tickets(6);
+  for (auto& ticket : tickets) MR_ASSERT_TOK(t.publish_slot(ops::nop(1), &ticket, waiting(true)));
+  MR_ASSERT_OK(rt_->abort());
+  for (auto& ticket : tickets) {
+    Completion c;
+    MR_ASSERT_TOK(t.wait(ticket, &c, scaled(seconds(10))));
+    EXPECT_EQ(c.status, MR_STATUS_ABORTED);
+  }
+  MR_EXPECT_TOK(t.quiesce(scaled(seconds(10))));
+  EXPECT_EQ(t.runtime_counters().aborted, 6u);
+  Ticket late;
+  const TenantStatus st = t.publish_slot(ops::nop(), &late);
+  EXPECT_EQ(st.code(), TenantErrc::kPipeline);
+  EXPECT_EQ(st.ring_status().code(), Result::kAborted);
+  EXPECT_EQ(t.published_count(), 6u);
+}
+
+TEST_P(TenantTest, HandlesOutliveTheRegistryAsRevoked) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantHandle t = add(tenant_config("orphan"));
+  Ticket ticket;
+  MR_ASSERT_TOK(t.publish_slot(ops::nop(), &ticket, waiting()));
+  registry_.reset();  // revokes and drains
+  EXPECT_TRUE(t.revoked());
+  EXPECT_EQ(t.drained_count(), 1u);
+  MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket), TenantErrc::kRevoked);
+  MR_EXPECT_TOK(t.quiesce(milliseconds(1)));
+  TenantHandle empty;
+  MR_EXPECT_TERR(empty.publish_slot(ops::nop(), &ticket), TenantErrc::kInvalidArgument);
+  // The runtime reaps by itself again.
+  Completion c;
+  MR_EXPECT_OK(rt_->call(ops::nop(3), &c, scaled(seconds(10))));
+  EXPECT_EQ(c.result, 3u);
+}
+
+TEST_P(TenantTest, OneRegistryPerRuntime) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  std::unique_ptr<TenantRegistry> second;
+  MR_EXPECT_RESULT(TenantRegistry::create(*rt_, {}, &second), Result::kInvalidArgument);
+  RegistryConfig bad;
+  bad.opcode_begin = MR_OP_USER_BASE;  // would alias tenant-less user opcodes
+  registry_.reset();
+  MR_EXPECT_RESULT(TenantRegistry::create(*rt_, bad, &second), Result::kInvalidArgument);
+}
+
+MEGARING_INSTANTIATE_BACKENDS(TenantTest);
+
+}  // namespace
+}  // namespace megaring_test
