@@ -118,7 +118,7 @@ struct TenantState {
   std::unordered_set<uint64_t> kept_released;  // released before delivery: drop it
   std::unordered_map<uint64_t, Completion> kept_results;
 
-  std::mutex buffers_mutex;
+  mutable std::mutex buffers_mutex;
   std::unordered_set<BufferHandle> buffers;
 
   // Set once the index retired (or the registry closed): the device counters
@@ -214,27 +214,15 @@ Status RegistryCore::init() {
 }
 
 void RegistryCore::pump_thread_main() {
-  uint32_t idle = 0;
-  uint32_t sleep_ns = 1000;
-  const uint64_t max_sleep_ns = static_cast<uint64_t>(std::max<int64_t>(config_.pump_idle_sleep_max.count(), 1000));
+  const auto max_sleep_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(config_.pump_idle_sleep_max);
+  detail::HostWaiter waiter(
+      static_cast<uint32_t>(std::clamp<int64_t>(max_sleep_us.count(), 1, 1000000)));
   while (!stop_pump_.load(std::memory_order_acquire)) {
     if (pump_once() != 0) {
-      idle = 0;
-      sleep_ns = 1000;
-      continue;
-    }
-    // Spin, then yield, then sleep in growing steps: a GPU completion is a
-    // microsecond away, an idle ring may stay idle for seconds.
-    ++idle;
-    if (idle < 256) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    } else if (idle < 512) {
-      std::this_thread::yield();
+      waiter.reset();
     } else {
-      std::this_thread::sleep_for(std::chrono::nanoseconds(sleep_ns));
-      sleep_ns = static_cast<uint32_t>(std::min<uint64_t>(sleep_ns * 2ull, max_sleep_ns));
+      waiter.pause();  // spin, yield, then sleep up to pump_idle_sleep_max
     }
   }
 }
@@ -846,35 +834,34 @@ TenantStatus TenantHandle::free_buffer(BufferHandle handle) const {
   });
 }
 
+namespace {
+// A live tenant that owns `handle`, or why not.
+TenantStatus check_owned(const detail::TenantState* state, BufferHandle handle) {
+  if (state == nullptr) return empty_handle();
+  if (state->revoked.load()) return revoked_status(state->id);
+  std::lock_guard<std::mutex> lock(state->buffers_mutex);
+  if (state->buffers.count(handle) == 0)
+    return TenantStatus(TenantErrc::kInvalidArgument,
+                        "buffer " + std::to_string(handle) + " is not this tenant's");
+  return TenantStatus();
+}
+}  // namespace
+
 TenantStatus TenantHandle::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
                                         uint64_t bytes) const {
   return guarded([&]() -> TenantStatus {
-    if (!state_) return empty_handle();
-    detail::TenantState& t = *state_;
-    if (t.revoked.load()) return revoked_status(t.id);
-    {
-      std::lock_guard<std::mutex> lock(t.buffers_mutex);
-      if (t.buffers.count(handle) == 0)
-        return TenantStatus(TenantErrc::kInvalidArgument,
-                            "buffer " + std::to_string(handle) + " is not this tenant's");
-    }
-    return TenantStatus::pipeline(t.core->runtime().write_buffer(handle, offset, src, bytes));
+    TenantStatus st = check_owned(state_.get(), handle);
+    if (!st) return st;
+    return TenantStatus::pipeline(state_->core->runtime().write_buffer(handle, offset, src, bytes));
   });
 }
 
 TenantStatus TenantHandle::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
                                        uint64_t bytes) const {
   return guarded([&]() -> TenantStatus {
-    if (!state_) return empty_handle();
-    detail::TenantState& t = *state_;
-    if (t.revoked.load()) return revoked_status(t.id);
-    {
-      std::lock_guard<std::mutex> lock(t.buffers_mutex);
-      if (t.buffers.count(handle) == 0)
-        return TenantStatus(TenantErrc::kInvalidArgument,
-                            "buffer " + std::to_string(handle) + " is not this tenant's");
-    }
-    return TenantStatus::pipeline(t.core->runtime().read_buffer(handle, offset, dst, bytes));
+    TenantStatus st = check_owned(state_.get(), handle);
+    if (!st) return st;
+    return TenantStatus::pipeline(state_->core->runtime().read_buffer(handle, offset, dst, bytes));
   });
 }
 

@@ -125,10 +125,7 @@ class CudaBackend final : public ConsumerBackend {
     ConsumerPrivate priv{};
     priv.claim_cursor = initial_ticket;
     priv.done_cursor = initial_ticket;
-    MR_CUDA_TRY(cudaMemcpyAsync(params_.priv, &priv, sizeof(priv), cudaMemcpyHostToDevice,
-                                control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(params_.priv, &priv, sizeof(priv), cudaMemcpyHostToDevice);
   }
 
   Status start(const Consumer& consumer) override {
@@ -202,73 +199,47 @@ class CudaBackend final : public ConsumerBackend {
     return Status::ok();
   }
   Status copy_in(uint64_t address, const void* src, uint64_t bytes) override {
-    MR_CUDA_TRY(cudaMemcpyAsync(reinterpret_cast<void*>(address), src, bytes,
-                                cudaMemcpyHostToDevice, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(reinterpret_cast<void*>(address), src, bytes, cudaMemcpyHostToDevice);
   }
   Status copy_out(void* dst, uint64_t address, uint64_t bytes) override {
-    MR_CUDA_TRY(cudaMemcpyAsync(dst, reinterpret_cast<const void*>(address), bytes,
-                                cudaMemcpyDeviceToHost, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(dst, reinterpret_cast<const void*>(address), bytes, cudaMemcpyDeviceToHost);
   }
   Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) override {
     // No slot naming this handle is in flight until the caller returns and
     // publishes one; the synchronised copy lands in device memory first.
-    MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index], &entry, sizeof(entry),
-                                cudaMemcpyHostToDevice, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(&params_.buffers[index], &entry, sizeof(entry), cudaMemcpyHostToDevice);
   }
   Status retire_table_entry(uint32_t index, uint64_t retire_ticket) override {
     // One aligned 8-byte word: the kernel reads the old or the new value,
     // never a mix; slots published after this call see the new one.
-    MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index].retire_ticket, &retire_ticket,
-                                sizeof(retire_ticket), cudaMemcpyHostToDevice, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(&params_.buffers[index].retire_ticket, &retire_ticket, sizeof(retire_ticket),
+                     cudaMemcpyHostToDevice);
   }
   Status clear_table_handle(uint32_t index) override {
     const uint32_t zero = 0;
-    MR_CUDA_TRY(cudaMemcpyAsync(&params_.buffers[index].handle, &zero, sizeof(zero),
-                                cudaMemcpyHostToDevice, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(&params_.buffers[index].handle, &zero, sizeof(zero), cudaMemcpyHostToDevice);
   }
 
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
     // No slot naming this index is in flight (the registry reuses an index
     // only after its previous tenant drained), so a 16-byte copy is safe.
-    MR_CUDA_TRY(cudaMemcpyAsync(&params_.tenants[index], &entry, sizeof(entry),
-                                cudaMemcpyHostToDevice, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(&params_.tenants[index], &entry, sizeof(entry), cudaMemcpyHostToDevice);
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
     // One aligned 4-byte word: units read the old or the new state; slots
     // admitted after the synchronised copy see the new one.
-    MR_CUDA_TRY(cudaMemcpyAsync(&params_.tenants[index].state, &state, sizeof(state),
-                                cudaMemcpyHostToDevice, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(&params_.tenants[index].state, &state, sizeof(state), cudaMemcpyHostToDevice);
   }
   Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) override {
     // A copy-engine read of words the kernel increments: each 8-byte word is
     // read whole; the snapshot is statistics, not a consistent cut.
-    MR_CUDA_TRY(cudaMemcpyAsync(out, &params_.tenant_counters[index], sizeof(*out),
-                                cudaMemcpyDeviceToHost, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(out, &params_.tenant_counters[index], sizeof(*out), cudaMemcpyDeviceToHost);
   }
 
   Status read_timeline(mr_timeline_record* dst) override {
     // A copy-engine snapshot while the kernel may write: the caller keeps
     // only records that no running ticket can be overwriting.
-    MR_CUDA_TRY(cudaMemcpyAsync(dst, params_.timeline, timeline_bytes_, cudaMemcpyDeviceToHost,
-                                control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    return copy_sync(dst, params_.timeline, timeline_bytes_, cudaMemcpyDeviceToHost);
   }
 
   Backend kind() const override { return Backend::kCuda; }
@@ -283,6 +254,14 @@ class CudaBackend final : public ConsumerBackend {
     MR_CUDA_TRY(cudaHostAlloc(&p, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
     std::memset(p, 0, bytes);
     *out = static_cast<T*>(p);
+    return Status::ok();
+  }
+
+  // One copy on the control stream, waited for: the copy engine needs no SM,
+  // and only our own stream is synchronised (never the device).
+  Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    MR_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, control_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     return Status::ok();
   }
 
