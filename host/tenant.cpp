@@ -101,6 +101,7 @@ struct TenantState {
   std::atomic<bool> revoked{false};
   alignas(64) std::atomic<uint64_t> published{0};
   alignas(64) std::atomic<uint64_t> drained{0};
+  std::atomic<uint64_t> delivered{0};  // completions the pump handed over; drained <= delivered
   alignas(64) std::atomic<uint64_t> staging_in_use{0};
   std::atomic<uint64_t> resident_in_use{0};
 
@@ -139,6 +140,7 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
  public:
   RegistryCore(Runtime& runtime, const RegistryConfig& config) : runtime_(runtime), config_(config) {}
 
+  ~RegistryCore();
   Status init();
   void close();
 
@@ -149,6 +151,9 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
 
   bool manual() const { return config_.pump == PumpMode::kManual; }
   bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // A publish rolled back a reservation of a revoked tenant: it may be the
+  // last thing that kept the tenant from retiring.
+  void retry_retire();
   Runtime& runtime() { return runtime_; }
   // Reads the consumer's counters of a tenant (live, or frozen once retired).
   mr_tenant_counters device_counters(TenantState& state);
@@ -174,7 +179,10 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   std::map<uint32_t, uint64_t> free_windows_;  // begin -> end (exclusive, up to 2^32)
   std::vector<std::shared_ptr<TenantState>> draining_;
   uint32_t live_ = 0;
+  bool closing_ = false;   // close() started: no new registrations (guarded by mutex_)
+  bool attached_ = false;  // init() attached this core as the runtime's drain sink
 
+  std::atomic<bool> draining_any_{false};  // draining_ is non-empty (a hint for pump_once)
   std::atomic<bool> closed_{false};
   std::atomic<bool> stop_pump_{false};
   std::thread pump_thread_;
@@ -196,21 +204,39 @@ Status RegistryCore::init() {
     return Status(Result::kInvalidArgument,
                   "opcode space must be a non-empty part of [MR_OP_TENANT_BASE, MR_OP_TENANT_END]");
   table_size_ = wanted + 1;
+  // Continue each index's generations from the consumer's table: slots of an
+  // earlier registry's tenants may still be queued, and their ids must never
+  // name one of ours.
+  std::vector<uint32_t> ids;
+  Status st = RuntimeInternals::read_tenant_ids(runtime_, &ids);
+  if (!st) return st;
   by_index_.resize(table_size_);
   generation_.assign(table_size_, 0);
+  for (uint32_t i = 1; i < table_size_; ++i)
+    generation_[i] = static_cast<uint16_t>(ids[i] >> MR_TENANT_INDEX_BITS);
   for (uint32_t i = table_size_; i-- > 1;) free_indices_.push_back(i);
   free_windows_[config_.opcode_begin] = config_.opcode_end;
-  Status st = RuntimeInternals::attach_drain_sink(runtime_, this);
+  st = RuntimeInternals::attach_drain_sink(runtime_, this);
   if (!st) return st;
+  attached_ = true;
   if (!manual()) {
     try {
       pump_thread_ = std::thread(&RegistryCore::pump_thread_main, this);
     } catch (const std::exception& e) {
       (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+      attached_ = false;
       return Status(Result::kInternal, std::string("cannot start the drain pump: ") + e.what());
     }
   }
   return Status::ok();
+}
+
+// Only reached without close() if TenantRegistry::create failed half-way:
+// never leave a running pump thread or a dangling sink behind.
+RegistryCore::~RegistryCore() {
+  stop_pump_.store(true);
+  if (pump_thread_.joinable()) pump_thread_.join();
+  if (attached_ && !closed()) (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
 }
 
 void RegistryCore::pump_thread_main() {
@@ -227,48 +253,80 @@ void RegistryCore::pump_thread_main() {
   }
 }
 
+namespace {
+// Set while this thread runs a pump pass: a completion callback that waits,
+// quiesces or pumps would otherwise lock pump_mutex_ again and deadlock.
+thread_local bool t_in_pump = false;
+}  // namespace
+
 size_t RegistryCore::pump_once() {
-  if (closed()) return 0;
+  if (closed() || t_in_pump) return 0;
   std::lock_guard<std::mutex> pass(pump_mutex_);
-  return RuntimeInternals::drain(runtime_);
+  if (closed()) return 0;  // closed (and detached) while we waited for the lock
+  t_in_pump = true;
+  const size_t n = RuntimeInternals::drain(runtime_);
+  t_in_pump = false;
+  // A revoked tenant whose last reservation was rolled back has no record
+  // left to trigger its retirement; check here too.
+  if (n == 0 && draining_any_.load(std::memory_order_acquire)) retry_retire();
+  return n;
+}
+
+void RegistryCore::retry_retire() {
+  try {
+    std::lock_guard<std::mutex> lock(mutex_);
+    retire_drained_locked();
+  } catch (...) {
+    // Out of host memory for the window map: the tenant stays draining and
+    // the next pass tries again.
+  }
 }
 
 // The drain sink: runs inside pump_once(), after the ring positions were
 // recycled. Delivers each completion to its tenant, then counts it drained.
-// No allocation on this path: a lost record would leave a tenant that never
-// drains.
+// No allocation on the delivery path: a lost record would leave a tenant that
+// never drains.
 void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept {
   MR_NVTX_RANGE("megaring::tenant_drain");
-  TenantState* current = nullptr;  // tenant of the run of records being delivered
-  uint32_t current_id = 0;
-  uint64_t run = 0;                // its records delivered and not yet counted drained
+  // Registry counters first: a waiter woken below may read them.
   uint64_t untenanted = 0;
+  for (size_t i = 0; i < count; ++i) untenanted += (records[i].origin & kOriginTenant) == 0;
+  untenanted_slots_.fetch_add(untenanted, std::memory_order_relaxed);
+  drained_slots_.fetch_add(count - untenanted, std::memory_order_relaxed);
+
+  std::shared_ptr<TenantState> current;  // tenant of the run of records being delivered
+  uint32_t current_id = 0;
+  uint64_t run = 0;                      // its records delivered and not yet counted drained
   auto flush = [&] {
-    // RELEASE (acq_rel): the deliveries happen before a quiesce or a quota
-    // check that reads the new drained count.
-    if (current != nullptr && run != 0) current->drained.fetch_add(run, std::memory_order_acq_rel);
+    if (current && run != 0) {
+      // RELEASE (acq_rel): the deliveries happen before a quiesce, a quota
+      // check or a note_drained that reads these counts. Then drain what was
+      // delivered, less what a note_drained() caller already counted.
+      const uint64_t delivered = current->delivered.fetch_add(run, std::memory_order_acq_rel) + run;
+      uint64_t d = current->drained.load(std::memory_order_acquire);
+      while (d < delivered &&
+             !current->drained.compare_exchange_weak(d, std::min(d + run, delivered),
+                                                     std::memory_order_acq_rel)) {
+      }
+    }
     run = 0;
   };
   for (size_t i = 0; i < count; ++i) {
     const DrainRecord& r = records[i];
-    if ((r.origin & kOriginTenant) == 0) {
-      ++untenanted;  // a plain Runtime::publish: no tenant to attribute it to
-      continue;
-    }
+    if ((r.origin & kOriginTenant) == 0) continue;  // a plain Runtime::publish
     const uint32_t id = static_cast<uint32_t>(r.origin);
-    if (current == nullptr || id != current_id) {
+    if (!current || id != current_id) {
       flush();
-      // A tenant with undrained records cannot retire, so the pointer stays
-      // valid after the lock is dropped.
       std::lock_guard<std::mutex> lock(mutex_);
       const uint32_t index = id & MR_TENANT_INDEX_MASK;
       current = index < by_index_.size() && by_index_[index] && by_index_[index]->id == id
-                    ? by_index_[index].get()
+                    ? by_index_[index]
                     : nullptr;
       current_id = id;
     }
-    if (current == nullptr) {  // only after close() forgot the tenants
-      ++untenanted;
+    if (!current) {  // only after close() gave up on the tenant
+      untenanted_slots_.fetch_add(1, std::memory_order_relaxed);
+      drained_slots_.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
     TenantState& t = *current;
@@ -288,17 +346,13 @@ void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept
     c.status = r.status;
     c.fault = r.fault;
     if ((r.origin & kOriginKept) != 0) {
-      {
+      try {
         std::lock_guard<std::mutex> lock(t.kept_mutex);
         t.kept_pending.erase(r.ticket);
-        if (t.kept_released.erase(r.ticket) == 0) {
-          try {
-            t.kept_results.emplace(r.ticket, c);
-          } catch (...) {
-            // Out of host memory: wait() will report the ticket as not
-            // pending; it still counts as drained below.
-          }
-        }
+        if (t.kept_released.erase(r.ticket) == 0) t.kept_results.emplace(r.ticket, c);
+      } catch (...) {
+        // Out of host memory: wait() will report the ticket as not pending;
+        // it still counts as drained below.
       }
       t.kept_cv.notify_all();
     }
@@ -312,10 +366,8 @@ void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept
     ++run;
   }
   flush();
-  drained_slots_.fetch_add(count - untenanted, std::memory_order_relaxed);
-  untenanted_slots_.fetch_add(untenanted, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!draining_.empty()) retire_drained_locked();
+  current.reset();
+  if (draining_any_.load(std::memory_order_acquire)) retry_retire();
 }
 
 mr_tenant_counters RegistryCore::device_counters(TenantState& state) {
@@ -333,7 +385,12 @@ mr_tenant_counters RegistryCore::device_counters(TenantState& state) {
 void RegistryCore::freeze_counters_locked(TenantState& state) {
   if (state.counters_frozen) return;
   mr_tenant_counters now{};
-  if (RuntimeInternals::read_tenant_counters(runtime_, state.index, &now)) {
+  bool read = false;
+  try {
+    read = RuntimeInternals::read_tenant_counters(runtime_, state.index, &now).is_ok();
+  } catch (...) {  // the error message could not be allocated: keep the last values
+  }
+  if (read) {
     state.device_final.admitted = now.admitted - state.device_baseline.admitted;
     state.device_final.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
     state.device_final.revoked = now.revoked - state.device_baseline.revoked;
@@ -358,18 +415,15 @@ void RegistryCore::give_window_locked(uint32_t base, uint32_t cap) {
   uint64_t begin = base;
   uint64_t end = static_cast<uint64_t>(base) + cap;
   auto next = free_windows_.lower_bound(base);
-  if (next != free_windows_.end() && next->first == end) {  // merge with the following gap
-    end = next->second;
-    next = free_windows_.erase(next);
-  }
-  if (next != free_windows_.begin()) {  // merge with the preceding gap
-    auto prev = std::prev(next);
-    if (prev->second == begin) {
-      begin = prev->first;
-      free_windows_.erase(prev);
-    }
-  }
+  const bool merge_next = next != free_windows_.end() && next->first == end;
+  if (merge_next) end = next->second;
+  auto prev = next == free_windows_.begin() ? free_windows_.end() : std::prev(next);
+  const bool merge_prev = prev != free_windows_.end() && prev->second == begin;
+  if (merge_prev) begin = prev->first;
+  // The only step that can throw (a new map node) comes before any erase, so
+  // a failure leaves the map as it was.
   free_windows_[static_cast<uint32_t>(begin)] = end;
+  if (merge_next) free_windows_.erase(next);
 }
 
 void RegistryCore::retire_drained_locked() {
@@ -381,12 +435,14 @@ void RegistryCore::retire_drained_locked() {
       ++it;
       continue;
     }
+    free_indices_.reserve(table_size_);  // push_back below cannot throw then
+    give_window_locked(t.base_opcode, t.quotas.opcode_cap);  // the one step that may throw
     freeze_counters_locked(t);
-    give_window_locked(t.base_opcode, t.quotas.opcode_cap);
     by_index_[t.index].reset();
     free_indices_.push_back(t.index);
     it = draining_.erase(it);
   }
+  draining_any_.store(!draining_.empty(), std::memory_order_release);
 }
 
 TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* out) {
@@ -398,7 +454,7 @@ TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHan
   if (q.max_outstanding_slots == 0)
     return TenantStatus(TenantErrc::kInvalidArgument, "max_outstanding_slots must be at least 1");
   std::lock_guard<std::mutex> lock(mutex_);
-  if (closed()) return TenantStatus(TenantErrc::kRevoked, "the registry is closed");
+  if (closing_) return TenantStatus(TenantErrc::kRevoked, "the registry is closing");
   retire_drained_locked();
   if (free_indices_.empty())
     return TenantStatus(TenantErrc::kRegistryFull,
@@ -465,20 +521,22 @@ TenantStatus RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>&
   // memory until they completed.
   for (BufferHandle h : buffers) (void)runtime_.free_buffer(h);
   draining_.push_back(state);
+  draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();
   return TenantStatus::pipeline(st);
 }
 
 void RegistryCore::close() {
-  if (closed_.load()) return;
-  // Revoke everyone, then drain what they left queued (REVOKED completions
-  // come quickly), bounded by close_timeout.
   std::vector<std::shared_ptr<TenantState>> live;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_ || !attached_) return;  // closed already, or init() never attached
+    closing_ = true;  // no registration slips in after the snapshot below
     for (auto& s : by_index_)
       if (s && !s->revoked.load()) live.push_back(s);
   }
+  // Revoke everyone, then drain what they left queued (REVOKED completions
+  // come quickly), bounded by close_timeout.
   for (auto& s : live) (void)unregister_tenant(s);
   stop_pump_.store(true, std::memory_order_release);
   if (pump_thread_.joinable()) pump_thread_.join();
@@ -487,21 +545,35 @@ void RegistryCore::close() {
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      retire_drained_locked();
       if (draining_.empty()) break;
     }
     if (Clock::now() > deadline) break;
     if (pump_once() == 0) waiter.pause();
   }
-  // Lock order as in pump_once: the pass lock, then the registry's.
-  std::lock_guard<std::mutex> pass(pump_mutex_);  // no pass in progress
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& s : by_index_)
-    if (s) freeze_counters_locked(*s);
-  closed_.store(true, std::memory_order_release);
-  (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
-  // Break the state -> core -> state cycles; handles keep their own state.
-  by_index_.clear();
-  draining_.clear();
+  std::vector<std::shared_ptr<TenantState>> all;
+  {
+    // Lock order as in pump_once: the pass lock, then the registry's.
+    std::lock_guard<std::mutex> pass(pump_mutex_);  // no pass in progress
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& s : by_index_)
+      if (s) {
+        freeze_counters_locked(*s);
+        all.push_back(s);
+      }
+    closed_.store(true, std::memory_order_release);
+    (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+    // Break the state -> core -> state cycles; handles keep their own state.
+    by_index_.clear();
+    draining_.clear();
+    draining_any_.store(false);
+  }
+  // Waiters on slots that can no longer be delivered: wake them to see the
+  // closed registry.
+  for (auto& s : all) {
+    std::lock_guard<std::mutex> lock(s->kept_mutex);
+    s->kept_cv.notify_all();
+  }
 }
 
 RegistryStats RegistryCore::stats() const {
@@ -648,6 +720,7 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
     }
     if (t.revoked.load(std::memory_order_seq_cst)) {
       t.published.fetch_sub(count, std::memory_order_acq_rel);
+      t.core->retry_retire();  // this reservation may be all that kept it draining
       return revoked_status(t.id);
     }
     PublishOptions ring;
@@ -676,6 +749,7 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
     if (!st) {
       t.published.fetch_sub(count, std::memory_order_acq_rel);  // roll back the reservation
       t.pipeline_errors.fetch_add(1, std::memory_order_relaxed);
+      if (t.revoked.load()) t.core->retry_retire();
       return TenantStatus::pipeline(st);
     }
     if (options.keep_result) {
@@ -710,10 +784,13 @@ TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
         return TenantStatus(TenantErrc::kInvalidArgument,
                             "ticket " + std::to_string(ticket.value) +
                                 " is not pending for this tenant (not kept, already read or released)");
+      if (t.core->closed())  // no pump will ever deliver it
+        return TenantStatus(TenantErrc::kRevoked, "the registry was destroyed before ticket " +
+                                                      std::to_string(ticket.value) + " drained");
       if (Clock::now() > deadline)
         return TenantStatus::pipeline(
             Status(Result::kTimeout, "ticket " + std::to_string(ticket.value) + " not completed in time"));
-      if (t.core->manual() && !t.core->closed()) {
+      if (t.core->manual()) {
         lock.unlock();
         if (t.core->pump_once() == 0) std::this_thread::yield();
         lock.lock();
@@ -767,11 +844,26 @@ TenantStatus release_quota(std::atomic<uint64_t>& in_use, uint64_t amount, const
 }
 }  // namespace
 
+namespace {
+// Reserve against a quota of a tenant that revocation may zero at any time:
+// a reservation that raced the revocation is undone (best effort: the
+// counter may already read zero).
+TenantStatus reserve_live(detail::TenantState& t, std::atomic<uint64_t>& in_use, uint64_t amount,
+                          uint64_t limit, TenantErrc over, const char* what) {
+  if (t.revoked.load()) return revoked_status(t.id);
+  TenantStatus st = reserve_quota(in_use, amount, limit, over, what);
+  if (st && t.revoked.load()) {
+    (void)release_quota(in_use, amount, what);
+    return revoked_status(t.id);
+  }
+  return st;
+}
+}  // namespace
+
 TenantStatus TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
   if (!state_) return empty_handle();
-  if (state_->revoked.load()) return revoked_status(state_->id);
-  return reserve_quota(state_->staging_in_use, bytes, state_->quotas.staging_bytes,
-                       TenantErrc::kStagingBackpressure, "staging bytes");
+  return reserve_live(*state_, state_->staging_in_use, bytes, state_->quotas.staging_bytes,
+                      TenantErrc::kStagingBackpressure, "staging bytes");
 }
 TenantStatus TenantHandle::release_staging_bytes(uint64_t bytes) const {
   if (!state_) return empty_handle();
@@ -780,9 +872,8 @@ TenantStatus TenantHandle::release_staging_bytes(uint64_t bytes) const {
 }
 TenantStatus TenantHandle::reserve_resident_handles(uint64_t count) const {
   if (!state_) return empty_handle();
-  if (state_->revoked.load()) return revoked_status(state_->id);
-  return reserve_quota(state_->resident_in_use, count, state_->quotas.resident_handles,
-                       TenantErrc::kResidentBackpressure, "resident handles");
+  return reserve_live(*state_, state_->resident_in_use, count, state_->quotas.resident_handles,
+                      TenantErrc::kResidentBackpressure, "resident handles");
 }
 TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
   if (!state_) return empty_handle();
@@ -813,6 +904,7 @@ TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) co
       }
     }
     (void)t.core->runtime().free_buffer(h);
+    (void)release_quota(t.resident_in_use, 1, "resident handles");  // if the revocation missed it
     return revoked_status(t.id);
   });
 }
@@ -905,14 +997,18 @@ TenantRuntimeCounters TenantHandle::runtime_counters() const {
 TenantStatus TenantHandle::note_drained(uint64_t count) const {
   if (!state_) return empty_handle();
   detail::TenantState& t = *state_;
+  // Only what the pump has delivered can be drained, so a caller's count and
+  // the pump's never add up to more than really completed (no early reuse of
+  // the tenant's id, no outstanding count below zero).
   uint64_t d = t.drained.load(std::memory_order_acquire);
   do {
-    const uint64_t p = t.published.load(std::memory_order_acquire);
-    if (count > p - std::min(p, d))
+    const uint64_t delivered = t.delivered.load(std::memory_order_acquire);
+    const uint64_t undrained = delivered - std::min(delivered, d);
+    if (count > undrained)
       return TenantStatus(TenantErrc::kResourceUnderflow,
                           "draining " + std::to_string(count) + " but only " +
-                              std::to_string(p - std::min(p, d)) + " outstanding",
-                          p - std::min(p, d), count);
+                              std::to_string(undrained) + " delivered and not yet drained",
+                          undrained, count);
   } while (!t.drained.compare_exchange_weak(d, d + count, std::memory_order_acq_rel));
   return TenantStatus();
 }
@@ -927,6 +1023,11 @@ TenantStatus TenantHandle::quiesce(Nanoseconds timeout) const {
     for (;;) {
       const uint64_t outstanding = t.outstanding();
       if (outstanding == 0) return TenantStatus();
+      if (t.core->closed())
+        return TenantStatus(TenantErrc::kRevoked,
+                            "the registry was destroyed with " + std::to_string(outstanding) +
+                                " slots of this tenant undrained",
+                            outstanding, t.quotas.max_outstanding_slots);
       if (Clock::now() > deadline)
         return TenantStatus(TenantErrc::kQuiesceTimeout,
                             std::to_string(outstanding) + " slots still outstanding",

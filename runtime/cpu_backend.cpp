@@ -46,6 +46,7 @@ class CpuBackend final : public ConsumerBackend {
     params_.done_flags = alloc_zeroed<uint64_t>(cap);
     params_.buffers = alloc_zeroed<mr_buffer_entry>(config.max_buffers);
     params_.tenants = alloc_zeroed<mr_tenant_entry>(config.max_tenants);
+    tenant_table_size_ = config.max_tenants;
     params_.tenant_counters = alloc_zeroed<mr_tenant_counters>(config.max_tenants);
     if (config.timeline_capacity != 0) {
       params_.timeline = alloc_zeroed<mr_timeline_record>(config.timeline_capacity);
@@ -147,18 +148,27 @@ class CpuBackend final : public ConsumerBackend {
 
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
     mr_tenant_entry& e = params_.tenants[index];
-    // Relaxed word stores: no slot naming this index is in flight; the
-    // header release of the tenant's first slot orders them before its use.
+    // The tenant word first, then (after a RELEASE fence) the rest: the
+    // seqlock order admit_slot relies on, so a slot of the index's previous
+    // tenant never pairs its old id with the new window or state. The header
+    // release of the new tenant's first slot orders all of them before use.
+    DevRef<uint32_t>(e.tenant).store(entry.tenant, cuda::std::memory_order_relaxed);
+    cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
     DevRef<uint32_t>(e.state).store(entry.state, cuda::std::memory_order_relaxed);
     DevRef<uint32_t>(e.base_opcode).store(entry.base_opcode, cuda::std::memory_order_relaxed);
     DevRef<uint32_t>(e.opcode_cap).store(entry.opcode_cap, cuda::std::memory_order_relaxed);
-    DevRef<uint32_t>(e.tenant).store(entry.tenant, cuda::std::memory_order_relaxed);
     return Status::ok();
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
     // Relaxed: one word; a unit admitting a queued slot reads the old or the
     // new state, and slots admitted after this store see REVOKED.
     DevRef<uint32_t>(params_.tenants[index].state).store(state, cuda::std::memory_order_relaxed);
+    return Status::ok();
+  }
+  Status read_tenant_ids(uint32_t* ids) override {
+    // Host-written words; relaxed loads for the checker's sake.
+    for (uint32_t i = 0; i < tenant_table_size_; ++i)
+      ids[i] = DevRef<uint32_t>(params_.tenants[i].tenant).load(cuda::std::memory_order_relaxed);
     return Status::ok();
   }
   Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) override {
@@ -194,6 +204,7 @@ class CpuBackend final : public ConsumerBackend {
   using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
   std::vector<std::thread> threads_;
   uint64_t timeline_size_ = 0;
+  uint32_t tenant_table_size_ = 0;
 };
 
 }  // namespace

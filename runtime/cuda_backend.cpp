@@ -13,11 +13,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "backend.hpp"
 #include "cuda_check.hpp"
@@ -118,6 +120,7 @@ class CudaBackend final : public ConsumerBackend {
     params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(tenant_base);
     params_.tenants = reinterpret_cast<mr_tenant_entry*>(tenant_base + counters_bytes);
     requested_units_ = config.workers;
+    tenant_table_size_ = config.max_tenants;
     return Status::ok();
   }
 
@@ -221,9 +224,24 @@ class CudaBackend final : public ConsumerBackend {
   }
 
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
-    // No slot naming this index is in flight (the registry reuses an index
-    // only after its previous tenant drained), so a 16-byte copy is safe.
-    return copy_sync(&params_.tenants[index], &entry, sizeof(entry), cudaMemcpyHostToDevice);
+    // Two synchronised copies: the tenant word, then the rest. The first has
+    // completed before the second starts, which is the seqlock order
+    // admit_slot relies on (a slot of the index's previous tenant never pairs
+    // its old id with the new window or state).
+    mr_tenant_entry* dst = &params_.tenants[index];
+    Status st = copy_sync(&dst->tenant, &entry.tenant, sizeof(entry.tenant), cudaMemcpyHostToDevice);
+    if (!st) return st;
+    static_assert(offsetof(mr_tenant_entry, state) == sizeof(uint32_t), "tenant word first");
+    return copy_sync(&dst->state, &entry.state, sizeof(entry) - sizeof(entry.tenant),
+                     cudaMemcpyHostToDevice);
+  }
+  Status read_tenant_ids(uint32_t* ids) override {
+    std::vector<mr_tenant_entry> entries(tenant_table_size_);
+    Status st = copy_sync(entries.data(), params_.tenants, sizeof(mr_tenant_entry) * entries.size(),
+                          cudaMemcpyDeviceToHost);
+    if (!st) return st;
+    for (size_t i = 0; i < entries.size(); ++i) ids[i] = entries[i].tenant;
+    return Status::ok();
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
     // One aligned 4-byte word: units read the old or the new state; slots
@@ -283,6 +301,7 @@ class CudaBackend final : public ConsumerBackend {
   int device_ = 0;
   int sm_count_ = 0;
   uint32_t requested_units_ = 0;
+  uint32_t tenant_table_size_ = 0;
   std::string name_;
   cudaStream_t kernel_stream_ = nullptr;
   cudaStream_t control_stream_ = nullptr;

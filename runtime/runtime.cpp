@@ -1166,6 +1166,12 @@ Status RuntimeInternals::set_tenant_state(Runtime& runtime, uint32_t index, uint
   if (!st) return st;
   return runtime.impl_->backend()->set_tenant_state(index, state);
 }
+Status RuntimeInternals::read_tenant_ids(Runtime& runtime, std::vector<uint32_t>* ids) {
+  MR_GUARD(([&]() -> Status {
+    ids->assign(runtime.impl_->max_tenants(), 0);
+    return runtime.impl_->backend()->read_tenant_ids(ids->data());
+  })())
+}
 Status RuntimeInternals::read_tenant_counters(Runtime& runtime, uint32_t index,
                                               mr_tenant_counters* out) {
   Status st = runtime.impl_->check_tenant_index(index);

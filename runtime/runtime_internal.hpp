@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "megaring/runtime.hpp"
 
@@ -51,6 +52,9 @@ struct RuntimeInternals {
   static uint32_t max_tenants(const Runtime& runtime);
   static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry);
   static Status set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state);
+  // The tenant word of every entry, [max_tenants]: a new registry continues
+  // each index's generations, so no id of an earlier registry ever returns.
+  static Status read_tenant_ids(Runtime& runtime, std::vector<uint32_t>* ids);
   static Status read_tenant_counters(Runtime& runtime, uint32_t index, mr_tenant_counters* out);
   // Every ticket below this is reserved (published or being written).
   static uint64_t published_end(const Runtime& runtime);

@@ -720,6 +720,101 @@ TEST_P(TenantTest, OneRegistryPerRuntime) {
   MR_EXPECT_RESULT(TenantRegistry::create(*rt_, bad, &second), Result::kInvalidArgument);
 }
 
+TEST_P(TenantTest, ANewRegistryNeverReusesTheIdOfSlotsStillQueued) {
+  RegistryConfig rc;
+  rc.max_tenants = 1;  // one index: the second registry must reuse it
+  rc.close_timeout = milliseconds(50);
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1, 1024, rc));
+  Gate gate(backend());
+  ASSERT_TRUE(gate.ok());
+  TenantHandle old_tenant = add(tenant_config("old"));
+  hold(gate);
+  std::vector<Ticket> queued(3);
+  for (auto& t : queued) MR_ASSERT_TOK(old_tenant.publish_slot(ops::nop(1), &t, waiting(true)));
+  registry_.reset();  // revokes; its drain times out: the slots sit behind the gate
+  Completion c;
+  MR_EXPECT_TERR(old_tenant.wait(queued[0], &c, scaled(seconds(10))), TenantErrc::kRevoked)
+      << "no pump will deliver it any more";
+  MR_EXPECT_TERR(old_tenant.quiesce(scaled(seconds(10))), TenantErrc::kRevoked);
+
+  MR_ASSERT_OK(TenantRegistry::create(*rt_, rc, &registry_));
+  TenantHandle next = add(tenant_config("next"));
+  ASSERT_TRUE(next.valid());
+  EXPECT_EQ(next.id() & MR_TENANT_INDEX_MASK, old_tenant.id() & MR_TENANT_INDEX_MASK);
+  EXPECT_NE(next.id(), old_tenant.id()) << "same index, new generation";
+  gate.open();
+  Ticket t;
+  MR_ASSERT_TOK(next.publish_slot(ops::nop(8), &t, waiting(true)));
+  MR_ASSERT_TOK(next.wait(t, &c, scaled(seconds(10))));
+  EXPECT_TRUE(c.ok());
+  EXPECT_EQ(c.result, 8u);
+  MR_ASSERT_TOK(next.quiesce(scaled(seconds(10))));
+  const auto counters = next.runtime_counters();
+  EXPECT_EQ(counters.published, 1u);
+  EXPECT_EQ(counters.drained, 1u) << "the old tenant's slots are not credited to the new one";
+  EXPECT_EQ(counters.device_admitted, 1u) << "the old tenant's slots never ran as the new one";
+  EXPECT_EQ(registry_->stats().untenanted_slots, 4u) << "3 old slots + the gate";
+  EXPECT_EQ(rt_->stats().faults_by_code[MR_FAULT_BAD_TENANT], 3u);
+}
+
+TEST_P(TenantTest, UnregisterWhileOtherThreadsPublishLosesNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantHandle victim = add(tenant_config("victim", 64));
+  TenantHandle bystander = add(tenant_config("bystander", 64));
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    TenantHandle copy = victim;
+    threads.emplace_back([&, copy] {
+      for (;;) {
+        Ticket t;
+        const TenantStatus st = copy.publish_slot(ops::nop(1), &t, waiting());
+        if (st.code() == TenantErrc::kRevoked) return;
+        if (!st) {
+          unexpected.fetch_add(1);
+          return;
+        }
+        accepted.fetch_add(1);
+      }
+    });
+  }
+  while (accepted.load() < 2000) std::this_thread::yield();
+  MR_ASSERT_TOK(registry_->unregister_tenant(victim));
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  MR_ASSERT_TOK(victim.quiesce(scaled(seconds(30))));
+  const auto c = victim.runtime_counters();
+  EXPECT_EQ(c.published, accepted.load()) << "every accepted publish, no refused one";
+  EXPECT_EQ(c.drained, c.published);
+  EXPECT_EQ(c.completed_ok + c.revoked, c.published) << "each ran or was revoked, once";
+  EXPECT_EQ(c.faulted + c.aborted, 0u);
+  // Its id and window retire once the pump has seen it drained.
+  const auto deadline = std::chrono::steady_clock::now() + scaled(seconds(10));
+  while (registry_->stats().draining_tenants != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_EQ(registry_->stats().draining_tenants, 0u);
+  Ticket t;
+  Completion done;
+  MR_ASSERT_TOK(bystander.publish_slot(ops::nop(4), &t, waiting(true)));
+  MR_ASSERT_TOK(bystander.wait(t, &done, scaled(seconds(10))));
+  EXPECT_EQ(done.result, 4u);
+}
+
+TEST_P(TenantTest, NoteDrainedNeverCountsASlotTwice) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual));
+  TenantHandle t = add(tenant_config("noted"));
+  Ticket ticket;
+  MR_ASSERT_TOK(t.publish_slot(ops::nop(), &ticket, waiting()));
+  MR_ASSERT_TOK(t.publish_slot(ops::nop(), &ticket, waiting()));
+  MR_EXPECT_TERR(t.note_drained(1), TenantErrc::kResourceUnderflow) << "nothing delivered yet";
+  MR_ASSERT_TOK(t.quiesce(scaled(seconds(10))));  // pumps: the pump drains both
+  MR_EXPECT_TERR(t.note_drained(1), TenantErrc::kResourceUnderflow) << "the pump already counted them";
+  EXPECT_EQ(t.published_count(), 2u);
+  EXPECT_EQ(t.drained_count(), 2u);
+  EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
+}
+
 MEGARING_INSTANTIATE_BACKENDS(TenantTest);
 
 }  // namespace

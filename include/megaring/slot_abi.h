@@ -236,10 +236,14 @@ typedef struct mr_buffer_entry {
                              set by free_buffer; ~0 while the buffer lives */
 } mr_buffer_entry;
 
-/* One tenant-table entry (consumer-private memory; host-written). The host
- * writes a whole entry only while no slot that could name its index is in
- * flight (an index is reused only after its previous tenant fully drained);
- * revocation changes the state word alone. */
+/* One tenant-table entry (consumer-private memory; host-written).
+ * Revocation changes the state word alone. Registration reuses an index only
+ * after the slots its previous tenant published have drained, always under a
+ * new generation (ids never repeat within a runtime's life, up to 65535 reuses
+ * of one index), and writes the tenant word first, then the rest: the
+ * consumer reads state and window, then (after an acquire fence) the tenant
+ * word, so a stray slot of an older id is refused, never run in the new
+ * window. */
 typedef struct mr_tenant_entry {
   uint32_t tenant;      /* full id incl. generation; 0 = never registered     */
   uint32_t state;       /* MR_TENANT_*                                        */

@@ -40,8 +40,11 @@
 // Lifetimes and threads: the registry must be destroyed before its runtime,
 // and producers must stop publishing before it is. Destroying it revokes every
 // tenant and drains their slots (bounded by RegistryConfig::close_timeout).
-// Handles may outlive it: every call then fails with kRevoked. All handle and
-// registry calls are thread-safe; copies of a handle share one tenant.
+// Handles may outlive it: publishing and quota calls then fail with kRevoked,
+// and so do wait() and quiesce() for slots that can no longer drain. A later
+// registry on the same runtime never reuses an id of an earlier one. All
+// handle and registry calls are thread-safe; copies of a handle share one
+// tenant.
 #pragma once
 
 #include <cstdint>
@@ -110,7 +113,8 @@ struct TenantConfig {
   TenantQuotas quotas;
   // Called by the pump for every completion of this tenant, before it counts
   // as drained. Runs on the pump thread (or in pump_once / wait / quiesce in
-  // manual mode); it must be quick and must not wait for ring space.
+  // manual mode); it must be quick and must not wait on the registry (ring
+  // space, wait(), quiesce()): pumping from inside it is a no-op.
   TenantCompletionCallback on_completion;
 };
 
@@ -208,9 +212,10 @@ class TenantHandle {
   TenantQuotaCounters quota_counters() const;
   TenantRuntimeCounters runtime_counters() const;
 
-  // Marks `count` slots drained. The registry's pump does this; call it only
-  // if you account for slots some other way. kResourceUnderflow if more
-  // would be drained than were published.
+  // Marks `count` slots drained. The registry's pump does this for every
+  // completion it delivers; a caller may only mark slots the pump has
+  // delivered and not yet counted (kResourceUnderflow otherwise), so the two
+  // never count a slot twice.
   TenantStatus note_drained(uint64_t count) const;
 
   // Waits until every published slot has drained; kQuiesceTimeout (with the

@@ -197,23 +197,28 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
     return false;
   }
   mr_tenant_entry* entry = &p.tenants[index];
-  // Relaxed word loads: the host rewrites a whole entry only while no slot
-  // naming the index is in flight, and revokes by storing the state word
-  // alone, so each word read is the old or the new value and either is a
-  // valid answer for a slot queued at the moment of revocation.
+  // The tenant word works as a seqlock sequence. Revocation stores the state
+  // word alone; reuse of an index (only once its previous tenant drained, and
+  // always under a new generation) stores the new tenant word first and the
+  // window and state after it. So: read state and window, ACQUIRE fence, then
+  // the tenant word. If any of the first reads saw the new entry, the tenant
+  // word read sees the new id, which a slot of the old id does not match.
+  // Relaxed word loads otherwise: each word is read whole, old or new.
+  const uint32_t state = DevRef<uint32_t>(entry->state).load(cuda::std::memory_order_relaxed);
+  const uint32_t base = DevRef<uint32_t>(entry->base_opcode).load(cuda::std::memory_order_relaxed);
+  const uint32_t cap = DevRef<uint32_t>(entry->opcode_cap).load(cuda::std::memory_order_relaxed);
+  cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
   if (DevRef<uint32_t>(entry->tenant).load(cuda::std::memory_order_relaxed) != s.tenant) {
-    out.set_fault(MR_FAULT_BAD_TENANT);  // never registered, or an older generation
+    out.set_fault(MR_FAULT_BAD_TENANT);  // never registered here, or another generation
     return false;
   }
   mr_tenant_counters* counters = &p.tenant_counters[index];
-  if (DevRef<uint32_t>(entry->state).load(cuda::std::memory_order_relaxed) != MR_TENANT_ACTIVE) {
+  if (state != MR_TENANT_ACTIVE) {
     // Relaxed: statistics only.
     DevRef<uint64_t>(counters->revoked).fetch_add(1, cuda::std::memory_order_relaxed);
     out.set_revoked();
     return false;
   }
-  const uint32_t base = DevRef<uint32_t>(entry->base_opcode).load(cuda::std::memory_order_relaxed);
-  const uint32_t cap = DevRef<uint32_t>(entry->opcode_cap).load(cuda::std::memory_order_relaxed);
   if (s.opcode < base || s.opcode - base >= cap) {
     DevRef<uint64_t>(counters->out_of_window).fetch_add(1, cuda::std::memory_order_relaxed);
     out.set_fault(MR_FAULT_OUT_OF_WINDOW);
