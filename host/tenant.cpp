@@ -626,14 +626,16 @@ uint64_t TenantHandle::max_outstanding_slots() const noexcept {
 }
 
 TenantStatus TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
-  if (!state_) return empty_handle();
-  if (local >= state_->quotas.opcode_cap)
-    return TenantStatus(TenantErrc::kOpcodeOutOfRange,
-                        "local opcode " + std::to_string(local) + " outside the window of " +
-                            std::to_string(state_->quotas.opcode_cap) + " opcodes",
-                        local, state_->quotas.opcode_cap);
-  if (global != nullptr) *global = state_->base_opcode + local;
-  return TenantStatus();
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    if (local >= state_->quotas.opcode_cap)
+      return TenantStatus(TenantErrc::kOpcodeOutOfRange,
+                          "local opcode " + std::to_string(local) + " outside the window of " +
+                              std::to_string(state_->quotas.opcode_cap) + " opcodes",
+                          local, state_->quotas.opcode_cap);
+    if (global != nullptr) *global = state_->base_opcode + local;
+    return TenantStatus();
+  });
 }
 
 TenantStatus TenantHandle::publish_slot(const SlotRequest& local_request, Ticket* ticket,
@@ -643,14 +645,16 @@ TenantStatus TenantHandle::publish_slot(const SlotRequest& local_request, Ticket
 
 TenantStatus TenantHandle::publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
                                         Ticket* ticket, const TenantPublishOptions& options) const {
-  if (args.size() > MR_SLOT_ARGS)
-    return TenantStatus(TenantErrc::kInvalidArgument,
-                        std::to_string(args.size()) + " arguments; a slot holds " +
-                            std::to_string(MR_SLOT_ARGS));
-  SlotRequest r;
-  r.opcode = local_opcode;
-  std::copy(args.begin(), args.end(), r.args);
-  return publish_batch(&r, 1, ticket, options);
+  return guarded([&]() -> TenantStatus {
+    if (args.size() > MR_SLOT_ARGS)
+      return TenantStatus(TenantErrc::kInvalidArgument,
+                          std::to_string(args.size()) + " arguments; a slot holds " +
+                              std::to_string(MR_SLOT_ARGS));
+    SlotRequest r;
+    r.opcode = local_opcode;
+    std::copy(args.begin(), args.end(), r.args);
+    return publish_batch(&r, 1, ticket, options);
+  });
 }
 
 TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t count,
@@ -861,24 +865,32 @@ TenantStatus reserve_live(detail::TenantState& t, std::atomic<uint64_t>& in_use,
 }  // namespace
 
 TenantStatus TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
-  if (!state_) return empty_handle();
-  return reserve_live(*state_, state_->staging_in_use, bytes, state_->quotas.staging_bytes,
-                      TenantErrc::kStagingBackpressure, "staging bytes");
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    return reserve_live(*state_, state_->staging_in_use, bytes, state_->quotas.staging_bytes,
+                        TenantErrc::kStagingBackpressure, "staging bytes");
+  });
 }
 TenantStatus TenantHandle::release_staging_bytes(uint64_t bytes) const {
-  if (!state_) return empty_handle();
-  if (state_->revoked.load()) return revoked_status(state_->id);
-  return release_quota(state_->staging_in_use, bytes, "staging bytes");
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    if (state_->revoked.load()) return revoked_status(state_->id);
+    return release_quota(state_->staging_in_use, bytes, "staging bytes");
+  });
 }
 TenantStatus TenantHandle::reserve_resident_handles(uint64_t count) const {
-  if (!state_) return empty_handle();
-  return reserve_live(*state_, state_->resident_in_use, count, state_->quotas.resident_handles,
-                      TenantErrc::kResidentBackpressure, "resident handles");
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    return reserve_live(*state_, state_->resident_in_use, count, state_->quotas.resident_handles,
+                        TenantErrc::kResidentBackpressure, "resident handles");
+  });
 }
 TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
-  if (!state_) return empty_handle();
-  if (state_->revoked.load()) return revoked_status(state_->id);
-  return release_quota(state_->resident_in_use, count, "resident handles");
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    if (state_->revoked.load()) return revoked_status(state_->id);
+    return release_quota(state_->resident_in_use, count, "resident handles");
+  });
 }
 
 TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
@@ -995,22 +1007,24 @@ TenantRuntimeCounters TenantHandle::runtime_counters() const {
 }
 
 TenantStatus TenantHandle::note_drained(uint64_t count) const {
-  if (!state_) return empty_handle();
-  detail::TenantState& t = *state_;
-  // Only what the pump has delivered can be drained, so a caller's count and
-  // the pump's never add up to more than really completed (no early reuse of
-  // the tenant's id, no outstanding count below zero).
-  uint64_t d = t.drained.load(std::memory_order_acquire);
-  do {
-    const uint64_t delivered = t.delivered.load(std::memory_order_acquire);
-    const uint64_t undrained = delivered - std::min(delivered, d);
-    if (count > undrained)
-      return TenantStatus(TenantErrc::kResourceUnderflow,
-                          "draining " + std::to_string(count) + " but only " +
-                              std::to_string(undrained) + " delivered and not yet drained",
-                          undrained, count);
-  } while (!t.drained.compare_exchange_weak(d, d + count, std::memory_order_acq_rel));
-  return TenantStatus();
+  return guarded([&]() -> TenantStatus {
+    if (!state_) return empty_handle();
+    detail::TenantState& t = *state_;
+    // Only what the pump has delivered can be drained, so a caller's count and
+    // the pump's never add up to more than really completed (no early reuse of
+    // the tenant's id, no outstanding count below zero).
+    uint64_t d = t.drained.load(std::memory_order_acquire);
+    do {
+      const uint64_t delivered = t.delivered.load(std::memory_order_acquire);
+      const uint64_t undrained = delivered - std::min(delivered, d);
+      if (count > undrained)
+        return TenantStatus(TenantErrc::kResourceUnderflow,
+                            "draining " + std::to_string(count) + " but only " +
+                                std::to_string(undrained) + " delivered and not yet drained",
+                            undrained, count);
+    } while (!t.drained.compare_exchange_weak(d, d + count, std::memory_order_acq_rel));
+    return TenantStatus();
+  });
 }
 
 TenantStatus TenantHandle::quiesce(Nanoseconds timeout) const {
