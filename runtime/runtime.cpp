@@ -235,10 +235,10 @@ class Runtime::Impl {
   Status reserve(uint32_t count, const PublishOptions& options, uint64_t* first);
   // Accounts for completed tickets in order. Stops at an unread kept result,
   // unless `park` (a producer needs space), which moves it to parked_.
-  // `drained`, when given, receives a record per reaped ticket.
+  // `drained`, when given, receives a record per reaped ticket. While a drain
+  // sink is attached only drain() (which passes `drained`) reaps: every other
+  // call returns 0, so a stalled pump is back-pressure, never a lost record.
   size_t reap(bool block, bool park = false, std::vector<detail::DrainRecord>* drained = nullptr);
-  // False while a drain sink is attached: then only drain() reaps.
-  bool inline_reaping() const { return sink_.load(std::memory_order_acquire) == nullptr; }
   // Takes a parked result of ticket t (after keep_ moved away from t + 1).
   Status take_parked(uint64_t t, uint64_t pos, Completion* out);
   Status check_consumer();
@@ -450,16 +450,14 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       }
       continue;
     }
-    // While a drain sink is attached the pump alone frees positions: a
-    // stalled pump is back-pressure here, never a dropped completion.
-    if (inline_reaping() && reap(false, /*park=*/true) > 0) continue;
+    if (reap(false, /*park=*/true) > 0) continue;
     if (!counted_full) {
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
       counted_full = true;
     }
     if (options.on_full == OnFull::kFail) {
       // Another thread may have held the reap lock: reap for certain first.
-      if (inline_reaping() && reap(true, /*park=*/true) > 0) continue;
+      if (reap(true, /*park=*/true) > 0) continue;
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
                                            " slot(s)");
     }
@@ -523,6 +521,9 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
     lock.lock();
   else if (!lock.try_lock())
     return 0;  // another thread is reaping
+  // Under the reap lock, which attach_sink() also takes: a switch of sink is
+  // ordered against this pass.
+  if (drained == nullptr && sink_.load(std::memory_order_acquire) != nullptr) return 0;
   // After finalize the host owns every record up to the published end.
   const uint64_t end = finalized_.load(std::memory_order_acquire) ? published_end() : done_count();
   const uint64_t start = reaped_.load(std::memory_order_relaxed);
@@ -647,7 +648,7 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
   completion->fault = rec.fault;
   // RELEASE: the reads above happen before the reaper may pass this ticket.
   keep_[pos].store(0, std::memory_order_release);
-  if (inline_reaping()) reap(false);
+  reap(false);
   return Status::ok();
 }
 
@@ -699,12 +700,12 @@ Status Runtime::Impl::release(const Ticket& ticket) {
   uint64_t expected = t + 1;
   if (!keep_[t & mask_].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
     return take_parked(t, t & mask_, nullptr);
-  if (inline_reaping()) reap(false);
+  reap(false);
   return Status::ok();
 }
 
 RuntimeStats Runtime::Impl::stats() {
-  if (inline_reaping()) reap(true);
+  reap(true);
   RuntimeStats s;
   s.published = published_end() - config_.initial_ticket;
   s.done_count = done_count();
@@ -777,7 +778,7 @@ Status Runtime::Impl::stop_consumer_locked(Nanoseconds join_timeout) {
     failure_ = st;  // died while stopping: still nothing runs on the device
   }
   finalize_locked();
-  if (inline_reaping()) reap(true);
+  reap(true);
   {
     std::lock_guard<std::mutex> lock(buffer_mutex_);
     collect_frees_locked(true);
@@ -800,7 +801,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   SysRef<uint64_t>(host().submission->stop_at).store(end, cuda::std::memory_order_relaxed);
   HostWaiter waiter;
   while (done_count() < end) {
-    if (inline_reaping()) reap(false);
+    reap(false);
     if (abort_requested_.load()) break;  // abort() interrupts a drain
     if (Clock::now() > deadline) {
       const uint64_t done = done_count();
@@ -1008,7 +1009,10 @@ Status Runtime::Impl::attach_sink(detail::DrainSink* sink) {
 size_t Runtime::Impl::drain() {
   detail::DrainSink* sink = sink_.load(std::memory_order_acquire);
   if (sink == nullptr) return reap(true);
-  std::vector<detail::DrainRecord> records;
+  // One buffer per pumping thread, reused: no allocation per pass once it
+  // has grown to the largest pass.
+  thread_local std::vector<detail::DrainRecord> records;
+  records.clear();
   // Park kept results: the pump is the only reaper, so it must never let an
   // unread kept ticket hold positions that producers wait for.
   const size_t n = reap(true, /*park=*/true, &records);

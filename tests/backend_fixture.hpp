@@ -43,7 +43,7 @@ using Nanoseconds = megaring::Nanoseconds;
   switch (0)                                                                  \
   case 0:                                                                     \
   default:                                                                    \
-    if (const ::megaring::Status mr_status_ = (expr); false) {                \
+    if (const auto mr_status_ = (expr); false) {                              \
     } else                                                                    \
       check(mr_status_.code(), (expected)) << #expr << " -> " << mr_status_.to_string() << " "
 #define MR_ASSERT_OK(expr) MR_STATUS_CHECK_(expr, ASSERT_EQ, ::megaring::Result::kSuccess)

@@ -49,16 +49,11 @@ namespace ops = megaring::ops;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-#define MR_TENANT_CHECK_(expr, check, expected)                                 \
-  switch (0)                                                                    \
-  case 0:                                                                       \
-  default:                                                                      \
-    if (const ::megaring::TenantStatus mr_ts_ = (expr); false) {                \
-    } else                                                                      \
-      check(mr_ts_.code(), (expected)) << #expr << " -> " << mr_ts_.to_string() << " "
-#define MR_ASSERT_TOK(expr) MR_TENANT_CHECK_(expr, ASSERT_EQ, ::megaring::TenantErrc::kSuccess)
-#define MR_EXPECT_TOK(expr) MR_TENANT_CHECK_(expr, EXPECT_EQ, ::megaring::TenantErrc::kSuccess)
-#define MR_EXPECT_TERR(expr, code) MR_TENANT_CHECK_(expr, EXPECT_EQ, code)
+// MR_STATUS_CHECK_ (backend_fixture.hpp) takes any status with code() and
+// to_string(), TenantStatus included.
+#define MR_ASSERT_TOK(expr) MR_STATUS_CHECK_(expr, ASSERT_EQ, ::megaring::TenantErrc::kSuccess)
+#define MR_EXPECT_TOK(expr) MR_STATUS_CHECK_(expr, EXPECT_EQ, ::megaring::TenantErrc::kSuccess)
+#define MR_EXPECT_TERR(expr, code) MR_STATUS_CHECK_(expr, EXPECT_EQ, code)
 
 TenantPublishOptions waiting(bool keep = false) {
   TenantPublishOptions o;
