@@ -1,72 +1,122 @@
 #!/usr/bin/env bash
-# One command for a session's lent GPU machine: builds everything (Release,
-# tests, samples, bench) and runs, in order, the gpu-labelled tests, the
-# quickstart on the CUDA backend, compute-sanitizer on a short quickstart,
-# and the full benchmark harness. Every step runs even if an earlier one
-# failed; the summary says which did not pass.
+# One command per phase for a session's lent GPU machine.
 #
-# Output (at most 8 files, for the device tool's $OUT): env.txt, build.txt,
-# ctest-gpu.txt, quickstart.txt, sanitizer.txt, bench.json, bench.txt,
-# summary.txt, in $OUT (the device tool's folder) or build-gpu/out.
+#   scripts/gpu_session.sh tests   build everything (Release: library, tests,
+#                                  samples, bench), then the gpu-labelled
+#                                  tests, the quickstart on the CUDA backend
+#                                  and compute-sanitizer on a short quickstart
+#   scripts/gpu_session.sh bench   build the bench (a no-op after `tests` on
+#                                  the same machine), then every bench arm
+#   scripts/gpu_session.sh all     both, in one go (no per-call limit)
 #
-# The GPU machines have no network and no GoogleTest: before the call, here,
-#   mkdir -p .deps && cp -r /usr/src/googletest .deps/
-# and name `.deps` in the device tool's `carry` (tests/CMakeLists.txt builds
-# GoogleTest from .deps/googletest when no package is installed).
+# The device tool stops a command after 600 s, so a session makes two calls,
+# `tests` then `bench`, back to back (the machine stays warm for 30 s and
+# keeps build-gpu/ between calls; on a fresh one `bench` builds what it
+# needs). Every step runs even if an earlier one failed, each under a time
+# limit that keeps the whole phase inside MEGARING_GPU_DEADLINE_S (default
+# 570 s) so that the summary is always written; it says which steps did not
+# pass.
+#
+# Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
+#   tests: env.txt build.txt ctest-gpu.txt quickstart.txt sanitizer.txt summary.txt
+#   bench: env.txt build.txt bench.json bench.txt summary.txt
+# Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
+#
+# The GPU machines have no network, no GoogleTest and no moodycamel queue
+# (the host-cost arm's comparison): before the calls, here,
+#   mkdir -p .deps && cp -r /usr/src/googletest /usr/include/concurrentqueue .deps/
+# and name `.deps` in the device tool's `carry` of both calls
+# (tests/CMakeLists.txt builds GoogleTest from .deps/googletest when no package
+# is installed; bench/CMakeLists.txt finds .deps/concurrentqueue/).
 set -uo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-cd "$MEGARING_ROOT"
+cd "$MEGARING_ROOT" || exit 1
 
 BUILD="${MEGARING_GPU_BUILD_DIR:-$MEGARING_ROOT/build-gpu}"
+configure() {
+  mr_configure "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMEGARING_BUILD_TESTS=ON \
+    -DMEGARING_BUILD_SAMPLES=ON -DMEGARING_BUILD_BENCH=ON
+}
+
+PHASE="${1:-all}"
+case "$PHASE" in
+  tests | bench | all) ;;
+  # Internal: the build steps, as commands that `timeout` can run.
+  __build_all) configure && exec cmake --build "$BUILD" -j "$MR_JOBS" ;;
+  __build_bench) configure && exec cmake --build "$BUILD" -j "$MR_JOBS" --target megaring_bench ;;
+  *) mr_die "usage: scripts/gpu_session.sh tests|bench|all" ;;
+esac
+DEADLINE=$((SECONDS + ${MEGARING_GPU_DEADLINE_S:-570}))
+[[ "$PHASE" == all ]] && DEADLINE=$((SECONDS + 86400))
+
 DEST="${OUT:-$BUILD/out}"
 mkdir -p "$DEST"
 SUMMARY="$DEST/summary.txt"
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
-run_step() {  # run_step NAME LOG command...
-  local name="$1" log="$2" t=$SECONDS rc=0
-  shift 2
-  echo "==== $name"
-  "$@" >"$log" 2>&1 || rc=$?
+
+# run_step NAME LOG CAP_S command...: runs the command for at most CAP_S
+# seconds, and never past the phase's deadline (less 15 s for the summary).
+run_step() {
+  local name="$1" log="$2" cap="$3" t=$SECONDS rc=0
+  shift 3
+  local left=$((DEADLINE - SECONDS - 15))
+  ((left < cap)) && cap=$left
+  if ((cap < 10)); then
+    note "SKIP  $name  (no time left in this phase)"
+    return
+  fi
+  echo "==== $name (limit ${cap} s)"
+  timeout --kill-after=10 "$cap" "$@" >"$log" 2>&1 || rc=$?
   tail -n 25 "$log"
-  note "$([[ $rc -eq 0 ]] && echo PASS || echo "FAIL (exit $rc)")  $name  ($((SECONDS - t)) s)"
+  local verdict="PASS"
+  if ((rc == 124 || rc == 137)); then
+    verdict="FAIL (timed out after ${cap} s)"
+  elif ((rc != 0)); then
+    verdict="FAIL (exit $rc)"
+  fi
+  note "$verdict  $name  ($((SECONDS - t)) s)"
 }
 
 {
   date -u +"date: %Y-%m-%dT%H:%M:%SZ"
+  echo "phase: $PHASE"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   nvidia-smi 2>&1 || echo "nvidia-smi: not available"
+  nvidia-smi -q -d CLOCK,PERFORMANCE 2>&1 | head -n 60 || true
   nvcc --version 2>&1 | tail -n 2
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) threads"
 } >"$DEST/env.txt"
 
-build() {
-  mr_configure "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMEGARING_BUILD_TESTS=ON \
-    -DMEGARING_BUILD_SAMPLES=ON -DMEGARING_BUILD_BENCH=ON &&
-    cmake --build "$BUILD" -j "$MR_JOBS"
-}
-run_step "build (Release, tests, samples, bench)" "$DEST/build.txt" build
+SELF="$MEGARING_ROOT/scripts/gpu_session.sh"
 
-run_step "ctest -L gpu" "$DEST/ctest-gpu.txt" \
-  ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 180 --no-tests=error
-
-run_step "quickstart --backend cuda" "$DEST/quickstart.txt" \
-  timeout 120 "$BUILD/samples/quickstart" --backend cuda --threads 8 --slots-per-thread 100000
-
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  run_step "compute-sanitizer memcheck quickstart (short)" "$DEST/sanitizer.txt" \
-    timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$BUILD/samples/quickstart" --backend cuda --threads 2 --slots-per-thread 2000
-else
-  note "SKIP  compute-sanitizer (not installed)"
+if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
+  run_step "build (Release, tests, samples, bench)" "$DEST/build.txt" 400 "$SELF" __build_all
+  # A hang next to the persistent kernel must not eat the phase: 60 s a test.
+  run_step "ctest -L gpu" "$DEST/ctest-gpu.txt" 300 \
+    ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 60 --no-tests=error
+  run_step "quickstart --backend cuda" "$DEST/quickstart.txt" 90 \
+    "$BUILD/samples/quickstart" --backend cuda --threads 8 --slots-per-thread 100000
+  if command -v compute-sanitizer >/dev/null 2>&1; then
+    run_step "compute-sanitizer memcheck quickstart (short)" "$DEST/sanitizer.txt" 150 \
+      compute-sanitizer --tool memcheck --error-exitcode 9 \
+      "$BUILD/samples/quickstart" --backend cuda --threads 2 --slots-per-thread 2000
+  else
+    note "SKIP  compute-sanitizer (not installed)"
+  fi
 fi
 
-MEGARING_BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  run_step "megaring_bench (all arms)" "$DEST/bench.txt" \
-  "$BUILD/bench/megaring_bench" --json "$DEST/bench.json"
+if [[ "$PHASE" == bench || "$PHASE" == all ]]; then
+  [[ "$PHASE" == bench ]] && run_step "build (bench)" "$DEST/build.txt" 400 "$SELF" __build_bench
+  # The table streams to bench.txt arm by arm, so a run cut short still
+  # leaves every finished arm's figures.
+  MEGARING_BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    run_step "megaring_bench (all arms)" "$DEST/bench.txt" 540 \
+    "$BUILD/bench/megaring_bench" --json "$DEST/bench.json"
+fi
 
 echo
-echo "==== summary"
+echo "==== summary ($PHASE)"
 cat "$SUMMARY"
 ! grep -q '^FAIL' "$SUMMARY"
