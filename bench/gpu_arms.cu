@@ -322,6 +322,7 @@ bool pingpong_latency(int warmup, int iters, std::vector<double>* ns, std::strin
     for (uint32_t spins = 1; d2h.load(cuda::std::memory_order_acquire) != value; ++spins) {
       if ((spins & 0xFFFFu) == 0 && Clock::now() - t0 > std::chrono::seconds(5)) {
         const cudaError_t q = cudaStreamQuery(g.stream);
+        (void)cudaGetLastError();  // NotReady is recorded as this thread's last error
         why = std::string("ping-pong kernel did not answer in 5 s (stream: ") +
               cudaGetErrorString(q) + ")";
         ok = false;
@@ -391,6 +392,7 @@ bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string*
     const cudaError_t q = cudaEventQuery(g.ev_stop);
     if (q == cudaSuccess) break;
     if (q != cudaErrorNotReady) return fail(error, "cudaEventQuery(GEMM stop)", q);
+    (void)cudaGetLastError();  // NotReady is recorded as this thread's last error
     if (Clock::now() > deadline) {
       *timed_out = true;
       return true;

@@ -154,9 +154,19 @@ class CudaBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  // cudaStreamQuery on the running kernel. Its cudaErrorNotReady is recorded
+  // as the calling thread's last error, like any error: clear it, so that
+  // neither our next launch check nor the caller's own cudaGetLastError (we
+  // run on the user's publishing and waiting threads) mistakes it for theirs.
+  cudaError_t query_kernel_stream() {
+    const cudaError_t err = cudaStreamQuery(kernel_stream_);
+    if (err == cudaErrorNotReady) (void)cudaGetLastError();
+    return err;
+  }
+
   Status health() override {
     if (!kernel_running_.load()) return Status::ok();
-    const cudaError_t err = cudaStreamQuery(kernel_stream_);
+    const cudaError_t err = query_kernel_stream();
     if (err == cudaErrorNotReady || err == cudaSuccess) return Status::ok();
     kernel_running_.store(false);  // dead (sticky error): nothing runs on the device any more
     return cuda_status(err, "persistent kernel", __FILE__, __LINE__);
@@ -166,7 +176,7 @@ class CudaBackend final : public ConsumerBackend {
     if (!kernel_running_.load()) return Status::ok();
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-      const cudaError_t err = cudaStreamQuery(kernel_stream_);
+      const cudaError_t err = query_kernel_stream();
       if (err == cudaSuccess) break;
       if (err != cudaErrorNotReady) {
         kernel_running_ = false;  // dead: nothing runs on the device any more

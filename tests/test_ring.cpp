@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
 #include "backend_fixture.hpp"
 
 namespace megaring_test {
@@ -1233,6 +1235,38 @@ TEST_P(RingLifecycleTest, ShutdownWithTinyTimeoutOnIdleRingIsClean) {
     rt.reset();
     // The device (or backend) is free again for a new runtime.
     ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+    MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+  }
+}
+
+// The runtime's health checks query the kernel's stream, and the CUDA
+// runtime records the cudaErrorNotReady they get as the thread's last error.
+// Neither that nor any other stale error of the calling thread may make a
+// later launch look failed (the kernel would run on memory freed under it),
+// and megaring must not leave its own NotReady behind for the caller.
+TEST_P(RingLifecycleTest, StaleErrorsOfTheCallingThreadNeitherFailNorLeak) {
+  for (int round = 0; round < 2; ++round) {
+    if (backend() == Backend::kCuda) {
+      int count = 0;
+      ASSERT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
+      // A non-sticky error left unread in this thread.
+      ASSERT_NE(cudaSetDevice(count), cudaSuccess);
+    }
+    std::unique_ptr<Runtime> rt;
+    ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+    Completion c;
+    call_ok(*rt, ops::nop(7), &c);
+    EXPECT_EQ(c.result, 7u);
+    // A wait long enough for several health checks (about one a millisecond).
+    Ticket slow;
+    PublishOptions keep;
+    keep.keep_result = true;
+    MR_ASSERT_OK(rt->publish(ops::delay_ns(200'000'000), &slow, keep));
+    MR_EXPECT_RESULT(rt->wait(slow, &c, milliseconds(30)), Result::kTimeout);
+    if (backend() == Backend::kCuda)
+      EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "megaring left an error in the caller's thread";
+    MR_ASSERT_OK(rt->wait(slow, &c, scaled(seconds(10))));
+    EXPECT_TRUE(c.ok());
     MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
   }
 }

@@ -71,28 +71,31 @@ TenantConfig tenant_config(const std::string& label, uint64_t max_outstanding = 
   return c;
 }
 
-// A host word the gate opcode polls: pinned and mapped for the GPU.
+// The host word the gate opcode polls, one per process. On the GPU it is
+// pinned and mapped, allocated before the first runtime starts (TenantTest's
+// SetUp calls this) and never freed: cudaHostAlloc and cudaFreeHost may wait
+// for the device, which a running persistent kernel never lets go.
+uint32_t* gate_word(Backend backend) {
+  if (backend == Backend::kCuda) {
+    static uint32_t* const pinned = [] {
+      void* p = nullptr;
+      return cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
+                 ? static_cast<uint32_t*>(p)
+                 : nullptr;
+    }();
+    return pinned;
+  }
+  static uint32_t host_word[16];
+  return host_word;
+}
+
+// A tenant-less slot that holds its consumer unit until the gate opens.
 class Gate {
  public:
-  explicit Gate(Backend backend) : gpu_(backend == Backend::kCuda) {
-    if (gpu_) {
-      void* p = nullptr;
-      if (cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess)
-        word_ = static_cast<uint32_t*>(p);
-    } else {
-      word_ = new uint32_t[16];
-    }
+  explicit Gate(Backend backend) : word_(gate_word(backend)) {
     if (word_ != nullptr) store(0);
   }
-  ~Gate() {
-    if (gpu_) {
-      (void)cudaFreeHost(word_);
-    } else {
-      delete[] word_;
-    }
-  }
   bool ok() const { return word_ != nullptr; }
-  // A tenant-less slot that runs until open().
   SlotRequest slot() const {
     SlotRequest r;
     r.opcode = kOpGate;
@@ -100,14 +103,18 @@ class Gate {
     return r;
   }
   void open() { store(1); }
+  // Opens the gate whatever state a failed test left it in.
+  static void open(Backend backend) {
+    if (uint32_t* w = gate_word(backend)) Gate(w).open();
+  }
 
  private:
+  explicit Gate(uint32_t* word) : word_(word) {}
   void store(uint32_t value) {
     // RELEASE (system): the gate slot acquires it on the consumer.
     cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(*word_).store(
         value, cuda::std::memory_order_release);
   }
-  bool gpu_;
   uint32_t* word_ = nullptr;
 };
 
@@ -124,7 +131,15 @@ class TenantTest : public BackendTest {
     rc.pump = pump;
     MR_ASSERT_OK(TenantRegistry::create(*rt_, rc, &registry_));
   }
+  void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped()) return;
+    // The gate word exists before any runtime runs (see gate_word).
+    ASSERT_NE(gate_word(backend()), nullptr) << "cannot allocate the gate word";
+  }
   void TearDown() override {
+    // A test that failed with its gate closed must not hold the shutdown.
+    if (rt_) Gate::open(backend());
     registry_.reset();
     if (rt_) MR_EXPECT_OK(rt_->shutdown(scaled(seconds(30))));
     rt_.reset();

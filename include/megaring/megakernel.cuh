@@ -129,6 +129,13 @@ cudaError_t gpu_occupancy(int* blocks_per_sm) {
     // Loads the module now, before any persistent kernel runs.
     cudaError_t err = cudaFuncGetAttributes(&attributes, kernels[i]);
     if (err != cudaSuccess) return err;
+    // Our blocks never leave their SMs and need almost no shared memory: ask
+    // for the largest shared-memory carveout so that a kernel which needs
+    // most of an SM's shared memory (a large GEMM) can still be resident
+    // beside them where registers and threads allow. A hint only.
+    err = cudaFuncSetAttribute(kernels[i], cudaFuncAttributePreferredSharedMemoryCarveout,
+                               cudaSharedmemCarveoutMaxShared);
+    if (err != cudaSuccess) return err;
     err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fits[i], kernels[i], kThreads, 0);
     if (err != cudaSuccess) return err;
   }
@@ -140,6 +147,11 @@ template <class Handlers, unsigned kThreads, bool kTimeline>
 cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t stream) {
   ConsumerParams copy = params;
   void* args[] = {&copy};
+  // Clear this thread's stale non-sticky error first (a cudaStreamQuery that
+  // returned cudaErrorNotReady leaves one behind): the cudaGetLastError below
+  // must report this launch alone, or a kernel that did start would be taken
+  // for one that did not, and its ring freed under it.
+  (void)cudaGetLastError();
   // Cooperative launch: fails instead of starting if the grid cannot be
   // co-resident, which a persistent kernel needs.
   cudaError_t err = cudaLaunchCooperativeKernel(

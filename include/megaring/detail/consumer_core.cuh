@@ -121,6 +121,37 @@ MR_HDI void maybe_heartbeat(const ConsumerParams& p, LeaderState& st) {
   SysRef<uint64_t>(p.completion_control->heartbeat_ns).store(now, cuda::std::memory_order_relaxed);
 }
 
+// C3: copies a published slot's body (plain loads, ordered after the header
+// acquire by the caller) into `body`, with `header` as its header.
+MR_HDI void copy_slot_body(const mr_slot* slot, uint64_t header, mr_slot* body) {
+#if defined(__CUDA_ARCH__)
+  // Over PCIe each load instruction is its own read request: the 64-byte slot
+  // (64-byte aligned, slot_abi.h) as four 16-byte loads, all in flight at
+  // once, instead of one request per field. Little-endian halves of the
+  // 8-byte words, at the offsets slot_abi.h asserts.
+  static_assert(sizeof(mr_slot) == 64 && MR_SLOT_ARGS == 5, "slot layout");
+  const ulonglong2* src = reinterpret_cast<const ulonglong2*>(slot);
+  const ulonglong2 w0 = src[0], w1 = src[1], w2 = src[2], w3 = src[3];
+  body->header = header;                                  // bytes 0..7 (already acquired)
+  body->opcode = static_cast<uint32_t>(w0.y);             // 8..11
+  body->tenant = static_cast<uint32_t>(w0.y >> 32);       // 12..15
+  body->flags = static_cast<uint32_t>(w1.x);              // 16..19
+  body->reserved = static_cast<uint32_t>(w1.x >> 32);     // 20..23
+  body->args[0] = w1.y;                                   // 24..31
+  body->args[1] = w2.x;
+  body->args[2] = w2.y;
+  body->args[3] = w3.x;
+  body->args[4] = w3.y;
+#else
+  body->header = header;
+  body->opcode = slot->opcode;
+  body->tenant = slot->tenant;
+  body->flags = slot->flags;
+  body->reserved = slot->reserved;
+  for (uint32_t i = 0; i < MR_SLOT_ARGS; ++i) body->args[i] = slot->args[i];
+#endif
+}
+
 // C1..C3: claim a ticket (once), wait until it is published, copy its body.
 // Returns kExit on abort (before running another slot), or when a graceful
 // shutdown's stop_at says the claimed ticket will never be published.
@@ -147,12 +178,7 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
     if (aborting) return Next::kExit;
     if (header == ready) {
       // C3. Read the body once into private memory; only the copy is used.
-      body->header = header;
-      body->opcode = slot->opcode;
-      body->tenant = slot->tenant;
-      body->flags = slot->flags;
-      body->reserved = slot->reserved;
-      for (uint32_t i = 0; i < MR_SLOT_ARGS; ++i) body->args[i] = slot->args[i];
+      copy_slot_body(slot, header, body);
       *ticket_out = st.ticket;
       st.has_claim = false;
       return Next::kRun;
