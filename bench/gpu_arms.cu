@@ -78,6 +78,12 @@ struct State {
   void* c = nullptr;
   void* workspace = nullptr;
   cudaEvent_t ev_start = nullptr, ev_stop = nullptr;
+  // Host-to-device copy (interference on PCIe)
+  size_t copy_bytes = 0;
+  void* copy_host = nullptr;  // pinned, not mapped
+  void* copy_dev = nullptr;
+  cudaStream_t copy_stream = nullptr;
+  cudaEvent_t copy_start = nullptr, copy_stop = nullptr;
 #if MEGARING_BENCH_CUBLAS
   cublasHandle_t handle = nullptr;
 #endif
@@ -242,6 +248,18 @@ bool init(const InitOptions& options, std::string* error) {
     g.gemm_ok = true;
   }
 #endif
+  if (options.copy_bytes > 0) {
+    g.copy_bytes = options.copy_bytes;
+    GA_TRY(cudaHostAlloc(&g.copy_host, g.copy_bytes, cudaHostAllocPortable));
+    std::memset(g.copy_host, 0x5a, g.copy_bytes);  // touch every page
+    GA_TRY(cudaMalloc(&g.copy_dev, g.copy_bytes));
+    GA_TRY(cudaStreamCreateWithFlags(&g.copy_stream, cudaStreamNonBlocking));
+    GA_TRY(cudaEventCreate(&g.copy_start));
+    GA_TRY(cudaEventCreate(&g.copy_stop));
+    GA_TRY(cudaMemcpyAsync(g.copy_dev, g.copy_host, g.copy_bytes, cudaMemcpyHostToDevice,
+                           g.copy_stream));
+    GA_TRY(cudaStreamSynchronize(g.copy_stream));
+  }
   GA_TRY(cudaStreamSynchronize(g.stream));
   return true;
 }
@@ -249,14 +267,19 @@ bool init(const InitOptions& options, std::string* error) {
 void teardown() {
   if (g.gemm_pending && g.ev_stop) (void)cudaEventSynchronize(g.ev_stop);
   if (g.gemm_stream) (void)cudaStreamSynchronize(g.gemm_stream);
+  if (g.copy_stream) (void)cudaStreamSynchronize(g.copy_stream);
   if (g.stream) (void)cudaStreamSynchronize(g.stream);
 #if MEGARING_BENCH_CUBLAS
   if (g.handle) (void)cublasDestroy(g.handle);
   g.handle = nullptr;
 #endif
-  for (void* p : {g.a, g.b, g.c, g.workspace})
+  for (void* p : {g.a, g.b, g.c, g.workspace, g.copy_dev})
     if (p) (void)cudaFree(p);
   if (g.ping_host) (void)cudaFreeHost(g.ping_host);
+  if (g.copy_host) (void)cudaFreeHost(g.copy_host);
+  if (g.copy_start) (void)cudaEventDestroy(g.copy_start);
+  if (g.copy_stop) (void)cudaEventDestroy(g.copy_stop);
+  if (g.copy_stream) (void)cudaStreamDestroy(g.copy_stream);
   if (g.one_exec) (void)cudaGraphExecDestroy(g.one_exec);
   if (g.many_exec) (void)cudaGraphExecDestroy(g.many_exec);
   if (g.one_graph) (void)cudaGraphDestroy(g.one_graph);
@@ -403,6 +426,32 @@ bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string*
   float ms = 0;
   GA_TRY(cudaEventElapsedTime(&ms, g.ev_start, g.ev_stop));
   *ms_total = ms;
+  return true;
+}
+
+bool h2d_ready() { return g.copy_bytes > 0; }
+
+bool h2d_copy_gbps(int reps, double* gbps, std::string* error) {
+  if (g.copy_bytes == 0) return not_ready(error, "host-to-device copy not initialised");
+  GA_TRY(cudaEventRecord(g.copy_start, g.copy_stream));
+  for (int i = 0; i < reps; ++i)
+    GA_TRY(cudaMemcpyAsync(g.copy_dev, g.copy_host, g.copy_bytes, cudaMemcpyHostToDevice,
+                           g.copy_stream));
+  GA_TRY(cudaEventRecord(g.copy_stop, g.copy_stream));
+  // The copy engine needs no SM, so nothing beside it can starve it; the
+  // timeout only guards against a wedged device.
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    const cudaError_t q = cudaEventQuery(g.copy_stop);
+    if (q == cudaSuccess) break;
+    if (q != cudaErrorNotReady) return fail(error, "cudaEventQuery(copy stop)", q);
+    (void)cudaGetLastError();  // NotReady is recorded as this thread's last error
+    if (Clock::now() > deadline) return not_ready(error, "host-to-device copies did not finish in 60 s");
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  float ms = 0;
+  GA_TRY(cudaEventElapsedTime(&ms, g.copy_start, g.copy_stop));
+  *gbps = double(reps) * double(g.copy_bytes) / (double(ms) * 1e-3) / 1e9;
   return true;
 }
 

@@ -1,7 +1,7 @@
 // megaring_bench: the raw-CUDA baselines (compiled by nvcc in gpu_arms.cu):
 // empty-kernel launch + sync, one-node graph + sync, the mapped-memory
 // ping-pong floor, back-to-back launches, a many-node graph replayed, and a
-// large cuBLAS GEMM for the interference arm. Plain C++ interface: the host
+// large cuBLAS GEMM and a host-to-device copy for the interference arm. Plain C++ interface: the host
 // side of the harness never includes CUDA device headers.
 //
 // Rules these functions follow (a megaring runtime may be alive while some of
@@ -11,6 +11,7 @@
 // before any runtime exists; teardown() frees it after the last runtime.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -44,11 +45,13 @@ struct InitOptions {
   int device = 0;
   int graph_nodes = 1000;  // nodes of the many-node graph
   int gemm_n = 8192;       // square BF16 GEMM, FP32 accumulate; 0 = no GEMM
+  size_t copy_bytes = 0;   // pinned host -> device copy (interference on PCIe); 0 = none
 };
 
 // Creates streams, events, the one-node and many-node graphs, the ping-pong
-// flags, the cuBLAS handle, GEMM operands and workspace; runs every kernel and
-// the GEMM once (loads their modules). Call before creating any runtime.
+// flags, the cuBLAS handle, GEMM operands and workspace, the copy buffers;
+// runs every kernel, the GEMM and the copy once (loads their modules). Call
+// before creating any runtime.
 bool init(const InitOptions& options, std::string* error);
 void teardown();  // call after the last runtime is destroyed
 
@@ -73,5 +76,12 @@ int gemm_n();
 double gemm_flops();  // per GEMM
 bool gemm_start(int reps, std::string* error);
 bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string* error);
+
+// Host-to-device bandwidth (interference arm): `reps` copies of copy_bytes
+// from pinned host memory on a stream of their own, timed with events. An
+// idle megakernel's polls are PCIe reads whose completions travel the same
+// direction as these copies.
+bool h2d_ready();
+bool h2d_copy_gbps(int reps, double* gbps, std::string* error);
 
 }  // namespace mrbench::gpu

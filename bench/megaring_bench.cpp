@@ -79,6 +79,8 @@ struct Sizes {
   int scaling_trials, scaling_sample_every;
   std::vector<int> scaling_producers;
   int gemm_n, gemm_reps, gemm_trials, wake_samples;
+  size_t copy_mb;  // interference: host-to-device copy size and copies a trial
+  int copy_reps;
   double wake_gap_us;
   std::vector<uint32_t> interf_workers;  // 0 = one per SM (the default)
   std::vector<uint32_t> interf_backoff;
@@ -97,6 +99,7 @@ Sizes sizes_for(bool short_mode) {
     s.scaling_slots = 1000000; s.scaling_trials = 3; s.scaling_sample_every = 64;
     s.scaling_producers = {1, 2, 4, 8, 16};
     s.gemm_n = 8192; s.gemm_reps = 20; s.gemm_trials = 3; s.wake_samples = 2000;
+    s.copy_mb = 256; s.copy_reps = 8;
     s.wake_gap_us = 100;
     s.interf_workers = {1, 8, 32, 0};
     s.interf_backoff = {256, 2048, 16384};
@@ -111,6 +114,7 @@ Sizes sizes_for(bool short_mode) {
     s.scaling_slots = 200000; s.scaling_trials = 3; s.scaling_sample_every = 64;
     s.scaling_producers = {1, 2, 4, 8, 16};
     s.gemm_n = 4096; s.gemm_reps = 10; s.gemm_trials = 2; s.wake_samples = 300;
+    s.copy_mb = 64; s.copy_reps = 4;
     s.wake_gap_us = 100;
     s.interf_workers = {1, 0};
     s.interf_backoff = {2048};
@@ -569,6 +573,13 @@ void print_table(const std::vector<Arm>& arms) {
         else
           buf[0] = '\0';
         rate = buf;
+        const Json* ca = a.extra.find("h2d_gbps_alone");
+        const Json* cb = a.extra.find("h2d_gbps_beside");
+        if (ca && cb) {
+          std::snprintf(buf, sizeof(buf), "; H2D copy %.1f GB/s alone, %.1f beside",
+                        ca->number(), cb->number());
+          rate += buf;
+        }
       } else if (a.group == "fairness") {
         char buf[160];
         const Json* ahead = a.extra.find("max_ahead");
@@ -687,6 +698,7 @@ int main(int argc, char** argv) {
     io.device = opt.device;
     io.graph_nodes = sz.graph_nodes;
     io.gemm_n = opt.arms.count("interf") ? sz.gemm_n : 0;
+    io.copy_bytes = opt.arms.count("interf") ? sz.copy_mb << 20 : 0;
     std::string err;
     std::fprintf(stderr, "megaring_bench: loading kernels, graphs and cuBLAS...\n");
     g_watchdog.kick("GPU set-up");
@@ -969,6 +981,8 @@ int main(int argc, char** argv) {
           a.params["defaults"] = is_default;
           a.params["gemm_n"] = gpu::gemm_n();
           a.params["gemm_reps"] = sz.gemm_reps;
+          a.params["copy_bytes"] = static_cast<double>(sz.copy_mb << 20);
+          a.params["copy_reps"] = sz.copy_reps;
           std::string err;
           // GEMM alone (no runtime alive), then beside the runtime.
           std::vector<double> alone_ms, beside_ms;
@@ -980,6 +994,14 @@ int main(int argc, char** argv) {
             if (ok) alone_ms.push_back(ms / sz.gemm_reps);
           }
           const double alone = ok ? summarize_rates(alone_ms).median : 0;
+          // Host-to-device bandwidth alone and beside the idle megakernel
+          // (its polls are PCIe reads; their completions share the link).
+          std::vector<double> copy_alone, copy_beside;
+          for (int t = 0; ok && gpu::h2d_ready() && t < sz.gemm_trials; ++t) {
+            double gbps = 0;
+            ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
+            if (ok) copy_alone.push_back(gbps);
+          }
           bool starved = false;
           std::vector<double> wake;
           if (ok) {
@@ -1000,6 +1022,11 @@ int main(int argc, char** argv) {
               // the consumer to reach its maximum backoff.
               ok = megaring_round_trips(*irt, 20, sz.wake_samples, sz.wake_gap_us * 1e3, &wake, &err);
               busy_wait_ns(sz.wake_gap_us * 1e3);
+              for (int t = 0; ok && gpu::h2d_ready() && t < sz.gemm_trials; ++t) {
+                double gbps = 0;
+                ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
+                if (ok) copy_beside.push_back(gbps);
+              }
               for (int t = 0; ok && t < sz.gemm_trials; ++t) {
                 double ms = 0;
                 bool to = false;
@@ -1042,6 +1069,13 @@ int main(int argc, char** argv) {
             for (double x : alone_ms) am.push_back(x);
             a.extra["gemm_ms_alone_trials"] = am;
             a.extra["starved"] = starved;
+            if (!copy_alone.empty() && !copy_beside.empty()) {
+              const double ca = summarize_rates(copy_alone).median;
+              const double cb = summarize_rates(copy_beside).median;
+              a.extra["h2d_gbps_alone"] = ca;
+              a.extra["h2d_gbps_beside"] = cb;
+              a.extra["h2d_slowdown_pct"] = (ca / cb - 1.0) * 100.0;
+            }
             if (!starved) {
               const double beside = summarize_rates(beside_ms).median;
               Json bm = Json::array();

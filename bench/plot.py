@@ -9,7 +9,8 @@ Writes into DIR (default: REPORT's name without .json, plus "_plots"):
   throughput.png    megaring NOP slots/s against batch size (one producer),
                     beside back-to-back launches and the many-node graph
   scaling.png       slots/s and per-slot p50/p99 against producer count
-  interference.png  GEMM slowdown and wake-up latency per megakernel setting
+  interference.png  GEMM slowdown, wake-up latency and host-to-device copy
+                    bandwidth per megakernel setting
   host_cost.png     ns per slot, megaring CPU backend vs moodycamel
 A plot whose arms were all skipped (e.g. GPU arms on a machine without a GPU)
 is drawn with a note instead of data, so the set of files is always the same.
@@ -179,7 +180,7 @@ def plot_scaling(report, out):
 
 def plot_interference(report, out):
     arms = ok_arms(report, "interference")
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 5.5))
     if arms:
         labels = ["%d blk\n%d ns" % (a["params"]["workers"], a["params"]["poll_backoff_max_ns"])
                   + ("\n(default)" if a["params"].get("defaults") else "") for a in arms]
@@ -216,6 +217,19 @@ def plot_interference(report, out):
         axes[1].set_ylabel("wake-up round trip (us, log)")
         axes[1].set_title("wake-up latency after idle, per setting")
         axes[1].legend(fontsize=8)
+        copy = [(i, a["extra"]) for i, a in enumerate(arms) if "h2d_gbps_alone" in a["extra"]]
+        if copy:
+            axes[2].bar([i - 0.2 for i, _ in copy], [e["h2d_gbps_alone"] for _, e in copy],
+                        width=0.4, label="alone")
+            axes[2].bar([i + 0.2 for i, _ in copy], [e["h2d_gbps_beside"] for _, e in copy],
+                        width=0.4, label="beside the idle megakernel")
+            axes[2].set_xticks(x)
+            axes[2].set_xticklabels(labels, fontsize=7)
+            axes[2].set_ylabel("host-to-device copy (GB/s)")
+            axes[2].set_title("PCIe: pinned host-to-device copy bandwidth")
+            axes[2].legend(fontsize=8)
+        else:
+            empty(axes[2], "no host-to-device copy measured")
         for ax in axes:
             ax.grid(True, axis="y", alpha=0.3)
     else:
