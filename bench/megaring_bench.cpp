@@ -304,12 +304,14 @@ struct Watchdog {
 };
 Watchdog g_watchdog;
 
+std::string format_row(const Arm& a);
+
+// Each arm's row as it finishes (stderr), so that a run cut short still
+// leaves the figures of every arm it finished.
 void announce(const Arm& a) {
   g_watchdog.touch();
-  if (a.status == "ok")
-    std::fprintf(stderr, "  done: %s\n", a.name.c_str());
-  else
-    std::fprintf(stderr, "  %s: %s: %s\n", a.name.c_str(), a.status.c_str(), a.reason.c_str());
+  if (a.status == "ok") std::fprintf(stderr, "  done: %s\n", a.name.c_str());
+  std::fprintf(stderr, "%s\n", format_row(a).c_str());
 }
 
 void busy_wait_ns(double ns) {
@@ -524,6 +526,78 @@ const char* group_title(const std::string& g) {
   return g.c_str();
 }
 
+// One table row (no newline): the arm's label, latency quantiles and rate or
+// its group's own summary.
+std::string format_row(const Arm& a) {
+  if (a.status != "ok") {
+    char buf[512];
+    std::snprintf(buf, sizeof(buf), "  %-46s %s: %s", a.label.c_str(), a.status.c_str(),
+                  a.reason.c_str());
+    return buf;
+  }
+  std::string lat;
+  if (a.has_latency && a.latency.n > 0) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "%8zu %9s %9s %9s %9s %9s", a.latency.n,
+                  fmt_us(a.latency.min).c_str(), fmt_us(a.latency.p50).c_str(),
+                  fmt_us(a.latency.p99).c_str(), fmt_us(a.latency.p999).c_str(),
+                  fmt_us(a.latency.max).c_str());
+    lat = buf;
+  } else {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "%8s %9s %9s %9s %9s %9s", "-", "-", "-", "-", "-", "-");
+    lat = buf;
+  }
+  std::string rate;
+  if (a.has_rate) {
+    rate = fmt_rate(a.rate.median) + a.rate_unit + " [" + fmt_rate(a.rate.min) + ", " +
+           fmt_rate(a.rate.max) + "] x" + std::to_string(a.rate.trials);
+  }
+  if (a.group == "interference") {
+    char buf[160];
+    const Json* alone = a.extra.find("gemm_ms_alone");
+    const Json* beside = a.extra.find("gemm_ms_beside");
+    const Json* starved = a.extra.find("starved");
+    if (starved && starved->boolean())
+      std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone; STARVED beside the megakernel",
+                    alone ? alone->number() : 0.0);
+    else if (alone && beside)
+      std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone, %.3f ms beside: %+.2f%%",
+                    alone->number(), beside->number(),
+                    (beside->number() / alone->number() - 1) * 100);
+    else
+      buf[0] = '\0';
+    rate = buf;
+    const Json* ca = a.extra.find("h2d_gbps_alone");
+    const Json* cb = a.extra.find("h2d_gbps_beside");
+    if (ca && cb) {
+      std::snprintf(buf, sizeof(buf), "; H2D copy %.1f GB/s alone, %.1f beside",
+                    ca->number(), cb->number());
+      rate += buf;
+    }
+  } else if (a.group == "fairness") {
+    char buf[160];
+    const Json* ahead = a.extra.find("max_ahead");
+    const Json* flood = a.extra.find("flood_slots_per_s");
+    const Json* ratio = a.extra.find("p99_vs_alone");
+    if (flood && ratio && ahead)
+      std::snprintf(buf, sizeof(buf), "max %.0f queued ahead; flood %s slots/s; p99 %.2fx alone",
+                    ahead->number(), fmt_rate(flood->number()).c_str(), ratio->number());
+    else if (ahead)
+      std::snprintf(buf, sizeof(buf), "max %.0f queued ahead", ahead->number());
+    else
+      buf[0] = '\0';
+    rate = buf;
+  } else if (a.group == "host_cost" && a.has_rate) {
+    char buf[48];
+    std::snprintf(buf, sizeof(buf), " = %.0f ns/slot", 1e9 / a.rate.median);
+    rate += buf;
+  }
+  char line[1024];
+  std::snprintf(line, sizeof(line), "  %-46s %s | %s", a.label.c_str(), lat.c_str(), rate.c_str());
+  return line;
+}
+
 void print_table(const std::vector<Arm>& arms) {
   const char* groups[] = {"round_trip", "throughput", "scaling", "interference", "host_cost",
                           "fairness"};
@@ -534,72 +608,8 @@ void print_table(const std::vector<Arm>& arms) {
     std::printf("\n== %s\n   (%s)\n", group_title(g), group_note(g));
     std::printf("  %-46s %8s %9s %9s %9s %9s %9s | %s\n", "arm", "n", "min us", "p50 us",
                 "p99 us", "p99.9 us", "max us", "rate (median [min, max])");
-    for (const Arm& a : arms) {
-      if (a.group != g) continue;
-      if (a.status != "ok") {
-        std::printf("  %-46s %s: %s\n", a.label.c_str(), a.status.c_str(), a.reason.c_str());
-        continue;
-      }
-      std::string lat;
-      if (a.has_latency && a.latency.n > 0) {
-        char buf[160];
-        std::snprintf(buf, sizeof(buf), "%8zu %9s %9s %9s %9s %9s", a.latency.n,
-                      fmt_us(a.latency.min).c_str(), fmt_us(a.latency.p50).c_str(),
-                      fmt_us(a.latency.p99).c_str(), fmt_us(a.latency.p999).c_str(),
-                      fmt_us(a.latency.max).c_str());
-        lat = buf;
-      } else {
-        char buf[160];
-        std::snprintf(buf, sizeof(buf), "%8s %9s %9s %9s %9s %9s", "-", "-", "-", "-", "-", "-");
-        lat = buf;
-      }
-      std::string rate;
-      if (a.has_rate) {
-        rate = fmt_rate(a.rate.median) + a.rate_unit + " [" + fmt_rate(a.rate.min) + ", " +
-               fmt_rate(a.rate.max) + "] x" + std::to_string(a.rate.trials);
-      }
-      if (a.group == "interference") {
-        char buf[160];
-        const Json* alone = a.extra.find("gemm_ms_alone");
-        const Json* beside = a.extra.find("gemm_ms_beside");
-        const Json* starved = a.extra.find("starved");
-        if (starved && starved->boolean())
-          std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone; STARVED beside the megakernel",
-                        alone ? alone->number() : 0.0);
-        else if (alone && beside)
-          std::snprintf(buf, sizeof(buf), "GEMM %.3f ms alone, %.3f ms beside: %+.2f%%",
-                        alone->number(), beside->number(),
-                        (beside->number() / alone->number() - 1) * 100);
-        else
-          buf[0] = '\0';
-        rate = buf;
-        const Json* ca = a.extra.find("h2d_gbps_alone");
-        const Json* cb = a.extra.find("h2d_gbps_beside");
-        if (ca && cb) {
-          std::snprintf(buf, sizeof(buf), "; H2D copy %.1f GB/s alone, %.1f beside",
-                        ca->number(), cb->number());
-          rate += buf;
-        }
-      } else if (a.group == "fairness") {
-        char buf[160];
-        const Json* ahead = a.extra.find("max_ahead");
-        const Json* flood = a.extra.find("flood_slots_per_s");
-        const Json* ratio = a.extra.find("p99_vs_alone");
-        if (flood && ratio && ahead)
-          std::snprintf(buf, sizeof(buf), "max %.0f queued ahead; flood %s slots/s; p99 %.2fx alone",
-                        ahead->number(), fmt_rate(flood->number()).c_str(), ratio->number());
-        else if (ahead)
-          std::snprintf(buf, sizeof(buf), "max %.0f queued ahead", ahead->number());
-        else
-          buf[0] = '\0';
-        rate = buf;
-      } else if (a.group == "host_cost" && a.has_rate) {
-        char buf[48];
-        std::snprintf(buf, sizeof(buf), " = %.0f ns/slot", 1e9 / a.rate.median);
-        rate += buf;
-      }
-      std::printf("  %-46s %s | %s\n", a.label.c_str(), lat.c_str(), rate.c_str());
-    }
+    for (const Arm& a : arms)
+      if (a.group == g) std::printf("%s\n", format_row(a).c_str());
   }
 }
 
