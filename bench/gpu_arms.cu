@@ -292,13 +292,16 @@ void teardown() {
   g = State{};
 }
 
-bool launch_sync_latency(int warmup, int iters, std::vector<double>* ns, std::string* error) {
+// One sample per iteration: `submit` (a launch on g.stream) plus the sync.
+template <class Submit>
+static bool submit_sync_latency(int warmup, int iters, std::vector<double>* ns,
+                                std::string* error, Submit submit) {
   if (!g.inited) return not_ready(error, "gpu arms not initialised");
   ns->clear();
   ns->reserve(static_cast<size_t>(iters));
   for (int i = -warmup; i < iters; ++i) {
     const auto t0 = Clock::now();
-    if (!launch_empty(error)) return false;
+    if (!submit()) return false;
     GA_TRY(cudaStreamSynchronize(g.stream));
     const auto t1 = Clock::now();
     if (i >= 0) ns->push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
@@ -306,18 +309,15 @@ bool launch_sync_latency(int warmup, int iters, std::vector<double>* ns, std::st
   return true;
 }
 
+bool launch_sync_latency(int warmup, int iters, std::vector<double>* ns, std::string* error) {
+  return submit_sync_latency(warmup, iters, ns, error, [error] { return launch_empty(error); });
+}
+
 bool graph_sync_latency(int warmup, int iters, std::vector<double>* ns, std::string* error) {
-  if (!g.inited) return not_ready(error, "gpu arms not initialised");
-  ns->clear();
-  ns->reserve(static_cast<size_t>(iters));
-  for (int i = -warmup; i < iters; ++i) {
-    const auto t0 = Clock::now();
+  return submit_sync_latency(warmup, iters, ns, error, [error] {
     GA_TRY(cudaGraphLaunch(g.one_exec, g.stream));
-    GA_TRY(cudaStreamSynchronize(g.stream));
-    const auto t1 = Clock::now();
-    if (i >= 0) ns->push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
-  }
-  return true;
+    return true;
+  });
 }
 
 bool pingpong_latency(int warmup, int iters, std::vector<double>* ns, std::string* error) {
@@ -407,14 +407,16 @@ bool gemm_start(int reps, std::string* error) {
 #endif
 }
 
-bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string* error) {
+// Polls `stop` (never a blocking sync: a persistent kernel may hold the
+// device) until it completes or `timeout_s` passes (*timed_out = true).
+static bool poll_event(cudaEvent_t stop, const char* what, double timeout_s, bool* timed_out,
+                       std::string* error) {
   *timed_out = false;
-  if (!g.gemm_pending) return not_ready(error, "no GEMM in flight");
   const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
   for (;;) {
-    const cudaError_t q = cudaEventQuery(g.ev_stop);
-    if (q == cudaSuccess) break;
-    if (q != cudaErrorNotReady) return fail(error, "cudaEventQuery(GEMM stop)", q);
+    const cudaError_t q = cudaEventQuery(stop);
+    if (q == cudaSuccess) return true;
+    if (q != cudaErrorNotReady) return fail(error, std::string("cudaEventQuery(") + what + ")", q);
     (void)cudaGetLastError();  // NotReady is recorded as this thread's last error
     if (Clock::now() > deadline) {
       *timed_out = true;
@@ -422,6 +424,12 @@ bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string*
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string* error) {
+  if (!g.gemm_pending) return not_ready(error, "no GEMM in flight");
+  if (!poll_event(g.ev_stop, "GEMM stop", timeout_s, timed_out, error)) return false;
+  if (*timed_out) return true;
   g.gemm_pending = false;
   float ms = 0;
   GA_TRY(cudaEventElapsedTime(&ms, g.ev_start, g.ev_stop));
@@ -440,15 +448,9 @@ bool h2d_copy_gbps(int reps, double* gbps, std::string* error) {
   GA_TRY(cudaEventRecord(g.copy_stop, g.copy_stream));
   // The copy engine needs no SM, so nothing beside it can starve it; the
   // timeout only guards against a wedged device.
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  for (;;) {
-    const cudaError_t q = cudaEventQuery(g.copy_stop);
-    if (q == cudaSuccess) break;
-    if (q != cudaErrorNotReady) return fail(error, "cudaEventQuery(copy stop)", q);
-    (void)cudaGetLastError();  // NotReady is recorded as this thread's last error
-    if (Clock::now() > deadline) return not_ready(error, "host-to-device copies did not finish in 60 s");
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
+  bool timed_out = false;
+  if (!poll_event(g.copy_stop, "copy stop", 60, &timed_out, error)) return false;
+  if (timed_out) return not_ready(error, "host-to-device copies did not finish in 60 s");
   float ms = 0;
   GA_TRY(cudaEventElapsedTime(&ms, g.copy_start, g.copy_stop));
   *gbps = double(reps) * double(g.copy_bytes) / (double(ms) * 1e-3) / 1e9;

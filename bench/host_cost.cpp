@@ -77,6 +77,17 @@ struct TrialResult {
   std::vector<double> publish_ns;
 };
 
+// Opens the start line, joins the producers, and records the trial's wall and
+// process CPU time from the opening to the last join.
+void open_and_join(StartLine& start, std::vector<std::thread>& threads, TrialResult* res) {
+  const double cpu0 = process_cpu_ns();
+  const auto t0 = Clock::now();
+  start.go.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  res->seconds = elapsed_ns(t0, Clock::now()) * 1e-9;
+  res->cpu_ns = process_cpu_ns() - cpu0;
+}
+
 std::vector<uint64_t> split(uint64_t total, int parts) {
   std::vector<uint64_t> v(static_cast<size_t>(parts), total / static_cast<uint64_t>(parts));
   v[0] += total % static_cast<uint64_t>(parts);
@@ -121,12 +132,7 @@ TrialResult megaring_trial(megaring::Runtime& rt, int producers, uint64_t slots,
       }
     });
   }
-  const double cpu0 = process_cpu_ns();
-  const auto t0 = Clock::now();
-  start.go.store(true, std::memory_order_release);
-  for (auto& t : threads) t.join();
-  res.seconds = elapsed_ns(t0, Clock::now()) * 1e-9;
-  res.cpu_ns = process_cpu_ns() - cpu0;
+  open_and_join(start, threads, &res);
   for (int p = 0; p < producers; ++p) {
     if (!errors[static_cast<size_t>(p)].empty()) {
       res.ok = false;
@@ -213,12 +219,7 @@ class QueueBench {
         while (done.load(std::memory_order_acquire) < share) waiter.pause();
       });
     }
-    const double cpu0 = process_cpu_ns();
-    const auto t0 = Clock::now();
-    start.go.store(true, std::memory_order_release);
-    for (auto& t : threads) t.join();
-    res.seconds = elapsed_ns(t0, Clock::now()) * 1e-9;
-    res.cpu_ns = process_cpu_ns() - cpu0;
+    open_and_join(start, threads, &res);
     for (auto& s : samples) res.publish_ns.insert(res.publish_ns.end(), s.begin(), s.end());
     return res;
   }

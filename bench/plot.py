@@ -44,6 +44,12 @@ def empty(ax, text):
     ax.set_yticks([])
 
 
+def save(fig, out, name):
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, name + ".png"), dpi=110)
+    plt.close(fig)
+
+
 def title_suffix(report):
     gpu = report.get("gpu", {})
     dev = gpu.get("name") if gpu.get("available") else "no GPU"
@@ -86,9 +92,7 @@ def plot_latency(report, out):
     if wake:
         plot_ccdf(axes[0][1], wake, "wake-up round trip after idle (interference arm)")
     fig.suptitle("latency distributions\n" + title_suffix(report), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "latency.png"), dpi=110)
-    plt.close(fig)
+    save(fig, out, "latency")
 
 
 def plot_throughput(report, out):
@@ -133,9 +137,7 @@ def plot_throughput(report, out):
     if not log_y:
         ax.set_ylim(bottom=0)
     skipped_note(ax, report, "throughput")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "throughput.png"), dpi=110)
-    plt.close(fig)
+    save(fig, out, "throughput")
 
 
 def plot_scaling(report, out):
@@ -173,9 +175,7 @@ def plot_scaling(report, out):
         empty(ax, "no scaling arm ran")
     ax.set_xlabel("producer threads")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "scaling.png"), dpi=110)
-    plt.close(fig)
+    save(fig, out, "scaling")
 
 
 def plot_interference(report, out):
@@ -238,9 +238,7 @@ def plot_interference(report, out):
             skipped_note(ax, report, "interference")
     fig.suptitle("interference: large GEMM beside an idle megakernel\n" + title_suffix(report),
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "interference.png"), dpi=110)
-    plt.close(fig)
+    save(fig, out, "interference")
 
 
 def plot_host_cost(report, out):
@@ -275,9 +273,7 @@ def plot_host_cost(report, out):
     skipped_note(ax, report, "host_cost")
     ax.set_title("host cost per slot: megaring CPU backend vs moodycamel\n" + title_suffix(report),
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "host_cost.png"), dpi=110)
-    plt.close(fig)
+    save(fig, out, "host_cost")
 
 
 def plot_fairness(report, out):
@@ -288,9 +284,7 @@ def plot_fairness(report, out):
     skipped_note(ax, report, "fairness")
     fig.suptitle("tenant fairness: the flood's outstanding-slot quota bounds the queue ahead\n" +
                  title_suffix(report), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "fairness.png"), dpi=110)
-    plt.close(fig)
+    save(fig, out, "fairness")
 
 
 def main():

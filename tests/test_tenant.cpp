@@ -93,7 +93,7 @@ uint32_t* gate_word(Backend backend) {
 class Gate {
  public:
   explicit Gate(Backend backend) : word_(gate_word(backend)) {
-    if (word_ != nullptr) store(0);
+    if (word_ != nullptr) store(word_, 0);
   }
   bool ok() const { return word_ != nullptr; }
   SlotRequest slot() const {
@@ -102,17 +102,16 @@ class Gate {
     r.args[0] = reinterpret_cast<uint64_t>(word_);
     return r;
   }
-  void open() { store(1); }
+  void open() { store(word_, 1); }
   // Opens the gate whatever state a failed test left it in.
   static void open(Backend backend) {
-    if (uint32_t* w = gate_word(backend)) Gate(w).open();
+    if (uint32_t* w = gate_word(backend)) store(w, 1);
   }
 
  private:
-  explicit Gate(uint32_t* word) : word_(word) {}
-  void store(uint32_t value) {
+  static void store(uint32_t* word, uint32_t value) {
     // RELEASE (system): the gate slot acquires it on the consumer.
-    cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(*word_).store(
+    cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(*word).store(
         value, cuda::std::memory_order_release);
   }
   uint32_t* word_ = nullptr;
