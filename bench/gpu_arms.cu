@@ -5,6 +5,7 @@
 
 #include <cuda/atomic>
 #include <cuda_bf16.h>
+#include <megaring/detail/consumer_core.cuh>  // copy_slot_body: the ring's own read
 #include <cuda_runtime_api.h>
 #if MEGARING_BENCH_CUBLAS
 #include <cublas_v2.h>
@@ -22,27 +23,139 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using u64 = unsigned long long;
 
-constexpr u64 kPingStop = ~0ull;
-constexpr size_t kPingBytes = 256;       // h2d word at 0, d2h word at 128: own lines
+template <class T>
+using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
+
+// The ping-pong buffer (pinned, host-mapped): the host -> device message in
+// bytes [0, 128), written by the host only; the echo word at byte 256,
+// written by the kernel only. No word has two writers, as in the ring ABI.
+constexpr size_t kPingBytes = 512;
+constexpr size_t kMessageWords = 16;  // 128 bytes: the largest layout
+constexpr size_t kEchoWord = 32;      // byte 256: a line of its own
+constexpr u64 kPingStop = ~0ull;      // in word 0: the kernel returns
+// The kernel echoes message v as v, or as v | kTornEcho when a word of it
+// did not hold what the host wrote for v.
+constexpr u64 kTornEcho = 1ull << 62;
 constexpr size_t kGemmWorkspace = 64u << 20;
+
+// Word i of message v: distinct per message and per word, so a stale or
+// misplaced word shows.
+__host__ __device__ constexpr u64 message_word(u64 v, u64 i) {
+  return (v * 0x9E3779B97F4A7C15ull) ^ ((i + 1) * 0x5851F42D4C957F2Dull);
+}
+// kFlagged: word i = the message's flag (its low 32 bits) over a 31-bit
+// payload. A payload's top bit is clear, so no word equals kPingStop.
+__host__ __device__ constexpr u64 flagged_word(u64 v, u64 i) {
+  return (u64(uint32_t(v)) << 32) | (message_word(v, i) & 0x7FFFFFFFull);
+}
 
 __global__ void empty_kernel() {}
 
-// The floor: one thread spins on a host-written word (system-scope acquire:
-// a plain or volatile load gives no ordering guarantee across PCIe) and
-// release-stores each new value into a host-read word. Every word has one
-// writer, as in the megaring ABI (no RMW crosses PCIe).
-__global__ void pingpong_kernel(u64* h2d, u64* d2h) {
-  cuda::atomic_ref<u64, cuda::thread_scope_system> in(*h2d);
-  cuda::atomic_ref<u64, cuda::thread_scope_system> out(*d2h);
-  u64 last = 0;
-  for (;;) {
-    const u64 v = in.load(cuda::std::memory_order_acquire);
-    if (v == kPingStop) return;
-    if (v != last) {
-      out.store(v, cuda::std::memory_order_release);
-      last = v;
+// One 16-byte volatile load (two 8-byte words, each read whole): NCCL's LL
+// read. Volatile is a relaxed, system-scope load in the PTX memory model: no
+// ordering, so every such load of a message is in flight at once.
+__device__ __forceinline__ ulonglong2 load_volatile_16(const u64* p) {
+  ulonglong2 v;
+  asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];" : "=l"(v.x), "=l"(v.y) : "l"(p) : "memory");
+  return v;
+}
+
+// One thread waits for each message in turn (1, 2, ...), reads it as
+// `Layout` says, checks it, and release-stores its echo (system scope: the
+// host acquires it). Spins without backoff: the floor.
+template <ReadLayout Layout>
+__global__ void pingpong_kernel(u64* msg, u64* echo_word) {
+  SysRef<u64> header(msg[0]);
+  SysRef<u64> echo(*echo_word);
+  for (u64 next = 1;; ++next) {
+    bool intact = true;
+    if constexpr (Layout == ReadLayout::kFlag) {
+      u64 v;
+      // ACQUIRE (system): pairs with the host's release of the word.
+      while ((v = header.load(cuda::std::memory_order_acquire)) != next)
+        if (v == kPingStop) return;
+    } else if constexpr (Layout == ReadLayout::kHeaderBody) {
+      const u64 ready = mr_make_header(next, MR_SLOT_READY);
+      u64 h;
+      // C2: ACQUIRE (system) the header; it orders the body reads after it.
+      while ((h = header.load(cuda::std::memory_order_acquire)) != ready)
+        if (h == kPingStop) return;
+      mr_slot body;  // C3, exactly as the megakernel reads a slot
+      megaring::detail::copy_slot_body(reinterpret_cast<const mr_slot*>(msg), h, &body);
+      const u64 words[7] = {body.opcode | u64(body.tenant) << 32,
+                            body.flags | u64(body.reserved) << 32, body.args[0], body.args[1],
+                            body.args[2], body.args[3], body.args[4]};
+      for (u64 i = 0; i < 7; ++i) intact &= words[i] == message_word(next, i + 1);
+    } else {
+      const uint32_t flag = uint32_t(next);
+      u64 w[kMessageWords];
+      for (;;) {
+        // Every word at once: a message is whole when every flag is its own
+        // (each 8-byte word is written and read whole).
+        for (size_t k = 0; k < kMessageWords / 2; ++k) {
+          const ulonglong2 pair = load_volatile_16(msg + 2 * k);
+          w[2 * k] = pair.x;
+          w[2 * k + 1] = pair.y;
+        }
+        if constexpr (Layout == ReadLayout::kFlaggedAcquire) {
+          // ACQUIRE (system), after the others are issued: later reads (of
+          // data the host wrote before the message) are ordered after it.
+          w[0] = header.load(cuda::std::memory_order_acquire);
+        }
+        if (w[0] == kPingStop) return;
+        bool flagged = true;
+        for (size_t k = 0; k < kMessageWords; ++k) flagged &= uint32_t(w[k] >> 32) == flag;
+        if (flagged) break;
+      }
+      for (size_t k = 0; k < kMessageWords; ++k) intact &= w[k] == flagged_word(next, k);
     }
+    // RELEASE (system): orders the reads above before the host sees the echo.
+    echo.store(intact ? next : next | kTornEcho, cuda::std::memory_order_release);
+  }
+}
+
+constexpr ReadLayout kReadLayouts[] = {ReadLayout::kFlag, ReadLayout::kHeaderBody,
+                                       ReadLayout::kFlagged, ReadLayout::kFlaggedAcquire};
+
+const void* pingpong_entry(ReadLayout layout) {
+  switch (layout) {
+    case ReadLayout::kFlag:
+      return reinterpret_cast<const void*>(&pingpong_kernel<ReadLayout::kFlag>);
+    case ReadLayout::kHeaderBody:
+      return reinterpret_cast<const void*>(&pingpong_kernel<ReadLayout::kHeaderBody>);
+    case ReadLayout::kFlagged:
+      return reinterpret_cast<const void*>(&pingpong_kernel<ReadLayout::kFlagged>);
+    case ReadLayout::kFlaggedAcquire:
+      return reinterpret_cast<const void*>(&pingpong_kernel<ReadLayout::kFlaggedAcquire>);
+  }
+  return nullptr;
+}
+
+// The host's side of one message: write it as `layout` says. Relaxed stores
+// of whole words (the kernel may be reading them), then, for the layouts
+// that have one, the RELEASE that orders them (or the data before them).
+void write_message(ReadLayout layout, u64* msg, u64 v) {
+  switch (layout) {
+    case ReadLayout::kFlag:
+      // RELEASE (system): pairs with the kernel's acquire.
+      SysRef<u64>(msg[0]).store(v, cuda::std::memory_order_release);
+      return;
+    case ReadLayout::kHeaderBody:
+      // P2: the body, then P3: the header, RELEASE (system): orders the body
+      // before it for a kernel that acquires the header.
+      for (u64 i = 1; i < 8; ++i)
+        SysRef<u64>(msg[i]).store(message_word(v, i), cuda::std::memory_order_relaxed);
+      SysRef<u64>(msg[0]).store(mr_make_header(v, MR_SLOT_READY), cuda::std::memory_order_release);
+      return;
+    case ReadLayout::kFlagged:
+    case ReadLayout::kFlaggedAcquire:
+      // RELEASE fence (system): host data written before this message is
+      // ordered before every word of it (kFlaggedAcquire's acquire of word 0
+      // relies on it); the words themselves need no order among them.
+      cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_system);
+      for (u64 k = 0; k < kMessageWords; ++k)
+        SysRef<u64>(msg[k]).store(flagged_word(v, k), cuda::std::memory_order_relaxed);
+      return;
   }
 }
 
@@ -202,7 +315,7 @@ bool init(const InitOptions& options, std::string* error) {
   // anyway): lazy loading next to a running persistent kernel can deadlock.
   cudaFuncAttributes attr;
   GA_TRY(cudaFuncGetAttributes(&attr, empty_kernel));
-  GA_TRY(cudaFuncGetAttributes(&attr, pingpong_kernel));
+  for (ReadLayout layout : kReadLayouts) GA_TRY(cudaFuncGetAttributes(&attr, pingpong_entry(layout)));
   GA_TRY(cudaFuncGetAttributes(&attr, fill_bf16));
 
   if (!capture_graph(1, &g.one_graph, &g.one_exec, error)) return false;
@@ -224,7 +337,8 @@ bool init(const InitOptions& options, std::string* error) {
   GA_TRY(cudaStreamSynchronize(g.stream));
   g.inited = true;
   std::vector<double> scratch;
-  if (!pingpong_latency(10, 10, &scratch, error)) return false;
+  for (ReadLayout layout : kReadLayouts)
+    if (!read_layout_latency(layout, 10, 10, &scratch, error)) return false;
 
 #if MEGARING_BENCH_CUBLAS
   if (options.gemm_n > 0) {
@@ -321,28 +435,35 @@ bool graph_sync_latency(int warmup, int iters, std::vector<double>* ns, std::str
 }
 
 bool pingpong_latency(int warmup, int iters, std::vector<double>* ns, std::string* error) {
+  return read_layout_latency(ReadLayout::kFlag, warmup, iters, ns, error);
+}
+
+bool read_layout_latency(ReadLayout layout, int warmup, int iters, std::vector<double>* ns,
+                         std::string* error) {
   if (!g.inited) return not_ready(error, "gpu arms not initialised");
   ns->clear();
   ns->reserve(static_cast<size_t>(iters));
-  u64* h2d_word = g.ping_host;       // host writes, kernel reads
-  u64* d2h_word = g.ping_host + 16;  // kernel writes, host reads (128 bytes on)
-  cuda::atomic_ref<u64, cuda::thread_scope_system> h2d(*h2d_word);
-  cuda::atomic_ref<u64, cuda::thread_scope_system> d2h(*d2h_word);
-  // The kernel is not running: the host owns both words.
-  h2d.store(0, cuda::std::memory_order_relaxed);
-  d2h.store(0, cuda::std::memory_order_relaxed);
-  u64* dev_h2d = g.ping_dev;
-  u64* dev_d2h = g.ping_dev + 16;
-  void* args[] = {&dev_h2d, &dev_d2h};
-  GA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>(&pingpong_kernel), dim3(1), dim3(1), args,
-                          0, g.stream));
+  u64* msg = g.ping_host;  // host writes, kernel reads
+  SysRef<u64> echo(g.ping_host[kEchoWord]);  // kernel writes, host reads
+  // The kernel is not running: the host owns every word.
+  for (size_t k = 0; k < kPingBytes / sizeof(u64); ++k)
+    SysRef<u64>(g.ping_host[k]).store(0, cuda::std::memory_order_relaxed);
+  u64* dev_msg = g.ping_dev;
+  u64* dev_echo = g.ping_dev + kEchoWord;
+  void* args[] = {&dev_msg, &dev_echo};
+  GA_TRY(cudaLaunchKernel(pingpong_entry(layout), dim3(1), dim3(1), args, 0, g.stream));
   bool ok = true;
   std::string why;
+  uint64_t torn = 0;
   for (int i = -warmup; i < iters && ok; ++i) {
-    const u64 value = static_cast<u64>(i + warmup + 1);
+    const u64 value = static_cast<u64>(i + warmup + 1);  // the kernel expects 1, 2, ...
     const auto t0 = Clock::now();
-    h2d.store(value, cuda::std::memory_order_release);
-    for (uint32_t spins = 1; d2h.load(cuda::std::memory_order_acquire) != value; ++spins) {
+    write_message(layout, msg, value);
+    u64 seen;
+    // ACQUIRE (system): pairs with the kernel's release of the echo.
+    for (uint32_t spins = 1; (seen = echo.load(cuda::std::memory_order_acquire)) != value &&
+                             seen != (value | kTornEcho);
+         ++spins) {
       if ((spins & 0xFFFFu) == 0 && Clock::now() - t0 > std::chrono::seconds(5)) {
         const cudaError_t q = cudaStreamQuery(g.stream);
         (void)cudaGetLastError();  // NotReady is recorded as this thread's last error
@@ -353,10 +474,18 @@ bool pingpong_latency(int warmup, int iters, std::vector<double>* ns, std::strin
       }
     }
     const auto t1 = Clock::now();
-    if (ok && i >= 0) ns->push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+    if (!ok) break;
+    if (seen != value) ++torn;
+    if (i >= 0) ns->push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
   }
-  h2d.store(kPingStop, cuda::std::memory_order_release);
+  // RELEASE: the last message's words are all written before the stop.
+  SysRef<u64>(msg[0]).store(kPingStop, cuda::std::memory_order_release);
   GA_TRY(cudaStreamSynchronize(g.stream));
+  if (ok && torn != 0) {
+    ok = false;
+    why = std::to_string(torn) + " of " + std::to_string(warmup + iters) +
+          " messages were read torn: this layout is unsafe on this machine";
+  }
   if (!ok && error) *error = why;
   return ok;
 }

@@ -62,6 +62,25 @@ bool graph_sync_latency(int warmup, int iters, std::vector<double>* ns, std::str
 // acquire/release on both sides): the CPU -> GPU -> CPU floor.
 bool pingpong_latency(int warmup, int iters, std::vector<double>* ns, std::string* error);
 
+// How the ping-pong kernel reads one host -> device message: the floor's one
+// word, and the slot layouts a ring could use. The same echo path for all, so
+// the difference between two arms is the read alone. Each message's content
+// is checked on the device; a message seen torn (any word stale) fails the
+// arm, naming the count: that layout is unsafe on this machine.
+enum class ReadLayout {
+  kFlag,        // one 8-byte word, acquire: the floor (pingpong_latency)
+  kHeaderBody,  // megaring's ABI v2 slot (64 bytes): acquire the header, then
+                // read the body (detail::copy_slot_body): two dependent reads
+  kFlagged,     // 128 bytes of 8-byte words, each a 4-byte payload beside the
+                // message's 4-byte flag (NCCL's LL): one read of every word at
+                // once, valid when every flag is the message's
+  kFlaggedAcquire,  // kFlagged plus word 0 read again with acquire, last: what
+                    // a layout needs to order later reads of host data
+};
+const char* read_layout_name(ReadLayout layout);
+bool read_layout_latency(ReadLayout layout, int warmup, int iters, std::vector<double>* ns,
+                         std::string* error);
+
 // Throughput arms: one trial each, kernels per second.
 bool launch_throughput(int launches, double* kernels_per_s, std::string* error);
 bool graph_throughput(int replays, double* kernels_per_s, std::string* error);

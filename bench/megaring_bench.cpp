@@ -732,6 +732,24 @@ int main(int argc, char** argv) {
     } raw[] = {
         {"rt.pingpong_floor", "ping-pong floor (mapped flag, 1-thread kernel)",
          &gpu::pingpong_latency, sz.ping_iters},
+        // The same ping-pong reading a whole message: what the ring's slot
+        // layout costs on top of the floor, and what another would
+        // (bench/NOTES.md, "Round trip").
+        {"rt.read.header_body", "ping-pong, 64 B slot: header acquire, then body",
+         [](int w, int n, std::vector<double>* ns, std::string* e) {
+           return gpu::read_layout_latency(gpu::ReadLayout::kHeaderBody, w, n, ns, e);
+         },
+         sz.ping_iters},
+        {"rt.read.flagged", "ping-pong, 128 B flagged words (LL), one read",
+         [](int w, int n, std::vector<double>* ns, std::string* e) {
+           return gpu::read_layout_latency(gpu::ReadLayout::kFlagged, w, n, ns, e);
+         },
+         sz.ping_iters},
+        {"rt.read.flagged_acquire", "ping-pong, 128 B flagged words + acquire",
+         [](int w, int n, std::vector<double>* ns, std::string* e) {
+           return gpu::read_layout_latency(gpu::ReadLayout::kFlaggedAcquire, w, n, ns, e);
+         },
+         sz.ping_iters},
         {"rt.launch_sync", "empty kernel: cudaLaunchKernel + stream sync", &gpu::launch_sync_latency,
          sz.launch_iters},
         {"rt.graph_sync", "1-node graph: cudaGraphLaunch + stream sync", &gpu::graph_sync_latency,
