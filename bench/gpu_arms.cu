@@ -5,7 +5,7 @@
 
 #include <cuda/atomic>
 #include <cuda_bf16.h>
-#include <megaring/detail/consumer_core.cuh>  // copy_slot_body: the ring's own read
+#include <megaring/megakernel.cuh>  // make_consumer; copy_slot_body: the ring's own read
 #include <cuda_runtime_api.h>
 #if MEGARING_BENCH_CUBLAS
 #include <cublas_v2.h>
@@ -262,6 +262,28 @@ bool capture_graph(int nodes, cudaGraph_t* graph, cudaGraphExec_t* exec, std::st
 }  // namespace
 
 bool have_cublas() { return MEGARING_BENCH_CUBLAS != 0; }
+
+constexpr unsigned kNarrowThreads = 32, kNarrowRegisters = 32;
+
+const megaring::Consumer& narrow_consumer() {
+  static const megaring::Consumer consumer =
+      megaring::make_consumer<megaring::NoUserOps, kNarrowThreads, kNarrowRegisters>(
+          "builtin-one-warp");
+  return consumer;
+}
+
+int megakernel_registers(bool narrow) {
+  using megaring::NoUserOps;
+  using megaring::detail::megakernel_entry;
+  // The built-in consumer's instantiation (kernels/builtin_consumer.cu),
+  // compiled again here with the same arguments.
+  cudaFuncAttributes attributes{};
+  const cudaError_t err = cudaFuncGetAttributes(
+      &attributes, narrow ? megakernel_entry<NoUserOps, kNarrowThreads, false, kNarrowRegisters>()
+                          : megakernel_entry<NoUserOps, megaring::kDefaultBlockThreads, false, 0>());
+  (void)cudaGetLastError();
+  return err == cudaSuccess ? attributes.numRegs : -1;
+}
 
 DeviceInfo query_device(int device) {
   DeviceInfo info;

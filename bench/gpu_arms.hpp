@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+namespace megaring {
+struct Consumer;
+}
+
 namespace mrbench::gpu {
 
 struct DeviceInfo {
@@ -95,6 +99,17 @@ int gemm_n();
 double gemm_flops();  // per GEMM
 bool gemm_start(int reps, std::string* error);
 bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string* error);
+
+// The built-in opcodes (megaring::NoUserOps) in one-warp blocks of at most
+// 32 registers a thread, for the interference arm: 1,024 registers a block
+// instead of the built-in consumer's 8,192 leaves a GEMM CTA room beside it
+// (handlers are block-wide, so FILL/COPY/REDUCE run slower in it; NOPs do
+// not).
+const megaring::Consumer& narrow_consumer();
+// Registers a thread of the megakernel (no timeline) of the built-in
+// consumer or of narrow_consumer(), as cudaFuncGetAttributes reports them;
+// -1 if the query failed.
+int megakernel_registers(bool narrow);
 
 // Host-to-device bandwidth (interference arm): `reps` copies of copy_bytes
 // from pinned host memory on a stream of their own, timed with events. An

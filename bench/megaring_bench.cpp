@@ -84,6 +84,9 @@ struct Sizes {
   double wake_gap_us;
   std::vector<uint32_t> interf_workers;  // 0 = one per SM (the default)
   std::vector<uint32_t> interf_backoff;
+  // Also at these block counts (default backoff): a one-warp consumer
+  // (gpu::narrow_consumer), which leaves a GEMM CTA more of each SM.
+  std::vector<uint32_t> interf_narrow_workers;
   HostCostOptions host;
   int fair_samples;
   std::vector<uint64_t> fair_caps;
@@ -103,6 +106,7 @@ Sizes sizes_for(bool short_mode) {
     s.wake_gap_us = 100;
     s.interf_workers = {1, 8, 32, 0};
     s.interf_backoff = {256, 2048, 16384};
+    s.interf_narrow_workers = {8, 32, 0};
     s.host.producers = {1, 2, 4, 8};
     s.host.slots = 1000000; s.host.trials = 7;
     s.fair_samples = 5000; s.fair_caps = {16, 64, 256, 0};
@@ -118,6 +122,7 @@ Sizes sizes_for(bool short_mode) {
     s.wake_gap_us = 100;
     s.interf_workers = {1, 0};
     s.interf_backoff = {2048};
+    s.interf_narrow_workers = {0};
     s.host.producers = {1, 2, 4};
     s.host.slots = 500000; s.host.trials = 5;
     s.fair_samples = 500; s.fair_caps = {16, 0};
@@ -988,139 +993,157 @@ int main(int argc, char** argv) {
       arms.push_back(skipped("interf", "interference", "GEMM beside an idle megakernel", why));
       announce(arms.back());
     } else {
-      std::vector<uint32_t> workers;
-      for (uint32_t w : sz.interf_workers) {
-        const uint32_t eff = w == 0 ? 0 : std::min<uint32_t>(w, static_cast<uint32_t>(dev.sm_count));
-        if (eff == static_cast<uint32_t>(dev.sm_count) && w != 0) continue;  // same as default
-        if (std::find(workers.begin(), workers.end(), eff) == workers.end()) workers.push_back(eff);
-      }
-      for (uint32_t w : workers) {
-        for (uint32_t backoff : sz.interf_backoff) {
-          const uint32_t blocks = w == 0 ? static_cast<uint32_t>(dev.sm_count) : w;
-          const std::string name = "interf.w" + std::to_string(blocks) + ".b" + std::to_string(backoff);
-          const bool is_default = w == 0 && backoff == Config{}.poll_backoff_max_ns;
-          const std::string label = "GEMM + idle megakernel, " + std::to_string(blocks) +
-                                    " blocks, backoff " + std::to_string(backoff) + " ns" +
-                                    (is_default ? " (defaults)" : "");
-          Arm a = make_arm(name.c_str(), "interference", label);
-          a.params["workers"] = blocks;
-          a.params["workers_config"] = w;
-          a.params["poll_backoff_max_ns"] = backoff;
-          a.params["defaults"] = is_default;
-          a.params["gemm_n"] = gpu::gemm_n();
-          a.params["gemm_reps"] = sz.gemm_reps;
-          a.params["copy_bytes"] = static_cast<double>(sz.copy_mb << 20);
-          a.params["copy_reps"] = sz.copy_reps;
-          std::string err;
-          // GEMM alone (no runtime alive), then beside the runtime.
-          std::vector<double> alone_ms, beside_ms;
-          bool ok = true;
-          for (int t = 0; ok && t < sz.gemm_trials; ++t) {
-            double ms = 0;
-            bool to = false;
-            ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(600, &ms, &to, &err);
-            if (ok) alone_ms.push_back(ms / sz.gemm_reps);
-          }
-          const double alone = ok ? summarize_rates(alone_ms).median : 0;
-          // Host-to-device bandwidth alone and beside the idle megakernel
-          // (its polls are PCIe reads; their completions share the link).
-          std::vector<double> copy_alone, copy_beside;
-          for (int t = 0; ok && gpu::h2d_ready() && t < sz.gemm_trials; ++t) {
-            double gbps = 0;
-            ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
-            if (ok) copy_alone.push_back(gbps);
-          }
-          bool starved = false;
-          std::vector<double> wake;
-          if (ok) {
-            Config config;
-            config.backend = Backend::kCuda;
-            config.device = opt.device;
-            config.ring_capacity = opt.ring;
-            config.workers = w;
-            config.poll_backoff_max_ns = backoff;
-            config.poll_backoff_min_ns = std::min(config.poll_backoff_min_ns, backoff);
-            std::unique_ptr<Runtime> irt;
-            Status st = Runtime::create(config, &irt);
-            if (!st) {
-              ok = false;
-              err = "Runtime::create: " + st.to_string();
-            } else {
-              // Wake-up latency: a call after the ring idled long enough for
-              // the consumer to reach its maximum backoff.
-              ok = megaring_round_trips(*irt, 20, sz.wake_samples, sz.wake_gap_us * 1e3, &wake, &err);
-              busy_wait_ns(sz.wake_gap_us * 1e3);
-              for (int t = 0; ok && gpu::h2d_ready() && t < sz.gemm_trials; ++t) {
-                double gbps = 0;
-                ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
-                if (ok) copy_beside.push_back(gbps);
-              }
-              for (int t = 0; ok && t < sz.gemm_trials; ++t) {
-                double ms = 0;
-                bool to = false;
-                const double limit_s = std::max(2.0, 20.0 * alone * sz.gemm_reps * 1e-3);
-                ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(limit_s, &ms, &to, &err);
-                if (ok && to) {
-                  // The GEMM cannot get SMs next to the megakernel: stop the
-                  // runtime (its kernel exits), then let the GEMM finish.
-                  starved = true;
-                  st = irt->shutdown(std::chrono::seconds(10));
-                  if (!st) err = "shutdown after starvation: " + st.to_string();
-                  irt.reset();
-                  ok = gpu::gemm_wait(600, &ms, &to, &err) && !to;
-                  break;
-                }
-                if (ok) beside_ms.push_back(ms / sz.gemm_reps);
-              }
-              if (irt) {
-                st = irt->shutdown();
-                if (!st && ok) {
-                  ok = false;
-                  err = "shutdown: " + st.to_string();
-                }
-                irt.reset();
-              }
-            }
-          }
-          if (!ok) {
-            a.status = "error";
-            a.reason = err;
-          } else {
-            a.has_latency = true;
-            a.latency = summarize(wake);
-            a.extra["latency_is"] = "wake-up round trip: call(NOP) after " +
-                                    std::to_string(static_cast<int>(sz.wake_gap_us)) +
-                                    " us idle, no GEMM running";
-            a.extra["gemm_ms_alone"] = alone;
-            a.extra["gemm_tflops_alone"] = gpu::gemm_flops() / (alone * 1e-3) / 1e12;
-            Json am = Json::array();
-            for (double x : alone_ms) am.push_back(x);
-            a.extra["gemm_ms_alone_trials"] = am;
-            a.extra["starved"] = starved;
-            if (!copy_alone.empty() && !copy_beside.empty()) {
-              const double ca = summarize_rates(copy_alone).median;
-              const double cb = summarize_rates(copy_beside).median;
-              a.extra["h2d_gbps_alone"] = ca;
-              a.extra["h2d_gbps_beside"] = cb;
-              a.extra["h2d_slowdown_pct"] = (ca / cb - 1.0) * 100.0;
-            }
-            if (!starved) {
-              const double beside = summarize_rates(beside_ms).median;
-              Json bm = Json::array();
-              for (double x : beside_ms) bm.push_back(x);
-              a.extra["gemm_ms_beside"] = beside;
-              a.extra["gemm_ms_beside_trials"] = bm;
-              a.extra["slowdown_pct"] = (beside / alone - 1.0) * 100.0;
-            } else {
-              a.extra["gemm_ms_beside"] = nullptr;
-              a.extra["slowdown_pct"] = nullptr;
-              a.extra["note"] = "GEMM made no progress beside the megakernel within the limit "
-                                "(no free SM resources); the runtime was shut down to let it finish";
-            }
-          }
-          arms.push_back(a);
-          announce(arms.back());
+      // Block counts as Config::workers values: 0 (one per SM, the default)
+      // stands for the SM count, and counts at or above it collapse into it.
+      const auto distinct_workers = [&dev](const std::vector<uint32_t>& list) {
+        std::vector<uint32_t> out;
+        for (uint32_t w : list) {
+          const uint32_t eff = w >= static_cast<uint32_t>(dev.sm_count) ? 0 : w;
+          if (std::find(out.begin(), out.end(), eff) == out.end()) out.push_back(eff);
         }
+        return out;
+      };
+      struct Setting {
+        uint32_t workers;  // Config::workers
+        uint32_t backoff;  // Config::poll_backoff_max_ns
+        bool narrow;       // gpu::narrow_consumer() instead of the built-in one
+      };
+      std::vector<Setting> settings;
+      for (uint32_t w : distinct_workers(sz.interf_workers))
+        for (uint32_t backoff : sz.interf_backoff) settings.push_back({w, backoff, false});
+      for (uint32_t w : distinct_workers(sz.interf_narrow_workers))
+        settings.push_back({w, Config{}.poll_backoff_max_ns, true});
+      for (const Setting& setting : settings) {
+        const uint32_t w = setting.workers, backoff = setting.backoff;
+        const Consumer& consumer = setting.narrow ? gpu::narrow_consumer() : builtin_consumer();
+        const uint32_t blocks = w == 0 ? static_cast<uint32_t>(dev.sm_count) : w;
+        const std::string name = "interf.w" + std::to_string(blocks) +
+                                 (setting.narrow ? ".t" + std::to_string(consumer.block_threads) : "") +
+                                 ".b" + std::to_string(backoff);
+        const bool is_default = w == 0 && backoff == Config{}.poll_backoff_max_ns && !setting.narrow;
+        const std::string label = "GEMM + idle megakernel, " + std::to_string(blocks) +
+                                  (setting.narrow ? " one-warp capped" : "") + " blocks, backoff " +
+                                  std::to_string(backoff) + " ns" + (is_default ? " (defaults)" : "");
+        Arm a = make_arm(name.c_str(), "interference", label);
+        a.params["workers"] = blocks;
+        a.params["workers_config"] = w;
+        a.params["threads_per_block"] = consumer.block_threads;
+        a.params["registers_per_thread"] = gpu::megakernel_registers(setting.narrow);
+        a.params["poll_backoff_max_ns"] = backoff;
+        a.params["defaults"] = is_default;
+        a.params["gemm_n"] = gpu::gemm_n();
+        a.params["gemm_reps"] = sz.gemm_reps;
+        a.params["copy_bytes"] = static_cast<double>(sz.copy_mb << 20);
+        a.params["copy_reps"] = sz.copy_reps;
+        std::string err;
+        // GEMM alone (no runtime alive), then beside the runtime.
+        std::vector<double> alone_ms, beside_ms;
+        bool ok = true;
+        for (int t = 0; ok && t < sz.gemm_trials; ++t) {
+          double ms = 0;
+          bool to = false;
+          ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(600, &ms, &to, &err);
+          if (ok) alone_ms.push_back(ms / sz.gemm_reps);
+        }
+        const double alone = ok ? summarize_rates(alone_ms).median : 0;
+        // Host-to-device bandwidth alone and beside the idle megakernel
+        // (its polls are PCIe reads; their completions share the link).
+        std::vector<double> copy_alone, copy_beside;
+        for (int t = 0; ok && gpu::h2d_ready() && t < sz.gemm_trials; ++t) {
+          double gbps = 0;
+          ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
+          if (ok) copy_alone.push_back(gbps);
+        }
+        bool starved = false;
+        std::vector<double> wake;
+        if (ok) {
+          Config config;
+          config.backend = Backend::kCuda;
+          config.device = opt.device;
+          config.ring_capacity = opt.ring;
+          config.workers = w;
+          config.poll_backoff_max_ns = backoff;
+          config.poll_backoff_min_ns = std::min(config.poll_backoff_min_ns, backoff);
+          std::unique_ptr<Runtime> irt;
+          Status st = Runtime::create(config, consumer, &irt);
+          if (!st) {
+            ok = false;
+            err = "Runtime::create: " + st.to_string();
+          } else {
+            // Wake-up latency: a call after the ring idled long enough for
+            // the consumer to reach its maximum backoff.
+            ok = megaring_round_trips(*irt, 20, sz.wake_samples, sz.wake_gap_us * 1e3, &wake, &err);
+            busy_wait_ns(sz.wake_gap_us * 1e3);
+            for (int t = 0; ok && gpu::h2d_ready() && t < sz.gemm_trials; ++t) {
+              double gbps = 0;
+              ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
+              if (ok) copy_beside.push_back(gbps);
+            }
+            for (int t = 0; ok && t < sz.gemm_trials; ++t) {
+              double ms = 0;
+              bool to = false;
+              const double limit_s = std::max(2.0, 20.0 * alone * sz.gemm_reps * 1e-3);
+              ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(limit_s, &ms, &to, &err);
+              if (ok && to) {
+                // The GEMM cannot get SMs next to the megakernel: stop the
+                // runtime (its kernel exits), then let the GEMM finish.
+                starved = true;
+                st = irt->shutdown(std::chrono::seconds(10));
+                if (!st) err = "shutdown after starvation: " + st.to_string();
+                irt.reset();
+                ok = gpu::gemm_wait(600, &ms, &to, &err) && !to;
+                break;
+              }
+              if (ok) beside_ms.push_back(ms / sz.gemm_reps);
+            }
+            if (irt) {
+              st = irt->shutdown();
+              if (!st && ok) {
+                ok = false;
+                err = "shutdown: " + st.to_string();
+              }
+              irt.reset();
+            }
+          }
+        }
+        if (!ok) {
+          a.status = "error";
+          a.reason = err;
+        } else {
+          a.has_latency = true;
+          a.latency = summarize(wake);
+          a.extra["latency_is"] = "wake-up round trip: call(NOP) after " +
+                                  std::to_string(static_cast<int>(sz.wake_gap_us)) +
+                                  " us idle, no GEMM running";
+          a.extra["gemm_ms_alone"] = alone;
+          a.extra["gemm_tflops_alone"] = gpu::gemm_flops() / (alone * 1e-3) / 1e12;
+          Json am = Json::array();
+          for (double x : alone_ms) am.push_back(x);
+          a.extra["gemm_ms_alone_trials"] = am;
+          a.extra["starved"] = starved;
+          if (!copy_alone.empty() && !copy_beside.empty()) {
+            const double ca = summarize_rates(copy_alone).median;
+            const double cb = summarize_rates(copy_beside).median;
+            a.extra["h2d_gbps_alone"] = ca;
+            a.extra["h2d_gbps_beside"] = cb;
+            a.extra["h2d_slowdown_pct"] = (ca / cb - 1.0) * 100.0;
+          }
+          if (!starved) {
+            const double beside = summarize_rates(beside_ms).median;
+            Json bm = Json::array();
+            for (double x : beside_ms) bm.push_back(x);
+            a.extra["gemm_ms_beside"] = beside;
+            a.extra["gemm_ms_beside_trials"] = bm;
+            a.extra["slowdown_pct"] = (beside / alone - 1.0) * 100.0;
+          } else {
+            a.extra["gemm_ms_beside"] = nullptr;
+            a.extra["slowdown_pct"] = nullptr;
+            a.extra["note"] = "GEMM made no progress beside the megakernel within the limit "
+                              "(no free SM resources); the runtime was shut down to let it finish";
+          }
+        }
+        arms.push_back(a);
+        announce(arms.back());
       }
     }
   }

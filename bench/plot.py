@@ -182,7 +182,10 @@ def plot_interference(report, out):
     arms = ok_arms(report, "interference")
     fig, axes = plt.subplots(1, 3, figsize=(19, 5.5))
     if arms:
-        labels = ["%d blk\n%d ns" % (a["params"]["workers"], a["params"]["poll_backoff_max_ns"])
+        labels = ["%d blk%s\n%d ns" % (a["params"]["workers"],
+                                        " x%d thr" % a["params"]["threads_per_block"]
+                                        if a["params"].get("threads_per_block", 256) != 256 else "",
+                                        a["params"]["poll_backoff_max_ns"])
                   + ("\n(default)" if a["params"].get("defaults") else "") for a in arms]
         measured = [a["extra"].get("slowdown_pct") for a in arms
                     if not a["extra"].get("starved") and a["extra"].get("slowdown_pct") is not None]

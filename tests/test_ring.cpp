@@ -22,6 +22,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backend_fixture.hpp"
+#include "capped_consumer.hpp"
 
 namespace megaring_test {
 namespace {
@@ -660,82 +661,82 @@ TEST_P(RingOpsTest, BufferAccessOutOfRangeIsInvalidArgument) {
   MR_EXPECT_RESULT(rt->alloc_buffer(8, null_handle), Result::kInvalidArgument);
 }
 
-TEST_P(RingOpsTest, FillCopyReduceStoreAtomic) {
-  std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+// Every built-in opcode on its edge cases, results and buffer contents
+// checked; then the runtime is shut down.
+void check_builtin_ops(Runtime& rt) {
   constexpr uint64_t kBytes = 8192;
   BufferHandle a = 0, b = 0;
-  MR_ASSERT_OK(rt->alloc_buffer(kBytes, &a));
-  MR_ASSERT_OK(rt->alloc_buffer(kBytes, &b));
+  MR_ASSERT_OK(rt.alloc_buffer(kBytes, &a));
+  MR_ASSERT_OK(rt.alloc_buffer(kBytes, &b));
   std::vector<uint8_t> ha(kBytes, 0), hb(kBytes, 0), got(kBytes);
   Completion c;
 
   // FILL a sub-range.
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::fill(a, 100, 3000, 0xAB), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::fill(a, 100, 3000, 0xAB), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 3000u);
   std::fill(ha.begin() + 100, ha.begin() + 3100, 0xAB);
-  MR_ASSERT_OK(rt->read_buffer(a, 0, got.data(), kBytes));
+  MR_ASSERT_OK(rt.read_buffer(a, 0, got.data(), kBytes));
   EXPECT_EQ(got, ha) << "FILL wrote outside [100, 3100) or missed bytes";
   // FILL with byte 0 and FILL of zero bytes.
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::fill(a, 200, 10, 0x00), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::fill(a, 200, 10, 0x00), &c));
   EXPECT_EQ(c.result, 10u);
   std::fill(ha.begin() + 200, ha.begin() + 210, 0x00);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::fill(a, kBytes, 0, 0xFF), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::fill(a, kBytes, 0, 0xFF), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 0u);
 
   // COPY random data from b into a.
   std::mt19937_64 rng(7);
   for (auto& x : hb) x = static_cast<uint8_t>(rng());
-  MR_ASSERT_OK(rt->write_buffer(b, 0, hb.data(), kBytes));
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::copy(a, 4000, b, 1, 4001), &c));
+  MR_ASSERT_OK(rt.write_buffer(b, 0, hb.data(), kBytes));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::copy(a, 4000, b, 1, 4001), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 4001u);
   std::copy(hb.begin() + 1, hb.begin() + 4002, ha.begin() + 4000);
-  MR_ASSERT_OK(rt->read_buffer(a, 0, got.data(), kBytes));
+  MR_ASSERT_OK(rt.read_buffer(a, 0, got.data(), kBytes));
   EXPECT_EQ(got, ha) << "COPY result differs";
-  MR_ASSERT_OK(rt->read_buffer(b, 0, got.data(), kBytes));
+  MR_ASSERT_OK(rt.read_buffer(b, 0, got.data(), kBytes));
   EXPECT_EQ(got, hb) << "COPY modified its source";
   // Adjacent, non-overlapping ranges of one buffer are fine.
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::copy(b, 0, b, 16, 16), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::copy(b, 0, b, 16, 16), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 16u);
   std::copy(hb.begin() + 16, hb.begin() + 32, hb.begin());
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::copy(b, 0, a, 0, 0), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::copy(b, 0, a, 0, 0), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 0u);
 
   // REDUCE_ADD_U32 over random words: the sum exceeds 2^32.
   std::vector<uint32_t> words(kBytes / 4);
   for (auto& w : words) w = static_cast<uint32_t>(rng());
-  MR_ASSERT_OK(rt->write_buffer(b, 0, words.data(), kBytes));
+  MR_ASSERT_OK(rt.write_buffer(b, 0, words.data(), kBytes));
   const uint64_t total = std::accumulate(words.begin(), words.end(), uint64_t{0});
   ASSERT_GT(total, kTwo32);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::reduce_add_u32(b, 0, words.size()), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::reduce_add_u32(b, 0, words.size()), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, total);
   const uint64_t part = std::accumulate(words.begin() + 3, words.begin() + 3 + 777, uint64_t{0});
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::reduce_add_u32(b, 12, 777), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::reduce_add_u32(b, 12, 777), &c));
   EXPECT_EQ(c.result, part);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::reduce_add_u32(b, 4, 0), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::reduce_add_u32(b, 4, 0), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 0u);
   std::vector<uint32_t> maxed(1000, 0xFFFFFFFFu);
-  MR_ASSERT_OK(rt->write_buffer(b, 0, maxed.data(), 4000));
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::reduce_add_u32(b, 0, 1000), &c));
+  MR_ASSERT_OK(rt.write_buffer(b, 0, maxed.data(), 4000));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::reduce_add_u32(b, 0, 1000), &c));
   EXPECT_EQ(c.result, 1000ull * 0xFFFFFFFFull) << "the sum must be 64-bit";
 
   // STORE_U32 returns the value and writes exactly four bytes.
   BufferHandle s = 0;
-  MR_ASSERT_OK(rt->alloc_buffer(16, &s));
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::store_u32(s, 4, 0xFFFFFFFFu), &c));
+  MR_ASSERT_OK(rt.alloc_buffer(16, &s));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::store_u32(s, 4, 0xFFFFFFFFu), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 0xFFFFFFFFull);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::store_u32(s, 12, 0x01020304u), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::store_u32(s, 12, 0x01020304u), &c));
   EXPECT_EQ(c.result, 0x01020304u);
   uint32_t sw[4] = {1, 1, 1, 1};
-  MR_ASSERT_OK(rt->read_buffer(s, 0, sw, 16));
+  MR_ASSERT_OK(rt.read_buffer(s, 0, sw, 16));
   EXPECT_EQ(sw[0], 0u);
   EXPECT_EQ(sw[1], 0xFFFFFFFFu);
   EXPECT_EQ(sw[2], 0u);
@@ -743,37 +744,62 @@ TEST_P(RingOpsTest, FillCopyReduceStoreAtomic) {
 
   // ATOMIC_ADD returns the old value, wraps modulo 2^64.
   BufferHandle ctr = 0;
-  MR_ASSERT_OK(rt->alloc_buffer(16, &ctr));
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::atomic_add(ctr, 8, 5), &c));
+  MR_ASSERT_OK(rt.alloc_buffer(16, &ctr));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::atomic_add(ctr, 8, 5), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 0u);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::atomic_add(ctr, 8, 7), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::atomic_add(ctr, 8, 7), &c));
   EXPECT_EQ(c.result, 5u);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::atomic_add(ctr, 8, ~0ull), &c));  // -1
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::atomic_add(ctr, 8, ~0ull), &c));  // -1
   EXPECT_EQ(c.result, 12u);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::atomic_add(ctr, 8, 0), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::atomic_add(ctr, 8, 0), &c));
   EXPECT_EQ(c.result, 11u);
   uint64_t cw[2] = {9, 9};
-  MR_ASSERT_OK(rt->read_buffer(ctr, 0, cw, 16));
+  MR_ASSERT_OK(rt.read_buffer(ctr, 0, cw, 16));
   EXPECT_EQ(cw[0], 0u);
   EXPECT_EQ(cw[1], 11u);
 
   // NOP echoes; DELAY returns its argument.
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::nop(~0ull), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::nop(~0ull), &c));
   EXPECT_EQ(c.result, ~0ull);
-  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::delay_ns(1500), &c));
+  ASSERT_NO_FATAL_FAILURE(call_ok(rt, ops::delay_ns(1500), &c));
   EXPECT_EQ(c.status, MR_STATUS_OK);
   EXPECT_EQ(c.result, 1500u);
 
   // call() is publish(keep) + wait.
-  MR_ASSERT_OK(rt->call(ops::nop(31337), &c, scaled(seconds(10))));
+  MR_ASSERT_OK(rt.call(ops::nop(31337), &c, scaled(seconds(10))));
   EXPECT_EQ(c.result, 31337u);
 
-  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-  const RuntimeStats st = rt->stats();
+  ASSERT_NO_FATAL_FAILURE(quiesce(rt));
+  const RuntimeStats st = rt.stats();
   EXPECT_EQ(st.faulted, 0u);
   expect_conserved(st);
-  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+  MR_EXPECT_OK(rt.shutdown(scaled(seconds(10))));
+}
+
+TEST_P(RingOpsTest, FillCopyReduceStoreAtomic) {
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+  check_builtin_ops(*rt);
+}
+
+// make_consumer's block size and register cap: the built-ins in one-warp
+// blocks of at most 32 registers (block-wide handlers with one warp; on the
+// GPU, the capped kernel).
+TEST_P(RingOpsTest, CappedOneWarpConsumerRunsTheBuiltins) {
+  const megaring::Consumer& consumer = capped_consumer();
+  EXPECT_EQ(consumer.block_threads, kCappedThreads);
+  EXPECT_EQ(consumer.max_registers, kCappedRegisters);
+  if (backend() == Backend::kCuda) {
+    int registers = 0;
+    ASSERT_EQ(capped_kernel_registers(&registers), cudaSuccess);
+    EXPECT_GT(registers, 0);
+    EXPECT_LE(registers, static_cast<int>(kCappedRegisters)) << "__maxnreg__ did not take";
+  }
+  std::unique_ptr<Runtime> rt;
+  MR_ASSERT_OK(Runtime::create(base_config(), consumer, &rt));
+  ASSERT_EQ(rt->backend(), backend());
+  check_builtin_ops(*rt);
 }
 
 TEST_P(RingOpsTest, FreedBufferStaysValidForSlotsPublishedBeforeTheFree) {

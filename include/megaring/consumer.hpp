@@ -67,6 +67,7 @@ struct ConsumerParams {
 struct Consumer {
   const char* name;
   unsigned block_threads;
+  unsigned max_registers;  // the kernel's register cap a thread; 0: none
   // Blocks of this kernel that fit on one SM; also loads the module, which
   // must happen before the persistent kernel starts (lazy loading next to a
   // running persistent kernel can deadlock).

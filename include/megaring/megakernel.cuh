@@ -31,6 +31,9 @@
 
 namespace megaring {
 
+// make_consumer's block size when none is given (the built-in consumer's).
+inline constexpr unsigned kDefaultBlockThreads = 256;
+
 // A handler table with no user opcodes.
 struct NoUserOps {
   template <class Ctx>
@@ -68,8 +71,9 @@ MR_HDI void record_timeline(const ConsumerParams& p, uint64_t ticket, uint32_t u
   DevRef<uint32_t>(r->opcode).store(opcode, cuda::std::memory_order_relaxed);
 }
 
+// The persistent loop of one block: the body of both kernels below.
 template <class Handlers, unsigned kThreads, bool kTimeline>
-__global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
+__device__ __forceinline__ void megakernel_body(const ConsumerParams& p) {
   __shared__ BlockShared<kThreads> shared;
   DeviceExec<kThreads> ctx{p, &shared};
   LeaderState leader;  // used by thread 0 only
@@ -119,11 +123,37 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
   if (threadIdx.x == 0) unit_exit(p);
 }
 
-template <class Handlers, unsigned kThreads>
+template <class Handlers, unsigned kThreads, bool kTimeline>
+__global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
+  megakernel_body<Handlers, kThreads, kTimeline>(p);
+}
+
+// The same kernel compiled to at most kMaxRegisters registers a thread
+// (ptxas spills the rest to local memory). Our blocks never leave their SMs,
+// so every register they hold is one that another kernel's block cannot
+// have: a cap can let a register-hungry block (a GEMM's) fit beside ours.
+template <class Handlers, unsigned kThreads, bool kTimeline, unsigned kMaxRegisters>
+__global__ void __launch_bounds__(kThreads) __maxnreg__(kMaxRegisters)
+    megakernel_capped(const ConsumerParams p) {
+  megakernel_body<Handlers, kThreads, kTimeline>(p);
+}
+
+// The kernel that make_consumer's arguments select. No cap: the compiler's
+// choice, without a __maxnreg__ attribute that would change it.
+template <class Handlers, unsigned kThreads, bool kTimeline, unsigned kMaxRegisters>
+const void* megakernel_entry() {
+  if constexpr (kMaxRegisters == 0)
+    return reinterpret_cast<const void*>(megakernel<Handlers, kThreads, kTimeline>);
+  else
+    return reinterpret_cast<const void*>(
+        megakernel_capped<Handlers, kThreads, kTimeline, kMaxRegisters>);
+}
+
+template <class Handlers, unsigned kThreads, unsigned kMaxRegisters>
 cudaError_t gpu_occupancy(int* blocks_per_sm) {
   int fits[2] = {0, 0};
-  const void* kernels[2] = {reinterpret_cast<const void*>(megakernel<Handlers, kThreads, false>),
-                            reinterpret_cast<const void*>(megakernel<Handlers, kThreads, true>)};
+  const void* kernels[2] = {megakernel_entry<Handlers, kThreads, false, kMaxRegisters>(),
+                            megakernel_entry<Handlers, kThreads, true, kMaxRegisters>()};
   for (int i = 0; i < 2; ++i) {
     cudaFuncAttributes attributes;
     // Loads the module now, before any persistent kernel runs.
@@ -143,7 +173,7 @@ cudaError_t gpu_occupancy(int* blocks_per_sm) {
   return cudaSuccess;
 }
 
-template <class Handlers, unsigned kThreads, bool kTimeline>
+template <class Handlers, unsigned kThreads, bool kTimeline, unsigned kMaxRegisters>
 cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t stream) {
   ConsumerParams copy = params;
   void* args[] = {&copy};
@@ -155,7 +185,7 @@ cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t
   // Cooperative launch: fails instead of starting if the grid cannot be
   // co-resident, which a persistent kernel needs.
   cudaError_t err = cudaLaunchCooperativeKernel(
-      reinterpret_cast<const void*>(megakernel<Handlers, kThreads, kTimeline>), dim3(grid),
+      megakernel_entry<Handlers, kThreads, kTimeline, kMaxRegisters>(), dim3(grid),
       dim3(kThreads), args, 0, stream);
   if (err != cudaSuccess) return err;
   return cudaGetLastError();
@@ -186,15 +216,25 @@ void cpu_worker(const ConsumerParams& p, unsigned unit) {
 }  // namespace detail
 
 // Builds the consumer descriptor for a handler table. Call it from a .cu file.
-template <class Handlers, unsigned kThreads = 256>
+//   kThreads       threads a block; handlers run block-wide.
+//   kMaxRegisters  0: the compiler's choice. Otherwise a cap on the kernel's
+//                  registers a thread (at least 24), for a consumer that must
+//                  leave room on its SMs for other kernels' blocks: registers
+//                  are allocated a warp at a time, 256 at once, so a block
+//                  holds kThreads * cap rounded up that way, for its lifetime.
+//                  Handlers that need more registers spill to local memory.
+template <class Handlers, unsigned kThreads = kDefaultBlockThreads, unsigned kMaxRegisters = 0>
 Consumer make_consumer(const char* name) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "block size: whole warps, at most 1024");
+  static_assert(kMaxRegisters == 0 || (kMaxRegisters >= 24 && kMaxRegisters <= 255),
+                "register cap: 0 (none) or 24..255");
   return Consumer{name,
                   kThreads,
-                  &detail::gpu_occupancy<Handlers, kThreads>,
-                  &detail::gpu_launch<Handlers, kThreads, false>,
+                  kMaxRegisters,
+                  &detail::gpu_occupancy<Handlers, kThreads, kMaxRegisters>,
+                  &detail::gpu_launch<Handlers, kThreads, false, kMaxRegisters>,
                   &detail::cpu_worker<Handlers, false>,
-                  &detail::gpu_launch<Handlers, kThreads, true>,
+                  &detail::gpu_launch<Handlers, kThreads, true, kMaxRegisters>,
                   &detail::cpu_worker<Handlers, true>};
 }
 
