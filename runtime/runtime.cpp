@@ -103,67 +103,34 @@ bool cuda_device_available() noexcept {
 }
 
 namespace ops {
-SlotRequest nop(uint64_t echo) {
-  SlotRequest r;
-  r.opcode = MR_OP_NOP;
-  r.args[0] = echo;
-  return r;
+namespace {
+// One slot request: an opcode and its leading arguments (the rest are 0).
+static_assert(MR_SLOT_ARGS == 5, "make() takes every argument");
+SlotRequest make(uint32_t opcode, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0,
+                 uint64_t a3 = 0, uint64_t a4 = 0) {
+  return SlotRequest{opcode, /*tenant=*/0, MR_SLOT_FLAG_NONE, {a0, a1, a2, a3, a4}};
 }
+}  // namespace
+
+SlotRequest nop(uint64_t echo) { return make(MR_OP_NOP, echo); }
 SlotRequest store_u32(BufferHandle buffer, uint64_t offset, uint32_t value) {
-  SlotRequest r;
-  r.opcode = MR_OP_STORE_U32;
-  r.args[0] = buffer;
-  r.args[1] = offset;
-  r.args[2] = value;
-  return r;
+  return make(MR_OP_STORE_U32, buffer, offset, value);
 }
 SlotRequest atomic_add(BufferHandle buffer, uint64_t offset, uint64_t delta) {
-  SlotRequest r;
-  r.opcode = MR_OP_ATOMIC_ADD;
-  r.args[0] = buffer;
-  r.args[1] = offset;
-  r.args[2] = delta;
-  return r;
+  return make(MR_OP_ATOMIC_ADD, buffer, offset, delta);
 }
 SlotRequest fill(BufferHandle buffer, uint64_t offset, uint64_t bytes, uint8_t value) {
-  SlotRequest r;
-  r.opcode = MR_OP_FILL;
-  r.args[0] = buffer;
-  r.args[1] = offset;
-  r.args[2] = bytes;
-  r.args[3] = value;
-  return r;
+  return make(MR_OP_FILL, buffer, offset, bytes, value);
 }
 SlotRequest copy(BufferHandle dst, uint64_t dst_offset, BufferHandle src, uint64_t src_offset,
                  uint64_t bytes) {
-  SlotRequest r;
-  r.opcode = MR_OP_COPY;
-  r.args[0] = dst;
-  r.args[1] = dst_offset;
-  r.args[2] = src;
-  r.args[3] = src_offset;
-  r.args[4] = bytes;
-  return r;
+  return make(MR_OP_COPY, dst, dst_offset, src, src_offset, bytes);
 }
 SlotRequest reduce_add_u32(BufferHandle buffer, uint64_t offset, uint64_t count) {
-  SlotRequest r;
-  r.opcode = MR_OP_REDUCE_ADD_U32;
-  r.args[0] = buffer;
-  r.args[1] = offset;
-  r.args[2] = count;
-  return r;
+  return make(MR_OP_REDUCE_ADD_U32, buffer, offset, count);
 }
-SlotRequest fence() {
-  SlotRequest r;
-  r.opcode = MR_OP_FENCE;
-  return r;
-}
-SlotRequest delay_ns(uint64_t ns) {
-  SlotRequest r;
-  r.opcode = MR_OP_DELAY_NS;
-  r.args[0] = ns;
-  return r;
-}
+SlotRequest fence() { return make(MR_OP_FENCE); }
+SlotRequest delay_ns(uint64_t ns) { return make(MR_OP_DELAY_NS, ns); }
 }  // namespace ops
 
 // ---------------------------------------------------------------------------
