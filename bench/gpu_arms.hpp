@@ -81,7 +81,6 @@ enum class ReadLayout {
   kFlaggedAcquire,  // kFlagged plus word 0 read again with acquire, last: what
                     // a layout needs to order later reads of host data
 };
-const char* read_layout_name(ReadLayout layout);
 bool read_layout_latency(ReadLayout layout, int warmup, int iters, std::vector<double>* ns,
                          std::string* error);
 
@@ -102,9 +101,9 @@ bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string*
 
 // The built-in opcodes (megaring::NoUserOps) in one-warp blocks of at most
 // 32 registers a thread, for the interference arm: 1,024 registers a block
-// instead of the built-in consumer's 8,192 leaves a GEMM CTA room beside it
-// (handlers are block-wide, so FILL/COPY/REDUCE run slower in it; NOPs do
-// not).
+// instead of the built-in consumer's 8,192, in one quarter of the SM's
+// register file instead of all four (handlers are block-wide, so
+// FILL/COPY/REDUCE run slower in it; NOPs do not).
 const megaring::Consumer& narrow_consumer();
 // Registers a thread of the megakernel (no timeline) of the built-in
 // consumer or of narrow_consumer(), as cudaFuncGetAttributes reports them;

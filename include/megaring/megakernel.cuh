@@ -131,10 +131,10 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
 // The same kernel compiled to at most kMaxRegisters registers a thread
 // (ptxas spills the rest to local memory). Our blocks never leave their SMs,
 // so every register they hold is one that another kernel's block cannot
-// have: a cap can let a register-hungry block (a GEMM's) fit beside ours.
+// have. No __launch_bounds__: nvcc refuses it beside __maxnreg__, and the
+// cap already bounds what a block of kThreads (at most 1024) needs.
 template <class Handlers, unsigned kThreads, bool kTimeline, unsigned kMaxRegisters>
-__global__ void __launch_bounds__(kThreads) __maxnreg__(kMaxRegisters)
-    megakernel_capped(const ConsumerParams p) {
+__global__ void __maxnreg__(kMaxRegisters) megakernel_capped(const ConsumerParams p) {
   megakernel_body<Handlers, kThreads, kTimeline>(p);
 }
 
@@ -219,10 +219,11 @@ void cpu_worker(const ConsumerParams& p, unsigned unit) {
 //   kThreads       threads a block; handlers run block-wide.
 //   kMaxRegisters  0: the compiler's choice. Otherwise a cap on the kernel's
 //                  registers a thread (at least 24), for a consumer that must
-//                  leave room on its SMs for other kernels' blocks: registers
-//                  are allocated a warp at a time, 256 at once, so a block
-//                  holds kThreads * cap rounded up that way, for its lifetime.
-//                  Handlers that need more registers spill to local memory.
+//                  leave room on its SMs for other kernels' blocks. A warp
+//                  holds 32 * cap registers (in units of 256) from one of
+//                  the SM's four register-file quarters, for as long as the
+//                  consumer runs. Handlers that need more spill to local
+//                  memory.
 template <class Handlers, unsigned kThreads = kDefaultBlockThreads, unsigned kMaxRegisters = 0>
 Consumer make_consumer(const char* name) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "block size: whole warps, at most 1024");

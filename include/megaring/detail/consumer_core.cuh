@@ -127,11 +127,21 @@ MR_HDI void copy_slot_body(const mr_slot* slot, uint64_t header, mr_slot* body) 
 #if defined(__CUDA_ARCH__)
   // Over PCIe each load instruction is its own read request: the 64-byte slot
   // (64-byte aligned, slot_abi.h) as four 16-byte loads, all in flight at
-  // once, instead of one request per field. Little-endian halves of the
-  // 8-byte words, at the offsets slot_abi.h asserts.
+  // once, instead of one request per field. Written as asm so that the
+  // compiler neither splits nor repeats them (from C++ it issued five,
+  // differently in each caller). Weak loads: the caller's header acquire
+  // orders them after it, and the "memory" clobber keeps them below it.
+  // Little-endian halves of the 8-byte words, at the offsets slot_abi.h
+  // asserts.
   static_assert(sizeof(mr_slot) == 64 && MR_SLOT_ARGS == 5, "slot layout");
-  const ulonglong2* src = reinterpret_cast<const ulonglong2*>(slot);
-  const ulonglong2 w0 = src[0], w1 = src[1], w2 = src[2], w3 = src[3];
+  ulonglong2 w[4];
+  for (int k = 0; k < 4; ++k) {
+    asm volatile("ld.global.v2.u64 {%0, %1}, [%2];"
+                 : "=l"(w[k].x), "=l"(w[k].y)
+                 : "l"(__cvta_generic_to_global(reinterpret_cast<const ulonglong2*>(slot) + k))
+                 : "memory");
+  }
+  const ulonglong2 w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
   body->header = header;                                  // bytes 0..7 (already acquired)
   body->opcode = static_cast<uint32_t>(w0.y);             // 8..11
   body->tenant = static_cast<uint32_t>(w0.y >> 32);       // 12..15
