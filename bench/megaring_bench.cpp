@@ -67,6 +67,7 @@ struct Options {
   int workers = -1;      // Config::workers for the rt/tput/scaling runtime (-1: default)
   long backoff_max = -1;  // Config::poll_backoff_max_ns for it (-1: default)
   uint32_t timeline = 0;  // Config::timeline_capacity for it (0: off), to measure its cost
+  std::string trace_path;  // the timeline arms' trace (Perfetto JSON); empty: none
 };
 
 struct Sizes {
@@ -132,8 +133,8 @@ Sizes sizes_for(bool short_mode) {
 
 void usage(const char* argv0) {
   std::printf(
-      "usage: %s [--short] [--arms LIST] [--json PATH] [--results-dir DIR]\n"
-      "          [--backend auto|cuda|cpu] [--device N] [--ring N]\n"
+      "usage: %s [--short] [--arms LIST] [--json PATH] [--results-dir DIR] [--trace PATH]\n"
+      "          [--backend auto|cuda|cpu] [--device N] [--ring N] [--timeline N]\n"
       "          [--host-consumers N] [--scaling-batch N] [--workers N] [--backoff-max NS]\n"
       "  --short        small counts (CI: under a minute on 2 cores, CPU backend)\n"
       "  --arms LIST    comma list of rt,tput,scaling,interf,host,fair (default: all)\n"
@@ -145,8 +146,10 @@ void usage(const char* argv0) {
       "  --ring N       ring capacity (default 1024, the library default)\n"
       "  --host-consumers N   consumer threads of the host-cost arm (default 2)\n"
       "  --scaling-batch N    slots per publish in the scaling arm (default 1)\n"
-      "  --timeline N   Config::timeline_capacity of that runtime (timeline mode on, to\n"
-      "                 measure its cost; N a power of two >= 2 * ring)\n"
+      "  --timeline N   Config::timeline_capacity of that runtime (timeline mode on for\n"
+      "                 every arm; N a power of two >= 2 * ring). Without it, the rt and\n"
+      "                 tput arms also run once with timeline mode on, to measure its cost\n"
+      "  --trace PATH   write those timeline arms' Perfetto trace to PATH\n"
       "  --workers N, --backoff-max NS   Config::workers / poll_backoff_max_ns of the\n"
       "                 rt/tput/scaling runtime (default: the library defaults)\n",
       argv0);
@@ -225,6 +228,10 @@ bool parse(int argc, char** argv, Options* o) {
       const char* v = value("--backoff-max");
       if (!v) return false;
       o->backoff_max = std::max(0L, std::atol(v));
+    } else if (a == "--trace") {
+      const char* v = value("--trace");
+      if (!v) return false;
+      o->trace_path = v;
     } else if (a == "--timeline") {
       const char* v = value("--timeline");
       if (!v) return false;
@@ -378,6 +385,30 @@ bool megaring_throughput(Runtime& rt, uint32_t batch, uint64_t slots, double* ra
   }
   *rate = double(slots) / (elapsed_ns(t0, Clock::now()) * 1e-9);
   return true;
+}
+
+// A throughput arm: megaring_throughput over sz.tput_trials trials after a
+// warm-up of a tenth, as a rate, or the error that stopped it.
+void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
+  a.params["batch"] = batch;
+  a.params["slots"] = static_cast<unsigned long long>(sz.tput_slots);
+  a.params["producers"] = 1;
+  std::vector<double> rates;
+  std::string err;
+  double r = 0;
+  bool ok = megaring_throughput(rt, batch, sz.tput_slots / 10, &r, &err);  // warm-up
+  for (int t = 0; ok && t < sz.tput_trials; ++t) {
+    ok = megaring_throughput(rt, batch, sz.tput_slots, &r, &err);
+    if (ok) rates.push_back(r);
+  }
+  if (ok) {
+    a.has_rate = true;
+    a.rate = summarize_rates(rates);
+    a.rate_unit = "slots/s";
+  } else {
+    a.status = "error";
+    a.reason = err;
+  }
 }
 
 // P producers share `slots` NOPs (publish_batch of `batch`, fire and forget).
@@ -828,8 +859,8 @@ int main(int argc, char** argv) {
   const bool need_rt = opt.arms.count("rt") || opt.arms.count("tput") || opt.arms.count("scaling");
   Backend mr_backend = opt.backend;
   if (mr_backend == Backend::kAuto) mr_backend = dev.available ? Backend::kCuda : Backend::kCpu;
-  if (need_rt) {
-    g_watchdog.kick("creating the runtime");
+  // The rt/tput/scaling runtime's configuration (the timeline arms' too).
+  const auto bench_config = [&opt, mr_backend] {
     Config config;
     config.backend = mr_backend;
     config.device = opt.device;
@@ -840,6 +871,11 @@ int main(int argc, char** argv) {
       config.poll_backoff_max_ns = static_cast<uint32_t>(opt.backoff_max);
       config.poll_backoff_min_ns = std::min(config.poll_backoff_min_ns, config.poll_backoff_max_ns);
     }
+    return config;
+  };
+  if (need_rt) {
+    g_watchdog.kick("creating the runtime");
+    const Config config = bench_config();
     const Status st = Runtime::create(config, &rt);
     if (!st) {
       rt_error = "Runtime::create: " + st.to_string();
@@ -893,26 +929,8 @@ int main(int argc, char** argv) {
         continue;
       }
       Arm a = make_arm(name.c_str(), "throughput", label);
-      a.params["batch"] = batch;
-      a.params["slots"] = static_cast<unsigned long long>(sz.tput_slots);
-      a.params["producers"] = 1;
       a.params["backend"] = mr_tag;
-      std::vector<double> rates;
-      std::string err;
-      double r = 0;
-      bool ok = megaring_throughput(*rt, batch, sz.tput_slots / 10, &r, &err);  // warm-up
-      for (int t = 0; ok && t < sz.tput_trials; ++t) {
-        ok = megaring_throughput(*rt, batch, sz.tput_slots, &r, &err);
-        if (ok) rates.push_back(r);
-      }
-      if (ok) {
-        a.has_rate = true;
-        a.rate = summarize_rates(rates);
-        a.rate_unit = "slots/s";
-      } else {
-        a.status = "error";
-        a.reason = err;
-      }
+      measure_throughput(*rt, batch, sz, a);
       arms.push_back(a);
       announce(arms.back());
     }
@@ -981,6 +999,60 @@ int main(int argc, char** argv) {
     const Status st = rt->shutdown();
     if (!st) std::fprintf(stderr, "megaring_bench: shutdown: %s\n", st.to_string().c_str());
     rt.reset();
+  }
+
+  // ---- timeline mode's cost: the round trip and batch-64 throughput again,
+  // on a runtime with timeline mode on (the smallest capacity), and its trace.
+  // Not when --timeline already ran every arm that way, nor when the runtime
+  // could not be created (the arms above say why).
+  if ((opt.arms.count("rt") || opt.arms.count("tput")) && opt.timeline == 0 && rt_error.empty()) {
+    std::fprintf(stderr, "megaring_bench: timeline mode on\n");
+    g_watchdog.kick("timeline mode on");
+    Config config = bench_config();
+    config.timeline_capacity = 2 * opt.ring;
+    std::unique_ptr<Runtime> trt;
+    const Status st = Runtime::create(config, &trt);
+    std::vector<Arm> timeline_arms;
+    if (opt.arms.count("rt"))
+      timeline_arms.push_back(make_arm("rt.megaring_call_timeline", "round_trip",
+                                       "megaring call(NOP), timeline on [" + mr_tag + "]"));
+    if (opt.arms.count("tput"))
+      timeline_arms.push_back(make_arm("tput.timeline.b64", "throughput",
+                                       "megaring batch 64, timeline on [" + mr_tag + "]"));
+    for (Arm& a : timeline_arms) {
+      a.params["backend"] = mr_tag;
+      a.params["timeline_capacity"] = config.timeline_capacity;
+      if (!st) {
+        a.status = "error";
+        a.reason = "Runtime::create (timeline on): " + st.to_string();
+      } else if (a.group == "round_trip") {
+        a.params["iters"] = sz.rt_iters;
+        std::vector<double> ns;
+        std::string err;
+        const bool ok = megaring_round_trips(*trt, sz.rt_warmup, sz.rt_iters, 0, &ns, &err);
+        set_latency_result(a, ok, ns, err);
+        if (const Arm* off = find_arm(arms, "rt.megaring_call"); ok && off)
+          a.extra["p50_vs_timeline_off"] = a.latency.p50 / off->latency.p50;
+      } else {
+        measure_throughput(*trt, 64, sz, a);
+        if (const Arm* off = find_arm(arms, "tput.megaring.b64"); a.status == "ok" && off)
+          a.extra["rate_vs_timeline_off"] = a.rate.median / off->rate.median;
+      }
+      arms.push_back(a);
+      announce(arms.back());
+    }
+    if (trt) {
+      if (!opt.trace_path.empty()) {
+        // The last 2 * ring tickets: the end of the last arm above.
+        const Status ts = trt->write_timeline_trace(opt.trace_path);
+        if (!ts)
+          std::fprintf(stderr, "megaring_bench: trace: %s\n", ts.to_string().c_str());
+        else
+          report["timeline_trace"] = opt.trace_path;
+      }
+      const Status ss = trt->shutdown();
+      if (!ss) std::fprintf(stderr, "megaring_bench: shutdown: %s\n", ss.to_string().c_str());
+    }
   }
 
   // ---- interference --------------------------------------------------------

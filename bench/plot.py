@@ -111,6 +111,11 @@ def plot_throughput(report, out):
         for x, m in zip(xs, med):
             ax.annotate("%.1f" % m, (x, m), textcoords="offset points", xytext=(0, 7),
                         ha="center", fontsize=8)
+    for a in arms:
+        if a["name"] == "tput.timeline.b64":  # the same as batch 64, timeline mode on
+            m = a["rate"]["median"] / 1e6
+            ax.plot([a["params"]["batch"]], [m], marker="x", linestyle="none", color="C3",
+                    label="batch 64, timeline mode on")
     styles = {"tput.launch_b2b": "--", "tput.graph_many": ":"}
     for a in arms:
         if a["name"] in styles:

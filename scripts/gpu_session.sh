@@ -21,7 +21,8 @@
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
 #   tests: env.txt probe.txt build.txt ctest-gpu.txt quickstart.txt sanitizer.txt summary.txt
-#   bench: env.txt build.txt bench.json bench.txt summary.txt
+#   bench: env.txt build.txt bench.json bench.txt trace.json summary.txt
+#          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
 # Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
 #
 # The GPU machines have no network, no GoogleTest and no moodycamel queue
@@ -121,7 +122,7 @@ if [[ "$PHASE" == bench || "$PHASE" == all ]]; then
   # leaves every finished arm's figures.
   MEGARING_BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     run_step "megaring_bench (all arms)" "$DEST/bench.txt" 540 \
-    "$BUILD/bench/megaring_bench" --json "$DEST/bench.json"
+    "$BUILD/bench/megaring_bench" --json "$DEST/bench.json" --trace "$DEST/trace.json"
 fi
 
 echo
