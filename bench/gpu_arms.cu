@@ -341,7 +341,8 @@ bool init(const InitOptions& options, std::string* error) {
   // anyway): lazy loading next to a running persistent kernel can deadlock.
   cudaFuncAttributes attr;
   GA_TRY(cudaFuncGetAttributes(&attr, empty_kernel));
-  for (ReadLayout layout : kReadLayouts) GA_TRY(cudaFuncGetAttributes(&attr, pingpong_entry(layout)));
+  for (ReadLayout layout : kReadLayouts)
+    GA_TRY(cudaFuncGetAttributes(&attr, pingpong_entry(layout)));
   GA_TRY(cudaFuncGetAttributes(&attr, fill_bf16));
 
   if (!capture_graph(1, &g.one_graph, &g.one_exec, error)) return false;

@@ -131,8 +131,9 @@ __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
 // The same kernel compiled to at most kMaxRegisters registers a thread
 // (ptxas spills the rest to local memory). Our blocks never leave their SMs,
 // so every register they hold is one that another kernel's block cannot
-// have. No __launch_bounds__: nvcc refuses it beside __maxnreg__, and the
-// cap already bounds what a block of kThreads (at most 1024) needs.
+// have. No __launch_bounds__: nvcc refuses it beside __maxnreg__. A cap too
+// large for kThreads threads leaves the occupancy query at 0 blocks an SM,
+// and Runtime::create reports that the consumer cannot fit.
 template <class Handlers, unsigned kThreads, bool kTimeline, unsigned kMaxRegisters>
 __global__ void __maxnreg__(kMaxRegisters) megakernel_capped(const ConsumerParams p) {
   megakernel_body<Handlers, kThreads, kTimeline>(p);
