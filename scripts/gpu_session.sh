@@ -21,7 +21,7 @@
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
 #   tests: env.txt probe.txt build.txt ctest-gpu.txt quickstart.txt sanitizer.txt summary.txt
-#   bench: env.txt build.txt bench.json bench.txt trace.json summary.txt
+#   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
 # Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
 #
@@ -121,8 +121,12 @@ if [[ "$PHASE" == bench || "$PHASE" == all ]]; then
   # The table streams to bench.txt arm by arm, so a run cut short still
   # leaves every finished arm's figures.
   MEGARING_BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    run_step "megaring_bench (all arms)" "$DEST/bench.txt" 540 \
+    run_step "megaring_bench (all arms)" "$DEST/bench.txt" 450 \
     "$BUILD/bench/megaring_bench" --json "$DEST/bench.json" --trace "$DEST/trace.json"
+  # The scaling arm again, 8 slots a publish: an eighth of the reservations
+  # on the shared tail_, to tell its ceiling from the consumer's (NOTES.md).
+  run_step "megaring_bench scaling, batch 8" "$DEST/scaling-b8.txt" 120 \
+    "$BUILD/bench/megaring_bench" --arms scaling --scaling-batch 8
 fi
 
 echo
