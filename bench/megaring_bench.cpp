@@ -589,6 +589,11 @@ std::string format_row(const Arm& a) {
     rate = fmt_rate(a.rate.median) + a.rate_unit + " [" + fmt_rate(a.rate.min) + ", " +
            fmt_rate(a.rate.max) + "] x" + std::to_string(a.rate.trials);
   }
+  if (const Json* over = a.extra.find("p50_over_floor_ns")) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "p50 %+.2f us over the ping-pong floor", over->number() * 1e-3);
+    rate = buf;
+  }
   if (a.group == "interference") {
     char buf[160];
     const Json* alone = a.extra.find("gemm_ms_alone");
@@ -653,6 +658,14 @@ const Arm* find_arm(const std::vector<Arm>& arms, const std::string& name) {
   for (const Arm& a : arms)
     if (a.name == name && a.status == "ok") return &a;
   return nullptr;
+}
+
+// A GPU round trip's p50 less the ping-pong floor's (rt.pingpong_floor, run
+// first): what the read layout or the whole call adds to the PCIe round trip.
+void note_over_floor(const std::vector<Arm>& arms, Arm& a) {
+  const Arm* floor = find_arm(arms, "rt.pingpong_floor");
+  if (floor == nullptr || a.status != "ok" || !a.has_latency || &a == floor) return;
+  a.extra["p50_over_floor_ns"] = a.latency.p50 - floor->latency.p50;
 }
 
 }  // namespace
@@ -801,6 +814,7 @@ int main(int argc, char** argv) {
         std::string err;
         const bool ok = r.fn(std::max(100, r.iters / 20), r.iters, &ns, &err);
         set_latency_result(a, ok, ns, err);
+        note_over_floor(arms, a);
         arms.push_back(a);
       }
       announce(arms.back());
@@ -911,6 +925,7 @@ int main(int argc, char** argv) {
       std::string err;
       const bool ok = megaring_round_trips(*rt, sz.rt_warmup, sz.rt_iters, 0, &ns, &err);
       set_latency_result(a, ok, ns, err);
+      if (rt->backend() == Backend::kCuda) note_over_floor(arms, a);
       arms.push_back(a);
     }
     announce(arms.back());
