@@ -547,10 +547,11 @@ bool gemm_ready() { return g.gemm_ok; }
 int gemm_n() { return g.n; }
 double gemm_flops() { return 2.0 * double(g.n) * double(g.n) * double(g.n); }
 
-bool gemm_start(int reps, std::string* error) {
+bool gemm_start(int reps, int sm_count_target, std::string* error) {
 #if MEGARING_BENCH_CUBLAS
   if (!g.gemm_ok) return not_ready(error, "GEMM not initialised");
   if (g.gemm_pending) return not_ready(error, "GEMM already in flight");
+  GA_BLAS(cublasSetSmCountTarget(g.handle, sm_count_target));  // stays set: always set it
   GA_TRY(cudaEventRecord(g.ev_start, g.gemm_stream));
   for (int i = 0; i < reps; ++i)
     if (!enqueue_gemm(error)) return false;
@@ -559,6 +560,7 @@ bool gemm_start(int reps, std::string* error) {
   return true;
 #else
   (void)reps;
+  (void)sm_count_target;
   if (error) *error = "built without cuBLAS";
   return false;
 #endif

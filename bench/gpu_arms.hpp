@@ -96,7 +96,10 @@ int graph_nodes();
 bool gemm_ready();
 int gemm_n();
 double gemm_flops();  // per GEMM
-bool gemm_start(int reps, std::string* error);
+// sm_count_target: cublasSetSmCountTarget for these GEMMs (0: all SMs, the
+// default). A kernel that shares the GPU can tell cuBLAS how many SMs are
+// left, so that it sizes its grid (and picks its kernel) for those.
+bool gemm_start(int reps, int sm_count_target, std::string* error);
 bool gemm_wait(double timeout_s, double* ms_total, bool* timed_out, std::string* error);
 
 // The built-in opcodes (megaring::NoUserOps) in one-warp blocks of at most

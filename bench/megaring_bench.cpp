@@ -609,6 +609,10 @@ std::string format_row(const Arm& a) {
     else
       buf[0] = '\0';
     rate = buf;
+    if (const Json* st = a.extra.find("slowdown_sm_target_pct")) {
+      std::snprintf(buf, sizeof(buf), " (told the SMs left: %+.2f%%)", st->number());
+      rate += buf;
+    }
     const Json* ca = a.extra.find("h2d_gbps_alone");
     const Json* cb = a.extra.find("h2d_gbps_beside");
     if (ca && cb) {
@@ -1090,6 +1094,22 @@ int main(int argc, char** argv) {
         }
         return out;
       };
+      // sz.gemm_trials trials of sz.gemm_reps GEMMs with cuBLAS SM-count
+      // target `sm_target` (0: all SMs): ms per GEMM into *ms. A trial past
+      // `limit_s` sets *timed_out and stops (its GEMMs are still queued).
+      const auto gemm_trials = [&sz](int sm_target, double limit_s, std::vector<double>* ms,
+                                     bool* timed_out, std::string* err) {
+        *timed_out = false;
+        for (int t = 0; t < sz.gemm_trials; ++t) {
+          double total = 0;
+          if (!gpu::gemm_start(sz.gemm_reps, sm_target, err) ||
+              !gpu::gemm_wait(limit_s, &total, timed_out, err))
+            return false;
+          if (*timed_out) return true;
+          ms->push_back(total / sz.gemm_reps);
+        }
+        return true;
+      };
       struct Setting {
         uint32_t workers;  // Config::workers
         uint32_t backoff;  // Config::poll_backoff_max_ns
@@ -1122,15 +1142,24 @@ int main(int argc, char** argv) {
         a.params["gemm_reps"] = sz.gemm_reps;
         a.params["copy_bytes"] = static_cast<double>(sz.copy_mb << 20);
         a.params["copy_reps"] = sz.copy_reps;
+        // With blocks on fewer than all SMs, the GEMM also runs told how
+        // many SMs are left (cublasSetSmCountTarget): sized for those, a
+        // grid of one CTA an SM need not wait for a second wave.
+        const int sm_target = blocks < static_cast<uint32_t>(dev.sm_count)
+                                  ? dev.sm_count - static_cast<int>(blocks)
+                                  : 0;
+        if (sm_target > 0) a.params["gemm_sm_count_target"] = sm_target;
         std::string err;
-        // GEMM alone (no runtime alive), then beside the runtime.
-        std::vector<double> alone_ms, beside_ms;
-        bool ok = true;
-        for (int t = 0; ok && t < sz.gemm_trials; ++t) {
-          double ms = 0;
-          bool to = false;
-          ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(600, &ms, &to, &err);
-          if (ok) alone_ms.push_back(ms / sz.gemm_reps);
+        // GEMM alone (no runtime alive), then beside the runtime. Alone with
+        // the SM-count target first too: cuBLAS may pick another kernel for
+        // it, which must not be loaded for the first time beside our kernel.
+        std::vector<double> alone_ms, beside_ms, alone_target_ms, beside_target_ms;
+        bool to = false;
+        bool ok = gemm_trials(0, 600, &alone_ms, &to, &err) &&
+                  (sm_target == 0 || gemm_trials(sm_target, 600, &alone_target_ms, &to, &err));
+        if (ok && to) {
+          ok = false;
+          err = "the GEMM alone did not finish in 600 s";
         }
         const double alone = ok ? summarize_rates(alone_ms).median : 0;
         // Host-to-device bandwidth alone and beside the idle megakernel
@@ -1166,22 +1195,26 @@ int main(int argc, char** argv) {
               ok = gpu::h2d_copy_gbps(sz.copy_reps, &gbps, &err);
               if (ok) copy_beside.push_back(gbps);
             }
-            for (int t = 0; ok && t < sz.gemm_trials; ++t) {
+            // A GEMM past this cannot get SMs next to the megakernel.
+            const double limit_s = std::max(2.0, 20.0 * alone * sz.gemm_reps * 1e-3);
+            // Stops the runtime (its kernel exits) and lets the GEMMs still
+            // queued finish, so that the next arm starts with none in flight.
+            const auto release_gemm = [&] {
+              st = irt->shutdown(std::chrono::seconds(10));
+              if (!st) err = "shutdown after a GEMM timeout: " + st.to_string();
+              irt.reset();
               double ms = 0;
-              bool to = false;
-              const double limit_s = std::max(2.0, 20.0 * alone * sz.gemm_reps * 1e-3);
-              ok = gpu::gemm_start(sz.gemm_reps, &err) && gpu::gemm_wait(limit_s, &ms, &to, &err);
+              return gpu::gemm_wait(600, &ms, &to, &err) && !to;
+            };
+            if (ok) ok = gemm_trials(0, limit_s, &beside_ms, &starved, &err);
+            if (ok && starved) ok = release_gemm();
+            if (ok && !starved && sm_target > 0) {
+              ok = gemm_trials(sm_target, limit_s, &beside_target_ms, &to, &err);
               if (ok && to) {
-                // The GEMM cannot get SMs next to the megakernel: stop the
-                // runtime (its kernel exits), then let the GEMM finish.
-                starved = true;
-                st = irt->shutdown(std::chrono::seconds(10));
-                if (!st) err = "shutdown after starvation: " + st.to_string();
-                irt.reset();
-                ok = gpu::gemm_wait(600, &ms, &to, &err) && !to;
-                break;
+                (void)release_gemm();
+                ok = false;
+                err = "the GEMM told the SM count left made no progress beside the megakernel";
               }
-              if (ok) beside_ms.push_back(ms / sz.gemm_reps);
             }
             if (irt) {
               st = irt->shutdown();
@@ -1222,6 +1255,14 @@ int main(int argc, char** argv) {
             a.extra["gemm_ms_beside"] = beside;
             a.extra["gemm_ms_beside_trials"] = bm;
             a.extra["slowdown_pct"] = (beside / alone - 1.0) * 100.0;
+            if (!alone_target_ms.empty() && !beside_target_ms.empty()) {
+              // Against the GEMM alone on the whole GPU: what the user pays.
+              const double at = summarize_rates(alone_target_ms).median;
+              const double bt = summarize_rates(beside_target_ms).median;
+              a.extra["gemm_ms_alone_sm_target"] = at;
+              a.extra["gemm_ms_beside_sm_target"] = bt;
+              a.extra["slowdown_sm_target_pct"] = (bt / alone - 1.0) * 100.0;
+            }
           } else {
             a.extra["gemm_ms_beside"] = nullptr;
             a.extra["slowdown_pct"] = nullptr;

@@ -205,14 +205,23 @@ def plot_interference(report, out):
                 axes[0].text(i, starved_height / 2, "STARVED", rotation=90, ha="center",
                              va="center", fontsize=9, backgroundcolor="white")
             else:
-                axes[0].bar([i], [s], color="C3" if s > 2 else "C2")
-                axes[0].annotate("%+.2f%%" % s, (i, s), textcoords="offset points",
-                                 xytext=(0, 3), ha="center", fontsize=8)
+                st = a["extra"].get("slowdown_sm_target_pct")
+                w = 0.4 if st is not None else 0.8
+                x0 = i - 0.2 if st is not None else i
+                axes[0].bar([x0], [s], width=w, color="C3" if s > 2 else "C2")
+                axes[0].annotate("%+.2f%%" % s, (x0, s), textcoords="offset points",
+                                 xytext=(0, 3), ha="center", fontsize=7)
+                if st is not None:  # the GEMM told how many SMs are left
+                    axes[0].bar([i + 0.2], [st], width=w, color="C3" if st > 2 else "C2",
+                                hatch="..", edgecolor="white")
+                    axes[0].annotate("%+.2f%%" % st, (i + 0.2, st), textcoords="offset points",
+                                     xytext=(0, 3), ha="center", fontsize=7)
         axes[0].axhline(2, linestyle="--", color="gray")
         axes[0].text(0, 2, " target 2%", fontsize=7, va="bottom")
         axes[0].set_xticks(x)
         axes[0].set_xticklabels(labels, fontsize=7)
-        axes[0].set_ylabel("GEMM slowdown beside an idle megakernel (%)")
+        axes[0].set_ylabel("GEMM slowdown beside an idle megakernel (%)\n"
+                           "dotted: cublasSetSmCountTarget(SMs left)")
         axes[0].set_title("GEMM %dx%d BF16 slowdown" % (arms[0]["params"]["gemm_n"],
                                                        arms[0]["params"]["gemm_n"]))
         axes[1].bar([i - 0.2 for i in x], [a["latency"]["p50_ns"] / 1e3 for a in arms], width=0.4,
