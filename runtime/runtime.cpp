@@ -181,6 +181,10 @@ class Runtime::Impl {
   }
   Status peek_slot(uint64_t ticket, mr_slot* out);
   uint64_t published_end() const { return tail_.load(std::memory_order_acquire) & ~kClosedBit; }
+  void set_reserve_hook(detail::RuntimeInternals::ReserveHook hook, void* arg) {
+    reserve_hook_arg_.store(arg, std::memory_order_relaxed);
+    reserve_hook_.store(hook, std::memory_order_relaxed);
+  }
 
   const detail::HostRegions& host() const { return backend_->host(); }
   detail::ConsumerBackend* backend() { return backend_.get(); }
@@ -249,6 +253,9 @@ class Runtime::Impl {
   std::atomic<State> state_{State::kStopped};  // kRunning once the consumer started
   std::atomic<Result> close_reason_{Result::kShutdown};
   std::atomic<bool> abort_requested_{false};
+  // RuntimeInternals::set_reserve_hook (tests only; nullptr in production).
+  std::atomic<detail::RuntimeInternals::ReserveHook> reserve_hook_{nullptr};
+  std::atomic<void*> reserve_hook_arg_{nullptr};
   std::atomic<uint64_t> protocol_errors_{0};
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
@@ -405,9 +412,11 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
   HostWaiter waiter;
   bool counted_full = false;
   for (;;) {
+    // reaped_ before tail_: reaped_ <= tail_ at every instant and both only
+    // grow, so t >= reaped and t + count - reaped cannot wrap.
+    const uint64_t reaped = reaped_.load(std::memory_order_acquire);
     uint64_t t = tail_.load(std::memory_order_acquire);
     if ((t & kClosedBit) != 0) return closed_status();
-    const uint64_t reaped = reaped_.load(std::memory_order_acquire);
     if (t + count - reaped <= capacity_) {
       // acq_rel: the reservation is ordered after the reaped_ read that
       // admitted it (so our slot writes cannot precede the reuse decision).
@@ -418,15 +427,19 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       continue;
     }
     if (reap(false, /*park=*/true) > 0) continue;
-    if (!counted_full) {
-      ring_full_events_.fetch_add(1, std::memory_order_relaxed);
-      counted_full = true;
-    }
     if (options.on_full == OnFull::kFail) {
       // Another thread may have held the reap lock: reap for certain first.
       if (reap(true, /*park=*/true) > 0) continue;
+      // That thread may have reaped what we saw as full before we got the
+      // lock: full only if nothing was reaped since our look.
+      if (reaped_.load(std::memory_order_acquire) != reaped) continue;
+      ring_full_events_.fetch_add(1, std::memory_order_relaxed);
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
                                            " slot(s)");
+    }
+    if (!counted_full) {
+      ring_full_events_.fetch_add(1, std::memory_order_relaxed);
+      counted_full = true;
     }
     if (!have_deadline) {
       deadline = deadline_after(options.timeout);
@@ -454,6 +467,9 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
   uint64_t t0 = 0;
   Status st = reserve(count, options, &t0);
   if (!st) return st;
+  // Relaxed: set by a test before any publish runs.
+  if (const auto hook = reserve_hook_.load(std::memory_order_relaxed))
+    hook(reserve_hook_arg_.load(std::memory_order_relaxed), t0, count);
   const detail::HostRegions& h = host();
   const int64_t publish_ns = timeline_on_ ? host_now_ns() : 0;  // one clock read per batch
   for (uint32_t i = 0; i < count; ++i) {
@@ -492,7 +508,8 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
   // ordered against this pass.
   if (drained == nullptr && sink_.load(std::memory_order_acquire) != nullptr) return 0;
   // After finalize the host owns every record up to the published end.
-  const uint64_t end = finalized_.load(std::memory_order_acquire) ? published_end() : done_count();
+  const bool finalized = finalized_.load(std::memory_order_acquire);
+  const uint64_t end = finalized ? published_end() : done_count();
   const uint64_t start = reaped_.load(std::memory_order_relaxed);
   if (start >= end) return 0;
   MR_NVTX_RANGE("megaring::reap");
@@ -505,6 +522,13 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
   while (r < end) {
     const uint64_t pos = r & mask_;
     const mr_completion& rec = h.completions[pos];
+    // After finalize, [DONE_COUNT, end) may hold reservations whose producer
+    // is still writing the slot, keep_ and origin_: stop at the first whose
+    // header is not written yet (ACQUIRE: pairs with P3's release, which
+    // orders those stores before it); a later pass takes it from there.
+    if (finalized && SysRef<uint64_t>(h.slots[pos].header).load(cuda::std::memory_order_acquire) !=
+                         mr_make_header(r, MR_SLOT_READY))
+      break;
     const uint32_t tag = SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag))
                              .load(cuda::std::memory_order_acquire);
     if (tag != mr_completion_tag(r)) {
@@ -708,7 +732,8 @@ Status Runtime::Impl::check_consumer() {
 }
 
 void Runtime::Impl::close_ring(State state, Result reason) {
-  close_reason_.store(reason);
+  // An abort() that raced a shutdown() stays the reason publishers are told.
+  close_reason_.store(abort_requested_.load() ? Result::kAborted : reason);
   tail_.fetch_or(kClosedBit, std::memory_order_acq_rel);
   state_.store(state);
 }
@@ -1155,6 +1180,9 @@ uint64_t RuntimeInternals::published_end(const Runtime& runtime) {
 Status RuntimeInternals::peek_slot(Runtime& runtime, uint64_t ticket, mr_slot* out) {
   if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
   MR_GUARD(runtime.impl_->peek_slot(ticket, out))
+}
+void RuntimeInternals::set_reserve_hook(Runtime& runtime, ReserveHook hook, void* arg) {
+  runtime.impl_->set_reserve_hook(hook, arg);
 }
 }  // namespace detail
 

@@ -61,6 +61,11 @@ struct RuntimeInternals {
   // Copies the slot at `ticket`'s position, if that position still belongs
   // to it (not reaped). For tests: what a producer actually wrote.
   static Status peek_slot(Runtime& runtime, uint64_t ticket, mr_slot* out);
+  // For tests that need a producer caught mid-publish: publish calls
+  // hook(arg, first, count) after reserving tickets [first, first + count)
+  // and before writing them. nullptr removes it. Set it while no publish runs.
+  using ReserveHook = void (*)(void* arg, uint64_t first, uint32_t count);
+  static void set_reserve_hook(Runtime& runtime, ReserveHook hook, void* arg);
 };
 
 }  // namespace megaring::detail

@@ -1129,6 +1129,59 @@ TEST_P(RingBackPressureTest, RingOfOneWorks) {
   expect_conserved(s);
 }
 
+// OnFull::kFail reports a full ring only when it is full: publishers that
+// all find every position completed but not yet reaped race to reap, and the
+// ones that lose the race must see what the winner freed. (They used to
+// return kRingFull after a blocking reap found nothing left to reap, and a
+// stale tail_ read before reaped_ made a free ring look full.)
+TEST_P(RingBackPressureTest, FailFastPublishersRacingToReapNeverSeeAFullRing) {
+  Config cfg = base_config();
+  cfg.ring_capacity = 16;
+  cfg.workers = 1;
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  constexpr int kThreads = 3;  // fewer than the positions a reap frees
+  const uint64_t rounds = env_u64("MEGARING_TEST_FAILFAST_ROUNDS", 300);
+  uint64_t false_full = 0;
+  for (uint64_t round = 0; round < rounds && false_full == 0; ++round) {
+    // Every position completed, none reaped.
+    (void)rt->stats();  // reaps what an earlier round left
+    Ticket last;
+    for (uint32_t i = 0; i < cfg.ring_capacity; ++i)
+      MR_ASSERT_OK(rt->publish(ops::nop(i), &last, plain_options()));
+    MR_ASSERT_OK(rt->wait_done(last, scaled(seconds(10))));
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::atomic<uint64_t> full{0};
+    std::vector<Ticket> got(kThreads);
+    std::vector<Status> status(kThreads);
+    std::vector<std::thread> threads;
+    for (int p = 0; p < kThreads; ++p) {
+      threads.emplace_back([&, p] {
+        ready.fetch_add(1);
+        while (!go.load()) {
+        }
+        PublishOptions fail;
+        fail.on_full = OnFull::kFail;
+        status[p] = rt->publish(ops::nop(), &got[p], fail);
+        if (status[p].code() == Result::kRingFull) full.fetch_add(1);
+      });
+    }
+    while (ready.load() < kThreads) std::this_thread::yield();
+    go.store(true);
+    for (auto& t : threads) t.join();
+    false_full += full.load();
+    for (int p = 0; p < kThreads; ++p) {
+      if (status[p].code() == Result::kRingFull) continue;
+      MR_ASSERT_OK(status[p]);
+      MR_ASSERT_OK(rt->wait_done(got[p], scaled(seconds(10))));
+    }
+  }
+  EXPECT_EQ(false_full, 0u) << "kRingFull with every position reapable";
+  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+  expect_conserved(rt->stats());
+}
+
 MEGARING_INSTANTIATE_BACKENDS(RingBackPressureTest);
 
 // ===========================================================================

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <string>
@@ -699,6 +700,74 @@ TEST_P(TenantTest, AbortDeliversAbortedCompletionsToTenants) {
   EXPECT_EQ(st.code(), TenantErrc::kPipeline);
   EXPECT_EQ(st.ring_status().code(), Result::kAborted);
   EXPECT_EQ(t.published_count(), 6u);
+}
+
+// A producer caught between reserving its tickets and writing them when the
+// runtime aborts. After the abort the host owns every record up to the
+// published end, but the pump must not pass those tickets before their
+// producer has written them: their positions still carry the last lap's
+// origin (another tenant's), and passing them early credited that tenant
+// (its outstanding count wrapped) and never this one.
+TEST_P(TenantTest, AbortWhileAProducerIsMidPublishCreditsEverySlotToItsOwnTenant) {
+  constexpr uint32_t kRing = 16, kBatch = 4;
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual, /*workers=*/1, kRing));
+  TenantHandle writer = add(tenant_config("mid-publish"));
+  TenantHandle last_lap = add(tenant_config("last-lap"));
+  // last_lap's slots take every position once, leaving its origin in each.
+  std::vector<SlotRequest> lap(kRing, ops::nop(1));
+  Ticket first;
+  MR_ASSERT_TOK(last_lap.publish_batch(lap.data(), kRing, &first, waiting()));
+  MR_ASSERT_TOK(last_lap.quiesce(scaled(seconds(10))));
+
+  // The hook holds the writer's publish after its reservation.
+  struct Latch {
+    std::mutex m;
+    std::condition_variable cv;
+    bool reserved = false, release = false;
+  } latch;
+  RuntimeInternals::set_reserve_hook(
+      *rt_,
+      [](void* arg, uint64_t, uint32_t) {
+        auto* l = static_cast<Latch*>(arg);
+        std::unique_lock<std::mutex> lock(l->m);
+        l->reserved = true;
+        l->cv.notify_all();
+        l->cv.wait(lock, [l] { return l->release; });
+      },
+      &latch);
+  TenantStatus published;
+  std::thread producer([&] {
+    std::vector<SlotRequest> batch(kBatch, ops::nop(2));
+    Ticket t;
+    published = writer.publish_batch(batch.data(), kBatch, &t, waiting());
+  });
+  {
+    std::unique_lock<std::mutex> lock(latch.m);
+    ASSERT_TRUE(latch.cv.wait_for(lock, scaled(seconds(10)), [&] { return latch.reserved; }));
+  }
+  MR_ASSERT_OK(rt_->abort());
+  for (int i = 0; i < 3; ++i) (void)registry_->pump_once();
+  EXPECT_EQ(last_lap.runtime_counters().drained, uint64_t{kRing}) << "credited a slot it never published";
+  EXPECT_EQ(writer.runtime_counters().drained, 0u) << "passed tickets not yet written";
+
+  {
+    std::lock_guard<std::mutex> lock(latch.m);
+    latch.release = true;
+  }
+  latch.cv.notify_all();
+  producer.join();
+  RuntimeInternals::set_reserve_hook(*rt_, nullptr, nullptr);
+  MR_EXPECT_TOK(published) << "the reservation was made before the abort";
+  for (int i = 0; i < 3; ++i) (void)registry_->pump_once();
+  MR_EXPECT_TOK(writer.quiesce(scaled(seconds(10))));
+  MR_EXPECT_TOK(last_lap.quiesce(scaled(seconds(10))));
+  const auto w = writer.runtime_counters();
+  EXPECT_EQ(w.published, uint64_t{kBatch});
+  EXPECT_EQ(w.drained, uint64_t{kBatch});
+  EXPECT_EQ(w.aborted, uint64_t{kBatch});
+  const auto l = last_lap.runtime_counters();
+  EXPECT_EQ(l.published, uint64_t{kRing});
+  EXPECT_EQ(l.drained, uint64_t{kRing});
 }
 
 TEST_P(TenantTest, HandlesOutliveTheRegistryAsRevoked) {
