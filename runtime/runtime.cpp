@@ -48,6 +48,7 @@ using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kClosedBit = 1ull << 63;
+constexpr uint32_t kMaxPollBackoffNs = 1'000'000'000;  // Config::poll_backoff_max_ns
 // keep_ values besides 0 and ticket + 1, held briefly by one thread:
 constexpr uint64_t kParking = ~0ull;      // the reaper is moving the result to parked_
 constexpr uint64_t kReading = ~0ull - 1;  // a waiter is reading the result in place
@@ -291,6 +292,10 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
     return Status(Result::kInvalidArgument, "initial_ticket too close to the 2^56 ticket limit");
   if (config.poll_backoff_min_ns > config.poll_backoff_max_ns)
     return Status(Result::kInvalidArgument, "poll_backoff_min_ns > poll_backoff_max_ns");
+  // The backoff doubles in 32 bits (detail::Backoff): past 2^31 it would wrap.
+  if (config.poll_backoff_max_ns > kMaxPollBackoffNs)
+    return Status(Result::kInvalidArgument, "poll_backoff_max_ns must be at most 1 s (" +
+                                                std::to_string(kMaxPollBackoffNs) + " ns)");
   const uint32_t tl = config.timeline_capacity;
   if (tl > kMaxCapacity || (tl & (tl - 1)) != 0 || (tl != 0 && tl < 2ull * cap))
     return Status(Result::kInvalidArgument,

@@ -1950,6 +1950,8 @@ TEST_P(RingConfigTest, RejectsBadConfigs) {
          c.poll_backoff_min_ns = 4096;
          c.poll_backoff_max_ns = 64;
        }},
+      {"backoff max over 1 s (its doubling would wrap)",
+       [](Config& c) { c.poll_backoff_max_ns = 1'000'000'001; }},
   };
   for (const Bad& b : bad) {
     SCOPED_TRACE(b.what);

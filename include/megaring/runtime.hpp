@@ -52,9 +52,9 @@ struct Config {
   uint32_t max_tenants = 1024;
   // First ticket (tests use values near 2^32 to cross the 32-bit boundary).
   uint64_t initial_ticket = 0;
-  // Consumer poll backoff while the ring is empty: min_ns doubling to max_ns.
-  // GPU: __nanosleep per poll; a wake-up costs up to max_ns. CPU: sleeps
-  // under a microsecond become yields.
+  // Consumer poll backoff while the ring is empty: min_ns doubling to max_ns
+  // (at most 1 s). GPU: __nanosleep per poll; a wake-up costs up to max_ns.
+  // CPU: sleeps under a microsecond become yields.
   uint32_t poll_backoff_min_ns = 64;
   uint32_t poll_backoff_max_ns = 2048;
   uint32_t heartbeat_interval_ns = 100'000;
