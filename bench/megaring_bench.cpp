@@ -1124,13 +1124,15 @@ int main(int argc, char** argv) {
         const uint32_t w = setting.workers, backoff = setting.backoff;
         const Consumer& consumer = setting.narrow ? gpu::narrow_consumer() : builtin_consumer();
         const uint32_t blocks = w == 0 ? static_cast<uint32_t>(dev.sm_count) : w;
-        const std::string name = "interf.w" + std::to_string(blocks) +
-                                 (setting.narrow ? ".t" + std::to_string(consumer.block_threads) : "") +
-                                 ".b" + std::to_string(backoff);
+        const std::string shape =
+            setting.narrow ? ".t" + std::to_string(consumer.block_threads) : "";
+        const std::string name =
+            "interf.w" + std::to_string(blocks) + shape + ".b" + std::to_string(backoff);
         const bool is_default = w == 0 && backoff == Config{}.poll_backoff_max_ns && !setting.narrow;
-        const std::string label = "GEMM + idle megakernel, " + std::to_string(blocks) +
-                                  (setting.narrow ? " one-warp capped" : "") + " blocks, backoff " +
-                                  std::to_string(backoff) + " ns" + (is_default ? " (defaults)" : "");
+        const std::string label =
+            "GEMM + idle megakernel, " + std::to_string(blocks) +
+            (setting.narrow ? " one-warp capped" : "") + " blocks, backoff " +
+            std::to_string(backoff) + " ns" + (is_default ? " (defaults)" : "");
         Arm a = make_arm(name.c_str(), "interference", label);
         a.params["workers"] = blocks;
         a.params["workers_config"] = w;

@@ -747,7 +747,8 @@ TEST_P(TenantTest, AbortWhileAProducerIsMidPublishCreditsEverySlotToItsOwnTenant
   }
   MR_ASSERT_OK(rt_->abort());
   for (int i = 0; i < 3; ++i) (void)registry_->pump_once();
-  EXPECT_EQ(last_lap.runtime_counters().drained, uint64_t{kRing}) << "credited a slot it never published";
+  EXPECT_EQ(last_lap.runtime_counters().drained, uint64_t{kRing})
+      << "credited a slot it never published";
   EXPECT_EQ(writer.runtime_counters().drained, 0u) << "passed tickets not yet written";
 
   {
