@@ -270,6 +270,20 @@ void set_latency_result(Arm& a, bool ok, const std::vector<double>& ns, const st
   }
 }
 
+// Records a rate arm's outcome: the spread of its trials, or the error that
+// stopped it.
+void set_rate_result(Arm& a, bool ok, const std::vector<double>& rates, const char* unit,
+                     const std::string& err) {
+  if (ok) {
+    a.has_rate = true;
+    a.rate = summarize_rates(rates);
+    a.rate_unit = unit;
+  } else {
+    a.status = "error";
+    a.reason = err;
+  }
+}
+
 Arm skipped(const char* name, const char* group, std::string label, const std::string& why) {
   Arm a = make_arm(name, group, std::move(label));
   a.status = "skipped";
@@ -401,14 +415,7 @@ void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
     ok = megaring_throughput(rt, batch, sz.tput_slots, &r, &err);
     if (ok) rates.push_back(r);
   }
-  if (ok) {
-    a.has_rate = true;
-    a.rate = summarize_rates(rates);
-    a.rate_unit = "slots/s";
-  } else {
-    a.status = "error";
-    a.reason = err;
-  }
+  set_rate_result(a, ok, rates, "slots/s", err);
 }
 
 // P producers share `slots` NOPs (publish_batch of `batch`, fire and forget).
@@ -856,14 +863,7 @@ int main(int argc, char** argv) {
                      : gpu::launch_throughput(r.count, &k, &err);
         if (ok && t > 0) rates.push_back(k);
       }
-      if (ok) {
-        a.has_rate = true;
-        a.rate = summarize_rates(rates);
-        a.rate_unit = "kernels/s";
-      } else {
-        a.status = "error";
-        a.reason = err;
-      }
+      set_rate_result(a, ok, rates, "kernels/s", err);
       arms.push_back(a);
       announce(arms.back());
     }
@@ -985,18 +985,13 @@ int main(int argc, char** argv) {
                               sz.scaling_sample_every, &r, &lat, &err);
         if (ok) rates.push_back(r);
       }
+      set_rate_result(a, ok, rates, "slots/s", err);
       if (ok) {
-        a.has_rate = true;
-        a.rate = summarize_rates(rates);
-        a.rate_unit = "slots/s";
         a.has_latency = true;
         a.latency = summarize(lat);
         a.extra["latency_is"] =
             "kept NOP every Nth slot: publish until its producer sees the completion "
             "(polled between its publishes), under the load";
-      } else {
-        a.status = "error";
-        a.reason = err;
       }
       arms.push_back(a);
       announce(arms.back());

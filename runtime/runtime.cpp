@@ -181,6 +181,12 @@ class Runtime::Impl {
     return Status::ok();
   }
   Status peek_slot(uint64_t ticket, mr_slot* out);
+  // Whether ticket's producer has written its slot (ACQUIRE: pairs with P3's
+  // release, so its body, keep_ and origin_ stores are visible after it).
+  bool slot_written(uint64_t ticket) const {
+    return SysRef<uint64_t>(host().slots[ticket & mask_].header)
+               .load(cuda::std::memory_order_acquire) == mr_make_header(ticket, MR_SLOT_READY);
+  }
   uint64_t published_end() const { return tail_.load(std::memory_order_acquire) & ~kClosedBit; }
   void set_reserve_hook(detail::RuntimeInternals::ReserveHook hook, void* arg) {
     reserve_hook_arg_.store(arg, std::memory_order_relaxed);
@@ -433,10 +439,10 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
     }
     if (reap(false, /*park=*/true) > 0) continue;
     if (options.on_full == OnFull::kFail) {
-      // Another thread may have held the reap lock: reap for certain first.
-      if (reap(true, /*park=*/true) > 0) continue;
-      // That thread may have reaped what we saw as full before we got the
-      // lock: full only if nothing was reaped since our look.
+      // Another thread may have held the reap lock: wait for its pass, or
+      // make one. Full only if nothing was reaped since our look, by us or
+      // by that thread.
+      (void)reap(true, /*park=*/true);
       if (reaped_.load(std::memory_order_acquire) != reaped) continue;
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
@@ -528,12 +534,9 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
     const uint64_t pos = r & mask_;
     const mr_completion& rec = h.completions[pos];
     // After finalize, [DONE_COUNT, end) may hold reservations whose producer
-    // is still writing the slot, keep_ and origin_: stop at the first whose
-    // header is not written yet (ACQUIRE: pairs with P3's release, which
-    // orders those stores before it); a later pass takes it from there.
-    if (finalized && SysRef<uint64_t>(h.slots[pos].header).load(cuda::std::memory_order_acquire) !=
-                         mr_make_header(r, MR_SLOT_READY))
-      break;
+    // is still writing the slot, keep_ and origin_: stop at the first not yet
+    // written; a later pass takes it from there.
+    if (finalized && !slot_written(r)) break;
     const uint32_t tag = SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag))
                              .load(cuda::std::memory_order_acquire);
     if (tag != mr_completion_tag(r)) {
@@ -1022,11 +1025,9 @@ Status Runtime::Impl::peek_slot(uint64_t ticket, mr_slot* out) {
   if (ticket < reaped_.load() || ticket >= published_end())
     return Status(Result::kInvalidArgument,
                   "ticket " + std::to_string(ticket) + " is not in the ring (reaped or unpublished)");
-  const mr_slot& slot = host().slots[ticket & mask_];
-  if (SysRef<uint64_t>(const_cast<uint64_t&>(slot.header)).load(cuda::std::memory_order_acquire) !=
-      mr_make_header(ticket, MR_SLOT_READY))
+  if (!slot_written(ticket))
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(ticket) + " is still being written");
-  *out = slot;
+  *out = host().slots[ticket & mask_];
   return Status::ok();
 }
 
