@@ -5,19 +5,30 @@
 # The compiler settings of this build are passed through. A CUDA architecture
 # list ("80;90") travels with '|' for ';' (add_test would split it).
 string(REPLACE ";" "|" _mr_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
-add_test(NAME install_consumer
-  COMMAND ${CMAKE_COMMAND}
-    "-DMEGARING_BUILD_DIR=${PROJECT_BINARY_DIR}"
-    "-DCONSUMER_SOURCE_DIR=${CMAKE_CURRENT_LIST_DIR}/consumer"
-    "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/install_consumer"
-    "-DCONFIG=$<CONFIG>"
-    "-DGENERATOR=${CMAKE_GENERATOR}"
-    "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
-    "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
-    "-DCUDA_COMPILER=${CMAKE_CUDA_COMPILER}"
-    "-DCUDA_HOST_COMPILER=${CMAKE_CUDA_HOST_COMPILER}"
-    "-DCUDA_ARCHITECTURES=${_mr_cuda_archs}"
-    -P "${CMAKE_CURRENT_LIST_DIR}/consumer/install_and_run.cmake")
+# Twice: with CMake's default CUDA runtime (static) and with the shared one;
+# megaring must follow the consumer's choice either way.
+foreach(_mr_runtime Static Shared)
+  set(_mr_name install_consumer)
+  if(_mr_runtime STREQUAL "Shared")
+    set(_mr_name install_consumer_shared)
+  endif()
+  add_test(NAME ${_mr_name}
+    COMMAND ${CMAKE_COMMAND}
+      "-DMEGARING_BUILD_DIR=${PROJECT_BINARY_DIR}"
+      "-DCONSUMER_SOURCE_DIR=${CMAKE_CURRENT_LIST_DIR}/consumer"
+      "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/${_mr_name}"
+      "-DCONFIG=$<CONFIG>"
+      "-DGENERATOR=${CMAKE_GENERATOR}"
+      "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
+      "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
+      "-DCUDA_COMPILER=${CMAKE_CUDA_COMPILER}"
+      "-DCUDA_HOST_COMPILER=${CMAKE_CUDA_HOST_COMPILER}"
+      "-DCUDA_ARCHITECTURES=${_mr_cuda_archs}"
+      "-DCUDA_RUNTIME=${_mr_runtime}"
+      -P "${CMAKE_CURRENT_LIST_DIR}/consumer/install_and_run.cmake")
+  # nvcc compiles the consumer's .cu (a few tens of seconds on 2 cores).
+  set_tests_properties(${_mr_name} PROPERTIES LABELS cpu TIMEOUT 900)
+endforeach()
+unset(_mr_runtime)
+unset(_mr_name)
 unset(_mr_cuda_archs)
-# nvcc compiles the consumer's .cu (a few tens of seconds on 2 cores).
-set_tests_properties(install_consumer PROPERTIES LABELS cpu TIMEOUT 900)

@@ -1,7 +1,9 @@
 # cmake -P script run by the install_consumer test (tests/install_consumer.cmake):
 #   1. cmake --install MEGARING_BUILD_DIR --prefix WORK_DIR/prefix
 #   2. configure + build CONSUMER_SOURCE_DIR against that prefix
-#   3. run the consumer; it must exit 0.
+#   3. check that the consumer holds one CUDA runtime, the one it chose
+#      (-DCUDA_RUNTIME=Shared|Static, default Static as in CMake);
+#   4. run the consumer; it must exit 0.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var MEGARING_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR GENERATOR)
@@ -60,6 +62,15 @@ foreach(pair MAKE_PROGRAM:CMAKE_MAKE_PROGRAM CXX_COMPILER:CMAKE_CXX_COMPILER
     cache_set(${out} "${${in}}")
   endif()
 endforeach()
+if("${CUDA_RUNTIME}" STREQUAL "")
+  set(CUDA_RUNTIME Static)
+endif()
+if(NOT CUDA_RUNTIME MATCHES "^(Shared|Static)$")
+  message(FATAL_ERROR "install_consumer: CUDA_RUNTIME must be Shared or Static, not ${CUDA_RUNTIME}")
+endif()
+if(CUDA_RUNTIME STREQUAL "Shared")  # Static: leave CMake's default alone, as most projects do
+  cache_set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+endif()
 if(NOT "${CUDA_ARCHITECTURES}" STREQUAL "")
   string(REPLACE "|" ";" archs "${CUDA_ARCHITECTURES}")
   cache_set(CMAKE_CUDA_ARCHITECTURES "${archs}")
@@ -67,5 +78,42 @@ endif()
 run_step("configure consumer" "${CMAKE_COMMAND}" -C "${init}" -S "${CONSUMER_SOURCE_DIR}"
          -B "${build}" -G "${GENERATOR}")
 run_step("build consumer" "${CMAKE_COMMAND}" --build "${build}" ${config_args})
-run_step("run consumer" "${build}/bin/consumer${CMAKE_EXECUTABLE_SUFFIX}")
+
+# One CUDA runtime, the chosen one. The consumer's my_consumer.cu registers
+# its kernels with the runtime its target links; megaring's must be the same,
+# or launching them fails on a GPU (a CPU-backend run would not notice).
+#   Shared: libcudart.so is NEEDED and the runtime's entry points are not
+#           defined in the executable;
+#   Static: no libcudart.so, and they are.
+set(exe "${build}/bin/consumer${CMAKE_EXECUTABLE_SUFFIX}")
+find_program(READELF readelf REQUIRED)
+find_program(NM nm REQUIRED)
+execute_process(COMMAND "${READELF}" -d "${exe}" OUTPUT_VARIABLE dynamic RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "install_consumer: readelf -d failed (${rc})")
+endif()
+execute_process(COMMAND "${NM}" "${exe}" OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "install_consumer: nm failed (${rc})")
+endif()
+string(REGEX MATCH "NEEDED[^\n]*libcudart\\.so" needs_shared "${dynamic}")
+set(defined_entry_points)
+foreach(fn cudaGetDeviceCount cudaLaunchCooperativeKernel)
+  if(symbols MATCHES "[0-9a-f]+ [TtWw] ${fn}\n")
+    list(APPEND defined_entry_points ${fn})
+  endif()
+endforeach()
+message(STATUS "install_consumer: CUDA runtime ${CUDA_RUNTIME}: NEEDED libcudart.so: "
+               "'${needs_shared}', entry points defined in the executable: '${defined_entry_points}'")
+if(CUDA_RUNTIME STREQUAL "Shared")
+  if(NOT needs_shared OR defined_entry_points)
+    message(FATAL_ERROR "install_consumer: expected the shared cudart alone")
+  endif()
+else()
+  if(needs_shared OR NOT defined_entry_points STREQUAL "cudaGetDeviceCount;cudaLaunchCooperativeKernel")
+    message(FATAL_ERROR "install_consumer: expected the static cudart alone")
+  endif()
+endif()
+
+run_step("run consumer" "${exe}")
 message(STATUS "install_consumer: OK")
