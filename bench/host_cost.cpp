@@ -11,11 +11,16 @@
 // Both get the same in-flight window (megaring's ring capacity; the queue's
 // producers stop at ring/P outstanding items each), the same 64-byte item,
 // the same idle policy for consumers (megaring's poll backoff: 64 ns doubling
-// to 2048 ns, yield below 1 us, sleep above) and for waiting producers
-// (megaring's HostWaiter: 256 pauses, 256 yields, then sleeps to 200 us).
+// to 2048 ns, yield below 1 us, sleep above, with the CPU workers' 1 us timer
+// slack) and for waiting producers (megaring's HostWaiter: 256 pauses, 256
+// yields, then sleeps to 200 us).
 #include "host_cost.hpp"
 
 #include <time.h>
+
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 #include <atomic>
 #include <cinttypes>
@@ -226,6 +231,9 @@ class QueueBench {
 
  private:
   void consume() {
+#if defined(__linux__)
+    (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // as megaring's CPU workers (cpu_backend.cpp)
+#endif
     moodycamel::ConsumerToken token(queue_);
     Backoff backoff;
     Item item;
