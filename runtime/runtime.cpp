@@ -192,6 +192,10 @@ class Runtime::Impl {
     reserve_hook_arg_.store(arg, std::memory_order_relaxed);
     reserve_hook_.store(hook, std::memory_order_relaxed);
   }
+  void set_park_hook(detail::RuntimeInternals::ParkHook hook, void* arg) {
+    park_hook_arg_.store(arg, std::memory_order_relaxed);
+    park_hook_.store(hook, std::memory_order_relaxed);
+  }
 
   const detail::HostRegions& host() const { return backend_->host(); }
   detail::ConsumerBackend* backend() { return backend_.get(); }
@@ -217,8 +221,11 @@ class Runtime::Impl {
   // sink is attached only drain() (which passes `drained`) reaps: every other
   // call returns 0, so a stalled pump is back-pressure, never a lost record.
   size_t reap(bool block, bool park = false, std::vector<detail::DrainRecord>* drained = nullptr);
-  // Takes a parked result of ticket t (after keep_ moved away from t + 1).
-  Status take_parked(uint64_t t, uint64_t pos, Completion* out);
+  // Looks for ticket t's kept result after keep_ moved away from t + 1.
+  // Returns true with *result set: taken from parked_, or not pending. Returns
+  // false if it is back in place (a reaper's move to parked_ threw and put it
+  // back): the caller looks again.
+  bool take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result);
   Status check_consumer();
   void close_ring(State state, Result reason);
   void finalize_locked();
@@ -260,9 +267,12 @@ class Runtime::Impl {
   std::atomic<State> state_{State::kStopped};  // kRunning once the consumer started
   std::atomic<Result> close_reason_{Result::kShutdown};
   std::atomic<bool> abort_requested_{false};
-  // RuntimeInternals::set_reserve_hook (tests only; nullptr in production).
+  // RuntimeInternals::set_reserve_hook / set_park_hook (tests only; nullptr
+  // in production).
   std::atomic<detail::RuntimeInternals::ReserveHook> reserve_hook_{nullptr};
   std::atomic<void*> reserve_hook_arg_{nullptr};
+  std::atomic<detail::RuntimeInternals::ParkHook> park_hook_{nullptr};
+  std::atomic<void*> park_hook_arg_{nullptr};
   std::atomic<uint64_t> protocol_errors_{0};
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
@@ -561,6 +571,9 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
       c.status = rec.status;
       c.fault = rec.fault;
       try {
+        // Relaxed: set by a test before any reap runs.
+        if (const auto hook = park_hook_.load(std::memory_order_relaxed))
+          hook(park_hook_arg_.load(std::memory_order_relaxed), r);
         std::lock_guard<std::mutex> parked_lock(parked_mutex_);
         parked_.emplace(r, c);
       } catch (...) {
@@ -620,13 +633,25 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
   const auto deadline = deadline_after(timeout);
   HostWaiter waiter;
   for (;;) {
-    // Parked (or already read): no longer in place.
-    if (keep_[pos].load(std::memory_order_acquire) != t + 1) return take_parked(t, pos, completion);
+    // Parked, being parked, or already read: not (or no longer) in place.
+    if (keep_[pos].load(std::memory_order_acquire) != t + 1) {
+      Status st;
+      if (take_parked(t, pos, completion, &st)) return st;
+      continue;  // back in place
+    }
     // ACQUIRE: pairs with the consumer's tag release (C5) or the host's
     // finalize; the record fields read below are complete.
     const uint32_t tag =
         SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag)).load(cuda::std::memory_order_acquire);
-    if (tag == mr_completion_tag(t)) break;
+    if (tag == mr_completion_tag(t)) {
+      // Claim the in-place result: the reaper neither parks nor passes a
+      // position in kReading, so no consumer can be rewriting the record
+      // while we read it. Losing the CAS means a reaper (or another wait)
+      // got there first: look again.
+      uint64_t expected = t + 1;
+      if (keep_[pos].compare_exchange_strong(expected, kReading, std::memory_order_acq_rel)) break;
+      continue;
+    }
     if (Clock::now() > deadline)
       return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
     if (waiter.due_for_health_check()) {
@@ -635,12 +660,6 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
     }
     waiter.pause();
   }
-  // Claim the in-place result: the reaper neither parks nor passes a
-  // position in kReading, so no consumer can be rewriting the record while we
-  // read it. Losing the CAS means it was parked (or read by another wait).
-  uint64_t expected = t + 1;
-  if (!keep_[pos].compare_exchange_strong(expected, kReading, std::memory_order_acq_rel))
-    return take_parked(t, pos, completion);
   completion->ticket = t;
   completion->result = rec.result;
   completion->status = rec.status;
@@ -651,17 +670,24 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
   return Status::ok();
 }
 
-Status Runtime::Impl::take_parked(uint64_t t, uint64_t pos, Completion* out) {
-  // A reaper between its claim and its release of keep_: the entry is coming.
-  while (keep_[pos].load(std::memory_order_acquire) == kParking) std::this_thread::yield();
+bool Runtime::Impl::take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result) {
+  // A reaper between its claim and its release of keep_: the entry is coming,
+  // or, if storing it threw, the result goes back in place.
+  uint64_t keep;
+  while ((keep = keep_[pos].load(std::memory_order_acquire)) == kParking) std::this_thread::yield();
+  if (keep == t + 1) return false;
   std::lock_guard<std::mutex> lock(parked_mutex_);
   auto it = parked_.find(t);
-  if (it == parked_.end())
-    return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) +
-                                                " is not pending (not kept, already read or released)");
+  if (it == parked_.end()) {
+    *result = Status(Result::kInvalidArgument,
+                     "ticket " + std::to_string(t) +
+                         " is not pending (not kept, already read or released)");
+    return true;
+  }
   if (out != nullptr) *out = it->second;
   parked_.erase(it);
-  return Status::ok();
+  *result = Status::ok();
+  return true;
 }
 
 Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
@@ -696,9 +722,13 @@ Status Runtime::Impl::release(const Ticket& ticket) {
   const uint64_t t = ticket.value;
   if (!ticket.kept || t >= published_end())
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " is not pending");
-  uint64_t expected = t + 1;
-  if (!keep_[t & mask_].compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
-    return take_parked(t, t & mask_, nullptr);
+  const uint64_t pos = t & mask_;
+  for (;;) {
+    uint64_t expected = t + 1;
+    if (keep_[pos].compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) break;
+    Status st;
+    if (take_parked(t, pos, nullptr, &st)) return st;  // else back in place: again
+  }
   reap(false);
   return Status::ok();
 }
@@ -1189,6 +1219,9 @@ Status RuntimeInternals::peek_slot(Runtime& runtime, uint64_t ticket, mr_slot* o
 }
 void RuntimeInternals::set_reserve_hook(Runtime& runtime, ReserveHook hook, void* arg) {
   runtime.impl_->set_reserve_hook(hook, arg);
+}
+void RuntimeInternals::set_park_hook(Runtime& runtime, ParkHook hook, void* arg) {
+  runtime.impl_->set_park_hook(hook, arg);
 }
 }  // namespace detail
 

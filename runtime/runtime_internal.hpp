@@ -66,6 +66,12 @@ struct RuntimeInternals {
   // and before writing them. nullptr removes it. Set it while no publish runs.
   using ReserveHook = void (*)(void* arg, uint64_t first, uint32_t count);
   static void set_reserve_hook(Runtime& runtime, ReserveHook hook, void* arg);
+  // For tests of a reaper that fails to park a kept result: a reap pass that
+  // moves ticket's unread kept result to the parked map calls hook(arg,
+  // ticket) after claiming it and before storing it, and may throw (as that
+  // store can: std::bad_alloc). Set it while no reap runs.
+  using ParkHook = void (*)(void* arg, uint64_t ticket);
+  static void set_park_hook(Runtime& runtime, ParkHook hook, void* arg);
 };
 
 }  // namespace megaring::detail

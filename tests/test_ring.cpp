@@ -24,12 +24,14 @@
 
 #include "backend_fixture.hpp"
 #include "capped_consumer.hpp"
+#include "../runtime/runtime_internal.hpp"
 
 namespace megaring_test {
 namespace {
 
 using megaring::BufferHandle;
 using megaring::Completion;
+using megaring::detail::RuntimeInternals;
 using megaring::OnFull;
 using megaring::PublishOptions;
 using megaring::RuntimeStats;
@@ -1289,6 +1291,72 @@ TEST_P(RingWaitTest, ConcurrentWaitsOnOneTicketSucceedOnce) {
     EXPECT_EQ(ok.load(), 1) << "round " << round;
     EXPECT_EQ(invalid.load(), 2) << "round " << round;
     EXPECT_EQ(other.load(), 0) << "round " << round;
+  }
+}
+
+// A reaper that claims an unread kept result for the parked map and then
+// fails to store it there (std::bad_alloc) puts it back in place. A wait()
+// or release() that saw it being parked must find it in place again, not
+// call it "not pending" and leave it behind. A test hook throws in place of
+// the allocation, while the wait (or release) is watching.
+TEST_P(RingWaitTest, AReaperThatCannotParkAResultLeavesItToItsWaiter) {
+  for (const bool release_it : {false, true}) {
+    SCOPED_TRACE(release_it ? "release()" : "wait()");
+    Config cfg = base_config();
+    cfg.ring_capacity = 4;
+    std::unique_ptr<Runtime> rt;
+    ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+    Ticket kept;
+    MR_ASSERT_OK(rt->publish(ops::nop(4242), &kept, kept_options()));
+    MR_ASSERT_OK(rt->wait_done(kept, scaled(seconds(10))));  // completed, unread
+
+    struct Scene {
+      Runtime* rt;
+      Ticket kept;
+      bool release_it;
+      int parks = 0;  // hook calls for the kept ticket (under the reap lock)
+      std::atomic<bool> taker_started{false};
+      std::thread taker;
+      Status taken;
+      Completion completion;
+    } scene{rt.get(), kept, release_it};
+    RuntimeInternals::set_park_hook(
+        *rt,
+        [](void* arg, uint64_t ticket) {
+          auto* s = static_cast<Scene*>(arg);
+          if (ticket != s->kept.value || s->parks++ > 0) return;  // fail the first try only
+          s->taker = std::thread([s] {
+            s->taker_started.store(true);
+            s->taken = s->release_it ? s->rt->release(s->kept)
+                                     : s->rt->wait(s->kept, &s->completion, scaled(seconds(10)));
+          });
+          // Let the taker see the result claimed for parking, then fail.
+          while (!s->taker_started.load()) std::this_thread::yield();
+          std::this_thread::sleep_for(scaled(milliseconds(20)));
+          throw std::bad_alloc();
+        },
+        &scene);
+    // Three more slots fit; the fourth needs the kept ticket's position, so
+    // its producer reaps and tries to park the unread result.
+    Ticket t;
+    for (int i = 0; i < 3; ++i) MR_ASSERT_OK(rt->publish(ops::nop(i), &t, plain_options()));
+    const Status full = rt->publish(ops::nop(3), &t, plain_options());
+    if (scene.taker.joinable()) scene.taker.join();
+    ASSERT_EQ(scene.parks, 1);
+    RuntimeInternals::set_park_hook(*rt, nullptr, nullptr);
+    EXPECT_EQ(full.code(), Result::kOutOfMemory) << full.to_string();
+    MR_EXPECT_OK(scene.taken) << "the result was back in place";
+    if (!release_it) {
+      EXPECT_EQ(scene.completion.ticket, kept.value);
+      EXPECT_EQ(scene.completion.result, 4242u);
+    }
+    // Nothing left behind: the ring runs on, no result stays parked.
+    for (int i = 0; i < 8; ++i) MR_ASSERT_OK(rt->publish(ops::nop(i), &t, plain_options()));
+    MR_ASSERT_OK(rt->wait_done(t, scaled(seconds(10))));
+    ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
+    expect_conserved(rt->stats());
+    EXPECT_EQ(rt->stats().parked_results, 0u);
+    MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
   }
 }
 
