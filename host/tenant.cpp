@@ -710,6 +710,7 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
       if (reserved) break;
       if (!counted) {
         t.backpressure_events.fetch_add(1, std::memory_order_relaxed);
+        MR_NVTX_MARKER("megaring::tenant_backpressure");
         counted = true;
       }
       const uint64_t outstanding = p - std::min(p, d);

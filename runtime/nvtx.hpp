@@ -1,5 +1,5 @@
-// Internal: NVTX ranges in the "megaring" domain, compiled out when the
-// MEGARING_NVTX CMake option is OFF. Without a tool attached an NVTX range
+// Internal: NVTX ranges and markers in the "megaring" domain, compiled out
+// when the MEGARING_NVTX CMake option is OFF. Without a tool attached each
 // costs a few nanoseconds (one predicted branch on a function pointer).
 #pragma once
 
@@ -22,12 +22,20 @@ struct NvtxDomain {
       mr_nvtx_range_, __LINE__) {                                                    \
     MR_NVTX_CONCAT(mr_nvtx_name_, __LINE__)                                          \
   }
-#define MR_NVTX_MARK(literal) nvtx3::mark_in<::megaring::detail::NvtxDomain>(literal)
+// An instantaneous marker named by a string literal, registered once per
+// call site: events a timeline should show where they happened (the ring or
+// a tenant's quota found full), not how long they took.
+#define MR_NVTX_MARKER(literal)                                                    \
+  do {                                                                             \
+    static const nvtx3::registered_string_in<::megaring::detail::NvtxDomain>       \
+        mr_nvtx_marker_name{literal};                                              \
+    nvtx3::mark_in<::megaring::detail::NvtxDomain>(mr_nvtx_marker_name);           \
+  } while (0)
 #else
 #define MR_NVTX_RANGE(literal) \
   do {                         \
   } while (0)
-#define MR_NVTX_MARK(literal) \
-  do {                        \
+#define MR_NVTX_MARKER(literal) \
+  do {                          \
   } while (0)
 #endif

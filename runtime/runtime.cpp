@@ -455,11 +455,13 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       (void)reap(true, /*park=*/true);
       if (reaped_.load(std::memory_order_acquire) != reaped) continue;
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
+      MR_NVTX_MARKER("megaring::ring_full");
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
                                            " slot(s)");
     }
     if (!counted_full) {
       ring_full_events_.fetch_add(1, std::memory_order_relaxed);
+      MR_NVTX_MARKER("megaring::ring_full");
       counted_full = true;
     }
     if (!have_deadline) {

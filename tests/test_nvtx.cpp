@@ -8,6 +8,7 @@
 //     emits in its own domain and the global one, from several threads).
 //   Nvtx.RuntimeEmitsRanges: a CPU-backend runtime emits its ranges in the
 //     "megaring" domain, as registered strings, balanced, once per API call.
+//   Nvtx.RuntimeMarksRingFullAndTenantBackpressure: and its markers.
 #include <dlfcn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "backend_fixture.hpp"
+#include "megaring/tenant.hpp"
 #include "nvtx_injection/recorder.h"
 
 #ifndef MEGARING_TEST_NVTX_ENABLED
@@ -362,6 +364,69 @@ TEST_F(Nvtx, RuntimeEmitsRanges) {
   std::string names;
   for (const auto& [name, b] : balance) names += (names.empty() ? "" : ", ") + name;
   RecordProperty("megaring_ranges", names);
+}
+
+// Markers for the moments a timeline should show: a publish that finds the
+// ring full (once per call, whether it then fails or waits) and a tenant
+// publish that finds its outstanding-slot quota full.
+TEST_F(Nvtx, RuntimeMarksRingFullAndTenantBackpressure) {
+  if (!MEGARING_TEST_NVTX_ENABLED) GTEST_SKIP() << "megaring was built with MEGARING_NVTX=OFF";
+  const auto long_wait = megaring_test::scaled(std::chrono::seconds(30));
+  Config config;
+  config.backend = megaring::Backend::kCpu;
+  config.ring_capacity = 1;
+
+  // The ring: one slot busy for 50 ms; a fail-fast publish, then a waiting one.
+  {
+    std::unique_ptr<Runtime> rt;
+    MR_ASSERT_OK(Runtime::create(config, &rt));
+    Ticket busy, t;
+    MR_ASSERT_OK(rt->publish(delay(50'000'000), &busy));
+    PublishOptions fail_fast;
+    fail_fast.on_full = megaring::OnFull::kFail;
+    const megaring::Status refused = rt->publish(megaring::ops::nop(1), &t, fail_fast);
+    ASSERT_EQ(refused.code(), megaring::Result::kRingFull) << refused.to_string();
+    PublishOptions waiting;
+    waiting.timeout = long_wait;
+    MR_ASSERT_OK(rt->publish(megaring::ops::nop(2), &t, waiting));  // waits out the delay
+    MR_ASSERT_OK(rt->wait_done(t, long_wait));
+    EXPECT_EQ(rt->stats().ring_full_events, 2u);
+    MR_ASSERT_OK(rt->shutdown(long_wait));
+  }
+  EXPECT_EQ(rec_.count(kDomain, "megaring::ring_full", MR_NVTX_MARK), 2u)
+      << summary(rec_.events());
+
+  // A tenant allowed one outstanding slot, with a manual pump: its second
+  // publish finds the quota full until the first is pumped.
+  rec_.reset();
+  {
+    config.ring_capacity = 16;
+    std::unique_ptr<Runtime> rt;
+    MR_ASSERT_OK(Runtime::create(config, &rt));
+    megaring::RegistryConfig rc;
+    rc.pump = megaring::PumpMode::kManual;
+    std::unique_ptr<megaring::TenantRegistry> registry;
+    MR_ASSERT_OK(megaring::TenantRegistry::create(*rt, rc, &registry));
+    megaring::TenantConfig tc;
+    tc.label = "one-at-a-time";
+    tc.quotas.max_outstanding_slots = 1;
+    megaring::TenantHandle tenant;
+    ASSERT_TRUE(registry->register_tenant(tc, &tenant).is_ok());
+    Ticket t;
+    ASSERT_TRUE(tenant.publish_slot(megaring::ops::nop(1), &t).is_ok());
+    const megaring::TenantStatus over = tenant.publish_slot(megaring::ops::nop(2), &t);
+    EXPECT_EQ(over.code(), megaring::TenantErrc::kBackpressure) << over.to_string();
+    ASSERT_TRUE(tenant.quiesce(long_wait).is_ok());
+    registry.reset();
+    MR_ASSERT_OK(rt->shutdown(long_wait));
+  }
+  EXPECT_EQ(rec_.count(kDomain, "megaring::tenant_backpressure", MR_NVTX_MARK), 1u)
+      << summary(rec_.events());
+
+  // Marks are named by registered strings, like the ranges.
+  for (const auto& e : rec_.events())
+    if (e.domain == kDomain && e.kind == MR_NVTX_MARK)
+      EXPECT_EQ(e.message_type, MR_NVTX_MSG_REGISTERED) << e.message;
 }
 
 }  // namespace
