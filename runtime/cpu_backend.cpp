@@ -20,21 +20,22 @@ namespace megaring::detail {
 namespace {
 
 // Run at the start of each worker thread. Best effort: either failing only
-// makes the worker harder to find or slower to wake.
-//  * Its name, "megaring-w<unit>", for perf, nsys, top -H and gdb.
+// makes the worker slower to wake or harder to find.
 //  * Its timer slack. A worker's poll backoff sleeps for up to
 //    Config::poll_backoff_max_ns, but Linux lets a sleep overrun by the
 //    thread's timer slack, 50 us by default: a worker asked to sleep 2 us
 //    slept about 55, and since it holds the ticket it claimed next, every
-//    slot behind that ticket waited too. A slack of a quarter of the cap (at
-//    least 1 us) makes the cap mean what it says.
+//    slot behind that ticket waited too. A quarter of the cap, between 1 us
+//    and the default (the slack applies to the backoff's short sleeps too).
+//  * Then its name, "megaring-w<unit>", for perf, nsys, top -H and gdb (a
+//    thread that shows its name has its slack set).
 void prepare_worker_thread(unsigned unit, uint32_t poll_backoff_max_ns) {
 #if defined(__linux__)
+  const unsigned long slack_ns = std::clamp<unsigned long>(poll_backoff_max_ns / 4, 1000, 50'000);
+  (void)prctl(PR_SET_TIMERSLACK, slack_ns, 0, 0, 0);
   char name[16];  // 15 characters and the NUL, the kernel's limit
   std::snprintf(name, sizeof name, "megaring-w%u", unit % 100000);
   (void)pthread_setname_np(pthread_self(), name);
-  const unsigned long slack_ns = std::max<unsigned long>(1000, poll_backoff_max_ns / 4);
-  (void)prctl(PR_SET_TIMERSLACK, slack_ns, 0, 0, 0);
 #else
   (void)unit;
   (void)poll_backoff_max_ns;

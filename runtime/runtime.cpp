@@ -192,6 +192,7 @@ class Runtime::Impl {
     reserve_hook_arg_.store(arg, std::memory_order_relaxed);
     reserve_hook_.store(hook, std::memory_order_relaxed);
   }
+  uint64_t parking_waits() const { return parking_waits_.load(std::memory_order_relaxed); }
   void set_park_hook(detail::RuntimeInternals::ParkHook hook, void* arg) {
     park_hook_arg_.store(arg, std::memory_order_relaxed);
     park_hook_.store(hook, std::memory_order_relaxed);
@@ -273,6 +274,7 @@ class Runtime::Impl {
   std::atomic<void*> reserve_hook_arg_{nullptr};
   std::atomic<detail::RuntimeInternals::ParkHook> park_hook_{nullptr};
   std::atomic<void*> park_hook_arg_{nullptr};
+  std::atomic<uint64_t> parking_waits_{0};  // RuntimeInternals::parking_waits
   std::atomic<uint64_t> protocol_errors_{0};
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
@@ -539,7 +541,10 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
   // Reserve up front: the loop below must not throw once it changed state.
   if (drained != nullptr) drained->reserve(drained->size() + (end - start));
   const int64_t start_ns = timeline_on_ ? host_now_ns() : 0;
+  // Counted here, committed after the loop with reaped_: a pass that throws
+  // (parking a result) counts nothing, and the next pass counts it all.
   uint64_t ok = 0, faulted = 0, aborted = 0, revoked = 0;
+  uint64_t faults_by_code[MR_FAULT_CODE_COUNT] = {};
   uint64_t r = start;
   const detail::HostRegions& h = host();
   while (r < end) {
@@ -589,8 +594,7 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
       ++ok;
     } else if (rec.status == MR_STATUS_FAULT) {
       ++faulted;
-      faults_by_code_[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0].fetch_add(
-          1, std::memory_order_relaxed);
+      ++faults_by_code[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0];
     } else if (rec.status == MR_STATUS_REVOKED) {
       ++revoked;
     } else {
@@ -610,6 +614,9 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
   faulted_.fetch_add(faulted, std::memory_order_relaxed);
   aborted_.fetch_add(aborted, std::memory_order_relaxed);
   revoked_.fetch_add(revoked, std::memory_order_relaxed);
+  for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code)
+    if (faults_by_code[code] != 0)
+      faults_by_code_[code].fetch_add(faults_by_code[code], std::memory_order_relaxed);
   // RELEASE: our reads of records below r happen before producers reuse
   // those positions (they acquire reaped_ in reserve()).
   reaped_.store(r, std::memory_order_release);
@@ -675,8 +682,11 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
 bool Runtime::Impl::take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result) {
   // A reaper between its claim and its release of keep_: the entry is coming,
   // or, if storing it threw, the result goes back in place.
-  uint64_t keep;
-  while ((keep = keep_[pos].load(std::memory_order_acquire)) == kParking) std::this_thread::yield();
+  uint64_t keep = keep_[pos].load(std::memory_order_acquire);
+  if (keep == kParking) {
+    parking_waits_.fetch_add(1, std::memory_order_relaxed);  // statistics (tests)
+    while ((keep = keep_[pos].load(std::memory_order_acquire)) == kParking) std::this_thread::yield();
+  }
   if (keep == t + 1) return false;
   std::lock_guard<std::mutex> lock(parked_mutex_);
   auto it = parked_.find(t);
@@ -1224,6 +1234,9 @@ void RuntimeInternals::set_reserve_hook(Runtime& runtime, ReserveHook hook, void
 }
 void RuntimeInternals::set_park_hook(Runtime& runtime, ParkHook hook, void* arg) {
   runtime.impl_->set_park_hook(hook, arg);
+}
+uint64_t RuntimeInternals::parking_waits(const Runtime& runtime) {
+  return runtime.impl_->parking_waits();
 }
 }  // namespace detail
 

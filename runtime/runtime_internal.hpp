@@ -72,6 +72,9 @@ struct RuntimeInternals {
   // store can: std::bad_alloc). Set it while no reap runs.
   using ParkHook = void (*)(void* arg, uint64_t ticket);
   static void set_park_hook(Runtime& runtime, ParkHook hook, void* arg);
+  // How many times a wait() or release() found its kept result being parked
+  // (keep_ claimed by a reaper) and waited for the move to finish.
+  static uint64_t parking_waits(const Runtime& runtime);
 };
 
 }  // namespace megaring::detail

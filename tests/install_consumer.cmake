@@ -27,7 +27,9 @@ foreach(_mr_runtime Static Shared)
       "-DCUDA_RUNTIME=${_mr_runtime}"
       -P "${CMAKE_CURRENT_LIST_DIR}/consumer/install_and_run.cmake")
   # nvcc compiles the consumer's .cu (a few tens of seconds on 2 cores).
-  set_tests_properties(${_mr_name} PROPERTIES LABELS cpu TIMEOUT 900)
+  # One at a time: both install the same build tree (its install_manifest.txt).
+  set_tests_properties(${_mr_name} PROPERTIES LABELS cpu TIMEOUT 900
+    RESOURCE_LOCK megaring_install)
 endforeach()
 unset(_mr_runtime)
 unset(_mr_name)

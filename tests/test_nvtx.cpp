@@ -376,12 +376,14 @@ TEST_F(Nvtx, RuntimeMarksRingFullAndTenantBackpressure) {
   config.backend = megaring::Backend::kCpu;
   config.ring_capacity = 1;
 
-  // The ring: one slot busy for 50 ms; a fail-fast publish, then a waiting one.
+  // The ring: one slot busy for 200 ms (longer under sanitizers); a fail-fast
+  // publish, then a waiting one, both issued at once.
   {
     std::unique_ptr<Runtime> rt;
     MR_ASSERT_OK(Runtime::create(config, &rt));
     Ticket busy, t;
-    MR_ASSERT_OK(rt->publish(delay(50'000'000), &busy));
+    const auto busy_ns = megaring_test::scaled(std::chrono::milliseconds(200)).count();
+    MR_ASSERT_OK(rt->publish(delay(static_cast<uint64_t>(busy_ns)), &busy));
     PublishOptions fail_fast;
     fail_fast.on_full = megaring::OnFull::kFail;
     const megaring::Status refused = rt->publish(megaring::ops::nop(1), &t, fail_fast);

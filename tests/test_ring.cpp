@@ -1315,7 +1315,6 @@ TEST_P(RingWaitTest, AReaperThatCannotParkAResultLeavesItToItsWaiter) {
       Ticket kept;
       bool release_it;
       int parks = 0;  // hook calls for the kept ticket (under the reap lock)
-      std::atomic<bool> taker_started{false};
       std::thread taker;
       Status taken;
       Completion completion;
@@ -1326,13 +1325,13 @@ TEST_P(RingWaitTest, AReaperThatCannotParkAResultLeavesItToItsWaiter) {
           auto* s = static_cast<Scene*>(arg);
           if (ticket != s->kept.value || s->parks++ > 0) return;  // fail the first try only
           s->taker = std::thread([s] {
-            s->taker_started.store(true);
             s->taken = s->release_it ? s->rt->release(s->kept)
                                      : s->rt->wait(s->kept, &s->completion, scaled(seconds(10)));
           });
-          // Let the taker see the result claimed for parking, then fail.
-          while (!s->taker_started.load()) std::this_thread::yield();
-          std::this_thread::sleep_for(scaled(milliseconds(20)));
+          // Fail only once the taker is waiting on the claimed result.
+          const auto deadline = Clock::now() + scaled(seconds(10));
+          while (RuntimeInternals::parking_waits(*s->rt) == 0 && Clock::now() < deadline)
+            std::this_thread::yield();
           throw std::bad_alloc();
         },
         &scene);
@@ -1343,6 +1342,7 @@ TEST_P(RingWaitTest, AReaperThatCannotParkAResultLeavesItToItsWaiter) {
     const Status full = rt->publish(ops::nop(3), &t, plain_options());
     if (scene.taker.joinable()) scene.taker.join();
     ASSERT_EQ(scene.parks, 1);
+    ASSERT_EQ(RuntimeInternals::parking_waits(*rt), 1u) << "the taker never met the claim";
     RuntimeInternals::set_park_hook(*rt, nullptr, nullptr);
     EXPECT_EQ(full.code(), Result::kOutOfMemory) << full.to_string();
     MR_EXPECT_OK(scene.taken) << "the result was back in place";
@@ -2113,8 +2113,9 @@ TEST(RuntimeBackendSelection, AutoPicksCpuWithoutDevice) {
 
 // The CPU workers' thread setup (cpu_backend.cpp): each is named
 // megaring-w<unit>, and its timer slack keeps a poll-backoff sleep near the
-// configured cap (a quarter of it, at least 1 us) instead of Linux's default
-// 50 us overrun. Read back from /proc, as a profiler would see them.
+// configured cap (a quarter of it, from 1 us to Linux's default 50 us)
+// instead of the default 50 us overrun. Read back from /proc, as a profiler
+// would see them (another thread's slack needs CAP_SYS_NICE to read).
 struct WorkerThread {
   std::string name;
   long timer_slack_ns = -1;
@@ -2166,9 +2167,13 @@ TEST(CpuBackendWorkers, AreNamedAndSleepNearTheirBackoffCap) {
     uint32_t poll_backoff_max_ns;
     long expected_slack_ns;
   };
-  for (const Case& c : {Case{3, 2048, 1000}, Case{2, 200'000, 50'000}}) {
+  for (const Case& c : {Case{3, 2048, 1000}, Case{2, 100'000, 25'000}}) {
     SCOPED_TRACE("workers " + std::to_string(c.workers) + ", backoff cap " +
                  std::to_string(c.poll_backoff_max_ns) + " ns");
+    // A joined thread can stay listed in /proc for a moment after it exited.
+    const auto gone_by = Clock::now() + scaled(seconds(10));
+    while (!megaring_worker_threads().empty() && Clock::now() < gone_by)
+      std::this_thread::sleep_for(milliseconds(1));
     ASSERT_TRUE(megaring_worker_threads().empty()) << "workers of an earlier runtime still run";
     Config cfg;
     cfg.backend = Backend::kCpu;
@@ -2184,15 +2189,17 @@ TEST(CpuBackendWorkers, AreNamedAndSleepNearTheirBackoffCap) {
       workers = megaring_worker_threads();
     }
     ASSERT_EQ(workers.size(), c.workers);
-    for (uint32_t u = 0; u < c.workers; ++u) {
+    for (uint32_t u = 0; u < c.workers; ++u)
       EXPECT_EQ(workers[u].name, "megaring-w" + std::to_string(u));
-      EXPECT_EQ(workers[u].timer_slack_ns, c.expected_slack_ns) << workers[u].name;
-    }
     Completion done;  // and they still run slots
     MR_ASSERT_OK(rt->call(ops::nop(7), &done, scaled(seconds(10))));
     EXPECT_EQ(done.result, 7u);
     MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
     rt.reset();
+    if (workers[0].timer_slack_ns < 0)
+      GTEST_SKIP() << "names checked; the slack is not: reading another thread's "
+                      "/proc/<tid>/timerslack_ns needs CAP_SYS_NICE";
+    for (const WorkerThread& w : workers) EXPECT_EQ(w.timer_slack_ns, c.expected_slack_ns) << w.name;
   }
 }
 
