@@ -538,11 +538,12 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
   const uint64_t start = reaped_.load(std::memory_order_relaxed);
   if (start >= end) return 0;
   MR_NVTX_RANGE("megaring::reap");
-  // Reserve up front: the loop below must not throw once it changed state.
+  // Reserve up front, so that only parking can throw below. A pass that
+  // throws commits nothing: its counts and reaped_ are stored after the loop,
+  // and the next pass goes over the same tickets (results it parked stay
+  // parked, and are counted then).
   if (drained != nullptr) drained->reserve(drained->size() + (end - start));
   const int64_t start_ns = timeline_on_ ? host_now_ns() : 0;
-  // Counted here, committed after the loop with reaped_: a pass that throws
-  // (parking a result) counts nothing, and the next pass counts it all.
   uint64_t ok = 0, faulted = 0, aborted = 0, revoked = 0;
   uint64_t faults_by_code[MR_FAULT_CODE_COUNT] = {};
   uint64_t r = start;
