@@ -15,6 +15,7 @@
 
 #include <nvtx3/nvtx3.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -376,14 +377,17 @@ TEST_F(Nvtx, RuntimeMarksRingFullAndTenantBackpressure) {
   config.backend = megaring::Backend::kCpu;
   config.ring_capacity = 1;
 
-  // The ring: one slot busy for 200 ms (longer under sanitizers); a fail-fast
-  // publish, then a waiting one, both issued at once.
+  // The ring: one slot busy for 200 ms (longer under sanitizers, up to the
+  // delay opcode's limit); a fail-fast publish, then a waiting one, both
+  // issued at once.
   {
     std::unique_ptr<Runtime> rt;
     MR_ASSERT_OK(Runtime::create(config, &rt));
     Ticket busy, t;
-    const auto busy_ns = megaring_test::scaled(std::chrono::milliseconds(200)).count();
-    MR_ASSERT_OK(rt->publish(delay(static_cast<uint64_t>(busy_ns)), &busy));
+    const uint64_t busy_ns = std::min<uint64_t>(
+        static_cast<uint64_t>(megaring_test::scaled(std::chrono::milliseconds(200)).count()),
+        MR_DELAY_MAX_NS);
+    MR_ASSERT_OK(rt->publish(delay(busy_ns), &busy));
     PublishOptions fail_fast;
     fail_fast.on_full = megaring::OnFull::kFail;
     const megaring::Status refused = rt->publish(megaring::ops::nop(1), &t, fail_fast);
@@ -392,6 +396,7 @@ TEST_F(Nvtx, RuntimeMarksRingFullAndTenantBackpressure) {
     waiting.timeout = long_wait;
     MR_ASSERT_OK(rt->publish(megaring::ops::nop(2), &t, waiting));  // waits out the delay
     MR_ASSERT_OK(rt->wait_done(t, long_wait));
+    EXPECT_EQ(rt->stats().faulted, 0u) << "the busy slot must run, not fault";
     EXPECT_EQ(rt->stats().ring_full_events, 2u);
     MR_ASSERT_OK(rt->shutdown(long_wait));
   }
