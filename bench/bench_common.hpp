@@ -246,6 +246,13 @@ inline RateStats summarize_rates(std::vector<double> r) {
   return s;
 }
 
+// A list of numbers as a JSON array.
+inline Json to_json(const std::vector<double>& values) {
+  Json v = Json::array();
+  for (double x : values) v.push_back(x);
+  return v;
+}
+
 inline Json to_json(const RateStats& s, const char* unit) {
   Json j = Json::object();
   j["unit"] = unit;
@@ -253,9 +260,7 @@ inline Json to_json(const RateStats& s, const char* unit) {
   j["median"] = s.median;
   j["min"] = s.min;
   j["max"] = s.max;
-  Json v = Json::array();
-  for (double x : s.values) v.push_back(x);
-  j["values"] = std::move(v);
+  j["values"] = to_json(s.values);
   return j;
 }
 

@@ -1234,9 +1234,7 @@ int main(int argc, char** argv) {
                                   " us idle, no GEMM running";
           a.extra["gemm_ms_alone"] = alone;
           a.extra["gemm_tflops_alone"] = gpu::gemm_flops() / (alone * 1e-3) / 1e12;
-          Json am = Json::array();
-          for (double x : alone_ms) am.push_back(x);
-          a.extra["gemm_ms_alone_trials"] = am;
+          a.extra["gemm_ms_alone_trials"] = to_json(alone_ms);
           a.extra["starved"] = starved;
           if (!copy_alone.empty() && !copy_beside.empty()) {
             const double ca = summarize_rates(copy_alone).median;
@@ -1247,10 +1245,8 @@ int main(int argc, char** argv) {
           }
           if (!starved) {
             const double beside = summarize_rates(beside_ms).median;
-            Json bm = Json::array();
-            for (double x : beside_ms) bm.push_back(x);
             a.extra["gemm_ms_beside"] = beside;
-            a.extra["gemm_ms_beside_trials"] = bm;
+            a.extra["gemm_ms_beside_trials"] = to_json(beside_ms);
             a.extra["slowdown_pct"] = (beside / alone - 1.0) * 100.0;
             if (!alone_target_ms.empty() && !beside_target_ms.empty()) {
               // Against the GEMM alone on the whole GPU: what the user pays.
