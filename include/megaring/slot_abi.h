@@ -10,7 +10,9 @@
  * ---------------------------------------------------------------------------
  * No word is written by both the CPU and the GPU: on x86 PCIe hosts a
  * system-scope read-modify-write on pinned memory is not atomic with respect
- * to the CPU, so every shared word has exactly one writing side.
+ * to the CPU, so every shared word has exactly one writing side. (The
+ * kernel_ptx_memory_model test checks the built-in kernel's PTX for this and
+ * for the system-scope edges C2, C5 and C6 below: tests/check_kernel_ptx.cmake.)
  *
  *   submission region  (pinned, host-mapped; host writes, consumer reads)
  *     mr_slot slots[capacity]          one 64-byte slot per ring position
