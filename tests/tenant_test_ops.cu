@@ -25,6 +25,24 @@ struct TestOps {
         }
         return true;
       }
+      case kOpSpinUntilAbort: {
+        auto* rounds_word = reinterpret_cast<uint64_t*>(s.args[0]);
+        for (uint64_t round = 1; round <= s.args[1]; ++round) {
+          ctx.sync();  // a barrier every round: the block must leave together
+          if (ctx.rank() == 0) {
+            // Relaxed (system): progress the host polls; it orders nothing.
+            megaring::detail::SysRef<uint64_t>(*rounds_word)
+                .store(round, cuda::std::memory_order_relaxed);
+          }
+          if (ctx.abort_requested()) {
+            out.abandon();
+            return true;
+          }
+          megaring::detail::pause_ns(1000);
+        }
+        out.result = s.args[1];
+        return true;
+      }
       case kOpIdentify:
         out.result = (static_cast<uint64_t>(s.tenant) << 32) | s.opcode;
         return true;

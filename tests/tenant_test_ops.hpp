@@ -5,6 +5,12 @@
 //                test can hold every consumer unit and keep later slots queued.
 //   kOpIdentify  result = (slot.tenant << 32) | slot.opcode as the handler
 //                sees them: proves the consumer ran the tenant-local opcode.
+//   kOpSpinUntilAbort  args[0] = address of a uint64_t the consumer owns
+//                (as for kOpGate), args[1] = rounds: a block-wide loop that
+//                syncs every round, stores its round count to that word and
+//                leaves through ctx.abort_requested(), as a long user
+//                handler should; after args[1] rounds it completes with
+//                that count as its result.
 #pragma once
 
 #include <megaring/consumer.hpp>
@@ -15,6 +21,7 @@ namespace megaring_test {
 
 constexpr uint32_t kOpGate = MR_OP_USER_BASE + 0;
 constexpr uint32_t kOpIdentify = MR_OP_USER_BASE + 1;
+constexpr uint32_t kOpSpinUntilAbort = MR_OP_USER_BASE + 2;
 
 const megaring::Consumer& tenant_test_consumer();
 

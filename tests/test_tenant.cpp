@@ -72,22 +72,29 @@ TenantConfig tenant_config(const std::string& label, uint64_t max_outstanding = 
   return c;
 }
 
-// The host word the gate opcode polls, one per process. On the GPU it is
-// pinned and mapped, allocated before the first runtime starts (TenantTest's
-// SetUp calls this) and never freed: cudaHostAlloc and cudaFreeHost may wait
-// for the device, which a running persistent kernel never lets go.
-uint32_t* gate_word(Backend backend) {
+// The host words the test opcodes use, one line per process: the gate word
+// (bytes 0-3, host-written) and kOpSpinUntilAbort's round count (bytes 8-15,
+// consumer-written). On the GPU the line is pinned and mapped, allocated
+// before the first runtime starts (TenantTest's SetUp calls this) and never
+// freed: cudaHostAlloc and cudaFreeHost may wait for the device, which a
+// running persistent kernel never lets go.
+uint8_t* test_words(Backend backend) {
   if (backend == Backend::kCuda) {
-    static uint32_t* const pinned = [] {
+    static uint8_t* const pinned = [] {
       void* p = nullptr;
       return cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
-                 ? static_cast<uint32_t*>(p)
+                 ? static_cast<uint8_t*>(p)
                  : nullptr;
     }();
     return pinned;
   }
-  static uint32_t host_word[16];
-  return host_word;
+  alignas(64) static uint8_t host_line[64];
+  return host_line;
+}
+uint32_t* gate_word(Backend backend) { return reinterpret_cast<uint32_t*>(test_words(backend)); }
+uint64_t* spin_rounds_word(Backend backend) {
+  uint8_t* line = test_words(backend);
+  return line == nullptr ? nullptr : reinterpret_cast<uint64_t*>(line + 8);
 }
 
 // A tenant-less slot that holds its consumer unit until the gate opens.
@@ -700,6 +707,44 @@ TEST_P(TenantTest, AbortDeliversAbortedCompletionsToTenants) {
   EXPECT_EQ(st.code(), TenantErrc::kPipeline);
   EXPECT_EQ(st.ring_status().code(), Result::kAborted);
   EXPECT_EQ(t.published_count(), 6u);
+}
+
+// A long user handler that syncs its block every round leaves through the
+// collective ctx.abort_requested(): the block exits together, the slot ends
+// ABORTED and abort() returns without a timeout (on the GPU, threads polling
+// the flag on their own could split between barriers and hang the block).
+TEST_P(TenantTest, AbortEndsABlockWideHandlerThatPollsCollectively) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1));
+  uint64_t* rounds = spin_rounds_word(backend());
+  ASSERT_NE(rounds, nullptr);
+  using RoundsRef = cuda::atomic_ref<uint64_t, cuda::thread_scope_system>;
+  RoundsRef(*rounds).store(0, cuda::std::memory_order_relaxed);
+  SlotRequest spin;
+  spin.opcode = kOpSpinUntilAbort;
+  spin.args[0] = reinterpret_cast<uint64_t>(rounds);
+  spin.args[1] = uint64_t{1} << 40;  // far more rounds than the test lasts
+  megaring::PublishOptions keep;
+  keep.keep_result = true;
+  Ticket t;
+  MR_ASSERT_OK(rt_->publish(spin, &t, keep));
+  // Relaxed: the consumer's progress count; it orders nothing we read.
+  const auto deadline = std::chrono::steady_clock::now() + scaled(seconds(20));
+  while (RoundsRef(*rounds).load(cuda::std::memory_order_relaxed) < 3 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(1));
+  const uint64_t before_abort = RoundsRef(*rounds).load(cuda::std::memory_order_relaxed);
+  ASSERT_GE(before_abort, 3u) << "the handler never ran three rounds";
+  MR_ASSERT_OK(rt_->abort());
+  Completion c;
+  MR_ASSERT_OK(rt_->wait(t, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.status, MR_STATUS_ABORTED);
+  // The consumer has stopped: the count no longer moves, and the handler
+  // left long before its last round.
+  const uint64_t after_abort = RoundsRef(*rounds).load(cuda::std::memory_order_relaxed);
+  EXPECT_GE(after_abort, before_abort);
+  EXPECT_LT(after_abort, spin.args[1]);
+  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_EQ(RoundsRef(*rounds).load(cuda::std::memory_order_relaxed), after_abort);
 }
 
 // A producer caught between reserving its tickets and writing them when the

@@ -9,9 +9,10 @@
 //     // A tenant's slot arrives already admitted, with its tenant-local
 //     // opcode in slot.opcode and its tenant id in slot.tenant (ctx.tenant()).
 //     // Set out.result, or out.set_fault(code) for bad arguments. A long
-//     // handler may poll megaring::detail::abort_requested(ctx.params()) and
-//     // then call out.abandon(): the slot is left uncompleted and reported
-//     // ABORTED by the host. Never abandon without an abort.
+//     // handler calls ctx.abort_requested() (collective: from every thread)
+//     // once per round and, when it is true, out.abandon() and returns: the
+//     // slot is left uncompleted and reported ABORTED by the host. Never
+//     // abandon without an abort.
 //     template <class Ctx>
 //     MR_HD static bool execute(Ctx& ctx, const mr_slot& slot, megaring::Outcome& out);
 //   };

@@ -11,6 +11,13 @@
 //   resolve(handle, offset, bytes, align, which, outcome) -> uint8_t* or null
 //       (collective; bounds-checked; on failure sets outcome's FAULT code)
 //   block_sum(value) -> sum over the block, valid in rank 0 (collective)
+//   abort_requested() -> the runtime is aborting, the same answer in every
+//       thread (collective). A long handler calls it from every thread, once
+//       per round of its loop, and on true calls out.abandon() and returns.
+//       (A rank-0-only loop with no sync() inside, like the built-in
+//       DELAY_NS, may poll detail::abort_requested(ctx.params()) instead;
+//       per-thread polls inside a loop that syncs would split the block
+//       between barriers.)
 //   wait_prefix() -> every earlier ticket completed (rank 0 only)
 #pragma once
 
@@ -85,6 +92,7 @@ struct HostExec {
                        out);
   }
   MR_HDI uint64_t block_sum(uint64_t value) const { return value; }
+  MR_HDI bool abort_requested() const { return detail::abort_requested(p); }
   MR_HDI bool wait_prefix() const { return wait_for_prefix(p, ticket_); }
 };
 
@@ -151,6 +159,18 @@ struct DeviceExec {
     return total;
 #else
     return value;
+#endif
+  }
+
+  // Collective: rank 0 reads the host's abort flag once and the barrier
+  // hands its answer to every thread, so the whole block leaves a loop
+  // together (threads reading the flag themselves could see it at different
+  // rounds).
+  MR_HDI bool abort_requested() const {
+#if defined(__CUDA_ARCH__)
+    return __syncthreads_or(rank() == 0 && detail::abort_requested(p)) != 0;
+#else
+    return detail::abort_requested(p);
 #endif
   }
   MR_HDI bool wait_prefix() const { return wait_for_prefix(p, shared->ticket); }
