@@ -33,12 +33,66 @@ constexpr uint64_t kZeroStagingBytes = 1ull << 20;
 std::mutex g_devices_mutex;
 std::set<int> g_devices_in_use;
 
+// Every backend entry point runs its CUDA calls inside one of these, on
+// whichever user thread called it:
+//  * the runtime's device is current, and the caller's is restored after, so
+//    a thread that works on another GPU can call us and keeps its device;
+//  * the thread's stream-capture mode is relaxed. Our calls touch only our
+//    own non-blocking streams, never one being captured, so another thread's
+//    capture in cudaStreamCaptureModeGlobal (torch.cuda.graph's default)
+//    must neither fail them nor be invalidated by them, as it would be by a
+//    cudaStreamQuery or cudaMallocAsync in the default (global) mode.
+class CudaCallScope {
+ public:
+  explicit CudaCallScope(int device) {
+    (void)cudaThreadExchangeStreamCaptureMode(&mode_);
+    // A failed query or switch shows in the call that needed the device; its
+    // error is cleared here so that it is not taken for a later one's.
+    int current = 0;
+    if (cudaGetDevice(&current) != cudaSuccess)
+      (void)cudaGetLastError();
+    else if (current != device && cudaSetDevice(device) != cudaSuccess)
+      (void)cudaGetLastError();
+    else if (current != device)
+      restore_device_ = current;
+  }
+  ~CudaCallScope() {
+    if (restore_device_ >= 0) (void)cudaSetDevice(restore_device_);
+    (void)cudaThreadExchangeStreamCaptureMode(&mode_);
+  }
+  CudaCallScope(const CudaCallScope&) = delete;
+  CudaCallScope& operator=(const CudaCallScope&) = delete;
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;  // the caller's, while in scope
+  int restore_device_ = -1;
+};
+
+// cudaStreamQuery errors that say nothing about the kernel: a capture-mode
+// refusal (not expected inside a CudaCallScope, but never a reason to call a
+// live kernel dead and free the ring under it). Every other error from the
+// query of a launched kernel is sticky: the context, and the kernel, are gone.
+bool query_refused_by_capture(cudaError_t err) {
+  switch (err) {
+    case cudaErrorStreamCaptureUnsupported:
+    case cudaErrorStreamCaptureInvalidated:
+    case cudaErrorStreamCaptureImplicit:
+    case cudaErrorStreamCaptureWrongThread:
+      return true;
+    default:
+      return false;
+  }
+}
+
 class CudaBackend final : public ConsumerBackend {
  public:
   ~CudaBackend() override {
     // Only reached after join() succeeded or when the kernel never started;
     // a wedged kernel is leaked by the runtime rather than freed under it.
-    if (!kernel_running_.load()) release_all();
+    if (!kernel_running_.load()) {
+      CudaCallScope scope(device_);
+      release_all();
+    }
     if (owns_device_) {
       std::lock_guard<std::mutex> lock(g_devices_mutex);
       g_devices_in_use.erase(device_);
@@ -56,6 +110,7 @@ class CudaBackend final : public ConsumerBackend {
                     "device " + std::to_string(config.device) + " out of range (" +
                         std::to_string(count) + " devices)");
     device_ = config.device;
+    CudaCallScope scope(device_);
     {
       std::lock_guard<std::mutex> lock(g_devices_mutex);
       if (!g_devices_in_use.insert(device_).second)
@@ -64,7 +119,6 @@ class CudaBackend final : public ConsumerBackend {
                           " already runs a megaring runtime in this process; share that one");
       owns_device_ = true;
     }
-    MR_CUDA_TRY(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     MR_CUDA_TRY(cudaGetDeviceProperties(&prop, device_));
     name_ = prop.name;
@@ -132,6 +186,7 @@ class CudaBackend final : public ConsumerBackend {
   }
 
   Status start(const Consumer& consumer) override {
+    CudaCallScope scope(device_);
     auto launch = params_.timeline != nullptr ? consumer.gpu_launch_timeline : consumer.gpu_launch;
     if (launch == nullptr || consumer.gpu_occupancy == nullptr)
       return Status(Result::kInvalidArgument, "consumer has no GPU kernel");
@@ -158,9 +213,14 @@ class CudaBackend final : public ConsumerBackend {
   // as the calling thread's last error, like any error: clear it, so that
   // neither our next launch check nor the caller's own cudaGetLastError (we
   // run on the user's publishing and waiting threads) mistakes it for theirs.
+  // A capture refusal reads as NotReady: it is no verdict on the kernel.
   cudaError_t query_kernel_stream() {
+    CudaCallScope scope(device_);
     const cudaError_t err = cudaStreamQuery(kernel_stream_);
-    if (err == cudaErrorNotReady) (void)cudaGetLastError();
+    if (err == cudaErrorNotReady || query_refused_by_capture(err)) {
+      (void)cudaGetLastError();
+      return cudaErrorNotReady;
+    }
     return err;
   }
 
@@ -191,6 +251,7 @@ class CudaBackend final : public ConsumerBackend {
   }
 
   Status alloc(uint64_t bytes, uint64_t* address) override {
+    CudaCallScope scope(device_);
     void* p = nullptr;
     // Stream-ordered allocation: no implicit device-wide synchronisation.
     MR_CUDA_TRY(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, control_stream_));
@@ -207,6 +268,7 @@ class CudaBackend final : public ConsumerBackend {
     return Status::ok();
   }
   Status free(uint64_t address) override {
+    CudaCallScope scope(device_);
     MR_CUDA_TRY(cudaFreeAsync(reinterpret_cast<void*>(address), control_stream_));
     MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     return Status::ok();
@@ -288,6 +350,7 @@ class CudaBackend final : public ConsumerBackend {
   // One copy on the control stream, waited for: the copy engine needs no SM,
   // and only our own stream is synchronised (never the device).
   Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    CudaCallScope scope(device_);
     MR_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, control_stream_));
     MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
     return Status::ok();

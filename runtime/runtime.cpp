@@ -228,6 +228,7 @@ class Runtime::Impl {
   // back): the caller looks again.
   bool take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result);
   Status check_consumer();
+  void request_consumer_abort();
   void close_ring(State state, Result reason);
   void finalize_locked();
   Status stop_consumer_locked(Nanoseconds join_timeout);
@@ -775,11 +776,19 @@ Status Runtime::Impl::check_consumer() {
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
   if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
     failure_ = st;
+    request_consumer_abort();
     close_ring(State::kFailed, Result::kAborted);
     // The kernel is gone: nothing on the device writes the regions any more.
     finalize_locked();
   }
   return failure_.is_ok() ? st : failure_;
+}
+
+// Also before the host takes over the records of a consumer it believes
+// dead: were it still running after all, it stops at its next poll.
+void Runtime::Impl::request_consumer_abort() {
+  // Relaxed: a stop request, ordering nothing; units check it between slots.
+  SysRef<uint32_t>(host().submission->abort_flag).store(1, cuda::std::memory_order_relaxed);
 }
 
 void Runtime::Impl::close_ring(State state, Result reason) {
@@ -849,7 +858,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
     if (Clock::now() > deadline) {
       const uint64_t done = done_count();
       close_reason_.store(Result::kAborted);
-      SysRef<uint32_t>(host().submission->abort_flag).store(1, cuda::std::memory_order_relaxed);
+      request_consumer_abort();
       Status st = stop_consumer_locked(config_.abort_timeout);
       if (!st && st.code() == Result::kTimeout) return st;
       return Status(Result::kTimeout, "shutdown drained " + std::to_string(done - config_.initial_ticket) +
@@ -860,6 +869,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
       Status st = backend_->health();
       if (!st) {
         failure_ = st;
+        request_consumer_abort();
         state_.store(State::kFailed);
         finalize_locked();
         return st;
@@ -881,8 +891,7 @@ Status Runtime::Impl::abort() {
   if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
     abort_requested_.store(true);
     close_reason_.store(Result::kAborted);
-    // Relaxed: a stop request, ordering nothing; units check it between slots.
-    SysRef<uint32_t>(host().submission->abort_flag).store(1, cuda::std::memory_order_relaxed);
+    request_consumer_abort();
   }
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
   const State s = state_.load();

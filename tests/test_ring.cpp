@@ -8,6 +8,7 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -22,8 +23,11 @@
 #include <cuda_runtime_api.h>
 #include <dirent.h>
 
+#include <megaring/detail/host_waiter.hpp>
+
 #include "backend_fixture.hpp"
 #include "capped_consumer.hpp"
+#include "user_kernel.hpp"
 #include "../runtime/runtime_internal.hpp"
 
 namespace megaring_test {
@@ -1387,6 +1391,127 @@ TEST_P(RingLifecycleTest, ShutdownWithTinyTimeoutOnIdleRingIsClean) {
   }
 }
 
+// A kernel of the user's, never launched before, launched on its own stream
+// while the persistent kernel runs. The fixture's device check initialises
+// CUDA before Runtime::create could ask for eager loading, so this runs in
+// the process's own module-loading mode (lazy unless CUDA_MODULE_LOADING
+// says otherwise; lazy is also PyTorch's choice). Were loading a kernel next
+// to a resident one to need a context synchronisation, the launch would
+// never return: the test reports that instead of hanging on it, and the
+// README's advice on module loading rests on its answer.
+TEST_P(RingLifecycleTest, AUserKernelLaunchedFirstBesideTheConsumerRuns) {
+  if (backend() != Backend::kCuda) GTEST_SKIP() << "a CUDA launch beside the persistent kernel";
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+  Completion c;
+  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::nop(1), &c));
+  struct Probe {
+    std::atomic<bool> done{false};
+    cudaError_t err = cudaSuccess;  // written before done's release
+    int value = 0;
+  };
+  auto probe = std::make_shared<Probe>();
+  // Detached, owning its state: a launch that blocks must not hang the test.
+  std::thread([probe] {
+    cudaStream_t stream = nullptr;
+    int* device_value = nullptr;
+    int value = 0;
+    cudaError_t err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    if (err == cudaSuccess)
+      err = cudaMallocAsync(reinterpret_cast<void**>(&device_value), sizeof(int), stream);
+    if (err == cudaSuccess) err = launch_store_value(device_value, 42, stream);
+    if (err == cudaSuccess)
+      err = cudaMemcpyAsync(&value, device_value, sizeof(int), cudaMemcpyDeviceToHost, stream);
+    if (err == cudaSuccess) err = cudaFreeAsync(device_value, stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+    if (stream != nullptr) (void)cudaStreamDestroy(stream);
+    probe->err = err;
+    probe->value = value;
+    probe->done.store(true, std::memory_order_release);  // RELEASE: err and value
+  }).detach();
+  auto wait_for_probe = [&](std::chrono::nanoseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!probe->done.load(std::memory_order_acquire) &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(milliseconds(1));
+    return probe->done.load(std::memory_order_acquire);  // ACQUIRE: err and value
+  };
+  const char* mode = std::getenv("CUDA_MODULE_LOADING");
+  if (!wait_for_probe(scaled(seconds(10)))) {
+    MR_EXPECT_OK(rt->abort());
+    const bool after_abort = wait_for_probe(seconds(10));
+    FAIL() << "a first launch of a user kernel beside the running consumer did not complete in "
+           << "10 s (CUDA_MODULE_LOADING=" << (mode != nullptr ? mode : "unset") << "); once the "
+           << "consumer had stopped it " << (after_abort ? "completed" : "still had not");
+  }
+  EXPECT_EQ(probe->err, cudaSuccess) << cudaGetErrorString(probe->err);
+  EXPECT_EQ(probe->value, 42);
+  ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::nop(2), &c));  // the consumer still serves
+  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+}
+
+// Another thread's stream capture in the global mode (torch.cuda.graph's
+// default) is in progress while the runtime waits, checks its consumer's
+// health and allocates, copies and frees a buffer. In that mode CUDA refuses
+// "potentially unsafe" calls such as cudaStreamQuery from every other thread
+// and invalidates the capture: megaring's calls must do neither, and a
+// refusal must never be taken for a dead consumer.
+TEST_P(RingLifecycleTest, AGlobalStreamCaptureElsewhereNeitherFailsNorIsBroken) {
+  if (backend() != Backend::kCuda) GTEST_SKIP() << "CUDA stream capture";
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+  cudaStream_t stream = nullptr;
+  int* device_word = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaMallocAsync(reinterpret_cast<void**>(&device_word), sizeof(int), stream),
+            cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+
+  std::atomic<int> phase{0};  // 1: capturing; 2: end the capture
+  cudaError_t begin_err = cudaErrorUnknown, end_err = cudaErrorUnknown;
+  cudaGraph_t graph = nullptr;
+  std::thread capturer([&] {
+    begin_err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+    // A memset node: capturing it loads no kernel.
+    if (begin_err == cudaSuccess) (void)cudaMemsetAsync(device_word, 0, sizeof(int), stream);
+    phase.store(1, std::memory_order_release);  // RELEASE: begin_err
+    while (phase.load(std::memory_order_acquire) != 2)
+      std::this_thread::sleep_for(milliseconds(1));
+    if (begin_err == cudaSuccess) end_err = cudaStreamEndCapture(stream, &graph);
+  });
+  while (phase.load(std::memory_order_acquire) != 1) std::this_thread::sleep_for(milliseconds(1));
+
+  // A wait long enough for a dozen health checks, then a buffer's life.
+  Ticket slow;
+  PublishOptions keep;
+  keep.keep_result = true;
+  Completion c;
+  Status wait_st = rt->publish(ops::delay_ns(50'000'000), &slow, keep);
+  if (wait_st) wait_st = rt->wait(slow, &c, scaled(seconds(10)));
+  BufferHandle buffer = 0;
+  const uint64_t written = 0x1234;
+  uint64_t read_back = 0;
+  Status buffer_st = rt->alloc_buffer(64, &buffer);
+  if (buffer_st) buffer_st = rt->write_buffer(buffer, 0, &written, sizeof(written));
+  if (buffer_st) buffer_st = rt->read_buffer(buffer, 0, &read_back, sizeof(read_back));
+  if (buffer_st) buffer_st = rt->free_buffer(buffer);
+  phase.store(2, std::memory_order_release);
+  capturer.join();
+
+  MR_EXPECT_OK(wait_st);
+  EXPECT_TRUE(c.ok());
+  MR_EXPECT_OK(buffer_st);
+  EXPECT_EQ(read_back, written);
+  EXPECT_EQ(begin_err, cudaSuccess) << cudaGetErrorString(begin_err);
+  EXPECT_EQ(end_err, cudaSuccess) << "the capture was invalidated: " << cudaGetErrorString(end_err);
+  EXPECT_NE(graph, nullptr);
+  if (graph != nullptr) EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cudaFreeAsync(device_word, stream), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+}
+
 // The runtime's health checks query the kernel's stream, and the CUDA
 // runtime records the cudaErrorNotReady they get as the thread's last error.
 // Neither that nor any other stale error of the calling thread may make a
@@ -1405,7 +1530,8 @@ TEST_P(RingLifecycleTest, StaleErrorsOfTheCallingThreadNeitherFailNorLeak) {
     Completion c;
     call_ok(*rt, ops::nop(7), &c);
     EXPECT_EQ(c.result, 7u);
-    // A wait long enough for several health checks (about one a millisecond).
+    // A wait long enough for several health checks (they start once the
+    // waiter sleeps, then come every 8th sleep: a dozen or more in 30 ms).
     Ticket slow;
     PublishOptions keep;
     keep.keep_result = true;
@@ -1417,6 +1543,56 @@ TEST_P(RingLifecycleTest, StaleErrorsOfTheCallingThreadNeitherFailNorLeak) {
     EXPECT_TRUE(c.ok());
     MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
   }
+}
+
+// Unit 0 beats between slots too: a backlog that never leaves it an empty
+// slot to poll does not freeze the heartbeat of a healthy consumer.
+TEST_P(RingLifecycleTest, HeartbeatAdvancesThroughABacklog) {
+  Config cfg = base_config();
+  cfg.workers = 1;
+  cfg.ring_capacity = 512;
+  cfg.heartbeat_interval_ns = 1000;
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  // 400 ms of back-to-back work for the only unit.
+  std::vector<SlotRequest> backlog(400, ops::delay_ns(1'000'000));
+  Ticket first;
+  MR_ASSERT_OK(rt->publish_batch(backlog.data(), static_cast<uint32_t>(backlog.size()), &first));
+  const uint64_t end = first.value + backlog.size();
+  auto wait_done_count = [&](uint64_t target) {
+    const auto deadline = std::chrono::steady_clock::now() + scaled(seconds(10));
+    while (rt->done_count() < target && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    return rt->done_count();
+  };
+  const uint64_t d1 = wait_done_count(first.value + 5);
+  const uint64_t h1 = rt->heartbeat_ns();
+  const uint64_t d2 = wait_done_count(d1 + 20);
+  const uint64_t h2 = rt->heartbeat_ns();
+  ASSERT_GE(d2, d1 + 20) << "the backlog stalled";
+  // Still busy: every one of the unit's next slots was already published.
+  ASSERT_LT(rt->done_count(), end) << "the backlog ran out before the second look";
+  EXPECT_GT(h2, h1) << "heartbeat froze while unit 0 ran " << (d2 - d1) << " slots";
+  MR_EXPECT_OK(rt->abort());
+}
+
+// A waiter checks consumer health (a driver call on the GPU) only once it
+// has stopped spinning and yielding, then on every 8th sleep.
+TEST(HostWaiter, ChecksConsumerHealthOnlyOnceItSleeps) {
+  megaring::detail::HostWaiter waiter(/*max_sleep_us=*/1);
+  uint32_t checks = 0, first_check = 0;
+  for (uint32_t i = 1; i <= 600; ++i) {
+    waiter.pause();
+    if (waiter.due_for_health_check()) {
+      ++checks;
+      if (first_check == 0) first_check = i;
+    }
+  }
+  EXPECT_EQ(first_check, 512u);
+  EXPECT_EQ(checks, 12u);  // 512, 520, ..., 600
+  waiter.reset();
+  waiter.pause();
+  EXPECT_FALSE(waiter.due_for_health_check());
 }
 
 TEST_P(RingLifecycleTest, ShutdownDrainsBacklog) {

@@ -57,6 +57,8 @@ struct Config {
   // CPU: sleeps under a microsecond become yields.
   uint32_t poll_backoff_min_ns = 64;
   uint32_t poll_backoff_max_ns = 2048;
+  // Unit 0 stamps heartbeat_ns() at most this often, between slots and
+  // while it polls: a slot of unit 0 that runs longer pauses it.
   uint32_t heartbeat_interval_ns = 100'000;
   // Set CUDA_MODULE_LOADING=EAGER if the variable is unset, before the first
   // CUDA call: lazy loading of another kernel next to a running persistent

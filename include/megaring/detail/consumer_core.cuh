@@ -73,7 +73,14 @@ MR_HDI uint64_t now_ns() {
 // microsecond (an OS sleep cannot be shorter) and sleeps above.
 MR_HDI void pause_ns(uint32_t ns) {
 #if defined(__CUDA_ARCH__)
-  if (ns != 0) __nanosleep(ns);
+  // One __nanosleep sleeps about a millisecond at most (CUDA programming
+  // guide): a longer pause is a series of them.
+  constexpr uint32_t kMaxNanosleep = 1'000'000;
+  for (uint32_t left = ns; left != 0;) {
+    const uint32_t step = left < kMaxNanosleep ? left : kMaxNanosleep;
+    __nanosleep(step);
+    left -= step;
+  }
 #else
   if (ns < 1000)
     std::this_thread::yield();
@@ -168,6 +175,9 @@ MR_HDI void copy_slot_body(const mr_slot* slot, uint64_t header, mr_slot* body) 
 MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot* body,
                               uint64_t* ticket_out) {
   if (st.stopping) return Next::kExit;
+  // Here as well as while polling: a unit that never finds its next slot
+  // empty (a backlog) still beats, once per slot at most.
+  maybe_heartbeat(p, st);
   if (!st.has_claim) {
     // C1. Relaxed: the cursor only hands out distinct tickets; the slot's
     // contents are ordered by the header acquire below.

@@ -22,19 +22,27 @@ class HostWaiter {
   }
   void pause() {
     ++iterations_;
-    if (iterations_ < 256) {
+    if (iterations_ < kSpins) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
-    } else if (iterations_ < 512) {
+    } else if (iterations_ < kFirstSleep) {
       std::this_thread::yield();
     } else {
       sleep_us_ = std::min<uint32_t>(sleep_us_ == 0 ? 1 : sleep_us_ * 2, max_sleep_us_);
       std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
     }
   }
-  // True about once a millisecond of waiting: time to check consumer health.
-  bool due_for_health_check() const { return (iterations_ & 127u) == 127u; }
+  // Time to check consumer health (a driver call on the GPU): never while
+  // spinning or yielding, where a healthy consumer answers, so the check
+  // stays off the path of ordinary waits; then on every 8th sleep (about
+  // 1.6 ms apart at the 200 us cap).
+  bool due_for_health_check() const {
+    return iterations_ >= kFirstSleep && (iterations_ & 7u) == 0;
+  }
+
+  static constexpr uint32_t kSpins = 256;       // pause instructions
+  static constexpr uint32_t kFirstSleep = 512;  // after kSpins pauses and 256 yields
 
  private:
   uint32_t max_sleep_us_;
