@@ -406,34 +406,6 @@ bool init(const InitOptions& options, std::string* error) {
   return true;
 }
 
-void teardown() {
-  if (g.gemm_pending && g.ev_stop) (void)cudaEventSynchronize(g.ev_stop);
-  if (g.gemm_stream) (void)cudaStreamSynchronize(g.gemm_stream);
-  if (g.copy_stream) (void)cudaStreamSynchronize(g.copy_stream);
-  if (g.stream) (void)cudaStreamSynchronize(g.stream);
-#if MEGARING_BENCH_CUBLAS
-  if (g.handle) (void)cublasDestroy(g.handle);
-  g.handle = nullptr;
-#endif
-  for (void* p : {g.a, g.b, g.c, g.workspace, g.copy_dev})
-    if (p) (void)cudaFree(p);
-  if (g.ping_host) (void)cudaFreeHost(g.ping_host);
-  if (g.copy_host) (void)cudaFreeHost(g.copy_host);
-  if (g.copy_start) (void)cudaEventDestroy(g.copy_start);
-  if (g.copy_stop) (void)cudaEventDestroy(g.copy_stop);
-  if (g.copy_stream) (void)cudaStreamDestroy(g.copy_stream);
-  if (g.one_exec) (void)cudaGraphExecDestroy(g.one_exec);
-  if (g.many_exec) (void)cudaGraphExecDestroy(g.many_exec);
-  if (g.one_graph) (void)cudaGraphDestroy(g.one_graph);
-  if (g.many_graph) (void)cudaGraphDestroy(g.many_graph);
-  if (g.ev_start) (void)cudaEventDestroy(g.ev_start);
-  if (g.ev_stop) (void)cudaEventDestroy(g.ev_stop);
-  if (g.stream) (void)cudaStreamDestroy(g.stream);
-  if (g.gemm_stream) (void)cudaStreamDestroy(g.gemm_stream);
-  (void)cudaGetLastError();
-  g = State{};
-}
-
 // One sample per iteration: `submit` (a launch on g.stream) plus the sync.
 template <class Submit>
 static bool submit_sync_latency(int warmup, int iters, std::vector<double>* ns,

@@ -8,7 +8,8 @@
 // them run): no cudaDeviceSynchronize, no cudaMalloc/cudaFree/cudaFreeHost,
 // only non-blocking streams, waits on the harness's own streams and events.
 // Everything is allocated and every kernel/cuBLAS path is loaded by init(),
-// before any runtime exists; teardown() frees it after the last runtime.
+// before any runtime exists, and left to process exit to free (the end of
+// megaring_bench.cpp's main says why).
 #pragma once
 
 #include <cstddef>
@@ -57,7 +58,6 @@ struct InitOptions {
 // runs every kernel, the GEMM and the copy once (loads their modules). Call
 // before creating any runtime.
 bool init(const InitOptions& options, std::string* error);
-void teardown();  // call after the last runtime is destroyed
 
 // Latency arms: one sample (ns, host steady clock) per iteration.
 bool launch_sync_latency(int warmup, int iters, std::vector<double>* ns, std::string* error);

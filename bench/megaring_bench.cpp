@@ -1456,8 +1456,12 @@ int main(int argc, char** argv) {
   const double duration = elapsed_ns(run_start, Clock::now()) * 1e-9;
   report["duration_s"] = duration;
 
-  if (gpu_ok) gpu::teardown();  // no runtime is alive any more
-
+  // No clean-up of what gpu::init() allocated: process exit reclaims it. A
+  // runtime whose shutdown timed out leaks its kernel still running, beside
+  // which cudaFree or a synchronisation would wait forever, and the report
+  // would never be written. The CUDA runtime's own clean-up at exit might
+  // wait too: the watchdog bounds that, and names it.
+  g_watchdog.kick("writing the report, then exit (the CUDA runtime's clean-up)");
   std::string path = opt.json_path;
   if (!opt.results_dir.empty()) {
     const std::string device = dev.available && gpu_skip.empty() ? slug(dev.name) : "cpu";
