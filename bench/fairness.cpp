@@ -26,13 +26,15 @@ struct LightRun {
   uint64_t max_ahead = 0;
 };
 
-LightRun measure_light(Runtime& rt, const TenantHandle& light, int samples) {
+LightRun measure_light(Runtime& rt, const TenantHandle& light, int samples,
+                       void (*progress)()) {
   LightRun run;
   run.ns.reserve(static_cast<size_t>(samples));
   TenantPublishOptions keep;
   keep.keep_result = true;
   keep.timeout = std::chrono::seconds(10);
   for (int i = 0; i < samples; ++i) {
+    if (progress && i % 256 == 0) progress();
     const auto t0 = Clock::now();
     Ticket t;
     TenantStatus st = light.publish_slot(ops::nop(static_cast<uint64_t>(i)), &t, keep);
@@ -53,7 +55,12 @@ LightRun measure_light(Runtime& rt, const TenantHandle& light, int samples) {
 
 }  // namespace
 
-void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
+void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms,
+                  void (*on_arm)(const Arm&)) {
+  const auto add = [&](const Arm& a) {
+    arms->push_back(a);
+    if (on_arm) on_arm(arms->back());
+  };
   Config config;
   config.backend = o.backend;
   config.device = o.device;
@@ -68,7 +75,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
     a.label = "light tenant round trip, alone";
     a.status = "error";
     a.reason = why;
-    arms->push_back(a);
+    add(a);
   };
   if (!st) return fail_all(st.to_string());
   std::unique_ptr<TenantRegistry> registry;
@@ -89,7 +96,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
   alone.params["backend"] = backend;
   alone.params["samples"] = o.light_samples;
   {
-    LightRun r = measure_light(*rt, light, o.light_samples);
+    LightRun r = measure_light(*rt, light, o.light_samples, o.progress);
     if (r.ok) {
       alone.has_latency = true;
       alone.latency = summarize(r.ns);
@@ -99,7 +106,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
       alone.reason = r.error;
     }
   }
-  arms->push_back(alone);
+  add(alone);
 
   for (uint64_t cap_setting : o.flood_caps) {
     const uint64_t cap = cap_setting == 0 ? o.ring : cap_setting;
@@ -121,7 +128,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
     if (TenantStatus ts = registry->register_tenant(flood_config, &flood); !ts) {
       a.status = "error";
       a.reason = ts.to_string();
-      arms->push_back(a);
+      add(a);
       continue;
     }
     std::atomic<bool> stop{false};
@@ -147,7 +154,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
       std::this_thread::yield();
     const uint64_t drained_before = flood.drained_count();
     const auto t0 = Clock::now();
-    LightRun r = measure_light(*rt, light, o.light_samples);
+    LightRun r = measure_light(*rt, light, o.light_samples, o.progress);
     const double seconds = elapsed_ns(t0, Clock::now()) * 1e-9;
     const uint64_t flood_drained = flood.drained_count() - drained_before;
     stop.store(true);
@@ -167,7 +174,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms) {
       a.status = "error";
       a.reason = r.ok ? q.to_string() : r.error;
     }
-    arms->push_back(a);
+    add(a);
   }
   registry.reset();
   (void)rt->shutdown(std::chrono::seconds(30));

@@ -319,7 +319,8 @@ TrialResult megaring_fresh_trial(const HostCostOptions& o, int producers, uint64
 
 }  // namespace
 
-void run_host_cost(const HostCostOptions& o, std::vector<Arm>* arms) {
+void run_host_cost(const HostCostOptions& o, std::vector<Arm>* arms,
+                   void (*on_arm)(const Arm&)) {
   const uint64_t warm_slots = std::max<uint64_t>(o.slots / 10, 1000);
   const unsigned hw = std::thread::hardware_concurrency();
   for (int producers : o.producers) {
@@ -363,8 +364,10 @@ void run_host_cost(const HostCostOptions& o, std::vector<Arm>* arms) {
     mc.status = "skipped";
     mc.reason = "moodycamel ConcurrentQueue not found at build time (apt-get install libconcurrentqueue-dev)";
 #endif
-    arms->push_back(mr);
-    arms->push_back(mc);
+    for (const Arm* a : {&mr, &mc}) {
+      arms->push_back(*a);
+      if (on_arm) on_arm(arms->back());
+    }
   }
 }
 

@@ -19,7 +19,9 @@ struct HostCostOptions {
 };
 
 bool have_moodycamel();
-// Appends host.megaring.pN and host.moodycamel.pN arms.
-void run_host_cost(const HostCostOptions& options, std::vector<Arm>* arms);
+// Appends host.megaring.pN and host.moodycamel.pN arms, calling on_arm (when
+// set) on each as it is appended: the harness's watchdog counts that as progress.
+void run_host_cost(const HostCostOptions& options, std::vector<Arm>* arms,
+                   void (*on_arm)(const Arm&) = nullptr);
 
 }  // namespace mrbench

@@ -692,7 +692,12 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &opt)) return 2;
   const Sizes sz = sizes_for(opt.short_mode);
   const auto run_start = Clock::now();
-  g_watchdog.start(opt.short_mode ? 120000 : 300000);
+  // 120 s in both modes: a hang must leave most of a GPU session's bench step
+  // (scripts/gpu_session.sh) to the steps after it. Every arm announces itself
+  // as it finishes (the fairness arms also while they sample); the longest
+  // gap is an interference arm whose GEMM starves (its shutdowns: under a
+  // minute).
+  g_watchdog.start(120000);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   std::string command_line;
@@ -1278,9 +1283,7 @@ int main(int argc, char** argv) {
     ho.ring = opt.ring;
     if (!have_moodycamel())
       std::printf("  note: moodycamel ConcurrentQueue not found at build time; its arm is skipped\n");
-    const size_t before = arms.size();
-    run_host_cost(ho, &arms);
-    for (size_t i = before; i < arms.size(); ++i) announce(arms[i]);
+    run_host_cost(ho, &arms, &announce);
   }
 
   // ---- tenant fairness -----------------------------------------------------
@@ -1294,9 +1297,8 @@ int main(int argc, char** argv) {
     fo.workers = opt.workers;
     fo.light_samples = sz.fair_samples;
     fo.flood_caps = sz.fair_caps;
-    const size_t before = arms.size();
-    run_fairness(fo, &arms);
-    for (size_t i = before; i < arms.size(); ++i) announce(arms[i]);
+    fo.progress = [] { g_watchdog.touch(); };
+    run_fairness(fo, &arms, &announce);
   }
 
   // ---- targets -------------------------------------------------------------
