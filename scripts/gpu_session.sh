@@ -44,11 +44,26 @@ configure() {
     -DMEGARING_BUILD_SAMPLES=ON -DMEGARING_BUILD_BENCH=ON
 }
 
+# How the built-in megakernel's memory orders were lowered (bench/NOTES.md,
+# "Questions for the first GPU run"): counts of the SASS instructions that
+# carry them. For the build log; never fails the build.
+sass_facts() {
+  local sass
+  if ! sass="$(cuobjdump -sass "$BUILD/libmegaring.a" 2>&1)"; then
+    echo "sass: cuobjdump unavailable or failed"
+    return 0
+  fi
+  local pattern
+  for pattern in CCTL MEMBAR FENCE STRONG.SYS STRONG.GPU NANOSLEEP; do
+    echo "sass: $pattern $(grep -c -- "$pattern" <<<"$sass")"
+  done
+}
+
 PHASE="${1:-all}"
 case "$PHASE" in
   tests | bench | all) ;;
   # Internal: the build steps, as commands that `timeout` can run.
-  __build_all) configure && exec cmake --build "$BUILD" -j "$MR_JOBS" ;;
+  __build_all) configure && cmake --build "$BUILD" -j "$MR_JOBS" && sass_facts; exit ;;
   __build_bench) configure && exec cmake --build "$BUILD" -j "$MR_JOBS" --target megaring_bench ;;
   *) mr_die "usage: scripts/gpu_session.sh tests|bench|all" ;;
 esac
