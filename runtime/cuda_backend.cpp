@@ -9,6 +9,7 @@
 // That holds before our own launch too, since another kernel may be resident.
 // One runtime per device per process: a second persistent kernel could not
 // be co-resident with the first's full grid, so create() refuses it.
+#include <cuda.h>  // types for a driver entry point only: libcuda is not linked
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -33,10 +34,35 @@ constexpr uint64_t kZeroStagingBytes = 1ull << 20;
 std::mutex g_devices_mutex;
 std::set<int> g_devices_in_use;
 
+// Whether `device`'s primary context exists. Making a device current creates
+// its context (hundreds of MB of device memory), so a thread is only switched
+// back to a device it has really used. Unknown (no such driver entry point):
+// true.
+bool primary_context_active(int device) {
+  using GetState = CUresult (*)(CUdevice, unsigned int*, int*);
+  static const GetState get_state = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuDevicePrimaryCtxGetState", &fn, 12000,
+                                         cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      return GetState{nullptr};
+    }
+    return reinterpret_cast<GetState>(fn);
+  }();
+  if (get_state == nullptr) return true;
+  unsigned int flags = 0;
+  int active = 0;
+  return get_state(static_cast<CUdevice>(device), &flags, &active) == CUDA_SUCCESS && active != 0;
+}
+
 // Every backend entry point runs its CUDA calls inside one of these, on
 // whichever user thread called it:
 //  * the runtime's device is current, and the caller's is restored after, so
-//    a thread that works on another GPU can call us and keeps its device;
+//    a thread that works on another GPU can call us and keeps its device (a
+//    thread that never used its device stays on ours: see
+//    primary_context_active);
 //  * the thread's stream-capture mode is relaxed. Our calls touch only our
 //    own non-blocking streams, never one being captured, so another thread's
 //    capture in cudaStreamCaptureModeGlobal (torch.cuda.graph's default)
@@ -57,7 +83,8 @@ class CudaCallScope {
       restore_device_ = current;
   }
   ~CudaCallScope() {
-    if (restore_device_ >= 0) (void)cudaSetDevice(restore_device_);
+    if (restore_device_ >= 0 && primary_context_active(restore_device_))
+      (void)cudaSetDevice(restore_device_);
     (void)cudaThreadExchangeStreamCaptureMode(&mode_);
   }
   CudaCallScope(const CudaCallScope&) = delete;
