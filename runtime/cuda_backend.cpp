@@ -62,7 +62,9 @@ bool primary_context_active(int device) {
 //  * the runtime's device is current, and the caller's is restored after, so
 //    a thread that works on another GPU can call us and keeps its device (a
 //    thread that never used its device stays on ours: see
-//    primary_context_active);
+//    primary_context_active). A thread whose current context is not a
+//    primary one (cuCtxCreate, green contexts) gets its device's primary
+//    context back, not that context: the runtime API has no other way;
 //  * the thread's stream-capture mode is relaxed. Our calls touch only our
 //    own non-blocking streams, never one being captured, so another thread's
 //    capture in cudaStreamCaptureModeGlobal (torch.cuda.graph's default)
@@ -83,8 +85,9 @@ class CudaCallScope {
       restore_device_ = current;
   }
   ~CudaCallScope() {
-    if (restore_device_ >= 0 && primary_context_active(restore_device_))
-      (void)cudaSetDevice(restore_device_);
+    if (restore_device_ >= 0 && primary_context_active(restore_device_) &&
+        cudaSetDevice(restore_device_) != cudaSuccess)
+      (void)cudaGetLastError();  // ours, not the caller's to find
     (void)cudaThreadExchangeStreamCaptureMode(&mode_);
   }
   CudaCallScope(const CudaCallScope&) = delete;

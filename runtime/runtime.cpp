@@ -193,6 +193,7 @@ class Runtime::Impl {
     reserve_hook_.store(hook, std::memory_order_relaxed);
   }
   uint64_t parking_waits() const { return parking_waits_.load(std::memory_order_relaxed); }
+  uint64_t health_checks() const { return health_checks_.load(std::memory_order_relaxed); }
   void set_park_hook(detail::RuntimeInternals::ParkHook hook, void* arg) {
     park_hook_arg_.store(arg, std::memory_order_relaxed);
     park_hook_.store(hook, std::memory_order_relaxed);
@@ -228,6 +229,7 @@ class Runtime::Impl {
   // back): the caller looks again.
   bool take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result);
   Status check_consumer();
+  Status consumer_health();
   void request_consumer_abort();
   void close_ring(State state, Result reason);
   void finalize_locked();
@@ -276,6 +278,7 @@ class Runtime::Impl {
   std::atomic<detail::RuntimeInternals::ParkHook> park_hook_{nullptr};
   std::atomic<void*> park_hook_arg_{nullptr};
   std::atomic<uint64_t> parking_waits_{0};  // RuntimeInternals::parking_waits
+  std::atomic<uint64_t> health_checks_{0};  // RuntimeInternals::health_checks
   std::atomic<uint64_t> protocol_errors_{0};
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
@@ -471,8 +474,13 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
       deadline = deadline_after(options.timeout);
       have_deadline = true;
     }
-    if (Clock::now() > deadline)
+    if (Clock::now() > deadline) {
+      // A dead consumer first: callers that retry short timeouts would
+      // otherwise never hear of it (waiters check health only once they sleep).
+      Status st = check_consumer();
+      if (!st) return st;
       return Status(Result::kTimeout, "ring stayed full for the publish timeout");
+    }
     if (waiter.due_for_health_check()) {
       Status st = check_consumer();
       if (!st) return st;
@@ -642,6 +650,7 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
   const mr_completion& rec = host().completions[pos];
   const auto deadline = deadline_after(timeout);
+  bool last_look = false;  // after the deadline: one more pass once health is checked
   HostWaiter waiter;
   for (;;) {
     // Parked, being parked, or already read: not (or no longer) in place.
@@ -663,8 +672,16 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
       if (keep_[pos].compare_exchange_strong(expected, kReading, std::memory_order_acq_rel)) break;
       continue;
     }
-    if (Clock::now() > deadline)
-      return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+    if (Clock::now() > deadline) {
+      if (last_look)
+        return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+      // A dead consumer first (see reserve); if the check just finalized the
+      // ring, the next pass reads the ticket's final record.
+      Status st = check_consumer();
+      if (!st && !finalized_.load()) return st;
+      last_look = true;
+      continue;
+    }
     if (waiter.due_for_health_check()) {
       Status st = check_consumer();
       if (!st && !finalized_.load()) return st;
@@ -710,6 +727,7 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
   if (t >= published_end())
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
   const auto deadline = deadline_after(timeout);
+  bool last_look = false;  // as in wait()
   HostWaiter waiter;
   for (;;) {
     if (done_count() > t) return Status::ok();
@@ -722,8 +740,14 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
         return Status::ok();
       return Status(Result::kAborted, "ticket " + std::to_string(t) + " was aborted");
     }
-    if (Clock::now() > deadline)
-      return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+    if (Clock::now() > deadline) {
+      if (last_look)
+        return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+      Status st = check_consumer();
+      if (!st && !finalized_.load()) return st;
+      last_look = true;
+      continue;
+    }
     if (waiter.due_for_health_check()) {
       Status st = check_consumer();
       if (!st && !finalized_.load()) return st;
@@ -770,8 +794,14 @@ RuntimeStats Runtime::Impl::stats() {
 
 // Detects a dead consumer (sticky CUDA error) and turns it into a stopped,
 // finalized runtime so that every waiter gets an answer.
+// The backend's health check, counted (RuntimeInternals::health_checks).
+Status Runtime::Impl::consumer_health() {
+  health_checks_.fetch_add(1, std::memory_order_relaxed);  // statistics (tests)
+  return backend_->health();
+}
+
 Status Runtime::Impl::check_consumer() {
-  Status st = backend_->health();
+  Status st = consumer_health();
   if (st) return st;
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
   if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
@@ -866,7 +896,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
                                           " slots before its timeout; the rest were aborted");
     }
     if (waiter.due_for_health_check()) {
-      Status st = backend_->health();
+      Status st = consumer_health();
       if (!st) {
         failure_ = st;
         request_consumer_abort();
@@ -1247,6 +1277,9 @@ void RuntimeInternals::set_park_hook(Runtime& runtime, ParkHook hook, void* arg)
 }
 uint64_t RuntimeInternals::parking_waits(const Runtime& runtime) {
   return runtime.impl_->parking_waits();
+}
+uint64_t RuntimeInternals::health_checks(const Runtime& runtime) {
+  return runtime.impl_->health_checks();
 }
 }  // namespace detail
 

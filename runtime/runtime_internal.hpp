@@ -75,6 +75,8 @@ struct RuntimeInternals {
   // How many times a wait() or release() found its kept result being parked
   // (keep_ claimed by a reaper) and waited for the move to finish.
   static uint64_t parking_waits(const Runtime& runtime);
+  // Consumer health checks made so far (each a cudaStreamQuery on the GPU).
+  static uint64_t health_checks(const Runtime& runtime);
 };
 
 }  // namespace megaring::detail

@@ -45,18 +45,21 @@ configure() {
 }
 
 # How the built-in megakernel's memory orders were lowered (bench/NOTES.md,
-# "Questions for the first GPU run"): counts of the SASS instructions that
-# carry them. For the build log; never fails the build.
+# "Questions for the first GPU run"): per kernel function, counts of the SASS
+# instructions that carry them. For the build log; never fails the build.
 sass_facts() {
   local sass
   if ! sass="$(cuobjdump -sass "$BUILD/libmegaring.a" 2>&1)"; then
     echo "sass: cuobjdump unavailable or failed"
     return 0
   fi
-  local pattern
-  for pattern in CCTL MEMBAR FENCE STRONG.SYS STRONG.GPU NANOSLEEP; do
-    echo "sass: $pattern $(grep -c -- "$pattern" <<<"$sass")"
-  done
+  awk '/Function : / { fn = $NF; order[++n] = fn }
+       fn != "" { for (i = 1; i <= 6; ++i) if (index($0, pat[i])) count[fn, i]++ }
+       BEGIN { split("CCTL MEMBAR FENCE STRONG.SYS STRONG.GPU NANOSLEEP", pat, " ") }
+       END { for (k = 1; k <= n; ++k) {
+               line = "sass: " order[k]
+               for (i = 1; i <= 6; ++i) line = line " " pat[i] "=" (count[order[k], i] + 0)
+               print line } }' <<<"$sass"
 }
 
 PHASE="${1:-all}"

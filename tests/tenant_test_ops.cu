@@ -27,6 +27,9 @@ struct TestOps {
       }
       case kOpSpinUntilAbort: {
         auto* rounds_word = reinterpret_cast<uint64_t*>(s.args[0]);
+        uint8_t* exits = ctx.resolve(s.args[2], 0, 2 * sizeof(uint64_t), 8, 0, out);
+        if (exits == nullptr) return true;  // FAULT, the same in every thread
+        auto* lowest_exit = reinterpret_cast<uint64_t*>(exits);
         for (uint64_t round = 1; round <= s.args[1]; ++round) {
           ctx.sync();  // a barrier every round: the block must leave together
           if (ctx.rank() == 0) {
@@ -35,6 +38,12 @@ struct TestOps {
                 .store(round, cuda::std::memory_order_relaxed);
           }
           if (ctx.abort_requested()) {
+            // Every thread records the round it left on (relaxed: the host
+            // reads the buffer once the consumer has stopped).
+            megaring::detail::DevRef<uint64_t>(lowest_exit[0])
+                .fetch_min(round, cuda::std::memory_order_relaxed);
+            megaring::detail::DevRef<uint64_t>(lowest_exit[1])
+                .fetch_max(round, cuda::std::memory_order_relaxed);
             out.abandon();
             return true;
           }

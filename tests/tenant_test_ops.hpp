@@ -6,11 +6,13 @@
 //   kOpIdentify  result = (slot.tenant << 32) | slot.opcode as the handler
 //                sees them: proves the consumer ran the tenant-local opcode.
 //   kOpSpinUntilAbort  args[0] = address of a uint64_t the consumer owns
-//                (as for kOpGate), args[1] = rounds: a block-wide loop that
+//                (as for kOpGate), args[1] = rounds, args[2] = a buffer of
+//                two uint64_t (start: UINT64_MAX, 0): a block-wide loop that
 //                syncs every round, stores its round count to that word and
 //                leaves through ctx.abort_requested(), as a long user
-//                handler should; after args[1] rounds it completes with
-//                that count as its result.
+//                handler should, each thread folding the round it left on
+//                into the buffer's (min, max); after args[1] rounds it
+//                completes with that count as its result.
 #pragma once
 
 #include <megaring/consumer.hpp>

@@ -8,7 +8,6 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <limits>
@@ -20,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <cuda.h>  // driver types for an entry point only: libcuda is not linked
 #include <cuda_runtime_api.h>
 #include <dirent.h>
 
@@ -1245,6 +1245,24 @@ TEST_P(RingWaitTest, InvalidWaits) {
   EXPECT_EQ(rt->stats().published, 2u) << "refused publishes must not consume tickets";
 }
 
+// A wait that reaches its deadline asks after the consumer before it reports
+// the timeout: a caller that retries short waits would otherwise never hear
+// that it died (a waiter checks health on its own only once it sleeps).
+TEST_P(RingWaitTest, ATimedOutWaitChecksTheConsumerFirst) {
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+  Ticket slow;
+  MR_ASSERT_OK(rt->publish(ops::delay_ns(200'000'000), &slow, kept_options()));
+  const uint64_t before = RuntimeInternals::health_checks(*rt);
+  Completion c;
+  MR_EXPECT_RESULT(rt->wait(slow, &c, Nanoseconds(0)), Result::kTimeout);
+  EXPECT_EQ(RuntimeInternals::health_checks(*rt), before + 1);
+  MR_EXPECT_RESULT(rt->wait_done(slow, Nanoseconds(0)), Result::kTimeout);
+  EXPECT_EQ(RuntimeInternals::health_checks(*rt), before + 2);
+  MR_ASSERT_OK(rt->wait(slow, &c, scaled(seconds(10))));
+  EXPECT_TRUE(c.ok());
+}
+
 TEST_P(RingWaitTest, TimeoutOnSlowSlotThenSuccess) {
   Config cfg = base_config();
   std::unique_ptr<Runtime> rt;
@@ -1399,6 +1417,23 @@ TEST_P(RingLifecycleTest, ShutdownWithTinyTimeoutOnIdleRingIsClean) {
 // to a resident one to need a context synchronisation, the launch would
 // never return: the test reports that instead of hanging on it, and the
 // README's advice on module loading rests on its answer.
+// The process's module loading mode as the driver latched it at
+// initialisation (CUDA_MODULE_LOADING may have been set since).
+std::string module_loading_mode() {
+  using GetMode = CUresult (*)(CUmoduleLoadingMode*);
+  void* fn = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  if (cudaGetDriverEntryPointByVersion("cuModuleGetLoadingMode", &fn, 12000, cudaEnableDefault,
+                                       &found) != cudaSuccess ||
+      found != cudaDriverEntryPointSuccess) {
+    (void)cudaGetLastError();
+    return "unknown (no cuModuleGetLoadingMode)";
+  }
+  CUmoduleLoadingMode mode{};
+  if (reinterpret_cast<GetMode>(fn)(&mode) != CUDA_SUCCESS) return "unknown";
+  return mode == CU_MODULE_LAZY_LOADING ? "lazy" : mode == CU_MODULE_EAGER_LOADING ? "eager" : "?";
+}
+
 TEST_P(RingLifecycleTest, AUserKernelLaunchedFirstBesideTheConsumerRuns) {
   if (backend() != Backend::kCuda) GTEST_SKIP() << "a CUDA launch beside the persistent kernel";
   std::unique_ptr<Runtime> rt;
@@ -1436,13 +1471,14 @@ TEST_P(RingLifecycleTest, AUserKernelLaunchedFirstBesideTheConsumerRuns) {
       std::this_thread::sleep_for(milliseconds(1));
     return probe->done.load(std::memory_order_acquire);  // ACQUIRE: err and value
   };
-  const char* mode = std::getenv("CUDA_MODULE_LOADING");
+  const std::string mode = module_loading_mode();
+  std::printf("module loading: %s\n", mode.c_str());
   if (!wait_for_probe(scaled(seconds(10)))) {
     MR_EXPECT_OK(rt->abort());
     const bool after_abort = wait_for_probe(seconds(10));
     FAIL() << "a first launch of a user kernel beside the running consumer did not complete in "
-           << "10 s (CUDA_MODULE_LOADING=" << (mode != nullptr ? mode : "unset") << "); once the "
-           << "consumer had stopped it " << (after_abort ? "completed" : "still had not");
+           << "10 s (module loading: " << mode << "); once the consumer had stopped it "
+           << (after_abort ? "completed" : "still had not");
   }
   EXPECT_EQ(probe->err, cudaSuccess) << cudaGetErrorString(probe->err);
   EXPECT_EQ(probe->value, 42);
@@ -1481,12 +1517,16 @@ TEST_P(RingLifecycleTest, AGlobalStreamCaptureElsewhereNeitherFailsNorIsBroken) 
   });
   while (phase.load(std::memory_order_acquire) != 1) std::this_thread::sleep_for(milliseconds(1));
 
-  // A wait long enough for a dozen health checks, then a buffer's life.
+  // A wait that times out (its health check is certain), one that does not
+  // (more checks once it sleeps), then a buffer's life.
   Ticket slow;
   PublishOptions keep;
   keep.keep_result = true;
   Completion c;
+  const uint64_t checks_before = RuntimeInternals::health_checks(*rt);
   Status wait_st = rt->publish(ops::delay_ns(50'000'000), &slow, keep);
+  Status timeout_st = rt->wait(slow, &c, milliseconds(1));
+  const uint64_t checks_after_timeout = RuntimeInternals::health_checks(*rt);
   if (wait_st) wait_st = rt->wait(slow, &c, scaled(seconds(10)));
   BufferHandle buffer = 0;
   const uint64_t written = 0x1234;
@@ -1498,6 +1538,8 @@ TEST_P(RingLifecycleTest, AGlobalStreamCaptureElsewhereNeitherFailsNorIsBroken) 
   phase.store(2, std::memory_order_release);
   capturer.join();
 
+  MR_EXPECT_RESULT(timeout_st, Result::kTimeout);
+  EXPECT_GT(checks_after_timeout, checks_before) << "no health check during the capture";
   MR_EXPECT_OK(wait_st);
   EXPECT_TRUE(c.ok());
   MR_EXPECT_OK(buffer_st);
@@ -1530,13 +1572,15 @@ TEST_P(RingLifecycleTest, StaleErrorsOfTheCallingThreadNeitherFailNorLeak) {
     Completion c;
     call_ok(*rt, ops::nop(7), &c);
     EXPECT_EQ(c.result, 7u);
-    // A wait long enough for several health checks (they start once the
-    // waiter sleeps, then come every 8th sleep: a dozen or more in 30 ms).
+    // A wait that times out: it checks health at least once, before it
+    // reports the timeout (and more often while it sleeps).
     Ticket slow;
     PublishOptions keep;
     keep.keep_result = true;
     MR_ASSERT_OK(rt->publish(ops::delay_ns(200'000'000), &slow, keep));
+    const uint64_t checks_before = RuntimeInternals::health_checks(*rt);
     MR_EXPECT_RESULT(rt->wait(slow, &c, milliseconds(30)), Result::kTimeout);
+    EXPECT_GT(RuntimeInternals::health_checks(*rt), checks_before);
     if (backend() == Backend::kCuda)
       EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "megaring left an error in the caller's thread";
     MR_ASSERT_OK(rt->wait(slow, &c, scaled(seconds(10))));

@@ -710,9 +710,10 @@ TEST_P(TenantTest, AbortDeliversAbortedCompletionsToTenants) {
 }
 
 // A long user handler that syncs its block every round leaves through the
-// collective ctx.abort_requested(): the block exits together, the slot ends
-// ABORTED and abort() returns without a timeout (on the GPU, threads polling
-// the flag on their own could split between barriers and hang the block).
+// collective ctx.abort_requested(): every thread leaves on the same round,
+// the slot ends ABORTED and abort() returns without a timeout (on the GPU,
+// threads polling the flag on their own could leave on different rounds,
+// splitting the block between barriers).
 TEST_P(TenantTest, AbortEndsABlockWideHandlerThatPollsCollectively) {
   ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread, /*workers=*/1));
   uint64_t* rounds = spin_rounds_word(backend());
@@ -723,6 +724,11 @@ TEST_P(TenantTest, AbortEndsABlockWideHandlerThatPollsCollectively) {
   spin.opcode = kOpSpinUntilAbort;
   spin.args[0] = reinterpret_cast<uint64_t>(rounds);
   spin.args[1] = uint64_t{1} << 40;  // far more rounds than the test lasts
+  BufferHandle exits = 0;
+  const uint64_t exits_init[2] = {~uint64_t{0}, 0};
+  MR_ASSERT_OK(rt_->alloc_buffer(sizeof(exits_init), &exits));
+  MR_ASSERT_OK(rt_->write_buffer(exits, 0, exits_init, sizeof(exits_init)));
+  spin.args[2] = exits;
   megaring::PublishOptions keep;
   keep.keep_result = true;
   Ticket t;
@@ -738,13 +744,17 @@ TEST_P(TenantTest, AbortEndsABlockWideHandlerThatPollsCollectively) {
   Completion c;
   MR_ASSERT_OK(rt_->wait(t, &c, scaled(seconds(10))));
   EXPECT_EQ(c.status, MR_STATUS_ABORTED);
-  // The consumer has stopped: the count no longer moves, and the handler
-  // left long before its last round.
+  // The consumer has stopped: the count no longer moves, and every thread
+  // of the block left on the same round, the last one it counted.
   const uint64_t after_abort = RoundsRef(*rounds).load(cuda::std::memory_order_relaxed);
   EXPECT_GE(after_abort, before_abort);
-  EXPECT_LT(after_abort, spin.args[1]);
   std::this_thread::sleep_for(milliseconds(20));
   EXPECT_EQ(RoundsRef(*rounds).load(cuda::std::memory_order_relaxed), after_abort);
+  uint64_t exit_rounds[2] = {0, 0};
+  MR_ASSERT_OK(rt_->read_buffer(exits, 0, exit_rounds, sizeof(exit_rounds)));
+  EXPECT_EQ(exit_rounds[0], exit_rounds[1]) << "threads left on rounds " << exit_rounds[0]
+                                            << " to " << exit_rounds[1];
+  EXPECT_EQ(exit_rounds[1], after_abort);
 }
 
 // A producer caught between reserving its tickets and writing them when the
