@@ -229,6 +229,8 @@ class Runtime::Impl {
   // back): the caller looks again.
   bool take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result);
   Status check_consumer();
+  bool ticket_wait_ends(uint64_t t, Clock::time_point deadline, bool* last_look,
+                        HostWaiter& waiter, Status* result);
   Status consumer_health();
   void request_consumer_abort();
   void close_ring(State state, Result reason);
@@ -650,7 +652,7 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
   const mr_completion& rec = host().completions[pos];
   const auto deadline = deadline_after(timeout);
-  bool last_look = false;  // after the deadline: one more pass once health is checked
+  bool last_look = false;  // see ticket_wait_ends
   HostWaiter waiter;
   for (;;) {
     // Parked, being parked, or already read: not (or no longer) in place.
@@ -672,21 +674,8 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
       if (keep_[pos].compare_exchange_strong(expected, kReading, std::memory_order_acq_rel)) break;
       continue;
     }
-    if (Clock::now() > deadline) {
-      if (last_look)
-        return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
-      // A dead consumer first (see reserve); if the check just finalized the
-      // ring, the next pass reads the ticket's final record.
-      Status st = check_consumer();
-      if (!st && !finalized_.load()) return st;
-      last_look = true;
-      continue;
-    }
-    if (waiter.due_for_health_check()) {
-      Status st = check_consumer();
-      if (!st && !finalized_.load()) return st;
-    }
-    waiter.pause();
+    Status st;
+    if (ticket_wait_ends(t, deadline, &last_look, waiter, &st)) return st;
   }
   completion->ticket = t;
   completion->result = rec.result;
@@ -727,7 +716,7 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
   if (t >= published_end())
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
   const auto deadline = deadline_after(timeout);
-  bool last_look = false;  // as in wait()
+  bool last_look = false;  // see ticket_wait_ends
   HostWaiter waiter;
   for (;;) {
     if (done_count() > t) return Status::ok();
@@ -740,20 +729,37 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
         return Status::ok();
       return Status(Result::kAborted, "ticket " + std::to_string(t) + " was aborted");
     }
-    if (Clock::now() > deadline) {
-      if (last_look)
-        return Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
-      Status st = check_consumer();
-      if (!st && !finalized_.load()) return st;
-      last_look = true;
-      continue;
-    }
-    if (waiter.due_for_health_check()) {
-      Status st = check_consumer();
-      if (!st && !finalized_.load()) return st;
-    }
-    waiter.pause();
+    Status st;
+    if (ticket_wait_ends(t, deadline, &last_look, waiter, &st)) return st;
   }
+}
+
+// The end of a pass of wait() or wait_done() that found ticket t not done.
+// Returns true with *result set when the wait ends; otherwise the caller
+// makes another pass. Past the deadline, the consumer is checked first (see
+// reserve): a dead one is reported, and if the check just finalized the
+// ring, one last pass reads t's final record; after that last pass, a
+// timeout. Before the deadline: a health check once the waiter sleeps, then
+// a pause. A check that finalized the ring also leads to another pass.
+bool Runtime::Impl::ticket_wait_ends(uint64_t t, Clock::time_point deadline, bool* last_look,
+                                     HostWaiter& waiter, Status* result) {
+  const bool late = Clock::now() > deadline;
+  if (late && *last_look) {
+    *result = Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
+    return true;
+  }
+  if (late || waiter.due_for_health_check()) {
+    Status st = check_consumer();
+    if (!st && !finalized_.load()) {
+      *result = st;
+      return true;
+    }
+  }
+  if (late)
+    *last_look = true;
+  else
+    waiter.pause();
+  return false;
 }
 
 Status Runtime::Impl::release(const Ticket& ticket) {
