@@ -97,8 +97,7 @@ class CpuBackend final : public ConsumerBackend {
   }
 
   Status set_private_cursors(uint64_t initial_ticket) override {
-    params_.priv->claim_cursor = initial_ticket;
-    params_.priv->done_cursor = initial_ticket;
+    *params_.priv = initial_private(initial_ticket);
     return Status::ok();
   }
 

@@ -26,13 +26,42 @@ namespace megaring {
 namespace detail {
 
 // Consumer-private words (device memory on the GPU, host memory on the CPU
-// backend). The host writes them only before the consumer starts.
+// backend). The host writes them only before the consumer starts
+// (initial_private below).
+//
+// Only one unit at a time reads the submission region while the ring is
+// idle: the scout, the unit whose claimed ticket equals scan_cursor. Every
+// other unit waiting for its ticket polls scan_cursor and the two mirrors
+// here, in device memory, so that idle units put no reads on PCIe (the first
+// H100 run: 132 units each polling its own slot header over PCIe queued the
+// link's reads until a round trip took 320 us; bench/NOTES.md).
 struct alignas(64) ConsumerPrivate {
   alignas(64) uint64_t claim_cursor;   // next ticket a consumer unit claims
   alignas(64) uint64_t done_cursor;    // private copy of DONE_COUNT
   alignas(64) uint32_t advance_lock;   // held while advancing done_cursor
   alignas(64) uint32_t exited_units;   // units that left the loop
+  // Every ticket below it was seen published. Written only by the scout (a
+  // single writer: the role passes with the value). A hint: each unit still
+  // acquires its own slot's header.
+  alignas(64) uint64_t scan_cursor;
+  // The submission region's stop_at and abort_flag as a unit last read them,
+  // for the units that do not read that region. Written by the units that
+  // do (the scout, and units fetching a published slot); they only ever
+  // store what the host wrote, so concurrent stores agree.
+  alignas(64) uint64_t stop_at_seen;
+  uint32_t abort_seen;
 };
+
+// The private words before the consumer starts, tickets from `first_ticket`.
+inline ConsumerPrivate initial_private(uint64_t first_ticket) {
+  ConsumerPrivate priv{};
+  priv.claim_cursor = first_ticket;
+  priv.done_cursor = first_ticket;
+  priv.scan_cursor = first_ticket;
+  priv.stop_at_seen = ~0ull;  // mr_submission_control::stop_at's initial value
+  priv.abort_seen = 0;
+  return priv;
+}
 
 }  // namespace detail
 

@@ -21,6 +21,11 @@
 
 #define MR_HD __host__ __device__
 #define MR_HDI __host__ __device__ __forceinline__
+#if defined(__CUDA_ARCH__)
+#define MR_UNROLL _Pragma("unroll")
+#else
+#define MR_UNROLL
+#endif
 
 namespace megaring {
 
@@ -169,9 +174,51 @@ MR_HDI void copy_slot_body(const mr_slot* slot, uint64_t header, mr_slot* body) 
 #endif
 }
 
+// How many tickets past its own the scout looks at once its slot is
+// published: a burst of up to this many wakes the units behind it after one
+// PCIe round trip, overlapped with the scout's own body read.
+inline constexpr uint32_t kScanAhead = 16;
+
+// Issues relaxed loads of the headers of tickets first .. first + kScanAhead
+// - 1 into `headers`, all in flight together. Hints only (see scan_cursor).
+MR_HDI void load_headers_ahead(const ConsumerParams& p, uint64_t first, uint64_t* headers) {
+MR_UNROLL
+  for (uint32_t k = 0; k < kScanAhead; ++k) {
+#if defined(__CUDA_ARCH__)
+    // asm so that each is its own request, issued before any is used.
+    asm volatile("ld.relaxed.sys.global.u64 %0, [%1];"
+                 : "=l"(headers[k])
+                 : "l"(__cvta_generic_to_global(&p.slots[(first + k) & p.mask].header)));
+#else
+    headers[k] = SysRef<uint64_t>(p.slots[(first + k) & p.mask].header)
+                     .load(cuda::std::memory_order_relaxed);
+#endif
+  }
+}
+
+// The abort flag as this unit sees it: read from the host (with a header
+// poll, so both PCIe reads are in flight together) by units that read the
+// submission region anyway, and mirrored for the units that do not.
+MR_HDI bool abort_seen_in_submission(const ConsumerParams& p) {
+  if (!abort_requested(p)) return false;
+  // Relaxed: a stop request; it carries no data.
+  DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
+  return true;
+}
+
 // C1..C3: claim a ticket (once), wait until it is published, copy its body.
 // Returns kExit on abort (before running another slot), or when a graceful
 // shutdown's stop_at says the claimed ticket will never be published.
+//
+// A unit waiting for its ticket plays one of two roles:
+//  - the scout, if its ticket is scan_cursor (the oldest ticket not yet seen
+//    published): it polls its own slot header, the abort flag and, every 8th
+//    poll, stop_at over PCIe, at the minimum backoff. When its slot is
+//    published it looks kScanAhead tickets further and moves scan_cursor
+//    past every published one, which hands the role on;
+//  - otherwise it waits behind the scout on device memory alone (scan_cursor
+//    and the mirrors), backing off up to the maximum.
+// A unit whose ticket is below scan_cursor reads its slot at once.
 MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot* body,
                               uint64_t* ticket_out) {
   if (st.stopping) return Next::kExit;
@@ -186,38 +233,66 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
   }
   mr_slot* slot = &p.slots[st.ticket & p.mask];
   const uint64_t ready = mr_make_header(st.ticket, MR_SLOT_READY);
+  DevRef<uint64_t> scan_cursor(p.priv->scan_cursor);
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
   for (uint32_t spins = 0;; ++spins) {
+    // Relaxed: a hint that says whom to poll; the header acquire below orders
+    // the slot's contents.
+    const uint64_t scanned = scan_cursor.load(cuda::std::memory_order_relaxed);
+    if (st.ticket > scanned) {
+      // Behind the scout: device memory only. Relaxed mirrors: stop requests.
+      if (DevRef<uint32_t>(p.priv->abort_seen).load(cuda::std::memory_order_relaxed) != 0)
+        return Next::kExit;
+      if (st.ticket >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+        return Next::kExit;
+      maybe_heartbeat(p, st);
+      backoff.pause();
+      continue;
+    }
+    const bool scout = st.ticket == scanned;
     // The abort flag is loaded before the header so that, on the GPU, both
-    // PCIe reads are in flight together: checking it on every slot costs
-    // bandwidth, not latency.
-    const bool aborting = abort_requested(p);
+    // PCIe reads are in flight together.
+    const bool aborting = abort_seen_in_submission(p);
     // C2. ACQUIRE (system): pairs with the producer's release of the header
     // (P3), so the body stores (P2) are visible to the reads below.
     const uint64_t header = SysRef<uint64_t>(slot->header).load(cuda::std::memory_order_acquire);
     if (aborting) return Next::kExit;
     if (header == ready) {
-      // C3. Read the body once into private memory; only the copy is used.
-      copy_slot_body(slot, header, body);
+      if (scout) {
+        uint64_t ahead[kScanAhead];
+        load_headers_ahead(p, st.ticket + 1, ahead);  // in flight with the body reads
+        // C3. Read the body once into private memory; only the copy is used.
+        copy_slot_body(slot, header, body);
+        uint64_t next = st.ticket + 1;
+        for (uint32_t k = 0; k < kScanAhead && ahead[k] == mr_make_header(next, MR_SLOT_READY); ++k)
+          ++next;
+        // Relaxed: a hint (above); the scout's last write as scout.
+        scan_cursor.store(next, cuda::std::memory_order_relaxed);
+      } else {
+        copy_slot_body(slot, header, body);  // C3
+      }
       *ticket_out = st.ticket;
       st.has_claim = false;
       return Next::kRun;
     }
+    // Not published. Below scan_cursor that cannot last (a scout saw it
+    // published, and it stays so until this unit completes it).
+    if (!scout) {
+      backoff.pause();
+      continue;
+    }
     maybe_heartbeat(p, st);
     if ((spins & 7u) == 7u) {
-      // Relaxed: stop_at is only compared with our own ticket; a ticket below
-      // it is guaranteed to be published, so a stale read only delays exit.
+      // Relaxed: stop_at is only compared with tickets; a ticket below it is
+      // guaranteed to be published, so a stale read only delays exit.
       const uint64_t stop_at =
           SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
+      if (stop_at != ~0ull)
+        DevRef<uint64_t>(p.priv->stop_at_seen).store(stop_at, cuda::std::memory_order_relaxed);
       if (st.ticket >= stop_at) return Next::kExit;
     }
-    // The unit holding the oldest incomplete ticket is next in line: it polls
-    // at the minimum backoff so that a lone new slot is picked up at once.
-    // Units holding later tickets back off further: when a burst arrives they
-    // wake within their backoff while the front unit is already running.
-    // Relaxed: a scheduling hint only.
-    if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_relaxed) >= st.ticket)
-      backoff.reset();
+    // The scout is first in line for a new slot: minimum backoff.
+    backoff.reset();
     backoff.pause();
   }
 }
@@ -275,9 +350,17 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   return true;
 }
 
+// Done flags that advance_done reads at once: one 128-byte line of them.
+inline constexpr uint32_t kDoneFlagBatch = 16;
+
 // C6 (second half): move the done cursor over every consecutive completed
 // ticket and publish it as DONE_COUNT. Only the advance-lock holder writes
 // done_cursor and DONE_COUNT, so DONE_COUNT never decreases.
+//
+// The flags are read kDoneFlagBatch at a time, all loads in flight together:
+// read one by one, each load waited for the last, and the first H100 run's
+// DONE_COUNT (hence the ring's free space, hence the whole throughput) moved
+// one ticket per load latency, about a microsecond (bench/NOTES.md).
 MR_HDI void advance_done(const ConsumerParams& p) {
   DevRef<uint32_t> lock(p.priv->advance_lock);
   DevRef<uint64_t> cursor(p.priv->done_cursor);
@@ -287,12 +370,31 @@ MR_HDI void advance_done(const ConsumerParams& p) {
     if (lock.exchange(1, cuda::std::memory_order_seq_cst) != 0) return;
     const uint64_t start = cursor.load(cuda::std::memory_order_relaxed);
     uint64_t next = start;
-    // ACQUIRE: each flag orders that ticket's completion record before our
-    // DONE_COUNT release below (cumulativity carries it to system scope).
-    while (DevRef<uint64_t>(p.done_flags[next & p.mask]).load(cuda::std::memory_order_acquire) ==
-           next + 1)
-      ++next;
+    for (uint32_t counted = kDoneFlagBatch; counted == kDoneFlagBatch;) {
+      uint64_t flags[kDoneFlagBatch];
+MR_UNROLL
+      for (uint32_t k = 0; k < kDoneFlagBatch; ++k) {
+        // Device: relaxed, ordered by the fence below. Host: acquire (free
+        // on x86), which ThreadSanitizer follows where it ignores fences.
+#if defined(__CUDA_ARCH__)
+        flags[k] = DevRef<uint64_t>(p.done_flags[(next + k) & p.mask])
+                       .load(cuda::std::memory_order_relaxed);
+#else
+        flags[k] = DevRef<uint64_t>(p.done_flags[(next + k) & p.mask])
+                       .load(cuda::std::memory_order_acquire);
+#endif
+      }
+      counted = 0;
+      while (counted < kDoneFlagBatch && flags[counted] == next + counted + 1) ++counted;
+      next += counted;
+    }
     if (next != start) {
+#if defined(__CUDA_ARCH__)
+      // ACQUIRE fence (device): with the flag loads above, orders each
+      // counted ticket's completion record before our DONE_COUNT release
+      // below (cumulativity carries it to system scope).
+      cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
+#endif
       // RELEASE (system): every record below `next` is visible to a host that
       // acquires DONE_COUNT.
       SysRef<uint64_t>(p.completion_control->done_count)
