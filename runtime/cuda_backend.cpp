@@ -186,9 +186,13 @@ class CudaBackend final : public ConsumerBackend {
     const size_t counters_bytes = sizeof(mr_tenant_counters) * config.max_tenants;
     const size_t total =
         priv_bytes + flags_bytes + table_bytes + timeline_bytes + tenants_bytes + counters_bytes;
-    MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, control_stream_));
-    MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    // Allocated in the kernel's own stream, so that the allocation is
+    // stream-ordered before the kernel that uses it: made on the control
+    // stream, compute-sanitizer's memcheck took the kernel's first atomic on
+    // it for an out-of-bounds access (first H100 run, bench/NOTES.md).
+    MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, kernel_stream_));
+    MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, kernel_stream_));
+    MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream_));
     auto* base = static_cast<uint8_t*>(private_block_);
     params_.priv = reinterpret_cast<ConsumerPrivate*>(base);
     params_.done_flags = reinterpret_cast<uint64_t*>(base + priv_bytes);
@@ -209,9 +213,7 @@ class CudaBackend final : public ConsumerBackend {
   }
 
   Status set_private_cursors(uint64_t initial_ticket) override {
-    ConsumerPrivate priv{};
-    priv.claim_cursor = initial_ticket;
-    priv.done_cursor = initial_ticket;
+    const ConsumerPrivate priv = initial_private(initial_ticket);
     return copy_sync(params_.priv, &priv, sizeof(priv), cudaMemcpyHostToDevice);
   }
 
@@ -392,9 +394,9 @@ class CudaBackend final : public ConsumerBackend {
                     static_cast<void*>(host_.completions),
                     static_cast<void*>(host_.completion_control), zero_staging_})
       if (p != nullptr) (void)cudaFreeHost(p);
-    if (private_block_ != nullptr && control_stream_ != nullptr) {
-      (void)cudaFreeAsync(private_block_, control_stream_);
-      (void)cudaStreamSynchronize(control_stream_);
+    if (private_block_ != nullptr && kernel_stream_ != nullptr) {
+      (void)cudaFreeAsync(private_block_, kernel_stream_);  // after the kernel, in its stream
+      (void)cudaStreamSynchronize(kernel_stream_);
     }
     if (kernel_stream_ != nullptr) (void)cudaStreamDestroy(kernel_stream_);
     if (control_stream_ != nullptr) (void)cudaStreamDestroy(control_stream_);
