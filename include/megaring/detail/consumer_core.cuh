@@ -196,14 +196,11 @@ MR_UNROLL
   }
 }
 
-// The abort flag as this unit sees it: read from the host (with a header
-// poll, so both PCIe reads are in flight together) by units that read the
-// submission region anyway, and mirrored for the units that do not.
-MR_HDI bool abort_seen_in_submission(const ConsumerParams& p) {
-  if (!abort_requested(p)) return false;
+// Mirrors an abort that a unit reading the submission region saw, for the
+// units that do not read it.
+MR_HDI void mirror_abort(const ConsumerParams& p) {
   // Relaxed: a stop request; it carries no data.
   DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
-  return true;
 }
 
 // C1..C3: claim a ticket (once), wait until it is published, copy its body.
@@ -217,7 +214,9 @@ MR_HDI bool abort_seen_in_submission(const ConsumerParams& p) {
 //    published it looks kScanAhead tickets further and moves scan_cursor
 //    past every published one, which hands the role on;
 //  - otherwise it waits behind the scout on device memory alone (scan_cursor
-//    and the mirrors), backing off up to the maximum.
+//    and the mirrors): at the minimum backoff within kScanAhead + 1 tickets
+//    of scan_cursor, where the scout's next scan can reach it; further back,
+//    backing off up to the maximum.
 // A unit whose ticket is below scan_cursor reads its slot at once.
 MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot* body,
                               uint64_t* ticket_out) {
@@ -246,17 +245,26 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
       if (st.ticket >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
         return Next::kExit;
       maybe_heartbeat(p, st);
+      // Within reach of the scout's next scan: next in line for a burst (or
+      // for the scout role), so poll at the minimum backoff. Device memory
+      // only; the H100 runs put each wake-up at up to twice the backoff.
+      if (st.ticket - scanned <= kScanAhead + 1) backoff.reset();
       backoff.pause();
       continue;
     }
     const bool scout = st.ticket == scanned;
-    // The abort flag is loaded before the header so that, on the GPU, both
-    // PCIe reads are in flight together.
-    const bool aborting = abort_seen_in_submission(p);
+    // The abort flag is loaded before the header, and nothing that depends
+    // on it comes between them, so that on the GPU both PCIe reads are in
+    // flight together (a conditional store in between made them two round
+    // trips: bench/NOTES.md).
+    const bool aborting = abort_requested(p);
     // C2. ACQUIRE (system): pairs with the producer's release of the header
     // (P3), so the body stores (P2) are visible to the reads below.
     const uint64_t header = SysRef<uint64_t>(slot->header).load(cuda::std::memory_order_acquire);
-    if (aborting) return Next::kExit;
+    if (aborting) {
+      mirror_abort(p);
+      return Next::kExit;
+    }
     if (header == ready) {
       if (scout) {
         uint64_t ahead[kScanAhead];
