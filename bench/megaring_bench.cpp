@@ -27,6 +27,7 @@ namespace { const int kEagerSet = setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
 #include <megaring/runtime.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <cinttypes>
 #include <cmath>
@@ -83,7 +84,9 @@ struct Sizes {
   size_t copy_mb;  // interference: host-to-device copy size and copies a trial
   int copy_reps;
   double wake_gap_us;
-  std::vector<uint32_t> interf_workers;  // 0 = one per SM (the default)
+  // Config::workers values: 0 = the library default (kDefaultGpuWorkers
+  // blocks), kAllSms = one block per SM.
+  std::vector<uint32_t> interf_workers;
   std::vector<uint32_t> interf_backoff;
   // Also at these block counts (default backoff): a one-warp consumer
   // (gpu::narrow_consumer), which leaves a GEMM CTA more of each SM.
@@ -92,6 +95,9 @@ struct Sizes {
   int fair_samples;
   std::vector<uint64_t> fair_caps;
 };
+
+// In Sizes::interf_*workers: one block per SM.
+constexpr uint32_t kAllSms = std::numeric_limits<uint32_t>::max();
 
 Sizes sizes_for(bool short_mode) {
   Sizes s;
@@ -105,9 +111,9 @@ Sizes sizes_for(bool short_mode) {
     s.gemm_n = 8192; s.gemm_reps = 20; s.gemm_trials = 3; s.wake_samples = 2000;
     s.copy_mb = 256; s.copy_reps = 8;
     s.wake_gap_us = 100;
-    s.interf_workers = {1, 8, 32, 0};
+    s.interf_workers = {1, 0, 8, 32, kAllSms};
     s.interf_backoff = {256, 2048, 16384};
-    s.interf_narrow_workers = {8, 32, 0};
+    s.interf_narrow_workers = {8, 32, kAllSms};
     s.host.producers = {1, 2, 4, 8};
     s.host.slots = 1000000; s.host.trials = 7;
     s.fair_samples = 5000; s.fair_caps = {16, 64, 256, 0};
@@ -121,7 +127,7 @@ Sizes sizes_for(bool short_mode) {
     s.gemm_n = 4096; s.gemm_reps = 10; s.gemm_trials = 2; s.wake_samples = 300;
     s.copy_mb = 64; s.copy_reps = 4;
     s.wake_gap_us = 100;
-    s.interf_workers = {1, 0};
+    s.interf_workers = {1, 0, kAllSms};
     s.interf_backoff = {2048};
     s.interf_narrow_workers = {0};
     s.host.producers = {1, 2, 4};
@@ -1084,13 +1090,26 @@ int main(int argc, char** argv) {
       arms.push_back(skipped("interf", "interference", "GEMM beside an idle megakernel", why));
       announce(arms.back());
     } else {
-      // Block counts as Config::workers values: 0 (one per SM, the default)
-      // stands for the SM count, and counts at or above it collapse into it.
+      // The lists' Config::workers values as {workers, blocks}: 0 (the
+      // library default) runs kDefaultGpuWorkers blocks, counts at or above
+      // the SM count (kAllSms) one per SM. One setting per block count; where
+      // the default has the count of an explicit entry, that setting is the
+      // default's (workers 0), so that the targets find it.
+      struct Workers {
+        uint32_t workers, blocks;
+      };
       const auto distinct_workers = [&dev](const std::vector<uint32_t>& list) {
-        std::vector<uint32_t> out;
+        const uint32_t sms = static_cast<uint32_t>(dev.sm_count);
+        std::vector<Workers> out;
         for (uint32_t w : list) {
-          const uint32_t eff = w >= static_cast<uint32_t>(dev.sm_count) ? 0 : w;
-          if (std::find(out.begin(), out.end(), eff) == out.end()) out.push_back(eff);
+          const Workers x = w == 0 ? Workers{0, std::min(kDefaultGpuWorkers, sms)}
+                                   : Workers{std::min(w, sms), std::min(w, sms)};
+          auto same = std::find_if(out.begin(), out.end(),
+                                   [&](const Workers& o) { return o.blocks == x.blocks; });
+          if (same == out.end())
+            out.push_back(x);
+          else if (x.workers == 0)
+            same->workers = 0;
         }
         return out;
       };
@@ -1111,19 +1130,19 @@ int main(int argc, char** argv) {
         return true;
       };
       struct Setting {
-        uint32_t workers;  // Config::workers
+        Workers units;     // Config::workers and the blocks it runs
         uint32_t backoff;  // Config::poll_backoff_max_ns
         bool narrow;       // gpu::narrow_consumer() instead of the built-in one
       };
       std::vector<Setting> settings;
-      for (uint32_t w : distinct_workers(sz.interf_workers))
+      for (const Workers& w : distinct_workers(sz.interf_workers))
         for (uint32_t backoff : sz.interf_backoff) settings.push_back({w, backoff, false});
-      for (uint32_t w : distinct_workers(sz.interf_narrow_workers))
+      for (const Workers& w : distinct_workers(sz.interf_narrow_workers))
         settings.push_back({w, Config{}.poll_backoff_max_ns, true});
       for (const Setting& setting : settings) {
-        const uint32_t w = setting.workers, backoff = setting.backoff;
+        const uint32_t w = setting.units.workers, blocks = setting.units.blocks;
+        const uint32_t backoff = setting.backoff;
         const Consumer& consumer = setting.narrow ? gpu::narrow_consumer() : builtin_consumer();
-        const uint32_t blocks = w == 0 ? static_cast<uint32_t>(dev.sm_count) : w;
         const std::string shape =
             setting.narrow ? ".t" + std::to_string(consumer.block_threads) : "";
         const std::string name =
@@ -1370,7 +1389,8 @@ int main(int argc, char** argv) {
     gpu_target(t, p1, p8, p1 && p8 ? p8->rate.median / p1->rate.median : NAN, true);
   }
   {
-    // The defaults: one block per SM (workers = 0), the default backoff.
+    // The defaults: workers = 0 (kDefaultGpuWorkers blocks), the default
+    // backoff.
     const Arm* def = nullptr;
     for (const Arm& a : arms) {
       const Json* d = a.params.find("defaults");

@@ -228,7 +228,9 @@ class CudaBackend final : public ConsumerBackend {
       return Status(Result::kInvalidArgument, std::string("consumer '") + consumer.name +
                                                   "' cannot fit one block per SM");
     const uint32_t resident = static_cast<uint32_t>(per_sm) * static_cast<uint32_t>(sm_count_);
-    uint32_t grid = requested_units_ == 0 ? static_cast<uint32_t>(sm_count_) : requested_units_;
+    uint32_t grid = requested_units_ != 0
+                        ? requested_units_
+                        : std::min(kDefaultGpuWorkers, static_cast<uint32_t>(sm_count_));
     if (grid > resident)
       return Status(Result::kInvalidArgument,
                     std::to_string(grid) + " blocks requested but only " +

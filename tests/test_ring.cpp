@@ -2368,6 +2368,12 @@ TEST(RuntimeBackendSelection, AutoPicksCpuWithoutDevice) {
   if (expected == Backend::kCpu) {
     EXPECT_STREQ(rt->device_name(), "cpu");
     EXPECT_EQ(rt->consumer_units(), 2u) << "CPU default: two workers";
+  } else {
+    int sms = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, cfg.device),
+              cudaSuccess);
+    EXPECT_EQ(rt->consumer_units(), std::min(megaring::kDefaultGpuWorkers, static_cast<uint32_t>(sms)))
+        << "GPU default: kDefaultGpuWorkers blocks, at most one per SM";
   }
   Completion c;
   MR_ASSERT_OK(rt->call(ops::nop(3), &c, scaled(seconds(10))));

@@ -39,12 +39,21 @@ const char* backend_name(Backend backend) noexcept;
 using Nanoseconds = std::chrono::nanoseconds;
 inline constexpr Nanoseconds kForever = Nanoseconds::max();
 
+// Config::workers = 0 on a GPU. On an H100 an idle megakernel of 8 blocks
+// cost a large cuBLAS GEMM 6-9 % and served 0.72 M NOP slots/s at the same
+// round trip as 132 blocks (0.86 M/s), which starved the GEMM outright
+// (bench/NOTES.md, "Interference").
+inline constexpr uint32_t kDefaultGpuWorkers = 8;
+
 struct Config {
   Backend backend = Backend::kAuto;
   int device = 0;                    // CUDA device ordinal
   uint32_t ring_capacity = 1024;     // slots; power of two in [1, 2^24]
-  // Consumer units: GPU blocks (0 = one per SM, bounded by occupancy) or
-  // CPU worker threads (0 = 2).
+  // Consumer units: GPU blocks or CPU worker threads. 0 = the backend's
+  // default: kDefaultGpuWorkers blocks (at most one per SM), or 2 threads.
+  // The blocks never leave their SMs: more of them serve more slots at once
+  // but keep other kernels off those SMs (README, "Running next to a
+  // persistent kernel"). At most the co-resident count, or create() fails.
   uint32_t workers = 0;
   uint32_t max_buffers = 1024;       // buffer-table entries, at most 65535
   // Tenant-table entries in consumer memory, at most 65536; index 0 is never
