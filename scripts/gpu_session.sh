@@ -2,7 +2,8 @@
 # One command per phase for a session's lent GPU machine.
 #
 #   scripts/gpu_session.sh tests   a probe of driver behaviours
-#                                  (scripts/gpu_probe.cu); build everything
+#                                  (scripts/gpu_probe.cu) and of memory-order
+#                                  costs (scripts/gpu_order_cost.cu); build everything
 #                                  (Release: library, tests, samples, bench);
 #                                  then the gpu-labelled tests, the quickstart
 #                                  on the CUDA backend, an installed downstream
@@ -21,8 +22,8 @@
 # pass.
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
-#   tests: env.txt probe.txt build.txt ctest-gpu.txt quickstart.txt consumer.txt sanitizer.txt
-#          summary.txt
+#   tests: env.txt probe.txt (driver behaviours, order costs) build.txt ctest-gpu.txt
+#          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
 # Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
@@ -115,9 +116,15 @@ run_step() {
 SELF="$MEGARING_ROOT/scripts/gpu_session.sh"
 
 if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
-  # Driver behaviours the CUDA backend relies on (scripts/gpu_probe.cu).
-  run_step "gpu_probe (driver behaviours)" "$DEST/probe.txt" 60 \
-    bash -c "mkdir -p '$BUILD' && nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_probe' scripts/gpu_probe.cu && '$BUILD/gpu_probe'"
+  # Driver behaviours the CUDA backend relies on (scripts/gpu_probe.cu),
+  # then what system-scope orders and host-memory writes cost per block and
+  # in total (scripts/gpu_order_cost.cu, about 10 s: the throughput question
+  # of bench/NOTES.md). One step, one file: the tool returns 8 files a call.
+  run_step "gpu_probe + gpu_order_cost" "$DEST/probe.txt" 90 \
+    bash -c "mkdir -p '$BUILD' &&
+             nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_probe' scripts/gpu_probe.cu &&
+             nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_order_cost' scripts/gpu_order_cost.cu &&
+             '$BUILD/gpu_probe' && '$BUILD/gpu_order_cost'"
   run_step "build (Release, tests, samples, bench)" "$DEST/build.txt" 400 "$SELF" __build_all
   # A hang next to the persistent kernel must not eat the phase: 60 s a test.
   run_step "ctest -L gpu" "$DEST/ctest-gpu.txt" 300 \
