@@ -143,6 +143,10 @@ __global__ void wake_latency(uint32_t ns, unsigned long long* flag, double* out)
     out[0] = 0;
     return;
   }
+  // Staggered, so that the pollers' sleeps are not all in phase with the
+  // store (they all start with the kernel, and the store comes after a fixed
+  // time): a block-dependent first sleep of up to twice `ns`.
+  __nanosleep((blockIdx.x * 2654435761u) % (2 * ns + 1));
   unsigned long long seen = 0;
   for (;;) {
     asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(flag) : "memory");
