@@ -26,8 +26,9 @@ namespace { const int kEagerSet = setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
 
 #include <megaring/runtime.hpp>
 
+#include <megaring/tenant.hpp>
+
 #include <algorithm>
-#include <limits>
 #include <atomic>
 #include <cinttypes>
 #include <cmath>
@@ -35,6 +36,7 @@ namespace { const int kEagerSet = setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <string>
@@ -530,6 +532,82 @@ bool megaring_scaling(Runtime& rt, int producers, uint64_t slots, int batch, int
   return true;
 }
 
+// The same work through tenants: each of P producers owns a tenant (its own
+// opcode window and an outstanding-slot quota of ring / P, so that together
+// they can fill the ring) and publishes its share of NOPs through its
+// TenantHandle; the registry's pump thread drains them. The run ends when
+// every tenant has quiesced, and checks conservation: each tenant's slots
+// drained exactly once, every one OK. Throughput only (the fairness arms
+// measure a tenant slot's round trip).
+bool megaring_tenant_scaling(Runtime& rt, int producers, uint64_t slots, int batch,
+                             double* rate, std::string* error) {
+  std::unique_ptr<TenantRegistry> registry;
+  if (Status st = TenantRegistry::create(rt, RegistryConfig{}, &registry); !st) {
+    *error = "registry: " + st.to_string();
+    return false;
+  }
+  const uint64_t quota =
+      std::max<uint64_t>(static_cast<uint64_t>(batch), rt.capacity() / static_cast<uint64_t>(producers));
+  std::vector<TenantHandle> tenants(static_cast<size_t>(producers));
+  for (int p = 0; p < producers; ++p) {
+    TenantConfig tc;
+    tc.label = "producer " + std::to_string(p);
+    tc.quotas.max_outstanding_slots = quota;
+    if (TenantStatus ts = registry->register_tenant(tc, &tenants[static_cast<size_t>(p)]); !ts) {
+      *error = "register_tenant: " + ts.to_string();
+      return false;
+    }
+  }
+  std::vector<uint64_t> share(static_cast<size_t>(producers),
+                              slots / static_cast<uint64_t>(producers));
+  share[0] += slots % static_cast<uint64_t>(producers);
+  std::vector<std::string> errors(static_cast<size_t>(producers));
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      const size_t me = static_cast<size_t>(p);
+      const TenantHandle& tenant = tenants[me];
+      std::vector<SlotRequest> requests(static_cast<size_t>(batch), ops::nop(p));
+      TenantPublishOptions wait;
+      wait.timeout = std::chrono::seconds(30);  // for quota, then ring space
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (uint64_t done = 0; done < share[me];) {
+        const uint32_t n =
+            static_cast<uint32_t>(std::min<uint64_t>(static_cast<uint64_t>(batch), share[me] - done));
+        Ticket first;
+        if (TenantStatus ts = tenant.publish_batch(requests.data(), n, &first, wait); !ts) {
+          errors[me] = "publish_batch: " + ts.to_string();
+          return;
+        }
+        done += n;
+      }
+      if (TenantStatus ts = tenant.quiesce(std::chrono::seconds(60)); !ts)
+        errors[me] = "quiesce: " + ts.to_string();
+    });
+  }
+  const auto t0 = Clock::now();
+  go.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  *rate = double(slots) / (elapsed_ns(t0, Clock::now()) * 1e-9);
+  for (int p = 0; p < producers; ++p) {
+    const size_t me = static_cast<size_t>(p);
+    if (!errors[me].empty()) {
+      *error = errors[me];
+      return false;
+    }
+    const TenantRuntimeCounters c = tenants[me].runtime_counters();
+    if (c.published != share[me] || c.drained != share[me] || c.completed_ok != share[me]) {
+      *error = "tenant " + std::to_string(p) + ": published " + std::to_string(c.published) +
+               ", drained " + std::to_string(c.drained) + ", ok " +
+               std::to_string(c.completed_ok) + " of " + std::to_string(share[me]);
+      return false;
+    }
+  }
+  for (const TenantHandle& t : tenants) (void)registry->unregister_tenant(t);
+  return true;
+}
+
 std::string fmt_us(double ns) {
   char buf[32];
   if (ns >= 1e6)
@@ -1004,6 +1082,35 @@ int main(int argc, char** argv) {
             "kept NOP every Nth slot: publish until its producer sees the completion "
             "(polled between its publishes), under the load";
       }
+      arms.push_back(a);
+      announce(arms.back());
+    }
+    // The same through tenants, one a producer (megaring_tenant_scaling).
+    for (int p : sz.scaling_producers) {
+      const std::string name = "scaling.t" + std::to_string(p);
+      const std::string label = "megaring " + std::to_string(p) + " tenant(s), batch " +
+                                std::to_string(opt.scaling_batch) + " [" + mr_tag + "]";
+      if (!rt) {
+        arms.push_back(skipped(name.c_str(), "scaling", label, rt_error));
+        announce(arms.back());
+        continue;
+      }
+      Arm a = make_arm(name.c_str(), "scaling", label);
+      a.params["producers"] = p;
+      a.params["tenants"] = true;
+      a.params["batch"] = opt.scaling_batch;
+      a.params["slots"] = static_cast<unsigned long long>(sz.scaling_slots);
+      a.params["backend"] = mr_tag;
+      std::vector<double> rates;
+      std::string err;
+      double r = 0;
+      bool ok = megaring_tenant_scaling(*rt, p, sz.scaling_slots / 10, opt.scaling_batch, &r,
+                                        &err);  // warm-up
+      for (int t = 0; ok && t < sz.scaling_trials; ++t) {
+        ok = megaring_tenant_scaling(*rt, p, sz.scaling_slots, opt.scaling_batch, &r, &err);
+        if (ok) rates.push_back(r);
+      }
+      set_rate_result(a, ok, rates, "slots/s", err);
       arms.push_back(a);
       announce(arms.back());
     }
