@@ -1048,71 +1048,51 @@ int main(int argc, char** argv) {
   if (opt.arms.count("scaling")) {
     std::fprintf(stderr, "megaring_bench: producer scaling\n");
     g_watchdog.kick("producer scaling");
-    for (int p : sz.scaling_producers) {
-      const std::string name = "scaling.p" + std::to_string(p);
-      const std::string label = "megaring " + std::to_string(p) + " producer(s), batch " +
-                                std::to_string(opt.scaling_batch) + " [" + mr_tag + "]";
-      if (!rt) {
-        arms.push_back(skipped(name.c_str(), "scaling", label, rt_error));
+    // Plain (scaling.p*), then through tenants, one a producer (scaling.t*).
+    for (const bool tenants : {false, true}) {
+      for (int p : sz.scaling_producers) {
+        const std::string name = (tenants ? "scaling.t" : "scaling.p") + std::to_string(p);
+        const std::string label = "megaring " + std::to_string(p) +
+                                  (tenants ? " tenant(s)" : " producer(s)") + ", batch " +
+                                  std::to_string(opt.scaling_batch) + " [" + mr_tag + "]";
+        if (!rt) {
+          arms.push_back(skipped(name.c_str(), "scaling", label, rt_error));
+          announce(arms.back());
+          continue;
+        }
+        Arm a = make_arm(name.c_str(), "scaling", label);
+        a.params["producers"] = p;
+        if (tenants) a.params["tenants"] = true;
+        a.params["batch"] = opt.scaling_batch;
+        a.params["slots"] = static_cast<unsigned long long>(sz.scaling_slots);
+        if (!tenants) a.params["sample_every"] = sz.scaling_sample_every;
+        a.params["backend"] = mr_tag;
+        std::vector<double> rates, lat;
+        std::string err;
+        double r = 0;
+        // Tenant runs measure throughput only (megaring_tenant_scaling).
+        const auto run = [&](uint64_t slots) {
+          return tenants ? megaring_tenant_scaling(*rt, p, slots, opt.scaling_batch, &r, &err)
+                         : megaring_scaling(*rt, p, slots, opt.scaling_batch,
+                                            sz.scaling_sample_every, &r, &lat, &err);
+        };
+        bool ok = run(sz.scaling_slots / 10);  // warm-up
+        lat.clear();
+        for (int t = 0; ok && t < sz.scaling_trials; ++t) {
+          ok = run(sz.scaling_slots);
+          if (ok) rates.push_back(r);
+        }
+        set_rate_result(a, ok, rates, "slots/s", err);
+        if (ok && !tenants) {
+          a.has_latency = true;
+          a.latency = summarize(lat);
+          a.extra["latency_is"] =
+              "kept NOP every Nth slot: publish until its producer sees the completion "
+              "(polled between its publishes), under the load";
+        }
+        arms.push_back(a);
         announce(arms.back());
-        continue;
       }
-      Arm a = make_arm(name.c_str(), "scaling", label);
-      a.params["producers"] = p;
-      a.params["batch"] = opt.scaling_batch;
-      a.params["slots"] = static_cast<unsigned long long>(sz.scaling_slots);
-      a.params["sample_every"] = sz.scaling_sample_every;
-      a.params["backend"] = mr_tag;
-      std::vector<double> rates, lat;
-      std::string err;
-      double r = 0;
-      bool ok = megaring_scaling(*rt, p, sz.scaling_slots / 10, opt.scaling_batch,
-                                 sz.scaling_sample_every, &r, &lat, &err);  // warm-up
-      lat.clear();
-      for (int t = 0; ok && t < sz.scaling_trials; ++t) {
-        ok = megaring_scaling(*rt, p, sz.scaling_slots, opt.scaling_batch,
-                              sz.scaling_sample_every, &r, &lat, &err);
-        if (ok) rates.push_back(r);
-      }
-      set_rate_result(a, ok, rates, "slots/s", err);
-      if (ok) {
-        a.has_latency = true;
-        a.latency = summarize(lat);
-        a.extra["latency_is"] =
-            "kept NOP every Nth slot: publish until its producer sees the completion "
-            "(polled between its publishes), under the load";
-      }
-      arms.push_back(a);
-      announce(arms.back());
-    }
-    // The same through tenants, one a producer (megaring_tenant_scaling).
-    for (int p : sz.scaling_producers) {
-      const std::string name = "scaling.t" + std::to_string(p);
-      const std::string label = "megaring " + std::to_string(p) + " tenant(s), batch " +
-                                std::to_string(opt.scaling_batch) + " [" + mr_tag + "]";
-      if (!rt) {
-        arms.push_back(skipped(name.c_str(), "scaling", label, rt_error));
-        announce(arms.back());
-        continue;
-      }
-      Arm a = make_arm(name.c_str(), "scaling", label);
-      a.params["producers"] = p;
-      a.params["tenants"] = true;
-      a.params["batch"] = opt.scaling_batch;
-      a.params["slots"] = static_cast<unsigned long long>(sz.scaling_slots);
-      a.params["backend"] = mr_tag;
-      std::vector<double> rates;
-      std::string err;
-      double r = 0;
-      bool ok = megaring_tenant_scaling(*rt, p, sz.scaling_slots / 10, opt.scaling_batch, &r,
-                                        &err);  // warm-up
-      for (int t = 0; ok && t < sz.scaling_trials; ++t) {
-        ok = megaring_tenant_scaling(*rt, p, sz.scaling_slots, opt.scaling_batch, &r, &err);
-        if (ok) rates.push_back(r);
-      }
-      set_rate_result(a, ok, rates, "slots/s", err);
-      arms.push_back(a);
-      announce(arms.back());
     }
   }
 
