@@ -187,9 +187,8 @@ class CudaBackend final : public ConsumerBackend {
     const size_t total =
         priv_bytes + flags_bytes + table_bytes + timeline_bytes + tenants_bytes + counters_bytes;
     // Allocated in the kernel's own stream, so that the allocation is
-    // stream-ordered before the kernel that uses it: made on the control
-    // stream, compute-sanitizer's memcheck took the kernel's first atomic on
-    // it for an out-of-bounds access (first H100 run, bench/NOTES.md).
+    // stream-ordered before the kernel that uses it, for tools that check
+    // stream order (nothing runs on the device yet, so nothing waits).
     MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, kernel_stream_));
     MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, kernel_stream_));
     MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream_));

@@ -365,10 +365,10 @@ inline constexpr uint32_t kDoneFlagBatch = 16;
 // ticket and publish it as DONE_COUNT. Only the advance-lock holder writes
 // done_cursor and DONE_COUNT, so DONE_COUNT never decreases.
 //
-// The flags are read kDoneFlagBatch at a time, all loads in flight together:
-// read one by one, each load waited for the last, and the first H100 run's
-// DONE_COUNT (hence the ring's free space, hence the whole throughput) moved
-// one ticket per load latency, about a microsecond (bench/NOTES.md).
+// The flags are read kDoneFlagBatch at a time, all loads in flight together,
+// so that a run of completed tickets costs one load latency per batch rather
+// than one per ticket (on the H100 that alone did not move the throughput
+// ceiling: bench/NOTES.md, "What bounds the consumer").
 MR_HDI void advance_done(const ConsumerParams& p) {
   DevRef<uint32_t> lock(p.priv->advance_lock);
   DevRef<uint64_t> cursor(p.priv->done_cursor);
