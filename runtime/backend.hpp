@@ -70,6 +70,8 @@ class ConsumerBackend {
   // Copies every entry's tenant word (Config::max_tenants of them).
   virtual Status read_tenant_ids(uint32_t* ids) = 0;
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;
+  // The consumer-private diagnostic counters (ConsumerPrivate).
+  virtual Status read_consumer_counters(ConsumerCounters* out) = 0;
 
   // Timeline mode: copies the record ring (consumer-private) to `dst`. Records
   // may be written concurrently; the caller validates them by ticket.

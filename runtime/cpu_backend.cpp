@@ -214,6 +214,17 @@ class CpuBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status read_consumer_counters(ConsumerCounters* out) override {
+    ConsumerPrivate& priv = *params_.priv;
+    // Relaxed: statistics; workers may be counting concurrently.
+    out->scout_rounds = DevRef<uint64_t>(priv.scout_rounds).load(cuda::std::memory_order_relaxed);
+    out->tickets_scanned =
+        DevRef<uint64_t>(priv.tickets_scanned).load(cuda::std::memory_order_relaxed);
+    out->not_ready_retries =
+        DevRef<uint64_t>(priv.not_ready_retries).load(cuda::std::memory_order_relaxed);
+    return Status::ok();
+  }
+
   Status read_timeline(mr_timeline_record* dst) override {
     // Word loads: workers may be rewriting some records; the caller keeps
     // only those no running ticket can touch (see Runtime::timeline).

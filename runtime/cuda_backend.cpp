@@ -359,6 +359,17 @@ class CudaBackend final : public ConsumerBackend {
     return copy_sync(out, &params_.tenant_counters[index], sizeof(*out), cudaMemcpyDeviceToHost);
   }
 
+  Status read_consumer_counters(ConsumerCounters* out) override {
+    // A copy-engine read of words the kernel increments, each read whole.
+    ConsumerPrivate priv;
+    const Status st = copy_sync(&priv, params_.priv, sizeof(priv), cudaMemcpyDeviceToHost);
+    if (!st) return st;
+    out->scout_rounds = priv.scout_rounds;
+    out->tickets_scanned = priv.tickets_scanned;
+    out->not_ready_retries = priv.not_ready_retries;
+    return Status::ok();
+  }
+
   Status read_timeline(mr_timeline_record* dst) override {
     // A copy-engine snapshot while the kernel may write: the caller keeps
     // only records that no running ticket can be overwriting.

@@ -146,6 +146,10 @@ class Runtime::Impl {
   Status wait_done(const Ticket& ticket, Nanoseconds timeout);
   Status release(const Ticket& ticket);
   RuntimeStats stats();
+  Status consumer_counters(ConsumerCounters* out) {
+    if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+    return backend_->read_consumer_counters(out);
+  }
   Status shutdown(Nanoseconds timeout);
   Status abort();
 
@@ -1193,6 +1197,10 @@ RuntimeStats Runtime::stats() noexcept {
   } catch (...) {
     return RuntimeStats{};
   }
+}
+
+Status Runtime::consumer_counters(ConsumerCounters* out) noexcept {
+  MR_GUARD(impl_->consumer_counters(out))
 }
 
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {

@@ -1664,6 +1664,40 @@ TEST_P(RingLifecycleTest, HeartbeatAdvancesThroughABacklog) {
   MR_EXPECT_OK(rt->abort());
 }
 
+// The scout protocol's counters (consumer_core.cuh): every published ticket
+// is passed by exactly one scout scan, and a backlog is scanned in strides
+// (kScanAhead + 1 = 17 tickets a round), not one ticket a round. One unit
+// works through 400 NOPs queued behind a 100 ms slot.
+TEST_P(RingLifecycleTest, ScoutsPassEveryTicketOnceAndABacklogInStrides) {
+  Config cfg = base_config();
+  cfg.workers = 1;
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  megaring::ConsumerCounters before;
+  MR_ASSERT_OK(rt->consumer_counters(&before));
+  EXPECT_EQ(before.scout_rounds, 0u);
+  EXPECT_EQ(before.tickets_scanned, 0u);
+  MR_EXPECT_RESULT(rt->consumer_counters(nullptr), Result::kInvalidArgument);
+  constexpr uint32_t kBacklog = 400;
+  std::vector<SlotRequest> slots(kBacklog + 1, ops::nop(7));
+  slots[0] = ops::delay_ns(100'000'000);  // the backlog is all published behind it
+  Ticket first;
+  MR_ASSERT_OK(rt->publish_batch(slots.data(), static_cast<uint32_t>(slots.size()), &first));
+  MR_ASSERT_OK(rt->wait_done(Ticket{first.value + kBacklog, false}, scaled(seconds(10))));
+  megaring::ConsumerCounters after;
+  MR_ASSERT_OK(rt->consumer_counters(&after));
+  // Ordered after every count by DONE_COUNT (each scout counts before it
+  // completes its own ticket, which is below the ones it passed).
+  EXPECT_EQ(after.tickets_scanned, kBacklog + 1) << "a ticket passed twice, or not at all";
+  EXPECT_GE(after.scout_rounds, 1u);
+  EXPECT_LE(after.scout_rounds * 8, kBacklog + 1)
+      << after.scout_rounds << " scout rounds for " << kBacklog + 1
+      << " tickets: the backlog was not scanned ahead";
+  std::printf("scout rounds %" PRIu64 ", tickets scanned %" PRIu64 ", not-ready retries %" PRIu64
+              "\n", after.scout_rounds, after.tickets_scanned, after.not_ready_retries);
+  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+}
+
 // A waiter checks consumer health (a driver call on the GPU) only once it
 // has stopped spinning and yielding, then on every 8th sleep.
 TEST(HostWaiter, ChecksConsumerHealthOnlyOnceItSleeps) {

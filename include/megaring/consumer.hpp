@@ -50,6 +50,14 @@ struct alignas(64) ConsumerPrivate {
   // store what the host wrote, so concurrent stores agree.
   alignas(64) uint64_t stop_at_seen;
   uint32_t abort_seen;
+  // Diagnostics of the protocol above (Runtime::consumer_counters), counted
+  // with relaxed device-scope adds: rounds in which a scout found its slot
+  // published, the tickets those rounds moved scan_cursor over (its own
+  // included), and polls by a unit below scan_cursor that found its header
+  // not yet READY (which a scout's reads should make rare).
+  alignas(64) uint64_t scout_rounds;
+  uint64_t tickets_scanned;
+  uint64_t not_ready_retries;
 };
 
 // The private words before the consumer starts, tickets from `first_ticket`.

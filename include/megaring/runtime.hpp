@@ -149,6 +149,15 @@ struct RuntimeStats {
   uint64_t parked_results = 0;    // unread kept completions moved off the ring (see Ticket)
 };
 
+// What the consumer counts about its own protocol (diagnostics; the scout is
+// described in megaring/detail/consumer_core.cuh and bench/NOTES.md). Totals
+// since create(); take differences around a measurement.
+struct ConsumerCounters {
+  uint64_t scout_rounds = 0;       // a scout found its slot published and scanned ahead
+  uint64_t tickets_scanned = 0;    // tickets those rounds passed: all published ones, once
+  uint64_t not_ready_retries = 0;  // polls of a scanned slot that was not yet READY
+};
+
 // One slot in timeline mode. Times are on the host's steady clock (ns since
 // its epoch); consumer times are converted with a measured clock offset.
 struct TimelineSlot {
@@ -224,6 +233,9 @@ class Runtime {
   // TenantRegistry attached only its drain pump reaps, so the counters cover
   // what the pump has drained.
   RuntimeStats stats() noexcept;
+  // The consumer's own counters (a copy from consumer memory; not a
+  // consistent cut while slots run).
+  Status consumer_counters(ConsumerCounters* out) noexcept;
 
   // Consumer-side buffers that slots name by handle (device memory on the
   // GPU), zero-filled. After free_buffer(), slots published before it still

@@ -276,6 +276,10 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
           ++next;
         // Relaxed: a hint (above); the scout's last write as scout.
         scan_cursor.store(next, cuda::std::memory_order_relaxed);
+        // Relaxed: statistics.
+        DevRef<uint64_t>(p.priv->scout_rounds).fetch_add(1, cuda::std::memory_order_relaxed);
+        DevRef<uint64_t>(p.priv->tickets_scanned)
+            .fetch_add(next - st.ticket, cuda::std::memory_order_relaxed);
       } else {
         copy_slot_body(slot, header, body);  // C3
       }
@@ -286,6 +290,8 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
     // Not published. Below scan_cursor that cannot last (a scout saw it
     // published, and it stays so until this unit completes it).
     if (!scout) {
+      // Relaxed: statistics.
+      DevRef<uint64_t>(p.priv->not_ready_retries).fetch_add(1, cuda::std::memory_order_relaxed);
       backoff.pause();
       continue;
     }
