@@ -559,8 +559,8 @@ bool megaring_tenant_scaling(Runtime& rt, int producers, uint64_t slots, int bat
     *error = "registry: " + st.to_string();
     return false;
   }
-  const uint64_t quota =
-      std::max<uint64_t>(static_cast<uint64_t>(batch), rt.capacity() / static_cast<uint64_t>(producers));
+  const uint64_t quota = std::max<uint64_t>(static_cast<uint64_t>(batch),
+                                            rt.capacity() / static_cast<uint64_t>(producers));
   std::vector<TenantHandle> tenants(static_cast<size_t>(producers));
   for (int p = 0; p < producers; ++p) {
     TenantConfig tc;
@@ -586,8 +586,8 @@ bool megaring_tenant_scaling(Runtime& rt, int producers, uint64_t slots, int bat
       wait.timeout = std::chrono::seconds(30);  // for quota, then ring space
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       for (uint64_t done = 0; done < share[me];) {
-        const uint32_t n =
-            static_cast<uint32_t>(std::min<uint64_t>(static_cast<uint64_t>(batch), share[me] - done));
+        const uint32_t n = static_cast<uint32_t>(
+            std::min<uint64_t>(static_cast<uint64_t>(batch), share[me] - done));
         Ticket first;
         if (TenantStatus ts = tenant.publish_batch(requests.data(), n, &first, wait); !ts) {
           errors[me] = "publish_batch: " + ts.to_string();

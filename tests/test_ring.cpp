@@ -2406,7 +2406,8 @@ TEST(RuntimeBackendSelection, AutoPicksCpuWithoutDevice) {
     int sms = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, cfg.device),
               cudaSuccess);
-    EXPECT_EQ(rt->consumer_units(), std::min(megaring::kDefaultGpuWorkers, static_cast<uint32_t>(sms)))
+    EXPECT_EQ(rt->consumer_units(),
+              std::min(megaring::kDefaultGpuWorkers, static_cast<uint32_t>(sms)))
         << "GPU default: kDefaultGpuWorkers blocks, at most one per SM";
   }
   Completion c;
