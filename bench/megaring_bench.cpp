@@ -439,6 +439,13 @@ void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
   }
 }
 
+// `total` in `parts` shares, the remainder on the first.
+std::vector<uint64_t> split_evenly(uint64_t total, int parts) {
+  std::vector<uint64_t> share(static_cast<size_t>(parts), total / static_cast<uint64_t>(parts));
+  share[0] += total % static_cast<uint64_t>(parts);
+  return share;
+}
+
 // P producers share `slots` NOPs (publish_batch of `batch`, fire and forget).
 // Every `sample_every`-th slot of each producer is a kept NOP: its latency runs
 // from the publish until the producer sees its completion, polled between the
@@ -446,9 +453,7 @@ void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
 // the producer (one sample in flight per producer).
 bool megaring_scaling(Runtime& rt, int producers, uint64_t slots, int batch, int sample_every,
                       double* rate, std::vector<double>* latency, std::string* error) {
-  std::vector<uint64_t> share(static_cast<size_t>(producers),
-                              slots / static_cast<uint64_t>(producers));
-  share[0] += slots % static_cast<uint64_t>(producers);
+  const std::vector<uint64_t> share = split_evenly(slots, producers);
   std::vector<std::vector<double>> samples(static_cast<size_t>(producers));
   std::vector<std::string> errors(static_cast<size_t>(producers));
   std::atomic<bool> go{false};
@@ -571,9 +576,7 @@ bool megaring_tenant_scaling(Runtime& rt, int producers, uint64_t slots, int bat
       return false;
     }
   }
-  std::vector<uint64_t> share(static_cast<size_t>(producers),
-                              slots / static_cast<uint64_t>(producers));
-  share[0] += slots % static_cast<uint64_t>(producers);
+  const std::vector<uint64_t> share = split_evenly(slots, producers);
   std::vector<std::string> errors(static_cast<size_t>(producers));
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;

@@ -384,20 +384,18 @@ MR_HDI void advance_done(const ConsumerParams& p) {
     if (lock.exchange(1, cuda::std::memory_order_seq_cst) != 0) return;
     const uint64_t start = cursor.load(cuda::std::memory_order_relaxed);
     uint64_t next = start;
+    // Device: relaxed, ordered by the fence below. Host: acquire (free on
+    // x86), which ThreadSanitizer follows where it ignores fences.
+#if defined(__CUDA_ARCH__)
+    constexpr auto kFlagOrder = cuda::std::memory_order_relaxed;
+#else
+    constexpr auto kFlagOrder = cuda::std::memory_order_acquire;
+#endif
     for (uint32_t counted = kDoneFlagBatch; counted == kDoneFlagBatch;) {
       uint64_t flags[kDoneFlagBatch];
 MR_UNROLL
-      for (uint32_t k = 0; k < kDoneFlagBatch; ++k) {
-        // Device: relaxed, ordered by the fence below. Host: acquire (free
-        // on x86), which ThreadSanitizer follows where it ignores fences.
-#if defined(__CUDA_ARCH__)
-        flags[k] = DevRef<uint64_t>(p.done_flags[(next + k) & p.mask])
-                       .load(cuda::std::memory_order_relaxed);
-#else
-        flags[k] = DevRef<uint64_t>(p.done_flags[(next + k) & p.mask])
-                       .load(cuda::std::memory_order_acquire);
-#endif
-      }
+      for (uint32_t k = 0; k < kDoneFlagBatch; ++k)
+        flags[k] = DevRef<uint64_t>(p.done_flags[(next + k) & p.mask]).load(kFlagOrder);
       counted = 0;
       while (counted < kDoneFlagBatch && flags[counted] == next + counted + 1) ++counted;
       next += counted;
