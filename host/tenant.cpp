@@ -30,6 +30,7 @@
 
 #include "../runtime/nvtx.hpp"
 #include "../runtime/runtime_internal.hpp"
+#include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
 
 namespace megaring {
@@ -37,19 +38,19 @@ namespace megaring {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using detail::deadline_after;
 using detail::RuntimeInternals;
 
 // origin tags handed to the ring: the tenant id, a marker, and the kept bit.
 constexpr uint64_t kOriginTenant = 1ull << 32;
 constexpr uint64_t kOriginKept = 1ull << 33;
 
-Clock::time_point deadline_after(Nanoseconds timeout) {
-  if (timeout >= std::chrono::hours(24 * 365 * 100)) return Clock::time_point::max();
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
-}
-
 TenantStatus revoked_status(uint32_t id) {
   return TenantStatus(TenantErrc::kRevoked, "tenant " + std::to_string(id) + " was unregistered");
+}
+
+TenantStatus negative_timeout(const char* what) {
+  return TenantStatus(TenantErrc::kInvalidArgument, std::string(what) + " is negative");
 }
 
 }  // namespace
@@ -102,8 +103,6 @@ struct TenantState {
   alignas(64) std::atomic<uint64_t> published{0};
   alignas(64) std::atomic<uint64_t> drained{0};
   std::atomic<uint64_t> delivered{0};  // completions the pump handed over; drained <= delivered
-  alignas(64) std::atomic<uint64_t> staging_in_use{0};
-  std::atomic<uint64_t> resident_in_use{0};
 
   // Pump attribution (relaxed: statistics).
   std::atomic<uint64_t> completed_ok{0}, faulted{0}, revoked_completions{0}, aborted{0};
@@ -119,8 +118,20 @@ struct TenantState {
   std::unordered_set<uint64_t> kept_released;  // released before delivery: drop it
   std::unordered_map<uint64_t, Completion> kept_results;
 
-  mutable std::mutex buffers_mutex;
+  // Staging bytes and resident handles, guarded by quota_mutex. A resident
+  // handle is held by an explicit reservation, by a buffer of the tenant,
+  // or by an alloc_buffer between its quota check and the buffer table:
+  // resident_in_use_locked() = resident_reserved + allocating + buffers.size(), so
+  // release_resident_handles() can give back only what was reserved, never
+  // a buffer's handle. Revocation zeroes all of them.
+  mutable std::mutex quota_mutex;
+  uint64_t staging_reserved = 0;
+  uint64_t resident_reserved = 0;
+  uint64_t allocating = 0;
   std::unordered_set<BufferHandle> buffers;
+  uint64_t resident_in_use_locked() const {
+    return resident_reserved + allocating + buffers.size();
+  }
 
   // Set once the index retired (or the registry closed): the device counters
   // as last read, minus the baseline. Guarded by the core's mutex.
@@ -142,7 +153,11 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
 
   ~RegistryCore();
   Status init();
-  void close();
+  // Revokes every tenant, stops the pump and detaches from the runtime.
+  // With `drain`, first lets the revoked tenants' queued slots drain
+  // (bounded by close_timeout); without, leaves the runtime at once (it is
+  // being destroyed: on_runtime_destroyed).
+  void close(bool drain = true);
 
   TenantStatus register_tenant(const TenantConfig& config, TenantHandle* out);
   TenantStatus unregister_tenant(const std::shared_ptr<TenantState>& state);
@@ -159,8 +174,16 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   mr_tenant_counters device_counters(TenantState& state);
 
   void on_drained(const DrainRecord* records, size_t count) noexcept override;
+  void on_runtime_destroyed() noexcept override;
+  // Why a call on a closed registry fails.
+  TenantStatus closed_status() const {
+    return TenantStatus(TenantErrc::kRevoked, runtime_gone_.load()
+                                                  ? "the runtime was destroyed"
+                                                  : "the tenant registry is closed");
+  }
 
  private:
+  static std::vector<BufferHandle> release_quotas(TenantState& state);
   // Frees the ids and windows of revoked tenants that fully drained.
   void retire_drained_locked();
   void freeze_counters_locked(TenantState& state);
@@ -184,6 +207,7 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
 
   std::atomic<bool> draining_any_{false};  // draining_ is non-empty (a hint for pump_once)
   std::atomic<bool> closed_{false};
+  std::atomic<bool> runtime_gone_{false};  // closed by on_runtime_destroyed
   std::atomic<bool> stop_pump_{false};
   std::thread pump_thread_;
   std::mutex pump_mutex_;  // one pump pass at a time (delivery order per tenant)
@@ -199,6 +223,9 @@ Status RegistryCore::init() {
     return Status(Result::kInvalidArgument,
                   "max_tenants " + std::to_string(wanted) + " exceeds the runtime's tenant table (" +
                       std::to_string(runtime_table - 1) + " tenants; raise Config::max_tenants)");
+  if (!detail::valid_timeout(config_.pump_idle_sleep_max) ||
+      !detail::valid_timeout(config_.close_timeout))
+    return Status(Result::kInvalidArgument, "pump_idle_sleep_max and close_timeout must not be negative");
   if (config_.opcode_begin < MR_OP_TENANT_BASE || config_.opcode_end > MR_OP_TENANT_END ||
       config_.opcode_begin >= config_.opcode_end)
     return Status(Result::kInvalidArgument,
@@ -454,7 +481,9 @@ TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHan
   if (q.max_outstanding_slots == 0)
     return TenantStatus(TenantErrc::kInvalidArgument, "max_outstanding_slots must be at least 1");
   std::lock_guard<std::mutex> lock(mutex_);
-  if (closing_) return TenantStatus(TenantErrc::kRevoked, "the registry is closing");
+  if (closing_)
+    return closed() ? closed_status()
+                    : TenantStatus(TenantErrc::kRevoked, "the tenant registry is closing");
   retire_drained_locked();
   if (free_indices_.empty())
     return TenantStatus(TenantErrc::kRegistryFull,
@@ -498,35 +527,55 @@ TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHan
   return TenantStatus();
 }
 
+// A revoked tenant holds nothing: zeroes its reservations and hands back the
+// buffers it held, for the caller to free (or not: a runtime being destroyed
+// frees them itself).
+std::vector<BufferHandle> RegistryCore::release_quotas(TenantState& state) {
+  std::lock_guard<std::mutex> lock(state.quota_mutex);
+  std::vector<BufferHandle> buffers(state.buffers.begin(), state.buffers.end());
+  state.buffers.clear();
+  state.staging_reserved = 0;
+  state.resident_reserved = 0;
+  return buffers;
+}
+
 TenantStatus RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state) {
   MR_NVTX_RANGE("megaring::unregister_tenant");
   std::lock_guard<std::mutex> lock(mutex_);
   if (state->core.get() != this)
     return TenantStatus(TenantErrc::kInvalidArgument, "tenant belongs to another registry");
+  if (closed()) return closed_status();
   // seq_cst: the Dekker pair with publishers (see the top of the file).
   if (state->revoked.exchange(true, std::memory_order_seq_cst))
     return revoked_status(state->id);
   --live_;
   // Queued slots of this tenant complete REVOKED from here on.
   Status st = RuntimeInternals::set_tenant_state(runtime_, state->index, MR_TENANT_REVOKED);
-  state->staging_in_use.store(0, std::memory_order_relaxed);
-  state->resident_in_use.store(0, std::memory_order_relaxed);
-  std::vector<BufferHandle> buffers;
-  {
-    std::lock_guard<std::mutex> b(state->buffers_mutex);
-    buffers.assign(state->buffers.begin(), state->buffers.end());
-    state->buffers.clear();
-  }
-  // Slots published before still hold the buffer; free_buffer defers the
+  // Slots published before still hold the buffers; free_buffer defers the
   // memory until they completed.
-  for (BufferHandle h : buffers) (void)runtime_.free_buffer(h);
+  for (BufferHandle h : release_quotas(*state)) (void)runtime_.free_buffer(h);
   draining_.push_back(state);
   draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();
   return TenantStatus::pipeline(st);
 }
 
-void RegistryCore::close() {
+void RegistryCore::on_runtime_destroyed() noexcept {
+  runtime_gone_.store(true);
+  try {
+    close(/*drain=*/false);
+  } catch (...) {
+    // Only the snapshot vectors allocate; without them the tenants stay
+    // live on paper, but the sink is detached below regardless.
+  }
+  if (!closed()) {
+    std::lock_guard<std::mutex> pass(pump_mutex_);
+    closed_.store(true, std::memory_order_release);
+    (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+  }
+}
+
+void RegistryCore::close(bool drain) {
   std::vector<std::shared_ptr<TenantState>> live;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -535,14 +584,26 @@ void RegistryCore::close() {
     for (auto& s : by_index_)
       if (s && !s->revoked.load()) live.push_back(s);
   }
-  // Revoke everyone, then drain what they left queued (REVOKED completions
-  // come quickly), bounded by close_timeout.
-  for (auto& s : live) (void)unregister_tenant(s);
+  if (drain) {
+    // Revoke everyone, then drain what they left queued (REVOKED
+    // completions come quickly), bounded by close_timeout.
+    for (auto& s : live) (void)unregister_tenant(s);
+  } else {
+    // The runtime is going: it aborts every slot and frees every buffer
+    // itself. Revoke on the host side only.
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& s : live) {
+      s->revoked.store(true, std::memory_order_seq_cst);
+      (void)release_quotas(*s);
+      draining_.push_back(s);
+    }
+    live_ = 0;
+  }
   stop_pump_.store(true, std::memory_order_release);
   if (pump_thread_.joinable()) pump_thread_.join();
   const auto deadline = deadline_after(config_.close_timeout);
   detail::HostWaiter waiter;
-  for (;;) {
+  while (drain) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       retire_drained_locked();
@@ -628,12 +689,13 @@ uint64_t TenantHandle::max_outstanding_slots() const noexcept {
 TenantStatus TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
+    if (global == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "global is null");
     if (local >= state_->quotas.opcode_cap)
       return TenantStatus(TenantErrc::kOpcodeOutOfRange,
                           "local opcode " + std::to_string(local) + " outside the window of " +
                               std::to_string(state_->quotas.opcode_cap) + " opcodes",
                           local, state_->quotas.opcode_cap);
-    if (global != nullptr) *global = state_->base_opcode + local;
+    *global = state_->base_opcode + local;
     return TenantStatus();
   });
 }
@@ -664,6 +726,7 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
     detail::TenantState& t = *state_;
     if (local_requests == nullptr || first == nullptr || count == 0)
       return TenantStatus(TenantErrc::kInvalidArgument, "publish needs requests, a ticket and count > 0");
+    if (!detail::valid_timeout(options.timeout)) return negative_timeout("publish timeout");
     if (t.revoked.load(std::memory_order_acquire)) return revoked_status(t.id);
     const uint64_t cap = t.quotas.max_outstanding_slots;
     if (count > cap)
@@ -700,7 +763,8 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
       const uint64_t d = t.drained.load(std::memory_order_acquire);  // before published
       uint64_t p = t.published.load(std::memory_order_acquire);
       bool reserved = false;
-      while (p + count - d <= cap) {
+      // p >= d: drained never passes what was published (see the top).
+      while (detail::fits_quota(p - std::min(p, d), count, cap)) {
         // seq_cst: the Dekker pair with unregister (see the top of the file).
         if (t.published.compare_exchange_weak(p, p + count, std::memory_order_seq_cst)) {
           reserved = true;
@@ -772,6 +836,7 @@ TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
     if (completion == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "completion is null");
+    if (!detail::valid_timeout(timeout)) return negative_timeout("wait timeout");
     if (!ticket.kept)
       return TenantStatus(TenantErrc::kInvalidArgument,
                           "ticket " + std::to_string(ticket.value) + " was published without keep_result");
@@ -823,101 +888,111 @@ TenantStatus TenantHandle::release(const Ticket& ticket) const {
 }
 
 namespace {
-// Reserve/release against one quota counter.
-TenantStatus reserve_quota(std::atomic<uint64_t>& in_use, uint64_t amount, uint64_t limit,
-                           TenantErrc over, const char* what) {
-  uint64_t cur = in_use.load(std::memory_order_relaxed);
-  do {
-    if (amount > limit || cur > limit - amount)
-      return TenantStatus(over,
-                          std::string(what) + ": " + std::to_string(cur) + " in use + " +
-                              std::to_string(amount) + " asked > quota " + std::to_string(limit),
-                          cur, limit);
-  } while (!in_use.compare_exchange_weak(cur, cur + amount, std::memory_order_acq_rel));
-  return TenantStatus();
+// A quota check and its refusal: `used + amount` within `limit`, or `over`
+// with the amount in use as value() and the quota as limit().
+TenantStatus check_quota(uint64_t used, uint64_t amount, uint64_t limit, TenantErrc over,
+                         const char* what) {
+  if (detail::fits_quota(used, amount, limit)) return TenantStatus();
+  return TenantStatus(over,
+                      std::string(what) + ": " + std::to_string(used) + " in use + " +
+                          std::to_string(amount) + " asked > quota " + std::to_string(limit),
+                      used, limit);
 }
-TenantStatus release_quota(std::atomic<uint64_t>& in_use, uint64_t amount, const char* what) {
-  uint64_t cur = in_use.load(std::memory_order_relaxed);
-  do {
-    if (amount > cur)
-      return TenantStatus(TenantErrc::kResourceUnderflow,
-                          std::string(what) + ": releasing " + std::to_string(amount) + " but only " +
-                              std::to_string(cur) + " in use",
-                          cur, amount);
-  } while (!in_use.compare_exchange_weak(cur, cur - amount, std::memory_order_acq_rel));
-  return TenantStatus();
-}
-}  // namespace
-
-namespace {
-// Reserve against a quota of a tenant that revocation may zero at any time:
-// a reservation that raced the revocation is undone (best effort: the
-// counter may already read zero).
-TenantStatus reserve_live(detail::TenantState& t, std::atomic<uint64_t>& in_use, uint64_t amount,
-                          uint64_t limit, TenantErrc over, const char* what) {
-  if (t.revoked.load()) return revoked_status(t.id);
-  TenantStatus st = reserve_quota(in_use, amount, limit, over, what);
-  if (st && t.revoked.load()) {
-    (void)release_quota(in_use, amount, what);
-    return revoked_status(t.id);
-  }
-  return st;
+// Giving back more than was reserved: value() what is reserved, limit()
+// what the caller gave back.
+TenantStatus underflow(const char* what, uint64_t amount, uint64_t reserved) {
+  return TenantStatus(TenantErrc::kResourceUnderflow,
+                      std::string(what) + ": releasing " + std::to_string(amount) + " but only " +
+                          std::to_string(reserved) + " reserved",
+                      reserved, amount);
 }
 }  // namespace
 
 TenantStatus TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
-    return reserve_live(*state_, state_->staging_in_use, bytes, state_->quotas.staging_bytes,
-                        TenantErrc::kStagingBackpressure, "staging bytes");
+    detail::TenantState& t = *state_;
+    std::lock_guard<std::mutex> lock(t.quota_mutex);
+    if (t.revoked.load()) return revoked_status(t.id);
+    TenantStatus st = check_quota(t.staging_reserved, bytes, t.quotas.staging_bytes,
+                                  TenantErrc::kStagingBackpressure, "staging bytes");
+    if (st) t.staging_reserved += bytes;
+    return st;
   });
 }
 TenantStatus TenantHandle::release_staging_bytes(uint64_t bytes) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
-    if (state_->revoked.load()) return revoked_status(state_->id);
-    return release_quota(state_->staging_in_use, bytes, "staging bytes");
+    detail::TenantState& t = *state_;
+    std::lock_guard<std::mutex> lock(t.quota_mutex);
+    if (t.revoked.load()) return revoked_status(t.id);
+    if (bytes > t.staging_reserved) return underflow("staging bytes", bytes, t.staging_reserved);
+    t.staging_reserved -= bytes;
+    return TenantStatus();
   });
 }
 TenantStatus TenantHandle::reserve_resident_handles(uint64_t count) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
-    return reserve_live(*state_, state_->resident_in_use, count, state_->quotas.resident_handles,
-                        TenantErrc::kResidentBackpressure, "resident handles");
+    detail::TenantState& t = *state_;
+    std::lock_guard<std::mutex> lock(t.quota_mutex);
+    if (t.revoked.load()) return revoked_status(t.id);
+    TenantStatus st = check_quota(t.resident_in_use_locked(), count, t.quotas.resident_handles,
+                                  TenantErrc::kResidentBackpressure, "resident handles");
+    if (st) t.resident_reserved += count;
+    return st;
   });
 }
 TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
-    if (state_->revoked.load()) return revoked_status(state_->id);
-    return release_quota(state_->resident_in_use, count, "resident handles");
+    detail::TenantState& t = *state_;
+    std::lock_guard<std::mutex> lock(t.quota_mutex);
+    if (t.revoked.load()) return revoked_status(t.id);
+    // Only explicit reservations: a buffer's handle goes back with free_buffer.
+    if (count > t.resident_reserved)
+      return underflow("resident handles", count, t.resident_reserved);
+    t.resident_reserved -= count;
+    return TenantStatus();
   });
 }
 
+// The buffer's resident handle is counted from the quota check on (as
+// `allocating`), so concurrent calls cannot both pass a full quota. The
+// revocation check after the allocation is under quota_mutex, which
+// unregister takes after setting `revoked`: either unregister sweeps the new
+// buffer, or this call sees the revocation and frees it.
 TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
     if (handle == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "handle is null");
     detail::TenantState& t = *state_;
-    TenantStatus q = reserve_resident_handles(1);
-    if (!q) return q;
+    {
+      std::lock_guard<std::mutex> lock(t.quota_mutex);
+      if (t.revoked.load()) return revoked_status(t.id);
+      TenantStatus q = check_quota(t.resident_in_use_locked(), 1, t.quotas.resident_handles,
+                                   TenantErrc::kResidentBackpressure, "resident handles");
+      if (!q) return q;
+      ++t.allocating;
+    }
     BufferHandle h = 0;
     Status st = RuntimeInternals::alloc_owned_buffer(t.core->runtime(), bytes, t.id, &h);
-    if (!st) {
-      (void)release_quota(t.resident_in_use, 1, "resident handles");
-      return TenantStatus::pipeline(st);
-    }
-    {
-      std::lock_guard<std::mutex> lock(t.buffers_mutex);
-      // Revoked meanwhile: unregister already swept the set; free it here.
-      if (!t.revoked.load()) {
+    std::unique_lock<std::mutex> lock(t.quota_mutex);
+    --t.allocating;
+    if (!st) return TenantStatus::pipeline(st);
+    if (!t.revoked.load()) {
+      try {
         t.buffers.insert(h);
-        *handle = h;
-        return TenantStatus();
+      } catch (...) {
+        lock.unlock();
+        (void)t.core->runtime().free_buffer(h);
+        throw;
       }
+      *handle = h;
+      return TenantStatus();
     }
+    lock.unlock();
     (void)t.core->runtime().free_buffer(h);
-    (void)release_quota(t.resident_in_use, 1, "resident handles");  // if the revocation missed it
     return revoked_status(t.id);
   });
 }
@@ -926,15 +1001,19 @@ TenantStatus TenantHandle::free_buffer(BufferHandle handle) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
-    if (t.revoked.load()) return revoked_status(t.id);
     {
-      std::lock_guard<std::mutex> lock(t.buffers_mutex);
+      std::lock_guard<std::mutex> lock(t.quota_mutex);
+      if (t.revoked.load()) return revoked_status(t.id);
       if (t.buffers.erase(handle) == 0)
         return TenantStatus(TenantErrc::kInvalidArgument,
                             "buffer " + std::to_string(handle) + " is not this tenant's");
     }
     Status st = t.core->runtime().free_buffer(handle);
-    (void)release_quota(t.resident_in_use, 1, "resident handles");
+    if (!st) {
+      // Still live in the runtime: the tenant still holds it.
+      std::lock_guard<std::mutex> lock(t.quota_mutex);
+      if (!t.revoked.load()) t.buffers.insert(handle);
+    }
     return TenantStatus::pipeline(st);
   });
 }
@@ -943,8 +1022,8 @@ namespace {
 // A live tenant that owns `handle`, or why not.
 TenantStatus check_owned(const detail::TenantState* state, BufferHandle handle) {
   if (state == nullptr) return empty_handle();
+  std::lock_guard<std::mutex> lock(state->quota_mutex);
   if (state->revoked.load()) return revoked_status(state->id);
-  std::lock_guard<std::mutex> lock(state->buffers_mutex);
   if (state->buffers.count(handle) == 0)
     return TenantStatus(TenantErrc::kInvalidArgument,
                         "buffer " + std::to_string(handle) + " is not this tenant's");
@@ -977,9 +1056,12 @@ TenantQuotaCounters TenantHandle::quota_counters() const {
   c.max_outstanding_slots = t.quotas.max_outstanding_slots;
   c.outstanding_slots = t.outstanding();
   c.staging_bytes_limit = t.quotas.staging_bytes;
-  c.staging_bytes_in_use = t.staging_in_use.load();
   c.resident_handles_limit = t.quotas.resident_handles;
-  c.resident_handles_in_use = t.resident_in_use.load();
+  std::lock_guard<std::mutex> lock(t.quota_mutex);  // one consistent cut of the quotas
+  c.staging_bytes_in_use = t.staging_reserved;
+  c.resident_handles_in_use = t.resident_in_use_locked();
+  c.resident_handles_reserved = t.resident_reserved;
+  c.resident_buffers = t.buffers.size();
   return c;
 }
 
@@ -1031,6 +1113,7 @@ TenantStatus TenantHandle::note_drained(uint64_t count) const {
 TenantStatus TenantHandle::quiesce(Nanoseconds timeout) const {
   return guarded([&]() -> TenantStatus {
     if (!state_) return empty_handle();
+    if (!detail::valid_timeout(timeout)) return negative_timeout("quiesce timeout");
     MR_NVTX_RANGE("megaring::quiesce");
     detail::TenantState& t = *state_;
     const auto deadline = deadline_after(timeout);

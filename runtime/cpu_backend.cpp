@@ -15,6 +15,7 @@
 #endif
 
 #include "backend.hpp"
+#include "megaring/detail/checked.hpp"
 
 namespace megaring::detail {
 namespace {
@@ -42,11 +43,16 @@ void prepare_worker_thread(unsigned unit, uint32_t poll_backoff_max_ns) {
 #endif
 }
 
+// `count` zeroed T on 64-byte lines (aligned_alloc wants a multiple of the
+// alignment), or null if that size does not fit in 64 bits or memory.
 template <class T>
-T* alloc_zeroed(size_t count) {
-  const size_t bytes = ((sizeof(T) * count + 63) / 64) * 64;
-  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-  if (p != nullptr) std::memset(p, 0, bytes == 0 ? 64 : bytes);
+T* alloc_zeroed(uint64_t count) {
+  uint64_t bytes = 0;
+  if (!checked_mul(sizeof(T), count == 0 ? 1 : count, &bytes) ||
+      !checked_round_up(bytes, 64, &bytes) || bytes > SIZE_MAX)
+    return nullptr;
+  void* p = std::aligned_alloc(64, static_cast<size_t>(bytes));
+  if (p != nullptr) std::memset(p, 0, static_cast<size_t>(bytes));
   return static_cast<T*>(p);
 }
 
@@ -139,7 +145,7 @@ class CpuBackend final : public ConsumerBackend {
   }
 
   Status alloc(uint64_t bytes, uint64_t* address) override {
-    void* p = alloc_zeroed<uint8_t>(bytes == 0 ? 1 : bytes);
+    void* p = alloc_zeroed<uint8_t>(bytes);
     if (p == nullptr) return Status(Result::kOutOfMemory, "cpu backend: buffer allocation failed");
     *address = reinterpret_cast<uint64_t>(p);
     return Status::ok();

@@ -286,17 +286,28 @@ class CudaBackend final : public ConsumerBackend {
   Status alloc(uint64_t bytes, uint64_t* address) override {
     CudaCallScope scope(device_);
     void* p = nullptr;
+    // The runtime refuses sizes over kMaxBufferBytes; checked here too, so
+    // that the loop below cannot wrap whatever the caller.
+    if (bytes > kMaxBufferBytes)
+      return Status(Result::kInvalidArgument, "buffer size over kMaxBufferBytes");
     // Stream-ordered allocation: no implicit device-wide synchronisation.
     MR_CUDA_TRY(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, control_stream_));
     // Zero it with host-to-device copies from pinned zeros: the copy engine
     // needs no SM, whereas a memset kernel might never get one next to a
     // persistent kernel that fills the device.
-    for (uint64_t done = 0; done < bytes; done += kZeroStagingBytes) {
+    cudaError_t err = cudaSuccess;
+    for (uint64_t done = 0; done < bytes && err == cudaSuccess; done += kZeroStagingBytes) {
       const uint64_t n = std::min<uint64_t>(kZeroStagingBytes, bytes - done);
-      MR_CUDA_TRY(cudaMemcpyAsync(static_cast<uint8_t*>(p) + done, zero_staging_, n,
-                                  cudaMemcpyHostToDevice, control_stream_));
+      err = cudaMemcpyAsync(static_cast<uint8_t*>(p) + done, zero_staging_, n,
+                            cudaMemcpyHostToDevice, control_stream_);
     }
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    if (err == cudaSuccess) err = cudaStreamSynchronize(control_stream_);
+    if (err != cudaSuccess) {
+      // Not handed out: give it back (best effort; the error reported is the first).
+      (void)cudaFreeAsync(p, control_stream_);
+      (void)cudaStreamSynchronize(control_stream_);
+      return cuda_status(err, "zeroing a new buffer", __FILE__, __LINE__);
+    }
     *address = reinterpret_cast<uint64_t>(p);
     return Status::ok();
   }

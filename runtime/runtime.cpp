@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
 #include "megaring/runtime.hpp"
 #include "nvtx.hpp"
@@ -41,6 +42,7 @@ namespace megaring {
 
 namespace {
 
+using detail::deadline_after;
 using detail::HostWaiter;
 
 template <class T>
@@ -48,17 +50,21 @@ using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kClosedBit = 1ull << 63;
-constexpr uint32_t kMaxPollBackoffNs = 1'000'000'000;  // Config::poll_backoff_max_ns
 // keep_ values besides 0 and ticket + 1, held briefly by one thread:
 constexpr uint64_t kParking = ~0ull;      // the reaper is moving the result to parked_
 constexpr uint64_t kReading = ~0ull - 1;  // a waiter is reading the result in place
-constexpr uint32_t kMaxCapacity = 1u << 24;
 
-// Deadline helper that saturates instead of overflowing on kForever.
-Clock::time_point deadline_after(Nanoseconds timeout) {
-  const auto now = Clock::now();
-  if (timeout >= std::chrono::hours(24 * 365 * 100)) return Clock::time_point::max();
-  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+Status negative_timeout(const char* what) {
+  return Status(Result::kInvalidArgument, std::string(what) + " is negative");
+}
+
+// The first buffer generation of each runtime's table: runtimes of one
+// process start theirs apart, so that a handle carried over from another
+// runtime is refused here unless it happens to match (1 in 65535).
+uint16_t next_generation_seed() {
+  static std::atomic<uint32_t> runtimes{0};
+  const uint32_t n = runtimes.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<uint16_t>((n * 7919u) % 0xFFFFu);  // 0 .. 65534; +1 at first use
 }
 
 enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
@@ -77,6 +83,7 @@ const char* result_string(Result result) noexcept {
     case Result::kAborted: return "aborted";
     case Result::kOutOfMemory: return "out of memory";
     case Result::kInternal: return "internal error";
+    case Result::kIoError: return "i/o error";
   }
   return "unknown result";
 }
@@ -139,6 +146,12 @@ class Runtime::Impl {
  public:
   Status init(const Config& config, const Consumer& consumer);
   ~Impl();
+  // Runs first in ~Runtime, while every part of the runtime is alive: an
+  // attached drain sink (a TenantRegistry outliving its runtime) detaches.
+  void detach_sink_before_destruction() noexcept {
+    detail::DrainSink* sink = sink_.load(std::memory_order_acquire);
+    if (sink != nullptr) sink->on_runtime_destroyed();
+  }
 
   Status publish(const SlotRequest* requests, uint32_t count, Ticket* first,
                  const PublishOptions& options, uint64_t origin = 0);
@@ -220,6 +233,9 @@ class Runtime::Impl {
     uint64_t safe_after;  // free once every ticket below this completed
   };
 
+  static Status check_config(const Config& config);
+  Status start_consumer(const Consumer& consumer);
+  void start_user_counts();
   Status reserve(uint32_t count, const PublishOptions& options, uint64_t* first);
   // Accounts for completed tickets in order. Stops at an unread kept result,
   // unless `park` (a producer needs space), which moves it to parked_.
@@ -255,6 +271,7 @@ class Runtime::Impl {
   uint32_t capacity_ = 0;
   uint64_t mask_ = 0;
   Config config_;
+  uint64_t user_first_ticket_ = 0;  // stats() counts from here (see start_user_counts)
 
   alignas(64) std::atomic<uint64_t> tail_{0};
   alignas(64) std::atomic<uint64_t> reaped_{0};
@@ -308,13 +325,46 @@ class Runtime::Impl {
 
 Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   MR_NVTX_RANGE("megaring::create");
+  Status st = check_config(config);
+  if (!st) return st;
   const uint32_t cap = config.ring_capacity;
-  if (cap == 0 || cap > kMaxCapacity || (cap & (cap - 1)) != 0)
+  config_ = config;
+  capacity_ = cap;
+  mask_ = cap - 1;
+
+  Backend kind = config.backend;
+  if (kind == Backend::kCuda || kind == Backend::kAuto) {
+    if (config.force_eager_module_loading) setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+    if (kind == Backend::kAuto) kind = cuda_device_available() ? Backend::kCuda : Backend::kCpu;
+  }
+  if (kind == Backend::kCpu && config.workers > kMaxCpuWorkers)
+    return Status(Result::kInvalidArgument, "workers must be at most " +
+                                                std::to_string(kMaxCpuWorkers) +
+                                                " on the CPU backend, got " +
+                                                std::to_string(config.workers));
+  backend_ = kind == Backend::kCuda ? detail::make_cuda_backend() : detail::make_cpu_backend();
+  st = backend_->init(config);
+  if (!st) return st;
+  return start_consumer(consumer);
+}
+
+// Every Config bound (README, "Limits"), before anything is allocated.
+Status Runtime::Impl::check_config(const Config& config) {
+  if (config.backend != Backend::kAuto && config.backend != Backend::kCuda &&
+      config.backend != Backend::kCpu)
+    return Status(Result::kInvalidArgument, "backend " +
+                                                std::to_string(static_cast<int>(config.backend)) +
+                                                " is not kAuto, kCuda or kCpu");
+  if (config.device < 0)
+    return Status(Result::kInvalidArgument,
+                  "device must be a CUDA ordinal >= 0, got " + std::to_string(config.device));
+  const uint32_t cap = config.ring_capacity;
+  if (cap == 0 || cap > kMaxRingCapacity || (cap & (cap - 1)) != 0)
     return Status(Result::kInvalidArgument,
                   "ring_capacity must be a power of two in [1, 2^24], got " + std::to_string(cap));
-  if (config.max_buffers == 0 || config.max_buffers > MR_BUFFER_INDEX_MASK)
+  if (config.max_buffers == 0 || config.max_buffers > kMaxBuffers)
     return Status(Result::kInvalidArgument, "max_buffers must be in [1, 65535]");
-  if (config.max_tenants == 0 || config.max_tenants > MR_TENANT_INDEX_MASK + 1u)
+  if (config.max_tenants == 0 || config.max_tenants > kMaxTenants)
     return Status(Result::kInvalidArgument, "max_tenants must be in [1, 65536]");
   if (config.initial_ticket > MR_TICKET_MASK - (1ull << 40))
     return Status(Result::kInvalidArgument, "initial_ticket too close to the 2^56 ticket limit");
@@ -325,22 +375,17 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
     return Status(Result::kInvalidArgument, "poll_backoff_max_ns must be at most 1 s (" +
                                                 std::to_string(kMaxPollBackoffNs) + " ns)");
   const uint32_t tl = config.timeline_capacity;
-  if (tl > kMaxCapacity || (tl & (tl - 1)) != 0 || (tl != 0 && tl < 2ull * cap))
+  if (tl > kMaxTimelineCapacity || (tl & (tl - 1)) != 0 || (tl != 0 && tl < 2ull * cap))
     return Status(Result::kInvalidArgument,
                   "timeline_capacity must be 0, or a power of two in [2 * ring_capacity, 2^24]");
-  config_ = config;
-  capacity_ = cap;
-  mask_ = cap - 1;
+  if (!detail::valid_timeout(config.abort_timeout)) return negative_timeout("abort_timeout");
+  return Status::ok();
+}
 
-  Backend kind = config.backend;
-  if (kind == Backend::kCuda || kind == Backend::kAuto) {
-    if (config.force_eager_module_loading) setenv("CUDA_MODULE_LOADING", "EAGER", 0);
-    if (kind == Backend::kAuto) kind = cuda_device_available() ? Backend::kCuda : Backend::kCpu;
-  }
-  backend_ = kind == Backend::kCuda ? detail::make_cuda_backend() : detail::make_cpu_backend();
-  Status st = backend_->init(config);
-  if (!st) return st;
-
+Status Runtime::Impl::start_consumer(const Consumer& consumer) {
+  const Config& config = config_;
+  const uint32_t cap = capacity_;
+  const uint32_t tl = config.timeline_capacity;
   // Initialise every shared word before the consumer starts (the host owns
   // all regions until then).
   const detail::HostRegions& h = host();
@@ -355,6 +400,7 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   h.completion_control->done_count = first;
   tail_.store(first);
   reaped_.store(first);
+  user_first_ticket_ = first;
   keep_.reset(new (std::nothrow) std::atomic<uint64_t>[cap]);
   if (!keep_) return Status(Result::kOutOfMemory, "keep table");
   for (uint32_t i = 0; i < cap; ++i) keep_[i].store(0, std::memory_order_relaxed);
@@ -370,6 +416,8 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
     reap_events_.resize(kReapEventRing);
   }
   buffers_.resize(config.max_buffers);
+  const uint16_t generation_seed = next_generation_seed();
+  for (BufferRecord& b : buffers_) b.generation = generation_seed;
   for (uint32_t i = config.max_buffers; i-- > 0;) free_indices_.push_back(i);
 
   ConsumerParams& p = backend_->params();
@@ -380,13 +428,26 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
   p.poll_backoff_min_ns = config.poll_backoff_min_ns;
   p.poll_backoff_max_ns = config.poll_backoff_max_ns;
   p.heartbeat_interval_ns = config.heartbeat_interval_ns;
-  st = backend_->set_private_cursors(first);
+  Status st = backend_->set_private_cursors(first);
   if (!st) return st;
   st = backend_->start(consumer);
   if (!st) return st;
   state_.store(State::kRunning);
   if (timeline_on_) return calibrate_clock();
   return Status::ok();
+}
+
+// Timeline mode's calibration slots are the runtime's own: stats() counts
+// from the first ticket after them, with every counter back at zero.
+void Runtime::Impl::start_user_counts() {
+  reap(true);  // every calibration ticket was waited for: all of them go
+  user_first_ticket_ = published_end();
+  completed_ok_.store(0);
+  faulted_.store(0);
+  aborted_.store(0);
+  revoked_.store(0);
+  ring_full_events_.store(0);
+  for (auto& c : faults_by_code_) c.store(0);
 }
 
 // Timeline mode: the consumer clock (GPU globaltimer) against the host's
@@ -412,6 +473,7 @@ Status Runtime::Impl::calibrate_clock() {
       clock_uncertainty_ns_ = best_rtt / 2;
     }
   }
+  start_user_counts();
   return Status::ok();
 }
 
@@ -500,6 +562,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
   MR_NVTX_RANGE("megaring::publish");
   if (requests == nullptr || first == nullptr || count == 0)
     return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
+  if (!detail::valid_timeout(options.timeout)) return negative_timeout("publish timeout");
   if (count > capacity_)
     return Status(Result::kInvalidArgument, "batch of " + std::to_string(count) +
                                                 " exceeds ring capacity " +
@@ -646,6 +709,7 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
 Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) {
   MR_NVTX_RANGE("megaring::wait");
   if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
+  if (!detail::valid_timeout(timeout)) return negative_timeout("wait timeout");
   if (!ticket.kept)
     return Status(Result::kInvalidArgument,
                   "ticket " + std::to_string(ticket.value) +
@@ -716,6 +780,7 @@ bool Runtime::Impl::take_parked(uint64_t t, uint64_t pos, Completion* out, Statu
 
 Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
   MR_NVTX_RANGE("megaring::wait_done");
+  if (!detail::valid_timeout(timeout)) return negative_timeout("wait_done timeout");
   const uint64_t t = ticket.value;
   if (t >= published_end())
     return Status(Result::kInvalidArgument, "ticket " + std::to_string(t) + " was never published");
@@ -784,9 +849,9 @@ Status Runtime::Impl::release(const Ticket& ticket) {
 RuntimeStats Runtime::Impl::stats() {
   reap(true);
   RuntimeStats s;
-  s.published = published_end() - config_.initial_ticket;
+  s.published = published_end() - user_first_ticket_;
   s.done_count = done_count();
-  s.reaped = reaped_.load() - config_.initial_ticket;
+  s.reaped = reaped_.load() - user_first_ticket_;
   s.completed_ok = completed_ok_.load(std::memory_order_relaxed);
   s.faulted = faulted_.load(std::memory_order_relaxed);
   s.aborted = aborted_.load(std::memory_order_relaxed);
@@ -881,6 +946,7 @@ Status Runtime::Impl::stop_consumer_locked(Nanoseconds join_timeout) {
 
 Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   MR_NVTX_RANGE("megaring::shutdown");
+  if (!detail::valid_timeout(timeout)) return negative_timeout("shutdown timeout");
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
   const State s = state_.load();
   if (s == State::kStopped) return Status::ok();
@@ -997,6 +1063,9 @@ Status Runtime::Impl::timeline(Timeline* out) {
 // ---------------------------------------------------------------------------
 Status Runtime::Impl::alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle) {
   if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
+  if (bytes > kMaxBufferBytes)
+    return Status(Result::kInvalidArgument, "buffer of " + std::to_string(bytes) +
+                                                " bytes exceeds kMaxBufferBytes (2^48)");
   if (state_.load() != State::kRunning) return closed_status();
   std::lock_guard<std::mutex> lock(buffer_mutex_);
   collect_frees_locked(false);
@@ -1075,7 +1144,7 @@ Status Runtime::Impl::copy_buffer(BufferHandle handle, uint64_t offset, void* ho
   if (handle == 0 || index >= buffers_.size() || buffers_[index].handle != handle)
     return Status(Result::kInvalidArgument, "unknown buffer handle " + std::to_string(handle));
   const BufferRecord& b = buffers_[index];
-  if (offset > b.bytes || bytes > b.bytes - offset)
+  if (!detail::range_within(offset, bytes, b.bytes))
     return Status(Result::kInvalidArgument, "range [" + std::to_string(offset) + ", +" +
                                                 std::to_string(bytes) + ") outside buffer of " +
                                                 std::to_string(b.bytes) + " bytes");
@@ -1137,7 +1206,9 @@ Status Runtime::Impl::peek_slot(uint64_t ticket, mr_slot* out) {
   }
 
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Runtime::~Runtime() = default;
+Runtime::~Runtime() {
+  if (impl_) impl_->detach_sink_before_destruction();
+}
 
 Status Runtime::create(const Config& config, std::unique_ptr<Runtime>* out) noexcept {
   return create(config, builtin_consumer(), out);

@@ -31,6 +31,10 @@ class DrainSink {
   // Called by drain() outside the runtime's locks, after the positions were
   // recycled. Must not throw and must not wait for ring space.
   virtual void on_drained(const DrainRecord* records, size_t count) noexcept = 0;
+  // Called by ~Runtime, first, while the runtime is still whole: the sink
+  // stops pumping, detaches (attach_drain_sink(nullptr)) and never touches
+  // the runtime again. It must not wait for slots: the runtime aborts next.
+  virtual void on_runtime_destroyed() noexcept = 0;
 
  protected:
   ~DrainSink() = default;

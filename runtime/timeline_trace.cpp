@@ -87,7 +87,10 @@ Status write_chrome_trace(const Timeline& t, const std::string& path) {
                  us(r.start_ns), (r.end_ns - r.start_ns) / 1000.0, r.first_ticket, r.count);
   }
   std::fprintf(f, "\n]}\n");
-  if (std::ferror(f)) return Status(Result::kInternal, "write error on " + path);
+  // Buffered output may fail only at the flush or the close (a full disk).
+  const bool write_failed = std::fflush(f) != 0 || std::ferror(f) != 0;
+  if (std::fclose(file.release()) != 0 || write_failed)
+    return Status(Result::kIoError, "cannot write the trace to " + path);
   return Status::ok();
 }
 

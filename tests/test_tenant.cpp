@@ -949,6 +949,79 @@ TEST_P(TenantTest, NoteDrainedNeverCountsASlotTwice) {
   EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
 }
 
+// Regression (issue 13): buffers' handles and explicit reservations were one
+// counter, so release_resident_handles() could hand back a buffer's handle
+// and let the tenant hold more buffers than its quota.
+TEST_P(TenantTest, ABuffersResidentHandleCannotBeReleasedAsAReservation) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantConfig config = tenant_config("resident");
+  config.quotas.resident_handles = 2;
+  TenantHandle t = add(config);
+  BufferHandle a = 0, b = 0, c = 0;
+  MR_ASSERT_TOK(t.alloc_buffer(64, &a));
+  MR_ASSERT_TOK(t.alloc_buffer(64, &b));
+  MR_EXPECT_TERR(t.release_resident_handles(2), TenantErrc::kResourceUnderflow)
+      << "nothing was reserved explicitly";
+  MR_EXPECT_TERR(t.release_resident_handles(1), TenantErrc::kResourceUnderflow);
+  MR_EXPECT_TERR(t.alloc_buffer(64, &c), TenantErrc::kResidentBackpressure) << "two buffers fill it";
+  auto q = t.quota_counters();
+  EXPECT_EQ(q.resident_handles_in_use, 2u);
+  EXPECT_EQ(q.resident_buffers, 2u);
+  EXPECT_EQ(q.resident_handles_reserved, 0u);
+  MR_EXPECT_TOK(t.free_buffer(a));
+  MR_EXPECT_TOK(t.reserve_resident_handles(1)) << "a freed buffer's handle is free again";
+  MR_EXPECT_TERR(t.alloc_buffer(64, &c), TenantErrc::kResidentBackpressure);
+  MR_EXPECT_TOK(t.release_resident_handles(1));
+  MR_EXPECT_TOK(t.free_buffer(b));
+  MR_EXPECT_TERR(t.free_buffer(b), TenantErrc::kInvalidArgument) << "double free";
+  MR_EXPECT_TERR(t.free_buffer(a), TenantErrc::kInvalidArgument) << "stale handle";
+  q = t.quota_counters();
+  EXPECT_EQ(q.resident_handles_in_use, 0u);
+  EXPECT_EQ(q.resident_buffers, 0u);
+  EXPECT_EQ(q.resident_handles_reserved, 0u);
+}
+
+// Regression (issue 13): destroying the runtime before its registry used to
+// crash (the pump and the handles kept calling into the freed runtime).
+TEST_P(TenantTest, DestroyingTheRuntimeFirstDetachesTheRegistry) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Gate gate(backend());
+  hold(gate);  // a queued slot and a kept ticket are still pending below
+  TenantConfig config = tenant_config("left-behind");
+  config.quotas.staging_bytes = 100;
+  TenantHandle t = add(config);
+  BufferHandle buffer = 0;
+  MR_ASSERT_TOK(t.alloc_buffer(64, &buffer));
+  MR_ASSERT_TOK(t.reserve_staging_bytes(10));
+  Ticket kept;
+  MR_ASSERT_TOK(t.publish_slot(ops::nop(1), &kept, waiting(true)));
+  rt_.reset();  // aborts; the registry must let go of it first
+  EXPECT_TRUE(t.revoked());
+  Ticket ticket;
+  MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket, waiting()), TenantErrc::kRevoked);
+  Completion c;
+  MR_EXPECT_TERR(t.wait(kept, &c, milliseconds(1)), TenantErrc::kRevoked);
+  MR_EXPECT_TERR(t.quiesce(milliseconds(1)), TenantErrc::kRevoked) << "its slot never drained";
+  BufferHandle another = 0;
+  MR_EXPECT_TERR(t.alloc_buffer(64, &another), TenantErrc::kRevoked);
+  MR_EXPECT_TERR(t.free_buffer(buffer), TenantErrc::kRevoked);
+  uint8_t byte = 0;
+  MR_EXPECT_TERR(t.write_buffer(buffer, 0, &byte, 1), TenantErrc::kRevoked);
+  MR_EXPECT_TERR(t.reserve_staging_bytes(1), TenantErrc::kRevoked);
+  const auto q = t.quota_counters();
+  EXPECT_EQ(q.staging_bytes_in_use, 0u);
+  EXPECT_EQ(q.resident_handles_in_use, 0u);
+  (void)t.runtime_counters();  // frozen counters; must not read the runtime
+  EXPECT_EQ(registry_->pump_once(), 0u);
+  TenantHandle late;
+  const TenantStatus st = registry_->register_tenant(tenant_config("late"), &late);
+  EXPECT_EQ(st.code(), TenantErrc::kRevoked) << st.to_string();
+  EXPECT_NE(st.message().find("runtime was destroyed"), std::string::npos) << st.to_string();
+  MR_EXPECT_TERR(registry_->unregister_tenant(t), TenantErrc::kRevoked);
+  EXPECT_EQ(registry_->stats().live_tenants, 0u);
+  registry_.reset();  // after its runtime: no crash, nothing touched
+}
+
 MEGARING_INSTANTIATE_BACKENDS(TenantTest);
 
 }  // namespace

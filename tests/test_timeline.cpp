@@ -48,6 +48,25 @@ TEST_P(TimelineTest, OffByDefaultAndRejectsBadCapacity) {
   MR_EXPECT_RESULT(Runtime::create(bad, &rt2), Result::kInvalidArgument);
 }
 
+// Regression (issue 13): stats() counted the 32 clock-calibration slots of
+// timeline mode as the caller's.
+TEST_P(TimelineTest, StatsCountOnlyTheCallersSlots) {
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(timeline_config(2048), &rt));
+  megaring::RuntimeStats s = rt->stats();
+  EXPECT_EQ(s.published, 0u);
+  EXPECT_EQ(s.reaped, 0u);
+  EXPECT_EQ(s.completed_ok, 0u);
+  Ticket last{};
+  for (int i = 0; i < 5; ++i) MR_ASSERT_OK(rt->publish(ops::nop(i), &last));
+  MR_ASSERT_OK(rt->wait_done(last, scaled(seconds(10))));
+  s = rt->stats();
+  EXPECT_EQ(s.published, 5u);
+  EXPECT_EQ(s.reaped, 5u);
+  EXPECT_EQ(s.completed_ok, 5u);
+  EXPECT_EQ(s.done_count, last.value + 1) << "DONE_COUNT stays an absolute ticket";
+}
+
 // Every completed ticket in the window has one record with the right opcode,
 // a valid unit and ordered times; DELAY slots last at least their delay.
 TEST_P(TimelineTest, RecordsEverySlotWithOrderedTimes) {

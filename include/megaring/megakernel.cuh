@@ -45,17 +45,6 @@ struct NoUserOps {
 
 namespace detail {
 
-// Validates the slot copy's fixed fields, then dispatches: built-ins below
-// MR_OP_SYSTEM_END, the user table above. Never skips a slot silently.
-template <class Handlers, class Ctx>
-MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
-  if ((s.flags & MR_SLOT_FLAGS_RESERVED) != 0 || s.reserved != 0)
-    return out.set_fault(MR_FAULT_RESERVED_FLAGS);
-  const bool handled = s.opcode < MR_OP_SYSTEM_END ? execute_builtin(ctx, s, out)
-                                                   : Handlers::execute(ctx, s, out);
-  if (!handled) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
-}
-
 // Timeline mode: the unit that ran `ticket` writes its record, before the
 // completion (whose releases publish it to a host that acquires DONE_COUNT).
 // Relaxed word stores: a host snapshot keeps only records that no running

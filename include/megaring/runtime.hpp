@@ -36,6 +36,9 @@ enum class Backend {
 };
 const char* backend_name(Backend backend) noexcept;
 
+// Every timeout and duration the API takes: zero means "do not wait" (one
+// look), kForever (or anything beyond a century) never expires, and a
+// negative one is refused with kInvalidArgument.
 using Nanoseconds = std::chrono::nanoseconds;
 inline constexpr Nanoseconds kForever = Nanoseconds::max();
 
@@ -45,24 +48,41 @@ inline constexpr Nanoseconds kForever = Nanoseconds::max();
 // (bench/NOTES.md, "Interference").
 inline constexpr uint32_t kDefaultGpuWorkers = 8;
 
+// Bounds on what callers pass (README, "Limits"). A value outside its bound
+// is refused with kInvalidArgument before anything is allocated or started.
+inline constexpr uint32_t kMaxRingCapacity = 1u << 24;      // Config::ring_capacity
+inline constexpr uint32_t kMaxTimelineCapacity = 1u << 24;  // Config::timeline_capacity
+// Config::workers on the CPU backend: each worker is a polling thread, and
+// thousands of them made create() take seconds and the machine crawl.
+inline constexpr uint32_t kMaxCpuWorkers = 256;
+inline constexpr uint32_t kMaxBuffers = MR_BUFFER_INDEX_MASK;     // Config::max_buffers
+inline constexpr uint32_t kMaxTenants = MR_TENANT_INDEX_MASK + 1;  // Config::max_tenants
+inline constexpr uint32_t kMaxPollBackoffNs = 1'000'000'000;  // Config::poll_backoff_max_ns
+// alloc_buffer's size: 2^48 bytes (256 TiB) is beyond any device or host
+// memory, and keeps every size and offset sum in a slot far from 2^64.
+inline constexpr uint64_t kMaxBufferBytes = 1ull << 48;
+
 struct Config {
-  Backend backend = Backend::kAuto;
-  int device = 0;                    // CUDA device ordinal
-  uint32_t ring_capacity = 1024;     // slots; power of two in [1, 2^24]
+  Backend backend = Backend::kAuto;  // one of the three values above
+  int device = 0;                    // CUDA device ordinal, >= 0
+  uint32_t ring_capacity = 1024;     // slots; power of two in [1, kMaxRingCapacity]
   // Consumer units: GPU blocks or CPU worker threads. 0 = the backend's
   // default: kDefaultGpuWorkers blocks (at most one per SM), or 2 threads.
   // The blocks never leave their SMs: more of them serve more slots at once
   // but keep other kernels off those SMs (README, "Running next to a
-  // persistent kernel"). At most the co-resident count, or create() fails.
+  // persistent kernel"). On a GPU at most the co-resident block count, on
+  // the CPU backend at most kMaxCpuWorkers, or create() fails.
   uint32_t workers = 0;
-  uint32_t max_buffers = 1024;       // buffer-table entries, at most 65535
-  // Tenant-table entries in consumer memory, at most 65536; index 0 is never
-  // a tenant, so a TenantRegistry can hold max_tenants - 1 tenants.
+  uint32_t max_buffers = 1024;       // buffer-table entries, in [1, kMaxBuffers]
+  // Tenant-table entries in consumer memory, in [1, kMaxTenants]; index 0 is
+  // never a tenant, so a TenantRegistry can hold max_tenants - 1 tenants.
   uint32_t max_tenants = 1024;
-  // First ticket (tests use values near 2^32 to cross the 32-bit boundary).
+  // First ticket, at most 2^56 - 2^40 (tests use values near 2^32 to cross
+  // the 32-bit boundary).
   uint64_t initial_ticket = 0;
   // Consumer poll backoff while the ring is empty: min_ns doubling to max_ns
-  // (at most 1 s). GPU: __nanosleep per poll; a wake-up costs up to max_ns.
+  // (at most kMaxPollBackoffNs, 1 s; min <= max). GPU: __nanosleep per
+  // poll; a wake-up costs up to max_ns.
   // CPU: sleeps under a microsecond become yields.
   uint32_t poll_backoff_min_ns = 64;
   uint32_t poll_backoff_max_ns = 2048;
@@ -73,12 +93,13 @@ struct Config {
   // CUDA call: lazy loading of another kernel next to a running persistent
   // kernel can deadlock. Only takes effect if CUDA is not yet initialised.
   bool force_eager_module_loading = true;
-  // How long abort() waits for the consumer to stop.
+  // How long abort() waits for the consumer to stop; not negative.
   Nanoseconds abort_timeout = std::chrono::seconds(10);
   // Timeline mode: record, per slot, the unit that ran it and its claim and
   // completion times, for the last `timeline_capacity` tickets (0 = off, else
-  // a power of two of at least 2 * ring_capacity: a snapshot under load can
-  // only use records that no published ticket may be overwriting). Off, the consumer runs an instantiation without any
+  // a power of two in [2 * ring_capacity, kMaxTimelineCapacity]: a snapshot
+  // under load can only use records that no published ticket may be
+  // overwriting). Off, the consumer runs an instantiation without any
   // recording code. See Runtime::timeline() and write_timeline_trace().
   uint32_t timeline_capacity = 0;
 };
@@ -135,6 +156,8 @@ struct PublishOptions {
   Nanoseconds timeout = kForever;
 };
 
+// Counts of the caller's slots: timeline mode's clock-calibration slots at
+// create() are left out.
 struct RuntimeStats {
   uint64_t published = 0;     // tickets handed out
   uint64_t done_count = 0;    // DONE_COUNT (absolute ticket value)
@@ -242,6 +265,11 @@ class Runtime {
   // run on the buffer and slots published after it fault with
   // MR_FAULT_BAD_HANDLE; the memory is released once every earlier slot has
   // completed. Host reads/writes of a freed handle fail at once.
+  // `bytes` may be 0 (every non-empty range in it faults) and at most
+  // kMaxBufferBytes; ranges are checked without overflow. A handle is an
+  // index and a generation: a freed or stale handle is refused (a handle of
+  // another runtime is refused unless its index and generation happen to
+  // name one of ours: each runtime starts its generations elsewhere).
   Status alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept;
   Status free_buffer(BufferHandle handle) noexcept;
   Status write_buffer(BufferHandle handle, uint64_t offset, const void* src, uint64_t bytes) noexcept;

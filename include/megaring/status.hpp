@@ -19,6 +19,7 @@ enum class Result : int {
   kAborted,          // the runtime was aborted; the ticket never ran
   kOutOfMemory,
   kInternal,         // a broken invariant: a bug in megaring
+  kIoError,          // a file could not be written (write_timeline_trace)
 };
 
 // Short stable name of a result, e.g. "ring full".

@@ -37,14 +37,18 @@
 // with MR_STATUS_REVOKED; other tenants' slots are untouched. Its id and
 // window are reused only once all its slots have drained.
 //
-// Lifetimes and threads: the registry must be destroyed before its runtime,
-// and producers must stop publishing before it is. Destroying it revokes every
-// tenant and drains their slots (bounded by RegistryConfig::close_timeout).
-// Handles may outlive it: publishing and quota calls then fail with kRevoked,
-// and so do wait() and quiesce() for slots that can no longer drain. A later
-// registry on the same runtime never reuses an id of an earlier one. All
-// handle and registry calls are thread-safe; copies of a handle share one
-// tenant.
+// Lifetimes and threads: producers must stop publishing before the registry
+// or its runtime is destroyed. Destroying the registry revokes every tenant
+// and drains their slots (bounded by RegistryConfig::close_timeout).
+// Destroying the runtime first is safe too: the registry detaches at once
+// (its pump stops, every tenant is revoked, the runtime aborts their slots)
+// and from then on every registry and handle call fails with kRevoked ("the
+// runtime was destroyed") without touching the runtime; the registry can be
+// destroyed later. Handles may outlive the registry: publishing and quota
+// calls then fail with kRevoked, and so do wait() and quiesce() for slots
+// that can no longer drain. A later registry on the same runtime never
+// reuses an id of an earlier one. All handle and registry calls are
+// thread-safe; copies of a handle share one tenant.
 #pragma once
 
 #include <cstdint>
@@ -127,6 +131,9 @@ struct TenantPublishOptions {
   Nanoseconds timeout = Nanoseconds::zero();
 };
 
+// One consistent cut of a tenant's quotas. At every moment in_use <= limit,
+// and resident_handles_in_use = resident_handles_reserved + resident_buffers
+// (+ any alloc_buffer between its quota check and the buffer table).
 struct TenantQuotaCounters {
   uint64_t max_outstanding_slots = 0;
   uint64_t outstanding_slots = 0;
@@ -134,6 +141,8 @@ struct TenantQuotaCounters {
   uint64_t staging_bytes_in_use = 0;
   uint64_t resident_handles_limit = 0;
   uint64_t resident_handles_in_use = 0;
+  uint64_t resident_handles_reserved = 0;  // by reserve_resident_handles
+  uint64_t resident_buffers = 0;           // live buffers of the tenant, one handle each
 };
 
 struct TenantRuntimeCounters {
@@ -171,7 +180,7 @@ class TenantHandle {
   bool revoked() const noexcept;
 
   // Maps a tenant-local opcode to the global one; kOpcodeOutOfRange outside
-  // the window.
+  // the window, kInvalidArgument for a null `global`.
   TenantStatus global_opcode(uint32_t local, uint32_t* global) const;
 
   // Publishes slots with tenant-local opcodes (request.opcode; request.tenant
@@ -196,13 +205,20 @@ class TenantHandle {
   uint64_t drained_count() const noexcept;
   uint64_t max_outstanding_slots() const noexcept;
 
+  // Quotas: a reservation that would pass the quota fails with
+  // k*Backpressure and changes nothing; a release of more than was reserved
+  // fails with kResourceUnderflow and changes nothing. 0 is a no-op.
+  // Buffers hold resident handles too (below), but only free_buffer gives
+  // those back: release_resident_handles covers explicit reservations alone.
   TenantStatus reserve_staging_bytes(uint64_t bytes) const;
   TenantStatus release_staging_bytes(uint64_t bytes) const;
   TenantStatus reserve_resident_handles(uint64_t count) const;
   TenantStatus release_resident_handles(uint64_t count) const;
 
-  // Consumer buffers owned by this tenant (each holds one resident handle):
-  // only this tenant's slots (and tenant-less ones) may name them.
+  // Consumer buffers owned by this tenant (each holds one resident handle
+  // until free_buffer): only this tenant's slots (and tenant-less ones) may
+  // name them. A handle that is not this tenant's live buffer (another
+  // tenant's, freed, or never allocated) is kInvalidArgument.
   TenantStatus alloc_buffer(uint64_t bytes, BufferHandle* handle) const;
   TenantStatus free_buffer(BufferHandle handle) const;
   TenantStatus write_buffer(BufferHandle handle, uint64_t offset, const void* src,

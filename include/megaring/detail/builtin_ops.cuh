@@ -64,8 +64,9 @@ MR_HDI void op_copy(Ctx& ctx, const mr_slot& s, Outcome& out) {
 template <class Ctx>
 MR_HDI void op_reduce_add_u32(Ctx& ctx, const mr_slot& s, Outcome& out) {
   const uint64_t count = s.args[2];
-  if (count > (~0ull) / 4) return out.set_fault(MR_FAULT_OUT_OF_BOUNDS);
-  const uint8_t* p = ctx.resolve(s.args[0], s.args[1], count * 4, 4, 0, out);
+  uint64_t bytes = 0;
+  if (!checked_mul(count, 4, &bytes)) return out.set_fault(MR_FAULT_OUT_OF_BOUNDS);
+  const uint8_t* p = ctx.resolve(s.args[0], s.args[1], bytes, 4, 0, out);
   if (p == nullptr) return;
   const uint32_t* elems = reinterpret_cast<const uint32_t*>(p);
   uint64_t partial = 0;
@@ -116,6 +117,17 @@ MR_HDI bool execute_builtin(Ctx& ctx, const mr_slot& s, Outcome& out) {
     case MR_OP_READ_CLOCK: out.result = now_ns(); return true;  // rank 0's value is used
     default: return false;
   }
+}
+
+// Validates the slot copy's fixed fields, then dispatches: built-ins below
+// MR_OP_SYSTEM_END, the user table above. Never skips a slot silently.
+template <class Handlers, class Ctx>
+MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
+  if ((s.flags & MR_SLOT_FLAGS_RESERVED) != 0 || s.reserved != 0)
+    return out.set_fault(MR_FAULT_RESERVED_FLAGS);
+  const bool handled = s.opcode < MR_OP_SYSTEM_END ? execute_builtin(ctx, s, out)
+                                                   : Handlers::execute(ctx, s, out);
+  if (!handled) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
 }
 
 }  // namespace detail

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 
+#include "megaring/detail/checked.hpp"
 #include "megaring/detail/consumer_core.cuh"
 
 #if defined(__CUDACC__)
@@ -43,8 +44,7 @@ MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, uint64_t ticket, uint3
     out.set_fault(MR_FAULT_BAD_HANDLE);
     return nullptr;
   }
-  // Overflow-safe: offset + bytes <= size.
-  if (offset > entry.bytes || bytes > entry.bytes - offset) {
+  if (!range_within(offset, bytes, entry.bytes)) {
     out.set_fault(MR_FAULT_OUT_OF_BOUNDS);
     return nullptr;
   }

@@ -1,0 +1,448 @@
+// Every public entry point against hostile values: 0, 1, max, max - 1, 2^63,
+// 2^32 +- 1, negative and huge durations, null out-pointers, handles of
+// another runtime or registry, stale and freed handles, double frees, calls
+// after shutdown, after abort and after the runtime is gone. One table; each
+// row states the code it must return (issue 13). A row that crashes fails
+// the whole binary, which is the point: CI runs it under ASan and TSan.
+//
+// Each row gets a fresh World (a CPU runtime, a registry with two tenants
+// and a few buffers), so rows cannot leak state into each other.
+#include <cctype>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <megaring/tenant.hpp>
+
+#include "backend_fixture.hpp"
+
+namespace megaring_test {
+namespace {
+
+using megaring::BufferHandle;
+using megaring::Completion;
+using megaring::Nanoseconds;
+using megaring::PublishOptions;
+using megaring::RegistryConfig;
+using megaring::SlotRequest;
+using megaring::TenantConfig;
+using megaring::TenantErrc;
+using megaring::TenantHandle;
+using megaring::TenantPublishOptions;
+using megaring::TenantRegistry;
+using megaring::TenantStatus;
+using megaring::Ticket;
+using megaring::Timeline;
+namespace ops = megaring::ops;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+constexpr uint64_t k2p63 = 1ull << 63;
+constexpr uint64_t k2p32 = 1ull << 32;
+constexpr Nanoseconds kNegative = Nanoseconds(-1);
+constexpr Nanoseconds kMostNegative = Nanoseconds::min();
+
+// What a call returned: a runtime Result, a tenant code, a tenant kPipeline
+// wrapping a runtime Result, or, for a slot, the fault code it completed with.
+struct Code {
+  enum Kind { kResult, kTenant, kPipeline, kFault } kind = kResult;
+  int value = 0;
+  bool operator==(const Code& o) const { return kind == o.kind && value == o.value; }
+  std::string str() const {
+    switch (kind) {
+      case kResult: return std::string("Result ") + megaring::result_string(Result(value));
+      case kTenant: return std::string("TenantErrc ") + megaring::tenant_errc_string(TenantErrc(value));
+      case kPipeline:
+        return std::string("kPipeline(") + megaring::result_string(Result(value)) + ")";
+      case kFault: return "slot fault " + std::to_string(value);
+    }
+    return "?";
+  }
+};
+Code R(Result r) { return {Code::kResult, static_cast<int>(r)}; }
+Code T(TenantErrc e) { return {Code::kTenant, static_cast<int>(e)}; }
+Code P(Result r) { return {Code::kPipeline, static_cast<int>(r)}; }
+Code F(uint16_t fault) { return {Code::kFault, fault}; }
+const Code kOk = R(Result::kSuccess);
+Code of(const Status& st) { return R(st.code()); }
+Code of(const TenantStatus& st) {
+  if (st.is_ok()) return kOk;
+  if (st.code() == TenantErrc::kPipeline) return P(st.ring_status().code());
+  return T(st.code());
+}
+// A bug in the row itself (a set-up call failed) reads as this.
+const Code kSetupFailed = R(Result::kInternal);
+
+std::ostream& operator<<(std::ostream& os, const Code& c) { return os << c.str(); }
+
+TenantConfig quota_config(const char* label) {
+  TenantConfig c;
+  c.label = label;
+  c.quotas.opcode_cap = 16;
+  c.quotas.max_outstanding_slots = 4;
+  c.quotas.staging_bytes = 1000;
+  c.quotas.resident_handles = 2;
+  return c;
+}
+
+// A running CPU runtime, a registry with tenants a and b, a runtime buffer
+// `buf` (64 bytes), a freed one, and a 64-byte buffer per tenant.
+struct World {
+  std::unique_ptr<Runtime> rt;
+  std::unique_ptr<TenantRegistry> registry;
+  TenantHandle a, b;
+  BufferHandle buf = 0, freed = 0, a_buf = 0, b_buf = 0;
+  uint8_t host[128] = {};
+
+  bool build(const Config& config) {
+    if (!Runtime::create(config, &rt)) return false;
+    if (!TenantRegistry::create(*rt, {}, &registry)) return false;
+    if (!registry->register_tenant(quota_config("a"), &a)) return false;
+    if (!registry->register_tenant(quota_config("b"), &b)) return false;
+    if (!rt->alloc_buffer(64, &buf) || !rt->alloc_buffer(64, &freed) || !rt->free_buffer(freed))
+      return false;
+    return a.alloc_buffer(64, &a_buf).is_ok() && b.alloc_buffer(64, &b_buf).is_ok();
+  }
+  // With a registry attached only its pump reaps: one pass first, so that
+  // the counters cover every completed ticket.
+  megaring::RuntimeStats drained_stats() {
+    if (registry) (void)registry->pump_once();
+    return rt->stats();
+  }
+  // Runs one slot and returns the fault it completed with (F(NONE) for OK),
+  // after checking that the runtime counted exactly that fault.
+  Code slot(const SlotRequest& request) {
+    const megaring::RuntimeStats before = drained_stats();
+    Completion c;
+    Status st = rt->call(request, &c, seconds(30));
+    if (!st) return of(st);
+    Ticket t{c.ticket, false};
+    if (!rt->wait_done(t, seconds(30))) return kSetupFailed;
+    const megaring::RuntimeStats after = drained_stats();
+    if (c.status == MR_STATUS_OK) return after.completed_ok == before.completed_ok + 1 ? F(0) : kSetupFailed;
+    if (c.status != MR_STATUS_FAULT || c.fault == MR_FAULT_NONE || c.fault >= MR_FAULT_CODE_COUNT)
+      return kSetupFailed;
+    if (after.faults_by_code[c.fault] != before.faults_by_code[c.fault] + 1) return kSetupFailed;
+    return F(c.fault);
+  }
+};
+
+SlotRequest with(SlotRequest r, uint32_t flags, uint32_t tenant) {
+  r.flags = flags;
+  r.tenant = tenant;
+  return r;
+}
+
+struct Row {
+  const char* name;
+  std::function<Code(World&)> call;
+  Code expected;
+};
+
+// Runtime::create with one field changed. Success shuts the runtime down.
+Code create_with(const std::function<void(Config&)>& change) {
+  Config c;
+  c.backend = Backend::kCpu;
+  change(c);
+  std::unique_ptr<Runtime> rt;
+  const Status st = Runtime::create(c, &rt);
+  if (st && !rt->shutdown(seconds(30))) return kSetupFailed;
+  return of(st);
+}
+
+Code create_registry_with(World& w, const std::function<void(RegistryConfig&)>& change) {
+  w.registry.reset();  // one registry per runtime
+  RegistryConfig rc;
+  change(rc);
+  std::unique_ptr<TenantRegistry> r;
+  return of(TenantRegistry::create(*w.rt, rc, &r));
+}
+
+Code register_with(World& w, const std::function<void(TenantConfig&)>& change) {
+  TenantConfig c = quota_config("new");
+  change(c);
+  TenantHandle h;
+  return of(w.registry->register_tenant(c, &h));
+}
+
+Code write_at(World& w, BufferHandle h, uint64_t offset, uint64_t bytes) {
+  return of(w.rt->write_buffer(h, offset, w.host, bytes));
+}
+Code read_at(World& w, BufferHandle h, uint64_t offset, uint64_t bytes) {
+  return of(w.rt->read_buffer(h, offset, w.host, bytes));
+}
+
+Ticket kept_nop(World& w) {
+  PublishOptions keep;
+  keep.keep_result = true;
+  Ticket t;
+  (void)w.rt->publish(ops::nop(1), &t, keep);
+  return t;
+}
+
+TenantPublishOptions tenant_timeout(Nanoseconds timeout, bool keep = false) {
+  TenantPublishOptions o;
+  o.timeout = timeout;
+  o.keep_result = keep;
+  return o;
+}
+
+std::vector<Row> rows() {
+  using W = World&;
+  return {
+      // --- Config (Runtime::create) -------------------------------------------
+      {"create: out is null", [](W) { Config c; c.backend = Backend::kCpu; return of(Runtime::create(c, nullptr)); }, R(Result::kInvalidArgument)},
+      {"create: backend 7", [](W) { return create_with([](Config& c) { c.backend = static_cast<Backend>(7); }); }, R(Result::kInvalidArgument)},
+      {"create: backend -1", [](W) { return create_with([](Config& c) { c.backend = static_cast<Backend>(-1); }); }, R(Result::kInvalidArgument)},
+      {"create: device -1", [](W) { return create_with([](Config& c) { c.device = -1; }); }, R(Result::kInvalidArgument)},
+      {"create: ring_capacity 0", [](W) { return create_with([](Config& c) { c.ring_capacity = 0; }); }, R(Result::kInvalidArgument)},
+      {"create: ring_capacity 1", [](W) { return create_with([](Config& c) { c.ring_capacity = 1; }); }, kOk},
+      {"create: ring_capacity 3", [](W) { return create_with([](Config& c) { c.ring_capacity = 3; }); }, R(Result::kInvalidArgument)},
+      {"create: ring_capacity 2^25", [](W) { return create_with([](Config& c) { c.ring_capacity = 1u << 25; }); }, R(Result::kInvalidArgument)},
+      {"create: ring_capacity 2^31", [](W) { return create_with([](Config& c) { c.ring_capacity = 1u << 31; }); }, R(Result::kInvalidArgument)},
+      {"create: ring_capacity max", [](W) { return create_with([](Config& c) { c.ring_capacity = ~0u; }); }, R(Result::kInvalidArgument)},
+      {"create: workers 1", [](W) { return create_with([](Config& c) { c.workers = 1; }); }, kOk},
+      {"create: workers kMaxCpuWorkers + 1", [](W) { return create_with([](Config& c) { c.workers = megaring::kMaxCpuWorkers + 1; }); }, R(Result::kInvalidArgument)},
+      {"create: workers 10000", [](W) { return create_with([](Config& c) { c.workers = 10000; }); }, R(Result::kInvalidArgument)},
+      {"create: workers max", [](W) { return create_with([](Config& c) { c.workers = ~0u; }); }, R(Result::kInvalidArgument)},
+      {"create: max_buffers 0", [](W) { return create_with([](Config& c) { c.max_buffers = 0; }); }, R(Result::kInvalidArgument)},
+      {"create: max_buffers 65535", [](W) { return create_with([](Config& c) { c.max_buffers = 65535; }); }, kOk},
+      {"create: max_buffers 65536", [](W) { return create_with([](Config& c) { c.max_buffers = 65536; }); }, R(Result::kInvalidArgument)},
+      {"create: max_tenants 0", [](W) { return create_with([](Config& c) { c.max_tenants = 0; }); }, R(Result::kInvalidArgument)},
+      {"create: max_tenants 65537", [](W) { return create_with([](Config& c) { c.max_tenants = 65537; }); }, R(Result::kInvalidArgument)},
+      {"create: initial_ticket 2^32 - 1", [](W) { return create_with([](Config& c) { c.initial_ticket = k2p32 - 1; }); }, kOk},
+      {"create: initial_ticket 2^56", [](W) { return create_with([](Config& c) { c.initial_ticket = 1ull << 56; }); }, R(Result::kInvalidArgument)},
+      {"create: initial_ticket max", [](W) { return create_with([](Config& c) { c.initial_ticket = kMax; }); }, R(Result::kInvalidArgument)},
+      {"create: backoff min > max", [](W) { return create_with([](Config& c) { c.poll_backoff_min_ns = 10; c.poll_backoff_max_ns = 9; }); }, R(Result::kInvalidArgument)},
+      {"create: backoff max 2^31", [](W) { return create_with([](Config& c) { c.poll_backoff_max_ns = 1u << 31; }); }, R(Result::kInvalidArgument)},
+      {"create: backoff 0..0", [](W) { return create_with([](Config& c) { c.poll_backoff_min_ns = 0; c.poll_backoff_max_ns = 0; }); }, kOk},
+      {"create: timeline_capacity 3", [](W) { return create_with([](Config& c) { c.timeline_capacity = 3; }); }, R(Result::kInvalidArgument)},
+      {"create: timeline_capacity 2^25", [](W) { return create_with([](Config& c) { c.timeline_capacity = 1u << 25; }); }, R(Result::kInvalidArgument)},
+      {"create: timeline_capacity max", [](W) { return create_with([](Config& c) { c.timeline_capacity = ~0u; }); }, R(Result::kInvalidArgument)},
+      {"create: abort_timeout -1 ns", [](W) { return create_with([](Config& c) { c.abort_timeout = kNegative; }); }, R(Result::kInvalidArgument)},
+      {"create: abort_timeout 0", [](W) { return create_with([](Config& c) { c.abort_timeout = Nanoseconds(0); }); }, kOk},
+
+      // --- publish, wait, release, call ----------------------------------------
+      {"publish: ticket is null", [](W w) { return of(w.rt->publish(ops::nop(), nullptr)); }, R(Result::kInvalidArgument)},
+      {"publish_batch: requests null", [](W w) { Ticket t; return of(w.rt->publish_batch(nullptr, 1, &t)); }, R(Result::kInvalidArgument)},
+      {"publish_batch: count 0", [](W w) { SlotRequest r = ops::nop(); Ticket t; return of(w.rt->publish_batch(&r, 0, &t)); }, R(Result::kInvalidArgument)},
+      {"publish_batch: count capacity + 1", [](W w) {
+         std::vector<SlotRequest> r(w.rt->capacity() + 1, ops::nop());
+         Ticket t;
+         return of(w.rt->publish_batch(r.data(), w.rt->capacity() + 1, &t)); }, R(Result::kInvalidArgument)},
+      {"publish_batch: count max", [](W w) { SlotRequest r = ops::nop(); Ticket t; return of(w.rt->publish_batch(&r, ~0u, &t)); }, R(Result::kInvalidArgument)},
+      {"publish: timeout -1 ns", [](W w) { PublishOptions o; o.timeout = kNegative; Ticket t; return of(w.rt->publish(ops::nop(), &t, o)); }, R(Result::kInvalidArgument)},
+      {"publish: timeout min", [](W w) { PublishOptions o; o.timeout = kMostNegative; Ticket t; return of(w.rt->publish(ops::nop(), &t, o)); }, R(Result::kInvalidArgument)},
+      {"publish: timeout 0", [](W w) { PublishOptions o; o.timeout = Nanoseconds(0); Ticket t; return of(w.rt->publish(ops::nop(), &t, o)); }, kOk},
+      {"publish: timeout kForever", [](W w) { PublishOptions o; o.timeout = megaring::kForever; Ticket t; return of(w.rt->publish(ops::nop(), &t, o)); }, kOk},
+      {"publish: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); Ticket t; return of(w.rt->publish(ops::nop(), &t)); }, R(Result::kShutdown)},
+      {"publish: after abort", [](W w) { (void)w.rt->abort(); Ticket t; return of(w.rt->publish(ops::nop(), &t)); }, R(Result::kAborted)},
+      {"wait: completion null", [](W w) { return of(w.rt->wait(kept_nop(w), nullptr)); }, R(Result::kInvalidArgument)},
+      {"wait: never published (max)", [](W w) { Completion c; return of(w.rt->wait(Ticket{kMax, true}, &c)); }, R(Result::kInvalidArgument)},
+      {"wait: never published (2^63)", [](W w) { Completion c; return of(w.rt->wait(Ticket{k2p63, true}, &c)); }, R(Result::kInvalidArgument)},
+      {"wait: not kept", [](W w) { Ticket t; (void)w.rt->publish(ops::nop(), &t); Completion c; return of(w.rt->wait(t, &c)); }, R(Result::kInvalidArgument)},
+      {"wait: timeout -1 ns", [](W w) { Completion c; return of(w.rt->wait(kept_nop(w), &c, kNegative)); }, R(Result::kInvalidArgument)},
+      {"wait: twice", [](W w) { Ticket t = kept_nop(w); Completion c; if (!w.rt->wait(t, &c, seconds(30))) return kSetupFailed; return of(w.rt->wait(t, &c)); }, R(Result::kInvalidArgument)},
+      {"wait: after abort, for a kept ticket", [](W w) { Ticket t = kept_nop(w); (void)w.rt->abort(); Completion c; return of(w.rt->wait(t, &c, seconds(30))); }, kOk},
+      {"wait_done: never published (max)", [](W w) { return of(w.rt->wait_done(Ticket{kMax, false})); }, R(Result::kInvalidArgument)},
+      {"wait_done: timeout -1 ns", [](W w) { return of(w.rt->wait_done(kept_nop(w), kNegative)); }, R(Result::kInvalidArgument)},
+      {"wait_done: timeout 0, done", [](W w) { Ticket t = kept_nop(w); if (!w.rt->wait_done(t, seconds(30))) return kSetupFailed; return of(w.rt->wait_done(t, Nanoseconds(0))); }, kOk},
+      {"wait_done: after abort, a slot cut short", [](W w) {
+         Ticket t; if (!w.rt->publish(ops::delay_ns(MR_DELAY_MAX_NS), &t)) return kSetupFailed;
+         (void)w.rt->abort(); return of(w.rt->wait_done(t, seconds(30))); }, R(Result::kAborted)},
+      {"wait_done: after shutdown", [](W w) { Ticket t = kept_nop(w); w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->wait_done(t)); }, kOk},
+      {"release: not kept", [](W w) { Ticket t; (void)w.rt->publish(ops::nop(), &t); return of(w.rt->release(t)); }, R(Result::kInvalidArgument)},
+      {"release: twice", [](W w) { Ticket t = kept_nop(w); (void)w.rt->release(t); return of(w.rt->release(t)); }, R(Result::kInvalidArgument)},
+      {"release: never published", [](W w) { return of(w.rt->release(Ticket{kMax, true})); }, R(Result::kInvalidArgument)},
+      {"call: completion null", [](W w) { return of(w.rt->call(ops::nop(), nullptr)); }, R(Result::kInvalidArgument)},
+      {"call: timeout -1 ns", [](W w) { Completion c; return of(w.rt->call(ops::nop(), &c, kNegative)); }, R(Result::kInvalidArgument)},
+      {"consumer_counters: out null", [](W w) { return of(w.rt->consumer_counters(nullptr)); }, R(Result::kInvalidArgument)},
+      {"shutdown: timeout -1 ns", [](W w) { return of(w.rt->shutdown(kNegative)); }, R(Result::kInvalidArgument)},
+      {"shutdown: twice", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->shutdown()); }, kOk},
+      {"abort: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->abort()); }, kOk},
+      {"shutdown: after abort", [](W w) { (void)w.rt->abort(); return of(w.rt->shutdown()); }, kOk},
+
+      // --- Buffers (host side) -------------------------------------------------
+      {"alloc_buffer: handle null", [](W w) { return of(w.rt->alloc_buffer(64, nullptr)); }, R(Result::kInvalidArgument)},
+      {"alloc_buffer: 0 bytes", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(0, &h)); }, kOk},
+      {"alloc_buffer: 1 byte", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(1, &h)); }, kOk},
+      {"alloc_buffer: 2^64 - 1", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(kMax, &h)); }, R(Result::kInvalidArgument)},
+      {"alloc_buffer: 2^64 - 63", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(kMax - 62, &h)); }, R(Result::kInvalidArgument)},
+      {"alloc_buffer: 2^63", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(k2p63, &h)); }, R(Result::kInvalidArgument)},
+      {"alloc_buffer: kMaxBufferBytes + 1", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(megaring::kMaxBufferBytes + 1, &h)); }, R(Result::kInvalidArgument)},
+      {"alloc_buffer: kMaxBufferBytes", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(megaring::kMaxBufferBytes, &h)); }, R(Result::kOutOfMemory)},
+      {"alloc_buffer: table full", [](W) {
+         Config c; c.backend = Backend::kCpu; c.max_buffers = 1;
+         std::unique_ptr<Runtime> rt; if (!Runtime::create(c, &rt)) return kSetupFailed;
+         BufferHandle h; if (!rt->alloc_buffer(8, &h)) return kSetupFailed;
+         return of(rt->alloc_buffer(8, &h)); }, R(Result::kOutOfMemory)},
+      {"alloc_buffer: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); BufferHandle h; return of(w.rt->alloc_buffer(8, &h)); }, R(Result::kShutdown)},
+      {"alloc_buffer: after abort", [](W w) { (void)w.rt->abort(); BufferHandle h; return of(w.rt->alloc_buffer(8, &h)); }, R(Result::kAborted)},
+      {"free_buffer: handle 0", [](W w) { return of(w.rt->free_buffer(0)); }, R(Result::kInvalidArgument)},
+      {"free_buffer: handle max", [](W w) { return of(w.rt->free_buffer(~0u)); }, R(Result::kInvalidArgument)},
+      {"free_buffer: freed (double free)", [](W w) { return of(w.rt->free_buffer(w.freed)); }, R(Result::kInvalidArgument)},
+      {"free_buffer: stale generation", [](W w) { return of(w.rt->free_buffer(w.buf + (1u << MR_BUFFER_INDEX_BITS))); }, R(Result::kInvalidArgument)},
+      {"free_buffer: another runtime's handle", [](W w) {
+         World other; Config c; c.backend = Backend::kCpu; if (!other.build(c)) return kSetupFailed;
+         return of(w.rt->free_buffer(other.buf)); }, R(Result::kInvalidArgument)},
+      {"free_buffer: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->free_buffer(w.buf)); }, kOk},
+      {"write_buffer: src null, 1 byte", [](W w) { return of(w.rt->write_buffer(w.buf, 0, nullptr, 1)); }, R(Result::kInvalidArgument)},
+      {"write_buffer: src null, 0 bytes", [](W w) { return of(w.rt->write_buffer(w.buf, 0, nullptr, 0)); }, kOk},
+      {"write_buffer: whole buffer", [](W w) { return write_at(w, w.buf, 0, 64); }, kOk},
+      {"write_buffer: empty at the end", [](W w) { return write_at(w, w.buf, 64, 0); }, kOk},
+      {"write_buffer: empty past the end", [](W w) { return write_at(w, w.buf, 65, 0); }, R(Result::kInvalidArgument)},
+      {"write_buffer: one byte too many", [](W w) { return write_at(w, w.buf, 0, 65); }, R(Result::kInvalidArgument)},
+      {"write_buffer: offset max, 2 bytes (wraps)", [](W w) { return write_at(w, w.buf, kMax, 2); }, R(Result::kInvalidArgument)},
+      {"write_buffer: offset 1, bytes max (wraps)", [](W w) { return write_at(w, w.buf, 1, kMax); }, R(Result::kInvalidArgument)},
+      {"write_buffer: 2^63 + 2^63", [](W w) { return write_at(w, w.buf, k2p63, k2p63); }, R(Result::kInvalidArgument)},
+      {"write_buffer: offset 2^32 + 1", [](W w) { return write_at(w, w.buf, k2p32 + 1, 1); }, R(Result::kInvalidArgument)},
+      {"write_buffer: freed handle", [](W w) { return write_at(w, w.freed, 0, 1); }, R(Result::kInvalidArgument)},
+      {"write_buffer: after shutdown (results stay readable)", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return write_at(w, w.buf, 0, 8); }, kOk},
+      {"read_buffer: dst null, 1 byte", [](W w) { return of(w.rt->read_buffer(w.buf, 0, nullptr, 1)); }, R(Result::kInvalidArgument)},
+      {"read_buffer: offset 2^64 - 64, 64 bytes", [](W w) { return read_at(w, w.buf, kMax - 63, 64); }, R(Result::kInvalidArgument)},
+      {"read_buffer: handle 0", [](W w) { return read_at(w, 0, 0, 1); }, R(Result::kInvalidArgument)},
+
+      // --- Slots with hostile arguments: FAULT completions, counted -------------
+      {"slot: atomic_add at offset 2^64 - 8", [](W w) { return w.slot(ops::atomic_add(w.buf, kMax - 7, 1)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: atomic_add at offset 4096", [](W w) { return w.slot(ops::atomic_add(w.buf, 4096, 1)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: atomic_add misaligned", [](W w) { return w.slot(ops::atomic_add(w.buf, 4, 1)); }, F(MR_FAULT_MISALIGNED)},
+      {"slot: fill 2^64 - 1 bytes at 1", [](W w) { return w.slot(ops::fill(w.buf, 1, kMax, 0)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: fill byte value 256", [](W w) { SlotRequest r = ops::fill(w.buf, 0, 1, 0); r.args[3] = 256; return w.slot(r); }, F(MR_FAULT_BAD_ARGUMENT)},
+      {"slot: store_u32 value 2^32", [](W w) { SlotRequest r = ops::store_u32(w.buf, 0, 0); r.args[2] = k2p32; return w.slot(r); }, F(MR_FAULT_BAD_ARGUMENT)},
+      {"slot: copy overlapping", [](W w) { return w.slot(ops::copy(w.buf, 0, w.buf, 8, 16)); }, F(MR_FAULT_BAD_ARGUMENT)},
+      {"slot: copy 2^63 bytes", [](W w) { return w.slot(ops::copy(w.buf, 0, w.a_buf, 0, k2p63)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: reduce 2^62 elements (bytes wrap)", [](W w) { return w.slot(ops::reduce_add_u32(w.buf, 0, 1ull << 62)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: reduce 2^64 - 1 elements", [](W w) { return w.slot(ops::reduce_add_u32(w.buf, 0, kMax)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: delay over MR_DELAY_MAX_NS", [](W w) { return w.slot(ops::delay_ns(MR_DELAY_MAX_NS + 1)); }, F(MR_FAULT_BAD_ARGUMENT)},
+      {"slot: freed handle", [](W w) { return w.slot(ops::atomic_add(w.freed, 0, 1)); }, F(MR_FAULT_BAD_HANDLE)},
+      {"slot: handle 2^32 + buf", [](W w) { SlotRequest r = ops::atomic_add(w.buf, 0, 1); r.args[0] += k2p32; return w.slot(r); }, F(MR_FAULT_BAD_HANDLE)},
+      {"slot: handle index past the table", [](W w) { return w.slot(ops::atomic_add(0xFFFF, 0, 1)); }, F(MR_FAULT_BAD_HANDLE)},
+      {"slot: unknown opcode 255", [](W w) { SlotRequest r; r.opcode = 255; return w.slot(r); }, F(MR_FAULT_UNKNOWN_OPCODE)},
+      {"slot: opcode 0", [](W w) { SlotRequest r; r.opcode = 0; return w.slot(r); }, F(MR_FAULT_UNKNOWN_OPCODE)},
+      {"slot: reserved flags", [](W w) { return w.slot(with(ops::nop(), ~0u, 0)); }, F(MR_FAULT_RESERVED_FLAGS)},
+      {"slot: tenant-less opcode in the tenant range", [](W w) { SlotRequest r; r.opcode = MR_OP_TENANT_BASE; return w.slot(r); }, F(MR_FAULT_OUT_OF_WINDOW)},
+      {"slot: tenant id max", [](W w) { return w.slot(with(ops::nop(), 0, ~0u)); }, F(MR_FAULT_BAD_TENANT)},
+      {"slot: tenant id of a live tenant, stale generation", [](W w) { return w.slot(with(ops::nop(), 0, w.a.id() + (1u << MR_TENANT_INDEX_BITS))); }, F(MR_FAULT_BAD_TENANT)},
+
+      // --- Timeline and trace writing -------------------------------------------
+      {"timeline: mode off", [](W w) { Timeline t; return of(w.rt->timeline(&t)); }, R(Result::kInvalidArgument)},
+      {"timeline: out null (mode on)", [](W) {
+         Config c; c.backend = Backend::kCpu; c.timeline_capacity = 2048;
+         std::unique_ptr<Runtime> rt; if (!Runtime::create(c, &rt)) return kSetupFailed;
+         return of(rt->timeline(nullptr)); }, R(Result::kInvalidArgument)},
+      {"write_timeline_trace: empty path", [](W) {
+         Config c; c.backend = Backend::kCpu; c.timeline_capacity = 2048;
+         std::unique_ptr<Runtime> rt; if (!Runtime::create(c, &rt)) return kSetupFailed;
+         return of(rt->write_timeline_trace("")); }, R(Result::kInvalidArgument)},
+      {"write_timeline_trace: a full device", [](W) {
+         Config c; c.backend = Backend::kCpu; c.timeline_capacity = 2048;
+         std::unique_ptr<Runtime> rt; if (!Runtime::create(c, &rt)) return kSetupFailed;
+         return of(rt->write_timeline_trace("/dev/full")); }, R(Result::kIoError)},
+
+      // --- Registry and tenants ---------------------------------------------------
+      {"registry create: out null", [](W w) { w.registry.reset(); return of(TenantRegistry::create(*w.rt, {}, nullptr)); }, R(Result::kInvalidArgument)},
+      {"registry create: a second one", [](W w) { std::unique_ptr<TenantRegistry> r; return of(TenantRegistry::create(*w.rt, {}, &r)); }, R(Result::kInvalidArgument)},
+      {"registry create: max_tenants past the table", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.max_tenants = 1u << 20; }); }, R(Result::kInvalidArgument)},
+      {"registry create: opcode_begin below the tenant range", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.opcode_begin = 0; }); }, R(Result::kInvalidArgument)},
+      {"registry create: empty opcode range", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.opcode_end = c.opcode_begin; }); }, R(Result::kInvalidArgument)},
+      {"registry create: close_timeout -1 ns", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.close_timeout = kNegative; }); }, R(Result::kInvalidArgument)},
+      {"registry create: pump_idle_sleep_max min", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.pump_idle_sleep_max = kMostNegative; }); }, R(Result::kInvalidArgument)},
+      {"register: out null", [](W w) { return of(w.registry->register_tenant(quota_config("x"), nullptr)); }, T(TenantErrc::kInvalidArgument)},
+      {"register: opcode_cap 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.opcode_cap = 0; }); }, T(TenantErrc::kInvalidArgument)},
+      {"register: opcode_cap max", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.opcode_cap = ~0u; }); }, T(TenantErrc::kRegistryFull)},
+      {"register: max_outstanding_slots 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.max_outstanding_slots = 0; }); }, T(TenantErrc::kInvalidArgument)},
+      {"register: quotas max", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.max_outstanding_slots = kMax; c.quotas.staging_bytes = kMax; c.quotas.resident_handles = kMax; }); }, kOk},
+      {"register: after the runtime shut down", [](W w) { (void)w.rt->shutdown(); return register_with(w, [](TenantConfig&) {}); }, kOk},
+      {"unregister: empty handle", [](W w) { return of(w.registry->unregister_tenant(TenantHandle())); }, T(TenantErrc::kInvalidArgument)},
+      {"unregister: twice", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.registry->unregister_tenant(w.a)); }, T(TenantErrc::kRevoked)},
+      {"unregister: another registry's tenant", [](W w) {
+         World other; Config c; c.backend = Backend::kCpu; if (!other.build(c)) return kSetupFailed;
+         return of(w.registry->unregister_tenant(other.a)); }, T(TenantErrc::kInvalidArgument)},
+      {"global_opcode: out null", [](W w) { return of(w.a.global_opcode(1, nullptr)); }, T(TenantErrc::kInvalidArgument)},
+      {"global_opcode: cap", [](W w) { uint32_t g; return of(w.a.global_opcode(16, &g)); }, T(TenantErrc::kOpcodeOutOfRange)},
+      {"global_opcode: max", [](W w) { uint32_t g; return of(w.a.global_opcode(~0u, &g)); }, T(TenantErrc::kOpcodeOutOfRange)},
+      {"tenant publish: 6 arguments", [](W w) { Ticket t; return of(w.a.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &t)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish: ticket null", [](W w) { return of(w.a.publish_slot(ops::nop(), nullptr)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish_batch: count 0", [](W w) { SlotRequest r = ops::nop(); Ticket t; return of(w.a.publish_batch(&r, 0, &t)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish_batch: past max_outstanding", [](W w) { std::vector<SlotRequest> r(5, ops::nop()); Ticket t; return of(w.a.publish_batch(r.data(), 5, &t)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish: names another tenant", [](W w) { Ticket t; return of(w.a.publish_slot(with(ops::nop(), 0, w.b.id()), &t)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish: local opcode max", [](W w) { SlotRequest r; r.opcode = ~0u; Ticket t; return of(w.a.publish_slot(r, &t)); }, T(TenantErrc::kOpcodeOutOfRange)},
+      {"tenant publish: timeout -1 ns", [](W w) { Ticket t; return of(w.a.publish_slot(ops::nop(), &t, tenant_timeout(kNegative))); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish: timeout kForever", [](W w) { Ticket t; return of(w.a.publish_slot(ops::nop(), &t, tenant_timeout(megaring::kForever))); }, kOk},
+      {"tenant publish: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, T(TenantErrc::kRevoked)},
+      {"tenant publish: after the registry is gone", [](W w) { w.registry.reset(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, T(TenantErrc::kRevoked)},
+      {"tenant publish: after the runtime shut down", [](W w) { (void)w.rt->shutdown(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, P(Result::kShutdown)},
+      {"tenant publish: after the runtime is gone", [](W w) { w.rt.reset(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, T(TenantErrc::kRevoked)},
+      {"tenant wait: completion null", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); return of(w.a.wait(t, nullptr)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant wait: timeout -1 ns", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); Completion c; return of(w.a.wait(t, &c, kNegative)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant wait: another tenant's ticket", [](W w) { Ticket t; (void)w.b.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); Completion c; return of(w.a.wait(t, &c)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant wait: not kept", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t); Completion c; return of(w.a.wait(t, &c)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant wait: after the runtime is gone", [](W w) { Ticket t; (void)w.a.publish_slot(ops::delay_ns(MR_DELAY_MAX_NS), &t, tenant_timeout(seconds(30), true)); w.rt.reset(); Completion c; return of(w.a.wait(t, &c, seconds(1))); }, T(TenantErrc::kRevoked)},
+      {"tenant release: unknown ticket", [](W w) { return of(w.a.release(Ticket{kMax, true})); }, T(TenantErrc::kInvalidArgument)},
+      {"reserve_staging_bytes: 0", [](W w) { return of(w.a.reserve_staging_bytes(0)); }, kOk},
+      {"reserve_staging_bytes: the whole quota", [](W w) { return of(w.a.reserve_staging_bytes(1000)); }, kOk},
+      {"reserve_staging_bytes: quota + 1", [](W w) { return of(w.a.reserve_staging_bytes(1001)); }, T(TenantErrc::kStagingBackpressure)},
+      {"reserve_staging_bytes: 2^64 - 1 after 1", [](W w) { (void)w.a.reserve_staging_bytes(1); return of(w.a.reserve_staging_bytes(kMax)); }, T(TenantErrc::kStagingBackpressure)},
+      {"release_staging_bytes: nothing reserved", [](W w) { return of(w.a.release_staging_bytes(1)); }, T(TenantErrc::kResourceUnderflow)},
+      {"release_staging_bytes: 2^64 - 1", [](W w) { (void)w.a.reserve_staging_bytes(10); return of(w.a.release_staging_bytes(kMax)); }, T(TenantErrc::kResourceUnderflow)},
+      {"reserve_resident_handles: 2^63", [](W w) { return of(w.a.reserve_resident_handles(k2p63)); }, T(TenantErrc::kResidentBackpressure)},
+      {"release_resident_handles: a buffer's handle", [](W w) { return of(w.a.release_resident_handles(1)); }, T(TenantErrc::kResourceUnderflow)},
+      {"release_resident_handles: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.a.release_resident_handles(1)); }, T(TenantErrc::kRevoked)},
+      {"tenant alloc_buffer: handle null", [](W w) { return of(w.a.alloc_buffer(8, nullptr)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant alloc_buffer: 2^64 - 1, quota unchanged", [](W w) {
+         BufferHandle h; const Code c = of(w.a.alloc_buffer(kMax, &h));
+         return w.a.quota_counters().resident_handles_in_use == 1 ? c : kSetupFailed; }, P(Result::kInvalidArgument)},
+      {"tenant alloc_buffer: past the quota", [](W w) { BufferHandle h; (void)w.a.alloc_buffer(8, &h); return of(w.a.alloc_buffer(8, &h)); }, T(TenantErrc::kResidentBackpressure)},
+      {"tenant free_buffer: another tenant's", [](W w) { return of(w.a.free_buffer(w.b_buf)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant free_buffer: the runtime's", [](W w) { return of(w.a.free_buffer(w.buf)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant free_buffer: twice", [](W w) { (void)w.a.free_buffer(w.a_buf); return of(w.a.free_buffer(w.a_buf)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant free_buffer: handle 0", [](W w) { return of(w.a.free_buffer(0)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant write_buffer: another tenant's", [](W w) { return of(w.a.write_buffer(w.b_buf, 0, w.host, 1)); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant write_buffer: offset max, 2 bytes", [](W w) { return of(w.a.write_buffer(w.a_buf, kMax, w.host, 2)); }, P(Result::kInvalidArgument)},
+      {"tenant read_buffer: bytes 2^64 - 1", [](W w) { return of(w.a.read_buffer(w.a_buf, 1, w.host, kMax)); }, P(Result::kInvalidArgument)},
+      {"tenant slot: another tenant's buffer", [](W w) {
+         uint32_t op; if (!w.a.global_opcode(MR_OP_ATOMIC_ADD, &op)) return kSetupFailed;
+         SlotRequest r = ops::atomic_add(w.b_buf, 0, 1); r.opcode = op;
+         return w.slot(with(r, 0, w.a.id())); }, F(MR_FAULT_BAD_HANDLE)},
+      {"note_drained: 0", [](W w) { return of(w.a.note_drained(0)); }, kOk},
+      {"note_drained: 2^64 - 1", [](W w) { return of(w.a.note_drained(kMax)); }, T(TenantErrc::kResourceUnderflow)},
+      {"quiesce: timeout -1 ns", [](W w) { return of(w.a.quiesce(kNegative)); }, T(TenantErrc::kInvalidArgument)},
+      {"quiesce: timeout 0, nothing outstanding", [](W w) { return of(w.a.quiesce(Nanoseconds(0))); }, kOk},
+      {"empty handle: publish", [](W) { Ticket t; return of(TenantHandle().publish_slot(ops::nop(), &t)); }, T(TenantErrc::kInvalidArgument)},
+      {"empty handle: reserve", [](W) { return of(TenantHandle().reserve_staging_bytes(1)); }, T(TenantErrc::kInvalidArgument)},
+      {"empty handle: note_drained", [](W) { return of(TenantHandle().note_drained(1)); }, T(TenantErrc::kInvalidArgument)},
+  };
+}
+
+class HostileInputTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(HostileInputTest, ReturnsItsCode) {
+  static const std::vector<Row> table = rows();
+  const Row& row = table.at(GetParam());
+  Watchdog watchdog(row.name, Watchdog::default_limit());
+  World world;
+  Config config;
+  config.backend = Backend::kCpu;
+  ASSERT_TRUE(world.build(config)) << "world set-up failed";
+  const Code got = row.call(world);
+  EXPECT_EQ(got, row.expected) << row.name;
+  // Whatever the row did, the world tears down cleanly: registry, then runtime.
+}
+
+std::string row_name(const ::testing::TestParamInfo<size_t>& info) {
+  static const std::vector<Row> table = rows();
+  std::string name = std::to_string(info.param) + "_";
+  for (const char* p = table.at(info.param).name; *p != '\0'; ++p)
+    name += (std::isalnum(static_cast<unsigned char>(*p)) != 0) ? *p : '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Matrix, HostileInputTest, ::testing::Range<size_t>(0, rows().size()),
+                         row_name);
+
+}  // namespace
+}  // namespace megaring_test
