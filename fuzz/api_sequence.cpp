@@ -1,0 +1,537 @@
+// See api_sequence.hpp. The pump is manual, so tenants' drained counts move
+// only inside calls that pump (pump_once, tenant wait and quiesce); consumer
+// threads still complete slots concurrently, which the checks allow for.
+#include "api_sequence.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <megaring/tenant.hpp>
+
+namespace megaring::fuzz {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uint64_t kMax = ~0ull;
+constexpr size_t kTenants = 3;
+constexpr uint64_t kScratchBytes = 4096;  // the largest buffer the driver allocates
+
+// Reads the input; past its end every read is 0.
+class Bytes {
+ public:
+  Bytes(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  bool done() const { return pos_ >= size_; }
+  uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
+  uint64_t raw64() {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | u8();
+    return v;
+  }
+  // Sizes, offsets and counts: mostly small, often at an edge.
+  uint64_t hostile() {
+    switch (u8() % 12) {
+      case 0: return 0;
+      case 1: return 1;
+      case 2: return kMax;
+      case 3: return kMax - 1;
+      case 4: return 1ull << 63;
+      case 5: return (1ull << 32) - 1;
+      case 6: return (1ull << 32) + 1;
+      case 7: return raw64();
+      default: return u8() % 70;  // around a 64-byte buffer
+    }
+  }
+  // Buffer sizes: small, or at or past kMaxBufferBytes, which fails at once
+  // (never a large allocation that would succeed and take the machine).
+  uint64_t buffer_size() {
+    switch (u8() % 8) {
+      case 0: return kMaxBufferBytes;
+      case 1: return kMaxBufferBytes + 1;
+      case 2: return kMax;
+      case 3: return 1ull << 63;
+      default: return u8() % (kScratchBytes / 64) * 64 + (u8() % 2);  // < kScratchBytes
+    }
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+};
+
+// What the model knows of one tenant.
+struct TenantModel {
+  TenantHandle handle;
+  TenantQuotas quotas;
+  bool live = false;     // registered and not revoked
+  uint64_t staging = 0;  // reserved staging bytes
+  uint64_t reserved = 0; // explicitly reserved resident handles
+  std::map<BufferHandle, uint64_t> buffers;  // live buffers and their sizes
+  std::vector<BufferHandle> freed;           // handles it freed (stale now)
+  std::vector<Ticket> kept;                  // kept tickets not yet waited or released
+  std::set<uint64_t> published;              // every ticket it published
+};
+
+enum class Life { kRunning, kShutDown, kAborted };
+
+class Driver {
+ public:
+  explicit Driver(Bytes in) : in_(in) {}
+  // The registry first: closing it delivers completions to callbacks that
+  // use members declared after it.
+  ~Driver() {
+    registry_.reset();
+    rt_.reset();
+  }
+
+  std::string run() {
+    Config config;
+    config.backend = Backend::kCpu;
+    config.ring_capacity = 1u << (2 + in_.u8() % 4);  // 4 .. 32: back-pressure is common
+    config.workers = 1 + in_.u8() % 2;
+    config.max_buffers = 6;
+    config.max_tenants = kTenants + 1;
+    if (!Runtime::create(config, &rt_)) return "runtime create failed";
+    RegistryConfig rc;
+    rc.pump = PumpMode::kManual;
+    rc.close_timeout = seconds(30);
+    if (!TenantRegistry::create(*rt_, rc, &registry_)) return "registry create failed";
+    for (TenantModel& t : tenants_) register_tenant(t);  // most calls need a tenant
+    for (step_ = 0; !in_.done() && failure_.empty() && step_ < 400; ++step_) {
+      one_step();
+      if (failure_.empty()) check_invariants();
+    }
+    if (failure_.empty()) finish();
+    return failure_;
+  }
+
+ private:
+  // --- checks ----------------------------------------------------------------
+  void fail(const std::string& what) {
+    if (!failure_.empty()) return;
+    std::ostringstream s;
+    s << "step " << step_ << " (" << call_ << "): " << what;
+    failure_ = s.str();
+  }
+  void expect(const TenantStatus& st, std::initializer_list<TenantErrc> allowed) {
+    for (TenantErrc e : allowed)
+      if (st.code() == e) return;
+    fail("unexpected " + st.to_string());
+  }
+  void expect_pipeline(const TenantStatus& st, std::initializer_list<Result> allowed) {
+    if (st.code() == TenantErrc::kPipeline)
+      for (Result r : allowed)
+        if (st.ring_status().code() == r) return;
+    fail("unexpected " + st.to_string());
+  }
+  bool registry_open() const { return registry_ != nullptr && rt_ != nullptr; }
+
+  // --- the calls ---------------------------------------------------------------
+  void one_step() {
+    const uint8_t op = in_.u8();
+    TenantModel& t = tenants_[in_.u8() % kTenants];
+    // Weighted so that random bytes publish a lot and end the world rarely.
+    switch (op % 20) {
+      case 0: return register_tenant(t);
+      case 1: return (in_.u8() % 8 == 0) ? unregister(t) : register_tenant(t);
+      case 2:
+      case 3:
+      case 4:
+      case 5: return publish(t);
+      case 6: return plain_publish();
+      case 7: call_ = "pump_once"; if (registry_) (void)registry_->pump_once(); return;
+      case 8: return wait_kept(t, /*release=*/false);
+      case 9: return wait_kept(t, /*release=*/true);
+      case 10: return staging(t, (in_.u8() & 1) != 0);
+      case 11:
+      case 12: return resident(t, (in_.u8() & 1) != 0);
+      case 13: return alloc_buffer(t);
+      case 14: return free_buffer(t);
+      case 15: return copy_buffer(t);
+      case 16: return note_and_quiesce(t);
+      case 17: return lifecycle();
+      default: return global_opcode(t);
+    }
+  }
+
+  void register_tenant(TenantModel& t) {
+    call_ = "register_tenant";
+    if (t.handle.valid() || registry_ == nullptr) return;
+    TenantConfig c;
+    c.quotas.opcode_cap = (in_.u8() % 8 == 0) ? 1 + in_.u8() % 4 : 4 + in_.u8() % 16;
+    c.quotas.max_outstanding_slots = 1 + in_.u8() % 8;
+    c.quotas.staging_bytes = in_.hostile();
+    c.quotas.resident_handles = in_.u8() % 4;
+    c.on_completion = [this, slot = &t - tenants_](const Completion& done) {
+      std::lock_guard<std::mutex> lock(delivered_mutex_);
+      ++delivered_[slot][done.ticket];
+    };
+    TenantHandle h;
+    const TenantStatus st = registry_->register_tenant(c, &h);
+    if (rt_ == nullptr) return expect(st, {TenantErrc::kRevoked});
+    expect(st, {TenantErrc::kSuccess, TenantErrc::kRegistryFull});
+    if (!st) return;
+    t = TenantModel{};
+    t.handle = h;
+    t.quotas = c.quotas;
+    t.live = true;
+  }
+
+  void revoke_in_model(TenantModel& t) {
+    t.live = false;
+    t.staging = 0;
+    t.reserved = 0;
+    for (const auto& b : t.buffers) t.freed.push_back(b.first);
+    t.buffers.clear();
+  }
+
+  void unregister(TenantModel& t) {
+    call_ = "unregister_tenant";
+    if (!t.handle.valid() || registry_ == nullptr) return;
+    const TenantStatus st = registry_->unregister_tenant(t.handle);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    // kPipeline: the runtime stopped, so the consumer's table could not be
+    // told; the host side revoked it all the same.
+    if (st.code() != TenantErrc::kSuccess && life_ == Life::kRunning) fail("unexpected " + st.to_string());
+    revoke_in_model(t);
+  }
+
+  void publish(TenantModel& t) {
+    call_ = "tenant publish_batch";
+    if (!t.handle.valid()) return;
+    // Mostly within the tenant's quota; now and then past it.
+    const uint64_t fits = std::min<uint64_t>(4, t.quotas.max_outstanding_slots);
+    const uint32_t count = static_cast<uint32_t>(in_.u8() % 8 == 0 ? 1 + in_.u8() % 9 : 1 + in_.u8() % fits);
+    const bool keep = (in_.u8() & 1) != 0;
+    std::vector<SlotRequest> requests(count);
+    bool in_window = true;
+    for (SlotRequest& r : requests) {
+      switch (in_.u8() % 16) {
+        default: r = ops::nop(in_.u8()); break;
+        case 4:
+        case 5: {  // on one of its buffers, a freed one, or any handle
+          BufferHandle h = static_cast<BufferHandle>(in_.raw64());
+          if (!t.buffers.empty() && (in_.u8() & 1)) h = t.buffers.begin()->first;
+          r = ops::atomic_add(h, in_.hostile(), 1);
+          break;
+        }
+        case 6: r = ops::fill(t.buffers.empty() ? 0 : t.buffers.begin()->first, in_.hostile(), in_.hostile(), 7); break;
+        case 7: r.opcode = in_.u8(); break;  // unknown or out of the window
+      }
+      if (r.opcode >= t.quotas.opcode_cap) in_window = false;
+    }
+    const uint64_t outstanding = t.handle.published_count() - t.handle.drained_count();
+    TenantPublishOptions options;
+    options.keep_result = keep;
+    Ticket first;
+    const TenantStatus st = t.handle.publish_batch(requests.data(), count, &first, options);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    if (count > t.quotas.max_outstanding_slots) return expect(st, {TenantErrc::kInvalidArgument});
+    if (!in_window) return expect(st, {TenantErrc::kOpcodeOutOfRange});
+    if (outstanding + count > t.quotas.max_outstanding_slots)
+      return expect(st, {TenantErrc::kBackpressure});
+    if (count > rt_->capacity()) return expect_pipeline(st, {Result::kInvalidArgument});
+    if (life_ != Life::kRunning)
+      return expect_pipeline(st, {life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted});
+    if (st.code() == TenantErrc::kPipeline) return expect_pipeline(st, {Result::kRingFull});
+    expect(st, {TenantErrc::kSuccess});
+    if (!st) return;
+    for (uint32_t i = 0; i < count; ++i) {
+      if (!t.published.insert(first.value + i).second) fail("a ticket was handed out twice");
+      if (keep) t.kept.push_back(Ticket{first.value + i, true});
+    }
+  }
+
+  void plain_publish() {
+    call_ = "Runtime::publish";
+    if (rt_ == nullptr) return;
+    PublishOptions o;
+    o.on_full = OnFull::kFail;
+    Ticket t;
+    const Status st = rt_->publish(ops::nop(1), &t, o);
+    if (life_ == Life::kRunning) {
+      if (st.code() != Result::kSuccess && st.code() != Result::kRingFull) fail("unexpected " + st.to_string());
+      if (st) ++plain_published_;
+    } else if (st.code() != (life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted)) {
+      fail("unexpected " + st.to_string());
+    }
+  }
+
+  void wait_kept(TenantModel& t, bool release) {
+    call_ = release ? "tenant release" : "tenant wait";
+    if (!t.handle.valid()) return;
+    if (t.kept.empty()) {  // a ticket it never kept
+      Completion c;
+      const TenantStatus st = release ? t.handle.release(Ticket{in_.raw64(), true})
+                                      : t.handle.wait(Ticket{in_.raw64(), true}, &c, milliseconds(0));
+      return expect(st, {TenantErrc::kInvalidArgument});
+    }
+    const Ticket ticket = t.kept.back();
+    t.kept.pop_back();
+    if (release) return expect(t.handle.release(ticket), {TenantErrc::kSuccess});
+    Completion c;
+    const TenantStatus st = t.handle.wait(ticket, &c, seconds(30));
+    if (registry_ == nullptr || rt_ == nullptr) {
+      // Delivered before the registry went, or never: either is fine.
+      return expect(st, {TenantErrc::kSuccess, TenantErrc::kRevoked});
+    }
+    expect(st, {TenantErrc::kSuccess});
+    if (!st) return;
+    if (c.ticket != ticket.value) fail("wait returned another ticket's completion");
+    if (c.status > MR_STATUS_REVOKED && c.status != MR_STATUS_ABORTED) fail("bad completion status");
+    Completion again;
+    expect(t.handle.wait(ticket, &again, milliseconds(0)), {TenantErrc::kInvalidArgument});
+  }
+
+  void staging(TenantModel& t, bool reserve) {
+    call_ = reserve ? "reserve_staging_bytes" : "release_staging_bytes";
+    if (!t.handle.valid()) return;
+    const uint64_t amount = in_.hostile();
+    const TenantStatus st =
+        reserve ? t.handle.reserve_staging_bytes(amount) : t.handle.release_staging_bytes(amount);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    if (reserve) {
+      const bool fits = amount <= t.quotas.staging_bytes && t.staging <= t.quotas.staging_bytes - amount;
+      expect(st, {fits ? TenantErrc::kSuccess : TenantErrc::kStagingBackpressure});
+      if (st) t.staging += amount;
+    } else {
+      expect(st, {amount <= t.staging ? TenantErrc::kSuccess : TenantErrc::kResourceUnderflow});
+      if (st) t.staging -= amount;
+    }
+  }
+
+  void resident(TenantModel& t, bool reserve) {
+    call_ = reserve ? "reserve_resident_handles" : "release_resident_handles";
+    if (!t.handle.valid()) return;
+    const uint64_t amount = in_.hostile();
+    const TenantStatus st = reserve ? t.handle.reserve_resident_handles(amount)
+                                    : t.handle.release_resident_handles(amount);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    const uint64_t in_use = t.reserved + t.buffers.size();
+    if (reserve) {
+      const uint64_t limit = t.quotas.resident_handles;
+      const bool fits = amount <= limit && in_use <= limit - amount;
+      expect(st, {fits ? TenantErrc::kSuccess : TenantErrc::kResidentBackpressure});
+      if (st) t.reserved += amount;
+    } else {
+      // A buffer's handle is never released this way.
+      expect(st, {amount <= t.reserved ? TenantErrc::kSuccess : TenantErrc::kResourceUnderflow});
+      if (st) t.reserved -= amount;
+    }
+  }
+
+  void alloc_buffer(TenantModel& t) {
+    call_ = "tenant alloc_buffer";
+    if (!t.handle.valid()) return;
+    const uint64_t bytes = in_.buffer_size();
+    BufferHandle h = 0;
+    const TenantStatus st = t.handle.alloc_buffer(bytes, &h);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    if (t.reserved + t.buffers.size() + 1 > t.quotas.resident_handles)
+      return expect(st, {TenantErrc::kResidentBackpressure});
+    if (bytes > kMaxBufferBytes) return expect_pipeline(st, {Result::kInvalidArgument});
+    if (life_ != Life::kRunning)
+      return expect_pipeline(st, {life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted});
+    // kOutOfMemory: the table (max_buffers) is full, or the size is too big.
+    if (st.code() == TenantErrc::kPipeline) return expect_pipeline(st, {Result::kOutOfMemory});
+    expect(st, {TenantErrc::kSuccess});
+    if (st) t.buffers[h] = bytes;
+  }
+
+  void free_buffer(TenantModel& t) {
+    call_ = "tenant free_buffer";
+    if (!t.handle.valid()) return;
+    BufferHandle h = static_cast<BufferHandle>(in_.raw64());
+    bool own = false;
+    switch (in_.u8() % 4) {
+      case 0:
+        if (!t.buffers.empty()) { h = t.buffers.begin()->first; own = true; }
+        break;
+      case 1:
+        if (!t.freed.empty()) h = t.freed.back();  // double free, or stale
+        break;
+      case 2:  // another tenant's buffer
+        for (const TenantModel& o : tenants_)
+          if (&o != &t && !o.buffers.empty()) h = o.buffers.begin()->first;
+        break;
+      default: break;
+    }
+    own = own || t.buffers.count(h) != 0;
+    const TenantStatus st = t.handle.free_buffer(h);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    if (!own) return expect(st, {TenantErrc::kInvalidArgument});
+    expect(st, {TenantErrc::kSuccess});
+    t.buffers.erase(h);
+    t.freed.push_back(h);
+  }
+
+  void copy_buffer(TenantModel& t) {
+    call_ = "tenant write_buffer / read_buffer";
+    if (!t.handle.valid()) return;
+    const bool write = (in_.u8() & 1) != 0;
+    const uint64_t offset = in_.hostile();
+    const uint64_t bytes = in_.hostile();
+    BufferHandle h = static_cast<BufferHandle>(in_.raw64());
+    if (!t.buffers.empty() && (in_.u8() & 1)) h = t.buffers.begin()->first;
+    const TenantStatus st = write ? t.handle.write_buffer(h, offset, scratch_, bytes)
+                                  : t.handle.read_buffer(h, offset, scratch_, bytes);
+    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    const auto it = t.buffers.find(h);
+    if (it == t.buffers.end()) return expect(st, {TenantErrc::kInvalidArgument});
+    const bool within = offset <= it->second && bytes <= it->second - offset;
+    if (!within) return expect_pipeline(st, {Result::kInvalidArgument});
+    expect(st, {TenantErrc::kSuccess});
+  }
+
+  void note_and_quiesce(TenantModel& t) {
+    call_ = "note_drained / quiesce";
+    if (!t.handle.valid()) return;
+    // The pump counts every delivery as drained, so nothing is left to note.
+    const uint64_t count = in_.hostile();
+    expect(t.handle.note_drained(count), {count == 0 ? TenantErrc::kSuccess : TenantErrc::kResourceUnderflow});
+    const TenantStatus st = t.handle.quiesce(milliseconds(0));
+    expect(st, {TenantErrc::kSuccess, TenantErrc::kQuiesceTimeout, TenantErrc::kRevoked});
+  }
+
+  void global_opcode(TenantModel& t) {
+    call_ = "global_opcode";
+    if (!t.handle.valid()) return;
+    const uint32_t local = static_cast<uint32_t>(in_.hostile());
+    uint32_t global = 0;
+    const TenantStatus st = t.handle.global_opcode(local, (in_.u8() & 1) ? &global : nullptr);
+    (void)st;  // its codes are the matrix's; here it must only not disturb anything
+  }
+
+  // Rare (1 in 16 of its draws): shutdown, abort, the registry or the
+  // runtime destroyed. Later calls must then fail cleanly.
+  void lifecycle() {
+    const uint8_t which = in_.u8();
+    if (which % 16 != 0 || rt_ == nullptr) return;
+    switch ((which / 16) % 4) {
+      case 0:
+        call_ = "Runtime::shutdown";
+        if (life_ != Life::kRunning) return;
+        if (registry_) {  // the pump drains: the manual pump must run meanwhile
+          close_registry();
+          if (!failure_.empty()) return;
+        }
+        if (!rt_->shutdown(seconds(30))) return fail("shutdown failed");
+        life_ = Life::kShutDown;
+        return;
+      case 1:
+        call_ = "Runtime::abort";
+        if (life_ == Life::kRunning) {
+          (void)rt_->abort();
+          life_ = Life::kAborted;
+        }
+        return;
+      case 2:
+        call_ = "~TenantRegistry";
+        return close_registry();
+      default:
+        call_ = "~Runtime (before its registry)";
+        rt_.reset();
+        runtime_gone_ = true;
+        for (TenantModel& t : tenants_)
+          if (t.live) revoke_in_model(t);
+        return;
+    }
+  }
+
+  // Destroys the registry: every tenant revoked, queued slots drained.
+  void close_registry() {
+    if (registry_ == nullptr) return;
+    registry_.reset();
+    for (TenantModel& t : tenants_)
+      if (t.live) revoke_in_model(t);
+    registry_closed_ = true;
+  }
+
+  // --- invariants --------------------------------------------------------------
+  void check_invariants() {
+    call_ = "invariants";
+    for (size_t i = 0; i < kTenants; ++i) {
+      const TenantModel& t = tenants_[i];
+      if (!t.handle.valid()) continue;
+      const TenantQuotaCounters q = t.handle.quota_counters();
+      if (q.staging_bytes_in_use > q.staging_bytes_limit) fail("staging in use over its quota");
+      if (q.resident_handles_in_use > q.resident_handles_limit) fail("resident handles over the quota");
+      if (q.staging_bytes_in_use != t.staging) fail("staging in use differs from the reservations");
+      if (q.resident_handles_reserved != t.reserved) fail("resident reservations differ");
+      if (q.resident_buffers != t.buffers.size()) fail("resident buffers differ from the live buffers");
+      if (q.resident_handles_in_use != t.reserved + t.buffers.size())
+        fail("resident handles in use != reservations + buffers");
+      const uint64_t published = t.handle.published_count();
+      const uint64_t drained = t.handle.drained_count();
+      if (drained > published) fail("drained more than published");
+      if (q.outstanding_slots > q.max_outstanding_slots) fail("outstanding over its quota");
+      if (published != t.published.size()) fail("published count differs from the tickets handed out");
+      std::lock_guard<std::mutex> lock(delivered_mutex_);
+      for (const auto& [ticket, times] : delivered_[i]) {
+        if (times != 1) fail("ticket " + std::to_string(ticket) + " delivered twice");
+        if (t.published.count(ticket) == 0) fail("a completion reached a tenant that did not publish it");
+      }
+    }
+    if (rt_ != nullptr && rt_->stats().protocol_errors != 0) fail("protocol errors");
+  }
+
+  // Closes everything and checks conservation.
+  void finish() {
+    call_ = "finish";
+    const bool runtime_first = runtime_gone_;
+    close_registry();
+    if (!failure_.empty()) return;
+    if (rt_ != nullptr) {
+      if (!rt_->shutdown(seconds(30)) && life_ == Life::kRunning) return fail("shutdown failed");
+      const RuntimeStats s = rt_->stats();
+      if (s.reaped != s.published) fail("tickets left unreaped after shutdown");
+      if (s.completed_ok + s.faulted + s.aborted + s.revoked != s.reaped)
+        fail("reaped tickets without exactly one final status");
+      if (s.protocol_errors != 0) fail("protocol errors");
+    }
+    for (size_t i = 0; i < kTenants; ++i) {
+      const TenantModel& t = tenants_[i];
+      std::lock_guard<std::mutex> lock(delivered_mutex_);
+      for (const auto& [ticket, times] : delivered_[i])
+        if (times != 1 || t.published.count(ticket) == 0) fail("a ticket delivered twice or to a stranger");
+      // Unless the runtime went first (then nothing more is delivered),
+      // every published ticket was delivered.
+      if (!runtime_first && delivered_[i].size() != t.published.size())
+        fail("tenant " + std::to_string(i) + ": " + std::to_string(t.published.size()) +
+             " tickets published, " + std::to_string(delivered_[i].size()) + " delivered");
+    }
+  }
+
+  Bytes in_;
+  std::unique_ptr<Runtime> rt_;
+  std::unique_ptr<TenantRegistry> registry_;
+  TenantModel tenants_[kTenants];
+  std::mutex delivered_mutex_;
+  std::map<uint64_t, int> delivered_[kTenants];  // ticket -> deliveries, per tenant
+  Life life_ = Life::kRunning;
+  bool runtime_gone_ = false;
+  bool registry_closed_ = false;
+  uint64_t plain_published_ = 0;
+  uint8_t scratch_[kScratchBytes] = {};
+  int step_ = 0;
+  const char* call_ = "";
+  std::string failure_;
+};
+
+}  // namespace
+
+std::string run_api_sequence(const uint8_t* data, size_t size) {
+  Driver driver(Bytes(data, size));
+  return driver.run();
+}
+
+}  // namespace megaring::fuzz

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of fuzz/consumer_fuzz.cpp into fuzz/corpus/consumer/.
+
+Deterministic: the same files every run (stdlib only). Each file is one slot
+against one buffer table and one tenant table, in the input layout described
+at the top of consumer_fuzz.cpp, and is named by what it covers. Rerun after
+changing the layout or the cases:
+
+    python3 fuzz/make_consumer_seeds.py [OUT_DIR]
+
+Every file in OUT_DIR is replaced (files this script does not write are
+removed, so the directory holds exactly these seeds).
+"""
+import os
+import struct
+import sys
+
+# slot_abi.h
+OP_NOP, OP_STORE_U32, OP_ATOMIC_ADD, OP_FILL, OP_COPY = 1, 2, 3, 4, 5
+OP_REDUCE_ADD_U32, OP_FENCE, OP_DELAY_NS, OP_READ_CLOCK = 6, 7, 8, 9
+OP_USER_BASE = 256
+OP_TENANT_BASE = 0x00100000
+TENANT_FREE, TENANT_ACTIVE, TENANT_REVOKED = 0, 1, 2
+DELAY_MAX_NS = 1_000_000_000
+U64 = (1 << 64) - 1
+
+# consumer_fuzz.cpp's layout
+SLOT_BYTES = 64
+BUFFER_RECORDS = 80
+BUFFER_RECORD_BYTES = 24
+TENANT_RECORDS = BUFFER_RECORDS + 8 * BUFFER_RECORD_BYTES
+TENANT_RECORD_BYTES = 24
+INPUT_BYTES = TENANT_RECORDS + 8 * TENANT_RECORD_BYTES
+assert INPUT_BYTES == 464
+# Record modes (see consumer_fuzz.cpp). The seeds write index-consistent ids
+# in full and let the "derived" modes recompute them, which changes nothing;
+# the hostile seeds set the raw bits.
+BUF_RAW_HANDLE, BUF_OWNER_IS_SLOT_TENANT = 1, 2
+TEN_RAW_ID, TEN_BASE_FROM_SLOT = 1, 2
+
+
+def handle(index, generation):
+    return (generation << 16) | index
+
+
+def tenant_id(index, generation):
+    return (generation << 16) | index
+
+
+T1 = tenant_id(1, 1)  # ACTIVE, window [0x100000, +256)
+T2 = tenant_id(2, 1)  # REVOKED
+T3 = tenant_id(3, 2)  # ACTIVE, window [0x100100, +16)
+
+# The default tables:
+# (size, content seed, handle, owner, retire ticket (0 = live), mode)
+BUFFERS = [
+    (256, 0x11, handle(0, 1), 0, 0, 0),     # 0: runtime's, live
+    (64, 0x22, handle(1, 2), T1, 0, 0),     # 1: tenant T1's
+    (4096, 0x33, handle(2, 1), 0, 100, 0),  # 2: runtime's, freed at ticket 100
+    (0, 0x44, handle(3, 3), 0, 0, 0),       # 3: empty buffer
+    (16, 0x55, 0, 0, 0, BUF_RAW_HANDLE),    # 4: free entry (handle word 0)
+    (13, 0x66, handle(5, 1), T3, 0, 0),     # 5: tenant T3's, odd size
+]
+# (tenant id, state, base opcode, cap, mode); index 0 is never a tenant
+TENANTS = [
+    (0, TENANT_FREE, 0, 0, TEN_RAW_ID),
+    (T1, TENANT_ACTIVE, OP_TENANT_BASE, 256, 0),
+    (T2, TENANT_REVOKED, OP_TENANT_BASE + 0x100, 256, 0),
+    (T3, TENANT_ACTIVE, OP_TENANT_BASE + 0x100, 16, 0),
+]
+B0, B1, B2, B3, B4, B5 = (b[2] for b in BUFFERS)
+B4 = handle(4, 1)  # what a slot names at the free entry
+
+
+def make_input(opcode, args=(), tenant=0, flags=0, reserved=0, ticket=42,
+               buffers=BUFFERS, tenants=TENANTS):
+    args = list(args) + [0] * (5 - len(args))
+    out = bytearray(INPUT_BYTES)
+    struct.pack_into("<QIIII5Q", out, 0, 0, opcode, tenant, flags, reserved,
+                     *[a & U64 for a in args])
+    struct.pack_into("<Q", out, 64, ticket)
+    out[72] = len(buffers) - 1
+    out[73] = len(tenants) - 1
+    for i, (size, seed, h, owner, retire, mode) in enumerate(buffers):
+        struct.pack_into("<HBBIIIQ", out, BUFFER_RECORDS + i * BUFFER_RECORD_BYTES,
+                         size, seed, mode, h, owner, 0, retire)
+    for i, (t, state, base, cap, mode) in enumerate(tenants):
+        struct.pack_into("<IIIIB", out, TENANT_RECORDS + i * TENANT_RECORD_BYTES,
+                         t, state, base, cap, mode)
+    return bytes(out)
+
+
+def local(tenant_base, op):
+    return tenant_base + op
+
+
+SEEDS = {
+    # Zero bytes: opcode 0, tenant 0, one buffer and one tenant entry.
+    "zero_input": b"",
+    # Built-ins, tenant-less, valid.
+    "nop-echo": make_input(OP_NOP, [0x0123456789ABCDEF]),
+    "store_u32-ok": make_input(OP_STORE_U32, [B0, 8, 0xDEADBEEF]),
+    "atomic_add-ok": make_input(OP_ATOMIC_ADD, [B0, 16, 5]),
+    "fill-ok": make_input(OP_FILL, [B0, 3, 100, 0xA5]),
+    "fill-empty_buffer_zero_bytes": make_input(OP_FILL, [B3, 0, 0, 1]),
+    "copy-same_buffer_adjacent": make_input(OP_COPY, [B0, 0, B0, 64, 64]),
+    "copy-across_buffers": make_input(OP_COPY, [B2, 4000, B0, 0, 96], ticket=99),
+    "reduce_add_u32-ok": make_input(OP_REDUCE_ADD_U32, [B2, 64, 1000]),
+    "fence": make_input(OP_FENCE, ticket=(1 << 40) + 7),
+    "delay_ns-zero": make_input(OP_DELAY_NS, [0]),
+    "delay_ns-abandoned_on_abort": make_input(OP_DELAY_NS, [DELAY_MAX_NS]),
+    "read_clock": make_input(OP_READ_CLOCK),
+    # Bad arguments.
+    "store_u32-value_over_32_bits": make_input(OP_STORE_U32, [B0, 8, 1 << 32]),
+    "fill-byte_over_8_bits": make_input(OP_FILL, [B0, 0, 4, 0x100]),
+    "copy-overlap_by_one_byte": make_input(OP_COPY, [B0, 10, B0, 25, 16]),
+    "delay_ns-over_max": make_input(OP_DELAY_NS, [DELAY_MAX_NS + 1]),
+    # Bounds and alignment.
+    "store_u32-out_of_bounds_by_one": make_input(OP_STORE_U32, [B0, 253, 1]),
+    "fill-length_wraps_offset": make_input(OP_FILL, [B0, 1, U64, 0]),
+    "reduce_add_u32-count_overflows_bytes": make_input(OP_REDUCE_ADD_U32, [B0, 0, 1 << 62]),
+    "atomic_add-misaligned": make_input(OP_ATOMIC_ADD, [B0, 12, 1]),
+
+    # Bad handles.
+    "bad_handle-zero": make_input(OP_STORE_U32, [0, 0, 1]),
+    "bad_handle-over_32_bits": make_input(OP_STORE_U32, [B0 | (1 << 32), 0, 1]),
+    "bad_handle-index_past_table": make_input(OP_FILL, [handle(6, 1), 0, 1, 0]),
+    "bad_handle-generation_mismatch": make_input(OP_FILL, [handle(1, 3), 0, 1, 0]),
+    "bad_handle-free_entry": make_input(OP_FILL, [B4, 0, 1, 0]),
+    # Entry 4 holds a raw handle word whose index bits say 0 (entry 0's
+    # handle): a slot naming index 4 never matches it.
+    "bad_handle-entry_index_mismatch": make_input(
+        OP_STORE_U32, [handle(4, 1), 0, 1],
+        buffers=BUFFERS[:4] + [(16, 0x55, B0, 0, 0, BUF_RAW_HANDLE)] + BUFFERS[5:]),
+    "bad_handle-retired": make_input(OP_REDUCE_ADD_U32, [B2, 0, 4], ticket=100),
+    "bad_handle-copy_src": make_input(OP_COPY, [B0, 0, handle(2, 9), 0, 8]),
+    # Tenants.
+    "tenant-store_own_buffer": make_input(local(OP_TENANT_BASE, OP_STORE_U32),
+                                          [B1, 60, 0xFFFFFFFF], tenant=T1),
+    "tenant-foreign_buffer": make_input(local(OP_TENANT_BASE, OP_ATOMIC_ADD),
+                                        [B0, 0, 1], tenant=T1),
+    # T3's window placed by the derived mode: base = slot opcode - FILL.
+    "tenant-fill_whole_odd_buffer": make_input(
+        0x00ABCDEF, [B5, 0, 13, 7], tenant=T3,
+        tenants=TENANTS[:3] + [(T3, TENANT_ACTIVE, OP_FILL, 16, TEN_BASE_FROM_SLOT)]),
+    "tenant-revoked": make_input(local(OP_TENANT_BASE + 0x100, OP_NOP), [1], tenant=T2),
+    "tenant-out_of_window": make_input(OP_TENANT_BASE + 16, tenant=T3),
+    "tenant-stale_generation": make_input(local(OP_TENANT_BASE, OP_NOP), tenant=tenant_id(1, 7)),
+    "tenant-index_past_table": make_input(OP_TENANT_BASE, tenant=tenant_id(5, 1)),
+    "tenantless-opcode_in_tenant_range": make_input(OP_TENANT_BASE + 2, [B0, 0, 1]),
+    # Fixed fields and unknown opcodes.
+    "reserved_flags": make_input(OP_NOP, flags=1 << 16),
+    "reserved_word": make_input(OP_NOP, reserved=1),
+    "unknown_opcode-user": make_input(OP_USER_BASE + 1),
+}
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus", "consumer")
+    os.makedirs(out_dir, exist_ok=True)
+    for name in os.listdir(out_dir):
+        if name not in SEEDS:
+            os.remove(os.path.join(out_dir, name))
+    for name, data in sorted(SEEDS.items()):
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(SEEDS)} seeds to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+// What a README `body` snippet may assume (tests/readme/extract.py): the
+// API's headers, namespace megaring, and the README's check(), which stops
+// the program at the first error.
+#pragma once
+
+#include <megaring/runtime.hpp>
+#include <megaring/tenant.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+using namespace megaring;
+
+inline void check(const Status& st) {
+  if (!st) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+}
+inline void check(const TenantStatus& st) {
+  if (!st) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+}
