@@ -7,11 +7,13 @@
 // (one block per slot, block-collective) and on the CPU backend (one worker
 // thread is a block of one), so this sample checks its results on both.
 //
-//   custom_opcode [--backend auto|cuda|cpu]
+//   custom_opcode [--backend auto|cuda|gpu|cpu]
 //
 // Exits 0 when every result matches the host reference, 1 on any mismatch,
 // 77 when --backend cuda was asked for and there is no GPU (ctest: skipped).
 #include <megaring/megakernel.cuh>  // make_consumer, handler context (nvcc only)
+
+#include "cli.hpp"
 #include <megaring/runtime.hpp>
 
 #include <cinttypes>
@@ -205,16 +207,12 @@ void expect_fault(Runtime& rt, const SlotRequest& request, uint16_t fault, const
 
 int main(int argc, char** argv) {
   Config config;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--backend" && i + 1 < argc) {
-      const std::string v = argv[++i];
-      config.backend = v == "cuda" ? Backend::kCuda : v == "cpu" ? Backend::kCpu : Backend::kAuto;
-    } else {
-      std::fprintf(stderr, "usage: %s [--backend auto|cuda|cpu]\n", argv[0]);
-      return 2;
-    }
+  sample_cli::Cli cli(argc, argv, "[--backend auto|cuda|gpu|cpu]");
+  while (cli.next()) {
+    if (cli.flag() == "--backend") cli.backend(&config.backend);
+    else cli.unknown();
   }
+  if (cli.done()) return cli.exit_code();
 
   if (config.backend == Backend::kCuda && !cuda_device_available()) {
     std::printf("custom_opcode: SKIPPED: --backend cuda and no usable GPU\n");

@@ -2,8 +2,10 @@
 // persistent megakernel on a GPU, or the CPU backend without one), then check
 // that every slot ran exactly once with its result.
 //
-//   quickstart [--backend auto|cuda|cpu] [--threads N] [--slots-per-thread N]
+//   quickstart [--backend auto|cuda|gpu|cpu] [--threads N] [--slots-per-thread N]
 #include <megaring/runtime.hpp>
+
+#include "cli.hpp"
 
 #include <cinttypes>
 #include <cstdio>
@@ -21,21 +23,20 @@ static int fail(const char* what, const Status& st) {
 
 int main(int argc, char** argv) {
   Config config;
-  uint32_t threads = 4;
-  uint32_t per_thread = 25000;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--backend")
-      config.backend = value == "cuda" ? Backend::kCuda : value == "cpu" ? Backend::kCpu : Backend::kAuto;
-    else if (flag == "--threads")
-      threads = static_cast<uint32_t>(std::stoul(value));
-    else if (flag == "--slots-per-thread")
-      per_thread = static_cast<uint32_t>(std::stoul(value));
-    else {
-      std::fprintf(stderr, "usage: %s [--backend auto|cuda|cpu] [--threads N] [--slots-per-thread N]\n", argv[0]);
-      return 2;
-    }
+  uint64_t threads_arg = 4;
+  uint64_t per_thread_arg = 25000;
+  sample_cli::Cli cli(argc, argv,
+                      "[--backend auto|cuda|gpu|cpu] [--threads 1..1024] "
+                      "[--slots-per-thread 1..1000000000]");
+  while (cli.next()) {
+    if (cli.flag() == "--backend") cli.backend(&config.backend);
+    else if (cli.flag() == "--threads") cli.number(1, 1024, &threads_arg);
+    else if (cli.flag() == "--slots-per-thread") cli.number(1, 1'000'000'000, &per_thread_arg);
+    else cli.unknown();
   }
+  if (cli.done()) return cli.exit_code();
+  const uint32_t threads = static_cast<uint32_t>(threads_arg);        // within the ranges above
+  const uint32_t per_thread = static_cast<uint32_t>(per_thread_arg);
 
   std::unique_ptr<Runtime> rt;
   Status st = Runtime::create(config, &rt);

@@ -4,10 +4,12 @@
 // short; then batch is unregistered while work of it is still queued, and
 // that work completes REVOKED without touching interactive's.
 //
-//   two_tenants [--backend auto|cuda|cpu] [--requests N]
+//   two_tenants [--backend auto|cuda|gpu|cpu] [--requests N]
 // Exits 0 when every check holds, 1 otherwise, 77 when --backend cuda finds
 // no GPU.
 #include <megaring/tenant.hpp>
+
+#include "cli.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -27,18 +29,15 @@ static int fail(const char* what, const std::string& why) {
 
 int main(int argc, char** argv) {
   Config config;
-  int requests = 500;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--backend")
-      config.backend = value == "cuda" ? Backend::kCuda : value == "cpu" ? Backend::kCpu : Backend::kAuto;
-    else if (flag == "--requests")
-      requests = std::max(1, std::stoi(value));
-    else {
-      std::fprintf(stderr, "usage: %s [--backend auto|cuda|cpu] [--requests N]\n", argv[0]);
-      return 2;
-    }
+  uint64_t requests_arg = 500;
+  sample_cli::Cli cli(argc, argv, "[--backend auto|cuda|gpu|cpu] [--requests 1..1000000]");
+  while (cli.next()) {
+    if (cli.flag() == "--backend") cli.backend(&config.backend);
+    else if (cli.flag() == "--requests") cli.number(1, 1'000'000, &requests_arg);
+    else cli.unknown();
   }
+  if (cli.done()) return cli.exit_code();
+  const int requests = static_cast<int>(requests_arg);
   if (config.backend == Backend::kCuda && !cuda_device_available()) {
     std::printf("two_tenants: no GPU; skipped\n");
     return 77;
