@@ -272,6 +272,9 @@ class Runtime {
   // name one of ours: each runtime starts its generations elsewhere).
   Status alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept;
   Status free_buffer(BufferHandle handle) noexcept;
+  // write_buffer / read_buffer are not ordered with slots in flight on the
+  // same buffer (as cudaMemcpy is not with a running kernel): wait for those
+  // slots first.
   Status write_buffer(BufferHandle handle, uint64_t offset, const void* src, uint64_t bytes) noexcept;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) noexcept;
 

@@ -134,9 +134,10 @@ extern "C" {
 #define MR_OP_COPY 5u       /* dst=a0 dst_off=a1 src=a2 src_off=a3 bytes=a4;
                                ranges must not overlap; result = bytes          */
 #define MR_OP_REDUCE_ADD_U32 6u /* buf=a0 off=a1 (4-aligned) count=a2 u32 elems;
-                                   result = sum as u64                         */
+                                   result = sum mod 2^64 (exact below 2^32
+                                   elements)                                   */
 #define MR_OP_FENCE 7u      /* completes only after every earlier ticket did;
-                               result = DONE prefix seen                        */
+                               result = its own ticket                          */
 #define MR_OP_DELAY_NS 8u   /* busy-wait a0 nanoseconds (<= MR_DELAY_MAX_NS);
                                result = a0. For tests and benchmarks.           */
 #define MR_OP_READ_CLOCK 9u /* result = the consumer's clock in ns (GPU
@@ -163,6 +164,12 @@ extern "C" {
 #define MR_STATUS_REVOKED 3u /* not executed: its tenant was unregistered before
                                 a consumer unit admitted the slot              */
 
+/* A slot with several faults reports the first found, in this order:
+ * tenant admission (BAD_TENANT, OUT_OF_WINDOW), RESERVED_FLAGS,
+ * UNKNOWN_OPCODE, then the handler's own order: a value argument (FILL's
+ * byte, STORE_U32's value, DELAY_NS's duration: BAD_ARGUMENT; REDUCE's count
+ * overflowing: OUT_OF_BOUNDS) before the buffer it names (BAD_HANDLE,
+ * OUT_OF_BOUNDS, MISALIGNED), and COPY's overlap after both buffers. */
 #define MR_FAULT_NONE 0u
 #define MR_FAULT_UNKNOWN_OPCODE 1u
 #define MR_FAULT_BAD_HANDLE 2u     /* buffer handle unknown or freed            */
