@@ -44,6 +44,7 @@ namespace { const int kEagerSet = setenv("CUDA_MODULE_LOADING", "EAGER", 0); }
 #include <vector>
 
 #include "bench_common.hpp"
+#include "cost_model.hpp"
 #include "env_info.hpp"
 #include "fairness.hpp"
 #include "gpu_arms.hpp"
@@ -71,6 +72,7 @@ struct Options {
   long backoff_max = -1;  // Config::poll_backoff_max_ns for it (-1: default)
   uint32_t timeline = 0;  // Config::timeline_capacity for it (0: off), to measure its cost
   std::string trace_path;  // the timeline arms' trace (Perfetto JSON); empty: none
+  bool cost_model = false;  // --cost-model: the cost model alone (cost_model.hpp)
 };
 
 struct Sizes {
@@ -159,7 +161,9 @@ void usage(const char* argv0) {
       "                 tput arms also run once with timeline mode on, to measure its cost\n"
       "  --trace PATH   write those timeline arms' Perfetto trace to PATH\n"
       "  --workers N, --backoff-max NS   Config::workers / poll_backoff_max_ns of the\n"
-      "                 rt/tput/scaling runtime (default: the library defaults)\n",
+      "                 rt/tput/scaling runtime (default: the library defaults)\n"
+      "  --cost-model   only the cost model: per-slot protocol costs counted on the CPU\n"
+      "                 backend (batch 64, one producer) and the GPU throughput they model\n",
       argv0);
 }
 
@@ -244,6 +248,8 @@ bool parse(int argc, char** argv, Options* o) {
       const char* v = value("--timeline");
       if (!v) return false;
       o->timeline = static_cast<uint32_t>(std::max(0L, std::atol(v)));
+    } else if (a == "--cost-model") {
+      o->cost_model = true;
     } else if (a == "-h" || a == "--help") {
       usage(argv[0]);
       std::exit(0);
@@ -790,6 +796,7 @@ int main(int argc, char** argv) {
   setenv("CUDA_MODULE_LOADING", "EAGER", 0);
   Options opt;
   if (!parse(argc, argv, &opt)) return 2;
+  if (opt.cost_model) return run_cost_model(opt.json_path, opt.short_mode);
   const Sizes sz = sizes_for(opt.short_mode);
   const auto run_start = Clock::now();
   // 120 s in both modes: a hang must leave most of a GPU session's bench step

@@ -72,6 +72,11 @@ class ConsumerBackend {
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;
   // The consumer-private diagnostic counters (ConsumerPrivate).
   virtual Status read_consumer_counters(ConsumerCounters* out) = 0;
+  // Config::count_costs: every unit's cost counters, summed (CPU backend).
+  virtual Status read_consumer_costs(CostCounters* out) {
+    (void)out;
+    return Status(Result::kInvalidArgument, "cost counting is off (Config::count_costs)");
+  }
 
   // Timeline mode: copies the record ring (consumer-private) to `dst`. Records
   // may be written concurrently; the caller validates them by ticket.

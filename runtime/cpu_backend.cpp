@@ -99,6 +99,11 @@ class CpuBackend final : public ConsumerBackend {
     params_.completions = host_.completions;
     params_.completion_control = host_.completion_control;
     params_.units = config.workers == 0 ? 2 : config.workers;
+    if (config.count_costs) {
+      costs_.reset(new (std::nothrow) CostCounters[params_.units]());
+      if (!costs_) return Status(Result::kOutOfMemory, "cpu backend: cost counters");
+      params_.costs = costs_.get();
+    }
     return Status::ok();
   }
 
@@ -231,6 +236,25 @@ class CpuBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status read_consumer_costs(CostCounters* out) override {
+    if (!costs_) return ConsumerBackend::read_consumer_costs(out);
+    // Relaxed loads: each unit writes its own counters (cost_count.hpp).
+    *out = CostCounters{};
+    for (uint32_t u = 0; u < params_.units; ++u) {
+      const CostCounters& c = costs_[u];
+      for (uint64_t CostCounters::*field :
+           {&CostCounters::host_reads, &CostCounters::awaited_round_trips,
+            &CostCounters::system_fences, &CostCounters::fences_under_lock,
+            &CostCounters::host_writes, &CostCounters::shared_line_writes,
+            &CostCounters::partial_line_writes, &CostCounters::device_rmws,
+            &CostCounters::locks, &CostCounters::host_shared_rmws, &CostCounters::slots})
+        out->*field += cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(
+                           const_cast<uint64_t&>(c.*field))
+                           .load(cuda::std::memory_order_relaxed);
+    }
+    return Status::ok();
+  }
+
   Status read_timeline(mr_timeline_record* dst) override {
     // Word loads: workers may be rewriting some records; the caller keeps
     // only those no running ticket can touch (see Runtime::timeline).
@@ -253,6 +277,7 @@ class CpuBackend final : public ConsumerBackend {
   template <class T>
   using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
   std::vector<std::thread> threads_;
+  std::unique_ptr<CostCounters[]> costs_;  // Config::count_costs: one per unit
   uint64_t timeline_size_ = 0;
   uint32_t tenant_table_size_ = 0;
 };

@@ -163,6 +163,10 @@ class Runtime::Impl {
     if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
     return backend_->read_consumer_counters(out);
   }
+  Status consumer_costs(CostCounters* out) {
+    if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+    return backend_->read_consumer_costs(out);
+  }
   Status shutdown(Nanoseconds timeout);
   Status abort();
 
@@ -337,6 +341,8 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
     if (config.force_eager_module_loading) setenv("CUDA_MODULE_LOADING", "EAGER", 0);
     if (kind == Backend::kAuto) kind = cuda_device_available() ? Backend::kCuda : Backend::kCpu;
   }
+  if (kind == Backend::kCuda && config.count_costs)
+    return Status(Result::kInvalidArgument, "count_costs needs the CPU backend");
   if (kind == Backend::kCpu && config.workers > kMaxCpuWorkers)
     return Status(Result::kInvalidArgument, "workers must be at most " +
                                                 std::to_string(kMaxCpuWorkers) +
@@ -515,6 +521,7 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
     if (t + count - reaped <= capacity_) {
       // acq_rel: the reservation is ordered after the reaped_ read that
       // admitted it (so our slot writes cannot precede the reuse decision).
+      MR_COST(host_shared_rmws, 1);
       if (tail_.compare_exchange_weak(t, t + count, std::memory_order_acq_rel)) {
         *first = t;
         return Status::ok();
@@ -596,6 +603,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
     SysRef<uint64_t>(slot->header)
         .store(mr_make_header(t, MR_SLOT_READY), cuda::std::memory_order_release);
   }
+  MR_COST(slots, count);
   *first = Ticket{t0, options.keep_result};
   return Status::ok();
 }
@@ -603,6 +611,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
 // H2: account for completed tickets in order and free their positions.
 size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecord>* drained) {
   std::unique_lock<std::mutex> lock(reap_mutex_, std::defer_lock);
+  MR_COST(host_shared_rmws, 1);  // the lock word
   if (block)
     lock.lock();
   else if (!lock.try_lock())
@@ -689,6 +698,7 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
     ++r;
   }
   if (r == start) return 0;
+  MR_COST(host_shared_rmws, 4);  // the four tallies below
   completed_ok_.fetch_add(ok, std::memory_order_relaxed);
   faulted_.fetch_add(faulted, std::memory_order_relaxed);
   aborted_.fetch_add(aborted, std::memory_order_relaxed);
@@ -1273,6 +1283,7 @@ RuntimeStats Runtime::stats() noexcept {
 Status Runtime::consumer_counters(ConsumerCounters* out) noexcept {
   MR_GUARD(impl_->consumer_counters(out))
 }
+Status Runtime::consumer_costs(CostCounters* out) noexcept { MR_GUARD(impl_->consumer_costs(out)) }
 
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))

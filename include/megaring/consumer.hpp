@@ -23,6 +23,8 @@
 
 namespace megaring {
 
+struct CostCounters;  // megaring/detail/cost_count.hpp
+
 namespace detail {
 
 // Consumer-private words (device memory on the GPU, host memory on the CPU
@@ -98,6 +100,8 @@ struct ConsumerParams {
   // Timeline mode (the *_timeline entry points only): per-ticket records.
   mr_timeline_record* timeline;  // [timeline_mask + 1], consumer-private
   uint64_t timeline_mask;
+  // Config::count_costs (CPU backend only): each unit's cost counters, or null.
+  CostCounters* costs;  // [units]
 };
 
 // A consumer instantiation. Built by make_consumer<Handlers>() in a .cu file.

@@ -184,6 +184,7 @@ cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t
 
 template <class Handlers, bool kTimeline>
 void cpu_worker(const ConsumerParams& p, unsigned unit) {
+  CostScope costs(p.costs != nullptr ? &p.costs[unit] : nullptr);  // Config::count_costs
   LeaderState leader;
   leader.unit = unit;
   mr_slot slot;

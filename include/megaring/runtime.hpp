@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "megaring/consumer.hpp"
+#include "megaring/detail/cost_count.hpp"
 #include "megaring/slot_abi.h"
 #include "megaring/status.hpp"
 
@@ -102,6 +103,12 @@ struct Config {
   // overwriting). Off, the consumer runs an instantiation without any
   // recording code. See Runtime::timeline() and write_timeline_trace().
   uint32_t timeline_capacity = 0;
+  // The cost model (CPU backend only; kInvalidArgument on a GPU): each
+  // consumer unit counts what the protocol costs a GPU per slot (host reads,
+  // round trips waited for, system fences, shared-line writes, device RMWs,
+  // locks), read with Runtime::consumer_costs(). bench --cost-model turns
+  // the counts into modelled GPU throughput.
+  bool count_costs = false;
 };
 
 // One slot to publish. Argument meanings per opcode are in slot_abi.h; the
@@ -259,6 +266,9 @@ class Runtime {
   // The consumer's own counters (a copy from consumer memory; not a
   // consistent cut while slots run).
   Status consumer_counters(ConsumerCounters* out) noexcept;
+  // Config::count_costs: the consumer units' cost counters, summed
+  // (kInvalidArgument when counting is off).
+  Status consumer_costs(CostCounters* out) noexcept;
 
   // Consumer-side buffers that slots name by handle (device memory on the
   // GPU), zero-filled. After free_buffer(), slots published before it still

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "megaring/consumer.hpp"
+#include "megaring/detail/cost_count.hpp"
 #include "megaring/slot_abi.h"
 
 #if !defined(__CUDA_ARCH__)
@@ -109,6 +110,7 @@ struct Backoff {
 };
 
 MR_HDI bool abort_requested(const ConsumerParams& p) {
+  MR_COST(host_reads, 1);
   // Relaxed: the flag carries no data; the consumer only stops early.
   return SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0;
 }
@@ -129,6 +131,8 @@ MR_HDI void maybe_heartbeat(const ConsumerParams& p, LeaderState& st) {
   const uint64_t now = now_ns();
   if (now - st.last_heartbeat_ns < p.heartbeat_interval_ns) return;
   st.last_heartbeat_ns = now;
+  MR_COST(host_writes, 1);  // its own line, one writer
+  MR_COST(partial_line_writes, 1);
   // Relaxed: a liveness stamp, it orders nothing.
   SysRef<uint64_t>(p.completion_control->heartbeat_ns).store(now, cuda::std::memory_order_relaxed);
 }
@@ -136,6 +140,10 @@ MR_HDI void maybe_heartbeat(const ConsumerParams& p, LeaderState& st) {
 // C3: copies a published slot's body (plain loads, ordered after the header
 // acquire by the caller) into `body`, with `header` as its header.
 MR_HDI void copy_slot_body(const mr_slot* slot, uint64_t header, mr_slot* body) {
+  // As the GPU reads it: four 16-byte loads in flight together, one round
+  // trip that the unit waits for (after the header's).
+  MR_COST(host_reads, 4);
+  MR_COST(awaited_round_trips, 1);
 #if defined(__CUDA_ARCH__)
   // Over PCIe each load instruction is its own read request: the 64-byte slot
   // (64-byte aligned, slot_abi.h) as four 16-byte loads, all in flight at
@@ -182,6 +190,7 @@ inline constexpr uint32_t kScanAhead = 16;
 // Issues relaxed loads of the headers of tickets first .. first + kScanAhead
 // - 1 into `headers`, all in flight together. Hints only (see scan_cursor).
 MR_HDI void load_headers_ahead(const ConsumerParams& p, uint64_t first, uint64_t* headers) {
+  MR_COST(host_reads, kScanAhead);  // in flight with the body's: not awaited on their own
 MR_UNROLL
   for (uint32_t k = 0; k < kScanAhead; ++k) {
 #if defined(__CUDA_ARCH__)
@@ -227,6 +236,7 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
   if (!st.has_claim) {
     // C1. Relaxed: the cursor only hands out distinct tickets; the slot's
     // contents are ordered by the header acquire below.
+    MR_COST(device_rmws, 1);
     st.ticket = DevRef<uint64_t>(p.priv->claim_cursor).fetch_add(1, cuda::std::memory_order_relaxed);
     st.has_claim = true;
   }
@@ -260,6 +270,8 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
     const bool aborting = abort_requested(p);
     // C2. ACQUIRE (system): pairs with the producer's release of the header
     // (P3), so the body stores (P2) are visible to the reads below.
+    MR_COST(host_reads, 1);
+    MR_COST(awaited_round_trips, 1);
     const uint64_t header = SysRef<uint64_t>(slot->header).load(cuda::std::memory_order_acquire);
     if (aborting) {
       mirror_abort(p);
@@ -277,6 +289,7 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
         // Relaxed: a hint (above); the scout's last write as scout.
         scan_cursor.store(next, cuda::std::memory_order_relaxed);
         // Relaxed: statistics.
+        MR_COST(device_rmws, 2);
         DevRef<uint64_t>(p.priv->scout_rounds).fetch_add(1, cuda::std::memory_order_relaxed);
         DevRef<uint64_t>(p.priv->tickets_scanned)
             .fetch_add(next - st.ticket, cuda::std::memory_order_relaxed);
@@ -291,6 +304,7 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
     // published, and it stays so until this unit completes it).
     if (!scout) {
       // Relaxed: statistics.
+      MR_COST(device_rmws, 1);
       DevRef<uint64_t>(p.priv->not_ready_retries).fetch_add(1, cuda::std::memory_order_relaxed);
       backoff.pause();
       continue;
@@ -299,6 +313,7 @@ MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot*
     if ((spins & 7u) == 7u) {
       // Relaxed: stop_at is only compared with tickets; a ticket below it is
       // guaranteed to be published, so a stale read only delays exit.
+      MR_COST(host_reads, 1);
       const uint64_t stop_at =
           SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
       if (stop_at != ~0ull)
@@ -350,15 +365,18 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   mr_tenant_counters* counters = &p.tenant_counters[index];
   if (state != MR_TENANT_ACTIVE) {
     // Relaxed: statistics only.
+    MR_COST(device_rmws, 1);
     DevRef<uint64_t>(counters->revoked).fetch_add(1, cuda::std::memory_order_relaxed);
     out.set_revoked();
     return false;
   }
   if (s.opcode < base || s.opcode - base >= cap) {
+    MR_COST(device_rmws, 1);
     DevRef<uint64_t>(counters->out_of_window).fetch_add(1, cuda::std::memory_order_relaxed);
     out.set_fault(MR_FAULT_OUT_OF_WINDOW);
     return false;
   }
+  MR_COST(device_rmws, 1);
   DevRef<uint64_t>(counters->admitted).fetch_add(1, cuda::std::memory_order_relaxed);
   s.opcode -= base;
   return true;
@@ -381,7 +399,9 @@ MR_HDI void advance_done(const ConsumerParams& p) {
   for (;;) {
     // seq_cst exchange: either we take the lock, or its holder's recheck
     // (seq_cst load after its unlock) is ordered after our flag store.
+    MR_COST(device_rmws, 1);
     if (lock.exchange(1, cuda::std::memory_order_seq_cst) != 0) return;
+    MR_COST(locks, 1);
     const uint64_t start = cursor.load(cuda::std::memory_order_relaxed);
     uint64_t next = start;
     // Device: relaxed, ordered by the fence below. Host: acquire (free on
@@ -408,7 +428,13 @@ MR_UNROLL
       cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
 #endif
       // RELEASE (system): every record below `next` is visible to a host that
-      // acquires DONE_COUNT.
+      // acquires DONE_COUNT. Its line is written by whichever unit holds the
+      // lock, and read by the host.
+      MR_COST(system_fences, 1);
+      MR_COST(fences_under_lock, 1);
+      MR_COST(host_writes, 1);
+      MR_COST(shared_line_writes, 1);
+      MR_COST(partial_line_writes, 1);
       SysRef<uint64_t>(p.completion_control->done_count)
           .store(next, cuda::std::memory_order_release);
       // RELEASE, after DONE_COUNT: a FENCE that acquires the cursor sees the
@@ -428,6 +454,13 @@ MR_UNROLL
 // C5 + C6: publish ticket's completion record, then mark it done.
 MR_HDI void complete_slot(const ConsumerParams& p, uint64_t ticket, const Outcome& outcome) {
   mr_completion* record = &p.completions[ticket & p.mask];
+  // Four stores into a 16-byte record; four records share a line, and
+  // neighbouring tickets run on other units.
+  MR_COST(host_writes, 4);
+  MR_COST(shared_line_writes, 4);
+  MR_COST(partial_line_writes, 4);
+  MR_COST(system_fences, 1);  // the tag's release
+  MR_COST(slots, 1);
   record->result = outcome.result;
   record->status = outcome.status;
   record->fault = outcome.fault;

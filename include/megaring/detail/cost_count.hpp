@@ -1,0 +1,76 @@
+// The cost model's counters (bench --cost-model, tests/test_cost_model.cpp):
+// what the ring protocol does per slot that costs time on a GPU across PCIe,
+// counted where the protocol does it, on the CPU backend, where the same
+// protocol code runs. A GPU build compiles every count to nothing.
+//
+// A unit's counters are written by that unit alone (a consumer worker, or a
+// producer thread on the host side), with relaxed load + store pairs rather
+// than read-modify-writes, so counting adds no shared-line traffic of its
+// own; readers take relaxed loads. A thread counts only while a CostScope
+// names its counters (the CPU worker opens one when Config::count_costs is
+// set; the bench opens one on its producer thread).
+#pragma once
+
+#include <cuda/atomic>
+
+#include <cstdint>
+
+namespace megaring {
+
+// Totals since counting began. "Host memory" is what a GPU reaches over
+// PCIe: the submission region (slots, stop/abort words) and the completion
+// region (records, DONE_COUNT, heartbeat).
+struct CostCounters {
+  uint64_t host_reads = 0;           // loads from host memory (16-byte loads on a GPU)
+  uint64_t awaited_round_trips = 0;  // host reads the unit waits for before going on
+  uint64_t system_fences = 0;        // system-scope releases and fences
+  uint64_t fences_under_lock = 0;    // of those, taken while holding a device lock
+  uint64_t host_writes = 0;          // stores to host memory
+  uint64_t shared_line_writes = 0;   // of those, to a line another unit or the host writes too
+  uint64_t partial_line_writes = 0;  // of those, covering less than a whole 64-byte line
+  uint64_t device_rmws = 0;          // device-scope read-modify-writes (incl. lock attempts)
+  uint64_t locks = 0;                // device locks taken
+  uint64_t host_shared_rmws = 0;     // host side: RMWs on words other host threads write
+  uint64_t slots = 0;                // slots completed (consumer) or published (producer)
+};
+
+namespace detail {
+
+#if !defined(__CUDA_ARCH__)
+// The calling thread's counters, or null while it does not count.
+inline CostCounters*& current_costs() {
+  thread_local CostCounters* costs = nullptr;
+  return costs;
+}
+
+// Names the counters this thread adds to until the scope ends.
+class CostScope {
+ public:
+  explicit CostScope(CostCounters* costs) : previous_(current_costs()) { current_costs() = costs; }
+  ~CostScope() { current_costs() = previous_; }
+  CostScope(const CostScope&) = delete;
+  CostScope& operator=(const CostScope&) = delete;
+
+ private:
+  CostCounters* previous_;
+};
+
+// Single writer: a relaxed load and store, never an RMW (see the top).
+inline void cost_add(uint64_t CostCounters::*field, uint64_t n) {
+  if (CostCounters* c = current_costs()) {
+    cuda::atomic_ref<uint64_t, cuda::thread_scope_system> word(c->*field);
+    word.store(word.load(cuda::std::memory_order_relaxed) + n, cuda::std::memory_order_relaxed);
+  }
+}
+#define MR_COST(field, n) ::megaring::detail::cost_add(&::megaring::CostCounters::field, (n))
+#else
+// The device pass parses host templates too: nothing is counted there.
+class CostScope {
+ public:
+  __device__ explicit CostScope(CostCounters*) {}
+};
+#define MR_COST(field, n) ((void)0)
+#endif
+
+}  // namespace detail
+}  // namespace megaring
