@@ -87,7 +87,22 @@ double modelled_slots_per_s(const PerSlotCosts& c, uint32_t units, const CostLat
   return throughput_per_us * 1e6;
 }
 
-int run_cost_model(const std::string& json_path, bool short_mode) {
+std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slots_per_s) {
+  // Issue 14's CPU budgets, per slot in steady state at batch 64.
+  return {
+      {"host_reads", p.host_reads, 1.0},
+      {"awaited_round_trips", p.awaited_round_trips, 1.0 / 32},
+      {"system_fences", p.system_fences, 1.0 / 32},
+      {"fences_under_lock", p.fences_under_lock, 0.0},
+      {"shared_line_writes", p.shared_line_writes, 0.0},
+      {"locks", p.locks, 0.0},
+      {"host_shared_rmws", p.host_shared_rmws, 1.0 / 64},
+      // A floor, written as a ceiling on its inverse (us a slot).
+      {"modelled_us_per_slot", 1e6 / modelled_slots_per_s, 1e6 / 40e6},
+  };
+}
+
+int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_budgets) {
   const uint64_t slots = short_mode ? 200'000 : 1'000'000;
   constexpr uint32_t kBatch = 64;
   ProtocolCosts costs;
@@ -142,6 +157,23 @@ int run_cost_model(const std::string& json_path, bool short_mode) {
   lat["device_rmw_calibrated_on"] = "H100 2026-11-22: 1 unit, 118 k slots/s";
   j["latencies"] = lat;
   std::printf("  (latencies: the H100 run of 2026-11-22; device-side time fitted at 1 unit)\n");
+  // The budgets: what the new data path must reach (issue 14). Reported for
+  // every protocol; --cost-budgets turns a miss into a failure.
+  int misses = 0;
+  Json budgets = Json::object();
+  std::printf("  budgets (per slot, batch 64):\n");
+  for (const CostBudget& b : cost_budgets(p, j["modelled_slots_per_s"].number())) {
+    const bool pass = b.value <= b.limit + 1e-12;
+    misses += !pass;
+    Json bj = Json::object();
+    bj["value"] = b.value;
+    bj["limit"] = b.limit;
+    bj["pass"] = pass;
+    budgets[b.name] = bj;
+    std::printf("    %-22s %10.4f  <= %8.4f  %s\n", b.name, b.value, b.limit, pass ? "pass" : "MISS");
+  }
+  j["budgets"] = budgets;
+  j["budget_misses"] = misses;
   if (!json_path.empty()) {
     Json report = Json::object();
     report["schema"] = "megaring-bench/1";
@@ -153,6 +185,10 @@ int run_cost_model(const std::string& json_path, bool short_mode) {
       return 1;
     }
     std::printf("json: %s\n", json_path.c_str());
+  }
+  if (enforce_budgets && misses != 0) {
+    std::fprintf(stderr, "megaring_bench --cost-budgets: %d budget(s) missed\n", misses);
+    return 1;
   }
   return 0;
 }

@@ -73,6 +73,7 @@ struct Options {
   uint32_t timeline = 0;  // Config::timeline_capacity for it (0: off), to measure its cost
   std::string trace_path;  // the timeline arms' trace (Perfetto JSON); empty: none
   bool cost_model = false;  // --cost-model: the cost model alone (cost_model.hpp)
+  bool cost_budgets = false;  // --cost-budgets: and fail on a missed budget
 };
 
 struct Sizes {
@@ -163,7 +164,8 @@ void usage(const char* argv0) {
       "  --workers N, --backoff-max NS   Config::workers / poll_backoff_max_ns of the\n"
       "                 rt/tput/scaling runtime (default: the library defaults)\n"
       "  --cost-model   only the cost model: per-slot protocol costs counted on the CPU\n"
-      "                 backend (batch 64, one producer) and the GPU throughput they model\n",
+      "                 backend (batch 64, one producer) and the GPU throughput they model\n"
+      "  --cost-budgets with --cost-model: exit 1 if a per-slot budget of issue 14 is missed\n",
       argv0);
 }
 
@@ -250,6 +252,8 @@ bool parse(int argc, char** argv, Options* o) {
       o->timeline = static_cast<uint32_t>(std::max(0L, std::atol(v)));
     } else if (a == "--cost-model") {
       o->cost_model = true;
+    } else if (a == "--cost-budgets") {
+      o->cost_budgets = true;
     } else if (a == "-h" || a == "--help") {
       usage(argv[0]);
       std::exit(0);
@@ -796,7 +800,7 @@ int main(int argc, char** argv) {
   setenv("CUDA_MODULE_LOADING", "EAGER", 0);
   Options opt;
   if (!parse(argc, argv, &opt)) return 2;
-  if (opt.cost_model) return run_cost_model(opt.json_path, opt.short_mode);
+  if (opt.cost_model) return run_cost_model(opt.json_path, opt.short_mode, opt.cost_budgets);
   const Sizes sz = sizes_for(opt.short_mode);
   const auto run_start = Clock::now();
   // 120 s in both modes: a hang must leave most of a GPU session's bench step
