@@ -14,6 +14,29 @@ namespace mrbench {
 
 using namespace megaring;
 
+namespace {
+// Each per-slot figure, its name and the counter it is derived from.
+using CountMember = uint64_t CostCounters::*;
+using PerSlotMember = double PerSlotCosts::*;
+struct PerSlotField {
+  const char* name;
+  CountMember count;
+  PerSlotMember per_slot;
+};
+constexpr PerSlotField kPerSlotFields[] = {
+    {"host_reads", &CostCounters::host_reads, &PerSlotCosts::host_reads},
+    {"awaited_round_trips", &CostCounters::awaited_round_trips, &PerSlotCosts::awaited_round_trips},
+    {"system_fences", &CostCounters::system_fences, &PerSlotCosts::system_fences},
+    {"fences_under_lock", &CostCounters::fences_under_lock, &PerSlotCosts::fences_under_lock},
+    {"host_writes", &CostCounters::host_writes, &PerSlotCosts::host_writes},
+    {"shared_line_writes", &CostCounters::shared_line_writes, &PerSlotCosts::shared_line_writes},
+    {"partial_line_writes", &CostCounters::partial_line_writes, &PerSlotCosts::partial_line_writes},
+    {"device_rmws", &CostCounters::device_rmws, &PerSlotCosts::device_rmws},
+    {"locks", &CostCounters::locks, &PerSlotCosts::locks},
+    {"host_shared_rmws", &CostCounters::host_shared_rmws, &PerSlotCosts::host_shared_rmws},
+};
+}  // namespace
+
 bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers,
                             ProtocolCosts* out, std::string* error) {
   Config config;
@@ -49,17 +72,11 @@ bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers,
                     std::to_string(slots),
            false;
   const double n = static_cast<double>(slots);
-  PerSlotCosts& p = out->per_slot;
-  p.host_reads = consumer.host_reads / n;
-  p.awaited_round_trips = consumer.awaited_round_trips / n;
-  p.system_fences = consumer.system_fences / n;
-  p.fences_under_lock = consumer.fences_under_lock / n;
-  p.host_writes = consumer.host_writes / n;
-  p.shared_line_writes = consumer.shared_line_writes / n;
-  p.partial_line_writes = consumer.partial_line_writes / n;
-  p.device_rmws = consumer.device_rmws / n;
-  p.locks = consumer.locks / n;
-  p.host_shared_rmws = producer.host_shared_rmws / n;
+  for (const PerSlotField& f : kPerSlotFields) {
+    // The producer counts its own side; the consumer everything else.
+    const CostCounters& from = f.count == &CostCounters::host_shared_rmws ? producer : consumer;
+    out->per_slot.*f.per_slot = static_cast<double>(from.*f.count) / n;
+  }
   // The whole run on the producer's clock, over the slots: on 2 shared cores
   // this is the producer's cost with the consumer's time folded in.
   out->host_ns_per_slot = elapsed_ns / n;
@@ -125,16 +142,7 @@ int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_b
   std::printf("  host ns/slot (publish + reap, 2 shared cores): %.1f\n", costs.host_ns_per_slot);
   Json j = Json::object();
   Json per = Json::object();
-  per["host_reads"] = p.host_reads;
-  per["awaited_round_trips"] = p.awaited_round_trips;
-  per["system_fences"] = p.system_fences;
-  per["fences_under_lock"] = p.fences_under_lock;
-  per["host_writes"] = p.host_writes;
-  per["shared_line_writes"] = p.shared_line_writes;
-  per["partial_line_writes"] = p.partial_line_writes;
-  per["device_rmws"] = p.device_rmws;
-  per["locks"] = p.locks;
-  per["host_shared_rmws"] = p.host_shared_rmws;
+  for (const PerSlotField& f : kPerSlotFields) per[f.name] = p.*f.per_slot;
   j["protocol"] = "scout";
   j["per_slot"] = per;
   j["host_ns_per_slot"] = costs.host_ns_per_slot;

@@ -8,7 +8,7 @@
 //                                   run_slot<NoUserOps>(ctx, slot, out); }
 //
 // (megakernel.cuh itself needs nvcc, so this includes builtin_ops.cuh, which
-// has admit_slot, HostExec and run_slot, and its own copy of NoUserOps.)
+// has admit_slot, HostExec, run_slot and NoUserOps.)
 //
 // and checks the outcome and every buffer byte against an independent
 // reference written below with plain arithmetic in unsigned __int128 (it
@@ -76,14 +76,6 @@ constexpr size_t kTenantRecordBytes = 24;
 constexpr size_t kInputBytes = kTenantRecordsOffset + kMaxTableEntries * kTenantRecordBytes;
 static_assert(kInputBytes == 464, "fuzz/make_consumer_seeds.py and fuzz/CMakeLists.txt's MAX_LEN");
 constexpr uint64_t kMaxBufferSize = 4096;
-
-// megaring::NoUserOps (megakernel.cuh): a handler table with no user opcodes.
-struct NoUserOps {
-  template <class Ctx>
-  MR_HDI static bool execute(Ctx&, const mr_slot&, Outcome&) {
-    return false;
-  }
-};
 
 // Bounds-checked little-endian reads at fixed offsets; bytes past the input
 // read as 0.
@@ -409,7 +401,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mr_slot copy = slot;
   if (megaring::detail::admit_slot(p, copy, out)) {
     megaring::detail::HostExec ctx{p, model.ticket, copy.tenant};
-    megaring::detail::run_slot<NoUserOps>(ctx, copy, out);
+    megaring::detail::run_slot<megaring::NoUserOps>(ctx, copy, out);
   }
   const uint64_t clock_after = megaring::detail::now_ns();
 

@@ -240,18 +240,10 @@ class CpuBackend final : public ConsumerBackend {
     if (!costs_) return ConsumerBackend::read_consumer_costs(out);
     // Relaxed loads: each unit writes its own counters (cost_count.hpp).
     *out = CostCounters{};
-    for (uint32_t u = 0; u < params_.units; ++u) {
-      const CostCounters& c = costs_[u];
-      for (uint64_t CostCounters::*field :
-           {&CostCounters::host_reads, &CostCounters::awaited_round_trips,
-            &CostCounters::system_fences, &CostCounters::fences_under_lock,
-            &CostCounters::host_writes, &CostCounters::shared_line_writes,
-            &CostCounters::partial_line_writes, &CostCounters::device_rmws,
-            &CostCounters::locks, &CostCounters::host_shared_rmws, &CostCounters::slots})
-        out->*field += cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(
-                           const_cast<uint64_t&>(c.*field))
-                           .load(cuda::std::memory_order_relaxed);
-    }
+    for (uint32_t u = 0; u < params_.units; ++u)
+      for (const CostField& f : kCostFields)
+        out->*f.member += cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(costs_[u].*f.member)
+                              .load(cuda::std::memory_order_relaxed);
     return Status::ok();
   }
 

@@ -35,14 +35,6 @@ namespace megaring {
 // make_consumer's block size when none is given (the built-in consumer's).
 inline constexpr unsigned kDefaultBlockThreads = 256;
 
-// A handler table with no user opcodes.
-struct NoUserOps {
-  template <class Ctx>
-  MR_HDI static bool execute(Ctx&, const mr_slot&, Outcome&) {
-    return false;
-  }
-};
-
 namespace detail {
 
 // Timeline mode: the unit that ran `ticket` writes its record, before the

@@ -13,13 +13,9 @@
 
 using namespace megaring;
 
-inline void check(const Status& st) {
-  if (!st) {
-    std::fprintf(stderr, "%s\n", st.to_string().c_str());
-    std::exit(1);
-  }
-}
-inline void check(const TenantStatus& st) {
+// Status or TenantStatus: both convert to bool and have to_string().
+template <class AnyStatus>
+void check(const AnyStatus& st) {
   if (!st) {
     std::fprintf(stderr, "%s\n", st.to_string().c_str());
     std::exit(1);

@@ -9,6 +9,15 @@
 #include "megaring/detail/exec_context.cuh"
 
 namespace megaring {
+
+// A handler table with no user opcodes (the built-in consumer's).
+struct NoUserOps {
+  template <class Ctx>
+  MR_HDI static bool execute(Ctx&, const mr_slot&, Outcome&) {
+    return false;
+  }
+};
+
 namespace detail {
 
 template <class Ctx>

@@ -36,6 +36,28 @@ struct CostCounters {
 
 namespace detail {
 
+// Every counter of CostCounters with its name, for code that walks them all
+// (sums, reports).
+using CostMember = uint64_t CostCounters::*;  // an alias: nvcc's host pass
+                                              // otherwise trips -Wparentheses
+struct CostField {
+  const char* name;
+  CostMember member;
+};
+inline constexpr CostField kCostFields[] = {
+    {"host_reads", &CostCounters::host_reads},
+    {"awaited_round_trips", &CostCounters::awaited_round_trips},
+    {"system_fences", &CostCounters::system_fences},
+    {"fences_under_lock", &CostCounters::fences_under_lock},
+    {"host_writes", &CostCounters::host_writes},
+    {"shared_line_writes", &CostCounters::shared_line_writes},
+    {"partial_line_writes", &CostCounters::partial_line_writes},
+    {"device_rmws", &CostCounters::device_rmws},
+    {"locks", &CostCounters::locks},
+    {"host_shared_rmws", &CostCounters::host_shared_rmws},
+    {"slots", &CostCounters::slots},
+};
+
 #if !defined(__CUDA_ARCH__)
 // The calling thread's counters, or null while it does not count.
 inline CostCounters*& current_costs() {
