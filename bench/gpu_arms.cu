@@ -63,6 +63,28 @@ __device__ __forceinline__ ulonglong2 load_volatile_16(const u64* p) {
   return v;
 }
 
+// Four 16-byte loads of a 64-byte slot, all in flight together (asm, so the
+// compiler neither splits nor repeats them); weak loads, ordered after the
+// caller's header acquire by program order and the "memory" clobber.
+__device__ void read_slot_body(const mr_slot* slot, u64 header, mr_slot* body) {
+  ulonglong2 w[4];
+  for (int k = 0; k < 4; ++k)
+    asm volatile("ld.global.v2.u64 {%0, %1}, [%2];"
+                 : "=l"(w[k].x), "=l"(w[k].y)
+                 : "l"(__cvta_generic_to_global(reinterpret_cast<const ulonglong2*>(slot) + k))
+                 : "memory");
+  body->header = header;
+  body->opcode = static_cast<uint32_t>(w[0].y);
+  body->tenant = static_cast<uint32_t>(w[0].y >> 32);
+  body->flags = static_cast<uint32_t>(w[1].x);
+  body->reserved = static_cast<uint32_t>(w[1].x >> 32);
+  body->args[0] = w[1].y;
+  body->args[1] = w[2].x;
+  body->args[2] = w[2].y;
+  body->args[3] = w[3].x;
+  body->args[4] = w[3].y;
+}
+
 // One thread waits for each message in turn (1, 2, ...), reads it as
 // `Layout` says, checks it, and release-stores its echo (system scope: the
 // host acquires it). Spins without backoff: the floor.
@@ -83,9 +105,10 @@ __global__ void pingpong_kernel(u64* msg, u64* echo_word) {
       // C2: ACQUIRE (system) the header; it orders the body reads after it.
       while ((h = header.load(cuda::std::memory_order_acquire)) != ready)
         if (h == kPingStop) return;
-      // C3 as the megakernel does it (four 16-byte loads, into shared memory).
+      // The body as ABI v2's consumer read it: four 16-byte loads after the
+      // header's acquire (into shared memory).
       __shared__ mr_slot body;
-      megaring::detail::copy_slot_body(reinterpret_cast<const mr_slot*>(msg), h, &body);
+      read_slot_body(reinterpret_cast<const mr_slot*>(msg), h, &body);
       const u64 words[7] = {body.opcode | u64(body.tenant) << 32,
                             body.flags | u64(body.reserved) << 32, body.args[0], body.args[1],
                             body.args[2], body.args[3], body.args[4]};

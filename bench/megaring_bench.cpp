@@ -429,9 +429,9 @@ void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
   std::string err;
   double r = 0;
   bool ok = megaring_throughput(rt, batch, sz.tput_slots / 10, &r, &err);  // warm-up
-  // The scout protocol's counters over the trials (bench/NOTES.md, "What
-  // bounds the consumer"): how far a scout round moves, how often a scanned
-  // slot was not yet readable.
+  // The fetcher's and completer's counters over the trials: how many
+  // tickets a fetch round (one PCIe round trip on a GPU) and a DONE_COUNT
+  // store (one system fence) cover.
   ConsumerCounters before, after;
   const bool counted = ok && rt.consumer_counters(&before);
   for (int t = 0; ok && t < sz.tput_trials; ++t) {
@@ -440,12 +440,13 @@ void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
   }
   set_rate_result(a, ok, rates, "slots/s", err);
   if (ok && counted && rt.consumer_counters(&after)) {
-    const uint64_t rounds = after.scout_rounds - before.scout_rounds;
-    a.extra["scout_rounds"] = static_cast<unsigned long long>(rounds);
-    a.extra["tickets_per_scout_round"] =
-        rounds ? double(after.tickets_scanned - before.tickets_scanned) / double(rounds) : 0.0;
-    a.extra["not_ready_retries"] =
-        static_cast<unsigned long long>(after.not_ready_retries - before.not_ready_retries);
+    const uint64_t rounds = after.fetch_rounds - before.fetch_rounds;
+    const uint64_t tickets = after.tickets_fetched - before.tickets_fetched;
+    const uint64_t flushes = after.flushes - before.flushes;
+    a.extra["fetch_rounds"] = static_cast<unsigned long long>(rounds);
+    a.extra["tickets_per_fetch_round"] = rounds ? double(tickets) / double(rounds) : 0.0;
+    a.extra["tickets_per_flush"] = flushes ? double(tickets) / double(flushes) : 0.0;
+    a.extra["idle_polls"] = static_cast<unsigned long long>(after.idle_polls - before.idle_polls);
   }
 }
 

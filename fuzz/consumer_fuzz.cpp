@@ -357,11 +357,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // The rest of the consumer's parameters. done_cursor = ~0: FENCE's
-  // wait_for_prefix returns at once; abort_flag = 1: DELAY_NS returns at
-  // once (abandoned) unless its argument is 0.
+  // wait_for_prefix returns at once; abort_seen = 1 (the fetcher's mirror of
+  // abort_flag, which is what handlers read): DELAY_NS returns at once
+  // (abandoned) unless its argument is 0.
   auto priv = std::make_unique<megaring::detail::ConsumerPrivate>();
   *priv = megaring::detail::initial_private(0);
   priv->done_cursor = ~0ull;
+  priv->abort_seen = 1;
   auto submission = std::make_unique<mr_submission_control>();
   *submission = mr_submission_control{};
   submission->stop_at = ~0ull;
@@ -378,6 +380,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   p.completion_control = completion_control.get();
   p.priv = priv.get();
   p.done_flags = nullptr;
+  p.staged = nullptr;
+  p.outcomes = nullptr;
   p.buffers = buffers.get();
   p.tenants = tenants.get();
   p.tenant_counters = counters.get();
@@ -472,11 +476,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                i, counters[i].admitted, counters[i].out_of_window, counters[i].revoked,
                want_c.admitted, want_c.out_of_window, want_c.revoked);
   }
-  FUZZ_CHECK(priv->claim_cursor == priv_before.claim_cursor &&
+  FUZZ_CHECK(priv->fetched == priv_before.fetched &&
+                 priv->claim_cursor == priv_before.claim_cursor &&
                  priv->done_cursor == priv_before.done_cursor &&
-                 priv->advance_lock == priv_before.advance_lock &&
                  priv->exited_units == priv_before.exited_units &&
-                 priv->scan_cursor == priv_before.scan_cursor &&
                  priv->stop_at_seen == priv_before.stop_at_seen &&
                  priv->abort_seen == priv_before.abort_seen,
              "consumer-private words changed");

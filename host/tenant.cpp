@@ -798,6 +798,9 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
     ring.on_full = options.timeout == Nanoseconds::zero() ? OnFull::kFail : OnFull::kWait;
     ring.timeout = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
     const uint64_t origin = t.id | kOriginTenant | (options.keep_result ? kOriginKept : 0);
+    // Results travel only in completion records: ask for them when wait()
+    // or the on_completion callback will read them.
+    const bool want_record = options.keep_result || static_cast<bool>(t.on_completion);
     Ticket ticket;
     Status st;
     if (t.core->closed()) {
@@ -808,12 +811,14 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
       PublishOptions attempt = ring;
       attempt.on_full = OnFull::kFail;
       for (;;) {
-        st = RuntimeInternals::publish_tagged(t.core->runtime(), global, count, origin, &ticket, attempt);
+        st = RuntimeInternals::publish_tagged(t.core->runtime(), global, count, origin, want_record,
+                                               &ticket, attempt);
         if (st || st.code() != Result::kRingFull || Clock::now() > deadline) break;
         if (t.core->pump_once() == 0) std::this_thread::yield();
       }
     } else {
-      st = RuntimeInternals::publish_tagged(t.core->runtime(), global, count, origin, &ticket, ring);
+      st = RuntimeInternals::publish_tagged(t.core->runtime(), global, count, origin, want_record,
+                                             &ticket, ring);
     }
     if (!st) {
       t.published.fetch_sub(count, std::memory_order_acq_rel);  // roll back the reservation

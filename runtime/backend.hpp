@@ -45,7 +45,7 @@ class ConsumerBackend {
     // completion record the consumer wrote is visible after it.
     return cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(
                host_.completion_control->exited_units)
-               .load(cuda::std::memory_order_acquire) == params_.units;
+               .load(cuda::std::memory_order_acquire) == params_.units + 1;  // + the I/O unit
   }
   // Waits for the consumer to exit, then reaps its resources (stream/threads).
   virtual Status join(Nanoseconds timeout) = 0;
@@ -72,9 +72,11 @@ class ConsumerBackend {
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;
   // The consumer-private diagnostic counters (ConsumerPrivate).
   virtual Status read_consumer_counters(ConsumerCounters* out) = 0;
-  // Config::count_costs: every unit's cost counters, summed (CPU backend).
-  virtual Status read_consumer_costs(CostCounters* out) {
-    (void)out;
+  // Config::count_costs: the executors' cost counters summed, and the I/O
+  // unit's (fetcher and completer) on their own (CPU backend).
+  virtual Status read_consumer_costs(CostCounters* executors, CostCounters* io) {
+    (void)executors;
+    (void)io;
     return Status(Result::kInvalidArgument, "cost counting is off (Config::count_costs)");
   }
 
@@ -84,7 +86,7 @@ class ConsumerBackend {
 
   virtual Backend kind() const = 0;
   virtual const char* device_name() const = 0;
-  uint32_t units() const { return params_.units; }
+  uint32_t units() const { return params_.units; }  // executors
 
  protected:
   HostRegions host_;

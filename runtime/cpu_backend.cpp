@@ -28,17 +28,22 @@ namespace {
 //    slept about 55, and since it holds the ticket it claimed next, every
 //    slot behind that ticket waited too. A quarter of the cap, between 1 us
 //    and the default (the slack applies to the backoff's short sleeps too).
-//  * Then its name, "megaring-w<unit>", for perf, nsys, top -H and gdb (a
-//    thread that shows its name has its slack set).
-void prepare_worker_thread(unsigned unit, uint32_t poll_backoff_max_ns) {
+//  * Then its name, "megaring-w<unit>" for an executor and "megaring-io" for
+//    the I/O thread (fetcher and completer), for perf, nsys, top -H and gdb
+//    (a thread that shows its name has its slack set).
+void prepare_worker_thread(unsigned unit, bool io, uint32_t poll_backoff_max_ns) {
 #if defined(__linux__)
   const unsigned long slack_ns = std::clamp<unsigned long>(poll_backoff_max_ns / 4, 1000, 50'000);
   (void)prctl(PR_SET_TIMERSLACK, slack_ns, 0, 0, 0);
   char name[16];  // 15 characters and the NUL, the kernel's limit
-  std::snprintf(name, sizeof name, "megaring-w%u", unit % 100000);
+  if (io)
+    std::snprintf(name, sizeof name, "megaring-io");
+  else
+    std::snprintf(name, sizeof name, "megaring-w%u", unit % 100000);
   (void)pthread_setname_np(pthread_self(), name);
 #else
   (void)unit;
+  (void)io;
   (void)poll_backoff_max_ns;
 #endif
 }
@@ -66,7 +71,8 @@ class CpuBackend final : public ConsumerBackend {
     for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
                     static_cast<void*>(host_.completions),
                     static_cast<void*>(host_.completion_control), static_cast<void*>(params_.priv),
-                    static_cast<void*>(params_.done_flags), static_cast<void*>(params_.buffers),
+                    static_cast<void*>(params_.done_flags), static_cast<void*>(params_.staged),
+                    static_cast<void*>(params_.outcomes), static_cast<void*>(params_.buffers),
                     static_cast<void*>(params_.timeline), static_cast<void*>(params_.tenants),
                     static_cast<void*>(params_.tenant_counters)})
       std::free(p);
@@ -80,6 +86,8 @@ class CpuBackend final : public ConsumerBackend {
     host_.completion_control = alloc_zeroed<mr_completion_control>(1);
     params_.priv = alloc_zeroed<ConsumerPrivate>(1);
     params_.done_flags = alloc_zeroed<uint64_t>(cap);
+    params_.staged = alloc_zeroed<mr_slot>(cap);
+    params_.outcomes = alloc_zeroed<mr_completion>(cap);
     params_.buffers = alloc_zeroed<mr_buffer_entry>(config.max_buffers);
     params_.tenants = alloc_zeroed<mr_tenant_entry>(config.max_tenants);
     tenant_table_size_ = config.max_tenants;
@@ -90,7 +98,8 @@ class CpuBackend final : public ConsumerBackend {
       timeline_size_ = config.timeline_capacity;
     }
     if (!host_.slots || !host_.submission || !host_.completions || !host_.completion_control ||
-        !params_.priv || !params_.done_flags || !params_.buffers || !params_.tenants ||
+        !params_.priv || !params_.done_flags || !params_.staged || !params_.outcomes ||
+        !params_.buffers || !params_.tenants ||
         !params_.tenant_counters ||
         (config.timeline_capacity != 0 && !params_.timeline))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
@@ -100,7 +109,7 @@ class CpuBackend final : public ConsumerBackend {
     params_.completion_control = host_.completion_control;
     params_.units = config.workers == 0 ? 2 : config.workers;
     if (config.count_costs) {
-      costs_.reset(new (std::nothrow) CostCounters[params_.units]());
+      costs_.reset(new (std::nothrow) CostCounters[params_.units + 1]());  // + the I/O thread
       if (!costs_) return Status(Result::kOutOfMemory, "cpu backend: cost counters");
       params_.costs = costs_.get();
     }
@@ -115,18 +124,28 @@ class CpuBackend final : public ConsumerBackend {
   Status start(const Consumer& consumer) override {
     auto worker = params_.timeline != nullptr ? consumer.cpu_worker_timeline : consumer.cpu_worker;
     if (worker == nullptr) return Status(Result::kInvalidArgument, "consumer has no CPU worker");
+    // The I/O thread (unit params_.units) first: it is the only reader of the
+    // abort flag, so executors started after it can always be stopped.
     try {
-      threads_.reserve(params_.units);
-      for (uint32_t unit = 0; unit < params_.units; ++unit) {
+      threads_.reserve(params_.units + 1);
+      for (uint32_t i = 0; i <= params_.units; ++i) {
+        const uint32_t unit = i == 0 ? params_.units : i - 1;
         threads_.emplace_back([worker, params = params_, unit] {
-          prepare_worker_thread(unit, params.poll_backoff_max_ns);
+          prepare_worker_thread(unit, unit == params.units, params.poll_backoff_max_ns);
           worker(params, unit);
         });
       }
     } catch (const std::exception& e) {
-      // Threads already started must stop before the runtime frees memory.
-      cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(host_.submission->abort_flag)
-          .store(1, cuda::std::memory_order_release);
+      // Threads already started must stop before the runtime frees memory:
+      // the abort stops them, and the executors that never started count as
+      // exited, so that the I/O thread's completer does not wait for them.
+      if (!threads_.empty()) {
+        cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(host_.submission->abort_flag)
+            .store(1, cuda::std::memory_order_release);
+        DevRef<uint32_t>(params_.priv->exited_units)
+            .fetch_add(static_cast<uint32_t>(params_.units + 1 - threads_.size()),
+                       cuda::std::memory_order_acq_rel);
+      }
       for (auto& t : threads_) t.join();
       threads_.clear();
       return Status(Result::kInternal, std::string("cpu backend: cannot start workers: ") + e.what());
@@ -227,23 +246,28 @@ class CpuBackend final : public ConsumerBackend {
 
   Status read_consumer_counters(ConsumerCounters* out) override {
     ConsumerPrivate& priv = *params_.priv;
-    // Relaxed: statistics; workers may be counting concurrently.
-    out->scout_rounds = DevRef<uint64_t>(priv.scout_rounds).load(cuda::std::memory_order_relaxed);
-    out->tickets_scanned =
-        DevRef<uint64_t>(priv.tickets_scanned).load(cuda::std::memory_order_relaxed);
-    out->not_ready_retries =
-        DevRef<uint64_t>(priv.not_ready_retries).load(cuda::std::memory_order_relaxed);
+    // Relaxed: statistics; the fetcher and completer may be counting.
+    out->fetch_rounds = DevRef<uint64_t>(priv.fetch_rounds).load(cuda::std::memory_order_relaxed);
+    out->tickets_fetched =
+        DevRef<uint64_t>(priv.tickets_fetched).load(cuda::std::memory_order_relaxed);
+    out->idle_polls = DevRef<uint64_t>(priv.idle_polls).load(cuda::std::memory_order_relaxed);
+    out->flushes = DevRef<uint64_t>(priv.flushes).load(cuda::std::memory_order_relaxed);
+    out->records_written =
+        DevRef<uint64_t>(priv.records_written).load(cuda::std::memory_order_relaxed);
     return Status::ok();
   }
 
-  Status read_consumer_costs(CostCounters* out) override {
-    if (!costs_) return ConsumerBackend::read_consumer_costs(out);
+  Status read_consumer_costs(CostCounters* executors, CostCounters* io) override {
+    if (!costs_) return ConsumerBackend::read_consumer_costs(executors, io);
     // Relaxed loads: each unit writes its own counters (cost_count.hpp).
-    *out = CostCounters{};
-    for (uint32_t u = 0; u < params_.units; ++u)
+    *executors = CostCounters{};
+    *io = CostCounters{};
+    for (uint32_t u = 0; u <= params_.units; ++u) {
+      CostCounters* to = u == params_.units ? io : executors;
       for (const CostField& f : kCostFields)
-        out->*f.member += cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(costs_[u].*f.member)
-                              .load(cuda::std::memory_order_relaxed);
+        to->*f.member += cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(costs_[u].*f.member)
+                             .load(cuda::std::memory_order_relaxed);
+    }
     return Status::ok();
   }
 

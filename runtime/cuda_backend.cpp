@@ -177,35 +177,46 @@ class CudaBackend final : public ConsumerBackend {
     MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.completion_control),
                                          host_.completion_control, 0));
 
-    // Consumer-private region: one device allocation, made before launch.
-    const size_t priv_bytes = sizeof(ConsumerPrivate);
-    const size_t flags_bytes = sizeof(uint64_t) * cap;
-    const size_t table_bytes = sizeof(mr_buffer_entry) * config.max_buffers;
-    const size_t timeline_bytes = sizeof(mr_timeline_record) * config.timeline_capacity;
-    const size_t tenants_bytes = sizeof(mr_tenant_entry) * config.max_tenants;
-    const size_t counters_bytes = sizeof(mr_tenant_counters) * config.max_tenants;
-    const size_t total =
-        priv_bytes + flags_bytes + table_bytes + timeline_bytes + tenants_bytes + counters_bytes;
+    // Consumer-private region: one device allocation, made before launch,
+    // cut into pieces that each start on a 64-byte line (the fetcher and
+    // the executors move staged slots in 16-byte pieces, and a slot that
+    // straddled two lines would cost two).
+    const auto line = [](size_t bytes) { return (bytes + 63) & ~size_t{63}; };
+    const size_t priv_bytes = line(sizeof(ConsumerPrivate));
+    const size_t flags_bytes = line(sizeof(uint64_t) * cap);
+    const size_t staged_bytes = line(sizeof(mr_slot) * cap);
+    const size_t outcomes_bytes = line(sizeof(mr_completion) * cap);
+    const size_t table_bytes = line(sizeof(mr_buffer_entry) * config.max_buffers);
+    const size_t timeline_bytes = line(sizeof(mr_timeline_record) * config.timeline_capacity);
+    const size_t counters_bytes = line(sizeof(mr_tenant_counters) * config.max_tenants);
+    const size_t tenants_bytes = line(sizeof(mr_tenant_entry) * config.max_tenants);
+    const size_t total = priv_bytes + flags_bytes + staged_bytes + outcomes_bytes + table_bytes +
+                         timeline_bytes + counters_bytes + tenants_bytes;
     // Allocated in the kernel's own stream, so that the allocation is
     // stream-ordered before the kernel that uses it, for tools that check
     // stream order (nothing runs on the device yet, so nothing waits).
     MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, kernel_stream_));
     MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, kernel_stream_));
     MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream_));
-    auto* base = static_cast<uint8_t*>(private_block_);
-    params_.priv = reinterpret_cast<ConsumerPrivate*>(base);
-    params_.done_flags = reinterpret_cast<uint64_t*>(base + priv_bytes);
-    params_.buffers = reinterpret_cast<mr_buffer_entry*>(base + priv_bytes + flags_bytes);
+    uint8_t* next = static_cast<uint8_t*>(private_block_);  // cudaMallocAsync: 256-byte aligned
+    const auto take = [&next](size_t bytes) {
+      uint8_t* piece = next;
+      next += bytes;
+      return piece;
+    };
+    params_.priv = reinterpret_cast<ConsumerPrivate*>(take(priv_bytes));
+    params_.done_flags = reinterpret_cast<uint64_t*>(take(flags_bytes));
+    params_.staged = reinterpret_cast<mr_slot*>(take(staged_bytes));
+    params_.outcomes = reinterpret_cast<mr_completion*>(take(outcomes_bytes));
+    params_.buffers = reinterpret_cast<mr_buffer_entry*>(take(table_bytes));
+    uint8_t* timeline = take(timeline_bytes);
     if (config.timeline_capacity != 0) {
-      params_.timeline =
-          reinterpret_cast<mr_timeline_record*>(base + priv_bytes + flags_bytes + table_bytes);
+      params_.timeline = reinterpret_cast<mr_timeline_record*>(timeline);
       params_.timeline_mask = config.timeline_capacity - 1;
-      timeline_bytes_ = timeline_bytes;
+      timeline_bytes_ = sizeof(mr_timeline_record) * config.timeline_capacity;
     }
-    // Every piece above is a multiple of 16 bytes (8-byte aligned counters).
-    uint8_t* tenant_base = base + priv_bytes + flags_bytes + table_bytes + timeline_bytes;
-    params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(tenant_base);
-    params_.tenants = reinterpret_cast<mr_tenant_entry*>(tenant_base + counters_bytes);
+    params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(take(counters_bytes));
+    params_.tenants = reinterpret_cast<mr_tenant_entry*>(take(tenants_bytes));
     requested_units_ = config.workers;
     tenant_table_size_ = config.max_tenants;
     return Status::ok();
@@ -227,17 +238,23 @@ class CudaBackend final : public ConsumerBackend {
       return Status(Result::kInvalidArgument, std::string("consumer '") + consumer.name +
                                                   "' cannot fit one block per SM");
     const uint32_t resident = static_cast<uint32_t>(per_sm) * static_cast<uint32_t>(sm_count_);
-    uint32_t grid = requested_units_ != 0
-                        ? requested_units_
-                        : std::min(kDefaultGpuWorkers, static_cast<uint32_t>(sm_count_));
+    // The default: kDefaultGpuWorkers executors, at most one per SM, and
+    // never more than fit beside the I/O block.
+    const uint32_t executors =
+        requested_units_ != 0
+            ? requested_units_
+            : std::max<uint32_t>(1, std::min({kDefaultGpuWorkers, static_cast<uint32_t>(sm_count_),
+                                              resident > 1 ? resident - 1 : 1}));
+    // Block 0 is the I/O unit (fetcher and completer), the rest executors.
+    const uint64_t grid = uint64_t{executors} + 1;
     if (grid > resident)
       return Status(Result::kInvalidArgument,
-                    std::to_string(grid) + " blocks requested but only " +
-                        std::to_string(resident) + " can be co-resident");
-    params_.units = grid;
+                    std::to_string(executors) + " executor blocks requested but only " +
+                        std::to_string(resident) + " blocks (the I/O block included) can be co-resident");
+    params_.units = executors;
     // Initialisation copies ran on the control stream and were synchronised
     // there; host-mapped words are plain host stores. No device-wide sync.
-    MR_CUDA_TRY(launch(params_, grid, kernel_stream_));
+    MR_CUDA_TRY(launch(params_, static_cast<unsigned>(grid), kernel_stream_));
     kernel_running_ = true;
     return Status::ok();
   }
@@ -375,9 +392,11 @@ class CudaBackend final : public ConsumerBackend {
     ConsumerPrivate priv;
     const Status st = copy_sync(&priv, params_.priv, sizeof(priv), cudaMemcpyDeviceToHost);
     if (!st) return st;
-    out->scout_rounds = priv.scout_rounds;
-    out->tickets_scanned = priv.tickets_scanned;
-    out->not_ready_retries = priv.not_ready_retries;
+    out->fetch_rounds = priv.fetch_rounds;
+    out->tickets_fetched = priv.tickets_fetched;
+    out->idle_polls = priv.idle_polls;
+    out->flushes = priv.flushes;
+    out->records_written = priv.records_written;
     return Status::ok();
   }
 

@@ -50,6 +50,9 @@ using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kClosedBit = 1ull << 63;
+// How long the completer lets a finished ticket wait for more to publish
+// with it (issue 14: a batch is at most 64 slots or about a microsecond).
+constexpr uint32_t kCompletionFlushNs = 1000;
 // keep_ values besides 0 and ticket + 1, held briefly by one thread:
 constexpr uint64_t kParking = ~0ull;      // the reaper is moving the result to parked_
 constexpr uint64_t kReading = ~0ull - 1;  // a waiter is reading the result in place
@@ -153,8 +156,10 @@ class Runtime::Impl {
     if (sink != nullptr) sink->on_runtime_destroyed();
   }
 
+  // `record`: ask for the completion record without keeping the ticket
+  // (drain sinks that need results).
   Status publish(const SlotRequest* requests, uint32_t count, Ticket* first,
-                 const PublishOptions& options, uint64_t origin = 0);
+                 const PublishOptions& options, uint64_t origin = 0, bool record = false);
   Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout);
   Status wait_done(const Ticket& ticket, Nanoseconds timeout);
   Status release(const Ticket& ticket);
@@ -163,9 +168,9 @@ class Runtime::Impl {
     if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
     return backend_->read_consumer_counters(out);
   }
-  Status consumer_costs(CostCounters* out) {
-    if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
-    return backend_->read_consumer_costs(out);
+  Status consumer_costs(CostCounters* executors, CostCounters* io) {
+    if (executors == nullptr || io == nullptr) return Status(Result::kInvalidArgument, "out is null");
+    return backend_->read_consumer_costs(executors, io);
   }
   Status shutdown(Nanoseconds timeout);
   Status abort();
@@ -397,9 +402,9 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   const detail::HostRegions& h = host();
   const uint64_t first = config.initial_ticket;
   for (uint64_t t = first; t < first + cap; ++t) {
-    // A position's record starts with the tag of the lap before its first
-    // ticket, so no waiter can mistake it for a completion.
-    h.completions[t & mask_].tag = mr_completion_tag(t - cap);
+    // A position's record starts with the stamp of the lap before its first
+    // ticket, so no reaper can mistake it for a ticket's record.
+    h.completions[t & mask_].stamp = mr_make_stamp(t - cap, MR_STATUS_OK, MR_FAULT_NONE);
   }
   h.submission->stop_at = ~0ull;
   h.submission->abort_flag = 0;
@@ -434,6 +439,8 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   p.poll_backoff_min_ns = config.poll_backoff_min_ns;
   p.poll_backoff_max_ns = config.poll_backoff_max_ns;
   p.heartbeat_interval_ns = config.heartbeat_interval_ns;
+  p.completion_flush_ns = kCompletionFlushNs;
+  p.first_ticket = first;
   Status st = backend_->set_private_cursors(first);
   if (!st) return st;
   st = backend_->start(consumer);
@@ -565,7 +572,7 @@ Status Runtime::Impl::reserve(uint32_t count, const PublishOptions& options, uin
 }
 
 Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticket* first,
-                              const PublishOptions& options, uint64_t origin) {
+                              const PublishOptions& options, uint64_t origin, bool record) {
   MR_NVTX_RANGE("megaring::publish");
   if (requests == nullptr || first == nullptr || count == 0)
     return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
@@ -582,6 +589,9 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
     hook(reserve_hook_arg_.load(std::memory_order_relaxed), t0, count);
   const detail::HostRegions& h = host();
   const int64_t publish_ns = timeline_on_ ? host_now_ns() : 0;  // one clock read per batch
+  // KEEP_RESULT is ours to set: the completer writes a record for this
+  // ticket only if it is set (or the slot did not complete OK).
+  const uint32_t keep_flag = options.keep_result || record ? MR_SLOT_FLAG_KEEP_RESULT : 0u;
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t t = t0 + i;
     const uint64_t pos = t & mask_;
@@ -590,7 +600,7 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
     // P2: body first, plain stores.
     slot->opcode = r.opcode;
     slot->tenant = r.tenant;
-    slot->flags = r.flags;
+    slot->flags = (r.flags & ~MR_SLOT_FLAG_KEEP_RESULT) | keep_flag;
     slot->reserved = 0;
     for (uint32_t a = 0; a < MR_SLOT_ARGS; ++a) slot->args[a] = r.args[a];
     // Relaxed: published to the reaper by the header release below (the
@@ -598,9 +608,13 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
     keep_[pos].store(options.keep_result ? t + 1 : 0, std::memory_order_relaxed);
     origin_[pos].store(origin, std::memory_order_relaxed);  // same ordering as keep_
     if (timeline_on_) publish_ns_[t & timeline_mask_].store(publish_ns, std::memory_order_relaxed);
-    // P3. RELEASE (system): orders the body and keep_ stores before the
-    // header a consumer acquires.
-    SysRef<uint64_t>(slot->header)
+  }
+  // P3. RELEASE (system), each: orders that slot's body and keep_ stores
+  // before the header a fetcher acquires. The batch's first header goes
+  // last, so a fetcher that sees it sees the whole batch in the same round.
+  for (uint32_t i = count; i-- > 0;) {
+    const uint64_t t = t0 + i;
+    SysRef<uint64_t>(h.slots[t & mask_].header)
         .store(mr_make_header(t, MR_SLOT_READY), cuda::std::memory_order_release);
   }
   MR_COST(slots, count);
@@ -610,6 +624,11 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
 
 // H2: account for completed tickets in order and free their positions.
 size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecord>* drained) {
+  // Nothing completed past the reaped cursor: no pass, and no lock taken
+  // (a producer waiting for space calls this in a loop).
+  if (!finalized_.load(std::memory_order_acquire) &&
+      done_count() <= reaped_.load(std::memory_order_acquire))
+    return 0;
   std::unique_lock<std::mutex> lock(reap_mutex_, std::defer_lock);
   MR_COST(host_shared_rmws, 1);  // the lock word
   if (block)
@@ -642,18 +661,24 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
     // is still writing the slot, keep_ and origin_: stop at the first not yet
     // written; a later pass takes it from there.
     if (finalized && !slot_written(r)) break;
-    const uint32_t tag = SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag))
-                             .load(cuda::std::memory_order_acquire);
-    if (tag != mr_completion_tag(r)) {
-      // Cannot happen below DONE_COUNT: a protocol bug. Count it, don't guess.
-      protocol_errors_.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
     // ACQUIRE: pairs with wait()'s release of the keep entry, so its reads of
     // the record finish before the position can be reused.
     const uint64_t keep = keep_[pos].load(std::memory_order_acquire);
     if (keep == kReading) break;  // a waiter is reading it in place; it will be done soon
-    if (keep == r + 1) {          // unread kept result
+    // Relaxed word loads, ordered by the DONE_COUNT acquire (done_count())
+    // or the finalize; the completer writes no record below DONE_COUNT. No
+    // record naming r: r completed OK and was not kept (slot_abi.h, H1).
+    const uint64_t stamp =
+        SysRef<uint64_t>(const_cast<uint64_t&>(rec.stamp)).load(cuda::std::memory_order_relaxed);
+    const uint64_t result =
+        SysRef<uint64_t>(const_cast<uint64_t&>(rec.result)).load(cuda::std::memory_order_relaxed);
+    const bool has_record = mr_stamp_names(stamp, r) != 0;
+    if (!has_record && keep == r + 1) {
+      // A kept ticket always gets a record: a protocol bug. Count it, don't guess.
+      protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+    if (keep == r + 1) {  // unread kept result
       if (!park) break;
       uint64_t expected = r + 1;
       // Claim it against a concurrent wait(); if a waiter claimed it first,
@@ -662,9 +687,9 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
         break;
       Completion c;
       c.ticket = r;
-      c.result = rec.result;
-      c.status = rec.status;
-      c.fault = rec.fault;
+      c.result = result;
+      c.status = static_cast<uint16_t>(mr_stamp_status(stamp));
+      c.fault = static_cast<uint16_t>(mr_stamp_fault(stamp));
       try {
         // Relaxed: set by a test before any reap runs.
         if (const auto hook = park_hook_.load(std::memory_order_relaxed))
@@ -678,34 +703,39 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
       // RELEASE: the parked entry exists before anyone sees keep_ move on.
       keep_[pos].store(0, std::memory_order_release);
     }
-    if (rec.status == MR_STATUS_OK) {
+    const uint32_t status = has_record ? mr_stamp_status(stamp) : MR_STATUS_OK;
+    const uint32_t fault = has_record ? mr_stamp_fault(stamp) : MR_FAULT_NONE;
+    if (status == MR_STATUS_OK) {
       ++ok;
-    } else if (rec.status == MR_STATUS_FAULT) {
+    } else if (status == MR_STATUS_FAULT) {
       ++faulted;
-      ++faults_by_code[rec.fault < MR_FAULT_CODE_COUNT ? rec.fault : 0];
-    } else if (rec.status == MR_STATUS_REVOKED) {
+      ++faults_by_code[fault < MR_FAULT_CODE_COUNT ? fault : 0];
+    } else if (status == MR_STATUS_REVOKED) {
       ++revoked;
     } else {
       ++aborted;
     }
     if (drained != nullptr) {
       // The slot's tenant field and origin_ are host-written and stay put
-      // until this position is recycled (reaped_ below).
-      drained->push_back(detail::DrainRecord{r, origin_[pos].load(std::memory_order_relaxed),
-                                             rec.result, h.slots[pos].tenant, rec.status,
-                                             rec.fault});
+      // until this position is recycled (reaped_ below). A ticket without a
+      // record was not kept: its result is not reported (0).
+      drained->push_back(detail::DrainRecord{
+          r, origin_[pos].load(std::memory_order_relaxed), has_record ? result : 0,
+          h.slots[pos].tenant, static_cast<uint16_t>(status), static_cast<uint16_t>(fault)});
     }
     ++r;
   }
   if (r == start) return 0;
-  MR_COST(host_shared_rmws, 4);  // the four tallies below
-  completed_ok_.fetch_add(ok, std::memory_order_relaxed);
-  faulted_.fetch_add(faulted, std::memory_order_relaxed);
-  aborted_.fetch_add(aborted, std::memory_order_relaxed);
-  revoked_.fetch_add(revoked, std::memory_order_relaxed);
-  for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code)
-    if (faults_by_code[code] != 0)
-      faults_by_code_[code].fetch_add(faults_by_code[code], std::memory_order_relaxed);
+  // The tallies' only writer is the reap-lock holder: relaxed load + store,
+  // no read-modify-write (readers take relaxed loads).
+  const auto tally = [](std::atomic<uint64_t>& counter, uint64_t n) {
+    if (n != 0) counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  };
+  tally(completed_ok_, ok);
+  tally(faulted_, faulted);
+  tally(aborted_, aborted);
+  tally(revoked_, revoked);
+  for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code) tally(faults_by_code_[code], faults_by_code[code]);
   // RELEASE: our reads of records below r happen before producers reuse
   // those positions (they acquire reaped_ in reserve()).
   reaped_.store(r, std::memory_order_release);
@@ -739,11 +769,15 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
       if (take_parked(t, pos, completion, &st)) return st;
       continue;  // back in place
     }
-    // ACQUIRE: pairs with the consumer's tag release (C5) or the host's
-    // finalize; the record fields read below are complete.
-    const uint32_t tag =
-        SysRef<uint32_t>(const_cast<uint32_t&>(rec.tag)).load(cuda::std::memory_order_acquire);
-    if (tag == mr_completion_tag(t)) {
+    // Final once DONE_COUNT passed t (its acquire orders the completer's
+    // record), or the host finalized the ring (finalized_'s acquire orders
+    // the host's records), or the completer wrote t's record early because
+    // an earlier slot holds DONE_COUNT back (ACQUIRE of the stamp: pairs
+    // with its release in write_record_released).
+    if (done_count() > t || finalized_.load(std::memory_order_acquire) ||
+        mr_stamp_names(SysRef<uint64_t>(const_cast<uint64_t&>(rec.stamp))
+                           .load(cuda::std::memory_order_acquire),
+                       t)) {
       // Claim the in-place result: the reaper neither parks nor passes a
       // position in kReading, so no consumer can be rewriting the record
       // while we read it. Losing the CAS means a reaper (or another wait)
@@ -755,13 +789,25 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
     Status st;
     if (ticket_wait_ends(t, deadline, &last_look, waiter, &st)) return st;
   }
-  completion->ticket = t;
-  completion->result = rec.result;
-  completion->status = rec.status;
-  completion->fault = rec.fault;
+  // Relaxed word loads, ordered by the acquire above; atomic because the
+  // completer may rewrite an early record with the same words meanwhile.
+  const uint64_t stamp =
+      SysRef<uint64_t>(const_cast<uint64_t&>(rec.stamp)).load(cuda::std::memory_order_relaxed);
+  const uint64_t result =
+      SysRef<uint64_t>(const_cast<uint64_t&>(rec.result)).load(cuda::std::memory_order_relaxed);
   // RELEASE: the reads above happen before the reaper may pass this ticket.
   keep_[pos].store(0, std::memory_order_release);
   reap(false);
+  if (!mr_stamp_names(stamp, t)) {
+    // A kept ticket always gets its record: a protocol bug. Count it.
+    protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+    return Status(Result::kInternal, "ticket " + std::to_string(t) +
+                                         " completed without its completion record");
+  }
+  completion->ticket = t;
+  completion->result = result;
+  completion->status = static_cast<uint16_t>(mr_stamp_status(stamp));
+  completion->fault = static_cast<uint16_t>(mr_stamp_fault(stamp));
   return Status::ok();
 }
 
@@ -802,9 +848,10 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
     if (finalized_.load(std::memory_order_acquire)) {
       // The host owns the records now. t >= DONE_COUNT, and t is at most one
       // lap past it, so its position still holds its own final record.
-      mr_completion& rec = host().completions[t & mask_];
-      if (SysRef<uint32_t>(rec.tag).load(cuda::std::memory_order_acquire) == mr_completion_tag(t) &&
-          rec.status != MR_STATUS_ABORTED)
+      // finalized_'s acquire above orders the host's records.
+      const uint64_t stamp = SysRef<uint64_t>(host().completions[t & mask_].stamp)
+                                 .load(cuda::std::memory_order_relaxed);
+      if (mr_stamp_names(stamp, t) && mr_stamp_status(stamp) != MR_STATUS_ABORTED)
         return Status::ok();
       return Status(Result::kAborted, "ticket " + std::to_string(t) + " was aborted");
     }
@@ -920,14 +967,15 @@ void Runtime::Impl::finalize_locked() {
   const uint64_t end = published_end();
   const detail::HostRegions& h = host();
   for (uint64_t t = done_count(); t < end; ++t) {
+    // The consumer has stopped, so the host owns every record now. Atomic
+    // words all the same: a waiter may be polling a stamp (wait()).
     mr_completion& rec = h.completions[t & mask_];
-    if (SysRef<uint32_t>(rec.tag).load(cuda::std::memory_order_acquire) == mr_completion_tag(t))
-      continue;  // completed out of order before the stop
-    rec.result = 0;
-    rec.status = MR_STATUS_ABORTED;
-    rec.fault = MR_FAULT_NONE;
-    // RELEASE: the record fields before the tag a waiter acquires.
-    SysRef<uint32_t>(rec.tag).store(mr_completion_tag(t), cuda::std::memory_order_release);
+    if (mr_stamp_names(SysRef<uint64_t>(rec.stamp).load(cuda::std::memory_order_relaxed), t))
+      continue;  // written, then the consumer stopped
+    SysRef<uint64_t>(rec.result).store(0, cuda::std::memory_order_relaxed);
+    // RELEASE: pairs with a waiter's acquire of the stamp.
+    SysRef<uint64_t>(rec.stamp).store(mr_make_stamp(t, MR_STATUS_ABORTED, MR_FAULT_NONE),
+                                      cuda::std::memory_order_release);
   }
   // RELEASE: records above are final before anyone sees finalized_.
   finalized_.store(true, std::memory_order_release);
@@ -1283,7 +1331,20 @@ RuntimeStats Runtime::stats() noexcept {
 Status Runtime::consumer_counters(ConsumerCounters* out) noexcept {
   MR_GUARD(impl_->consumer_counters(out))
 }
-Status Runtime::consumer_costs(CostCounters* out) noexcept { MR_GUARD(impl_->consumer_costs(out)) }
+Status Runtime::consumer_costs(CostCounters* out) noexcept {
+  MR_GUARD(([&]() -> Status {
+    if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+    CostCounters executors, io;
+    Status st = impl_->consumer_costs(&executors, &io);
+    if (!st) return st;
+    *out = executors;
+    for (const detail::CostField& f : detail::kCostFields) out->*f.member += io.*f.member;
+    return Status::ok();
+  })())
+}
+Status Runtime::consumer_costs(CostCounters* executors, CostCounters* io) noexcept {
+  MR_GUARD(impl_->consumer_costs(executors, io))
+}
 
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))
@@ -1324,9 +1385,9 @@ size_t RuntimeInternals::drain(Runtime& runtime) {
   }
 }
 Status RuntimeInternals::publish_tagged(Runtime& runtime, const SlotRequest* requests,
-                                        uint32_t count, uint64_t origin, Ticket* first,
-                                        const PublishOptions& options) {
-  MR_GUARD(runtime.impl_->publish(requests, count, first, options, origin))
+                                        uint32_t count, uint64_t origin, bool want_record,
+                                        Ticket* first, const PublishOptions& options) {
+  MR_GUARD(runtime.impl_->publish(requests, count, first, options, origin, want_record))
 }
 Status RuntimeInternals::alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,
                                             BufferHandle* handle) {

@@ -20,7 +20,8 @@ namespace megaring::detail {
 struct DrainRecord {
   uint64_t ticket;
   uint64_t origin;       // publish_tagged's tag; 0 for a plain publish
-  uint64_t result;
+  uint64_t result;       // valid if published with want_record (else 0, or the
+                         // result if its record was written anyway)
   uint32_t slot_tenant;  // the tenant field the slot was published with
   uint16_t status;       // MR_STATUS_*
   uint16_t fault;        // MR_FAULT_*
@@ -47,8 +48,12 @@ struct RuntimeInternals {
   // Returns how many were reaped. Thread-safe.
   static size_t drain(Runtime& runtime);
   // publish_batch with a non-zero origin tag stored for the drain sink.
+  // want_record: the consumer writes each slot's completion record even if
+  // it completes OK, so that the sink receives its result (without it, an
+  // OK slot's DrainRecord::result is 0: slot_abi.h, KEEP_RESULT).
   static Status publish_tagged(Runtime& runtime, const SlotRequest* requests, uint32_t count,
-                               uint64_t origin, Ticket* first, const PublishOptions& options);
+                               uint64_t origin, bool want_record, Ticket* first,
+                               const PublishOptions& options);
   // alloc_buffer whose table entry names an owning tenant (0: the runtime).
   static Status alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,
                                    BufferHandle* handle);

@@ -5,7 +5,10 @@
 #                                  (scripts/gpu_probe.cu) and of memory-order
 #                                  costs (scripts/gpu_order_cost.cu); build everything
 #                                  (Release: library, tests, samples, bench);
-#                                  then the gpu-labelled tests, the quickstart
+#                                  then the gpu-labelled tests (among them the
+#                                  torn-read stress, TornReadTest.*: host
+#                                  threads rewrite a small ring while the
+#                                  fetcher reads it), the quickstart
 #                                  on the CUDA backend, an installed downstream
 #                                  consumer on the CUDA backend, and
 #                                  compute-sanitizer on a short two_tenants

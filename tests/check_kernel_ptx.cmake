@@ -9,12 +9,12 @@
 #  2. No volatile loads or stores: a volatile poll is relaxed, so the body
 #     read after it could be ordered before it. Host-written words are read
 #     through cuda::atomic_ref with an explicit order.
-#  3. Each kernel entry keeps the ring's system-scope edges: the slot header
-#     acquire (C2, ld.acquire.sys.b64), two 32-bit releases (C5's completion
-#     tag and unit_exit's exited_units) and the DONE_COUNT release (C6,
-#     st.release.sys.b64). Narrowing any of them to device scope would still
-#     pass every CPU test. Minimum counts: the compiler may duplicate an edge
-#     (the header poll appears twice today, peeled out of its loop).
+#  3. Each kernel entry keeps the ring's system-scope edges (ABI v3): the
+#     fetcher's slot-header acquires (F1, ld.acquire.sys.global.u64, inline
+#     asm), unit_exit's 32-bit release of exited_units and the completer's
+#     DONE_COUNT release (C1, st.release.sys.b64). Narrowing any of them to
+#     device scope would still pass every CPU test. Minimum counts: the
+#     compiler may duplicate an edge (unit_exit is inlined once per role).
 #
 # The checks read the entries' own bodies, so everything they call must be
 # inlined into them (a .func in the PTX fails the check rather than hide an
@@ -48,7 +48,7 @@ foreach(ptx IN LISTS ptx_files)
       list(APPEND entry_names "${entry}")
       math(EXPR entries "${entries} + 1")
       set(count_${entry}_header_acquire 0)
-      set(count_${entry}_tag_and_exit_release 0)
+      set(count_${entry}_exit_release 0)
       set(count_${entry}_done_count_release 0)
       continue()
     endif()
@@ -63,10 +63,10 @@ foreach(ptx IN LISTS ptx_files)
     elseif(op MATCHES "^(ld|st)\\.volatile\\.")
       list(APPEND errors "${ptx}:${line_no}: volatile access `${op}`")
     elseif(entry)
-      if(op MATCHES "^ld\\.acquire\\.sys\\.b64$")
+      if(op MATCHES "^ld\\.acquire\\.sys(\\.global)?\\.[bu]64$")
         math(EXPR count_${entry}_header_acquire "${count_${entry}_header_acquire} + 1")
       elseif(op MATCHES "^st\\.release\\.sys\\.b32$")
-        math(EXPR count_${entry}_tag_and_exit_release "${count_${entry}_tag_and_exit_release} + 1")
+        math(EXPR count_${entry}_exit_release "${count_${entry}_exit_release} + 1")
       elseif(op MATCHES "^st\\.release\\.sys\\.b64$")
         math(EXPR count_${entry}_done_count_release "${count_${entry}_done_count_release} + 1")
       endif()
@@ -79,9 +79,9 @@ if(entries EQUAL 0)
 endif()
 foreach(entry IN LISTS entry_names)
   message(STATUS "${entry}: header acquires ${count_${entry}_header_acquire}, "
-                 "tag + exit releases ${count_${entry}_tag_and_exit_release}, "
+                 "exit releases ${count_${entry}_exit_release}, "
                  "DONE_COUNT releases ${count_${entry}_done_count_release}")
-  foreach(edge_min header_acquire:1 tag_and_exit_release:2 done_count_release:1)
+  foreach(edge_min header_acquire:1 exit_release:1 done_count_release:1)
     string(REPLACE ":" ";" edge_min "${edge_min}")
     list(GET edge_min 0 edge)
     list(GET edge_min 1 min)

@@ -1,4 +1,4 @@
-// Ring ABI (megaring/slot_abi.h): layout, header/tag encoding and opcode
+// Ring ABI (megaring/slot_abi.h): layout, header/stamp encoding and opcode
 // ranges. The header static_asserts a subset of this at compile time; these
 // runtime checks carry literal numbers, so editing a struct *and* its
 // static_assert still fails here.
@@ -26,7 +26,7 @@ size_t runtime_value(T v) {
 #define RT_ALIGNOF(type) runtime_value(alignof(type))
 
 TEST(AbiLayout, Constants) {
-  EXPECT_EQ(MR_ABI_VERSION, 2u);
+  EXPECT_EQ(MR_ABI_VERSION, 3u);
   EXPECT_EQ(MR_SLOT_BYTES, 64u);
   EXPECT_EQ(MR_SLOT_ARGS, 5u);
   EXPECT_EQ(MR_COMPLETION_BYTES, 16u);
@@ -39,6 +39,8 @@ TEST(AbiLayout, Constants) {
   EXPECT_EQ(MR_SLOT_EMPTY, 0u);
   EXPECT_EQ(MR_SLOT_READY, 1u);
   EXPECT_EQ(MR_SLOT_FLAG_NONE, 0u);
+  EXPECT_EQ(MR_SLOT_FLAG_KEEP_RESULT, 1u);
+  EXPECT_EQ(MR_SLOT_FLAG_KEEP_RESULT & MR_SLOT_FLAGS_RESERVED, 0u) << "a consumer must not fault it";
   EXPECT_EQ(MR_SLOT_FLAGS_RESERVED, 0xFFFF0000u);
   EXPECT_EQ(MR_BUFFER_INDEX_BITS, 16u);
   EXPECT_EQ(MR_BUFFER_INDEX_MASK, 0xFFFFu);
@@ -75,13 +77,9 @@ TEST(AbiLayout, Completion) {
   EXPECT_EQ(RT_SIZEOF(mr_completion[4]), 64u) << "four records per cache line";
   EXPECT_EQ(RT_ALIGNOF(mr_completion), 8u);
   EXPECT_EQ(RT_OFFSETOF(mr_completion, result), 0u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion, status), 8u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion, fault), 10u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion, tag), 12u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion, stamp), 8u);
   EXPECT_EQ(RT_SIZEOF(mr_completion::result), 8u);
-  EXPECT_EQ(RT_SIZEOF(mr_completion::status), 2u);
-  EXPECT_EQ(RT_SIZEOF(mr_completion::fault), 2u);
-  EXPECT_EQ(RT_SIZEOF(mr_completion::tag), 4u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion::stamp), 8u);
   EXPECT_TRUE(std::is_trivially_copyable<mr_completion>::value);
   EXPECT_TRUE(std::is_standard_layout<mr_completion>::value);
 }
@@ -209,33 +207,48 @@ TEST(AbiHeader, UsableInConstantExpressions) {
   static_assert(mr_make_header(3, MR_SLOT_READY) == 0x301u, "constexpr header");
   static_assert(mr_header_ticket(0x301u) == 3u, "constexpr ticket");
   static_assert(mr_header_state(0x301u) == MR_SLOT_READY, "constexpr state");
-  static_assert(mr_completion_tag((1ull << 32) + 9) == 9u, "constexpr tag");
+  static_assert(mr_stamp_ticket(mr_make_stamp((1ull << 32) + 9, MR_STATUS_FAULT, 5)) ==
+                    (1ull << 32) + 9,
+                "constexpr stamp");
   SUCCEED();
 }
 
 // ---------------------------------------------------------------------------
-// Completion tag.
+// Completion stamp: the whole 56-bit ticket, the status and the fault.
 // ---------------------------------------------------------------------------
-TEST(AbiTag, LowThirtyTwoBits) {
-  const uint64_t two32 = 1ull << 32;
-  EXPECT_EQ(mr_completion_tag(0), 0u);
-  EXPECT_EQ(mr_completion_tag(12345), 12345u);
-  EXPECT_EQ(mr_completion_tag(two32 - 1), 0xFFFFFFFFu);
-  EXPECT_EQ(mr_completion_tag(two32), 0u);
-  EXPECT_EQ(mr_completion_tag(two32 + 7), 7u);
-  EXPECT_EQ(mr_completion_tag(0xDEADBEEF00C0FFEEull), 0x00C0FFEEu);
-  EXPECT_EQ(mr_completion_tag(MR_TICKET_MASK), 0xFFFFFFFFu);
+TEST(AbiStamp, Layout) {
+  EXPECT_EQ(mr_make_stamp(0, MR_STATUS_OK, MR_FAULT_NONE), 0u);
+  EXPECT_EQ(mr_make_stamp(1, MR_STATUS_OK, MR_FAULT_NONE), 0x100u);
+  EXPECT_EQ(mr_make_stamp(0, MR_STATUS_REVOKED, MR_FAULT_NONE), 0xC0u);
+  EXPECT_EQ(mr_make_stamp(0, MR_STATUS_FAULT, MR_FAULT_BAD_TENANT), 0x48u);
+  EXPECT_EQ(mr_make_stamp(0, MR_STATUS_OK, MR_FAULT_MAX), 63u);
+  // A code past six bits reads as BAD_ARGUMENT, never as another code.
+  EXPECT_EQ(mr_stamp_fault(mr_make_stamp(7, MR_STATUS_FAULT, 64)), MR_FAULT_BAD_ARGUMENT);
+  EXPECT_EQ(mr_stamp_fault(mr_make_stamp(7, MR_STATUS_FAULT, 1000)), MR_FAULT_BAD_ARGUMENT);
+  for (uint64_t t : {uint64_t{0}, uint64_t{12345}, uint64_t{(1ull << 32) + 7}, uint64_t{MR_TICKET_MASK}}) {
+    for (uint32_t status : {MR_STATUS_OK, MR_STATUS_FAULT, MR_STATUS_ABORTED, MR_STATUS_REVOKED}) {
+      const uint64_t stamp = mr_make_stamp(t, status, MR_FAULT_OUT_OF_WINDOW);
+      EXPECT_EQ(mr_stamp_ticket(stamp), t);
+      EXPECT_EQ(mr_stamp_status(stamp), status);
+      EXPECT_EQ(mr_stamp_fault(stamp), MR_FAULT_OUT_OF_WINDOW);
+      EXPECT_TRUE(mr_stamp_names(stamp, t));
+      EXPECT_TRUE(mr_stamp_names(stamp, t + (1ull << 56))) << "only 56 bits travel";
+    }
+  }
 }
 
-TEST(AbiTag, PreviousLapNeverMatches) {
-  // The runtime seeds position records with the tag of ticket t - capacity;
-  // for any legal capacity that must differ from ticket t's tag, including
-  // across the 2^32 boundary.
+TEST(AbiStamp, NoEarlierTicketEverMatches) {
+  // A position's record may be left from any earlier lap (records are written
+  // only for kept or failed tickets): the stamp names the whole ticket, so
+  // neither the seeded lap before the first (t - capacity) nor one 2^32
+  // tickets back, where a 32-bit tag would have repeated, passes for t.
   const uint64_t two32 = 1ull << 32;
   for (uint64_t cap : {1ull, 2ull, 8ull, 1024ull, 1ull << 24}) {
     const uint64_t ts[] = {cap, cap + 1, two32 - 1, two32, two32 + 3, two32 + cap - 1, (1ull << 40) + 5};
     for (uint64_t t : ts) {
-      EXPECT_NE(mr_completion_tag(t), mr_completion_tag(t - cap)) << "t=" << t << " cap=" << cap;
+      EXPECT_FALSE(mr_stamp_names(mr_make_stamp(t - cap, MR_STATUS_OK, 0), t)) << t << " " << cap;
+      if (t >= two32)
+        EXPECT_FALSE(mr_stamp_names(mr_make_stamp(t - two32, MR_STATUS_OK, 0), t)) << t;
     }
   }
 }

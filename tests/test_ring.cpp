@@ -72,19 +72,6 @@ PublishOptions plain_options(Nanoseconds timeout = scaled(seconds(10))) {
   return o;
 }
 
-// xorshift64*: cheap deterministic per-thread randomness.
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 0x1234567ull) {}
-  uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 0x2545F4914F6CDD1Dull;
-  }
-  uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }
-};
-
 // Publishes one kept slot and waits for it (finite timeouts).
 void call_ok(Runtime& rt, const SlotRequest& r, Completion* c) {
   Ticket t;
@@ -1289,6 +1276,31 @@ TEST_P(RingWaitTest, TimeoutOnSlowSlotThenSuccess) {
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
+// DONE_COUNT waits for the slowest earlier slot, but wait() on a kept ticket
+// must not: the completer writes a finished kept ticket's record early when
+// an earlier one holds DONE_COUNT back (consumer_core.cuh,
+// write_kept_beyond_gap). Checked by state, not time: when each wait()
+// returns, the earlier 1 s slot has still not completed (three calls of a
+// few milliseconds each fit in that second).
+TEST_P(RingWaitTest, AKeptResultIsNotHeldBackByASlowEarlierSlot) {
+  Config cfg = base_config();
+  cfg.workers = 2;  // the slow slot holds one executor; the other runs the NOP
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  Ticket slow;
+  MR_ASSERT_OK(rt->publish(ops::delay_ns(MR_DELAY_MAX_NS), &slow, plain_options()));
+  for (int i = 0; i < 3; ++i) {  // and after an early record, a later one
+    Completion c;
+    MR_ASSERT_OK(rt->call(ops::nop(40 + i), &c, milliseconds(300)));
+    EXPECT_EQ(c.status, MR_STATUS_OK);
+    EXPECT_EQ(c.result, 40u + i);
+    EXPECT_LE(rt->done_count(), slow.value) << "the slow slot completed first: nothing was checked";
+  }
+  const RuntimeStats s = rt->stats();
+  EXPECT_EQ(s.protocol_errors, 0u);
+  MR_EXPECT_OK(rt->abort());  // ends the slow slot (ABORTED) instead of waiting it out
+}
+
 TEST_P(RingWaitTest, ConcurrentWaitsOnOneTicketSucceedOnce) {
   std::unique_ptr<Runtime> rt;
   ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
@@ -1664,19 +1676,20 @@ TEST_P(RingLifecycleTest, HeartbeatAdvancesThroughABacklog) {
   MR_EXPECT_OK(rt->abort());
 }
 
-// The scout protocol's counters (consumer_core.cuh): every published ticket
-// is passed by exactly one scout scan, and a backlog is scanned in strides
-// (kScanAhead + 1 = 17 tickets a round), not one ticket a round. One unit
-// works through 400 NOPs queued behind a 100 ms slot.
-TEST_P(RingLifecycleTest, ScoutsPassEveryTicketOnceAndABacklogInStrides) {
+// The fetcher's and completer's counters (consumer_core.cuh): every
+// published ticket is staged exactly once, a backlog in rounds of many
+// tickets (one round trip each on a GPU), and the completer writes no record
+// for a ticket that completed OK and was not kept, but one for a kept one.
+// One executor works through 400 NOPs queued behind a 100 ms slot.
+TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
   Config cfg = base_config();
   cfg.workers = 1;
   std::unique_ptr<Runtime> rt;
   ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
   megaring::ConsumerCounters before;
   MR_ASSERT_OK(rt->consumer_counters(&before));
-  EXPECT_EQ(before.scout_rounds, 0u);
-  EXPECT_EQ(before.tickets_scanned, 0u);
+  EXPECT_EQ(before.tickets_fetched, 0u);
+  EXPECT_EQ(before.records_written, 0u);
   MR_EXPECT_RESULT(rt->consumer_counters(nullptr), Result::kInvalidArgument);
   constexpr uint32_t kBacklog = 400;
   std::vector<SlotRequest> slots(kBacklog + 1, ops::nop(7));
@@ -1686,15 +1699,27 @@ TEST_P(RingLifecycleTest, ScoutsPassEveryTicketOnceAndABacklogInStrides) {
   MR_ASSERT_OK(rt->wait_done(Ticket{first.value + kBacklog, false}, scaled(seconds(10))));
   megaring::ConsumerCounters after;
   MR_ASSERT_OK(rt->consumer_counters(&after));
-  // Ordered after every count by DONE_COUNT (each scout counts before it
-  // completes its own ticket, which is below the ones it passed).
-  EXPECT_EQ(after.tickets_scanned, kBacklog + 1) << "a ticket passed twice, or not at all";
-  EXPECT_GE(after.scout_rounds, 1u);
-  EXPECT_LE(after.scout_rounds * 8, kBacklog + 1)
-      << after.scout_rounds << " scout rounds for " << kBacklog + 1
-      << " tickets: the backlog was not scanned ahead";
-  std::printf("scout rounds %" PRIu64 ", tickets scanned %" PRIu64 ", not-ready retries %" PRIu64
-              "\n", after.scout_rounds, after.tickets_scanned, after.not_ready_retries);
+  // Ordered after every count by DONE_COUNT (the fetcher counts before it
+  // releases what it staged).
+  EXPECT_EQ(after.tickets_fetched, kBacklog + 1) << "a ticket staged twice, or not at all";
+  EXPECT_GE(after.fetch_rounds, 1u);
+  EXPECT_LE(after.fetch_rounds * 8, kBacklog + 1)
+      << after.fetch_rounds << " fetch rounds for " << kBacklog + 1
+      << " tickets: the backlog was not fetched in bulk";
+  EXPECT_GE(after.flushes, 1u);
+  EXPECT_LE(after.flushes * 8, kBacklog + 1)
+      << after.flushes << " DONE_COUNT stores for " << kBacklog + 1 << " tickets";
+  EXPECT_EQ(after.records_written, 0u) << "records written for OK tickets nobody kept";
+  Completion c;
+  MR_ASSERT_OK(rt->call(ops::nop(99), &c, scaled(seconds(10))));
+  EXPECT_EQ(c.result, 99u);
+  megaring::ConsumerCounters kept;
+  MR_ASSERT_OK(rt->consumer_counters(&kept));
+  EXPECT_GE(kept.records_written, 1u) << "a kept ticket's record was not counted";
+  std::printf("fetch rounds %" PRIu64 ", tickets fetched %" PRIu64 ", flushes %" PRIu64
+              ", records %" PRIu64 ", idle polls %" PRIu64 "\n",
+              kept.fetch_rounds, kept.tickets_fetched, kept.flushes, kept.records_written,
+              kept.idle_polls);
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
@@ -2448,7 +2473,7 @@ std::vector<WorkerThread> megaring_worker_threads() {
     if (tid.empty() || tid[0] == '.') continue;
     WorkerThread w;
     w.name = read_proc_line("/proc/self/task/" + tid + "/comm");
-    if (w.name.rfind("megaring-w", 0) != 0) continue;
+    if (w.name.rfind("megaring-", 0) != 0) continue;  // executors (-w<unit>) and -io
     // Per-thread slack lives at /proc/<tid>, not under task/.
     const std::string slack = read_proc_line("/proc/" + tid + "/timerslack_ns");
     if (!slack.empty()) w.timer_slack_ns = std::stol(slack);
@@ -2486,16 +2511,18 @@ TEST(CpuBackendWorkers, AreNamedAndSleepNearTheirBackoffCap) {
     cfg.poll_backoff_max_ns = c.poll_backoff_max_ns;
     std::unique_ptr<Runtime> rt;
     MR_ASSERT_OK(Runtime::create(cfg, &rt));
-    // Each worker names itself as it starts: wait until all have.
+    // Each thread names itself as it starts: wait until all have. The
+    // executors and the I/O thread (fetcher and completer), which sorts first.
     std::vector<WorkerThread> workers = megaring_worker_threads();
     const auto deadline = Clock::now() + scaled(seconds(10));
-    while (workers.size() < c.workers && Clock::now() < deadline) {
+    while (workers.size() < c.workers + 1 && Clock::now() < deadline) {
       std::this_thread::sleep_for(milliseconds(1));
       workers = megaring_worker_threads();
     }
-    ASSERT_EQ(workers.size(), c.workers);
+    ASSERT_EQ(workers.size(), c.workers + 1);
+    EXPECT_EQ(workers[0].name, "megaring-io");
     for (uint32_t u = 0; u < c.workers; ++u)
-      EXPECT_EQ(workers[u].name, "megaring-w" + std::to_string(u));
+      EXPECT_EQ(workers[u + 1].name, "megaring-w" + std::to_string(u));
     Completion done;  // and they still run slots
     MR_ASSERT_OK(rt->call(ops::nop(7), &done, scaled(seconds(10))));
     EXPECT_EQ(done.result, 7u);

@@ -29,45 +29,42 @@ namespace detail {
 
 // Consumer-private words (device memory on the GPU, host memory on the CPU
 // backend). The host writes them only before the consumer starts
-// (initial_private below).
-//
-// Only one unit at a time reads the submission region while the ring is
-// idle: the scout, the unit whose claimed ticket equals scan_cursor. Every
-// other unit waiting for its ticket polls scan_cursor and the two mirrors
-// here, in device memory, so that idle units put no reads on PCIe (the first
-// H100 run: 132 units each polling its own slot header over PCIe queued the
-// link's reads until a round trip took 320 us; bench/NOTES.md).
+// (initial_private below). Each cursor has one writing role (slot_abi.h,
+// "Roles"), and each sits on its own line, so a role's stores never move a
+// line another role writes.
 struct alignas(64) ConsumerPrivate {
-  alignas(64) uint64_t claim_cursor;   // next ticket a consumer unit claims
-  alignas(64) uint64_t done_cursor;    // private copy of DONE_COUNT
-  alignas(64) uint32_t advance_lock;   // held while advancing done_cursor
-  alignas(64) uint32_t exited_units;   // units that left the loop
-  // Every ticket below it was seen published. Written only by the scout (a
-  // single writer: the role passes with the value). A hint: each unit still
-  // acquires its own slot's header.
-  alignas(64) uint64_t scan_cursor;
-  // The submission region's stop_at and abort_flag as a unit last read them,
-  // for the units that do not read that region. Written by the units that
-  // do (the scout, and units fetching a published slot); they only ever
-  // store what the host wrote, so concurrent stores agree.
+  // Fetcher: every ticket below it has its slot copied into `staged`
+  // (RELEASE, device scope; executors acquire it).
+  alignas(64) uint64_t fetched;
+  // Executors: the next ticket to claim (a CAS claims a chunk).
+  alignas(64) uint64_t claim_cursor;
+  // Completer: the DONE_COUNT it last published (RELEASE after it; FENCE
+  // slots wait on it).
+  alignas(64) uint64_t done_cursor;
+  // Units that left the loop: executors, then the I/O unit last.
+  alignas(64) uint32_t exited_units;
+  // The submission region's stop_at and abort_flag as the fetcher last read
+  // them, for the executors and the completer, which never read host memory.
+  // Written by the fetcher only.
   alignas(64) uint64_t stop_at_seen;
   uint32_t abort_seen;
-  // Diagnostics of the protocol above (Runtime::consumer_counters), counted
-  // with relaxed device-scope adds: rounds in which a scout found its slot
-  // published, the tickets those rounds moved scan_cursor over (its own
-  // included), and polls by a unit below scan_cursor that found its header
-  // not yet READY (which a scout's reads should make rare).
-  alignas(64) uint64_t scout_rounds;
-  uint64_t tickets_scanned;
-  uint64_t not_ready_retries;
+  // Diagnostics (Runtime::consumer_counters), each with one writer, so
+  // plain relaxed stores: the fetcher's rounds that copied slots, the tickets
+  // they copied and its polls that found nothing ...
+  alignas(64) uint64_t fetch_rounds;
+  uint64_t tickets_fetched;
+  uint64_t idle_polls;
+  // ... and the completer's DONE_COUNT stores and records written.
+  alignas(64) uint64_t flushes;
+  uint64_t records_written;
 };
 
 // The private words before the consumer starts, tickets from `first_ticket`.
 inline ConsumerPrivate initial_private(uint64_t first_ticket) {
   ConsumerPrivate priv{};
+  priv.fetched = first_ticket;
   priv.claim_cursor = first_ticket;
   priv.done_cursor = first_ticket;
-  priv.scan_cursor = first_ticket;
   priv.stop_at_seen = ~0ull;  // mr_submission_control::stop_at's initial value
   priv.abort_seen = 0;
   return priv;
@@ -85,7 +82,9 @@ struct ConsumerParams {
   mr_completion_control* completion_control;
   // Consumer-private.
   detail::ConsumerPrivate* priv;
-  uint64_t* done_flags;        // [capacity]: ticket + 1 once that ticket completed
+  mr_slot* staged;             // [capacity]: the fetcher's copies of published slots
+  mr_completion* outcomes;     // [capacity]: each executed ticket's outcome (stamp + result)
+  uint64_t* done_flags;        // [capacity]: detail::done_flag(ticket, ...) once it finished
   mr_buffer_entry* buffers;    // [max_buffers]
   mr_tenant_entry* tenants;    // [max_tenants]; index 0 is never a tenant
   mr_tenant_counters* tenant_counters;  // [max_tenants]
@@ -93,15 +92,20 @@ struct ConsumerParams {
   uint32_t max_tenants;
   uint32_t capacity;           // power of two
   uint64_t mask;               // capacity - 1
-  uint32_t units;              // blocks or worker threads
+  uint32_t units;              // executors: blocks or worker threads (the I/O unit is extra)
+  uint64_t first_ticket;       // Config::initial_ticket: where every cursor starts
   uint32_t poll_backoff_min_ns;
   uint32_t poll_backoff_max_ns;
   uint32_t heartbeat_interval_ns;
+  // The completer publishes a run of finished tickets once its oldest has
+  // waited this long, even if the run is short and more are running.
+  uint32_t completion_flush_ns;
   // Timeline mode (the *_timeline entry points only): per-ticket records.
   mr_timeline_record* timeline;  // [timeline_mask + 1], consumer-private
   uint64_t timeline_mask;
-  // Config::count_costs (CPU backend only): each unit's cost counters, or null.
-  CostCounters* costs;  // [units]
+  // Config::count_costs (CPU backend only): each unit's cost counters, or
+  // null; [units] is the I/O unit's (fetcher and completer).
+  CostCounters* costs;  // [units + 1]
 };
 
 // A consumer instantiation. Built by make_consumer<Handlers>() in a .cu file.
@@ -113,9 +117,11 @@ struct Consumer {
   // must happen before the persistent kernel starts (lazy loading next to a
   // running persistent kernel can deadlock).
   cudaError_t (*gpu_occupancy)(int* blocks_per_sm);
-  // Cooperative launch of `grid` blocks on `stream`.
+  // Cooperative launch of `grid` blocks on `stream`: block 0 is the I/O
+  // unit, blocks 1 .. grid - 1 the executors.
   cudaError_t (*gpu_launch)(const ConsumerParams& params, unsigned grid, cudaStream_t stream);
-  // Body of one CPU worker thread; returns when the consumer stops.
+  // Body of one CPU thread; returns when the consumer stops. Unit
+  // params.units is the I/O thread, the others executors.
   void (*cpu_worker)(const ConsumerParams& params, unsigned unit);
   // The same, instantiated with timeline recording (Config::timeline_capacity
   // > 0). Separate instantiations keep the default path free of it.

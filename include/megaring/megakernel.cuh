@@ -53,57 +53,191 @@ MR_HDI void record_timeline(const ConsumerParams& p, uint64_t ticket, uint32_t u
   DevRef<uint32_t>(r->opcode).store(opcode, cuda::std::memory_order_relaxed);
 }
 
-// The persistent loop of one block: the body of both kernels below.
-template <class Handlers, unsigned kThreads, bool kTimeline>
-__device__ __forceinline__ void megakernel_body(const ConsumerParams& p) {
-  __shared__ BlockShared<kThreads> shared;
-  DeviceExec<kThreads> ctx{p, &shared};
-  LeaderState leader;  // used by thread 0 only
-  leader.unit = blockIdx.x;
-  uint64_t claim_ns = 0;  // timeline mode, thread 0
-  uint32_t published_opcode = 0;  // timeline mode, thread 0
+// Keeps the fetcher polling for an abort after it has staged every ticket
+// below stop_at, until the completer has published them all: handlers still
+// running then must see an abort, and only the fetcher reads the host's flag.
+MR_HDI void fetcher_linger(const ConsumerParams& p, FetchState& st) {
   for (;;) {
-    if (threadIdx.x == 0) {
-      uint64_t ticket = 0;
-      shared.next = static_cast<uint32_t>(acquire_next_slot(p, leader, &shared.slot, &ticket));
-      shared.ticket = ticket;
-      if constexpr (kTimeline) {
-        claim_ns = now_ns();
-        published_opcode = shared.slot.opcode;
-      }
-      if (shared.next == static_cast<uint32_t>(Next::kRun)) {
-        Outcome refused;
-        shared.admitted = admit_slot(p, shared.slot, refused) ? 1u : 0u;
-        shared.refused_result = refused.result;
-        shared.refused_status = refused.status;
-        shared.refused_fault = refused.fault;
-      }
+    fetcher_heartbeat(p, st, now_ns());  // long slots may still run: stay visibly alive
+    // ACQUIRE: pairs with the completer's release; nothing to do past it.
+    if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >=
+        DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+      return;
+    // Relaxed: a stop request; mirrored for the executors (see fetch_round).
+    if (SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0) {
+      DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
+      return;
     }
-    __syncthreads();  // slot copy, verdict and command visible to the block
-    if (shared.next == static_cast<uint32_t>(Next::kExit)) break;
-    Outcome out;
-    if (shared.admitted) {
-      run_slot<Handlers>(ctx, shared.slot, out);
+    pause_ns(p.poll_backoff_max_ns);
+  }
+}
+
+// The completer's loop until it may exit, then one last flush of whatever
+// finished (after an abort: results of slots that ran are kept).
+MR_HDI void completer_loop(const ConsumerParams& p, CompleteState& cs) {
+  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
+  while (!completer_may_exit(p, cs)) {
+    if (complete_step(p, cs, false) == Progress::kIdle) {
+      // Work staged and not yet finished: it will finish soon, stay close.
+      if (DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_relaxed) > cs.scanned)
+        backoff.reset();
+      backoff.pause();
     } else {
-      out.result = shared.refused_result;
-      out.status = shared.refused_status;
-      out.fault = shared.refused_fault;
+      backoff.reset();
     }
-    // Every thread's memory effects happen before thread 0's completion
-    // release; thread 0's outcome is the slot's.
+  }
+  final_flush(p, cs);
+}
+
+#if defined(__CUDACC__)
+// Block 0: the I/O unit. Warp 0 fetches; warp 1 completes. A one-warp block
+// alternates: the whole warp fetches a round, then lane 0 takes a completer
+// step. Other warps have nothing to do. Returns after both roles finished.
+template <unsigned kThreads>
+__device__ __forceinline__ void io_block(const ConsumerParams& p) {
+  const unsigned warp = threadIdx.x / 32;
+  const unsigned lane = threadIdx.x & 31u;
+  if constexpr (kThreads >= 64) {
+    if (warp == 0) {
+      FetchState fs;
+      fs.fetched = fs.valid_end = p.first_ticket;
+      for (;;) {
+        const Progress r = fetch_round(p, fs);
+        if (r == Progress::kExit) break;
+        // One small read in flight at a time while idle: poll at the minimum.
+        if (r == Progress::kIdle) pause_ns(p.poll_backoff_min_ns);
+      }
+      if (lane == 0) fetcher_linger(p, fs);
+    } else if (warp == 1 && lane == 0) {
+      CompleteState cs;
+      cs.published = cs.scanned = p.first_ticket;
+      completer_loop(p, cs);
+    }
+  } else {
+    FetchState fs;
+    fs.fetched = fs.valid_end = p.first_ticket;
+    CompleteState cs;  // lane 0's
+    cs.published = cs.scanned = p.first_ticket;
+    bool fetching = true;
+    for (;;) {
+      Progress f = Progress::kIdle;
+      if (fetching) {
+        f = fetch_round(p, fs);
+        if (f == Progress::kExit) fetching = false;
+      }
+      uint32_t done = 0, worked = f == Progress::kWorked;
+      if (lane == 0) {
+        if (completer_may_exit(p, cs)) {
+          final_flush(p, cs);
+          done = 1;
+        } else {
+          worked |= complete_step(p, cs, false) != Progress::kIdle;
+        }
+        if (!fetching && !done) {
+          fetcher_heartbeat(p, fs, now_ns());  // the fetcher's job while slots still run
+          if (!abort_requested(p) &&
+              SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0)
+            DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
+        }
+      }
+      if (__shfl_sync(0xFFFFFFFFu, done, 0) != 0) break;
+      if (__shfl_sync(0xFFFFFFFFu, worked, 0) == 0) pause_ns(p.poll_backoff_min_ns);
+    }
+  }
+  __syncthreads();  // every warp of block 0, from whichever role
+  if (threadIdx.x == 0) unit_exit(p);
+}
+
+// Blocks 1 ..: an executor. Thread 0 claims a chunk; the block copies its
+// staged slots to shared memory at once (one device-memory latency for the
+// chunk), then runs them one by one.
+template <class Handlers, unsigned kThreads, bool kTimeline>
+__device__ __forceinline__ void executor_block(const ConsumerParams& p) {
+  __shared__ BlockShared<kThreads> shared;
+  // 16-byte aligned: the block copies it in 16-byte pieces (mr_slot alone
+  // only asks for 8, and after a 32-thread BlockShared it got just that).
+  __shared__ __align__(16) mr_slot chunk[kMaxChunk];
+  __shared__ uint64_t chunk_first;
+  __shared__ uint32_t chunk_count;
+  __shared__ uint32_t stop;
+  DeviceExec<kThreads> ctx{p, &shared};
+  const uint32_t unit = blockIdx.x - 1;
+  for (;;) {
+    // Every thread has read the last chunk's verdicts (shared.next, stop)
+    // before thread 0 overwrites them with the next claim's.
     __syncthreads();
     if (threadIdx.x == 0) {
-      if (out.abandoned()) {
-        leader.stopping = true;  // leave it uncompleted; exit at the loop top
-      } else {
-        if constexpr (kTimeline)
-          record_timeline(p, shared.ticket, blockIdx.x, published_opcode, claim_ns);
-        complete_slot(p, shared.ticket, out);
-      }
+      uint64_t first = 0;
+      uint32_t count = 0;
+      shared.next = static_cast<uint32_t>(claim_chunk(p, &first, &count));
+      chunk_first = first;
+      chunk_count = count;
     }
+    __syncthreads();  // the claim visible to the block
+    if (shared.next == static_cast<uint32_t>(Next::kExit)) break;
+    const uint64_t first = chunk_first;
+    const uint32_t count = chunk_count;
+    // Plain loads: thread 0's acquire of `fetched` (claim_chunk), carried to
+    // the block by the barrier above, ordered the staged copies before them.
+    for (uint32_t i = threadIdx.x; i < count * 4; i += kThreads)
+      reinterpret_cast<ulonglong2*>(&chunk[i / 4])[i & 3u] =
+          reinterpret_cast<const ulonglong2*>(&p.staged[(first + i / 4) & p.mask])[i & 3u];
+    if (threadIdx.x == 0) stop = 0;
+    __syncthreads();
+    const uint64_t claim_ns = kTimeline ? now_ns() : 0;
+    for (uint32_t j = 0; j < count; ++j) {
+      if (threadIdx.x == 0) {
+        shared.ticket = first + j;
+        shared.slot = chunk[j];
+        // Between slots: an abort leaves the rest of the chunk to the host.
+        shared.next = static_cast<uint32_t>(abort_requested(p) ? Next::kExit : Next::kRun);
+        if (shared.next == static_cast<uint32_t>(Next::kRun)) {
+          Outcome refused;
+          shared.admitted = admit_slot(p, shared.slot, refused) ? 1u : 0u;
+          shared.refused_result = refused.result;
+          shared.refused_status = refused.status;
+          shared.refused_fault = refused.fault;
+        }
+      }
+      __syncthreads();  // slot copy and verdict visible to the block
+      if (shared.next == static_cast<uint32_t>(Next::kExit)) break;
+      Outcome out;
+      if (shared.admitted) {
+        run_slot<Handlers>(ctx, shared.slot, out);
+      } else {
+        out.result = shared.refused_result;
+        out.status = shared.refused_status;
+        out.fault = shared.refused_fault;
+      }
+      // Every thread's memory effects happen before thread 0's done-flag
+      // release; thread 0's outcome is the slot's.
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        if (out.abandoned()) {
+          stop = 1;  // leave it uncompleted; the host reports it ABORTED
+        } else {
+          if constexpr (kTimeline)
+            record_timeline(p, shared.ticket, unit, chunk[j].opcode, claim_ns);
+          finish_ticket(p, shared.ticket, chunk[j].flags, out);
+        }
+      }
+      __syncthreads();
+      if (stop) break;
+    }
+    if (stop || shared.next == static_cast<uint32_t>(Next::kExit)) break;
   }
   if (threadIdx.x == 0) unit_exit(p);
 }
+
+// The persistent kernel: block 0 is the I/O unit, the others executors.
+template <class Handlers, unsigned kThreads, bool kTimeline>
+__device__ __forceinline__ void megakernel_body(const ConsumerParams& p) {
+  if (blockIdx.x == 0)
+    io_block<kThreads>(p);
+  else
+    executor_block<Handlers, kThreads, kTimeline>(p);
+}
+#endif  // __CUDACC__
 
 template <class Handlers, unsigned kThreads, bool kTimeline>
 __global__ void __launch_bounds__(kThreads) megakernel(const ConsumerParams p) {
@@ -174,27 +308,83 @@ cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t
   return cudaGetLastError();
 }
 
-template <class Handlers, bool kTimeline>
-void cpu_worker(const ConsumerParams& p, unsigned unit) {
-  CostScope costs(p.costs != nullptr ? &p.costs[unit] : nullptr);  // Config::count_costs
-  LeaderState leader;
-  leader.unit = unit;
-  mr_slot slot;
-  uint64_t ticket = 0;
-  while (acquire_next_slot(p, leader, &slot, &ticket) == Next::kRun) {
-    uint64_t claim_ns = 0;
-    if constexpr (kTimeline) claim_ns = now_ns();
-    const uint32_t published_opcode = slot.opcode;
-    Outcome out;
-    if (admit_slot(p, slot, out)) {
-      HostExec ctx{p, ticket, slot.tenant};
-      run_slot<Handlers>(ctx, slot, out);
+// The CPU backend's I/O thread: fetch rounds and completer steps in turn.
+inline void cpu_io_unit(const ConsumerParams& p) {
+  CostScope costs(p.costs != nullptr ? &p.costs[p.units] : nullptr);  // Config::count_costs
+  FetchState fs;
+  fs.fetched = fs.valid_end = p.first_ticket;
+  CompleteState cs;
+  cs.published = cs.scanned = p.first_ticket;
+  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
+  bool fetching = true;
+  for (;;) {
+    bool worked = false;
+    if (fetching) {
+      const Progress f = fetch_round(p, fs);
+      fetching = f != Progress::kExit;
+      worked = f == Progress::kWorked;
+    } else {
+      // Still the only reader of the host's flag and the heartbeat's writer
+      // (see fetcher_linger).
+      fetcher_heartbeat(p, fs, now_ns());
+      if (!abort_requested(p) &&
+          SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0)
+        DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
     }
-    if (out.abandoned()) break;  // aborted mid-slot: leave it uncompleted
-    if constexpr (kTimeline) record_timeline(p, ticket, unit, published_opcode, claim_ns);
-    complete_slot(p, ticket, out);
+    if (completer_may_exit(p, cs)) {
+      final_flush(p, cs);
+      break;
+    }
+    worked |= complete_step(p, cs, false) != Progress::kIdle;
+    if (worked)
+      backoff.reset();
+    else
+      backoff.pause();
   }
   unit_exit(p);
+}
+
+// A CPU executor: claims chunks, runs their slots, records each outcome.
+template <class Handlers, bool kTimeline>
+void cpu_executor(const ConsumerParams& p, unsigned unit) {
+  CostScope costs(p.costs != nullptr ? &p.costs[unit] : nullptr);  // Config::count_costs
+  uint64_t first = 0;
+  uint32_t count = 0;
+  mr_slot chunk[kMaxChunk];
+  bool stop = false;
+  while (!stop && claim_chunk(p, &first, &count) == Next::kRun) {
+    // Plain copies: claim_chunk's acquire of `fetched` ordered them.
+    for (uint32_t j = 0; j < count; ++j) chunk[j] = p.staged[(first + j) & p.mask];
+    const uint64_t claim_ns = kTimeline ? now_ns() : 0;
+    for (uint32_t j = 0; j < count && !stop; ++j) {
+      if (abort_requested(p)) {  // between slots: the rest go back ABORTED
+        stop = true;
+        break;
+      }
+      const uint64_t ticket = first + j;
+      mr_slot slot = chunk[j];
+      Outcome out;
+      if (admit_slot(p, slot, out)) {
+        HostExec ctx{p, ticket, slot.tenant};
+        run_slot<Handlers>(ctx, slot, out);
+      }
+      if (out.abandoned()) {  // aborted mid-slot: leave it uncompleted
+        stop = true;
+        break;
+      }
+      if constexpr (kTimeline) record_timeline(p, ticket, unit, chunk[j].opcode, claim_ns);
+      finish_ticket(p, ticket, chunk[j].flags, out);
+    }
+  }
+  unit_exit(p);
+}
+
+template <class Handlers, bool kTimeline>
+void cpu_worker(const ConsumerParams& p, unsigned unit) {
+  if (unit == p.units)
+    cpu_io_unit(p);
+  else
+    cpu_executor<Handlers, kTimeline>(p, unit);
 }
 
 }  // namespace detail
@@ -211,6 +401,7 @@ void cpu_worker(const ConsumerParams& p, unsigned unit) {
 template <class Handlers, unsigned kThreads = kDefaultBlockThreads, unsigned kMaxRegisters = 0>
 Consumer make_consumer(const char* name) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "block size: whole warps, at most 1024");
+  static_assert(detail::kMaxChunk <= kThreads * 4, "a block copies a chunk in one pass");
   static_assert(kMaxRegisters == 0 || (kMaxRegisters >= 24 && kMaxRegisters <= 255),
                 "register cap: 0 (none) or 24..255");
   return Consumer{name,

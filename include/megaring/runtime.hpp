@@ -67,12 +67,15 @@ struct Config {
   Backend backend = Backend::kAuto;  // one of the three values above
   int device = 0;                    // CUDA device ordinal, >= 0
   uint32_t ring_capacity = 1024;     // slots; power of two in [1, kMaxRingCapacity]
-  // Consumer units: GPU blocks or CPU worker threads. 0 = the backend's
-  // default: kDefaultGpuWorkers blocks (at most one per SM), or 2 threads.
-  // The blocks never leave their SMs: more of them serve more slots at once
-  // but keep other kernels off those SMs (README, "Running next to a
-  // persistent kernel"). On a GPU at most the co-resident block count, on
-  // the CPU backend at most kMaxCpuWorkers, or create() fails.
+  // Executors: GPU blocks or CPU worker threads that run slots. The consumer
+  // has one more, its I/O unit (block 0, or the "megaring-io" thread: the
+  // fetcher and the completer). 0 = the backend's default:
+  // kDefaultGpuWorkers blocks (at most one per SM, and as many as fit
+  // beside the I/O block), or 2 threads. The blocks never leave their SMs:
+  // more of them serve more slots at once but keep other kernels off those
+  // SMs (README, "Running next to a persistent kernel"). On a GPU at most the
+  // co-resident block count - 1, on the CPU backend at most kMaxCpuWorkers,
+  // or create() fails.
   uint32_t workers = 0;
   uint32_t max_buffers = 1024;       // buffer-table entries, in [1, kMaxBuffers]
   // Tenant-table entries in consumer memory, in [1, kMaxTenants]; index 0 is
@@ -179,13 +182,15 @@ struct RuntimeStats {
   uint64_t parked_results = 0;    // unread kept completions moved off the ring (see Ticket)
 };
 
-// What the consumer counts about its own protocol (diagnostics; the scout is
-// described in megaring/detail/consumer_core.cuh and bench/NOTES.md). Totals
-// since create(); take differences around a measurement.
+// What the consumer counts about its own protocol (diagnostics; the roles
+// are described in megaring/slot_abi.h). Totals since create(), each
+// written by one role; take differences around a measurement.
 struct ConsumerCounters {
-  uint64_t scout_rounds = 0;       // a scout found its slot published and scanned ahead
-  uint64_t tickets_scanned = 0;    // tickets those rounds passed: all published ones, once
-  uint64_t not_ready_retries = 0;  // polls of a scanned slot that was not yet READY
+  uint64_t fetch_rounds = 0;     // fetcher rounds that staged slots
+  uint64_t tickets_fetched = 0;  // tickets those rounds staged: every published one, once
+  uint64_t idle_polls = 0;       // fetcher polls that found nothing (updated every 64th)
+  uint64_t flushes = 0;          // DONE_COUNT stores (one system fence each)
+  uint64_t records_written = 0;  // completion records written to host memory
 };
 
 // One slot in timeline mode. Times are on the host's steady clock (ns since
@@ -241,6 +246,9 @@ class Runtime {
                        const PublishOptions& options = {}) noexcept;
 
   // Waits for a kept ticket and reads its completion (then releases it).
+  // It returns once the ticket has completed, even while an earlier ticket
+  // still runs (the consumer writes a kept ticket's record early when
+  // DONE_COUNT has been held back by an earlier slot for 10 us).
   // A FAULT or ABORTED completion is a successful wait: look at
   // completion->status. Fails with kInvalidArgument for a ticket that was not
   // kept or was already read, kTimeout, or kCudaError if the consumer died.
@@ -267,8 +275,11 @@ class Runtime {
   // consistent cut while slots run).
   Status consumer_counters(ConsumerCounters* out) noexcept;
   // Config::count_costs: the consumer units' cost counters, summed
-  // (kInvalidArgument when counting is off).
+  // (kInvalidArgument when counting is off) ...
   Status consumer_costs(CostCounters* out) noexcept;
+  // ... or by role: the executors' summed, and the I/O unit's (the fetcher
+  // and the completer, whose costs are serial for the whole consumer).
+  Status consumer_costs(CostCounters* executors, CostCounters* io) noexcept;
 
   // Consumer-side buffers that slots name by handle (device memory on the
   // GPU), zero-filled. After free_buffer(), slots published before it still

@@ -10,24 +10,25 @@
  * ---------------------------------------------------------------------------
  * No word is written by both the CPU and the GPU: on x86 PCIe hosts a
  * system-scope read-modify-write on pinned memory is not atomic with respect
- * to the CPU, so every shared word has exactly one writing side. (The
- * kernel_ptx_memory_model test checks the built-in kernel's PTX for this and
- * for the system-scope edges C2, C5 and C6 below: tests/check_kernel_ptx.cmake.)
+ * to the CPU, so every shared word has exactly one writing side, and on the
+ * consumer side one writing role. (The kernel_ptx_memory_model test checks
+ * the built-in kernel's PTX for system-scope RMWs: tests/check_kernel_ptx.cmake.)
  *
- *   submission region  (pinned, host-mapped; host writes, consumer reads)
+ *   submission region  (pinned, host-mapped; host writes, the FETCHER reads)
  *     mr_slot slots[capacity]          one 64-byte slot per ring position
  *     mr_submission_control            stop_at ticket, abort flag
  *
- *   completion region  (pinned, host-mapped; consumer writes, host reads)
+ *   completion region  (pinned, host-mapped; the COMPLETER writes, host reads)
  *     mr_completion completions[capacity]
- *     mr_completion_control            DONE_COUNT, heartbeat, exited flag
+ *     mr_completion_control            DONE_COUNT; heartbeat (fetcher);
+ *                                      exited flag (the last unit to leave)
  *
- *   consumer-private   (device memory on the GPU)
- *     claim cursor, device done cursor, per-position done flags, advance lock
- *       (never touched by the host while the consumer runs);
- *     buffer table and tenant table (host-written, consumer-read: see the
- *       entry types for when the host may write them);
- *     tenant counters (consumer-written; the host reads copies).
+ *   consumer-private   (device memory on the GPU; the details are in
+ *                       megaring/consumer.hpp, ConsumerPrivate)
+ *     the fetched cursor and staged slot copies (fetcher), the claim cursor
+ *     (executors), outcomes and done flags (executors), the done cursor
+ *     (completer); the buffer and tenant tables (host-written, executor-read);
+ *     tenant counters (executor-written; the host reads copies).
  *
  * After the consumer has stopped (kernel exited, workers joined), the host
  * owns the completion region and writes ABORTED records for tickets that were
@@ -38,56 +39,89 @@
  * ---------------------------------------------------------------------------
  * Tickets are free-running 64-bit counts; ticket t lives in position
  * t & (capacity - 1). Only the low MR_TICKET_BITS bits travel in a slot
- * header (2^56 slots is years at a billion slots per second).
+ * header or a completion stamp (2^56 slots is years at a billion a second).
  *
  * ---------------------------------------------------------------------------
- * Publish (host producer)                         consume (consumer)
+ * Roles (ABI v3)
+ * ---------------------------------------------------------------------------
+ * The consumer has three roles, so that only two of its threads ever touch
+ * host memory, and each host-visible line has one writer:
+ *   FETCHER    one warp (the CPU backend's I/O thread): the only reader of the
+ *              submission region. It reads many slot headers and bodies per
+ *              PCIe round trip and stages valid runs in device memory.
+ *   EXECUTORS  the other blocks (CPU worker threads): claim staged tickets in
+ *              chunks, admit and run them, and record each outcome in device
+ *              memory. They never touch host memory.
+ *   COMPLETER  one warp (the I/O thread again on the CPU): the only writer of
+ *              the completion region. It turns a run of finished tickets into
+ *              records (only where needed) plus one fence and one DONE_COUNT
+ *              store: no lock, no per-slot system fence.
+ *
+ * ---------------------------------------------------------------------------
+ * Publish (host producer)              consume (consumer)
  * ---------------------------------------------------------------------------
  * P1 reserve tickets [t, t+n) with a CAS on the host-only tail, only when
  *    t + n - reaped <= capacity (position reuse needs ticket t - capacity
  *    completed AND reaped by the host: back-pressure, never overwrite).
- * P2 write the slot body (opcode, tenant, flags, args): plain stores.
- * P3 store header = mr_make_header(t, MR_SLOT_READY) with a system-scope
- *    RELEASE: orders P2 before the header for any consumer that acquires it.
- *                                                  C1 claim ticket t: fetch_add
- *                                                     on the private claim
- *                                                     cursor (each consumer
- *                                                     block owns one ticket).
- *                                                  C2 ACQUIRE-load the header at
- *                                                     t's position until it
- *                                                     equals mr_make_header(t,
- *                                                     READY); the acquire orders
- *                                                     the body reads after it.
- *                                                  C3 copy the body once into
- *                                                     private memory; validate
- *                                                     only the copy.
- *                                                  C4 admit (tenant 0, or an
- *                                                     ACTIVE tenant whose window
- *                                                     holds the opcode, which
- *                                                     becomes the tenant-local
- *                                                     one), then execute;
- *                                                     otherwise FAULT / REVOKED.
- *                                                  C5 write result, status, fault
- *                                                     then RELEASE-store tag =
- *                                                     (uint32)t (system scope):
- *                                                     orders the record and the
- *                                                     handler's memory effects.
- *                                                  C6 set done_flag[pos] = t + 1
- *                                                     (private, seq_cst) and try
- *                                                     to advance: the holder of
- *                                                     the advance lock moves the
- *                                                     private done cursor over
- *                                                     consecutive set flags and
- *                                                     RELEASE-stores DONE_COUNT
- *                                                     (system scope).
- * H1 ACQUIRE-load DONE_COUNT (or a record's tag); every ticket below DONE_COUNT
- *    has a final record, readable after the acquire.
+ * P2 write the slot bodies (opcode, tenant, flags, args): plain stores.
+ *    flags carries MR_SLOT_FLAG_KEEP_RESULT when the producer will read the
+ *    result.
+ * P3 store each header = mr_make_header(t_i, MR_SLOT_READY) with a
+ *    system-scope RELEASE (orders that slot's P2 before it), the batch's
+ *    first header LAST, so a fetcher that sees the first sees the batch.
+ *                                       F1 read the headers of a window of
+ *                                          positions after the last valid one
+ *                                          (relaxed loads, all in flight, then
+ *                                          an ACQUIRE fence, system scope, in
+ *                                          every lane; an idle poll of one
+ *                                          header: an ACQUIRE load; lanes hand
+ *                                          them on with a __syncwarp): a header
+ *                                          seen READY orders its body's P2
+ *                                          before any later read. Valid = the
+ *                                          longest prefix whose headers equal
+ *                                          mr_make_header(ticket, READY): each
+ *                                          header names its own ticket, so a
+ *                                          stale lap never matches.
+ *                                       F2 in the next round (together with
+ *                                          that round's header loads: one
+ *                                          round trip) copy the valid bodies
+ *                                          into device memory, then RELEASE
+ *                                          (device) the fetched cursor.
+ *                                       E1 executors claim chunks of staged
+ *                                          tickets below the fetched cursor
+ *                                          (ACQUIRE), copy them once, admit
+ *                                          (tenant 0, or an ACTIVE tenant whose
+ *                                          window holds the opcode, which
+ *                                          becomes the tenant-local one) and
+ *                                          run them; else FAULT / REVOKED.
+ *                                       E2 store the outcome, then RELEASE
+ *                                          (device) the ticket's done flag.
+ *                                       C1 the completer ACQUIRES consecutive
+ *                                          done flags from DONE_COUNT on; when
+ *                                          the run reaches 64 tickets, or
+ *                                          nothing else is fetched, or its
+ *                                          oldest ticket waited about a
+ *                                          microsecond, it writes a record for
+ *                                          each ticket with KEEP_RESULT or a
+ *                                          status other than OK (whole 64-byte
+ *                                          lines where all four tickets are in
+ *                                          the run), then RELEASE-stores
+ *                                          DONE_COUNT (system scope: one fence
+ *                                          for the whole run).
+ *                                       C2 a run stalled behind an unfinished
+ *                                          ticket for 10 us: records of kept
+ *                                          tickets after it that finished go
+ *                                          out early, each stamp RELEASED
+ *                                          (system) after its result.
+ * H1 ACQUIRE-load DONE_COUNT: every ticket below it completed; a record whose
+ *    stamp names the ticket holds its outcome, and a ticket without one (no
+ *    KEEP_RESULT) completed OK. A waiter on a kept ticket may also ACQUIRE
+ *    its record's stamp (C2).
  * H2 reap: the host advances its private reaped cursor over completed tickets
  *    in order; a position is reused only after its ticket is reaped.
  *
  * DONE_COUNT has prefix meaning (every ticket below it completed) and never
- * decreases: it is written only by the advance-lock holder, so successive
- * stores are ordered by the lock.
+ * decreases: the completer alone writes it.
  */
 #ifndef MEGARING_SLOT_ABI_H_
 #define MEGARING_SLOT_ABI_H_
@@ -99,7 +133,7 @@
 extern "C" {
 #endif
 
-#define MR_ABI_VERSION 2u
+#define MR_ABI_VERSION 3u
 
 #define MR_SLOT_BYTES 64u
 #define MR_SLOT_ARGS 5u
@@ -119,6 +153,10 @@ extern "C" {
 /* Slot flags (mr_slot.flags). Bits 16..31 are reserved for future use; the
  * consumer faults a slot with reserved flags set rather than ignore them. */
 #define MR_SLOT_FLAG_NONE 0u
+/* Set by the runtime (from PublishOptions::keep_result, whatever the caller
+ * put in this bit): the completer writes this ticket's record even when it
+ * completed OK. Without it an OK ticket gets no record at all. */
+#define MR_SLOT_FLAG_KEEP_RESULT 1u
 #define MR_SLOT_FLAGS_RESERVED 0xFFFF0000u
 
 /* ---------------------------------------------------------------------------
@@ -206,13 +244,21 @@ typedef struct mr_slot {
   uint64_t args[MR_SLOT_ARGS];
 } mr_slot; /* allocate slot arrays 64-byte aligned: one slot per cache line */
 
-/* One completion record per ring position, written by the consumer. */
+/* One completion record per ring position, written by the completer only
+ * for tickets published with MR_SLOT_FLAG_KEEP_RESULT or completed with a
+ * status other than OK (and by the host, ABORTED, after the consumer
+ * stopped). The stamp names the whole ticket (56 bits), so a record left
+ * from any earlier lap never passes for ticket t's. Read it only below
+ * DONE_COUNT (or after the consumer stopped): DONE_COUNT's release orders it. */
 typedef struct mr_completion {
   uint64_t result;
-  uint16_t status; /* MR_STATUS_*                                             */
-  uint16_t fault;  /* MR_FAULT_* (MR_FAULT_NONE unless status is FAULT)      */
-  uint32_t tag;    /* (uint32)ticket; written LAST (release)                  */
+  uint64_t stamp; /* mr_make_stamp(ticket, status, fault)                   */
 } mr_completion;
+
+/* Stamp: [63:8] low 56 bits of the ticket, [7:6] MR_STATUS_*, [5:0] fault.
+ * Fault codes are 6 bits: a handler's code above MR_FAULT_MAX is reported as
+ * MR_FAULT_BAD_ARGUMENT. */
+#define MR_FAULT_MAX 63u
 
 /* Host-written control words the consumer polls. */
 typedef struct mr_submission_control {
@@ -306,8 +352,18 @@ MR_ABI_INLINE MR_ABI_HD uint64_t mr_header_ticket(uint64_t header) {
 MR_ABI_INLINE MR_ABI_HD uint32_t mr_header_state(uint64_t header) {
   return (uint32_t)(header & MR_STATE_MASK);
 }
-MR_ABI_INLINE MR_ABI_HD uint32_t mr_completion_tag(uint64_t ticket) {
-  return (uint32_t)ticket;
+MR_ABI_INLINE MR_ABI_HD uint64_t mr_make_stamp(uint64_t ticket, uint32_t status, uint32_t fault) {
+  return ((ticket & MR_TICKET_MASK) << 8) | ((uint64_t)(status & 3u) << 6) |
+         (uint64_t)(fault > MR_FAULT_MAX ? MR_FAULT_BAD_ARGUMENT : fault);
+}
+MR_ABI_INLINE MR_ABI_HD uint64_t mr_stamp_ticket(uint64_t stamp) { return stamp >> 8; }
+MR_ABI_INLINE MR_ABI_HD uint32_t mr_stamp_status(uint64_t stamp) {
+  return (uint32_t)((stamp >> 6) & 3u);
+}
+MR_ABI_INLINE MR_ABI_HD uint32_t mr_stamp_fault(uint64_t stamp) { return (uint32_t)(stamp & 63u); }
+/* Whether a record's stamp names `ticket` (the low 56 bits). */
+MR_ABI_INLINE MR_ABI_HD int mr_stamp_names(uint64_t stamp, uint64_t ticket) {
+  return mr_stamp_ticket(stamp) == (ticket & MR_TICKET_MASK);
 }
 
 #ifdef __cplusplus
@@ -325,9 +381,7 @@ MR_STATIC_ASSERT(offsetof(mr_slot, flags) == 16, "flags at 16");
 MR_STATIC_ASSERT(offsetof(mr_slot, args) == 24, "args at 24");
 MR_STATIC_ASSERT(sizeof(mr_completion) == MR_COMPLETION_BYTES, "completion is 16 bytes");
 MR_STATIC_ASSERT(offsetof(mr_completion, result) == 0, "result at 0");
-MR_STATIC_ASSERT(offsetof(mr_completion, status) == 8, "status at 8");
-MR_STATIC_ASSERT(offsetof(mr_completion, fault) == 10, "fault at 10");
-MR_STATIC_ASSERT(offsetof(mr_completion, tag) == 12, "tag at 12");
+MR_STATIC_ASSERT(offsetof(mr_completion, stamp) == 8, "stamp at 8");
 MR_STATIC_ASSERT(sizeof(mr_submission_control) == 2 * MR_CACHELINE_BYTES, "two lines");
 MR_STATIC_ASSERT(offsetof(mr_submission_control, abort_flag) == MR_CACHELINE_BYTES,
                  "abort flag on its own line");

@@ -1,10 +1,26 @@
-// The consumer side of the ring protocol, written once for both consumers:
-// compiled for the device it runs one lane of each persistent-kernel block;
-// compiled for the host it runs each CPU worker thread. Step names (C1..C6)
-// refer to the protocol in megaring/slot_abi.h.
+// The consumer side of the ring protocol (ABI v3), written once for both
+// consumers: compiled for the device it runs in the persistent kernel's
+// warps; compiled for the host in the CPU backend's threads. Step names
+// (F1, E1, C1, ...) and the three roles (fetcher, executors, completer)
+// are those of megaring/slot_abi.h.
 //
-// Only the unit leader (thread 0 of a block; the worker itself on the CPU)
-// calls the functions here; handlers run block-wide (builtin_ops.cuh).
+// Who calls what:
+//   fetch_round      every lane of the fetcher warp (block 0, warp 0); the
+//                    CPU backend's I/O thread
+//   complete_step    one lane of the completer warp (block 0, warp 1); the
+//                    I/O thread, between fetch rounds
+//   claim_chunk, admit_slot, finish_ticket
+//                    an executor's leader (thread 0 of blocks 1..; a CPU
+//                    worker); handlers run block-wide (builtin_ops.cuh)
+//
+// Invariants (each cursor has one writing role, and never decreases):
+//   DONE_COUNT == done_cursor <= claim_cursor <= fetched <= published end
+//   tickets in [done_cursor, fetched) are staged: their slot copy in
+//     `staged` is final until the ticket is reaped by the host;
+//   a done flag equal to done_flag(t, ...) means t's outcome is final in
+//     `outcomes`;
+//   a position's staged copy, outcome and done flag are rewritten only for
+//     ticket t + capacity, which the host publishes only after reaping t.
 #pragma once
 
 #include <cuda/atomic>
@@ -109,219 +125,287 @@ struct Backoff {
   }
 };
 
+// Executors' and handlers' view of an abort: the fetcher's mirror in
+// consumer memory (only the fetcher reads the host's flag).
 MR_HDI bool abort_requested(const ConsumerParams& p) {
-  MR_COST(host_reads, 1);
-  // Relaxed: the flag carries no data; the consumer only stops early.
-  return SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0;
+  // Relaxed: a stop request; it carries no data.
+  return DevRef<uint32_t>(p.priv->abort_seen).load(cuda::std::memory_order_relaxed) != 0;
 }
-
-// Per-unit state of the leader between slots.
-struct LeaderState {
-  uint64_t ticket = 0;       // claimed ticket (valid when has_claim)
-  bool has_claim = false;
-  bool stopping = false;     // a handler abandoned its slot on abort
-  uint32_t unit = 0;
-  uint64_t last_heartbeat_ns = 0;
-};
 
 enum class Next : uint32_t { kRun = 1, kExit = 2 };
 
-MR_HDI void maybe_heartbeat(const ConsumerParams& p, LeaderState& st) {
-  if (st.unit != 0) return;  // one writer: unit 0's leader
-  const uint64_t now = now_ns();
+// A done flag: ticket + 1 (so that a zeroed flag is never a ticket's), and
+// whether the completer must write the ticket's record (KEEP_RESULT, or a
+// status other than OK). Tickets are below 2^56: the shift cannot overflow.
+MR_HDI uint64_t done_flag(uint64_t ticket, bool needs_record) {
+  return ((ticket + 1) << 1) | (needs_record ? 1u : 0u);
+}
+MR_HDI bool done_flag_names(uint64_t flag, uint64_t ticket) { return (flag >> 1) == ticket + 1; }
+MR_HDI bool done_flag_needs_record(uint64_t flag) { return (flag & 1u) != 0; }
+
+// ---------------------------------------------------------------------------
+// Fetcher (F1, F2)
+// ---------------------------------------------------------------------------
+// Headers a busy round reads (the window after the last valid ticket), and
+// bodies a round copies at most. A lane of the fetcher warp holds
+// kFetchBodies * 4 / 32 16-byte pieces and kFetchWindow / 32 headers in
+// registers. The window is twice the bodies: a round that finds a backlog
+// validates two rounds' worth, and the next round loads no header at all.
+inline constexpr uint32_t kFetchWindow = 256;
+inline constexpr uint32_t kFetchBodies = 128;
+inline constexpr uint32_t kFetchLanes = 32;  // the fetcher is one warp
+// The fetcher reads stop_at every this many rounds (abort: every round).
+inline constexpr uint32_t kStopCheckRounds = 8;
+
+struct FetchState {
+  uint64_t fetched = 0;    // this role's copy of priv->fetched
+  uint64_t valid_end = 0;  // [fetched, valid_end) seen READY, not yet copied
+  uint64_t stop_at = ~0ull;
+  uint32_t rounds = 0;
+  bool busy = false;       // the last round found slots: read a whole window
+  uint64_t last_heartbeat_ns = 0;
+  uint64_t fetch_rounds = 0, tickets_fetched = 0, idle_polls = 0;  // diagnostics
+};
+
+enum class Progress : uint32_t { kIdle = 0, kWorked = 1, kExit = 2 };
+
+MR_HDI void fetcher_heartbeat(const ConsumerParams& p, FetchState& st, uint64_t now) {
   if (now - st.last_heartbeat_ns < p.heartbeat_interval_ns) return;
   st.last_heartbeat_ns = now;
-  MR_COST(host_writes, 1);  // its own line, one writer
-  MR_COST(partial_line_writes, 1);
+  // Not counted (cost_count.hpp): one write a heartbeat_interval_ns, not a
+  // cost per slot; its line has one writer.
   // Relaxed: a liveness stamp, it orders nothing.
   SysRef<uint64_t>(p.completion_control->heartbeat_ns).store(now, cuda::std::memory_order_relaxed);
 }
 
-// C3: copies a published slot's body (plain loads, ordered after the header
-// acquire by the caller) into `body`, with `header` as its header.
-MR_HDI void copy_slot_body(const mr_slot* slot, uint64_t header, mr_slot* body) {
-  // As the GPU reads it: four 16-byte loads in flight together, one round
-  // trip that the unit waits for (after the header's).
-  MR_COST(host_reads, 4);
-  MR_COST(awaited_round_trips, 1);
+MR_HDI uint32_t fetch_lane() {
 #if defined(__CUDA_ARCH__)
-  // Over PCIe each load instruction is its own read request: the 64-byte slot
-  // (64-byte aligned, slot_abi.h) as four 16-byte loads, all in flight at
-  // once, instead of one request per field. Written as asm so that the
-  // compiler neither splits nor repeats them (from C++ it issued five,
-  // differently in each caller). Weak loads: the caller's header acquire
-  // orders them after it, and the "memory" clobber keeps them below it.
-  // Little-endian halves of the 8-byte words, at the offsets slot_abi.h
-  // asserts.
-  static_assert(sizeof(mr_slot) == 64 && MR_SLOT_ARGS == 5, "slot layout");
-  ulonglong2 w[4];
-  for (int k = 0; k < 4; ++k) {
-    asm volatile("ld.global.v2.u64 {%0, %1}, [%2];"
-                 : "=l"(w[k].x), "=l"(w[k].y)
-                 : "l"(__cvta_generic_to_global(reinterpret_cast<const ulonglong2*>(slot) + k))
-                 : "memory");
-  }
-  const ulonglong2 w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-  body->header = header;                                  // bytes 0..7 (already acquired)
-  body->opcode = static_cast<uint32_t>(w0.y);             // 8..11
-  body->tenant = static_cast<uint32_t>(w0.y >> 32);       // 12..15
-  body->flags = static_cast<uint32_t>(w1.x);              // 16..19
-  body->reserved = static_cast<uint32_t>(w1.x >> 32);     // 20..23
-  body->args[0] = w1.y;                                   // 24..31
-  body->args[1] = w2.x;
-  body->args[2] = w2.y;
-  body->args[3] = w3.x;
-  body->args[4] = w3.y;
+  return threadIdx.x & 31u;
 #else
-  body->header = header;
-  body->opcode = slot->opcode;
-  body->tenant = slot->tenant;
-  body->flags = slot->flags;
-  body->reserved = slot->reserved;
-  for (uint32_t i = 0; i < MR_SLOT_ARGS; ++i) body->args[i] = slot->args[i];
+  return 0;
 #endif
 }
 
-// How many tickets past its own the scout looks at once its slot is
-// published: a burst of up to this many wakes the units behind it after one
-// PCIe round trip, overlapped with the scout's own body read.
-inline constexpr uint32_t kScanAhead = 16;
-
-// Issues relaxed loads of the headers of tickets first .. first + kScanAhead
-// - 1 into `headers`, all in flight together. Hints only (see scan_cursor).
-MR_HDI void load_headers_ahead(const ConsumerParams& p, uint64_t first, uint64_t* headers) {
-  MR_COST(host_reads, kScanAhead);  // in flight with the body's: not awaited on their own
-MR_UNROLL
-  for (uint32_t k = 0; k < kScanAhead; ++k) {
-#if defined(__CUDA_ARCH__)
-    // asm so that each is its own request, issued before any is used.
-    asm volatile("ld.relaxed.sys.global.u64 %0, [%1];"
-                 : "=l"(headers[k])
-                 : "l"(__cvta_generic_to_global(&p.slots[(first + k) & p.mask].header)));
-#else
-    headers[k] = SysRef<uint64_t>(p.slots[(first + k) & p.mask].header)
-                     .load(cuda::std::memory_order_relaxed);
-#endif
-  }
-}
-
-// Mirrors an abort that a unit reading the submission region saw, for the
-// units that do not read it.
-MR_HDI void mirror_abort(const ConsumerParams& p) {
-  // Relaxed: a stop request; it carries no data.
-  DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
-}
-
-// C1..C3: claim a ticket (once), wait until it is published, copy its body.
-// Returns kExit on abort (before running another slot), or when a graceful
-// shutdown's stop_at says the claimed ticket will never be published.
+// One fetcher round: a single PCIe round trip that (a) copies the bodies of
+// tickets validated by an earlier round into `staged`, (b) reads the
+// headers of the next window (one header when idle: a small poll), (c)
+// reads the abort flag and, every kStopCheckRounds rounds, stop_at. The body
+// loads are issued first: the header loads are acquires, and an acquire
+// would hold back every load after it, turning one round trip into two.
 //
-// A unit waiting for its ticket plays one of two roles:
-//  - the scout, if its ticket is scan_cursor (the oldest ticket not yet seen
-//    published): it polls its own slot header, the abort flag and, every 8th
-//    poll, stop_at over PCIe, at the minimum backoff. When its slot is
-//    published it looks kScanAhead tickets further and moves scan_cursor
-//    past every published one, which hands the role on;
-//  - otherwise it waits behind the scout on device memory alone (scan_cursor
-//    and the mirrors): at the minimum backoff within kScanAhead + 1 tickets
-//    of scan_cursor, where the scout's next scan can reach it; further back,
-//    backing off up to the maximum.
-// A unit whose ticket is below scan_cursor reads its slot at once.
-MR_HDI Next acquire_next_slot(const ConsumerParams& p, LeaderState& st, mr_slot* body,
-                              uint64_t* ticket_out) {
-  if (st.stopping) return Next::kExit;
-  // Here as well as while polling: a unit that never finds its next slot
-  // empty (a backlog) still beats, once per slot at most.
-  maybe_heartbeat(p, st);
-  if (!st.has_claim) {
-    // C1. Relaxed: the cursor only hands out distinct tickets; the slot's
-    // contents are ordered by the header acquire below.
-    MR_COST(device_rmws, 1);
-    st.ticket = DevRef<uint64_t>(p.priv->claim_cursor).fetch_add(1, cuda::std::memory_order_relaxed);
-    st.has_claim = true;
+// Device: every lane of the warp calls it with the same state; the state
+// stays uniform (each result is a warp vote). Host: one thread.
+MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
+  const uint64_t n_body_64 = st.valid_end - st.fetched;
+  const uint32_t n_body = n_body_64 < kFetchBodies ? static_cast<uint32_t>(n_body_64) : kFetchBodies;
+  // Idle: one header (a small poll). Busy: a window, unless a round's worth
+  // of validated bodies is already waiting to be copied.
+  uint32_t n_head = !st.busy ? 1u : n_body_64 >= kFetchBodies ? 0u : kFetchWindow;
+  if (n_head > p.capacity) n_head = p.capacity;  // a window never laps the ring
+  // A window's headers are relaxed loads, all in flight, then one ACQUIRE
+  // fence if any was READY; the idle poll's single header is an acquire
+  // load. (A lane's acquire loads would not overlap: each holds back every
+  // load after it.)
+  const bool window = n_head > 1;
+  const bool check_stop = (++st.rounds % kStopCheckRounds) == 0;
+  const uint64_t first_head = st.valid_end;
+  uint32_t abort_flag = 0;
+  uint64_t stop_at = ~0ull;
+  uint32_t valid = 0;  // consecutive READY headers from first_head
+#if defined(__CUDA_ARCH__)
+  const uint32_t lane = fetch_lane();
+  // (a) Bodies: 16 bytes a lane, four lanes a slot. Relaxed system-scope
+  // loads: they bypass L1, which may hold a stale line brought in before the
+  // header's acquire; their order after that acquire (an earlier round, so
+  // earlier in program order) makes them read the published body.
+  constexpr uint32_t kPieces = kFetchBodies * 4 / kFetchLanes;
+  ulonglong2 piece[kPieces];
+MR_UNROLL
+  for (uint32_t k = 0; k < kPieces; ++k) {
+    const uint32_t i = lane + k * kFetchLanes;
+    if (i < n_body * 4) {
+      const uint64_t t = st.fetched + i / 4;
+      const ulonglong2* src = reinterpret_cast<const ulonglong2*>(&p.slots[t & p.mask]) + (i & 3u);
+      asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
+                   : "=l"(piece[k].x), "=l"(piece[k].y)
+                   : "l"(__cvta_generic_to_global(src))
+                   : "memory");
+    }
   }
-  mr_slot* slot = &p.slots[st.ticket & p.mask];
-  const uint64_t ready = mr_make_header(st.ticket, MR_SLOT_READY);
-  DevRef<uint64_t> scan_cursor(p.priv->scan_cursor);
-  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
-  for (uint32_t spins = 0;; ++spins) {
-    // Relaxed: a hint that says whom to poll; the header acquire below orders
-    // the slot's contents.
-    const uint64_t scanned = scan_cursor.load(cuda::std::memory_order_relaxed);
-    if (st.ticket > scanned) {
-      // Behind the scout: device memory only. Relaxed mirrors: stop requests.
-      if (DevRef<uint32_t>(p.priv->abort_seen).load(cuda::std::memory_order_relaxed) != 0)
-        return Next::kExit;
-      if (st.ticket >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
-        return Next::kExit;
-      maybe_heartbeat(p, st);
-      // Within reach of the scout's next scan: next in line for a burst (or
-      // for the scout role), so poll at the minimum backoff. Device memory
-      // only; the H100 runs put each wake-up at up to twice the backoff.
-      if (st.ticket - scanned <= kScanAhead + 1) backoff.reset();
-      backoff.pause();
-      continue;
+  // (c) Control words, lane 0. Relaxed: stop requests, they carry no data.
+  if (lane == 0) {
+    abort_flag = SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed);
+    if (check_stop)
+      stop_at = SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
+  }
+  // (b) F1. The headers, after the bodies (see above). A header seen READY,
+  // once this lane's acquire (the idle poll's load, or the fence below)
+  // follows it, pairs with the producer's header release (P3): its body
+  // (P2) is visible to this lane's later loads and, through the __syncwarp
+  // below, to every lane's (the body loads of the next round).
+  constexpr uint32_t kHeads = kFetchWindow / kFetchLanes;
+  bool ready[kHeads];
+MR_UNROLL
+  for (uint32_t k = 0; k < kHeads; ++k) {
+    const uint32_t i = lane + k * kFetchLanes;
+    ready[k] = false;
+    if (i < n_head) {
+      const uint64_t t = first_head + i;
+      uint64_t h;
+      if (window)
+        asm volatile("ld.relaxed.sys.global.u64 %0, [%1];"
+                     : "=l"(h)
+                     : "l"(__cvta_generic_to_global(&p.slots[t & p.mask].header))
+                     : "memory");
+      else  // ACQUIRE (system): the idle poll, one header
+        asm volatile("ld.acquire.sys.global.u64 %0, [%1];"
+                     : "=l"(h)
+                     : "l"(__cvta_generic_to_global(&p.slots[t & p.mask].header))
+                     : "memory");
+      ready[k] = h == mr_make_header(t, MR_SLOT_READY);
     }
-    const bool scout = st.ticket == scanned;
-    // The abort flag is loaded before the header, and nothing that depends
-    // on it comes between them, so that on the GPU both PCIe reads are in
-    // flight together (a conditional store in between made them two round
-    // trips: bench/NOTES.md).
-    const bool aborting = abort_requested(p);
-    // C2. ACQUIRE (system): pairs with the producer's release of the header
-    // (P3), so the body stores (P2) are visible to the reads below.
-    MR_COST(host_reads, 1);
+  }
+  // F2: stage the bodies (device memory).
+MR_UNROLL
+  for (uint32_t k = 0; k < kPieces; ++k) {
+    const uint32_t i = lane + k * kFetchLanes;
+    if (i < n_body * 4) {
+      const uint64_t t = st.fetched + i / 4;
+      reinterpret_cast<ulonglong2*>(&p.staged[t & p.mask])[i & 3u] = piece[k];
+    }
+  }
+  // The valid prefix: a vote per group of 32 headers.
+  for (uint32_t k = 0; k < kHeads; ++k) {
+    const uint32_t mask = __ballot_sync(0xFFFFFFFFu, ready[k]);
+    const uint32_t run = mask == 0xFFFFFFFFu ? 32u : static_cast<uint32_t>(__ffs(~mask)) - 1u;
+    valid += run;
+    if (run != 32u) break;
+  }
+  // ACQUIRE fence (system), every lane after its own relaxed header loads:
+  // completes the acquire of each READY header a lane saw (see above).
+  if (window && valid != 0)
+    cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
+  abort_flag = __shfl_sync(0xFFFFFFFFu, abort_flag, 0);
+  stop_at = __shfl_sync(0xFFFFFFFFu, stop_at, 0);
+  // Orders every lane's staged stores and header acquires before lane 0's
+  // cursor release below, and before any lane's loads in the next round.
+  __syncwarp();
+#else
+  // The same loads in the same order, by one thread.
+  for (uint32_t i = 0; i < n_body; ++i) {
+    const uint64_t t = st.fetched + i;
+    const mr_slot& src = p.slots[t & p.mask];
+    mr_slot& dst = p.staged[t & p.mask];
+    dst.header = mr_make_header(t, MR_SLOT_READY);
+    dst.opcode = src.opcode;
+    dst.tenant = src.tenant;
+    dst.flags = src.flags;
+    dst.reserved = src.reserved;
+    for (uint32_t a = 0; a < MR_SLOT_ARGS; ++a) dst.args[a] = src.args[a];
+  }
+  abort_flag = SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed);
+  if (check_stop)
+    stop_at = SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
+  // F1. ACQUIRE loads here (free on x86, and what ThreadSanitizer follows,
+  // where it ignores fences); the device's fence is counted below.
+  for (; valid < n_head; ++valid) {
+    const uint64_t t = first_head + valid;
+    if (SysRef<uint64_t>(p.slots[t & p.mask].header).load(cuda::std::memory_order_acquire) !=
+        mr_make_header(t, MR_SLOT_READY))
+      break;
+  }
+#endif
+  // One round trip, awaited; loads counted as the warp issues them (one load
+  // instruction moves up to 32 x 16 bytes).
+  const bool productive = n_body != 0 || valid != 0;
+  MR_COST(host_reads, (n_body * 4 + kFetchLanes - 1) / kFetchLanes + (n_head + kFetchLanes - 1) / kFetchLanes +
+                          1 + (check_stop ? 1 : 0));
+  if (window && valid != 0) MR_COST(system_fences, 1);  // the device's acquire fence
+  if (productive) {
     MR_COST(awaited_round_trips, 1);
-    const uint64_t header = SysRef<uint64_t>(slot->header).load(cuda::std::memory_order_acquire);
-    if (aborting) {
-      mirror_abort(p);
-      return Next::kExit;
+  } else {
+    MR_COST(idle_polls, 1);
+  }
+  if (n_body != 0) {
+    st.fetched += n_body;
+    ++st.fetch_rounds;
+    st.tickets_fetched += n_body;
+    if (fetch_lane() == 0) {
+      // RELEASE (device): the staged copies above (every lane's, ordered by
+      // the __syncwarp) before executors acquire the cursor.
+      DevRef<uint64_t>(p.priv->fetched).store(st.fetched, cuda::std::memory_order_release);
+      // Relaxed: diagnostics, one writer.
+      DevRef<uint64_t>(p.priv->fetch_rounds).store(st.fetch_rounds, cuda::std::memory_order_relaxed);
+      DevRef<uint64_t>(p.priv->tickets_fetched)
+          .store(st.tickets_fetched, cuda::std::memory_order_relaxed);
     }
-    if (header == ready) {
-      if (scout) {
-        uint64_t ahead[kScanAhead];
-        load_headers_ahead(p, st.ticket + 1, ahead);  // in flight with the body reads
-        // C3. Read the body once into private memory; only the copy is used.
-        copy_slot_body(slot, header, body);
-        uint64_t next = st.ticket + 1;
-        for (uint32_t k = 0; k < kScanAhead && ahead[k] == mr_make_header(next, MR_SLOT_READY); ++k)
-          ++next;
-        // Relaxed: a hint (above); the scout's last write as scout.
-        scan_cursor.store(next, cuda::std::memory_order_relaxed);
-        // Relaxed: statistics.
-        MR_COST(device_rmws, 2);
-        DevRef<uint64_t>(p.priv->scout_rounds).fetch_add(1, cuda::std::memory_order_relaxed);
-        DevRef<uint64_t>(p.priv->tickets_scanned)
-            .fetch_add(next - st.ticket, cuda::std::memory_order_relaxed);
-      } else {
-        copy_slot_body(slot, header, body);  // C3
-      }
-      *ticket_out = st.ticket;
-      st.has_claim = false;
-      return Next::kRun;
-    }
-    // Not published. Below scan_cursor that cannot last (a scout saw it
-    // published, and it stays so until this unit completes it).
-    if (!scout) {
-      // Relaxed: statistics.
+  } else if (!productive) {
+    ++st.idle_polls;
+    if (fetch_lane() == 0 && (st.idle_polls & 63u) == 0)
+      DevRef<uint64_t>(p.priv->idle_polls).store(st.idle_polls, cuda::std::memory_order_relaxed);
+  }
+  st.valid_end += valid;
+  st.busy = productive;
+  if (fetch_lane() == 0) fetcher_heartbeat(p, st, now_ns());
+  if (abort_flag != 0) {
+    // Relaxed: a stop request, mirrored for the roles that never read host
+    // memory; it carries no data.
+    if (fetch_lane() == 0)
+      DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
+    return Progress::kExit;
+  }
+  if (stop_at != ~0ull && st.stop_at == ~0ull) {
+    st.stop_at = stop_at;
+    // Relaxed: stop_at is only compared with tickets, and every ticket below
+    // it is (or will be) published, so a late mirror only delays the exit.
+    if (fetch_lane() == 0)
+      DevRef<uint64_t>(p.priv->stop_at_seen).store(stop_at, cuda::std::memory_order_relaxed);
+  }
+  if (st.fetched >= st.stop_at) return Progress::kExit;  // every ticket that will exist is staged
+  return productive ? Progress::kWorked : Progress::kIdle;
+}
+
+// ---------------------------------------------------------------------------
+// Executors (E1, E2)
+// ---------------------------------------------------------------------------
+// Tickets an executor claims at once, at most: a chunk amortises the claim's
+// device RMW, and a share of the backlog (backlog / units) keeps the other
+// executors busy.
+inline constexpr uint32_t kMaxChunk = 16;
+
+// E1: claims a chunk [*first, *first + *count) of staged tickets. Returns
+// kExit on abort, or once every ticket below stop_at has been claimed.
+MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* count) {
+  DevRef<uint64_t> claim(p.priv->claim_cursor);
+  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
+  for (;;) {
+    if (abort_requested(p)) return Next::kExit;
+    // ACQUIRE (device): pairs with the fetcher's release of `fetched`; the
+    // staged copies below it are visible to the reads after the claim.
+    const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_acquire);
+    uint64_t c = claim.load(cuda::std::memory_order_relaxed);
+    if (c < fetched) {
+      const uint64_t backlog = fetched - c;
+      uint64_t k = backlog / p.units;
+      k = k < 1 ? 1 : (k > kMaxChunk ? kMaxChunk : k);
       MR_COST(device_rmws, 1);
-      DevRef<uint64_t>(p.priv->not_ready_retries).fetch_add(1, cuda::std::memory_order_relaxed);
-      backoff.pause();
+      // Relaxed: the cursor only hands out distinct tickets; the acquire
+      // above ordered their staged copies (c + k <= fetched, which only grows).
+      if (claim.compare_exchange_weak(c, c + k, cuda::std::memory_order_relaxed)) {
+        *first = c;
+        *count = static_cast<uint32_t>(k);
+        return Next::kRun;
+      }
       continue;
     }
-    maybe_heartbeat(p, st);
-    if ((spins & 7u) == 7u) {
-      // Relaxed: stop_at is only compared with tickets; a ticket below it is
-      // guaranteed to be published, so a stale read only delays exit.
-      MR_COST(host_reads, 1);
-      const uint64_t stop_at =
-          SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
-      if (stop_at != ~0ull)
-        DevRef<uint64_t>(p.priv->stop_at_seen).store(stop_at, cuda::std::memory_order_relaxed);
-      if (st.ticket >= stop_at) return Next::kExit;
-    }
-    // The scout is first in line for a new slot: minimum backoff.
+    // Relaxed mirror: see fetch_round.
+    if (c >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+      return Next::kExit;
+#if defined(__CUDA_ARCH__)
+    // Device memory only, and a unit that waits here is the next to run a
+    // slot: the minimum backoff keeps a call's latency low.
     backoff.reset();
+#endif
     backoff.pause();
   }
 }
@@ -382,106 +466,277 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   return true;
 }
 
-// Done flags that advance_done reads at once: one 128-byte line of them.
-inline constexpr uint32_t kDoneFlagBatch = 16;
+// E2: records ticket's outcome and marks it done. `published_flags` are the
+// slot's flags as published (KEEP_RESULT asks for a record).
+MR_HDI void finish_ticket(const ConsumerParams& p, uint64_t ticket, uint32_t published_flags,
+                          Outcome out) {
+  const uint64_t pos = ticket & p.mask;
+  // A record holds a 2-bit status: a handler's invalid one is a fault of its
+  // own making, never read as another status.
+  if (out.status > MR_STATUS_REVOKED) out.set_fault(MR_FAULT_BAD_ARGUMENT);
+  const bool needs_record =
+      (published_flags & MR_SLOT_FLAG_KEEP_RESULT) != 0 || out.status != MR_STATUS_OK;
+  MR_COST(slots, 1);
+  // Relaxed word stores: published by the flag's release below.
+  DevRef<uint64_t>(p.outcomes[pos].result).store(out.result, cuda::std::memory_order_relaxed);
+  DevRef<uint64_t>(p.outcomes[pos].stamp)
+      .store(mr_make_stamp(ticket, out.status, out.fault), cuda::std::memory_order_relaxed);
+  // RELEASE (device): the outcome above, and the handler's memory effects
+  // (the block's, ordered before thread 0 by its barrier), before the
+  // completer acquires the flag.
+  DevRef<uint64_t>(p.done_flags[pos]).store(done_flag(ticket, needs_record),
+                                            cuda::std::memory_order_release);
+}
 
-// C6 (second half): move the done cursor over every consecutive completed
-// ticket and publish it as DONE_COUNT. Only the advance-lock holder writes
-// done_cursor and DONE_COUNT, so DONE_COUNT never decreases.
-//
-// The flags are read kDoneFlagBatch at a time, all loads in flight together,
-// so that a run of completed tickets costs one load latency per batch rather
-// than one per ticket (on the H100 that alone did not move the throughput
-// ceiling: bench/NOTES.md, "What bounds the consumer").
-MR_HDI void advance_done(const ConsumerParams& p) {
-  DevRef<uint32_t> lock(p.priv->advance_lock);
-  DevRef<uint64_t> cursor(p.priv->done_cursor);
-  for (;;) {
-    // seq_cst exchange: either we take the lock, or its holder's recheck
-    // (seq_cst load after its unlock) is ordered after our flag store.
-    MR_COST(device_rmws, 1);
-    if (lock.exchange(1, cuda::std::memory_order_seq_cst) != 0) return;
-    MR_COST(locks, 1);
-    const uint64_t start = cursor.load(cuda::std::memory_order_relaxed);
-    uint64_t next = start;
-    // Device: relaxed, ordered by the fence below. Host: acquire (free on
-    // x86), which ThreadSanitizer follows where it ignores fences.
+// ---------------------------------------------------------------------------
+// Completer (C1)
+// ---------------------------------------------------------------------------
+// A run of finished tickets is published once it holds this many, ...
+inline constexpr uint32_t kFlushSlots = 64;
+// ... and done flags are scanned this many at a time (loads in flight
+// together), at most kScanLimit a step.
+inline constexpr uint32_t kDoneScanBatch = 16;
+inline constexpr uint32_t kScanLimit = 256;
+
+// Tickets past a stalled run whose kept records the completer writes early,
+// and how long the run must have stalled first (see write_kept_beyond_gap):
+// longer than slots take in a busy pipeline, so that the pass (kEarlyWindow
+// flag loads) runs only behind a really slow slot.
+inline constexpr uint32_t kEarlyWindow = 256;
+inline constexpr uint64_t kEarlyRecordNs = 10'000;
+
+struct CompleteState {
+  uint64_t published = 0;         // DONE_COUNT as last stored
+  uint64_t scanned = 0;           // every ticket below it is finished
+  uint64_t first_pending_ns = 0;  // when scanned first moved past published
+  // The run stalled at gap_ticket (staged, not finished) since gap_since_ns;
+  // early[] marks the tickets after it whose records went out early.
+  uint64_t gap_ticket = ~0ull;
+  uint64_t gap_since_ns = 0;
+  uint64_t last_lookahead_ns = 0;
+  uint64_t early[kEarlyWindow / 64] = {};
+  uint64_t flushes = 0, records_written = 0;  // diagnostics
+};
+
+// Writes one record, as one 16-byte store on the device.
+MR_HDI void write_record(const ConsumerParams& p, uint64_t pos) {
+  const uint64_t result =
+      DevRef<uint64_t>(p.outcomes[pos].result).load(cuda::std::memory_order_relaxed);
+  const uint64_t stamp = DevRef<uint64_t>(p.outcomes[pos].stamp).load(cuda::std::memory_order_relaxed);
 #if defined(__CUDA_ARCH__)
-    constexpr auto kFlagOrder = cuda::std::memory_order_relaxed;
+  // Weak: DONE_COUNT's release publishes it.
+  asm volatile("st.global.v2.u64 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(&p.completions[pos])),
+               "l"(result), "l"(stamp)
+               : "memory");
 #else
-    constexpr auto kFlagOrder = cuda::std::memory_order_acquire;
+  // Relaxed word stores: DONE_COUNT's release publishes them. Atomic, not
+  // plain: a waiter may be reading a record written early (below) that this
+  // rewrites with the same words.
+  SysRef<uint64_t>(p.completions[pos].result).store(result, cuda::std::memory_order_relaxed);
+  SysRef<uint64_t>(p.completions[pos].stamp).store(stamp, cuda::std::memory_order_relaxed);
 #endif
-    for (uint32_t counted = kDoneFlagBatch; counted == kDoneFlagBatch;) {
-      uint64_t flags[kDoneFlagBatch];
-MR_UNROLL
-      for (uint32_t k = 0; k < kDoneFlagBatch; ++k)
-        flags[k] = DevRef<uint64_t>(p.done_flags[(next + k) & p.mask]).load(kFlagOrder);
-      counted = 0;
-      while (counted < kDoneFlagBatch && flags[counted] == next + counted + 1) ++counted;
-      next += counted;
+}
+
+// Writes one record whose stamp publishes it on its own: RELEASE (system)
+// of the stamp, after the result. For a kept ticket that finished while
+// DONE_COUNT is held back by an earlier one (write_kept_beyond_gap).
+MR_HDI void write_record_released(const ConsumerParams& p, uint64_t pos) {
+  const uint64_t result =
+      DevRef<uint64_t>(p.outcomes[pos].result).load(cuda::std::memory_order_relaxed);
+  const uint64_t stamp = DevRef<uint64_t>(p.outcomes[pos].stamp).load(cuda::std::memory_order_relaxed);
+  SysRef<uint64_t>(p.completions[pos].result).store(result, cuda::std::memory_order_relaxed);
+  // RELEASE (system): the result above before the stamp a waiter acquires.
+  SysRef<uint64_t>(p.completions[pos].stamp).store(stamp, cuda::std::memory_order_release);
+}
+
+// The records of [lo, hi) that need one: a line whose four tickets are all
+// in the run is written whole if any of them needs a record (the others get
+// their true OK record), so the root complex sees full-line writes; a line
+// the run covers in part gets single records.
+MR_HDI uint64_t write_records(const ConsumerParams& p, uint64_t lo, uint64_t hi) {
+  constexpr uint32_t kPerLine = MR_CACHELINE_BYTES / MR_COMPLETION_BYTES;
+  uint64_t written = 0;
+  for (uint64_t t = lo; t < hi;) {
+    if (p.capacity >= kPerLine && (t & (kPerLine - 1)) == 0 && hi - t >= kPerLine) {
+      bool any = false;
+      for (uint32_t k = 0; k < kPerLine; ++k)
+        any |= done_flag_needs_record(
+            DevRef<uint64_t>(p.done_flags[(t + k) & p.mask]).load(cuda::std::memory_order_relaxed));
+      if (any) {
+        for (uint32_t k = 0; k < kPerLine; ++k) write_record(p, (t + k) & p.mask);
+        MR_COST(host_writes, 1);  // one whole line, one writer
+        written += kPerLine;
+      }
+      t += kPerLine;
+      continue;
     }
-    if (next != start) {
-#if defined(__CUDA_ARCH__)
-      // ACQUIRE fence (device): with the flag loads above, orders each
-      // counted ticket's completion record before our DONE_COUNT release
-      // below (cumulativity carries it to system scope).
-      cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
-#endif
-      // RELEASE (system): every record below `next` is visible to a host that
-      // acquires DONE_COUNT. Its line is written by whichever unit holds the
-      // lock, and read by the host.
-      MR_COST(system_fences, 1);
-      MR_COST(fences_under_lock, 1);
+    if (done_flag_needs_record(
+            DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_relaxed))) {
+      write_record(p, t & p.mask);
       MR_COST(host_writes, 1);
-      MR_COST(shared_line_writes, 1);
-      MR_COST(partial_line_writes, 1);
-      SysRef<uint64_t>(p.completion_control->done_count)
-          .store(next, cuda::std::memory_order_release);
-      // RELEASE, after DONE_COUNT: a FENCE that acquires the cursor sees the
-      // earlier tickets' effects, and any completion it then publishes is
-      // ordered after DONE_COUNT >= its ticket.
-      cursor.store(next, cuda::std::memory_order_release);
+      MR_COST(partial_line_writes, 1);  // a quarter line, still one writer
+      ++written;
     }
-    lock.store(0, cuda::std::memory_order_seq_cst);
-    // Recheck after unlocking: a unit that set the next flag while we held
-    // the lock gave up on the lock and relies on us to see it.
-    if (DevRef<uint64_t>(p.done_flags[next & p.mask]).load(cuda::std::memory_order_seq_cst) !=
-        next + 1)
-      return;
+    ++t;
+  }
+  return written;
+}
+
+// C1: publishes [published, scanned): the records, then DONE_COUNT.
+MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
+  cs.records_written += write_records(p, cs.published, cs.scanned);
+  // RELEASE (system): every record above, and (cumulatively, through the
+  // done-flag acquires) every counted ticket's effects, before a host that
+  // acquires DONE_COUNT. One fence for the whole run; the line has one writer.
+  MR_COST(system_fences, 1);
+  MR_COST(host_writes, 1);
+  MR_COST(partial_line_writes, 1);
+  SysRef<uint64_t>(p.completion_control->done_count).store(cs.scanned, cuda::std::memory_order_release);
+  // RELEASE (device), after DONE_COUNT: a FENCE slot that acquires the
+  // cursor sees the earlier tickets' effects.
+  DevRef<uint64_t>(p.priv->done_cursor).store(cs.scanned, cuda::std::memory_order_release);
+  cs.published = cs.scanned;
+  cs.first_pending_ns = 0;
+  ++cs.flushes;
+  // Relaxed: diagnostics, one writer.
+  DevRef<uint64_t>(p.priv->flushes).store(cs.flushes, cuda::std::memory_order_relaxed);
+  DevRef<uint64_t>(p.priv->records_written).store(cs.records_written, cuda::std::memory_order_relaxed);
+}
+
+// Moves cs.scanned over finished tickets (at most kScanLimit a call).
+MR_HDI void scan_done_flags(const ConsumerParams& p, CompleteState& cs) {
+  const uint64_t start = cs.scanned;
+  for (uint32_t counted = kDoneScanBatch; counted == kDoneScanBatch && cs.scanned - start < kScanLimit;) {
+    uint64_t flags[kDoneScanBatch];
+MR_UNROLL
+    for (uint32_t k = 0; k < kDoneScanBatch; ++k)
+      // ACQUIRE (device): pairs with finish_ticket's release; the outcome
+      // and the handler's effects are visible after it.
+      flags[k] = DevRef<uint64_t>(p.done_flags[(cs.scanned + k) & p.mask])
+                     .load(cuda::std::memory_order_acquire);
+    counted = 0;
+    while (counted < kDoneScanBatch && done_flag_names(flags[counted], cs.scanned + counted))
+      ++counted;
+    cs.scanned += counted;
   }
 }
 
-// C5 + C6: publish ticket's completion record, then mark it done.
-MR_HDI void complete_slot(const ConsumerParams& p, uint64_t ticket, const Outcome& outcome) {
-  mr_completion* record = &p.completions[ticket & p.mask];
-  // Four stores into a 16-byte record; four records share a line, and
-  // neighbouring tickets run on other units.
-  MR_COST(host_writes, 4);
-  MR_COST(shared_line_writes, 4);
-  MR_COST(partial_line_writes, 4);
-  MR_COST(system_fences, 1);  // the tag's release
-  MR_COST(slots, 1);
-  record->result = outcome.result;
-  record->status = outcome.status;
-  record->fault = outcome.fault;
-  // RELEASE (system): orders the record fields above and the handler's
-  // memory effects before the tag a host waiter acquires.
-  SysRef<uint32_t>(record->tag).store(mr_completion_tag(ticket), cuda::std::memory_order_release);
-  // seq_cst: pairs with advance_done's lock exchange and recheck.
-  DevRef<uint64_t>(p.done_flags[ticket & p.mask]).store(ticket + 1, cuda::std::memory_order_seq_cst);
-  advance_done(p);
+// A run stalled behind an unfinished ticket (a long slot, a FENCE) holds
+// DONE_COUNT back, and with it every kept ticket after it that already
+// finished: a waiter on one of those would wait for the slow slot. Once the
+// stall has lasted kEarlyRecordNs, the records of finished kept tickets in
+// the next kEarlyWindow go out early, each released on its own (a waiter
+// acquires the stamp), at most one pass a kEarlyRecordNs, each record once.
+// The normal flush writes them again later, with the same words. Returns
+// whether it wrote any.
+MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, uint64_t fetched,
+                                  uint64_t now) {
+  if (cs.gap_ticket != cs.scanned) {  // a new stall: start its clock
+    cs.gap_ticket = cs.scanned;
+    cs.gap_since_ns = now;
+    for (uint64_t& bits : cs.early) bits = 0;
+    return false;
+  }
+  if (now - cs.gap_since_ns < kEarlyRecordNs || now - cs.last_lookahead_ns < kEarlyRecordNs)
+    return false;
+  cs.last_lookahead_ns = now;
+  const uint64_t base = cs.gap_ticket + 1;
+  const uint64_t n = fetched - base < kEarlyWindow ? fetched - base : kEarlyWindow;
+  bool wrote = false;
+  for (uint64_t first = 0; first < n; first += kDoneScanBatch) {
+    uint64_t flags[kDoneScanBatch];
+MR_UNROLL
+    for (uint32_t k = 0; k < kDoneScanBatch; ++k)
+      // ACQUIRE (device): as in scan_done_flags; loads in flight together.
+      flags[k] = first + k < n ? DevRef<uint64_t>(p.done_flags[(base + first + k) & p.mask])
+                                     .load(cuda::std::memory_order_acquire)
+                               : 0;
+    for (uint32_t k = 0; k < kDoneScanBatch && first + k < n; ++k) {
+      const uint64_t i = first + k;
+      if ((cs.early[i / 64] >> (i % 64)) & 1u) continue;
+      if (!done_flag_names(flags[k], base + i) || !done_flag_needs_record(flags[k])) continue;
+      write_record_released(p, (base + i) & p.mask);
+      MR_COST(host_writes, 1);
+      MR_COST(partial_line_writes, 1);
+      MR_COST(system_fences, 1);
+      cs.early[i / 64] |= 1ull << (i % 64);
+      ++cs.records_written;
+      wrote = true;
+    }
+  }
+  return wrote;
 }
 
-// Called once by each unit's leader as it leaves the loop. The last one
-// writes exited_units to the host, once: no cross-PCIe read-modify-write.
+// One completer step: scan, and publish when the run is long enough, when
+// nothing else is staged (the ring went idle: a caller is waiting), or when
+// its oldest ticket has waited completion_flush_ns. `stopping` publishes
+// whatever is finished. A run stalled behind a slow ticket sends kept
+// records after it out early (write_kept_beyond_gap).
+MR_HDI Progress complete_step(const ConsumerParams& p, CompleteState& cs, bool stopping) {
+  const uint64_t before = cs.scanned;
+  scan_done_flags(p, cs);
+  Progress progress = cs.scanned != before ? Progress::kWorked : Progress::kIdle;
+  // Relaxed: a hint; a ticket staged after this read only delays the flush
+  // by one step.
+  const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_relaxed);
+  if (cs.scanned == cs.published && cs.scanned >= fetched) return progress;  // idle
+  const uint64_t now = now_ns();
+  if (cs.scanned != cs.published) {
+    if (cs.first_pending_ns == 0) cs.first_pending_ns = now;
+    if (stopping || cs.scanned - cs.published >= kFlushSlots || cs.scanned >= fetched ||
+        now - cs.first_pending_ns >= p.completion_flush_ns) {
+      flush_completions(p, cs);
+      progress = Progress::kWorked;
+    }
+  }
+  if (cs.scanned < fetched && !stopping && write_kept_beyond_gap(p, cs, fetched, now))
+    progress = Progress::kWorked;
+  return progress;
+}
+
+// The completer's last act, once it may exit: publish every finished run,
+// then write a record for every finished ticket beyond the first gap (after
+// an abort, an abandoned slot leaves one: the tickets after it that ran keep
+// their outcome, kept or not, rather than read ABORTED). The host finalizes
+// [DONE_COUNT, end) after the consumer's exit release, which orders these.
+MR_HDI void final_flush(const ConsumerParams& p, CompleteState& cs) {
+  while (complete_step(p, cs, true) == Progress::kWorked) {
+  }
+  // Relaxed: the executors have left (or every staged ticket was published).
+  const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_relaxed);
+  for (uint64_t t = cs.published; t < fetched; ++t) {
+    // ACQUIRE (device): as in scan_done_flags.
+    if (done_flag_names(DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_acquire), t)) {
+      write_record(p, t & p.mask);
+      MR_COST(host_writes, 1);
+      ++cs.records_written;
+    }
+  }
+}
+
+// Whether the completer is done: graceful stop (everything below stop_at
+// published) or abort (the executors have left: nothing more will finish;
+// the caller flushes once more first).
+MR_HDI bool completer_may_exit(const ConsumerParams& p, const CompleteState& cs) {
+  // Relaxed mirrors: see fetch_round.
+  if (cs.published >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+    return true;
+  return abort_requested(p) &&
+         DevRef<uint32_t>(p.priv->exited_units).load(cuda::std::memory_order_acquire) >= p.units;
+}
+
+// Called once by each unit's leader as it leaves the loop: the executors,
+// then the I/O unit. The last one writes exited_units to the host, once: no
+// cross-PCIe read-modify-write.
 MR_HDI void unit_exit(const ConsumerParams& p) {
+  // acq_rel: the completer's exit check acquires the count.
   const uint32_t before =
       DevRef<uint32_t>(p.priv->exited_units).fetch_add(1, cuda::std::memory_order_acq_rel);
-  if (before + 1 == p.units) {
-    // RELEASE (system): every completion this consumer wrote happens before
-    // the host sees the consumer as exited.
+  if (before + 1 == p.units + 1) {
+    // RELEASE (system): every record and DONE_COUNT this consumer wrote
+    // happens before the host sees the consumer as exited.
     SysRef<uint32_t>(p.completion_control->exited_units)
-        .store(p.units, cuda::std::memory_order_release);
+        .store(p.units + 1, cuda::std::memory_order_release);
   }
 }
 
@@ -489,11 +744,11 @@ MR_HDI void unit_exit(const ConsumerParams& p) {
 // abort. Used by MR_OP_FENCE.
 MR_HDI bool wait_for_prefix(const ConsumerParams& p, uint64_t ticket) {
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
-  for (uint32_t spins = 0;; ++spins) {
+  for (;;) {
     // ACQUIRE: the earlier tickets' effects happen before the fence completes.
     if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >= ticket)
       return true;
-    if ((spins & 7u) == 7u && abort_requested(p)) return false;
+    if (abort_requested(p)) return false;
     backoff.pause();
   }
 }

@@ -21,8 +21,9 @@ namespace megaring {
 // PCIe: the submission region (slots, stop/abort words) and the completion
 // region (records, DONE_COUNT, heartbeat).
 struct CostCounters {
-  uint64_t host_reads = 0;           // loads from host memory (16-byte loads on a GPU)
-  uint64_t awaited_round_trips = 0;  // host reads the unit waits for before going on
+  uint64_t host_reads = 0;           // load instructions to host memory (a warp's counts once)
+  uint64_t awaited_round_trips = 0;  // round trips the unit waits for that bring work
+  uint64_t idle_polls = 0;           // round trips that found nothing (latency, not throughput)
   uint64_t system_fences = 0;        // system-scope releases and fences
   uint64_t fences_under_lock = 0;    // of those, taken while holding a device lock
   uint64_t host_writes = 0;          // stores to host memory
@@ -47,6 +48,7 @@ struct CostField {
 inline constexpr CostField kCostFields[] = {
     {"host_reads", &CostCounters::host_reads},
     {"awaited_round_trips", &CostCounters::awaited_round_trips},
+    {"idle_polls", &CostCounters::idle_polls},
     {"system_fences", &CostCounters::system_fences},
     {"fences_under_lock", &CostCounters::fences_under_lock},
     {"host_writes", &CostCounters::host_writes},

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Model-checks the v3 ring protocol (model/ring_v3.pml) with spin.
+#
+#   scripts/model_check.sh          every CI configuration + every mutation
+#   scripts/model_check.sh --full   also three larger configurations
+#                                   (about a minute more, ~1.2 GB of memory)
+#
+# Every configuration is an exhaustive safety search (pan -DSAFETY, with
+# -DCOLLAPSE state compression; no bitstate/hash-compact approximation): it
+# must finish with 0 errors (assertions, invalid end states) and without
+# hitting the depth or memory limit. Every mutation (M1..M5, see
+# model/README.md) must make the verifier report an error; a mutation that
+# is not caught fails the script. One summary line per run; exit status is
+# non-zero on any failure. Installs Debian's `spin` if it is missing.
+# Needs a C compiler (gcc). Runs the verifiers MODEL_CHECK_JOBS at a time
+# (default: the number of CPUs); about 20 s on 2 idle cores.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODEL="$ROOT/model/ring_v3.pml"
+FULL=0
+for arg in "$@"; do
+  case "$arg" in
+    --full) FULL=1 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "model_check: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+apt_install() {
+  if [[ "$(id -u)" == 0 ]]; then
+    apt-get install -y "$@" || { apt-get update && apt-get install -y "$@"; }
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get install -y "$@" || { sudo apt-get update && sudo apt-get install -y "$@"; }
+  else
+    echo "model_check: need $* (not root and no sudo)" >&2
+    return 1
+  fi
+}
+if ! command -v spin >/dev/null 2>&1; then
+  echo "model_check: spin not found, installing it" >&2
+  apt_install spin >&2
+fi
+if ! command -v gcc >/dev/null 2>&1; then
+  echo "model_check: gcc not found, installing it" >&2
+  apt_install gcc >&2
+fi
+[[ -f "$MODEL" ]] || { echo "model_check: $MODEL missing" >&2; exit 1; }
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/megaring-model.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+
+PAN_CFLAGS=(-O2 -w -DSAFETY -DCOLLAPSE -DVECTORSZ=256)
+PAN_DEPTH=10000          # deepest run reaches ~520
+JOBS="${MODEL_CHECK_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+
+now() { date +%s.%N; }
+
+# check NAME EXPECT DEFINES...   EXPECT is "pass" or "caught".
+# Prints the summary; returns non-zero when the run does not meet EXPECT.
+check() {
+  local name="$1" expect="$2"; shift 2
+  local defs=("$@") dir="$TMP/$name" memlim=2048 t0 t1
+  [[ "$name" == full-* ]] && memlim=4096
+  mkdir -p "$dir"
+  cp "$MODEL" "$dir/ring_v3.pml"
+  t0="$(now)"
+  if ! (cd "$dir" && spin -a "${defs[@]}" ring_v3.pml >spin.log 2>&1); then
+    echo "FAIL    $name: spin -a failed:"; sed 's/^/    /' "$dir/spin.log"
+    return 1
+  fi
+  if ! (cd "$dir" && gcc "${PAN_CFLAGS[@]}" -DMEMLIM=$memlim -o pan pan.c >cc.log 2>&1); then
+    echo "FAIL    $name: gcc pan.c failed:"; sed 's/^/    /' "$dir/cc.log"
+    return 1
+  fi
+  (cd "$dir" && ./pan -m$PAN_DEPTH >pan.log 2>&1) || true
+  t1="$(now)"
+
+  local log="$dir/pan.log" errors states ptime wall first incomplete=""
+  errors="$(sed -n 's/.*errors: \([0-9][0-9]*\).*/\1/p' "$log" | tail -n1)"
+  states="$(awk '/states, stored/ {print $1; exit}' "$log")"
+  ptime="$(sed -n 's/^pan: elapsed time \([^ ]*\) seconds.*/\1/p' "$log" | tail -n1)"
+  wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+  first="$(grep -m1 -E '^pan:[0-9]+: ' "$log" || true)"
+  grep -q 'max search depth too small' "$log" && incomplete="depth limit -m$PAN_DEPTH hit"
+  grep -qiE 'out of memory|MEMLIM' "$log" && incomplete="memory limit ${memlim} MB hit"
+  : "${errors:=?}" "${states:=?}" "${ptime:=?}"
+
+  local summary
+  summary="$(printf '%-14s %-38s states=%-9s errors=%-2s pan=%ss wall=%ss' \
+    "$name" "${defs[*]}" "$states" "$errors" "$ptime" "$wall")"
+  if [[ "$expect" == pass ]]; then
+    if [[ "$errors" == 0 && -z "$incomplete" ]] && grep -q 'Full statespace search' "$log"; then
+      echo "PASS    $summary"
+    else
+      echo "FAIL    $summary ${incomplete:+($incomplete)}"
+      [[ -n "$first" ]] && echo "    $first"
+      grep -E '^(pan|Warning|error)' "$log" | grep -vxF -e "$first" | sed 's/^/    | /' | head -n 10
+      if [[ -f "$dir/ring_v3.pml.trail" ]]; then
+        echo "    counterexample (last steps of: spin -t -p ${defs[*]} ring_v3.pml):"
+        (cd "$dir" && spin -t -p "${defs[@]}" ring_v3.pml 2>&1) | tail -n 40 | sed 's/^/    | /'
+      fi
+      return 1
+    fi
+  else
+    # a mutation counts as caught only for a property violation found by
+    # the search, not for a tool failure
+    if [[ "$errors" =~ ^[1-9][0-9]*$ ]] && \
+       [[ "$first" =~ assertion\ violated|invalid\ end\ state ]]; then
+      echo "CAUGHT  $summary"
+      echo "    ${first}"
+    else
+      echo "MISSED  $summary ${incomplete:+($incomplete)}  <- mutation NOT caught"
+      [[ -n "$first" ]] && echo "    $first"
+      return 1
+    fi
+  fi
+}
+
+# run NAME EXPECT DEFINES...: queue a check (at most $JOBS at once);
+# finish waits for all of them and prints their summaries in queue order.
+NRUNS=0
+run() {
+  local i=$NRUNS
+  NRUNS=$((NRUNS + 1))
+  while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+  { local rc=0; check "$@" || rc=1; echo $rc > "$TMP/rc.$i"; } \
+    > "$TMP/out.$i" 2>&1 &
+}
+finish() {
+  wait || true
+  local i failed=0
+  for (( i = 0; i < NRUNS; i++ )); do
+    cat "$TMP/out.$i"
+    [[ "$(cat "$TMP/rc.$i" 2>/dev/null)" == 0 ]] || failed=1
+  done
+  return $failed
+}
+
+echo "spin: $(spin -V 2>&1 | head -n1); model: ${MODEL#"$ROOT"/}; jobs: $JOBS"
+T0="$(now)"
+
+# -- correct protocol: every configuration must pass ------------------------
+# (a) 2 producers x 2 batches of 1-2 slots, C=2: ring wraps up to 4 times
+run a        pass -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run a-die    pass -DC=2 -DNP=2 -DNB=2 -DMAXN=2 -DDIE
+# (b) 3 producers, C=2, one may die
+run b-die    pass -DC=2 -DNP=3 -DNB=1 -DMAXN=2 -DDIE
+run b2-die   pass -DC=2 -DNP=3 -DNB=2 -DMAXN=2 -DDIE
+# (c) C=4 (window of 4 read in any order), batches of 1-3 slots, 6 tickets max
+run c        pass -DC=4 -DNP=2 -DNB=1 -DMAXN=3
+run c-die    pass -DC=4 -DNP=2 -DNB=1 -DMAXN=3 -DDIE
+# A -DDIE run also contains every run in which nobody dies (the checker then
+# asserts no loss), so b2-die covers b2; --full runs b2 on its own as well.
+if [[ "$FULL" == 1 ]]; then
+  run full-b2     pass -DC=2 -DNP=3 -DNB=2 -DMAXN=2
+  run full-c3-die pass -DC=4 -DNP=3 -DNB=1 -DMAXN=2 -DNE=1 -DDIE
+  run full-c4     pass -DC=4 -DNP=2 -DNB=2 -DMAXN=2
+fi
+
+# -- mutations: the verifier must report an error for each ------------------
+run M1-header-first   caught -DM1 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M2-nonempty-hdr   caught -DM2 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M3-count-first    caught -DM3 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M4-no-backpress   caught -DM4 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M5-racy-claim     caught -DM5 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+
+FAILED=0
+finish || FAILED=1
+TOTAL="$(awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
+if [[ "$FAILED" != 0 ]]; then
+  echo "model_check: FAILED (${TOTAL}s)"
+  exit 1
+fi
+echo "model_check: all configurations pass, all mutations caught (${TOTAL}s)"
