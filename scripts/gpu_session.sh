@@ -26,7 +26,7 @@
 # that the summary is always written; it says which steps did not pass.
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
-#   tests: env.txt probe.txt (driver behaviours, order costs) build.txt ctest-gpu.txt
+#   tests: env.txt probe.txt (driver behaviours, order costs, doorbells) build.txt ctest-gpu.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
@@ -132,12 +132,20 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
   # Driver behaviours the CUDA backend relies on (scripts/gpu_probe.cu),
   # then what system-scope orders and host-memory writes cost per block and
   # in total (scripts/gpu_order_cost.cu, about 10 s: the throughput question
-  # of bench/NOTES.md). One step, one file: the tool returns 8 files a call.
-  run_step "gpu_probe + gpu_order_cost" "$DEST/probe.txt" 90 \
+  # of bench/NOTES.md), then which ways the host can ring a doorbell in
+  # device memory and their round trips (scripts/gpu_doorbell.cu, under 20 s:
+  # issue 14's way below the mapped-memory floor). The doorbell probe is
+  # built and run even when the first two fail, and its unsupported paths
+  # do not fail the step. One step, one file: the tool returns 8 files a call.
+  run_step "gpu_probe + gpu_order_cost + gpu_doorbell" "$DEST/probe.txt" 120 \
     bash -c "mkdir -p '$BUILD' &&
              nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_probe' scripts/gpu_probe.cu &&
              nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_order_cost' scripts/gpu_order_cost.cu &&
-             '$BUILD/gpu_probe' && '$BUILD/gpu_order_cost'"
+             '$BUILD/gpu_probe' && '$BUILD/gpu_order_cost'; rc=\$?
+             echo '==== gpu_doorbell'
+             nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_doorbell' scripts/gpu_doorbell.cu -ldl &&
+             '$BUILD/gpu_doorbell' || rc=1
+             exit \$rc"
   run_step "build (Release, tests, samples, bench)" "$DEST/build.txt" 400 "$SELF" __build_all
   # A hang next to the persistent kernel must not eat the phase: 60 s a test.
   run_step "ctest -L gpu" "$DEST/ctest-gpu.txt" 300 \

@@ -179,12 +179,44 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
     const uint32_t count = chunk_count;
     // Plain loads: thread 0's acquire of `fetched` (claim_chunk), carried to
     // the block by the barrier above, ordered the staged copies before them.
-    for (uint32_t i = threadIdx.x; i < count * 4; i += kThreads)
-      reinterpret_cast<ulonglong2*>(&chunk[i / 4])[i & 3u] =
+    // The thread that copies a slot's second piece (opcode, tenant) also
+    // votes on whether thread 0 can run the chunk alone.
+    uint32_t alone = 1;
+    for (uint32_t i = threadIdx.x; i < count * 4; i += kThreads) {
+      const ulonglong2 piece =
           reinterpret_cast<const ulonglong2*>(&p.staged[(first + i / 4) & p.mask])[i & 3u];
+      reinterpret_cast<ulonglong2*>(&chunk[i / 4])[i & 3u] = piece;
+      if ((i & 3u) == 0 && !runs_alone(piece.y)) alone = 0;
+    }
     if (threadIdx.x == 0) stop = 0;
-    __syncthreads();
+    const bool chunk_alone = __syncthreads_and(alone) != 0;
     const uint64_t claim_ns = kTimeline ? now_ns() : 0;
+    if (chunk_alone) {
+      // Thread 0 runs every slot (no block barrier a slot), then publishes
+      // their done flags behind one RELEASE fence (device): the outcomes and
+      // its own stores (STORE_U32, ATOMIC_ADD) before the completer
+      // acquires any of the flags.
+      if (threadIdx.x == 0) {
+        uint64_t flags[kMaxChunk];
+        uint32_t ran = 0;
+        for (; ran < count && !abort_requested(p); ++ran) {
+          mr_slot slot = chunk[ran];
+          Outcome out;
+          if (admit_slot(p, slot, out)) run_builtin_alone(p, first + ran, slot, out);
+          if constexpr (kTimeline)
+            record_timeline(p, first + ran, unit, chunk[ran].opcode, claim_ns);
+          flags[ran] = record_outcome(p, first + ran, chunk[ran].flags, out);
+        }
+        cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
+        for (uint32_t j = 0; j < ran; ++j)
+          DevRef<uint64_t>(p.done_flags[(first + j) & p.mask])
+              .store(flags[j], cuda::std::memory_order_relaxed);
+        stop = ran < count ? 1u : 0u;  // an abort: the rest go back ABORTED
+      }
+      __syncthreads();
+      if (stop) break;
+      continue;
+    }
     for (uint32_t j = 0; j < count; ++j) {
       if (threadIdx.x == 0) {
         shared.ticket = first + j;

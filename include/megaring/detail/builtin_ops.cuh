@@ -139,5 +139,16 @@ MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
   if (!handled) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
 }
 
+// A built-in for which runs_alone() holds, run by one thread with the
+// CPU's one-thread context (which works on the device too: every call it
+// makes is MR_HD). Checks the flags as run_slot does.
+MR_HDI void run_builtin_alone(const ConsumerParams& p, uint64_t ticket, const mr_slot& s,
+                              Outcome& out) {
+  if ((s.flags & MR_SLOT_FLAGS_RESERVED) != 0 || s.reserved != 0)
+    return out.set_fault(MR_FAULT_RESERVED_FLAGS);
+  HostExec ctx{p, ticket, s.tenant};
+  if (!execute_builtin(ctx, s, out)) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
+}
+
 }  // namespace detail
 }  // namespace megaring

@@ -466,10 +466,12 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   return true;
 }
 
-// E2: records ticket's outcome and marks it done. `published_flags` are the
-// slot's flags as published (KEEP_RESULT asks for a record).
-MR_HDI void finish_ticket(const ConsumerParams& p, uint64_t ticket, uint32_t published_flags,
-                          Outcome out) {
+// E2, first half: stores ticket's outcome (relaxed word stores: the done
+// flag's release publishes them) and returns the done flag to publish.
+// `published_flags` are the slot's flags as published (KEEP_RESULT asks for
+// a record).
+MR_HDI uint64_t record_outcome(const ConsumerParams& p, uint64_t ticket, uint32_t published_flags,
+                               Outcome out) {
   const uint64_t pos = ticket & p.mask;
   // A record holds a 2-bit status: a handler's invalid one is a fault of its
   // own making, never read as another status.
@@ -477,15 +479,31 @@ MR_HDI void finish_ticket(const ConsumerParams& p, uint64_t ticket, uint32_t pub
   const bool needs_record =
       (published_flags & MR_SLOT_FLAG_KEEP_RESULT) != 0 || out.status != MR_STATUS_OK;
   MR_COST(slots, 1);
-  // Relaxed word stores: published by the flag's release below.
   DevRef<uint64_t>(p.outcomes[pos].result).store(out.result, cuda::std::memory_order_relaxed);
   DevRef<uint64_t>(p.outcomes[pos].stamp)
       .store(mr_make_stamp(ticket, out.status, out.fault), cuda::std::memory_order_relaxed);
-  // RELEASE (device): the outcome above, and the handler's memory effects
-  // (the block's, ordered before thread 0 by its barrier), before the
-  // completer acquires the flag.
-  DevRef<uint64_t>(p.done_flags[pos]).store(done_flag(ticket, needs_record),
-                                            cuda::std::memory_order_release);
+  return done_flag(ticket, needs_record);
+}
+
+// E2: records ticket's outcome and marks it done.
+MR_HDI void finish_ticket(const ConsumerParams& p, uint64_t ticket, uint32_t published_flags,
+                          const Outcome& out) {
+  const uint64_t flag = record_outcome(p, ticket, published_flags, out);
+  // RELEASE (device): the outcome, and the handler's memory effects (the
+  // block's, ordered before thread 0 by its barrier), before the completer
+  // acquires the flag.
+  DevRef<uint64_t>(p.done_flags[ticket & p.mask]).store(flag, cuda::std::memory_order_release);
+}
+
+// Built-ins that one thread runs alone and that wait for nothing (no FENCE,
+// no DELAY_NS), of a tenant-less slot; `opcode_tenant` is the slot's second
+// 8-byte word (opcode, then tenant). A GPU executor runs a chunk made only
+// of these in thread 0, without a block barrier a slot.
+MR_HDI bool runs_alone(uint64_t opcode_tenant) {
+  const uint32_t opcode = static_cast<uint32_t>(opcode_tenant);
+  return (opcode_tenant >> 32) == 0 &&
+         (opcode == MR_OP_NOP || opcode == MR_OP_READ_CLOCK || opcode == MR_OP_STORE_U32 ||
+          opcode == MR_OP_ATOMIC_ADD);
 }
 
 // ---------------------------------------------------------------------------
