@@ -52,6 +52,11 @@ struct TestOps {
         out.result = s.args[1];
         return true;
       }
+      case kOpReport:
+        out.result = s.args[0];
+        out.status = static_cast<uint16_t>(s.args[1]);
+        out.fault = static_cast<uint16_t>(s.args[2]);
+        return true;
       case kOpIdentify:
         out.result = (static_cast<uint64_t>(s.tenant) << 32) | s.opcode;
         return true;

@@ -13,6 +13,10 @@
 //                handler should, each thread folding the round it left on
 //                into the buffer's (min, max); after args[1] rounds it
 //                completes with that count as its result.
+//   kOpReport    reports exactly what the slot asks: result args[0],
+//                status args[1], fault args[2] (each cut to 16 bits), for
+//                the stamp's range checks (never status ABORTED: that is an
+//                abandon, and would stop the unit).
 #pragma once
 
 #include <megaring/consumer.hpp>
@@ -24,6 +28,7 @@ namespace megaring_test {
 constexpr uint32_t kOpGate = MR_OP_USER_BASE + 0;
 constexpr uint32_t kOpIdentify = MR_OP_USER_BASE + 1;
 constexpr uint32_t kOpSpinUntilAbort = MR_OP_USER_BASE + 2;
+constexpr uint32_t kOpReport = MR_OP_USER_BASE + 3;
 
 const megaring::Consumer& tenant_test_consumer();
 

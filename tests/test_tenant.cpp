@@ -232,6 +232,42 @@ TEST_P(TenantTest, OutOfRangeLocalOpcodeIsRefusedBeforeAnyCounterMoves) {
   MR_EXPECT_TERR(t.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &ticket), TenantErrc::kInvalidArgument);
 }
 
+// A completion record's stamp holds 2 status bits and 6 fault bits
+// (slot_abi.h): a handler that reports a status past REVOKED, or a fault
+// code past MR_FAULT_MAX, reads as FAULT / BAD_ARGUMENT (result 0), never
+// as another outcome; codes in range arrive as reported.
+TEST_P(TenantTest, AHandlersOutOfRangeStatusOrFaultReadsAsBadArgument) {
+  const Status created = Runtime::create(base_config(), tenant_test_consumer(), &rt_);
+  ASSERT_TRUE(created.is_ok()) << created.to_string();
+  struct Case {
+    uint64_t status, fault;
+    uint16_t want_status, want_fault;
+    uint64_t want_result;
+  };
+  const Case cases[] = {
+      {MR_STATUS_OK, MR_FAULT_NONE, MR_STATUS_OK, MR_FAULT_NONE, 77},
+      {MR_STATUS_FAULT, MR_FAULT_MISALIGNED, MR_STATUS_FAULT, MR_FAULT_MISALIGNED, 77},
+      {MR_STATUS_FAULT, MR_FAULT_MAX, MR_STATUS_FAULT, MR_FAULT_MAX, 77},
+      {MR_STATUS_FAULT, MR_FAULT_MAX + 1, MR_STATUS_FAULT, MR_FAULT_BAD_ARGUMENT, 77},
+      {MR_STATUS_FAULT, 0xFFFF, MR_STATUS_FAULT, MR_FAULT_BAD_ARGUMENT, 77},
+      {MR_STATUS_REVOKED + 1, MR_FAULT_NONE, MR_STATUS_FAULT, MR_FAULT_BAD_ARGUMENT, 0},
+      {0xFFFF, MR_FAULT_NONE, MR_STATUS_FAULT, MR_FAULT_BAD_ARGUMENT, 0},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE("status " + std::to_string(k.status) + " fault " + std::to_string(k.fault));
+    SlotRequest r;
+    r.opcode = kOpReport;
+    r.args[0] = 77;
+    r.args[1] = k.status;
+    r.args[2] = k.fault;
+    Completion c;
+    MR_ASSERT_OK(rt_->call(r, &c, scaled(seconds(10))));
+    EXPECT_EQ(c.status, k.want_status);
+    EXPECT_EQ(c.fault, k.want_fault);
+    EXPECT_EQ(c.result, k.want_result);
+  }
+}
+
 TEST_P(TenantTest, PublishStampsTenantAndGlobalOpcode) {
   // Manual pump: nothing recycles the positions, so the slots can be read back.
   ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual));
