@@ -221,8 +221,9 @@ int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_b
     bj["enforced"] = b.enforced;
     if (!b.enforced) bj["not_enforced_because"] = b.why_not;
     budgets[b.name] = bj;
-    std::printf("    %-22s %10.4f  <= %8.4f  %s%s%s\n", b.name, b.value, b.limit, pass ? "pass" : "MISS",
-                b.enforced ? "" : "  (not enforced: ", b.enforced ? "" : (std::string(b.why_not) + ")").c_str());
+    const std::string why = b.enforced ? "" : std::string("  (not enforced: ") + b.why_not + ")";
+    std::printf("    %-22s %10.4f  <= %8.4f  %s%s\n", b.name, b.value, b.limit, pass ? "pass" : "MISS",
+                why.c_str());
   }
   j["budgets"] = budgets;
   j["budget_misses"] = misses;

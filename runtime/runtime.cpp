@@ -735,7 +735,8 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
   tally(faulted_, faulted);
   tally(aborted_, aborted);
   tally(revoked_, revoked);
-  for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code) tally(faults_by_code_[code], faults_by_code[code]);
+  for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code)
+    tally(faults_by_code_[code], faults_by_code[code]);
   // RELEASE: our reads of records below r happen before producers reuse
   // those positions (they acquire reaped_ in reserve()).
   reaped_.store(r, std::memory_order_release);

@@ -318,8 +318,9 @@ MR_UNROLL
   // One round trip, awaited; loads counted as the warp issues them (one load
   // instruction moves up to 32 x 16 bytes).
   const bool productive = n_body != 0 || valid != 0;
-  MR_COST(host_reads, (n_body * 4 + kFetchLanes - 1) / kFetchLanes + (n_head + kFetchLanes - 1) / kFetchLanes +
-                          1 + (check_stop ? 1 : 0));
+  const uint32_t body_loads = (n_body * 4 + kFetchLanes - 1) / kFetchLanes;
+  const uint32_t header_loads = (n_head + kFetchLanes - 1) / kFetchLanes;
+  MR_COST(host_reads, body_loads + header_loads + 1 + (check_stop ? 1 : 0));  // + control words
   if (window && valid != 0) MR_COST(system_fences, 1);  // the device's acquire fence
   if (productive) {
     MR_COST(awaited_round_trips, 1);
@@ -724,7 +725,9 @@ MR_HDI void final_flush(const ConsumerParams& p, CompleteState& cs) {
   const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_relaxed);
   for (uint64_t t = cs.published; t < fetched; ++t) {
     // ACQUIRE (device): as in scan_done_flags.
-    if (done_flag_names(DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_acquire), t)) {
+    const uint64_t flag =
+        DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_acquire);
+    if (done_flag_names(flag, t)) {
       write_record(p, t & p.mask);
       MR_COST(host_writes, 1);
       ++cs.records_written;
