@@ -318,8 +318,8 @@ MR_UNROLL
   // One round trip, awaited; loads counted as the warp issues them (one load
   // instruction moves up to 32 x 16 bytes).
   const bool productive = n_body != 0 || valid != 0;
-  const uint32_t body_loads = (n_body * 4 + kFetchLanes - 1) / kFetchLanes;
-  const uint32_t header_loads = (n_head + kFetchLanes - 1) / kFetchLanes;
+  [[maybe_unused]] const uint32_t body_loads = (n_body * 4 + kFetchLanes - 1) / kFetchLanes;
+  [[maybe_unused]] const uint32_t header_loads = (n_head + kFetchLanes - 1) / kFetchLanes;
   MR_COST(host_reads, body_loads + header_loads + 1 + (check_stop ? 1 : 0));  // + control words
   if (window && valid != 0) MR_COST(system_fences, 1);  // the device's acquire fence
   if (productive) {
