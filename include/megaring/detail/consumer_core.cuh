@@ -411,7 +411,7 @@ MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* coun
   }
 }
 
-// C4 (admission), leader only, on the private slot copy. A tenant-less slot
+// E1 (admission), leader only, on the private slot copy. A tenant-less slot
 // (tenant 0) runs as published, unless its opcode lies in the tenant-window
 // range. A tenant slot runs only if its id matches an ACTIVE entry of the
 // tenant table and its opcode lies in that entry's window; the copy's opcode
