@@ -236,7 +236,7 @@ class Runtime {
 
   Backend backend() const noexcept;  // kCuda or kCpu, never kAuto
   uint32_t capacity() const noexcept;
-  uint32_t consumer_units() const noexcept;  // blocks or worker threads
+  uint32_t consumer_units() const noexcept;  // executors (blocks or threads), without the I/O unit
   const char* device_name() const noexcept;  // GPU name, or "cpu"
 
   // Publishes one slot / a batch of `count` slots with consecutive tickets.
