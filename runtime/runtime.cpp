@@ -72,6 +72,20 @@ uint16_t next_generation_seed() {
 
 enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
 
+// A completion record's two words, as the host reads them: relaxed word
+// loads (the caller's DONE_COUNT, finalize or stamp acquire orders them),
+// atomic because the completer may rewrite an early-written record with the
+// same words meanwhile (consumer_core.cuh, write_kept_beyond_gap).
+struct RecordWords {
+  uint64_t stamp;
+  uint64_t result;
+};
+RecordWords read_record(const mr_completion& rec) {
+  auto& r = const_cast<mr_completion&>(rec);
+  return {SysRef<uint64_t>(r.stamp).load(cuda::std::memory_order_relaxed),
+          SysRef<uint64_t>(r.result).load(cuda::std::memory_order_relaxed)};
+}
+
 }  // namespace
 
 const char* result_string(Result result) noexcept {
@@ -665,13 +679,10 @@ size_t Runtime::Impl::reap(bool block, bool park, std::vector<detail::DrainRecor
     // the record finish before the position can be reused.
     const uint64_t keep = keep_[pos].load(std::memory_order_acquire);
     if (keep == kReading) break;  // a waiter is reading it in place; it will be done soon
-    // Relaxed word loads, ordered by the DONE_COUNT acquire (done_count())
-    // or the finalize; the completer writes no record below DONE_COUNT. No
-    // record naming r: r completed OK and was not kept (slot_abi.h, H1).
-    const uint64_t stamp =
-        SysRef<uint64_t>(const_cast<uint64_t&>(rec.stamp)).load(cuda::std::memory_order_relaxed);
-    const uint64_t result =
-        SysRef<uint64_t>(const_cast<uint64_t&>(rec.result)).load(cuda::std::memory_order_relaxed);
+    // Ordered by the DONE_COUNT acquire (done_count()) or the finalize; the
+    // completer writes no record below DONE_COUNT. No record naming r: r
+    // completed OK and was not kept (slot_abi.h, H1).
+    const auto [stamp, result] = read_record(rec);
     const bool has_record = mr_stamp_names(stamp, r) != 0;
     if (!has_record && keep == r + 1) {
       // A kept ticket always gets a record: a protocol bug. Count it, don't guess.
@@ -790,12 +801,7 @@ Status Runtime::Impl::wait(const Ticket& ticket, Completion* completion, Nanosec
     Status st;
     if (ticket_wait_ends(t, deadline, &last_look, waiter, &st)) return st;
   }
-  // Relaxed word loads, ordered by the acquire above; atomic because the
-  // completer may rewrite an early record with the same words meanwhile.
-  const uint64_t stamp =
-      SysRef<uint64_t>(const_cast<uint64_t&>(rec.stamp)).load(cuda::std::memory_order_relaxed);
-  const uint64_t result =
-      SysRef<uint64_t>(const_cast<uint64_t&>(rec.result)).load(cuda::std::memory_order_relaxed);
+  const auto [stamp, result] = read_record(rec);  // ordered by the acquire above
   // RELEASE: the reads above happen before the reaper may pass this ticket.
   keep_[pos].store(0, std::memory_order_release);
   reap(false);
@@ -850,8 +856,7 @@ Status Runtime::Impl::wait_done(const Ticket& ticket, Nanoseconds timeout) {
       // The host owns the records now. t >= DONE_COUNT, and t is at most one
       // lap past it, so its position still holds its own final record.
       // finalized_'s acquire above orders the host's records.
-      const uint64_t stamp = SysRef<uint64_t>(host().completions[t & mask_].stamp)
-                                 .load(cuda::std::memory_order_relaxed);
+      const uint64_t stamp = read_record(host().completions[t & mask_]).stamp;
       if (mr_stamp_names(stamp, t) && mr_stamp_status(stamp) != MR_STATUS_ABORTED)
         return Status::ok();
       return Status(Result::kAborted, "ticket " + std::to_string(t) + " was aborted");

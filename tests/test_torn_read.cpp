@@ -40,7 +40,8 @@ using std::chrono::seconds;
 // the CPU backend on 2 cores). Millions, because on the CPU backend a torn
 // read needs a consumer to copy a slot within nanoseconds of its producer's
 // stores, or a producer preempted between them: a header stored before the
-// body (the mutation this was checked against) tore 1-20 slots per run. The ring-8 stress runs a quarter of it. Not scaled down
+// body (the mutation this was checked against) tore 1-20 slots per run.
+// The ring-8 stress runs a quarter of it. Not scaled down
 // under the sanitizers: CI's 500k takes about 6 s for both under TSan on 2
 // cores (under 2 s with ASan), and TSan reports a body store that is not
 // ordered before the header on the first slot anyway.

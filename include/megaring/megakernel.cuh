@@ -53,21 +53,29 @@ MR_HDI void record_timeline(const ConsumerParams& p, uint64_t ticket, uint32_t u
   DevRef<uint32_t>(r->opcode).store(opcode, cuda::std::memory_order_relaxed);
 }
 
-// Keeps the fetcher polling for an abort after it has staged every ticket
-// below stop_at, until the completer has published them all: handlers still
-// running then must see an abort, and only the fetcher reads the host's flag.
+// The fetcher's duties once it has staged every ticket below stop_at, while
+// slots still run: stamp the heartbeat (long slots: stay visibly alive) and
+// mirror an abort for the handlers, since only the fetcher reads the host's
+// flag. Returns whether the abort is mirrored (now or before).
+MR_HDI bool fetcher_after_stop(const ConsumerParams& p, FetchState& st) {
+  fetcher_heartbeat(p, st, now_ns());
+  if (abort_requested(p)) return true;
+  // Relaxed: a stop request; it carries no data (see fetch_round).
+  if (SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) == 0)
+    return false;
+  DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
+  return true;
+}
+
+// Runs fetcher_after_stop until the completer has published everything
+// below stop_at, or an abort.
 MR_HDI void fetcher_linger(const ConsumerParams& p, FetchState& st) {
   for (;;) {
-    fetcher_heartbeat(p, st, now_ns());  // long slots may still run: stay visibly alive
     // ACQUIRE: pairs with the completer's release; nothing to do past it.
     if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >=
         DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
       return;
-    // Relaxed: a stop request; mirrored for the executors (see fetch_round).
-    if (SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0) {
-      DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
-      return;
-    }
+    if (fetcher_after_stop(p, st)) return;
     pause_ns(p.poll_backoff_max_ns);
   }
 }
@@ -133,12 +141,7 @@ __device__ __forceinline__ void io_block(const ConsumerParams& p) {
         } else {
           worked |= complete_step(p, cs, false) != Progress::kIdle;
         }
-        if (!fetching && !done) {
-          fetcher_heartbeat(p, fs, now_ns());  // the fetcher's job while slots still run
-          if (!abort_requested(p) &&
-              SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0)
-            DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
-        }
+        if (!fetching && !done) (void)fetcher_after_stop(p, fs);
       }
       if (__shfl_sync(0xFFFFFFFFu, done, 0) != 0) break;
       if (__shfl_sync(0xFFFFFFFFu, worked, 0) == 0) pause_ns(p.poll_backoff_min_ns);
@@ -356,12 +359,7 @@ inline void cpu_io_unit(const ConsumerParams& p) {
       fetching = f != Progress::kExit;
       worked = f == Progress::kWorked;
     } else {
-      // Still the only reader of the host's flag and the heartbeat's writer
-      // (see fetcher_linger).
-      fetcher_heartbeat(p, fs, now_ns());
-      if (!abort_requested(p) &&
-          SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed) != 0)
-        DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
+      (void)fetcher_after_stop(p, fs);
     }
     if (completer_may_exit(p, cs)) {
       final_flush(p, cs);
