@@ -859,9 +859,14 @@ TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
         return TenantStatus(TenantErrc::kInvalidArgument,
                             "ticket " + std::to_string(ticket.value) +
                                 " is not pending for this tenant (not kept, already read or released)");
-      if (t.core->closed())  // no pump will ever deliver it
+      if (t.core->closed()) {
+        // No pump will ever deliver it: this answer is final, so the ticket
+        // stops being pending (a later wait or release of it is refused, as
+        // for any ticket already read).
+        t.kept_pending.erase(ticket.value);
         return TenantStatus(TenantErrc::kRevoked, "the registry was destroyed before ticket " +
                                                       std::to_string(ticket.value) + " drained");
+      }
       if (Clock::now() > deadline)
         return TenantStatus::pipeline(
             Status(Result::kTimeout, "ticket " + std::to_string(ticket.value) + " not completed in time"));

@@ -1037,6 +1037,10 @@ TEST_P(TenantTest, DestroyingTheRuntimeFirstDetachesTheRegistry) {
   MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket, waiting()), TenantErrc::kRevoked);
   Completion c;
   MR_EXPECT_TERR(t.wait(kept, &c, milliseconds(1)), TenantErrc::kRevoked);
+  // That answer was final: the ticket is no longer pending (the API-sequence
+  // fuzzer found release() still taking it).
+  MR_EXPECT_TERR(t.wait(kept, &c, milliseconds(1)), TenantErrc::kInvalidArgument);
+  MR_EXPECT_TERR(t.release(kept), TenantErrc::kInvalidArgument);
   MR_EXPECT_TERR(t.quiesce(milliseconds(1)), TenantErrc::kRevoked) << "its slot never drained";
   BufferHandle another = 0;
   MR_EXPECT_TERR(t.alloc_buffer(64, &another), TenantErrc::kRevoked);

@@ -194,7 +194,9 @@ class TenantHandle {
   TenantStatus publish_batch(const SlotRequest* local_requests, uint32_t count, Ticket* first,
                              const TenantPublishOptions& options = {}) const;
 
-  // Waits for a kept ticket's completion (then forgets it), or drops it.
+  // Waits for a kept ticket's completion (then forgets it), or drops it. A
+  // kRevoked from wait() (the registry closed before delivery) is final too:
+  // the ticket is forgotten.
   TenantStatus wait(const Ticket& ticket, Completion* completion,
                     Nanoseconds timeout = kForever) const;
   TenantStatus release(const Ticket& ticket) const;
