@@ -258,7 +258,7 @@ class Runtime::Impl {
 
   static Status check_config(const Config& config);
   Status start_consumer(const Consumer& consumer);
-  void start_user_counts();
+  Status start_user_counts();
   Status reserve(uint32_t count, const PublishOptions& options, uint64_t* first);
   // Accounts for completed tickets in order. Stops at an unread kept result,
   // unless `park` (a producer needs space), which moves it to parked_.
@@ -465,16 +465,28 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
 }
 
 // Timeline mode's calibration slots are the runtime's own: stats() counts
-// from the first ticket after them, with every counter back at zero.
-void Runtime::Impl::start_user_counts() {
-  reap(true);  // every calibration ticket was waited for: all of them go
-  user_first_ticket_ = published_end();
+// from the first ticket after them, with every counter back at zero. Each
+// was waited for, but a wait may end on its record's stamp before
+// DONE_COUNT passes the ticket (slot_abi.h, H1): wait for DONE_COUNT, so
+// that this reap takes every one of them.
+Status Runtime::Impl::start_user_counts() {
+  const uint64_t end = published_end();
+  const auto deadline = deadline_after(std::chrono::seconds(10));
+  HostWaiter waiter;
+  while (done_count() < end) {
+    if (Clock::now() > deadline)
+      return Status(Result::kTimeout, "timeline clock calibration: slots not completed in time");
+    waiter.pause();
+  }
+  reap(true);
+  user_first_ticket_ = end;
   completed_ok_.store(0);
   faulted_.store(0);
   aborted_.store(0);
   revoked_.store(0);
   ring_full_events_.store(0);
   for (auto& c : faults_by_code_) c.store(0);
+  return Status::ok();
 }
 
 // Timeline mode: the consumer clock (GPU globaltimer) against the host's
@@ -500,8 +512,7 @@ Status Runtime::Impl::calibrate_clock() {
       clock_uncertainty_ns_ = best_rtt / 2;
     }
   }
-  start_user_counts();
-  return Status::ok();
+  return start_user_counts();
 }
 
 Runtime::Impl::~Impl() {

@@ -103,11 +103,14 @@
  *                                          oldest ticket waited about a
  *                                          microsecond, it writes a record for
  *                                          each ticket with KEEP_RESULT or a
- *                                          status other than OK (whole 64-byte
- *                                          lines where all four tickets are in
- *                                          the run), then RELEASE-stores
- *                                          DONE_COUNT (system scope: one fence
- *                                          for the whole run).
+ *                                          status other than OK in two passes:
+ *                                          the result words; a RELEASE fence
+ *                                          (system); the records whole, stamp
+ *                                          included (whole 64-byte lines where
+ *                                          all four tickets are in the run).
+ *                                          Then it RELEASE-stores DONE_COUNT
+ *                                          (system scope: one fence for the
+ *                                          whole run, two with records).
  *                                       C2 a run stalled behind an unfinished
  *                                          ticket for 10 us: records of kept
  *                                          tickets after it that finished go
@@ -116,7 +119,9 @@
  * H1 ACQUIRE-load DONE_COUNT: every ticket below it completed; a record whose
  *    stamp names the ticket holds its outcome, and a ticket without one (no
  *    KEEP_RESULT) completed OK. A waiter on a kept ticket may also ACQUIRE
- *    its record's stamp (C2).
+ *    its record's stamp: every stamp is released after its result (C1, C2),
+ *    so one naming the ticket makes the record final even before DONE_COUNT
+ *    passes it.
  * H2 reap: the host advances its private reaped cursor over completed tickets
  *    in order; a position is reused only after its ticket is reaped.
  *

@@ -380,11 +380,16 @@ MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* coun
   DevRef<uint64_t> claim(p.priv->claim_cursor);
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
   for (;;) {
-    if (abort_requested(p)) return Next::kExit;
+    // Three loads in flight together (device memory: one L2 round trip, not
+    // three): the relaxed ones first, as a GPU thread's acquire load holds
+    // back every load after it. The cursor read before `fetched` is only a
+    // guess; the CAS below checks it.
+    const bool abort = abort_requested(p);
+    uint64_t c = claim.load(cuda::std::memory_order_relaxed);
     // ACQUIRE (device): pairs with the fetcher's release of `fetched`; the
     // staged copies below it are visible to the reads after the claim.
     const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_acquire);
-    uint64_t c = claim.load(cuda::std::memory_order_relaxed);
+    if (abort) return Next::kExit;
     if (c < fetched) {
       const uint64_t backlog = fetched - c;
       uint64_t k = backlog / p.units;
@@ -513,8 +518,8 @@ MR_HDI bool runs_alone(uint64_t opcode_tenant) {
 // A run of finished tickets is published once it holds this many, ...
 inline constexpr uint32_t kFlushSlots = 64;
 // ... and done flags are scanned this many at a time (loads in flight
-// together), at most kScanLimit a step.
-inline constexpr uint32_t kDoneScanBatch = 16;
+// together, one acquire fence after them), at most kScanLimit a step.
+inline constexpr uint32_t kDoneScanBatch = 32;
 inline constexpr uint32_t kScanLimit = 256;
 
 // Tickets past a stalled run whose kept records the completer writes early,
@@ -534,25 +539,42 @@ struct CompleteState {
   uint64_t gap_since_ns = 0;
   uint64_t last_lookahead_ns = 0;
   uint64_t early[kEarlyWindow / 64] = {};
+  // [record_lo, record_hi): the tickets of the unpublished run that need a
+  // record lie in it (empty: none), so a flush without records reads no flag.
+  uint64_t record_lo = ~0ull;
+  uint64_t record_hi = 0;
   uint64_t flushes = 0, records_written = 0;  // diagnostics
 };
 
-// Writes one record, as one 16-byte store on the device.
-MR_HDI void write_record(const ConsumerParams& p, uint64_t pos) {
-  const uint64_t result =
-      DevRef<uint64_t>(p.outcomes[pos].result).load(cuda::std::memory_order_relaxed);
-  const uint64_t stamp = DevRef<uint64_t>(p.outcomes[pos].stamp).load(cuda::std::memory_order_relaxed);
+// A record's two words as the executor left them in `outcomes`.
+struct RecordWords {
+  uint64_t result = 0;
+  uint64_t stamp = 0;
+};
+MR_HDI RecordWords load_outcome(const ConsumerParams& p, uint64_t pos) {
+  return {DevRef<uint64_t>(p.outcomes[pos].result).load(cuda::std::memory_order_relaxed),
+          DevRef<uint64_t>(p.outcomes[pos].stamp).load(cuda::std::memory_order_relaxed)};
+}
+
+// Stores a record's result word alone (a flush's first pass, see
+// flush_completions). Relaxed: the fence after the pass orders it.
+MR_HDI void write_result(const ConsumerParams& p, uint64_t pos, uint64_t result) {
+  SysRef<uint64_t>(p.completions[pos].result).store(result, cuda::std::memory_order_relaxed);
+}
+
+// Stores a whole record, as one 16-byte store on the device. Weak on the
+// device, relaxed on the host: the caller's fences order it (see
+// flush_completions). Atomic on the host, not plain: a waiter may be reading
+// a record written before (its result, or early) that this rewrites with the
+// same words.
+MR_HDI void write_record(const ConsumerParams& p, uint64_t pos, RecordWords w) {
 #if defined(__CUDA_ARCH__)
-  // Weak: DONE_COUNT's release publishes it.
   asm volatile("st.global.v2.u64 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(&p.completions[pos])),
-               "l"(result), "l"(stamp)
+               "l"(w.result), "l"(w.stamp)
                : "memory");
 #else
-  // Relaxed word stores: DONE_COUNT's release publishes them. Atomic, not
-  // plain: a waiter may be reading a record written early (below) that this
-  // rewrites with the same words.
-  SysRef<uint64_t>(p.completions[pos].result).store(result, cuda::std::memory_order_relaxed);
-  SysRef<uint64_t>(p.completions[pos].stamp).store(stamp, cuda::std::memory_order_relaxed);
+  SysRef<uint64_t>(p.completions[pos].result).store(w.result, cuda::std::memory_order_relaxed);
+  SysRef<uint64_t>(p.completions[pos].stamp).store(w.stamp, cuda::std::memory_order_relaxed);
 #endif
 }
 
@@ -560,53 +582,92 @@ MR_HDI void write_record(const ConsumerParams& p, uint64_t pos) {
 // of the stamp, after the result. For a kept ticket that finished while
 // DONE_COUNT is held back by an earlier one (write_kept_beyond_gap).
 MR_HDI void write_record_released(const ConsumerParams& p, uint64_t pos) {
-  const uint64_t result =
-      DevRef<uint64_t>(p.outcomes[pos].result).load(cuda::std::memory_order_relaxed);
-  const uint64_t stamp = DevRef<uint64_t>(p.outcomes[pos].stamp).load(cuda::std::memory_order_relaxed);
-  SysRef<uint64_t>(p.completions[pos].result).store(result, cuda::std::memory_order_relaxed);
+  const RecordWords w = load_outcome(p, pos);
+  write_result(p, pos, w.result);
   // RELEASE (system): the result above before the stamp a waiter acquires.
-  SysRef<uint64_t>(p.completions[pos].stamp).store(stamp, cuda::std::memory_order_release);
+  SysRef<uint64_t>(p.completions[pos].stamp).store(w.stamp, cuda::std::memory_order_release);
 }
 
-// The records of [lo, hi) that need one: a line whose four tickets are all
-// in the run is written whole if any of them needs a record (the others get
-// their true OK record), so the root complex sees full-line writes; a line
-// the run covers in part gets single records.
-MR_HDI uint64_t write_records(const ConsumerParams& p, uint64_t lo, uint64_t hi) {
+// A flush writes its records in two passes around a system fence: first the
+// result word of each record, then the records whole (the result again, with
+// its stamp). So every stamp is released after its result, and a waiter may
+// take a record as soon as it acquires a stamp naming its ticket (H1),
+// before DONE_COUNT reaches it.
+enum class RecordPass : uint32_t { kResults, kWhole };
+
+// One pass over the records of [lo, hi) that need one. A line whose four
+// tickets are all in the run is written whole (kWhole) if any of them needs
+// a record (the others get their true OK record), so the root complex sees
+// full-line writes; a line the run covers in part gets single records. The
+// loads of a line (flags, then outcomes) are in flight together. Returns
+// the records written (kWhole) or the results written (kResults).
+MR_HDI uint64_t write_records(const ConsumerParams& p, uint64_t lo, uint64_t hi, RecordPass pass) {
   constexpr uint32_t kPerLine = MR_CACHELINE_BYTES / MR_COMPLETION_BYTES;
   uint64_t written = 0;
   for (uint64_t t = lo; t < hi;) {
-    if (p.capacity >= kPerLine && (t & (kPerLine - 1)) == 0 && hi - t >= kPerLine) {
-      bool any = false;
+    const bool whole_line =
+        p.capacity >= kPerLine && (t & (kPerLine - 1)) == 0 && hi - t >= kPerLine;
+    const uint32_t n = whole_line ? kPerLine : 1u;
+    uint64_t flags[kPerLine];
+MR_UNROLL
+    for (uint32_t k = 0; k < kPerLine; ++k)
+      // Relaxed: the scan's acquire fence already ordered these flags' outcomes.
+      flags[k] = k < n ? DevRef<uint64_t>(p.done_flags[(t + k) & p.mask])
+                             .load(cuda::std::memory_order_relaxed)
+                       : 0;
+    uint32_t needs = 0;  // bit k: ticket t + k needs a record
+    for (uint32_t k = 0; k < n; ++k) needs |= done_flag_needs_record(flags[k]) ? 1u << k : 0u;
+    if (needs != 0) {
+      // kWhole writes every record of a whole line; kResults only those needed.
+      const uint32_t write = pass == RecordPass::kWhole ? (1u << n) - 1u : needs;
+      RecordWords w[kPerLine];
+MR_UNROLL
       for (uint32_t k = 0; k < kPerLine; ++k)
-        any |= done_flag_needs_record(
-            DevRef<uint64_t>(p.done_flags[(t + k) & p.mask]).load(cuda::std::memory_order_relaxed));
-      if (any) {
-        for (uint32_t k = 0; k < kPerLine; ++k) write_record(p, (t + k) & p.mask);
-        MR_COST(host_writes, 1);  // one whole line, one writer
-        written += kPerLine;
+        if ((write >> k) & 1u) w[k] = load_outcome(p, (t + k) & p.mask);
+      for (uint32_t k = 0; k < n; ++k) {
+        if (((write >> k) & 1u) == 0) continue;
+        if (pass == RecordPass::kWhole)
+          write_record(p, (t + k) & p.mask, w[k]);
+        else
+          write_result(p, (t + k) & p.mask, w[k].result);
+        ++written;
       }
-      t += kPerLine;
-      continue;
+      if (pass == RecordPass::kWhole && whole_line) {
+        MR_COST(host_writes, 1);  // one whole line, one writer
+      } else {
+        const uint32_t words = static_cast<uint32_t>(__builtin_popcount(write));
+        MR_COST(host_writes, words);
+        MR_COST(partial_line_writes, words);  // part of a line, still one writer
+      }
     }
-    if (done_flag_needs_record(
-            DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_relaxed))) {
-      write_record(p, t & p.mask);
-      MR_COST(host_writes, 1);
-      MR_COST(partial_line_writes, 1);  // a quarter line, still one writer
-      ++written;
-    }
-    ++t;
+    t += n;
   }
   return written;
 }
 
 // C1: publishes [published, scanned): the records, then DONE_COUNT.
 MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
-  cs.records_written += write_records(p, cs.published, cs.scanned);
-  // RELEASE (system): every record above, and (cumulatively, through the
-  // done-flag acquires) every counted ticket's effects, before a host that
-  // acquires DONE_COUNT. One fence for the whole run; the line has one writer.
+  if (cs.record_lo < cs.record_hi) {
+    // The lines around the records' span, inside the run: whole lines stay
+    // whole (write_records), and no line outside the span is read.
+    constexpr uint64_t kPerLine = MR_CACHELINE_BYTES / MR_COMPLETION_BYTES;
+    uint64_t lo = cs.record_lo & ~(kPerLine - 1);
+    if (lo < cs.published) lo = cs.record_lo;
+    uint64_t hi = (cs.record_hi + kPerLine - 1) & ~(kPerLine - 1);
+    if (hi > cs.scanned) hi = cs.scanned;
+    write_records(p, lo, hi, RecordPass::kResults);
+    // RELEASE fence (system): each result above, and (cumulatively, through
+    // the done-flag acquires) every counted ticket's effects, before the
+    // stamps below, which a waiter may acquire (H1).
+    MR_COST(system_fences, 1);
+    cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_system);
+    cs.records_written += write_records(p, lo, hi, RecordPass::kWhole);
+    cs.record_lo = ~0ull;
+    cs.record_hi = 0;
+  }
+  // RELEASE (system): every record above, and every counted ticket's
+  // effects, before a host that acquires DONE_COUNT. One fence for the whole
+  // run; the line has one writer.
   MR_COST(system_fences, 1);
   MR_COST(host_writes, 1);
   MR_COST(partial_line_writes, 1);
@@ -622,20 +683,55 @@ MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
   DevRef<uint64_t>(p.priv->records_written).store(cs.records_written, cuda::std::memory_order_relaxed);
 }
 
+// Loads the done flags of tickets [first, first + n), n <= kDoneScanBatch,
+// into flags[0, n) (the rest 0). The device issues them as relaxed loads,
+// all in flight at once, and the caller follows them with
+// acquire_done_flags() once any is used: a GPU thread's ACQUIRE load holds
+// back every load after it, so sixteen acquire loads would cost sixteen L2
+// round trips in a row (the first H200 run: 4.0 M slots/s, all of it in
+// this scan). The host takes ACQUIRE loads (free on x86, and what
+// ThreadSanitizer follows, where it ignores fences).
+MR_HDI void load_done_flags(const ConsumerParams& p, uint64_t first, uint32_t n,
+                            uint64_t (&flags)[kDoneScanBatch]) {
+MR_UNROLL
+  for (uint32_t k = 0; k < kDoneScanBatch; ++k) {
+#if defined(__CUDA_ARCH__)
+    flags[k] = k < n ? DevRef<uint64_t>(p.done_flags[(first + k) & p.mask])
+                           .load(cuda::std::memory_order_relaxed)
+                     : 0;
+#else
+    // ACQUIRE (device): pairs with finish_ticket's release.
+    flags[k] = k < n ? DevRef<uint64_t>(p.done_flags[(first + k) & p.mask])
+                           .load(cuda::std::memory_order_acquire)
+                     : 0;
+#endif
+  }
+}
+
+// ACQUIRE fence (device), after load_done_flags, before anything that relies
+// on a flag found done: pairs with finish_ticket's release (or the chunk's
+// release fence), so the outcome and the handler's effects are visible.
+MR_HDI void acquire_done_flags() {
+#if defined(__CUDA_ARCH__)
+  cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
+#endif
+}
+
 // Moves cs.scanned over finished tickets (at most kScanLimit a call).
 MR_HDI void scan_done_flags(const ConsumerParams& p, CompleteState& cs) {
   const uint64_t start = cs.scanned;
   for (uint32_t counted = kDoneScanBatch; counted == kDoneScanBatch && cs.scanned - start < kScanLimit;) {
     uint64_t flags[kDoneScanBatch];
-MR_UNROLL
-    for (uint32_t k = 0; k < kDoneScanBatch; ++k)
-      // ACQUIRE (device): pairs with finish_ticket's release; the outcome
-      // and the handler's effects are visible after it.
-      flags[k] = DevRef<uint64_t>(p.done_flags[(cs.scanned + k) & p.mask])
-                     .load(cuda::std::memory_order_acquire);
+    load_done_flags(p, cs.scanned, kDoneScanBatch, flags);
     counted = 0;
-    while (counted < kDoneScanBatch && done_flag_names(flags[counted], cs.scanned + counted))
-      ++counted;
+    for (; counted < kDoneScanBatch && done_flag_names(flags[counted], cs.scanned + counted);
+         ++counted) {
+      if (!done_flag_needs_record(flags[counted])) continue;
+      const uint64_t t = cs.scanned + counted;
+      if (t < cs.record_lo) cs.record_lo = t;
+      cs.record_hi = t + 1;
+    }
+    if (counted != 0) acquire_done_flags();
     cs.scanned += counted;
   }
 }
@@ -664,12 +760,10 @@ MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, ui
   bool wrote = false;
   for (uint64_t first = 0; first < n; first += kDoneScanBatch) {
     uint64_t flags[kDoneScanBatch];
-MR_UNROLL
-    for (uint32_t k = 0; k < kDoneScanBatch; ++k)
-      // ACQUIRE (device): as in scan_done_flags; loads in flight together.
-      flags[k] = first + k < n ? DevRef<uint64_t>(p.done_flags[(base + first + k) & p.mask])
-                                     .load(cuda::std::memory_order_acquire)
-                               : 0;
+    const uint64_t left = n - first;
+    load_done_flags(p, base + first, left < kDoneScanBatch ? static_cast<uint32_t>(left) : kDoneScanBatch,
+                    flags);
+    acquire_done_flags();
     for (uint32_t k = 0; k < kDoneScanBatch && first + k < n; ++k) {
       const uint64_t i = first + k;
       if ((cs.early[i / 64] >> (i % 64)) & 1u) continue;
@@ -692,13 +786,14 @@ MR_UNROLL
 // whatever is finished. A run stalled behind a slow ticket sends kept
 // records after it out early (write_kept_beyond_gap).
 MR_HDI Progress complete_step(const ConsumerParams& p, CompleteState& cs, bool stopping) {
-  const uint64_t before = cs.scanned;
-  scan_done_flags(p, cs);
-  Progress progress = cs.scanned != before ? Progress::kWorked : Progress::kIdle;
   // Relaxed: a hint; a ticket staged after this read only delays the flush
   // by one step.
   const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_relaxed);
-  if (cs.scanned == cs.published && cs.scanned >= fetched) return progress;  // idle
+  // Nothing staged beyond the published run: nothing can have finished.
+  if (cs.scanned == cs.published && cs.scanned >= fetched) return Progress::kIdle;
+  const uint64_t before = cs.scanned;
+  scan_done_flags(p, cs);
+  Progress progress = cs.scanned != before ? Progress::kWorked : Progress::kIdle;
   const uint64_t now = now_ns();
   if (cs.scanned != cs.published) {
     if (cs.first_pending_ns == 0) cs.first_pending_ns = now;
@@ -717,7 +812,10 @@ MR_HDI Progress complete_step(const ConsumerParams& p, CompleteState& cs, bool s
 // then write a record for every finished ticket beyond the first gap (after
 // an abort, an abandoned slot leaves one: the tickets after it that ran keep
 // their outcome, kept or not, rather than read ABORTED). The host finalizes
-// [DONE_COUNT, end) after the consumer's exit release, which orders these.
+// [DONE_COUNT, end) after the consumer's exit release, which orders these;
+// each is also released on its own, for a waiter that acquires its stamp
+// before that (H1). The exit path: a fence a record costs nothing that
+// matters.
 MR_HDI void final_flush(const ConsumerParams& p, CompleteState& cs) {
   while (complete_step(p, cs, true) == Progress::kWorked) {
   }
@@ -728,8 +826,9 @@ MR_HDI void final_flush(const ConsumerParams& p, CompleteState& cs) {
     const uint64_t flag =
         DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_acquire);
     if (done_flag_names(flag, t)) {
-      write_record(p, t & p.mask);
+      write_record_released(p, t & p.mask);
       MR_COST(host_writes, 1);
+      MR_COST(system_fences, 1);
       ++cs.records_written;
     }
   }
