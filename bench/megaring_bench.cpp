@@ -1044,8 +1044,25 @@ int main(int argc, char** argv) {
       a.params["backend"] = mr_tag;
       std::vector<double> ns;
       std::string err;
+      ConsumerCounters before, after;
+      const bool counted = static_cast<bool>(rt->consumer_counters(&before));
+      const auto start = std::chrono::steady_clock::now();
       const bool ok = megaring_round_trips(*rt, sz.rt_warmup, sz.rt_iters, 0, &ns, &err);
+      const double elapsed_ns =
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
       set_latency_result(a, ok, ns, err);
+      if (ok && counted && rt->consumer_counters(&after)) {
+        // Where a call's time goes on the consumer: the fetcher's idle polls
+        // a call (idle_polls is stored every 64th: close enough over 10^5
+        // calls) give the poll period, the time between two looks at the ring.
+        const double calls = static_cast<double>(sz.rt_warmup + sz.rt_iters);
+        const double polls = static_cast<double>(after.idle_polls - before.idle_polls);
+        a.extra["idle_polls_per_call"] = polls / calls;
+        a.extra["fetch_rounds_per_call"] =
+            static_cast<double>(after.fetch_rounds - before.fetch_rounds) / calls;
+        a.extra["flushes_per_call"] = static_cast<double>(after.flushes - before.flushes) / calls;
+        a.extra["poll_period_ns"] = polls > 0 ? elapsed_ns / polls : 0.0;
+      }
       if (rt->backend() == Backend::kCuda) note_over_floor(arms, a);
       arms.push_back(a);
     }

@@ -518,8 +518,10 @@ MR_HDI bool runs_alone(uint64_t opcode_tenant) {
 // A run of finished tickets is published once it holds this many, ...
 inline constexpr uint32_t kFlushSlots = 64;
 // ... and done flags are scanned this many at a time (loads in flight
-// together, one acquire fence after them), at most kScanLimit a step.
-inline constexpr uint32_t kDoneScanBatch = 32;
+// together, one acquire fence after them), at most kScanLimit a step. 32
+// in flight took the kernel to 178 registers a thread, past the 128 that
+// let two of its blocks share an SM (tests/check_kernel_registers.cmake).
+inline constexpr uint32_t kDoneScanBatch = 16;
 inline constexpr uint32_t kScanLimit = 256;
 
 // Tickets past a stalled run whose kept records the completer writes early,
