@@ -10,10 +10,23 @@
 // F bytes (the round's bytes are contiguous, walking through F round by
 // round), then the block meets at a barrier. Rounds are timed with events;
 // the table gives us a round (per block) and GB/s in total.
+//
+// Part 2: the same read, of lines the host CPU has just written, as the
+// fetcher reads slots. The host writes N bytes (plain stores, which leave the
+// lines dirty in its cache; non-temporal stores + sfence, which do not; or
+// no stores at all), then releases a flag; one warp acquires it, reads the N
+// bytes (16 ld.relaxed.sys.v2 a lane at most, all in flight) and releases an
+// ack the host spins on. Time a round trip, host side: the difference
+// between modes is what dirty lines cost the GPU's reads.
 // Build: nvcc -std=c++17 -arch=sm_90 -o gpu_fetch_bw scripts/gpu_fetch_bw.cu
 #include <cuda_runtime.h>
+#include <immintrin.h>
 
+#include <chrono>
 #include <cstdint>
+#include <algorithm>
+#include <cstring>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 
@@ -65,6 +78,93 @@ __global__ void rounds(int kind, const char* base, uint64_t part_bytes, int iter
     __syncthreads();
   }
   if (acc == 0x5eed) *sink = acc;  // keep the loads
+}
+
+// Part 2's warp: round r waits for flag == r, reads `bytes`, acks r.
+__global__ void dirty_reader(const char* data, uint32_t bytes, uint64_t* flag, uint64_t* ack,
+                             int rounds, uint64_t* sink) {
+  uint64_t acc = 0;
+  for (int r = 1; r <= rounds; ++r) {
+    if (threadIdx.x == 0) {
+      uint64_t v;
+      do {
+        asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(flag) : "memory");
+      } while (v != uint64_t(r));
+    }
+    __syncwarp();
+    uint64_t a[16], b[16];
+#pragma unroll
+    for (int k = 0; k < 16; ++k) {
+      const uint32_t off = (k * 32u + threadIdx.x) * 16u;
+      a[k] = b[k] = 0;
+      if (off < bytes)
+        asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
+                     : "=l"(a[k]), "=l"(b[k]) : "l"(data + off) : "memory");
+    }
+#pragma unroll
+    for (int k = 0; k < 16; ++k) acc += a[k] ^ b[k];
+    __syncwarp();
+    if (threadIdx.x == 0)
+      asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(ack), "l"(uint64_t(r)) : "memory");
+  }
+  if (acc == 0x5eed) *sink = acc;
+}
+
+enum HostWrite { kNoWrite, kPlainStores, kNonTemporal, kHostWrites };
+const char* kHostWriteNames[kHostWrites] = {"no host stores (clean lines)",
+                                            "plain stores (dirty in the CPU cache)",
+                                            "non-temporal stores + sfence"};
+
+void host_write(HostWrite mode, char* data, uint32_t bytes, uint64_t value) {
+  if (mode == kPlainStores) {
+    for (uint32_t i = 0; i < bytes; i += 8) std::memcpy(data + i, &value, 8);
+  } else if (mode == kNonTemporal) {
+    const __m128i v = _mm_set1_epi64x(static_cast<long long>(value));
+    for (uint32_t i = 0; i < bytes; i += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(data + i), v);
+    _mm_sfence();
+  }
+}
+
+void dirty_lines() {
+  constexpr uint32_t kBytes = 8192;
+  char* data = nullptr;
+  uint64_t* words = nullptr;  // [0] flag, [8] ack: separate lines
+  char *data_dev = nullptr;
+  uint64_t *words_dev = nullptr, *sink = nullptr;
+  CHECK(cudaHostAlloc(&data, kBytes, cudaHostAllocMapped));
+  CHECK(cudaHostAlloc(&words, 4096, cudaHostAllocMapped));
+  std::memset(data, 0, kBytes);
+  std::memset(words, 0, 4096);
+  CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&data_dev), data, 0));
+  CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&words_dev), words, 0));
+  CHECK(cudaMalloc(&sink, sizeof(uint64_t)));
+  std::printf("\nlines the host just wrote, read by one warp: host round trip, us (p50 of 2000)\n");
+  std::printf("%-40s %10s %10s %10s\n", "host writes \\ bytes read", "64", "1024", "8192");
+  for (int mode = 0; mode < kHostWrites; ++mode) {
+    std::printf("%-40s", kHostWriteNames[mode]);
+    for (uint32_t bytes : {64u, 1024u, 8192u}) {
+      constexpr int kRounds = 2000;
+      words[0] = 0;
+      words[8] = 0;
+      dirty_reader<<<1, 32>>>(data_dev, bytes, words_dev, words_dev + 8, kRounds, sink);
+      CHECK(cudaGetLastError());
+      static double us[kRounds];
+      for (int r = 1; r <= kRounds; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        host_write(static_cast<HostWrite>(mode), data, bytes, uint64_t(r));
+        __atomic_store_n(&words[0], uint64_t(r), __ATOMIC_RELEASE);
+        while (__atomic_load_n(&words[8], __ATOMIC_ACQUIRE) != uint64_t(r)) {
+        }
+        us[r - 1] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      }
+      CHECK(cudaDeviceSynchronize());
+      std::sort(us, us + kRounds);
+      std::printf(" %10.2f", us[kRounds / 2]);
+    }
+    std::printf("\n");
+  }
+  CHECK(cudaFreeHost(data));
+  CHECK(cudaFreeHost(words));
 }
 
 struct Config {
@@ -130,6 +230,7 @@ int main() {
     }
   }
   CHECK(cudaFreeHost(host));
+  dirty_lines();
   std::printf("done\n");
   return 0;
 }

@@ -23,6 +23,7 @@
 #include <cuda_runtime_api.h>
 #include <dirent.h>
 
+#include <megaring/detail/consumer_core.cuh>
 #include <megaring/detail/host_waiter.hpp>
 
 #include "backend_fixture.hpp"
@@ -1721,6 +1722,28 @@ TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
               kept.fetch_rounds, kept.tickets_fetched, kept.flushes, kept.records_written,
               kept.idle_polls);
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+}
+
+// The fetcher's adaptive window (consumer_core.cuh, next_fetch_window): it
+// doubles while every header it read was READY, up to kFetchWindow; after a
+// partial find it covers what was found; after none it is the one-header
+// idle poll. So a lone call costs one header line after its own, not 256
+// (each a dirty host line: ~72 ns on the H200).
+TEST(FetchWindow, DoublesWhileFullShrinksToWhatWasFoundAndIdlesAtOne) {
+  using megaring::detail::kFetchWindow;
+  using megaring::detail::next_fetch_window;
+  EXPECT_EQ(next_fetch_window(1, 1), 2u);
+  EXPECT_EQ(next_fetch_window(2, 0), 1u) << "a lone call: back to the idle poll";
+  EXPECT_EQ(next_fetch_window(1, 0), 1u);
+  EXPECT_EQ(next_fetch_window(64, 64), 128u);
+  EXPECT_EQ(next_fetch_window(kFetchWindow, kFetchWindow), kFetchWindow);
+  EXPECT_EQ(next_fetch_window(kFetchWindow, 100), 128u);
+  EXPECT_EQ(next_fetch_window(8, 5), 8u);
+  EXPECT_EQ(next_fetch_window(8, 1), 1u);
+  // A ramp from idle to a full window takes log2(kFetchWindow) rounds.
+  uint32_t w = 1, rounds = 0;
+  while (w < kFetchWindow) w = next_fetch_window(w, w), ++rounds;
+  EXPECT_EQ(rounds, 8u);
 }
 
 // A waiter checks consumer health (a driver call on the GPU) only once it
