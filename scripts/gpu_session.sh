@@ -26,7 +26,8 @@
 # that the summary is always written; it says which steps did not pass.
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
-#   tests: env.txt probe.txt (driver behaviours, order costs, doorbells) build.txt ctest-gpu.txt
+#   tests: env.txt probe.txt (driver behaviours, order costs, doorbells, host-memory reads)
+#          build.txt ctest-gpu.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
@@ -134,7 +135,9 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
   # in total (scripts/gpu_order_cost.cu, about 10 s: the throughput question
   # of bench/NOTES.md), then which ways the host can ring a doorbell in
   # device memory and their round trips (scripts/gpu_doorbell.cu, under 20 s:
-  # issue 14's way below the mapped-memory floor). The doorbell probe is
+  # issue 14's way below the mapped-memory floor), then how fast SMs read
+  # pinned host memory in the fetcher's round shape (scripts/gpu_fetch_bw.cu,
+  # under 5 s: what bounds the fetcher). The doorbell probe is
   # built and run even when the first two fail, and its unsupported paths
   # do not fail the step. One step, one file: the tool returns 8 files a call.
   run_step "gpu_probe + gpu_order_cost + gpu_doorbell" "$DEST/probe.txt" 120 \
@@ -145,6 +148,9 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
              echo '==== gpu_doorbell'
              nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_doorbell' scripts/gpu_doorbell.cu -ldl &&
              '$BUILD/gpu_doorbell' || rc=1
+             echo '==== gpu_fetch_bw'
+             nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_fetch_bw' scripts/gpu_fetch_bw.cu &&
+             '$BUILD/gpu_fetch_bw' || rc=1
              exit \$rc"
   run_step "build (Release, tests, samples, bench)" "$DEST/build.txt" 400 "$SELF" __build_all
   # A hang next to the persistent kernel must not eat the phase: 60 s a test.
