@@ -151,10 +151,10 @@ MR_HDI bool done_flag_needs_record(uint64_t flag) { return (flag & 1u) != 0; }
 // kFetchBodies * 4 / 32 16-byte pieces and kFetchWindow / 32 headers in
 // registers. The window is twice the bodies: a round that finds a backlog
 // validates two rounds' worth, and the next round loads no header at all.
-// The window adapts (FetchState::window): every header line the fetcher
-// reads is one the producer wrote, dirty in the host CPU's cache, and on the
-// H200 of 2026-12-04 such reads cost about 72 ns a line, one after another
-// (a fixed 256-header window after every call: 18 us of a 28 us round trip).
+// The window adapts (FetchState::window): each header is a host line of
+// its own, and one warp's round of them costs more than one round trip (on
+// the H200 of 2026-12-04 about 70 ns a line more: a fixed 256-header window
+// after every call took 18 us of a 28 us round trip; bench/NOTES.md).
 inline constexpr uint32_t kFetchWindow = 256;
 inline constexpr uint32_t kFetchBodies = 128;
 inline constexpr uint32_t kFetchLanes = 32;  // the fetcher is one warp
@@ -168,7 +168,7 @@ struct FetchState {
   uint32_t rounds = 0;
   // Headers the next round reads, a power of two in [1, kFetchWindow]: 1 is
   // the idle poll; doubled while every header read was READY, else cut to
-  // what was found (so a lone call reads one header after its own).
+  // what was found (a lone call: two headers after its own, then idle).
   uint32_t window = 1;
   uint64_t last_heartbeat_ns = 0;
   uint64_t fetch_rounds = 0, tickets_fetched = 0, idle_polls = 0;  // diagnostics
@@ -654,7 +654,7 @@ MR_UNROLL
       if (pass == RecordPass::kWhole && whole_line) {
         MR_COST(host_writes, 1);  // one whole line, one writer
       } else {
-        const uint32_t words = static_cast<uint32_t>(__builtin_popcount(write));
+        [[maybe_unused]] const uint32_t words = static_cast<uint32_t>(__builtin_popcount(write));
         MR_COST(host_writes, words);
         MR_COST(partial_line_writes, words);  // part of a line, still one writer
       }
