@@ -1725,25 +1725,25 @@ TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
 }
 
 // The fetcher's adaptive window (consumer_core.cuh, next_fetch_window): it
-// doubles while every header it read was READY, up to kFetchWindow; after a
-// partial find it covers what was found; after none it is the one-header
-// idle poll. So a lone call reads two header lines after its own, not 256
-// (about 70 ns a line each on the H200 of 2026-12-04).
-TEST(FetchWindow, DoublesWhileFullShrinksToWhatWasFoundAndIdlesAtOne) {
+// widens (x8) while every header it read was READY, up to kFetchWindow;
+// after a partial find it stays; after none it is the one-header idle poll.
+// So a lone call reads eight header lines after its own, not 256 (about 70
+// ns a line each on the H200 of 2026-12-04), and a batch is fetched within
+// three rounds of an idle poll.
+TEST(FetchWindow, WidensWhileFullKeepsItsReachAndIdlesAtOne) {
   using megaring::detail::kFetchWindow;
   using megaring::detail::next_fetch_window;
-  EXPECT_EQ(next_fetch_window(1, 1), 2u);
-  EXPECT_EQ(next_fetch_window(2, 0), 1u) << "a lone call: back to the idle poll";
+  EXPECT_EQ(next_fetch_window(1, 1), 8u);
+  EXPECT_EQ(next_fetch_window(8, 0), 1u) << "a lone call: back to the idle poll";
   EXPECT_EQ(next_fetch_window(1, 0), 1u);
-  EXPECT_EQ(next_fetch_window(64, 64), 128u);
+  EXPECT_EQ(next_fetch_window(64, 64), kFetchWindow);
   EXPECT_EQ(next_fetch_window(kFetchWindow, kFetchWindow), kFetchWindow);
-  EXPECT_EQ(next_fetch_window(kFetchWindow, 100), 128u);
-  EXPECT_EQ(next_fetch_window(8, 5), 8u);
-  EXPECT_EQ(next_fetch_window(8, 1), 1u);
-  // A ramp from idle to a full window takes log2(kFetchWindow) rounds.
+  EXPECT_EQ(next_fetch_window(kFetchWindow, 100), kFetchWindow) << "a stream keeps its reach";
+  EXPECT_EQ(next_fetch_window(8, 1), 8u);
+  EXPECT_EQ(next_fetch_window(kFetchWindow, 0), 1u);
   uint32_t w = 1, rounds = 0;
   while (w < kFetchWindow) w = next_fetch_window(w, w), ++rounds;
-  EXPECT_EQ(rounds, 8u);
+  EXPECT_EQ(rounds, 3u);
 }
 
 // A waiter checks consumer health (a driver call on the GPU) only once it

@@ -167,8 +167,8 @@ struct FetchState {
   uint64_t stop_at = ~0ull;
   uint32_t rounds = 0;
   // Headers the next round reads, a power of two in [1, kFetchWindow]: 1 is
-  // the idle poll; doubled while every header read was READY, else cut to
-  // what was found (a lone call: two headers after its own, then idle).
+  // the idle poll; widened while every header read was READY, back to 1
+  // when none was (a lone call: eight headers after its own, then idle).
   uint32_t window = 1;
   uint64_t last_heartbeat_ns = 0;
   uint64_t fetch_rounds = 0, tickets_fetched = 0, idle_polls = 0;  // diagnostics
@@ -193,14 +193,19 @@ MR_HDI uint32_t fetch_lane() {
 #endif
 }
 
+// How much wider the window grows after a round whose headers were all
+// READY: fast enough that a batch is fetched in few rounds (1, 8, 64, 256),
+// small enough that a lone call reads only a few more header lines.
+inline constexpr uint32_t kFetchWindowGrowth = 8;
+
 // The window after a round that read n_head headers and found the first
-// `valid` READY: twice as wide if all were, else the power of two that
-// covers what was found (1, the idle poll, for none).
+// `valid` READY: kFetchWindowGrowth times as wide if all were, the same if
+// some were (a stream keeps its reach: batches land between rounds), and 1,
+// the idle poll, if none was.
 MR_HDI uint32_t next_fetch_window(uint32_t n_head, uint32_t valid) {
-  if (valid == n_head) return n_head * 2 > kFetchWindow ? kFetchWindow : n_head * 2;
-  uint32_t w = 1;
-  while (w < valid) w *= 2;
-  return w;
+  if (valid == 0) return 1;
+  if (valid != n_head) return n_head;
+  return n_head * kFetchWindowGrowth > kFetchWindow ? kFetchWindow : n_head * kFetchWindowGrowth;
 }
 
 // One fetcher round: a single PCIe round trip that (a) copies the bodies of
