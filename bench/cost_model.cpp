@@ -27,6 +27,7 @@ struct PerSlotField {
 constexpr PerSlotField kPerSlotFields[] = {
     {"host_reads", &CostCounters::host_reads, &PerSlotCosts::host_reads},
     {"awaited_round_trips", &CostCounters::awaited_round_trips, &PerSlotCosts::awaited_round_trips},
+    {"fetch_warp_loads", &CostCounters::fetch_warp_loads, &PerSlotCosts::fetch_warp_loads},
     {"idle_polls", &CostCounters::idle_polls, &PerSlotCosts::idle_polls},
     {"system_fences", &CostCounters::system_fences, &PerSlotCosts::system_fences},
     {"fences_under_lock", &CostCounters::fences_under_lock, &PerSlotCosts::fences_under_lock},
@@ -34,6 +35,7 @@ constexpr PerSlotField kPerSlotFields[] = {
     {"shared_line_writes", &CostCounters::shared_line_writes, &PerSlotCosts::shared_line_writes},
     {"partial_line_writes", &CostCounters::partial_line_writes, &PerSlotCosts::partial_line_writes},
     {"device_rmws", &CostCounters::device_rmws, &PerSlotCosts::device_rmws},
+    {"device_round_trips", &CostCounters::device_round_trips, &PerSlotCosts::device_round_trips},
     {"locks", &CostCounters::locks, &PerSlotCosts::locks},
     {"host_shared_rmws", &CostCounters::host_shared_rmws, &PerSlotCosts::host_shared_rmws},
 };
@@ -105,7 +107,9 @@ double modelled_slots_per_s(const PerSlotCosts& c, const PerSlotCosts& io, uint3
                              c.device_rmws * l.device_rmw_us;
   // The I/O unit: the fetcher's round trips and the completer's fences are
   // each one warp's, serial for the whole consumer.
-  const double fetch_us = io.awaited_round_trips * l.read_round_trip_us;
+  const double fetch_us =
+      io.awaited_round_trips * l.read_round_trip_us + io.fetch_warp_loads * l.warp_load_us;
+  // Not the completer's device round trips: completer_scan_bound() below.
   const double complete_us = io.system_fences * l.system_fence_us + io.device_rmws * l.device_rmw_us;
   const double io_us = std::max(fetch_us, complete_us);
   // Exact mean-value analysis: one queueing centre (serial_us) and one delay
@@ -119,6 +123,10 @@ double modelled_slots_per_s(const PerSlotCosts& c, const PerSlotCosts& io, uint3
   }
   if (io_us > 0) throughput_per_us = std::min(throughput_per_us, 1.0 / io_us);
   return throughput_per_us * 1e6;
+}
+
+double completer_scan_bound(const CostLatencies& l) {
+  return kCompleterFlagsPerRoundTrip / l.device_round_trip_us * 1e6;
 }
 
 std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slots_per_s) {
@@ -152,8 +160,9 @@ int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_b
   const CostLatencies latencies;
   const PerSlotCosts& p = costs.per_slot;
   std::printf("cost model: %llu NOPs, batch %u, one producer, %u CPU executors + the I/O thread"
-              " (ABI v3: fetcher, executors, completer)\n",
-              static_cast<unsigned long long>(costs.slots), costs.batch, costs.workers);
+              " (ABI v3: a fetch crew of %u warps, executors, completer)\n",
+              static_cast<unsigned long long>(costs.slots), costs.batch, costs.workers,
+              kDefaultFetchWarps);
   std::printf("  per slot: host_reads %.3f  awaited_round_trips %.3f  system_fences %.3f"
               " (under a lock %.3f)\n",
               p.host_reads, p.awaited_round_trips, p.system_fences, p.fences_under_lock);
@@ -161,10 +170,10 @@ int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_b
               p.host_writes, p.shared_line_writes, p.partial_line_writes);
   std::printf("            device_rmws %.3f  locks %.3f  host_shared_rmws %.4f\n", p.device_rmws,
               p.locks, p.host_shared_rmws);
-  std::printf("  of which the I/O unit (serial): awaited_round_trips %.4f  system_fences %.4f"
-              "  host_writes %.4f  idle polls %.3f\n",
-              costs.io.awaited_round_trips, costs.io.system_fences, costs.io.host_writes,
-              costs.io.idle_polls);
+  std::printf("  of which the I/O unit (serial): awaited_round_trips %.4f  fetch_warp_loads %.4f"
+              "  system_fences %.4f  device_round_trips %.4f  host_writes %.4f  idle polls %.3f\n",
+              costs.io.awaited_round_trips, costs.io.fetch_warp_loads, costs.io.system_fences,
+              costs.io.device_round_trips, costs.io.host_writes, costs.io.idle_polls);
   std::printf("  host ns/slot (publish + reap, 2 shared cores): %.1f\n", costs.host_ns_per_slot);
   Json j = Json::object();
   const auto fields = [](const PerSlotCosts& c) {
@@ -187,6 +196,11 @@ int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_b
     std::printf("  modelled GPU slots/s at %3u units: %.0f\n", units, rate);
   }
   j["modelled_slots_per_s_by_units"] = modelled;
+  j["completer_scan_bound_slots_per_s"] = completer_scan_bound(latencies);
+  std::printf("  the completer's scan alone, at full batches of %.0f done flags a device round trip"
+              " (%.4f counted a slot): %.0f slots/s (not in the modelled rate)\n",
+              kCompleterFlagsPerRoundTrip, costs.io.device_round_trips,
+              completer_scan_bound(latencies));
   j["modelled_slots_per_s"] =
       modelled_slots_per_s(costs.executors, costs.io, kDefaultGpuWorkers, latencies);
   // The protocol ABI v3 replaced, from its recorded counts (the model's
@@ -200,9 +214,11 @@ int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_b
               old["modelled_slots_per_s"].number(), kDefaultGpuWorkers);
   Json lat = Json::object();
   lat["read_round_trip_us"] = latencies.read_round_trip_us;
+  lat["warp_load_us"] = latencies.warp_load_us;
   lat["system_fence_us"] = latencies.system_fence_us;
   lat["shared_write_token_us"] = latencies.shared_write_token_us;
   lat["device_rmw_us"] = latencies.device_rmw_us;
+  lat["device_round_trip_us"] = latencies.device_round_trip_us;
   lat["device_rmw_calibrated_on"] = "H100 2026-11-22: 1 unit, 118 k slots/s";
   j["latencies"] = lat;
   std::printf("  (latencies: the H100 run of 2026-11-22; device-side time fitted at 1 unit)\n");

@@ -14,10 +14,14 @@
 //    resource (partial writes to shared host lines, each holding a token),
 //    solved exactly by mean-value analysis: deterministic, so a CI check of
 //    it cannot flake.
-//  * The I/O unit (ABI v3's fetcher and completer, one warp each): its costs
-//    are serial for the whole consumer. The fetcher's awaited round trips
-//    bound the rate at 1 / (round trips a slot x latency); the completer's
-//    system fences likewise.
+//  * The I/O unit (ABI v3's fetch crew and completer): its costs are serial
+//    for the whole consumer. The fetcher's awaited round trips, and the
+//    loads its busiest warp issues in them (a warp's loads leave it one
+//    after another), bound the rate at 1 / (round trips a slot x latency +
+//    warp loads a slot x a load's issue time); the completer's system
+//    fences likewise. The H200's rounds of 2026-12-04 took about twice what
+//    this says (bench/NOTES.md, "Outcome (H200, 2026-12-04)"): not yet
+//    explained, so not in the model.
 // The latencies are the H100 figures of 2026-11-22 (bench/NOTES.md), and one
 // calibrated term: the device-side time of a slot (device RMWs and loads,
 // wake-ups), expressed per device RMW and fitted so that one unit of the
@@ -45,6 +49,7 @@ namespace mrbench {
 struct PerSlotCosts {
   double host_reads = 0;
   double awaited_round_trips = 0;
+  double fetch_warp_loads = 0;  // the busiest fetch warp's host loads in those round trips
   double idle_polls = 0;  // round trips that found nothing: not in the model
   double system_fences = 0;
   double fences_under_lock = 0;
@@ -52,6 +57,7 @@ struct PerSlotCosts {
   double shared_line_writes = 0;
   double partial_line_writes = 0;
   double device_rmws = 0;
+  double device_round_trips = 0;  // the completer's batches of done-flag loads
   double locks = 0;
   double host_shared_rmws = 0;  // producer side
 };
@@ -72,10 +78,31 @@ bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers,
 
 struct CostLatencies {
   double read_round_trip_us = 1.3;     // a host read a unit waits for (H100)
+  // Each more load a warp has in a round trip (they leave it one after
+  // another): H200 2026-12-04, scripts/gpu_fetch_bw.cu, one warp, 16 loads
+  // a lane 3.40 us, 4 loads 1.87 us: (3.40 - 1.87) / 12.
+  double warp_load_us = 0.13;
   double system_fence_us = 0.75;       // a system-scope release (H100)
   double shared_write_token_us = 0.3;  // a partial write to a shared line holds a GPU-wide token
   double device_rmw_us = 1.6;          // calibrated (see the top)
+  // A batch of device-memory loads one thread waits for: H200 2026-12-04,
+  // the completer's first scan, one acquire load a done flag, 16 flags in
+  // 4 us (bench/NOTES.md).
+  double device_round_trip_us = 0.25;
 };
+
+// Done flags the completer loads in one batch (detail::kDoneScanBatch; a
+// test holds them equal).
+inline constexpr double kCompleterFlagsPerRoundTrip = 16;
+
+// The completer's scan, one batch of done-flag loads waited for after
+// another, bounds the consumer at this many slots/s even with full batches
+// (the counted batches, at batch 64, are part-full: the completer looks
+// before many have finished; they fill when it is the bound). Reported,
+// not in modelled_slots_per_s: its flushes' fences, counted in the same
+// unsaturated regime, would make the sum a guess (bench/NOTES.md, "The
+// fetch crew").
+double completer_scan_bound(const CostLatencies& l);
 
 // Modelled slots/s for `units` executors and the I/O unit.
 double modelled_slots_per_s(const PerSlotCosts& executors, const PerSlotCosts& io, uint32_t units,

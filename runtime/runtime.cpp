@@ -399,6 +399,10 @@ Status Runtime::Impl::check_config(const Config& config) {
   if (config.poll_backoff_max_ns > kMaxPollBackoffNs)
     return Status(Result::kInvalidArgument, "poll_backoff_max_ns must be at most 1 s (" +
                                                 std::to_string(kMaxPollBackoffNs) + " ns)");
+  if (config.fetch_warps > kMaxFetchWarps)
+    return Status(Result::kInvalidArgument, "fetch_warps must be in [0, " +
+                                                std::to_string(kMaxFetchWarps) + "], got " +
+                                                std::to_string(config.fetch_warps));
   const uint32_t tl = config.timeline_capacity;
   if (tl > kMaxTimelineCapacity || (tl & (tl - 1)) != 0 || (tl != 0 && tl < 2ull * cap))
     return Status(Result::kInvalidArgument,
@@ -453,6 +457,7 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   p.poll_backoff_min_ns = config.poll_backoff_min_ns;
   p.poll_backoff_max_ns = config.poll_backoff_max_ns;
   p.heartbeat_interval_ns = config.heartbeat_interval_ns;
+  p.fetch_warps = config.fetch_warps == 0 ? kDefaultFetchWarps : config.fetch_warps;
   p.completion_flush_ns = kCompletionFlushNs;
   p.first_ticket = first;
   Status st = backend_->set_private_cursors(first);

@@ -18,6 +18,10 @@
 // bytes (16 ld.relaxed.sys.v2 a lane at most, all in flight) and releases an
 // ack the host spins on. Time a round trip, host side: the difference
 // between modes is what dirty lines cost the GPU's reads.
+//
+// Part 3: rounds shaped like the fetcher's (loads stored to device memory
+// before the round ends, the crew's barrier, the release and fences it
+// takes), one warp to seven: see round_anatomy.
 // Build: nvcc -std=c++17 -arch=sm_90 -o gpu_fetch_bw scripts/gpu_fetch_bw.cu
 #include <cuda_runtime.h>
 #include <immintrin.h>
@@ -108,6 +112,110 @@ __global__ void dirty_reader(const char* data, uint32_t bytes, uint64_t* flag, u
       asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(ack), "l"(uint64_t(r)) : "memory");
   }
   if (acc == 0x5eed) *sink = acc;
+}
+
+// Part 3: the anatomy of a fetcher round. Parts 1 and 2 disagree: part 1's
+// one warp reads 8 KB in 3.4 us a round, part 2's takes ~20 us more for 8 KB
+// than for 64 B, and the fetcher's rounds took ~7 us. Part 1 never uses what
+// it loads before the next round's loads, so its rounds may overlap; the
+// fetcher stores every piece it loads (staging) before its round ends. Here
+// W warps of one block (a crew: warp 0 and warps 2 ..) run rounds like the
+// fetcher's: K 16-byte loads a lane (ld.relaxed.sys.v2) of consecutive
+// 64-byte slots, each piece stored to device memory, then, by `steps`:
+//   kRelease  lane 0 of warp 0 releases a device counter (st.release.gpu),
+//             as the fetcher releases `fetched`;
+//   kSysFence every thread a fence.acq_rel.sys, as a window round's acquire;
+//   kAcquire  before the loads, lane 0 of warp 0 acquire-loads one host
+//             word (ld.acquire.sys), as an idle poll.
+// then the crew's barrier (bar.sync 1, or __syncwarp for one warp). A round
+// cannot overlap the next: its stores need what it loaded. Timed with
+// events over 2000 rounds: the mean round.
+enum RoundStep : uint32_t { kRelease = 1, kSysFence = 2, kAcquire = 4 };
+
+template <int K>
+__global__ void round_anatomy(const char* ring, uint64_t ring_bytes, char* staged, uint32_t steps,
+                              int rounds, uint64_t* counter) {
+  const uint32_t crew = blockDim.x / 32;
+  const uint32_t rank = threadIdx.x;  // one crew: every warp of the block
+  const uint64_t round_bytes = uint64_t(crew) * 32 * K * 16;
+  uint64_t offset = 0;
+  for (int r = 0; r < rounds; ++r) {
+    if ((steps & kAcquire) && rank == 0) {
+      uint64_t v;
+      asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(ring + offset) : "memory");
+      if (v == 0x5eed) counter[1] = v;
+    }
+    uint64_t a[K], b[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const uint64_t at = (offset + (uint64_t(k) * crew * 32 + rank) * 16) % ring_bytes;
+      asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
+                   : "=l"(a[k]), "=l"(b[k]) : "l"(ring + at) : "memory");
+    }
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const uint64_t at = (uint64_t(k) * crew * 32 + rank) * 16;
+      reinterpret_cast<ulonglong2*>(staged + at)[0] = make_ulonglong2(a[k], b[k]);
+    }
+    if (steps & kSysFence) asm volatile("fence.acq_rel.sys;" ::: "memory");
+    if (crew == 1)
+      __syncwarp();
+    else
+      asm volatile("bar.sync 1, %0;" ::"r"(crew * 32) : "memory");
+    if ((steps & kRelease) && rank == 0)
+      asm volatile("st.release.gpu.global.u64 [%0], %1;" ::"l"(counter), "l"(uint64_t(r)) : "memory");
+    offset = (offset + round_bytes) % ring_bytes;
+  }
+}
+
+void round_anatomy_table(const char* ring_dev, uint64_t ring_bytes, const char* where) {
+  constexpr int kRounds = 2000;
+  char* staged = nullptr;
+  uint64_t* counter = nullptr;
+  CHECK(cudaMalloc(&staged, 64 << 10));
+  CHECK(cudaMalloc(&counter, 2 * sizeof(uint64_t)));
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  std::printf("\nfetcher rounds, %s: us a round (mean of %d; loads stored to device memory)\n",
+              where, kRounds);
+  std::printf("%-6s %3s %8s | %9s %9s %9s %9s %9s\n", "warps", "K", "slots", "loads", "+release",
+              "+sysfence", "+acquire", "all");
+  struct Shape { int warps, k; };
+  // 128 slots (8 KB): the old fetcher (1 x 16), the default crew (4 x 4),
+  // seven warps; then 256 slots: the default crew's round (4 x 8).
+  const Shape shapes[] = {{1, 16}, {1, 8}, {2, 8}, {4, 4}, {7, 2}, {4, 8}, {7, 4}};
+  for (const Shape& sh : shapes) {
+    const int slots = sh.warps * 32 * sh.k / 4;
+    std::printf("%-6d %3d %8d |", sh.warps, sh.k, slots);
+    for (uint32_t steps : {0u, uint32_t(kRelease), uint32_t(kSysFence), uint32_t(kAcquire),
+                           uint32_t(kRelease | kSysFence | kAcquire)}) {
+      auto launch = [&](int n) {
+        const int threads = sh.warps * 32;
+        switch (sh.k) {
+          case 2: round_anatomy<2><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
+          case 4: round_anatomy<4><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
+          case 8: round_anatomy<8><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
+          default: round_anatomy<16><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
+        }
+      };
+      launch(4);  // warm-up
+      CHECK(cudaGetLastError());
+      CHECK(cudaEventRecord(a));
+      launch(kRounds);
+      CHECK(cudaGetLastError());
+      CHECK(cudaEventRecord(b));
+      CHECK(cudaEventSynchronize(b));
+      float ms = 0;
+      CHECK(cudaEventElapsedTime(&ms, a, b));
+      std::printf(" %9.2f", ms * 1e3 / kRounds);
+    }
+    std::printf("\n");
+  }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+  CHECK(cudaFree(staged));
+  CHECK(cudaFree(counter));
 }
 
 enum HostWrite { kNoWrite, kPlainStores, kNonTemporal, kHostWrites };
@@ -228,6 +336,18 @@ int main() {
       std::printf("%-38s %6d %5d %3d %9.1f %10.0f | %10.2f %9.2f\n", kKindNames[kind], c.blocks,
                   c.warps, c.k, loaded / 1024.0, c.part_bytes / 1024.0, us, gbs);
     }
+  }
+  // Part 3, over a 64 KB ring in the 64 MB allocation (as part 1), then in
+  // an allocation of its own (as the runtime's ring, and part 2's data).
+  round_anatomy_table(host_dev, 64 << 10, "a 64 KB ring inside a 64 MB pinned allocation");
+  {
+    char* ring = nullptr;
+    char* ring_dev = nullptr;
+    CHECK(cudaHostAlloc(&ring, 64 << 10, cudaHostAllocMapped));
+    std::memset(ring, 1, 64 << 10);
+    CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&ring_dev), ring, 0));
+    round_anatomy_table(ring_dev, 64 << 10, "a 64 KB pinned allocation of its own");
+    CHECK(cudaFreeHost(ring));
   }
   CHECK(cudaFreeHost(host));
   dirty_lines();

@@ -29,7 +29,8 @@
 #   tests: env.txt probe.txt (driver behaviours, order costs, doorbells, host-memory reads)
 #          build.txt ctest-gpu.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
-#   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt summary.txt
+#   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt
+#          scaling-b64.txt fetch-warps-{1,7}.{txt,json} summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
 #   all:   summary.txt, bench.txt, and session.tar.gz holding every file above
 # Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
@@ -196,6 +197,18 @@ if [[ "$PHASE" == bench || "$PHASE" == all ]]; then
   # on the shared tail_, to tell its ceiling from the consumer's (NOTES.md).
   run_step "megaring_bench scaling, batch 8" "$DEST/scaling-b8.txt" 120 \
     "$BUILD/bench/megaring_bench" --arms scaling --scaling-batch 8
+  # Issue 14's "8 producers together >= 40 M slots/s", batched as its
+  # one-producer target is (batch 64).
+  run_step "megaring_bench scaling, batch 64" "$DEST/scaling-b64.txt" 90 \
+    "$BUILD/bench/megaring_bench" --arms scaling --scaling-batch 64
+  # The fetch crew (consumer_core.cuh) at one warp and at seven, beside the
+  # default four above: does a round's time follow its busiest warp's loads
+  # (bench/NOTES.md, "The fetch crew")?
+  for warps in 1 7; do
+    run_step "megaring_bench rt,tput, fetch_warps $warps" "$DEST/fetch-warps-$warps.txt" 60 \
+      "$BUILD/bench/megaring_bench" --arms rt,tput --fetch-warps "$warps" \
+      --json "$DEST/fetch-warps-$warps.json"
+  done
 fi
 
 echo

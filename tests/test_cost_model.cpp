@@ -6,14 +6,19 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "../bench/cost_model.hpp"
 #include "backend_fixture.hpp"
+#include "megaring/detail/consumer_core.cuh"
 
 namespace megaring_test {
 namespace {
 
 using megaring::CostCounters;
+using megaring::SlotRequest;
+using megaring::Ticket;
+namespace ops = megaring::ops;
 using mrbench::CostLatencies;
 using mrbench::PerSlotCosts;
 using mrbench::ProtocolCosts;
@@ -47,6 +52,11 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
   EXPECT_EQ(ex.system_fences, 0.0);
   EXPECT_EQ(ex.host_writes, 0.0);
   EXPECT_GE(ex.device_rmws, 1.0 / 16 - 1e-9) << "a claim covers at most 16 tickets";
+  static_assert(mrbench::kCompleterFlagsPerRoundTrip == megaring::detail::kDoneScanBatch,
+                "the model charges the completer's scan at its batch size");
+  EXPECT_GE(io.device_round_trips, 1.0 / megaring::detail::kDoneScanBatch - 1e-9)
+      << "a batch of done-flag loads covers at most kDoneScanBatch tickets";
+  EXPECT_EQ(ex.device_round_trips, 0.0) << "counted for the completer only";
   EXPECT_GE(io.awaited_round_trips, 1.0 / 128 - 1e-9) << "a round stages at most 128 tickets";
   EXPECT_LE(io.host_reads, 1.0);
   EXPECT_GT(io.system_fences, 0.0);
@@ -63,6 +73,39 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
   }
   EXPECT_GE(c.per_slot.host_shared_rmws, 1.0 / 64 - 1e-9) << "the tail CAS per batch";
   EXPECT_LE(c.per_slot.host_shared_rmws, 1.0 / 64 + 0.01);
+}
+
+// Under a backlog a fetch round reads the next window while it copies the
+// last bodies of the one before: two round trips a window (of two rounds'
+// bodies), not three (two of bodies, then one of headers alone). A crew of
+// one warp: 64 bodies a round, a window of 128 headers.
+TEST(CostModel, ABacklogTakesTwoRoundTripsAWindow) {
+  Watchdog watchdog(current_test_name(), Watchdog::default_limit());
+  Config config;
+  config.backend = Backend::kCpu;
+  config.workers = 1;
+  config.ring_capacity = 2048;
+  config.fetch_warps = 1;
+  config.count_costs = true;
+  std::unique_ptr<Runtime> rt;
+  MR_ASSERT_OK(Runtime::create(config, &rt));
+  constexpr uint32_t kBacklog = 1000;
+  std::vector<SlotRequest> slots(kBacklog + 1, ops::nop(7));
+  slots[0] = ops::delay_ns(100'000'000);  // the backlog is all published behind it
+  Ticket first;
+  MR_ASSERT_OK(rt->publish_batch(slots.data(), kBacklog + 1, &first));
+  MR_ASSERT_OK(rt->wait_done(Ticket{first.value + kBacklog, false}, std::chrono::seconds(30)));
+  CostCounters executors, io;
+  MR_ASSERT_OK(rt->consumer_costs(&executors, &io));
+  // The delay slot's idle poll, the window's ramp (1, 8, 64), then full
+  // rounds of 64: 4 + ceil(1000 / 64). Three round trips a window would be
+  // about 8 more.
+  EXPECT_LE(io.awaited_round_trips, 4u + (kBacklog + 63) / 64);
+  EXPECT_GE(io.awaited_round_trips, (kBacklog + 1 + 63) / 64);
+  // Each round's busiest warp: 8 body loads a lane for 64 bodies, at most 4
+  // header loads (128 headers), the control words.
+  EXPECT_LE(io.fetch_warp_loads, io.awaited_round_trips * (8 + 4 + 1));
+  MR_EXPECT_OK(rt->shutdown());
 }
 
 TEST(CostModel, CountingIsOffByDefaultAndCpuOnly) {

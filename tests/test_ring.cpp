@@ -1682,6 +1682,41 @@ TEST_P(RingLifecycleTest, HeartbeatAdvancesThroughABacklog) {
 // tickets (one round trip each on a GPU), and the completer writes no record
 // for a ticket that completed OK and was not kept, but one for a kept one.
 // One executor works through 400 NOPs queued behind a 100 ms slot.
+// Config::fetch_warps sets how many bodies a fetch round copies at most:
+// 64 a warp (consumer_core.cuh, "The fetch crew"), and under a backlog every
+// round is full.
+TEST_P(RingLifecycleTest, AFetchRoundCopiesAtMostItsCrewsBodies) {
+  constexpr uint32_t kBacklog = 1000;
+  for (const uint32_t warps : {1u, 4u}) {
+    SCOPED_TRACE("fetch_warps " + std::to_string(warps));
+    Config cfg = base_config();
+    cfg.workers = 1;
+    cfg.ring_capacity = 2048;
+    cfg.fetch_warps = warps;
+    std::unique_ptr<Runtime> rt;
+    ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+    megaring::ConsumerCounters before;
+    MR_ASSERT_OK(rt->consumer_counters(&before));
+    std::vector<SlotRequest> slots(kBacklog + 1, ops::nop(7));
+    slots[0] = ops::delay_ns(100'000'000);  // the backlog is all published behind it
+    Ticket first;
+    MR_ASSERT_OK(rt->publish_batch(slots.data(), static_cast<uint32_t>(slots.size()), &first));
+    MR_ASSERT_OK(rt->wait_done(Ticket{first.value + kBacklog, false}, scaled(seconds(10))));
+    megaring::ConsumerCounters after;
+    MR_ASSERT_OK(rt->consumer_counters(&after));
+    const uint64_t rounds = after.fetch_rounds - before.fetch_rounds;
+    const uint64_t fetched = after.tickets_fetched - before.tickets_fetched;
+    EXPECT_EQ(fetched, kBacklog + 1u);
+    const uint64_t cap = 64 * warps;
+    EXPECT_GE(rounds * cap, fetched) << rounds << " rounds fetched " << fetched << " tickets";
+    // The window's ramp (1, 8, 64 headers: rounds of 1 and 8 bodies), then
+    // full rounds but the last.
+    EXPECT_LE(rounds, 3 + (kBacklog + cap - 1) / cap)
+        << rounds << " rounds fetched " << fetched << " tickets: rounds not full";
+    MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+  }
+}
+
 TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
   Config cfg = base_config();
   cfg.workers = 1;
@@ -1725,25 +1760,50 @@ TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
 }
 
 // The fetcher's adaptive window (consumer_core.cuh, next_fetch_window): it
-// widens (x8) while every header it read was READY, up to kFetchWindow;
+// widens (x8) while every header it read was READY, up to the crew's cap;
 // after a partial find it stays; after none it is the one-header idle poll.
-// So a lone call reads eight header lines after its own, not 256 (about 70
-// ns a line each on the H200 of 2026-12-04), and a batch is fetched within
-// three rounds of an idle poll.
+// So a lone call reads eight header lines after its own, not hundreds
+// (about 70 ns a line each on the H200 of 2026-12-04), and a batch is
+// fetched within three rounds of an idle poll.
 TEST(FetchWindow, WidensWhileFullKeepsItsReachAndIdlesAtOne) {
-  using megaring::detail::kFetchWindow;
   using megaring::detail::next_fetch_window;
-  EXPECT_EQ(next_fetch_window(1, 1), 8u);
-  EXPECT_EQ(next_fetch_window(8, 0), 1u) << "a lone call: back to the idle poll";
-  EXPECT_EQ(next_fetch_window(1, 0), 1u);
-  EXPECT_EQ(next_fetch_window(64, 64), kFetchWindow);
-  EXPECT_EQ(next_fetch_window(kFetchWindow, kFetchWindow), kFetchWindow);
-  EXPECT_EQ(next_fetch_window(kFetchWindow, 100), kFetchWindow) << "a stream keeps its reach";
-  EXPECT_EQ(next_fetch_window(8, 1), 8u);
-  EXPECT_EQ(next_fetch_window(kFetchWindow, 0), 1u);
+  constexpr uint32_t kCap = 512;  // a crew of four
+  EXPECT_EQ(next_fetch_window(1, 1, kCap), 8u);
+  EXPECT_EQ(next_fetch_window(8, 0, kCap), 1u) << "a lone call: back to the idle poll";
+  EXPECT_EQ(next_fetch_window(1, 0, kCap), 1u);
+  EXPECT_EQ(next_fetch_window(8, 8, kCap), 64u);
+  EXPECT_EQ(next_fetch_window(64, 64, kCap), kCap);
+  EXPECT_EQ(next_fetch_window(64, 64, 128), 128u) << "a crew of one reads 128 at most";
+  EXPECT_EQ(next_fetch_window(kCap, kCap, kCap), kCap);
+  EXPECT_EQ(next_fetch_window(kCap, 100, kCap), kCap) << "a stream keeps its reach";
+  EXPECT_EQ(next_fetch_window(8, 1, kCap), 8u);
+  EXPECT_EQ(next_fetch_window(kCap, 0, kCap), 1u);
   uint32_t w = 1, rounds = 0;
-  while (w < kFetchWindow) w = next_fetch_window(w, w), ++rounds;
+  while (w < kCap) w = next_fetch_window(w, w, kCap), ++rounds;
   EXPECT_EQ(rounds, 3u);
+}
+
+// The fetch crew (consumer_core.cuh): a crew of W warps copies at most 64 W
+// bodies a round and reads at most 128 W headers (what its threads hold in
+// registers), and its busiest warp, warp 0, issues a 1/W share of the
+// round's loads plus the control words.
+TEST(FetchCrew, ShareARoundsLoadsAndCapItsBodies) {
+  using megaring::detail::fetch_body_cap;
+  using megaring::detail::fetch_warp_loads;
+  using megaring::detail::fetch_window_cap;
+  EXPECT_EQ(fetch_body_cap(1), 64u) << "a lane holds 8 body pieces, a slot is 4";
+  EXPECT_EQ(fetch_body_cap(4), 256u);
+  EXPECT_EQ(fetch_body_cap(megaring::kMaxFetchWarps), 448u);
+  for (uint32_t w = 1; w <= megaring::kMaxFetchWarps; ++w)
+    EXPECT_EQ(fetch_window_cap(w), 2 * fetch_body_cap(w)) << "two rounds' worth of headers";
+  EXPECT_EQ(fetch_warp_loads(64, 0, 1), 8u + 1u);
+  EXPECT_EQ(fetch_warp_loads(256, 0, 4), 8u + 1u) << "1024 pieces over 128 threads";
+  EXPECT_EQ(fetch_warp_loads(128, 0, 4), 4u + 1u);
+  EXPECT_EQ(fetch_warp_loads(128, 0, 7), 3u + 1u);
+  EXPECT_EQ(fetch_warp_loads(0, 128, 1), 4u + 1u) << "4 groups of 32 headers, one warp";
+  EXPECT_EQ(fetch_warp_loads(0, 512, 4), 4u + 1u);
+  EXPECT_EQ(fetch_warp_loads(0, 1, 4), 1u + 1u) << "the idle poll: one header, then the control words";
+  EXPECT_EQ(fetch_warp_loads(100, 8, 4), 4u + 1u + 1u);
 }
 
 // A waiter checks consumer health (a driver call on the GPU) only once it

@@ -73,6 +73,12 @@ inline ConsumerPrivate initial_private(uint64_t first_ticket) {
 }  // namespace detail
 
 // Everything a consumer unit (GPU block or CPU worker) needs, by value.
+// Config::fetch_warps: the warps of the I/O block that share the fetcher's
+// loads (detail/consumer_core.cuh, "The fetch crew"). At most a 256-thread
+// block's warps less the completer's.
+inline constexpr uint32_t kMaxFetchWarps = 7;
+inline constexpr uint32_t kDefaultFetchWarps = 4;
+
 struct ConsumerParams {
   // Submission region: host-written, consumer-read.
   mr_slot* slots;
@@ -97,6 +103,9 @@ struct ConsumerParams {
   uint32_t poll_backoff_min_ns;
   uint32_t poll_backoff_max_ns;
   uint32_t heartbeat_interval_ns;
+  // Warps of block 0 that share the fetcher's loads (Config::fetch_warps,
+  // resolved: 1 .. kMaxFetchWarps).
+  uint32_t fetch_warps;
   // The completer publishes a run of finished tickets once its oldest has
   // waited this long, even if the run is short and more are running.
   uint32_t completion_flush_ns;

@@ -93,7 +93,8 @@ MR_HDI void completer_loop(const ConsumerParams& p, CompleteState& cs) {
 }
 
 #if defined(__CUDACC__)
-// Block 0: the I/O unit. Warp 0 fetches; warp 1 completes. A one-warp block
+// Block 0: the I/O unit. Warp 0 leads the fetch crew, warps 2 .. W of it
+// share its loads (Config::fetch_warps); warp 1 completes. A one-warp block
 // alternates: the whole warp fetches a round, then lane 0 takes a completer
 // step. Other warps have nothing to do. Returns after both roles finished.
 template <unsigned kThreads>
@@ -101,24 +102,34 @@ __device__ __forceinline__ void io_block(const ConsumerParams& p) {
   const unsigned warp = threadIdx.x / 32;
   const unsigned lane = threadIdx.x & 31u;
   if constexpr (kThreads >= 64) {
-    if (warp == 0) {
+    __shared__ FetchCrewShared crew;
+    const uint32_t block_warps = kThreads / 32 - 1;  // all but the completer
+    const uint32_t crew_warps =
+        fetch_crew_warps(p) < block_warps ? fetch_crew_warps(p) : block_warps;
+    if (warp == 0 || (warp >= 2 && warp <= crew_warps)) {
       FetchState fs;
       fs.fetched = fs.valid_end = p.first_ticket;
+      fs.crew_warps = crew_warps;
+      fs.crew_rank = (warp == 0 ? 0u : warp - 1) * 32 + lane;
+      fs.crew = &crew;
       for (;;) {
+        // Every crew thread runs the same rounds: each round's decisions
+        // come from what the crew shares at its barrier.
         const Progress r = fetch_round(p, fs);
         if (r == Progress::kExit) break;
         // One small read in flight at a time while idle: poll at the minimum.
         if (r == Progress::kIdle) pause_ns(p.poll_backoff_min_ns);
       }
-      if (lane == 0) fetcher_linger(p, fs);
+      if (fs.crew_rank == 0) fetcher_linger(p, fs);
     } else if (warp == 1 && lane == 0) {
       CompleteState cs;
       cs.published = cs.scanned = p.first_ticket;
       completer_loop(p, cs);
     }
   } else {
-    FetchState fs;
+    FetchState fs;  // a crew of one warp
     fs.fetched = fs.valid_end = p.first_ticket;
+    fs.crew_rank = lane;
     CompleteState cs;  // lane 0's
     cs.published = cs.scanned = p.first_ticket;
     bool fetching = true;
@@ -346,6 +357,7 @@ inline void cpu_io_unit(const ConsumerParams& p) {
   CostScope costs(p.costs != nullptr ? &p.costs[p.units] : nullptr);  // Config::count_costs
   FetchState fs;
   fs.fetched = fs.valid_end = p.first_ticket;
+  fs.crew_warps = fetch_crew_warps(p);  // loads as the device's crew would
   CompleteState cs;
   cs.published = cs.scanned = p.first_ticket;
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);

@@ -90,6 +90,14 @@ struct Config {
   // CPU: sleeps under a microsecond become yields.
   uint32_t poll_backoff_min_ns = 64;
   uint32_t poll_backoff_max_ns = 2048;
+  // Warps of the I/O block that share the fetcher's reads of the ring, in
+  // [0, 7]; 0 = the default, 4. A warp's reads of host memory leave it one
+  // after another, so a round of many slots takes less time spread over
+  // more warps (README, "The ring, in brief"). The I/O block has no other
+  // use for them: its warps beyond the fetcher and the completer are idle.
+  // A block smaller than 256 threads takes what it has. The CPU backend's
+  // fetcher is one thread; there the value only shapes the cost model.
+  uint32_t fetch_warps = 0;
   // Unit 0 stamps heartbeat_ns() at most this often, between slots and
   // while it polls: a slot of unit 0 that runs longer pauses it.
   uint32_t heartbeat_interval_ns = 100'000;

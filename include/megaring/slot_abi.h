@@ -46,9 +46,11 @@
  * ---------------------------------------------------------------------------
  * The consumer has three roles, so that only two of its threads ever touch
  * host memory, and each host-visible line has one writer:
- *   FETCHER    one warp (the CPU backend's I/O thread): the only reader of the
- *              submission region. It reads many slot headers and bodies per
- *              PCIe round trip and stages valid runs in device memory.
+ *   FETCHER    a crew of warps of block 0 that split each round's loads
+ *              (Config::fetch_warps; the CPU backend's I/O thread): the only
+ *              reader of the submission region. It reads many slot headers
+ *              and bodies per PCIe round trip and stages valid runs in
+ *              device memory.
  *   EXECUTORS  the other blocks (CPU worker threads): claim staged tickets in
  *              chunks, admit and run them, and record each outcome in device
  *              memory. They never touch host memory.
@@ -74,8 +76,9 @@
  *                                          (relaxed loads, all in flight, then
  *                                          an ACQUIRE fence, system scope, in
  *                                          every lane; an idle poll of one
- *                                          header: an ACQUIRE load; lanes hand
- *                                          them on with a __syncwarp): a header
+ *                                          header: an ACQUIRE load; the crew's
+ *                                          threads hand them on at the round's
+ *                                          block barrier): a header
  *                                          seen READY orders its body's P2
  *                                          before any later read. Valid = the
  *                                          longest prefix whose headers equal

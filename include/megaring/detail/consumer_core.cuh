@@ -146,30 +146,68 @@ MR_HDI bool done_flag_needs_record(uint64_t flag) { return (flag & 1u) != 0; }
 // ---------------------------------------------------------------------------
 // Fetcher (F1, F2)
 // ---------------------------------------------------------------------------
-// Headers a round reads at most (the window after the last valid ticket),
-// and bodies a round copies at most. A lane of the fetcher warp holds
-// kFetchBodies * 4 / 32 16-byte pieces and kFetchWindow / 32 headers in
-// registers. The window is twice the bodies: a round that finds a backlog
-// validates two rounds' worth, and the next round loads no header at all.
-// The window adapts (FetchState::window): each header is a host line of
-// its own, and one warp's round of them costs more than one round trip (on
-// the H200 of 2026-12-04 about 70 ns a line more: a fixed 256-header window
-// after every call took 18 us of a 28 us round trip; bench/NOTES.md).
-inline constexpr uint32_t kFetchWindow = 256;
-inline constexpr uint32_t kFetchBodies = 128;
-inline constexpr uint32_t kFetchLanes = 32;  // the fetcher is one warp
 // The fetcher reads stop_at every this many rounds (abort: every round).
 inline constexpr uint32_t kStopCheckRounds = 8;
+inline constexpr uint32_t kFetchLanes = 32;  // a warp
+
+// The fetch crew: the warps of block 0 that share a round's loads (warp 0,
+// which leads, and warps 2, 3, ...; warp 1 is the completer's). A warp's
+// system-scope loads leave it one after another, about 0.13 us each on the
+// H200 of 2026-12-04 whatever their width (scripts/gpu_fetch_bw.cu: one
+// warp, 16 loads a lane, 8 KB in 3.4 us; four warps, 4 loads a lane, the
+// same 8 KB in 2.0 us), so a round's time grows with the loads of its
+// busiest warp, and a crew of W warps issues 1/W of them each. Config::
+// fetch_warps picks W (kMaxFetchWarps, kDefaultFetchWarps: consumer.hpp).
+//
+// A crew thread holds at most kFetchPiecesPerLane 16-byte body pieces and
+// kFetchHeadsPerLane headers in registers (16 pieces, 64 registers, made
+// the kernel spill at its 128-register cap). So a round copies at most 64
+// bodies a warp of the crew, and reads a window of at most 128 headers a
+// warp after the last valid ticket: twice the bodies, so that a round that
+// finds a backlog validates two rounds' worth. The window adapts
+// (FetchState::window): each header is a host line of its own, and a warp's
+// round of them costs more than one round trip (a fixed 256-header window
+// after every call took 18 us of a 28 us round trip on that H200;
+// bench/NOTES.md).
+inline constexpr uint32_t kFetchPiecesPerLane = 8;
+inline constexpr uint32_t kFetchHeadsPerLane = 4;
+
+// Bodies a round of a crew of `warps` copies at most (4 pieces a slot).
+MR_HDI uint32_t fetch_body_cap(uint32_t warps) {
+  return warps * kFetchLanes * kFetchPiecesPerLane / 4;
+}
+// Headers a round of a crew of `warps` reads at most.
+MR_HDI uint32_t fetch_window_cap(uint32_t warps) {
+  return warps * kFetchLanes * kFetchHeadsPerLane;
+}
+inline constexpr uint32_t kFetchHeadGroups = kMaxFetchWarps * kFetchHeadsPerLane;  // of 32 headers
+
+// What a crew's warps hand each other every round, in block 0's shared
+// memory, in two copies (by round parity): a warp that has gone on to the
+// next round writes the other copy, and cannot come back to this one before
+// every warp has passed the next round's barrier, i.e. read this one.
+struct FetchCrewShared {
+  uint32_t ready[2][kFetchHeadGroups];  // a READY bit a header, 32 a group
+  uint32_t abort_flag[2];
+  uint64_t stop_at[2];
+};
 
 struct FetchState {
   uint64_t fetched = 0;    // this role's copy of priv->fetched
   uint64_t valid_end = 0;  // [fetched, valid_end) seen READY, not yet copied
   uint64_t stop_at = ~0ull;
   uint32_t rounds = 0;
-  // Headers the next round reads, a power of two in [1, kFetchWindow]: 1 is
+  // Headers the next round reads, in [1, fetch_window_cap(crew_warps)]: 1 is
   // the idle poll; widened while every header read was READY, back to 1
   // when none was (a lone call: eight headers after its own, then idle).
   uint32_t window = 1;
+  // This thread's place in the crew: rank 0 (warp 0, lane 0) leads and is
+  // the one writer of the fetcher's words. The host's fetcher is one thread
+  // that loads as a crew of crew_warps would (the bodies a round; the cost
+  // model's counts).
+  uint32_t crew_rank = 0;
+  uint32_t crew_warps = 1;
+  FetchCrewShared* crew = nullptr;  // device, crew_warps > 1 only
   uint64_t last_heartbeat_ns = 0;
   uint64_t fetch_rounds = 0, tickets_fetched = 0, idle_polls = 0;  // diagnostics
 };
@@ -185,27 +223,50 @@ MR_HDI void fetcher_heartbeat(const ConsumerParams& p, FetchState& st, uint64_t 
   SysRef<uint64_t>(p.completion_control->heartbeat_ns).store(now, cuda::std::memory_order_relaxed);
 }
 
-MR_HDI uint32_t fetch_lane() {
-#if defined(__CUDA_ARCH__)
-  return threadIdx.x & 31u;
-#else
-  return 0;
-#endif
+// The crew's warps from Config::fetch_warps (the device takes fewer where
+// the I/O block is smaller: io_block).
+MR_HDI uint32_t fetch_crew_warps(const ConsumerParams& p) {
+  return p.fetch_warps == 0 ? 1u : (p.fetch_warps > kMaxFetchWarps ? kMaxFetchWarps : p.fetch_warps);
 }
 
+// The loads of one warp of a crew of `warps`, for a round of n_body bodies
+// (four 16-byte loads a slot) and n_head headers (one a line, 32 a group):
+// warp 0, the busiest (it takes the first group of each share, and the
+// control words). What the cost model charges a round beyond its round trip.
+MR_HDI uint32_t fetch_warp_loads(uint32_t n_body, uint32_t n_head, uint32_t warps) {
+  const uint32_t crew_lanes = warps * kFetchLanes;
+  const uint32_t body = (n_body * 4 + crew_lanes - 1) / crew_lanes;
+  const uint32_t groups = (n_head + kFetchLanes - 1) / kFetchLanes;
+  return body + (groups + warps - 1) / warps + 1;
+}
+
+#if defined(__CUDA_ARCH__)
+// Meets every warp of the crew: the round's barrier (named barrier 1, so
+// the completer warp never takes part). Like every bar.sync it orders each
+// thread's memory operations before it with the others' after it (CTA
+// scope): the hand-over of shared words, staged copies and header acquires.
+__device__ __forceinline__ void fetch_crew_sync(const FetchState& st) {
+  if (st.crew_warps == 1) {
+    __syncwarp();
+  } else {
+    asm volatile("bar.sync 1, %0;" ::"r"(st.crew_warps * kFetchLanes) : "memory");
+  }
+}
+#endif
+
 // How much wider the window grows after a round whose headers were all
-// READY: fast enough that a batch is fetched in few rounds (1, 8, 64, 256),
+// READY: fast enough that a batch is fetched in few rounds (1, 8, 64, 512),
 // small enough that a lone call reads only a few more header lines.
 inline constexpr uint32_t kFetchWindowGrowth = 8;
 
 // The window after a round that read n_head headers and found the first
-// `valid` READY: kFetchWindowGrowth times as wide if all were, the same if
-// some were (a stream keeps its reach: batches land between rounds), and 1,
-// the idle poll, if none was.
-MR_HDI uint32_t next_fetch_window(uint32_t n_head, uint32_t valid) {
+// `valid` READY: kFetchWindowGrowth times as wide if all were (at most
+// `cap`), the same if some were (a stream keeps its reach: batches land
+// between rounds), and 1, the idle poll, if none was.
+MR_HDI uint32_t next_fetch_window(uint32_t n_head, uint32_t valid, uint32_t cap) {
   if (valid == 0) return 1;
   if (valid != n_head) return n_head;
-  return n_head * kFetchWindowGrowth > kFetchWindow ? kFetchWindow : n_head * kFetchWindowGrowth;
+  return n_head * kFetchWindowGrowth > cap ? cap : n_head * kFetchWindowGrowth;
 }
 
 // One fetcher round: a single PCIe round trip that (a) copies the bodies of
@@ -215,14 +276,18 @@ MR_HDI uint32_t next_fetch_window(uint32_t n_head, uint32_t valid) {
 // loads are issued first: the header loads are acquires, and an acquire
 // would hold back every load after it, turning one round trip into two.
 //
-// Device: every lane of the warp calls it with the same state; the state
-// stays uniform (each result is a warp vote). Host: one thread.
+// Device: every thread of the crew calls it with the same state; the state
+// stays uniform (each result is a warp vote, shared at the round's barrier
+// where the crew has more than one warp). Host: one thread.
 MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
+  const uint32_t body_cap = fetch_body_cap(st.crew_warps);
   const uint64_t n_body_64 = st.valid_end - st.fetched;
-  const uint32_t n_body = n_body_64 < kFetchBodies ? static_cast<uint32_t>(n_body_64) : kFetchBodies;
-  // The window, unless a round's worth of validated bodies is already
-  // waiting to be copied.
-  uint32_t n_head = n_body_64 >= kFetchBodies ? 0u : st.window;
+  const uint32_t n_body = n_body_64 < body_cap ? static_cast<uint32_t>(n_body_64) : body_cap;
+  // The window, unless the bodies left validated after this round already
+  // fill the next one. (Not merely "unless this round is full": a backlog
+  // would then take three rounds a window, two of bodies and one of
+  // headers alone, where two carry it, the second with the next headers.)
+  uint32_t n_head = n_body_64 - n_body >= body_cap ? 0u : st.window;
   if (n_head > p.capacity) n_head = p.capacity;  // a window never laps the ring
   // A window's headers are relaxed loads, all in flight, then one ACQUIRE
   // fence if any was READY; the idle poll's single header is an acquire
@@ -235,16 +300,20 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   uint64_t stop_at = ~0ull;
   uint32_t valid = 0;  // consecutive READY headers from first_head
 #if defined(__CUDA_ARCH__)
-  const uint32_t lane = fetch_lane();
-  // (a) Bodies: 16 bytes a lane, four lanes a slot. Relaxed system-scope
-  // loads: they bypass L1, which may hold a stale line brought in before the
-  // header's acquire; their order after that acquire (an earlier round, so
-  // earlier in program order) makes them read the published body.
-  constexpr uint32_t kPieces = kFetchBodies * 4 / kFetchLanes;
+  const uint32_t lane = threadIdx.x & 31u;
+  const uint32_t crew_warp = st.crew_rank / kFetchLanes;  // 0 .. crew_warps - 1
+  const uint32_t crew_lanes = st.crew_warps * kFetchLanes;
+  const uint32_t par = st.rounds & 1u;  // which copy of the crew's shared words
+  // (a) Bodies: 16 bytes a thread, four threads a slot, spread over the
+  // crew. Relaxed system-scope loads: they bypass L1, which may hold a stale
+  // line brought in before the header's acquire; their order after that
+  // acquire (an earlier round: earlier in program order, or in another warp
+  // of the crew before the round's barrier) makes them read the published body.
+  constexpr uint32_t kPieces = kFetchPiecesPerLane;  // n_body * 4 <= kPieces * crew_lanes
   ulonglong2 piece[kPieces];
 MR_UNROLL
   for (uint32_t k = 0; k < kPieces; ++k) {
-    const uint32_t i = lane + k * kFetchLanes;
+    const uint32_t i = st.crew_rank + k * crew_lanes;
     if (i < n_body * 4) {
       const uint64_t t = st.fetched + i / 4;
       const ulonglong2* src = reinterpret_cast<const ulonglong2*>(&p.slots[t & p.mask]) + (i & 3u);
@@ -254,22 +323,23 @@ MR_UNROLL
                    : "memory");
     }
   }
-  // (c) Control words, lane 0. Relaxed: stop requests, they carry no data.
-  if (lane == 0) {
+  // (c) Control words, the leader. Relaxed: stop requests, they carry no data.
+  if (st.crew_rank == 0) {
     abort_flag = SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed);
     if (check_stop)
       stop_at = SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
   }
-  // (b) F1. The headers, after the bodies (see above). A header seen READY,
-  // once this lane's acquire (the idle poll's load, or the fence below)
-  // follows it, pairs with the producer's header release (P3): its body
-  // (P2) is visible to this lane's later loads and, through the __syncwarp
-  // below, to every lane's (the body loads of the next round).
-  constexpr uint32_t kHeads = kFetchWindow / kFetchLanes;
+  // (b) F1. The headers, after the bodies (see above); group g (32
+  // consecutive headers) falls to crew warp g % crew_warps. A header seen
+  // READY, once this thread's acquire (the idle poll's load, or the fence
+  // below) follows it, pairs with the producer's header release (P3): its
+  // body (P2) is visible to this thread's later loads and, through the
+  // round's barrier below, to every crew thread's (the next round's bodies).
+  constexpr uint32_t kHeads = kFetchHeadsPerLane;  // n_head <= kHeads * crew_lanes
   bool ready[kHeads];
 MR_UNROLL
   for (uint32_t k = 0; k < kHeads; ++k) {
-    const uint32_t i = lane + k * kFetchLanes;
+    const uint32_t i = st.crew_rank + k * crew_lanes;
     ready[k] = false;
     if (i < n_head) {
       const uint64_t t = first_head + i;
@@ -290,28 +360,59 @@ MR_UNROLL
   // F2: stage the bodies (device memory).
 MR_UNROLL
   for (uint32_t k = 0; k < kPieces; ++k) {
-    const uint32_t i = lane + k * kFetchLanes;
+    const uint32_t i = st.crew_rank + k * crew_lanes;
     if (i < n_body * 4) {
       const uint64_t t = st.fetched + i / 4;
       reinterpret_cast<ulonglong2*>(&p.staged[t & p.mask])[i & 3u] = piece[k];
     }
   }
-  // The valid prefix: a vote per group of 32 headers.
+  // A vote per group of 32 headers. A crew of one takes the valid prefix
+  // from its votes at once (its groups come in order); a larger crew
+  // leaves its votes in shared memory and reads them all after the barrier.
+  const uint32_t groups = (n_head + kFetchLanes - 1) / kFetchLanes;
+  bool saw_ready = false;
+MR_UNROLL
   for (uint32_t k = 0; k < kHeads; ++k) {
-    const uint32_t mask = __ballot_sync(0xFFFFFFFFu, ready[k]);
-    const uint32_t run = mask == 0xFFFFFFFFu ? 32u : static_cast<uint32_t>(__ffs(~mask)) - 1u;
-    valid += run;
-    if (run != 32u) break;
+    const uint32_t g = crew_warp + k * st.crew_warps;
+    if (g < groups) {  // the same in every lane of the warp
+      const uint32_t mask = __ballot_sync(0xFFFFFFFFu, ready[k]);
+      saw_ready |= mask != 0;
+      if (st.crew_warps > 1) {
+        if (lane == 0) st.crew->ready[par][g] = mask;
+      } else if (valid == g * kFetchLanes) {
+        valid += mask == 0xFFFFFFFFu ? 32u : static_cast<uint32_t>(__ffs(~mask)) - 1u;
+      }
+    }
   }
-  // ACQUIRE fence (system), every lane after its own relaxed header loads:
-  // completes the acquire of each READY header a lane saw (see above).
-  if (window && valid != 0)
+  // ACQUIRE fence (system), every thread of a warp that saw a READY header
+  // with relaxed loads, after them: completes the acquire of each READY
+  // header a thread saw (see above).
+  if (window && saw_ready)
     cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
-  abort_flag = __shfl_sync(0xFFFFFFFFu, abort_flag, 0);
-  stop_at = __shfl_sync(0xFFFFFFFFu, stop_at, 0);
-  // Orders every lane's staged stores and header acquires before lane 0's
-  // cursor release below, and before any lane's loads in the next round.
-  __syncwarp();
+  if (st.crew_warps > 1) {
+    if (st.crew_rank == 0) {
+      st.crew->abort_flag[par] = abort_flag;
+      st.crew->stop_at[par] = stop_at;
+    }
+  } else {
+    abort_flag = __shfl_sync(0xFFFFFFFFu, abort_flag, 0);
+    stop_at = __shfl_sync(0xFFFFFFFFu, stop_at, 0);
+  }
+  // The round's barrier: orders every crew thread's staged stores, header
+  // acquires and shared words before the leader's cursor release below, and
+  // before any crew thread's reads after it (the votes, the next round's
+  // body loads).
+  fetch_crew_sync(st);
+  if (st.crew_warps > 1) {
+    for (uint32_t g = 0; g < groups; ++g) {
+      const uint32_t mask = st.crew->ready[par][g];
+      const uint32_t run = mask == 0xFFFFFFFFu ? 32u : static_cast<uint32_t>(__ffs(~mask)) - 1u;
+      valid += run;
+      if (run != 32u) break;
+    }
+    abort_flag = st.crew->abort_flag[par];
+    stop_at = st.crew->stop_at[par];
+  }
 #else
   // The same loads in the same order, by one thread.
   for (uint32_t i = 0; i < n_body; ++i) {
@@ -346,6 +447,7 @@ MR_UNROLL
   if (window && valid != 0) MR_COST(system_fences, 1);  // the device's acquire fence
   if (productive) {
     MR_COST(awaited_round_trips, 1);
+    MR_COST(fetch_warp_loads, fetch_warp_loads(n_body, n_head, st.crew_warps));
   } else {
     MR_COST(idle_polls, 1);
   }
@@ -353,9 +455,9 @@ MR_UNROLL
     st.fetched += n_body;
     ++st.fetch_rounds;
     st.tickets_fetched += n_body;
-    if (fetch_lane() == 0) {
-      // RELEASE (device): the staged copies above (every lane's, ordered by
-      // the __syncwarp) before executors acquire the cursor.
+    if (st.crew_rank == 0) {
+      // RELEASE (device): the staged copies above (every crew thread's,
+      // ordered by the round's barrier) before executors acquire the cursor.
       DevRef<uint64_t>(p.priv->fetched).store(st.fetched, cuda::std::memory_order_release);
       // Relaxed: diagnostics, one writer.
       DevRef<uint64_t>(p.priv->fetch_rounds).store(st.fetch_rounds, cuda::std::memory_order_relaxed);
@@ -364,16 +466,16 @@ MR_UNROLL
     }
   } else if (!productive) {
     ++st.idle_polls;
-    if (fetch_lane() == 0 && (st.idle_polls & 63u) == 0)
+    if (st.crew_rank == 0 && (st.idle_polls & 63u) == 0)
       DevRef<uint64_t>(p.priv->idle_polls).store(st.idle_polls, cuda::std::memory_order_relaxed);
   }
   st.valid_end += valid;
-  if (n_head != 0) st.window = next_fetch_window(n_head, valid);
-  if (fetch_lane() == 0) fetcher_heartbeat(p, st, now_ns());
+  if (n_head != 0) st.window = next_fetch_window(n_head, valid, fetch_window_cap(st.crew_warps));
+  if (st.crew_rank == 0) fetcher_heartbeat(p, st, now_ns());
   if (abort_flag != 0) {
     // Relaxed: a stop request, mirrored for the roles that never read host
     // memory; it carries no data.
-    if (fetch_lane() == 0)
+    if (st.crew_rank == 0)
       DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
     return Progress::kExit;
   }
@@ -381,7 +483,7 @@ MR_UNROLL
     st.stop_at = stop_at;
     // Relaxed: stop_at is only compared with tickets, and every ticket below
     // it is (or will be) published, so a late mirror only delays the exit.
-    if (fetch_lane() == 0)
+    if (st.crew_rank == 0)
       DevRef<uint64_t>(p.priv->stop_at_seen).store(stop_at, cuda::std::memory_order_relaxed);
   }
   if (st.fetched >= st.stop_at) return Progress::kExit;  // every ticket that will exist is staged
@@ -747,6 +849,7 @@ MR_HDI void scan_done_flags(const ConsumerParams& p, CompleteState& cs) {
   for (uint32_t counted = kDoneScanBatch; counted == kDoneScanBatch && cs.scanned - start < kScanLimit;) {
     uint64_t flags[kDoneScanBatch];
     load_done_flags(p, cs.scanned, kDoneScanBatch, flags);
+    MR_COST(device_round_trips, 1);  // the batch's loads, in flight together
     counted = 0;
     for (; counted < kDoneScanBatch && done_flag_names(flags[counted], cs.scanned + counted);
          ++counted) {

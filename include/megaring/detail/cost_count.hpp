@@ -23,6 +23,8 @@ namespace megaring {
 struct CostCounters {
   uint64_t host_reads = 0;           // load instructions to host memory (a warp's counts once)
   uint64_t awaited_round_trips = 0;  // round trips the unit waits for that bring work
+  uint64_t fetch_warp_loads = 0;     // in those: host loads of the fetch crew's busiest warp
+                                     // (a warp's loads leave it one after another)
   uint64_t idle_polls = 0;           // round trips that found nothing (latency, not throughput)
   uint64_t system_fences = 0;        // system-scope releases and fences
   uint64_t fences_under_lock = 0;    // of those, taken while holding a device lock
@@ -30,6 +32,8 @@ struct CostCounters {
   uint64_t shared_line_writes = 0;   // of those, to a line another unit or the host writes too
   uint64_t partial_line_writes = 0;  // of those, covering less than a whole 64-byte line
   uint64_t device_rmws = 0;          // device-scope read-modify-writes (incl. lock attempts)
+  uint64_t device_round_trips = 0;   // device-memory loads the completer waits for, one batch
+                                     // after another (a batch in flight counts once)
   uint64_t locks = 0;                // device locks taken
   uint64_t host_shared_rmws = 0;     // host side: RMWs on words other host threads write
   uint64_t slots = 0;                // slots completed (consumer) or published (producer)
@@ -48,6 +52,7 @@ struct CostField {
 inline constexpr CostField kCostFields[] = {
     {"host_reads", &CostCounters::host_reads},
     {"awaited_round_trips", &CostCounters::awaited_round_trips},
+    {"fetch_warp_loads", &CostCounters::fetch_warp_loads},
     {"idle_polls", &CostCounters::idle_polls},
     {"system_fences", &CostCounters::system_fences},
     {"fences_under_lock", &CostCounters::fences_under_lock},
@@ -55,6 +60,7 @@ inline constexpr CostField kCostFields[] = {
     {"shared_line_writes", &CostCounters::shared_line_writes},
     {"partial_line_writes", &CostCounters::partial_line_writes},
     {"device_rmws", &CostCounters::device_rmws},
+    {"device_round_trips", &CostCounters::device_round_trips},
     {"locks", &CostCounters::locks},
     {"host_shared_rmws", &CostCounters::host_shared_rmws},
     {"slots", &CostCounters::slots},
