@@ -457,7 +457,13 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   p.poll_backoff_min_ns = config.poll_backoff_min_ns;
   p.poll_backoff_max_ns = config.poll_backoff_max_ns;
   p.heartbeat_interval_ns = config.heartbeat_interval_ns;
-  p.fetch_warps = config.fetch_warps == 0 ? kDefaultFetchWarps : config.fetch_warps;
+  // The crew the I/O block can hold: its warps but the completer's (one warp
+  // in a block of one or two). The device clamps again; the CPU backend's
+  // fetcher loads as this crew would (the cost model).
+  const uint32_t block_warps = consumer.block_threads / 32;
+  const uint32_t crew_room = block_warps > 2 ? block_warps - 1 : 1;
+  const uint32_t crew = config.fetch_warps == 0 ? kDefaultFetchWarps : config.fetch_warps;
+  p.fetch_warps = crew < crew_room ? crew : crew_room;
   p.completion_flush_ns = kCompletionFlushNs;
   p.first_ticket = first;
   Status st = backend_->set_private_cursors(first);

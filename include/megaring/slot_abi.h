@@ -75,7 +75,8 @@
  *                                          positions after the last valid one
  *                                          (relaxed loads, all in flight, then
  *                                          an ACQUIRE fence, system scope, in
- *                                          every lane; an idle poll of one
+ *                                          each warp that saw one READY; an
+ *                                          idle poll of one
  *                                          header: an ACQUIRE load; the crew's
  *                                          threads hand them on at the round's
  *                                          block barrier): a header

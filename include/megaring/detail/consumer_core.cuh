@@ -5,8 +5,8 @@
 // are those of megaring/slot_abi.h.
 //
 // Who calls what:
-//   fetch_round      every lane of the fetcher warp (block 0, warp 0); the
-//                    CPU backend's I/O thread
+//   fetch_round      every thread of the fetch crew (block 0: warp 0 and
+//                    warps 2 ..); the CPU backend's I/O thread
 //   complete_step    one lane of the completer warp (block 0, warp 1); the
 //                    I/O thread, between fetch rounds
 //   claim_chunk, admit_slot, finish_ticket
@@ -233,11 +233,12 @@ MR_HDI uint32_t fetch_crew_warps(const ConsumerParams& p) {
 // (four 16-byte loads a slot) and n_head headers (one a line, 32 a group):
 // warp 0, the busiest (it takes the first group of each share, and the
 // control words). What the cost model charges a round beyond its round trip.
-MR_HDI uint32_t fetch_warp_loads(uint32_t n_body, uint32_t n_head, uint32_t warps) {
+MR_HDI uint32_t fetch_warp_loads(uint32_t n_body, uint32_t n_head, uint32_t warps,
+                                 bool check_stop = false) {
   const uint32_t crew_lanes = warps * kFetchLanes;
   const uint32_t body = (n_body * 4 + crew_lanes - 1) / crew_lanes;
   const uint32_t groups = (n_head + kFetchLanes - 1) / kFetchLanes;
-  return body + (groups + warps - 1) / warps + 1;
+  return body + (groups + warps - 1) / warps + 1 + (check_stop ? 1 : 0);
 }
 
 #if defined(__CUDA_ARCH__)
@@ -246,11 +247,10 @@ MR_HDI uint32_t fetch_warp_loads(uint32_t n_body, uint32_t n_head, uint32_t warp
 // thread's memory operations before it with the others' after it (CTA
 // scope): the hand-over of shared words, staged copies and header acquires.
 __device__ __forceinline__ void fetch_crew_sync(const FetchState& st) {
-  if (st.crew_warps == 1) {
-    __syncwarp();
-  } else {
-    asm volatile("bar.sync 1, %0;" ::"r"(st.crew_warps * kFetchLanes) : "memory");
-  }
+  // bar.sync is an aligned barrier: every thread of a warp must reach it
+  // together, so reconverge the warp first (the leader's branches above).
+  __syncwarp();
+  if (st.crew_warps > 1) asm volatile("bar.sync 1, %0;" ::"r"(st.crew_warps * kFetchLanes) : "memory");
 }
 #endif
 
@@ -444,10 +444,12 @@ MR_UNROLL
   [[maybe_unused]] const uint32_t body_loads = (n_body * 4 + kFetchLanes - 1) / kFetchLanes;
   [[maybe_unused]] const uint32_t header_loads = (n_head + kFetchLanes - 1) / kFetchLanes;
   MR_COST(host_reads, body_loads + header_loads + 1 + (check_stop ? 1 : 0));  // + control words
-  if (window && valid != 0) MR_COST(system_fences, 1);  // the device's acquire fence
+  // The device's acquire fence: one in each warp that saw a READY header,
+  // in parallel; counted once, when the round found any.
+  if (window && valid != 0) MR_COST(system_fences, 1);
   if (productive) {
     MR_COST(awaited_round_trips, 1);
-    MR_COST(fetch_warp_loads, fetch_warp_loads(n_body, n_head, st.crew_warps));
+    MR_COST(fetch_warp_loads, fetch_warp_loads(n_body, n_head, st.crew_warps, check_stop));
   } else {
     MR_COST(idle_polls, 1);
   }
