@@ -516,6 +516,10 @@ void measure_throughput(Runtime& rt, uint32_t batch, const Sizes& sz, Arm& a) {
     a.extra["tickets_per_fetch_round"] = rounds ? double(tickets) / double(rounds) : 0.0;
     a.extra["tickets_per_flush"] = flushes ? double(tickets) / double(flushes) : 0.0;
     a.extra["idle_polls"] = static_cast<unsigned long long>(after.idle_polls - before.idle_polls);
+    // Every round trip that found work, header-only rounds included: at a
+    // rate the fetcher bounds, the trials' time over these is a round's time.
+    const uint64_t round_trips = rounds + (after.header_rounds - before.header_rounds);
+    a.extra["tickets_per_round_trip"] = round_trips ? double(tickets) / double(round_trips) : 0.0;
   }
 }
 
@@ -1128,6 +1132,8 @@ int main(int argc, char** argv) {
         a.extra["idle_polls_per_call"] = polls / calls;
         a.extra["fetch_rounds_per_call"] =
             static_cast<double>(after.fetch_rounds - before.fetch_rounds) / calls;
+        a.extra["header_rounds_per_call"] =
+            static_cast<double>(after.header_rounds - before.header_rounds) / calls;
         a.extra["flushes_per_call"] = static_cast<double>(after.flushes - before.flushes) / calls;
       }
       if (rt->backend() == Backend::kCuda) note_over_floor(arms, a);

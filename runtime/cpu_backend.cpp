@@ -250,6 +250,8 @@ class CpuBackend final : public ConsumerBackend {
     out->fetch_rounds = DevRef<uint64_t>(priv.fetch_rounds).load(cuda::std::memory_order_relaxed);
     out->tickets_fetched =
         DevRef<uint64_t>(priv.tickets_fetched).load(cuda::std::memory_order_relaxed);
+    out->header_rounds =
+        DevRef<uint64_t>(priv.header_rounds).load(cuda::std::memory_order_relaxed);
     out->idle_polls = DevRef<uint64_t>(priv.idle_polls).load(cuda::std::memory_order_relaxed);
     out->flushes = DevRef<uint64_t>(priv.flushes).load(cuda::std::memory_order_relaxed);
     out->records_written =

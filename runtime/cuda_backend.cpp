@@ -394,6 +394,7 @@ class CudaBackend final : public ConsumerBackend {
     if (!st) return st;
     out->fetch_rounds = priv.fetch_rounds;
     out->tickets_fetched = priv.tickets_fetched;
+    out->header_rounds = priv.header_rounds;
     out->idle_polls = priv.idle_polls;
     out->flushes = priv.flushes;
     out->records_written = priv.records_written;

@@ -50,9 +50,11 @@ struct alignas(64) ConsumerPrivate {
   uint32_t abort_seen;
   // Diagnostics (Runtime::consumer_counters), each with one writer, so
   // plain relaxed stores: the fetcher's rounds that copied slots, the tickets
-  // they copied and its polls that found nothing ...
+  // they copied, its rounds that only found headers and its polls that found
+  // nothing ...
   alignas(64) uint64_t fetch_rounds;
   uint64_t tickets_fetched;
+  uint64_t header_rounds;
   uint64_t idle_polls;
   // ... and the completer's DONE_COUNT stores and records written.
   alignas(64) uint64_t flushes;

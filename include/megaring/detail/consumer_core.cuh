@@ -209,7 +209,7 @@ struct FetchState {
   uint32_t crew_warps = 1;
   FetchCrewShared* crew = nullptr;  // device, crew_warps > 1 only
   uint64_t last_heartbeat_ns = 0;
-  uint64_t fetch_rounds = 0, tickets_fetched = 0, idle_polls = 0;  // diagnostics
+  uint64_t fetch_rounds = 0, tickets_fetched = 0, header_rounds = 0, idle_polls = 0;  // diagnostics
 };
 
 enum class Progress : uint32_t { kIdle = 0, kWorked = 1, kExit = 2 };
@@ -466,7 +466,12 @@ MR_UNROLL
       DevRef<uint64_t>(p.priv->tickets_fetched)
           .store(st.tickets_fetched, cuda::std::memory_order_relaxed);
     }
-  } else if (!productive) {
+  } else if (productive) {
+    ++st.header_rounds;
+    // Relaxed: diagnostics, one writer.
+    if (st.crew_rank == 0)
+      DevRef<uint64_t>(p.priv->header_rounds).store(st.header_rounds, cuda::std::memory_order_relaxed);
+  } else {
     ++st.idle_polls;
     if (st.crew_rank == 0 && (st.idle_polls & 63u) == 0)
       DevRef<uint64_t>(p.priv->idle_polls).store(st.idle_polls, cuda::std::memory_order_relaxed);
