@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Model-checks the v3 ring protocol (model/ring_v3.pml) with spin.
+# Model-checks the v3 ring protocol (model/ring_v3.pml) and the
+# ring-per-producer design of issue 14 (model/rings_v4.pml, not built yet)
+# with spin.
 #
 #   scripts/model_check.sh          every CI configuration + every mutation
 #   scripts/model_check.sh --full   also three larger configurations
@@ -8,16 +10,16 @@
 # Every configuration is an exhaustive safety search (pan -DSAFETY, with
 # -DCOLLAPSE state compression; no bitstate/hash-compact approximation): it
 # must finish with 0 errors (assertions, invalid end states) and without
-# hitting the depth or memory limit. Every mutation (M1..M5, see
+# hitting the depth or memory limit. Every mutation (M1..M8, see
 # model/README.md) must make the verifier report an error; a mutation that
 # is not caught fails the script. One summary line per run; exit status is
 # non-zero on any failure. Installs Debian's `spin` if it is missing.
 # Needs a C compiler (gcc). Runs the verifiers MODEL_CHECK_JOBS at a time
-# (default: the number of CPUs); about 20 s on 2 idle cores.
+# (default: the number of CPUs); about 40 s on 2 idle cores.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MODEL="$ROOT/model/ring_v3.pml"
+MODELS=("$ROOT/model/ring_v3.pml" "$ROOT/model/rings_v4.pml")
 FULL=0
 for arg in "$@"; do
   case "$arg" in
@@ -45,7 +47,9 @@ if ! command -v gcc >/dev/null 2>&1; then
   echo "model_check: gcc not found, installing it" >&2
   apt_install gcc >&2
 fi
-[[ -f "$MODEL" ]] || { echo "model_check: $MODEL missing" >&2; exit 1; }
+for model in "${MODELS[@]}"; do
+  [[ -f "$model" ]] || { echo "model_check: $model missing" >&2; exit 1; }
+done
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/megaring-model.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
@@ -56,16 +60,17 @@ JOBS="${MODEL_CHECK_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
 now() { date +%s.%N; }
 
-# check NAME EXPECT DEFINES...   EXPECT is "pass" or "caught".
-# Prints the summary; returns non-zero when the run does not meet EXPECT.
+# check NAME EXPECT MODEL DEFINES...   EXPECT is "pass" or "caught"; MODEL a
+# file of model/. Prints the summary; returns non-zero when the run does not
+# meet EXPECT.
 check() {
-  local name="$1" expect="$2"; shift 2
+  local name="$1" expect="$2" pml="$3"; shift 3
   local defs=("$@") dir="$TMP/$name" memlim=2048 t0 t1
   [[ "$name" == full-* ]] && memlim=4096
   mkdir -p "$dir"
-  cp "$MODEL" "$dir/ring_v3.pml"
+  cp "$ROOT/model/$pml" "$dir/$pml"
   t0="$(now)"
-  if ! (cd "$dir" && spin -a "${defs[@]}" ring_v3.pml >spin.log 2>&1); then
+  if ! (cd "$dir" && spin -a "${defs[@]}" "$pml" >spin.log 2>&1); then
     echo "FAIL    $name: spin -a failed:"; sed 's/^/    /' "$dir/spin.log"
     return 1
   fi
@@ -87,8 +92,8 @@ check() {
   : "${errors:=?}" "${states:=?}" "${ptime:=?}"
 
   local summary
-  summary="$(printf '%-14s %-38s states=%-9s errors=%-2s pan=%ss wall=%ss' \
-    "$name" "${defs[*]}" "$states" "$errors" "$ptime" "$wall")"
+  summary="$(printf '%-16s %-44s states=%-9s errors=%-2s pan=%ss wall=%ss' \
+    "$name" "${pml%.pml} ${defs[*]}" "$states" "$errors" "$ptime" "$wall")"
   if [[ "$expect" == pass ]]; then
     if [[ "$errors" == 0 && -z "$incomplete" ]] && grep -q 'Full statespace search' "$log"; then
       echo "PASS    $summary"
@@ -96,9 +101,9 @@ check() {
       echo "FAIL    $summary ${incomplete:+($incomplete)}"
       [[ -n "$first" ]] && echo "    $first"
       grep -E '^(pan|Warning|error)' "$log" | grep -vxF -e "$first" | sed 's/^/    | /' | head -n 10
-      if [[ -f "$dir/ring_v3.pml.trail" ]]; then
-        echo "    counterexample (last steps of: spin -t -p ${defs[*]} ring_v3.pml):"
-        (cd "$dir" && spin -t -p "${defs[@]}" ring_v3.pml 2>&1) | tail -n 40 | sed 's/^/    | /'
+      if [[ -f "$dir/$pml.trail" ]]; then
+        echo "    counterexample (last steps of: spin -t -p ${defs[*]} model/$pml):"
+        (cd "$dir" && spin -t -p "${defs[@]}" "$pml" 2>&1) | tail -n 40 | sed 's/^/    | /'
       fi
       return 1
     fi
@@ -137,19 +142,19 @@ finish() {
   return $failed
 }
 
-echo "spin: $(spin -V 2>&1 | head -n1); model: ${MODEL#"$ROOT"/}; jobs: $JOBS"
+echo "spin: $(spin -V 2>&1 | head -n1); models: ring_v3.pml rings_v4.pml; jobs: $JOBS"
 T0="$(now)"
 
 # -- correct protocol: every configuration must pass ------------------------
 # (a) 2 producers x 2 batches of 1-2 slots, C=2: ring wraps up to 4 times
-run a        pass -DC=2 -DNP=2 -DNB=2 -DMAXN=2
-run a-die    pass -DC=2 -DNP=2 -DNB=2 -DMAXN=2 -DDIE
+run a        pass ring_v3.pml -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run a-die    pass ring_v3.pml -DC=2 -DNP=2 -DNB=2 -DMAXN=2 -DDIE
 # (b) 3 producers, C=2, one may die
-run b-die    pass -DC=2 -DNP=3 -DNB=1 -DMAXN=2 -DDIE
-run b2-die   pass -DC=2 -DNP=3 -DNB=2 -DMAXN=2 -DDIE
+run b-die    pass ring_v3.pml -DC=2 -DNP=3 -DNB=1 -DMAXN=2 -DDIE
+run b2-die   pass ring_v3.pml -DC=2 -DNP=3 -DNB=2 -DMAXN=2 -DDIE
 # (c) C=4 (window of 4 read in any order), batches of 1-3 slots, 6 tickets max
-run c        pass -DC=4 -DNP=2 -DNB=1 -DMAXN=3
-run c-die    pass -DC=4 -DNP=2 -DNB=1 -DMAXN=3 -DDIE
+run c        pass ring_v3.pml -DC=4 -DNP=2 -DNB=1 -DMAXN=3
+run c-die    pass ring_v3.pml -DC=4 -DNP=2 -DNB=1 -DMAXN=3 -DDIE
 # A -DDIE run also contains every run in which nobody dies (the checker then
 # asserts no loss), so b2-die covers b2; --full runs b2 on its own as well.
 if [[ "$FULL" == 1 ]]; then
@@ -159,11 +164,26 @@ if [[ "$FULL" == 1 ]]; then
 fi
 
 # -- mutations: the verifier must report an error for each ------------------
-run M1-header-first   caught -DM1 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
-run M2-nonempty-hdr   caught -DM2 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
-run M3-count-first    caught -DM3 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
-run M4-no-backpress   caught -DM4 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
-run M5-racy-claim     caught -DM5 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M1-header-first   caught ring_v3.pml -DM1 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M2-nonempty-hdr   caught ring_v3.pml -DM2 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M3-count-first    caught ring_v3.pml -DM3 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M4-no-backpress   caught ring_v3.pml -DM4 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+run M5-racy-claim     caught ring_v3.pml -DM5 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
+
+# -- rings_v4.pml: a ring per producer (issue 14's design, not built) ------
+# Two producers, a ring each; S staged entries on the consumer side.
+run v4-a          pass   rings_v4.pml -DC=2 -DS=2 -DNB=1 -DMAXN=2
+run v4-a-die      pass   rings_v4.pml -DC=2 -DS=2 -DNB=1 -DMAXN=2 -DDIE
+# each ring wraps (3 tickets on 2 positions) through a staged queue of 1
+run v4-wrap       pass   rings_v4.pml -DC=2 -DS=1 -DNB=3 -DMAXN=1
+run v4-b-die      pass   rings_v4.pml -DC=2 -DS=2 -DNB=2 -DMAXN=1 -DDIE
+run v4-c4         pass   rings_v4.pml -DC=4 -DS=4 -DNB=1 -DMAXN=2 -DNE=1
+run v4-M1-hdr     caught rings_v4.pml -DM1 -DC=2 -DS=2 -DNB=1 -DMAXN=2
+run v4-M3-count   caught rings_v4.pml -DM3 -DC=2 -DS=2 -DNB=1 -DMAXN=2
+run v4-M4-ring-bp caught rings_v4.pml -DM4 -DC=2 -DS=1 -DNB=3 -DMAXN=1
+run v4-M6-stage-bp caught rings_v4.pml -DM6 -DC=2 -DS=2 -DNB=1 -DMAXN=2
+run v4-M7-seq     caught rings_v4.pml -DM7 -DC=2 -DS=2 -DNB=1 -DMAXN=2
+run v4-M8-hol     caught rings_v4.pml -DM8 -DC=2 -DS=2 -DNB=1 -DMAXN=2
 
 FAILED=0
 finish || FAILED=1
