@@ -30,7 +30,7 @@
 #          build.txt ctest-gpu.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt
-#          scaling-b64.txt fetch-warps-{1,7}.{txt,json} summary.txt
+#          scaling-b64.txt fetch-warps-{1,7}.{txt,json} speculative.{txt,json} summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
 #   all:   summary.txt, bench.txt, and session.tar.gz holding every file above
 # Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
@@ -209,6 +209,11 @@ if [[ "$PHASE" == bench || "$PHASE" == all ]]; then
       "$BUILD/bench/megaring_bench" --arms rt,tput --fetch-warps "$warps" \
       --json "$DEST/fetch-warps-$warps.json"
   done
+  # Config::speculative_fetch, the experiment: a lone slot in one round
+  # trip. Its soundness is the gpu test
+  # TornReadTest.NoSlotRunsHalfWrittenSpeculativeIdlePolls (ctest-gpu.txt).
+  run_step "megaring_bench rt, speculative fetch" "$DEST/speculative.txt" 45 \
+    "$BUILD/bench/megaring_bench" --arms rt --speculative-fetch --json "$DEST/speculative.json"
 fi
 
 echo

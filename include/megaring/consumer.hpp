@@ -108,6 +108,8 @@ struct ConsumerParams {
   // Warps of block 0 that share the fetcher's loads (Config::fetch_warps,
   // resolved: 1 .. kMaxFetchWarps).
   uint32_t fetch_warps;
+  // Config::speculative_fetch (GPU only; the CPU fetcher ignores it).
+  uint32_t speculative_fetch;
   // The completer publishes a run of finished tickets once its oldest has
   // waited this long, even if the run is short and more are running.
   uint32_t completion_flush_ns;

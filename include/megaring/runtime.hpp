@@ -98,6 +98,14 @@ struct Config {
   // A block smaller than 256 threads takes what it has. The CPU backend's
   // fetcher is one thread; there the value only shapes the cost model.
   uint32_t fetch_warps = 0;
+  // An experiment, off by default (GPU only; the CPU backend ignores it):
+  // the fetcher's idle poll loads the head slot whole and runs it at once
+  // when its header is READY, one PCIe round trip a lone slot instead of
+  // two. It relies on the GPU reading a 64-byte line of host memory in one
+  // request, which no specification promises: turn it on only where the
+  // gpu test TornReadTest.NoSlotRunsHalfWrittenSpeculativeIdlePolls passes
+  // (detail/consumer_core.cuh, fetch_round).
+  bool speculative_fetch = false;
   // Unit 0 stamps heartbeat_ns() at most this often, between slots and
   // while it polls: a slot of unit 0 that runs longer pauses it.
   uint32_t heartbeat_interval_ns = 100'000;
