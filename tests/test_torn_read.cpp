@@ -362,7 +362,17 @@ TEST_P(TornReadTest, NoSlotRunsHalfWrittenSpeculativeIdlePolls) {
   spec.max_batch = 1;
   spec.max_pause_ns = 2000;
   spec.total = std::max<uint64_t>(torn_stress_slots() / 8, 1000);
+  megaring::ConsumerCounters counters;
+  MR_ASSERT_OK(rt->consumer_counters(&counters));
+  const uint64_t hits_before = counters.speculative_hits;
   run_torn_stress(*rt, sum, spec);
+  MR_ASSERT_OK(rt->consumer_counters(&counters));  // read after shutdown: final
+  const uint64_t hits = counters.speculative_hits - hits_before;
+  std::printf("[ torn     ] speculative hits: %" PRIu64 "\n", hits);
+  if (backend() == megaring::Backend::kCuda)
+    EXPECT_GT(hits, 0u) << "no idle poll staged its slot: the stress did not test speculation";
+  else
+    EXPECT_EQ(hits, 0u) << "the CPU fetcher does not speculate";
 }
 
 MEGARING_INSTANTIATE_BACKENDS(TornReadTest);

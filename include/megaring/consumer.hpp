@@ -56,6 +56,7 @@ struct alignas(64) ConsumerPrivate {
   uint64_t tickets_fetched;
   uint64_t header_rounds;
   uint64_t idle_polls;
+  uint64_t speculative_hits;
   // ... and the completer's DONE_COUNT stores and records written.
   alignas(64) uint64_t flushes;
   uint64_t records_written;

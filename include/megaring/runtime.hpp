@@ -207,6 +207,7 @@ struct ConsumerCounters {
   uint64_t header_rounds = 0;    // fetcher rounds that found headers READY and staged nothing
                                  // (fetch_rounds + header_rounds: its round trips that found work)
   uint64_t idle_polls = 0;       // fetcher polls that found nothing (updated every 64th)
+  uint64_t speculative_hits = 0; // idle polls that staged their slot (Config::speculative_fetch)
   uint64_t flushes = 0;          // DONE_COUNT stores (one system fence each)
   uint64_t records_written = 0;  // completion records written to host memory
 };

@@ -210,6 +210,7 @@ struct FetchState {
   FetchCrewShared* crew = nullptr;  // device, crew_warps > 1 only
   uint64_t last_heartbeat_ns = 0;
   uint64_t fetch_rounds = 0, tickets_fetched = 0, header_rounds = 0, idle_polls = 0;  // diagnostics
+  uint64_t speculative_hits = 0;
 };
 
 enum class Progress : uint32_t { kIdle = 0, kWorked = 1, kExit = 2 };
@@ -493,6 +494,13 @@ MR_UNROLL
       DevRef<uint64_t>(p.priv->fetch_rounds).store(st.fetch_rounds, cuda::std::memory_order_relaxed);
       DevRef<uint64_t>(p.priv->tickets_fetched)
           .store(st.tickets_fetched, cuda::std::memory_order_relaxed);
+    }
+    if (staged_now != n_body) {
+      ++st.speculative_hits;
+      // Relaxed: diagnostics, one writer.
+      if (st.crew_rank == 0)
+        DevRef<uint64_t>(p.priv->speculative_hits)
+            .store(st.speculative_hits, cuda::std::memory_order_relaxed);
     }
   } else if (productive) {
     ++st.header_rounds;
