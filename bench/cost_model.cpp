@@ -105,8 +105,9 @@ double modelled_slots_per_s(const PerSlotCosts& c, const PerSlotCosts& io, uint3
   const double parallel_us = c.awaited_round_trips * l.read_round_trip_us +
                              c.system_fences * l.system_fence_us +
                              c.device_rmws * l.device_rmw_us;
-  // The I/O unit: the fetcher's round trips and the completer's fences are
-  // each one warp's, serial for the whole consumer.
+  // The I/O unit: the fetch crew's round trips (and its busiest warp's
+  // loads in them) and the completer's fences are each serial for the whole
+  // consumer; the two roles run side by side.
   const double fetch_us =
       io.awaited_round_trips * l.read_round_trip_us + io.fetch_warp_loads * l.warp_load_us;
   // Not the completer's device round trips: completer_scan_bound() below.

@@ -290,10 +290,10 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   // headers alone, where two carry it, the second with the next headers.)
   uint32_t n_head = n_body_64 - n_body >= body_cap ? 0u : st.window;
   if (n_head > p.capacity) n_head = p.capacity;  // a window never laps the ring
-  // A window's headers are relaxed loads, all in flight, then one ACQUIRE
-  // fence if any was READY; the idle poll's single header is an acquire
-  // load. (A lane's acquire loads would not overlap: each holds back every
-  // load after it.)
+  // A window's headers are relaxed loads, all in flight, then an ACQUIRE
+  // fence in each warp that saw one READY; the idle poll's single header is
+  // an acquire load. (A thread's acquire loads would not overlap: each
+  // holds back every load after it.)
   const bool window = n_head > 1;
   const bool check_stop = (++st.rounds % kStopCheckRounds) == 0;
   const uint64_t first_head = st.valid_end;
