@@ -96,7 +96,12 @@ class Driver {
   std::string run() {
     Config config;
     config.backend = Backend::kCpu;
-    config.ring_capacity = 1u << (2 + in_.u8() % 4);  // 4 .. 32: back-pressure is common
+    const uint8_t shape = in_.u8();
+    config.ring_capacity = 1u << (2 + shape % 4);  // 4 .. 32: back-pressure is common
+    // The fetch crew, from the same byte's other bits (the seeds keep their
+    // rings): 1 .. 7 warps, rounds of 64 .. 448 bodies and windows up to 896
+    // headers, mostly more than the ring holds.
+    config.fetch_warps = 1 + (shape / 4) % kMaxFetchWarps;
     // One unit: the slots here FILL and ATOMIC_ADD the same bytes, which
     // two units would run at once (a data race the caller owns; FENCE
     // orders such slots). The races this driver is after are between the
