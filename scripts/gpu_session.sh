@@ -27,7 +27,7 @@
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
 #   tests: env.txt probe.txt (driver behaviours, order costs, doorbells, host-memory reads)
-#          build.txt ctest-gpu.txt
+#          build.txt ctest-gpu.txt ctest-gpu-crew{1,7}.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt
 #          scaling-b64.txt fetch-warps-{1,7}.{txt,json} speculative.{txt,json} summary.txt
@@ -157,6 +157,13 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
   # A hang next to the persistent kernel must not eat the phase: 60 s a test.
   run_step "ctest -L gpu" "$DEST/ctest-gpu.txt" 300 \
     ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 60 --no-tests=error
+  # The stress tests again with a fetch crew of one warp and of seven (the
+  # default is four): every crew size's barrier and shared votes on a GPU.
+  for warps in 1 7; do
+    run_step "ctest -L gpu stress, fetch_warps $warps" "$DEST/ctest-gpu-crew$warps.txt" 90 \
+      env MEGARING_TEST_FETCH_WARPS="$warps" ctest --test-dir "$BUILD" -L gpu \
+      -R 'Gpu/(TornReadTest|RingStressTest)' --output-on-failure --timeout 60 --no-tests=error
+  done
   run_step "quickstart --backend cuda" "$DEST/quickstart.txt" 90 \
     "$BUILD/samples/quickstart" --backend cuda --threads 8 --slots-per-thread 100000
   # A downstream project's custom consumer on the GPU, built against the

@@ -169,9 +169,14 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
   Backend backend() const { return GetParam(); }
 
   // A config for this backend with the library defaults otherwise.
+  // MEGARING_TEST_FETCH_WARPS sets Config::fetch_warps for every test that
+  // starts from here (0, unset: the library's default): the GPU session
+  // check reruns the stress tests with other crews, and a crew that fails
+  // on a GPU can be told from the rest of the consumer.
   Config base_config() const {
     Config c;
     c.backend = GetParam();
+    c.fetch_warps = static_cast<uint32_t>(env_u64("MEGARING_TEST_FETCH_WARPS", 0));
     return c;
   }
 
