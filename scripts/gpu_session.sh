@@ -19,7 +19,9 @@
 #                                  minutes of device time, start-up included)
 #
 # A session makes one call, `all` (on the H100 the whole of it took about
-# 5 minutes: build 34 s, gpu tests 34 s, bench 109 s); `tests` and `bench`
+# 5 minutes: build 34 s, gpu tests 34 s, bench 109 s; on the H200 160-206 s,
+# before the fetch-crew and speculation steps, which add up to about 1.5
+# minutes more, each capped); `tests` and `bench`
 # alone are for a rerun of one half. Every step runs even if an earlier one
 # failed, each under a time limit that keeps the whole call inside
 # MEGARING_GPU_DEADLINE_S (default 480 s for `all`, 570 s for a phase) so
