@@ -71,7 +71,6 @@ struct Options {
   int workers = -1;      // Config::workers for the rt/tput/scaling runtime (-1: default)
   long backoff_max = -1;  // Config::poll_backoff_max_ns for it (-1: default)
   int fetch_warps = -1;   // Config::fetch_warps for it (-1: default)
-  bool speculative_fetch = false;  // Config::speculative_fetch for it
   uint32_t timeline = 0;  // Config::timeline_capacity for it (0: off), to measure its cost
   std::string trace_path;  // the timeline arms' trace (Perfetto JSON); empty: none
   bool cost_model = false;  // --cost-model: the cost model alone (cost_model.hpp)
@@ -149,7 +148,7 @@ void usage(const char* argv0) {
       "usage: %s [--short] [--arms LIST] [--json PATH] [--results-dir DIR] [--trace PATH]\n"
       "          [--backend auto|cuda|cpu] [--device N] [--ring N] [--timeline N]\n"
       "          [--host-consumers N] [--scaling-batch N] [--workers N] [--backoff-max NS]\n"
-      "          [--fetch-warps N] [--speculative-fetch]\n"
+      "          [--fetch-warps N]\n"
       "  --short        small counts (CI: under a minute on 2 cores, CPU backend)\n"
       "  --arms LIST    comma list of rt,tput,scaling,interf,host,fair (default: all)\n"
       "  --json PATH    write the JSON report to PATH\n"
@@ -167,7 +166,6 @@ void usage(const char* argv0) {
       "  --workers N, --backoff-max NS   Config::workers / poll_backoff_max_ns of the\n"
       "                 rt/tput/scaling runtime (default: the library defaults)\n"
       "  --fetch-warps N  Config::fetch_warps of that runtime (0-7; default: the library's)\n"
-      "  --speculative-fetch  Config::speculative_fetch on for that runtime (an experiment)\n"
       "  --cost-model   only the cost model: per-slot protocol costs counted on the CPU\n"
       "                 backend (batch 64, one producer) and the GPU throughput they model\n"
       "  --cost-budgets with --cost-model: exit 1 if a per-slot budget of issue 14 is missed\n",
@@ -243,8 +241,6 @@ bool parse(int argc, char** argv, Options* o) {
       const char* v = value("--workers");
       if (!v) return false;
       o->workers = std::max(0, std::atoi(v));
-    } else if (a == "--speculative-fetch") {
-      o->speculative_fetch = true;
     } else if (a == "--fetch-warps") {
       const char* v = value("--fetch-warps");
       if (!v) return false;
@@ -1080,7 +1076,6 @@ int main(int argc, char** argv) {
     config.timeline_capacity = opt.timeline;
     if (opt.workers >= 0) config.workers = static_cast<uint32_t>(opt.workers);
     if (opt.fetch_warps >= 0) config.fetch_warps = static_cast<uint32_t>(opt.fetch_warps);
-    config.speculative_fetch = opt.speculative_fetch;
     if (opt.backoff_max >= 0) {
       config.poll_backoff_max_ns = static_cast<uint32_t>(opt.backoff_max);
       config.poll_backoff_min_ns = std::min(config.poll_backoff_min_ns, config.poll_backoff_max_ns);
@@ -1103,7 +1098,6 @@ int main(int argc, char** argv) {
       rtj["poll_backoff_min_ns"] = config.poll_backoff_min_ns;
       rtj["poll_backoff_max_ns"] = config.poll_backoff_max_ns;
       rtj["fetch_warps"] = config.fetch_warps == 0 ? kDefaultFetchWarps : config.fetch_warps;
-      rtj["speculative_fetch"] = config.speculative_fetch;
       rtj["timeline_capacity"] = config.timeline_capacity;
       std::printf("  megaring runtime: backend %s, device \"%s\", %u consumer units, ring %u\n",
                   backend_name(rt->backend()), rt->device_name(), rt->consumer_units(),

@@ -253,8 +253,6 @@ class CpuBackend final : public ConsumerBackend {
     out->header_rounds =
         DevRef<uint64_t>(priv.header_rounds).load(cuda::std::memory_order_relaxed);
     out->idle_polls = DevRef<uint64_t>(priv.idle_polls).load(cuda::std::memory_order_relaxed);
-    out->speculative_hits =
-        DevRef<uint64_t>(priv.speculative_hits).load(cuda::std::memory_order_relaxed);
     out->flushes = DevRef<uint64_t>(priv.flushes).load(cuda::std::memory_order_relaxed);
     out->records_written =
         DevRef<uint64_t>(priv.records_written).load(cuda::std::memory_order_relaxed);

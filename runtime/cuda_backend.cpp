@@ -396,7 +396,6 @@ class CudaBackend final : public ConsumerBackend {
     out->tickets_fetched = priv.tickets_fetched;
     out->header_rounds = priv.header_rounds;
     out->idle_polls = priv.idle_polls;
-    out->speculative_hits = priv.speculative_hits;
     out->flushes = priv.flushes;
     out->records_written = priv.records_written;
     return Status::ok();

@@ -464,7 +464,6 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   const uint32_t crew_room = block_warps > 2 ? block_warps - 1 : 1;
   const uint32_t crew = config.fetch_warps == 0 ? kDefaultFetchWarps : config.fetch_warps;
   p.fetch_warps = crew < crew_room ? crew : crew_room;
-  p.speculative_fetch = config.speculative_fetch ? 1u : 0u;
   p.completion_flush_ns = kCompletionFlushNs;
   p.first_ticket = first;
   Status st = backend_->set_private_cursors(first);

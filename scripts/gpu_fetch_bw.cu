@@ -19,6 +19,9 @@
 // ack the host spins on. Time a round trip, host side: the difference
 // between modes is what dirty lines cost the GPU's reads.
 //
+// Part 4: whether a warp's read of one 64-byte host line can tear while the
+// host rewrites it (the premise of fetching a slot's body with its header),
+// with a two-line read as the control that should tear: see line_tearing.
 // Part 3: rounds shaped like the fetcher's (loads stored to device memory
 // before the round ends, the crew's barrier, the release and fences it
 // takes), one warp to seven: see round_anatomy.
@@ -26,6 +29,7 @@
 #include <cuda_runtime.h>
 #include <immintrin.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <algorithm>
@@ -218,6 +222,79 @@ void round_anatomy_table(const char* ring_dev, uint64_t ring_bytes, const char* 
   CHECK(cudaFree(counter));
 }
 
+// Part 4: can one warp's read of a 64-byte line of host memory tear? A
+// fetch that read a slot's body with its header (one round trip for a lone
+// slot, not two) would be sound only if it cannot: no memory model promises
+// it, it holds only if the GPU reads the line in one request and the
+// host's coherent line is a snapshot. A host thread rewrites the line,
+// generation g in every 8-byte word, the words after the first with plain
+// stores and then word 0 with a release (as a producer writes a body, then
+// its header). Lanes 0..3 of one warp load the line (16 bytes a lane, one
+// warp load, as the fetcher would) over and over: a read whose later words
+// are older than its word 0 tore. The control: the same over 128 bytes,
+// two lines (lanes 0..7), where a tear is expected.
+__global__ void line_reader(const uint64_t* line, uint32_t lanes, int reads,
+                            unsigned long long* out /* [reads seen fresh, torn] */) {
+  const uint32_t lane = threadIdx.x & 31u;
+  unsigned long long fresh = 0, torn = 0;
+  uint64_t last = ~0ull;
+  for (int r = 0; r < reads; ++r) {
+    uint64_t a = 0, b = ~0ull;
+    if (lane < lanes)
+      asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
+                   : "=l"(a), "=l"(b) : "l"(line + 2 * lane) : "memory");
+    const uint64_t head = __shfl_sync(0xFFFFFFFFu, a, 0);
+    // Every word after word 0 must be at least word 0's generation.
+    const bool old_word = lane < lanes && ((lane != 0 && a < head) || b < head);
+    if (__any_sync(0xFFFFFFFFu, old_word)) ++torn;
+    if (head != last) ++fresh;
+    last = head;
+  }
+  if (lane == 0) {
+    out[0] = fresh;
+    out[1] = torn;
+  }
+}
+
+void line_tearing() {
+  constexpr int kReads = 1 << 20;
+  std::printf("\none warp reads a host line a host thread rewrites (body words, then word 0 "
+              "released): %d reads each\n", kReads);
+  std::printf("%-44s %12s %12s\n", "read", "fresh reads", "torn reads");
+  uint64_t* line = nullptr;
+  uint64_t* line_dev = nullptr;
+  unsigned long long* out = nullptr;
+  CHECK(cudaHostAlloc(&line, 4096, cudaHostAllocMapped));
+  std::memset(line, 0, 4096);
+  CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&line_dev), line, 0));
+  CHECK(cudaMalloc(&out, 2 * sizeof(unsigned long long)));
+  struct Variant {
+    const char* name;
+    uint32_t lanes;  // 16 bytes each
+  };
+  for (const Variant v : {Variant{"64 bytes, one line (lanes 0-3)", 4},
+                          Variant{"128 bytes, two lines (lanes 0-7): control", 8}}) {
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+      const uint32_t words = v.lanes * 2;
+      for (uint64_t g = 1; !stop.load(std::memory_order_relaxed); ++g) {
+        for (uint32_t w = 1; w < words; ++w) std::memcpy(&line[w], &g, 8);
+        __atomic_store_n(&line[0], g, __ATOMIC_RELEASE);
+      }
+    });
+    line_reader<<<1, 32>>>(line_dev, v.lanes, kReads, out);
+    CHECK(cudaGetLastError());
+    CHECK(cudaDeviceSynchronize());
+    stop.store(true);
+    writer.join();
+    unsigned long long got[2] = {0, 0};
+    CHECK(cudaMemcpy(got, out, sizeof(got), cudaMemcpyDeviceToHost));
+    std::printf("%-44s %12llu %12llu\n", v.name, got[0], got[1]);
+  }
+  CHECK(cudaFree(out));
+  CHECK(cudaFreeHost(line));
+}
+
 enum HostWrite { kNoWrite, kPlainStores, kNonTemporal, kHostWrites };
 const char* kHostWriteNames[kHostWrites] = {"no host stores (clean lines)",
                                             "plain stores (dirty in the CPU cache)",
@@ -351,6 +428,7 @@ int main() {
   }
   CHECK(cudaFreeHost(host));
   dirty_lines();
+  line_tearing();
   std::printf("done\n");
   return 0;
 }

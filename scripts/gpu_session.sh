@@ -20,8 +20,8 @@
 #
 # A session makes one call, `all` (on the H100 the whole of it took about
 # 5 minutes: build 34 s, gpu tests 34 s, bench 109 s; on the H200 160-206 s,
-# before the fetch-crew and speculation steps, which add up to about 1.5
-# minutes more, each capped); `tests` and `bench`
+# before the fetch-crew steps, which add up to about a minute more, each
+# capped); `tests` and `bench`
 # alone are for a rerun of one half. Every step runs even if an earlier one
 # failed, each under a time limit that keeps the whole call inside
 # MEGARING_GPU_DEADLINE_S (default 480 s for `all`, 570 s for a phase) so
@@ -32,7 +32,7 @@
 #          build.txt ctest-gpu.txt ctest-gpu-crew{1,7}.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt
-#          scaling-b64.txt fetch-warps-{1,7}.{txt,json} speculative.{txt,json} summary.txt
+#          scaling-b64.txt fetch-warps-{1,7}.{txt,json} summary.txt
 #          (trace.json: the timeline arms' last tickets, for ui.perfetto.dev)
 #   all:   summary.txt, bench.txt, and session.tar.gz holding every file above
 # Plots are drawn afterwards, here: python3 bench/plot.py <bench.json>.
@@ -218,11 +218,6 @@ if [[ "$PHASE" == bench || "$PHASE" == all ]]; then
       "$BUILD/bench/megaring_bench" --arms rt,tput --fetch-warps "$warps" \
       --json "$DEST/fetch-warps-$warps.json"
   done
-  # Config::speculative_fetch, the experiment: a lone slot in one round
-  # trip. Its soundness is the gpu test
-  # TornReadTest.NoSlotRunsHalfWrittenSpeculativeIdlePolls (ctest-gpu.txt).
-  run_step "megaring_bench rt, speculative fetch" "$DEST/speculative.txt" 45 \
-    "$BUILD/bench/megaring_bench" --arms rt --speculative-fetch --json "$DEST/speculative.json"
 fi
 
 echo

@@ -59,11 +59,9 @@ class TornReadTest : public BackendTest {
  protected:
   // A runtime with the torn-check consumer and its sum buffer (one uint64_t,
   // zero-filled).
-  void create_torn_runtime(uint32_t capacity, std::unique_ptr<Runtime>* out, BufferHandle* sum,
-                           bool speculative_fetch = false) {
+  void create_torn_runtime(uint32_t capacity, std::unique_ptr<Runtime>* out, BufferHandle* sum) {
     Config cfg = base_config();
     cfg.ring_capacity = capacity;
-    cfg.speculative_fetch = speculative_fetch;
     const Status st = Runtime::create(cfg, torn_check_consumer(), out);
     ASSERT_TRUE(st.is_ok()) << "Runtime::create(torn-check, capacity " << capacity
                             << ") -> " << st.to_string();
@@ -162,7 +160,6 @@ struct TornSpec {
   uint32_t producers = 4;
   uint32_t max_batch = 16;
   uint64_t total = 0;
-  uint32_t max_pause_ns = 0;  // a producer spins up to this long after a publish
 };
 
 struct PendingKept {
@@ -260,11 +257,6 @@ void run_torn_stress(Runtime& rt, BufferHandle sum, const TornSpec& spec) {
         me.slots += b;
         seq += b;
         if (pending.size() > kKeptWindow) drain();
-        if (spec.max_pause_ns != 0) {
-          const auto until = Clock::now() + std::chrono::nanoseconds(rng.below(spec.max_pause_ns));
-          while (Clock::now() < until) {
-          }
-        }
       }
       drain();
     });
@@ -345,34 +337,6 @@ TEST_P(TornReadTest, NoSlotRunsHalfWrittenRing8EightProducers) {
   // for the ring of 64).
   spec.total = std::max<uint64_t>(torn_stress_slots() / 4, 1000);
   run_torn_stress(*rt, sum, spec);
-}
-
-// Config::speculative_fetch: the fetcher's idle poll stages a slot from
-// the same read as its header. Single slots with pauses, so that the
-// fetcher is often idle when a producer writes the head slot; on the GPU
-// this is the test that decides whether speculation is sound on a machine
-// (the CPU backend's fetcher ignores the option: there it is one more
-// stress of the ordinary fetch).
-TEST_P(TornReadTest, NoSlotRunsHalfWrittenSpeculativeIdlePolls) {
-  std::unique_ptr<Runtime> rt;
-  BufferHandle sum = 0;
-  ASSERT_NO_FATAL_FAILURE(create_torn_runtime(8, &rt, &sum, /*speculative_fetch=*/true));
-  TornSpec spec;
-  spec.producers = 4;
-  spec.max_batch = 1;
-  spec.max_pause_ns = 2000;
-  spec.total = std::max<uint64_t>(torn_stress_slots() / 8, 1000);
-  megaring::ConsumerCounters counters;
-  MR_ASSERT_OK(rt->consumer_counters(&counters));
-  const uint64_t hits_before = counters.speculative_hits;
-  run_torn_stress(*rt, sum, spec);
-  MR_ASSERT_OK(rt->consumer_counters(&counters));  // read after shutdown: final
-  const uint64_t hits = counters.speculative_hits - hits_before;
-  std::printf("[ torn     ] speculative hits: %" PRIu64 "\n", hits);
-  if (backend() == megaring::Backend::kCuda)
-    EXPECT_GT(hits, 0u) << "no idle poll staged its slot: the stress did not test speculation";
-  else
-    EXPECT_EQ(hits, 0u) << "the CPU fetcher does not speculate";
 }
 
 MEGARING_INSTANTIATE_BACKENDS(TornReadTest);

@@ -56,7 +56,6 @@ struct alignas(64) ConsumerPrivate {
   uint64_t tickets_fetched;
   uint64_t header_rounds;
   uint64_t idle_polls;
-  uint64_t speculative_hits;
   // ... and the completer's DONE_COUNT stores and records written.
   alignas(64) uint64_t flushes;
   uint64_t records_written;
@@ -109,8 +108,6 @@ struct ConsumerParams {
   // Warps of block 0 that share the fetcher's loads (Config::fetch_warps,
   // resolved: 1 .. kMaxFetchWarps).
   uint32_t fetch_warps;
-  // Config::speculative_fetch (GPU only; the CPU fetcher ignores it).
-  uint32_t speculative_fetch;
   // The completer publishes a run of finished tickets once its oldest has
   // waited this long, even if the run is short and more are running.
   uint32_t completion_flush_ns;

@@ -98,14 +98,6 @@ struct Config {
   // A block smaller than 256 threads takes what it has. The CPU backend's
   // fetcher is one thread; there the value only shapes the cost model.
   uint32_t fetch_warps = 0;
-  // An experiment, off by default (GPU only; the CPU backend ignores it):
-  // the fetcher's idle poll loads the head slot whole and runs it at once
-  // when its header is READY, one PCIe round trip a lone slot instead of
-  // two. It relies on the GPU reading a 64-byte line of host memory in one
-  // request, which no specification promises: turn it on only where the
-  // gpu test TornReadTest.NoSlotRunsHalfWrittenSpeculativeIdlePolls passes
-  // (detail/consumer_core.cuh, fetch_round).
-  bool speculative_fetch = false;
   // Unit 0 stamps heartbeat_ns() at most this often, between slots and
   // while it polls: a slot of unit 0 that runs longer pauses it.
   uint32_t heartbeat_interval_ns = 100'000;
@@ -207,7 +199,6 @@ struct ConsumerCounters {
   uint64_t header_rounds = 0;    // fetcher rounds that found headers READY and staged nothing
                                  // (fetch_rounds + header_rounds: its round trips that found work)
   uint64_t idle_polls = 0;       // fetcher polls that found nothing (updated every 64th)
-  uint64_t speculative_hits = 0; // idle polls that staged their slot (Config::speculative_fetch)
   uint64_t flushes = 0;          // DONE_COUNT stores (one system fence each)
   uint64_t records_written = 0;  // completion records written to host memory
 };

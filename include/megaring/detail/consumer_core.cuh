@@ -210,7 +210,6 @@ struct FetchState {
   FetchCrewShared* crew = nullptr;  // device, crew_warps > 1 only
   uint64_t last_heartbeat_ns = 0;
   uint64_t fetch_rounds = 0, tickets_fetched = 0, header_rounds = 0, idle_polls = 0;  // diagnostics
-  uint64_t speculative_hits = 0;
 };
 
 enum class Progress : uint32_t { kIdle = 0, kWorked = 1, kExit = 2 };
@@ -300,17 +299,7 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   uint32_t abort_flag = 0;
   uint64_t stop_at = ~0ull;
   uint32_t valid = 0;  // consecutive READY headers from first_head
-  // Config::speculative_fetch, an experiment (GPU only): the idle poll
-  // loads the head slot's whole line, body with header, and stages it at
-  // once if the header is READY: one round trip a lone slot, not two. No
-  // memory model promises that a body loaded beside its header is the
-  // published one; it holds only if the GPU reads the 64-byte line in one
-  // request and the host's coherent line is a snapshot (the producer's
-  // body stores precede its header store, x86 TSO). TornReadTest's
-  // speculative stress is what says whether it holds on a machine.
-  bool speculate = false;
 #if defined(__CUDA_ARCH__)
-  speculate = p.speculative_fetch != 0 && n_body == 0 && n_head == 1;
   const uint32_t lane = threadIdx.x & 31u;
   const uint32_t crew_warp = st.crew_rank / kFetchLanes;  // 0 .. crew_warps - 1
   const uint32_t crew_lanes = st.crew_warps * kFetchLanes;
@@ -334,14 +323,6 @@ MR_UNROLL
                    : "memory");
     }
   }
-  if (speculate && st.crew_rank < 4) {  // the head slot's line, one warp load
-    const ulonglong2* src =
-        reinterpret_cast<const ulonglong2*>(&p.slots[first_head & p.mask]) + st.crew_rank;
-    asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
-                 : "=l"(piece[0].x), "=l"(piece[0].y)
-                 : "l"(__cvta_generic_to_global(src))
-                 : "memory");
-  }
   // (c) Control words, the leader. Relaxed: stop requests, they carry no data.
   if (st.crew_rank == 0) {
     abort_flag = SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed);
@@ -363,9 +344,7 @@ MR_UNROLL
     if (i < n_head) {
       const uint64_t t = first_head + i;
       uint64_t h;
-      if (speculate)  // crew rank 0: the header, loaded with its line above
-        h = piece[0].x;
-      else if (window)
+      if (window)
         asm volatile("ld.relaxed.sys.global.u64 %0, [%1];"
                      : "=l"(h)
                      : "l"(__cvta_generic_to_global(&p.slots[t & p.mask].header))
@@ -386,12 +365,6 @@ MR_UNROLL
       const uint64_t t = st.fetched + i / 4;
       reinterpret_cast<ulonglong2*>(&p.staged[t & p.mask])[i & 3u] = piece[k];
     }
-  }
-  if (speculate && crew_warp == 0) {  // warp-uniform
-    // Rank 0's header (header 0 falls to it) decides for the line's four.
-    const bool hit = __shfl_sync(0xFFFFFFFFu, ready[0] ? 1u : 0u, 0) != 0;
-    if (hit && st.crew_rank < 4)
-      reinterpret_cast<ulonglong2*>(&p.staged[first_head & p.mask])[st.crew_rank] = piece[0];
   }
   // A vote per group of 32 headers. A crew of one takes the valid prefix
   // from its votes at once (its groups come in order); a larger crew
@@ -468,8 +441,6 @@ MR_UNROLL
   // One round trip, awaited; loads counted as the warp issues them (one load
   // instruction moves up to 32 x 16 bytes).
   const bool productive = n_body != 0 || valid != 0;
-  // A speculative poll that found its header READY staged that slot too.
-  const uint32_t staged_now = n_body + (speculate && valid != 0 ? 1u : 0u);
   [[maybe_unused]] const uint32_t body_loads = (n_body * 4 + kFetchLanes - 1) / kFetchLanes;
   [[maybe_unused]] const uint32_t header_loads = (n_head + kFetchLanes - 1) / kFetchLanes;
   MR_COST(host_reads, body_loads + header_loads + 1 + (check_stop ? 1 : 0));  // + control words
@@ -482,10 +453,10 @@ MR_UNROLL
   } else {
     MR_COST(idle_polls, 1);
   }
-  if (staged_now != 0) {
-    st.fetched += staged_now;
+  if (n_body != 0) {
+    st.fetched += n_body;
     ++st.fetch_rounds;
-    st.tickets_fetched += staged_now;
+    st.tickets_fetched += n_body;
     if (st.crew_rank == 0) {
       // RELEASE (device): the staged copies above (every crew thread's,
       // ordered by the round's barrier) before executors acquire the cursor.
@@ -494,13 +465,6 @@ MR_UNROLL
       DevRef<uint64_t>(p.priv->fetch_rounds).store(st.fetch_rounds, cuda::std::memory_order_relaxed);
       DevRef<uint64_t>(p.priv->tickets_fetched)
           .store(st.tickets_fetched, cuda::std::memory_order_relaxed);
-    }
-    if (staged_now != n_body) {
-      ++st.speculative_hits;
-      // Relaxed: diagnostics, one writer.
-      if (st.crew_rank == 0)
-        DevRef<uint64_t>(p.priv->speculative_hits)
-            .store(st.speculative_hits, cuda::std::memory_order_relaxed);
     }
   } else if (productive) {
     ++st.header_rounds;
