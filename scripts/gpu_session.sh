@@ -139,8 +139,10 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
   # of bench/NOTES.md), then which ways the host can ring a doorbell in
   # device memory and their round trips (scripts/gpu_doorbell.cu, under 20 s:
   # issue 14's way below the mapped-memory floor), then how fast SMs read
-  # pinned host memory in the fetcher's round shape (scripts/gpu_fetch_bw.cu,
-  # under 5 s: what bounds the fetcher). The doorbell probe is
+  # pinned host memory in the fetcher's round shape, rounds shaped like the
+  # fetcher's, and whether a warp's read of one host line can tear
+  # (scripts/gpu_fetch_bw.cu, about 10 s: what bounds the fetcher, and
+  # whether a slot's body could come with its header). The doorbell probe is
   # built and run even when the first two fail, and its unsupported paths
   # do not fail the step. One step, one file: the tool returns 8 files a call.
   run_step "gpu_probe + gpu_order_cost + gpu_doorbell" "$DEST/probe.txt" 120 \
