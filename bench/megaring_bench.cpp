@@ -406,8 +406,9 @@ bool megaring_round_trips(Runtime& rt, int warmup, int iters, double gap_ns,
 // ticket with the slot's publish, claim and complete times (the consumer's
 // clock mapped onto the host's by the runtime's calibration, +- its
 // uncertainty). Medians of each leg, in ns:
-//   publish:  call() entered -> header released (reserve + body + header)
-//   to_claim: header released -> an executor copied the staged body (the
+//   publish:  call() entered -> the runtime's publish time (taken once the
+//             tickets are reserved, just before the slot's stores)
+//   to_claim: -> an executor copied the staged body (the slot's stores, the
 //             fetcher's poll and body round trips, staging, the claim)
 //   run:      claim -> handler done
 //   to_host:  handler done -> call() returned (done flag, the completer's
