@@ -1677,6 +1677,16 @@ TEST_P(RingLifecycleTest, HeartbeatAdvancesThroughABacklog) {
   MR_EXPECT_OK(rt->abort());
 }
 
+// Publishes a 100 ms slot and `backlog` NOPs behind it in one batch (all
+// of it staged while the slow slot runs), and waits for the last.
+void run_backlog_behind_a_slow_slot(Runtime& rt, uint32_t backlog) {
+  std::vector<SlotRequest> slots(backlog + 1, ops::nop(7));
+  slots[0] = ops::delay_ns(100'000'000);
+  Ticket first;
+  MR_ASSERT_OK(rt.publish_batch(slots.data(), backlog + 1, &first));
+  MR_ASSERT_OK(rt.wait_done(Ticket{first.value + backlog, false}, scaled(seconds(10))));
+}
+
 // Config::fetch_warps sets how many bodies a fetch round copies at most:
 // 64 a warp (consumer_core.cuh, "The fetch crew"), and under a backlog every
 // round is full.
@@ -1692,11 +1702,7 @@ TEST_P(RingLifecycleTest, AFetchRoundCopiesAtMostItsCrewsBodies) {
     ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
     megaring::ConsumerCounters before;
     MR_ASSERT_OK(rt->consumer_counters(&before));
-    std::vector<SlotRequest> slots(kBacklog + 1, ops::nop(7));
-    slots[0] = ops::delay_ns(100'000'000);  // the backlog is all published behind it
-    Ticket first;
-    MR_ASSERT_OK(rt->publish_batch(slots.data(), static_cast<uint32_t>(slots.size()), &first));
-    MR_ASSERT_OK(rt->wait_done(Ticket{first.value + kBacklog, false}, scaled(seconds(10))));
+    ASSERT_NO_FATAL_FAILURE(run_backlog_behind_a_slow_slot(*rt, kBacklog));
     megaring::ConsumerCounters after;
     MR_ASSERT_OK(rt->consumer_counters(&after));
     const uint64_t rounds = after.fetch_rounds - before.fetch_rounds;
@@ -1734,11 +1740,7 @@ TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
   EXPECT_EQ(before.records_written, 0u);
   MR_EXPECT_RESULT(rt->consumer_counters(nullptr), Result::kInvalidArgument);
   constexpr uint32_t kBacklog = 400;
-  std::vector<SlotRequest> slots(kBacklog + 1, ops::nop(7));
-  slots[0] = ops::delay_ns(100'000'000);  // the backlog is all published behind it
-  Ticket first;
-  MR_ASSERT_OK(rt->publish_batch(slots.data(), static_cast<uint32_t>(slots.size()), &first));
-  MR_ASSERT_OK(rt->wait_done(Ticket{first.value + kBacklog, false}, scaled(seconds(10))));
+  ASSERT_NO_FATAL_FAILURE(run_backlog_behind_a_slow_slot(*rt, kBacklog));
   megaring::ConsumerCounters after;
   MR_ASSERT_OK(rt->consumer_counters(&after));
   // Ordered after every count by DONE_COUNT (the fetcher counts before it
