@@ -19,12 +19,12 @@
 // ack the host spins on. Time a round trip, host side: the difference
 // between modes is what dirty lines cost the GPU's reads.
 //
-// Part 4: whether a warp's read of one 64-byte host line can tear while the
-// host rewrites it (the premise of fetching a slot's body with its header),
-// with a two-line read as the control that should tear: see line_tearing.
 // Part 3: rounds shaped like the fetcher's (loads stored to device memory
 // before the round ends, the crew's barrier, the release and fences it
 // takes), one warp to seven: see round_anatomy.
+// Part 4: whether a warp's read of one 64-byte host line can tear while the
+// host rewrites it (the premise of fetching a slot's body with its header),
+// with a two-line read as the control that should tear: see line_tearing.
 // Build: nvcc -std=c++17 -arch=sm_90 -o gpu_fetch_bw scripts/gpu_fetch_bw.cu
 #include <cuda_runtime.h>
 #include <immintrin.h>
@@ -37,17 +37,40 @@
 #include <thread>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
-#define CHECK(x)                                                                     \
-  do {                                                                               \
-    cudaError_t e_ = (x);                                                            \
-    if (e_ != cudaSuccess) {                                                         \
-      std::printf("%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
+#include "probe_check.cuh"
 
 namespace {
+
+// Calls f(std::integral_constant<int, K>{}) for K = k, the loads a thread
+// has in flight (2, 4, 8, else 16): the kernels take K as a template
+// argument, to keep their loads in registers.
+template <class F>
+void with_loads_per_thread(int k, F&& f) {
+  switch (k) {
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    default: f(std::integral_constant<int, 16>{}); break;
+  }
+}
+
+// Milliseconds `launch(n)` takes on the GPU, timed with events a and b,
+// after a warm-up launch of 4.
+template <class L>
+float time_launch(L&& launch, int n, cudaEvent_t a, cudaEvent_t b) {
+  launch(4);
+  CHECK(cudaGetLastError());
+  CHECK(cudaEventRecord(a));
+  launch(n);
+  CHECK(cudaGetLastError());
+  CHECK(cudaEventRecord(b));
+  CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  CHECK(cudaEventElapsedTime(&ms, a, b));
+  return ms;
+}
 
 enum Kind { kRelaxedSysV2, kRelaxedSysU64Strided, kWeakCgV2, kKinds };
 const char* kKindNames[kKinds] = {"ld.relaxed.sys.v2 (16 B, dense)",
@@ -196,23 +219,11 @@ void round_anatomy_table(const char* ring_dev, uint64_t ring_bytes, const char* 
                            uint32_t(kRelease | kSysFence | kAcquire)}) {
       auto launch = [&](int n) {
         const int threads = sh.warps * 32;
-        switch (sh.k) {
-          case 2: round_anatomy<2><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
-          case 4: round_anatomy<4><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
-          case 8: round_anatomy<8><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
-          default: round_anatomy<16><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter); break;
-        }
+        with_loads_per_thread(sh.k, [&](auto K) {
+          round_anatomy<K.value><<<1, threads>>>(ring_dev, ring_bytes, staged, steps, n, counter);
+        });
       };
-      launch(4);  // warm-up
-      CHECK(cudaGetLastError());
-      CHECK(cudaEventRecord(a));
-      launch(kRounds);
-      CHECK(cudaGetLastError());
-      CHECK(cudaEventRecord(b));
-      CHECK(cudaEventSynchronize(b));
-      float ms = 0;
-      CHECK(cudaEventElapsedTime(&ms, a, b));
-      std::printf(" %9.2f", ms * 1e3 / kRounds);
+      std::printf(" %9.2f", time_launch(launch, kRounds, a, b) * 1e3 / kRounds);
     }
     std::printf("\n");
   }
@@ -390,22 +401,11 @@ int main() {
       const int threads = c.warps * 32;
       const int iters = 400;
       auto launch = [&](int n) {
-        switch (c.k) {
-          case 2: rounds<2><<<c.blocks, threads>>>(kind, host_dev, c.part_bytes, n, sink); break;
-          case 4: rounds<4><<<c.blocks, threads>>>(kind, host_dev, c.part_bytes, n, sink); break;
-          case 8: rounds<8><<<c.blocks, threads>>>(kind, host_dev, c.part_bytes, n, sink); break;
-          default: rounds<16><<<c.blocks, threads>>>(kind, host_dev, c.part_bytes, n, sink); break;
-        }
+        with_loads_per_thread(c.k, [&](auto K) {
+          rounds<K.value><<<c.blocks, threads>>>(kind, host_dev, c.part_bytes, n, sink);
+        });
       };
-      launch(4);  // warm-up
-      CHECK(cudaGetLastError());
-      CHECK(cudaEventRecord(a));
-      launch(iters);
-      CHECK(cudaGetLastError());
-      CHECK(cudaEventRecord(b));
-      CHECK(cudaEventSynchronize(b));
-      float ms = 0;
-      CHECK(cudaEventElapsedTime(&ms, a, b));
+      const float ms = time_launch(launch, iters, a, b);
       const double round_bytes = double(threads) * c.k * 16.0;  // bytes loaded (8 B kinds: half)
       const double loaded = kind == kRelaxedSysU64Strided ? round_bytes / 2 : round_bytes;
       const double us = ms * 1e3 / iters;
