@@ -389,6 +389,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   p.max_tenants = max_tenants;
   p.capacity = 1;
   p.mask = 0;
+  p.rings = 1;
   p.units = 1;
   p.poll_backoff_min_ns = 0;
   p.poll_backoff_max_ns = 0;
@@ -404,7 +405,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Outcome out;
   mr_slot copy = slot;
   if (megaring::detail::admit_slot(p, copy, out)) {
-    megaring::detail::HostExec ctx{p, model.ticket, copy.tenant};
+    megaring::detail::HostExec ctx{p, model.ticket, {model.ticket, 0}, copy.tenant};  // ring 0
     megaring::detail::run_slot<megaring::NoUserOps>(ctx, copy, out);
   }
   const uint64_t clock_after = megaring::detail::now_ns();
@@ -480,7 +481,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  priv->claim_cursor == priv_before.claim_cursor &&
                  priv->done_cursor == priv_before.done_cursor &&
                  priv->exited_units == priv_before.exited_units &&
-                 priv->stop_at_seen == priv_before.stop_at_seen &&
+                 priv->stop_seq == priv_before.stop_seq &&
                  priv->abort_seen == priv_before.abort_seen,
              "consumer-private words changed");
   FUZZ_CHECK(submission->stop_at == submission_before.stop_at &&

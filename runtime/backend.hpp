@@ -17,11 +17,15 @@ namespace megaring::detail {
 // Host views of the shared regions. On the CUDA backend these are pinned,
 // host-mapped allocations; on the CPU backend ordinary host memory.
 struct HostRegions {
-  mr_slot* slots = nullptr;                       // [capacity]
+  mr_slot* slots = nullptr;                       // [rings * capacity]: ring r's from r * capacity
   mr_submission_control* submission = nullptr;
-  mr_completion* completions = nullptr;           // [capacity]
+  mr_completion* completions = nullptr;           // [rings * capacity]
+  mr_ring_done* ring_done = nullptr;              // [rings]
   mr_completion_control* completion_control = nullptr;
 };
+
+// The rings a configuration asks for: ring 0 and one per producer.
+inline uint32_t ring_count(const Config& config) { return config.producer_rings + 1; }
 
 class ConsumerBackend {
  public:

@@ -69,7 +69,7 @@ class CpuBackend final : public ConsumerBackend {
     for (auto& t : threads_)
       if (t.joinable()) t.join();
     for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
-                    static_cast<void*>(host_.completions),
+                    static_cast<void*>(host_.completions), static_cast<void*>(host_.ring_done),
                     static_cast<void*>(host_.completion_control), static_cast<void*>(params_.priv),
                     static_cast<void*>(params_.done_flags), static_cast<void*>(params_.staged),
                     static_cast<void*>(params_.outcomes), static_cast<void*>(params_.buffers),
@@ -80,9 +80,11 @@ class CpuBackend final : public ConsumerBackend {
 
   Status init(const Config& config) override {
     const uint32_t cap = config.ring_capacity;
-    host_.slots = alloc_zeroed<mr_slot>(cap);
+    const uint32_t rings = ring_count(config);
+    host_.slots = alloc_zeroed<mr_slot>(uint64_t{rings} * cap);
     host_.submission = alloc_zeroed<mr_submission_control>(1);
-    host_.completions = alloc_zeroed<mr_completion>(cap);
+    host_.completions = alloc_zeroed<mr_completion>(uint64_t{rings} * cap);
+    host_.ring_done = alloc_zeroed<mr_ring_done>(rings);
     host_.completion_control = alloc_zeroed<mr_completion_control>(1);
     params_.priv = alloc_zeroed<ConsumerPrivate>(1);
     params_.done_flags = alloc_zeroed<uint64_t>(cap);
@@ -97,7 +99,8 @@ class CpuBackend final : public ConsumerBackend {
       params_.timeline_mask = config.timeline_capacity - 1;
       timeline_size_ = config.timeline_capacity;
     }
-    if (!host_.slots || !host_.submission || !host_.completions || !host_.completion_control ||
+    if (!host_.slots || !host_.submission || !host_.completions || !host_.ring_done ||
+        !host_.completion_control ||
         !params_.priv || !params_.done_flags || !params_.staged || !params_.outcomes ||
         !params_.buffers || !params_.tenants ||
         !params_.tenant_counters ||
@@ -106,7 +109,9 @@ class CpuBackend final : public ConsumerBackend {
     params_.slots = host_.slots;
     params_.submission = host_.submission;
     params_.completions = host_.completions;
+    params_.ring_done = host_.ring_done;
     params_.completion_control = host_.completion_control;
+    params_.rings = rings;
     params_.units = config.workers == 0 ? 2 : config.workers;
     if (config.count_costs) {
       costs_.reset(new (std::nothrow) CostCounters[params_.units + 1]());  // + the I/O thread

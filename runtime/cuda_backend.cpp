@@ -163,10 +163,12 @@ class CudaBackend final : public ConsumerBackend {
     MR_CUDA_TRY(cudaStreamCreateWithFlags(&control_stream_, cudaStreamNonBlocking));
 
     const uint32_t cap = config.ring_capacity;
+    const uint32_t rings = ring_count(config);
     Status st = host_alloc(&zero_staging_, kZeroStagingBytes);
-    if (st) st = host_alloc(&host_.slots, sizeof(mr_slot) * cap);
+    if (st) st = host_alloc(&host_.slots, sizeof(mr_slot) * cap * rings);
     if (st) st = host_alloc(&host_.submission, sizeof(mr_submission_control));
-    if (st) st = host_alloc(&host_.completions, sizeof(mr_completion) * cap);
+    if (st) st = host_alloc(&host_.completions, sizeof(mr_completion) * cap * rings);
+    if (st) st = host_alloc(&host_.ring_done, sizeof(mr_ring_done) * rings);
     if (st) st = host_alloc(&host_.completion_control, sizeof(mr_completion_control));
     if (!st) return st;
     MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.slots), host_.slots, 0));
@@ -174,8 +176,11 @@ class CudaBackend final : public ConsumerBackend {
                                          host_.submission, 0));
     MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.completions),
                                          host_.completions, 0));
+    MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.ring_done),
+                                         host_.ring_done, 0));
     MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.completion_control),
                                          host_.completion_control, 0));
+    params_.rings = rings;
 
     // Consumer-private region: one device allocation, made before launch,
     // cut into pieces that each start on a 64-byte line (the fetcher and
@@ -434,7 +439,7 @@ class CudaBackend final : public ConsumerBackend {
   void release_all() {
     // Errors are ignored: this runs at teardown and has no one to report to.
     for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
-                    static_cast<void*>(host_.completions),
+                    static_cast<void*>(host_.completions), static_cast<void*>(host_.ring_done),
                     static_cast<void*>(host_.completion_control), zero_staging_})
       if (p != nullptr) (void)cudaFreeHost(p);
     if (private_block_ != nullptr && kernel_stream_ != nullptr) {

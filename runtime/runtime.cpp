@@ -201,8 +201,7 @@ class Runtime::Impl {
   uint64_t done_count() const {
     // ACQUIRE (H1): pairs with the consumer's DONE_COUNT release; every
     // record below the value read is visible afterwards.
-    return SysRef<uint64_t>(host().completion_control->done_count)
-        .load(cuda::std::memory_order_acquire);
+    return SysRef<uint64_t>(host().ring_done[0].done_count).load(cuda::std::memory_order_acquire);
   }
   uint64_t heartbeat() const {
     return SysRef<uint64_t>(host().completion_control->heartbeat_ns)
@@ -403,10 +402,18 @@ Status Runtime::Impl::check_config(const Config& config) {
     return Status(Result::kInvalidArgument, "fetch_warps must be in [0, " +
                                                 std::to_string(kMaxFetchWarps) + "], got " +
                                                 std::to_string(config.fetch_warps));
+  if (config.producer_rings > MR_MAX_RINGS - 1)
+    return Status(Result::kInvalidArgument, "producer_rings must be in [0, " +
+                                                std::to_string(MR_MAX_RINGS - 1) + "], got " +
+                                                std::to_string(config.producer_rings));
   const uint32_t tl = config.timeline_capacity;
   if (tl > kMaxTimelineCapacity || (tl & (tl - 1)) != 0 || (tl != 0 && tl < 2ull * cap))
     return Status(Result::kInvalidArgument,
                   "timeline_capacity must be 0, or a power of two in [2 * ring_capacity, 2^24]");
+  // Timeline records are keyed by ring 0's tickets (mr_timeline_record).
+  if (tl != 0 && config.producer_rings != 0)
+    return Status(Result::kInvalidArgument, "timeline mode works with ring 0 alone: "
+                                             "producer_rings must be 0");
   if (!detail::valid_timeout(config.abort_timeout)) return negative_timeout("abort_timeout");
   return Status::ok();
 }
@@ -419,14 +426,18 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   // all regions until then).
   const detail::HostRegions& h = host();
   const uint64_t first = config.initial_ticket;
-  for (uint64_t t = first; t < first + cap; ++t) {
-    // A position's record starts with the stamp of the lap before its first
-    // ticket, so no reaper can mistake it for a ticket's record.
-    h.completions[t & mask_].stamp = mr_make_stamp(t - cap, MR_STATUS_OK, MR_FAULT_NONE);
+  const uint32_t rings = detail::ring_count(config);
+  for (uint32_t r = 0; r < rings; ++r) {
+    for (uint64_t t = first; t < first + cap; ++t) {
+      // A position's record starts with the stamp of the lap before its
+      // first ticket, so no reaper can mistake it for a ticket's record.
+      h.completions[uint64_t{r} * cap + (t & mask_)].stamp =
+          mr_make_stamp(t - cap, MR_STATUS_OK, MR_FAULT_NONE);
+    }
   }
   h.submission->stop_at = ~0ull;
   h.submission->abort_flag = 0;
-  h.completion_control->done_count = first;
+  for (uint32_t r = 0; r < rings; ++r) h.ring_done[r].done_count = first;
   tail_.store(first);
   reaped_.store(first);
   user_first_ticket_ = first;

@@ -26,7 +26,7 @@ size_t runtime_value(T v) {
 #define RT_ALIGNOF(type) runtime_value(alignof(type))
 
 TEST(AbiLayout, Constants) {
-  EXPECT_EQ(MR_ABI_VERSION, 3u);
+  EXPECT_EQ(MR_ABI_VERSION, 4u);
   EXPECT_EQ(MR_SLOT_BYTES, 64u);
   EXPECT_EQ(MR_SLOT_ARGS, 5u);
   EXPECT_EQ(MR_COMPLETION_BYTES, 16u);
@@ -99,22 +99,20 @@ TEST(AbiLayout, SubmissionControl) {
 }
 
 TEST(AbiLayout, CompletionControl) {
-  EXPECT_EQ(RT_SIZEOF(mr_completion_control), 192u);
+  EXPECT_EQ(RT_SIZEOF(mr_completion_control), 128u);
   EXPECT_EQ(RT_ALIGNOF(mr_completion_control), 8u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, done_count), 0u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad0), 8u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, heartbeat_ns), 64u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad1), 72u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, exited_units), 128u);
-  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad2), 132u);
-  EXPECT_EQ(RT_SIZEOF(mr_completion_control::done_count), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, heartbeat_ns), 0u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad1), 8u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, exited_units), 64u);
+  EXPECT_EQ(RT_OFFSETOF(mr_completion_control, pad2), 68u);
   EXPECT_EQ(RT_SIZEOF(mr_completion_control::heartbeat_ns), 8u);
   EXPECT_EQ(RT_SIZEOF(mr_completion_control::exited_units), 4u);
-  // Each consumer-written word on its own line.
-  std::set<size_t> lines = {RT_OFFSETOF(mr_completion_control, done_count) / 64,
-                            RT_OFFSETOF(mr_completion_control, heartbeat_ns) / 64,
-                            RT_OFFSETOF(mr_completion_control, exited_units) / 64};
-  EXPECT_EQ(lines.size(), 3u);
+  // Each consumer-written word on its own line, each ring's DONE_COUNT too.
+  EXPECT_NE(RT_OFFSETOF(mr_completion_control, heartbeat_ns) / 64,
+            RT_OFFSETOF(mr_completion_control, exited_units) / 64);
+  EXPECT_EQ(RT_SIZEOF(mr_ring_done), 64u);
+  EXPECT_EQ(RT_OFFSETOF(mr_ring_done, done_count), 0u);
+  EXPECT_EQ(MR_MAX_RINGS, 16u);
 }
 
 TEST(AbiLayout, BufferEntry) {

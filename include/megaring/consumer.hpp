@@ -33,20 +33,25 @@ namespace detail {
 // "Roles"), and each sits on its own line, so a role's stores never move a
 // line another role writes.
 struct alignas(64) ConsumerPrivate {
-  // Fetcher: every ticket below it has its slot copied into `staged`
-  // (RELEASE, device scope; executors acquire it).
+  // Cursors count the consumer's SEQUENCE (slot_abi.h, "Rings"): the order
+  // in which the fetcher staged slots from all rings. With one ring it is
+  // ring 0's ticket.
+  // Fetcher: every sequence number below it has its slot copied into
+  // `staged` (RELEASE, device scope; executors acquire it).
   alignas(64) uint64_t fetched;
-  // Executors: the next ticket to claim (a CAS claims a chunk).
+  // Executors: the next sequence number to claim (a CAS claims a chunk).
   alignas(64) uint64_t claim_cursor;
-  // Completer: the DONE_COUNT it last published (RELEASE after it; FENCE
-  // slots wait on it).
+  // Completer: every sequence number below it completed and is published in
+  // its ring's DONE_COUNT (RELEASE after them; FENCE slots wait on it, and
+  // the fetcher, before it reuses a staged position).
   alignas(64) uint64_t done_cursor;
   // Units that left the loop: executors, then the I/O unit last.
   alignas(64) uint32_t exited_units;
-  // The submission region's stop_at and abort_flag as the fetcher last read
-  // them, for the executors and the completer, which never read host memory.
-  // Written by the fetcher only.
-  alignas(64) uint64_t stop_at_seen;
+  // The sequence number at which the consumer stops (the fetcher's count
+  // once it has fetched ring 0 up to stop_at; ~0 until then), and the abort
+  // flag as the fetcher last read it: for the executors and the completer,
+  // which never read host memory. Written by the fetcher only.
+  alignas(64) uint64_t stop_seq;
   uint32_t abort_seen;
   // Diagnostics (Runtime::consumer_counters), each with one writer, so
   // plain relaxed stores: the fetcher's rounds that copied slots, the tickets
@@ -61,13 +66,14 @@ struct alignas(64) ConsumerPrivate {
   uint64_t records_written;
 };
 
-// The private words before the consumer starts, tickets from `first_ticket`.
+// The private words before the consumer starts: every ring's tickets, and
+// the sequence, from `first_ticket`.
 inline ConsumerPrivate initial_private(uint64_t first_ticket) {
   ConsumerPrivate priv{};
   priv.fetched = first_ticket;
   priv.claim_cursor = first_ticket;
   priv.done_cursor = first_ticket;
-  priv.stop_at_seen = ~0ull;  // mr_submission_control::stop_at's initial value
+  priv.stop_seq = ~0ull;  // no stop yet
   priv.abort_seen = 0;
   return priv;
 }
@@ -83,23 +89,28 @@ inline constexpr uint32_t kDefaultFetchWarps = 4;
 
 struct ConsumerParams {
   // Submission region: host-written, consumer-read.
-  mr_slot* slots;
+  mr_slot* slots;              // [rings * capacity]: ring r's from r * capacity
   mr_submission_control* submission;
   // Completion region: consumer-written, host-read.
-  mr_completion* completions;
+  mr_completion* completions;  // [rings * capacity], as the slots
+  mr_ring_done* ring_done;     // [rings]: each ring's DONE_COUNT
   mr_completion_control* completion_control;
-  // Consumer-private.
+  // Consumer-private, indexed by sequence number & mask.
   detail::ConsumerPrivate* priv;
   mr_slot* staged;             // [capacity]: the fetcher's copies of published slots
-  mr_completion* outcomes;     // [capacity]: each executed ticket's outcome (stamp + result)
-  uint64_t* done_flags;        // [capacity]: detail::done_flag(ticket, ...) once it finished
+                               // (header: the ring's ticket; reserved: the ring
+                               // and whether the published word was non-zero,
+                               // detail::staged_reserved)
+  mr_completion* outcomes;     // [capacity]: each executed slot's outcome (stamp + result)
+  uint64_t* done_flags;        // [capacity]: detail::done_flag(seq, ring, ...) once it finished
   mr_buffer_entry* buffers;    // [max_buffers]
   mr_tenant_entry* tenants;    // [max_tenants]; index 0 is never a tenant
   mr_tenant_counters* tenant_counters;  // [max_tenants]
   uint32_t max_buffers;
   uint32_t max_tenants;
-  uint32_t capacity;           // power of two
+  uint32_t capacity;           // power of two; of each ring and of the staged queue
   uint64_t mask;               // capacity - 1
+  uint32_t rings;              // 1 .. MR_MAX_RINGS (Config::producer_rings + 1)
   uint32_t units;              // executors: blocks or worker threads (the I/O unit is extra)
   uint64_t first_ticket;       // Config::initial_ticket: where every cursor starts
   uint32_t poll_backoff_min_ns;

@@ -73,7 +73,7 @@ MR_HDI void fetcher_linger(const ConsumerParams& p, FetchState& st) {
   for (;;) {
     // ACQUIRE: pairs with the completer's release; nothing to do past it.
     if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >=
-        DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+        DevRef<uint64_t>(p.priv->stop_seq).load(cuda::std::memory_order_relaxed))
       return;
     if (fetcher_after_stop(p, st)) return;
     pause_ns(p.poll_backoff_max_ns);
@@ -108,7 +108,7 @@ __device__ __forceinline__ void io_block(const ConsumerParams& p) {
         fetch_crew_warps(p) < block_warps ? fetch_crew_warps(p) : block_warps;
     if (warp == 0 || (warp >= 2 && warp <= crew_warps)) {
       FetchState fs;
-      fs.fetched = fs.valid_end = p.first_ticket;
+      init_fetch_state(p, fs);
       fs.crew_warps = crew_warps;
       fs.crew_rank = (warp == 0 ? 0u : warp - 1) * 32 + lane;
       fs.crew = &crew;
@@ -123,15 +123,15 @@ __device__ __forceinline__ void io_block(const ConsumerParams& p) {
       if (fs.crew_rank == 0) fetcher_linger(p, fs);
     } else if (warp == 1 && lane == 0) {
       CompleteState cs;
-      cs.published = cs.scanned = p.first_ticket;
+      init_complete_state(p, cs);
       completer_loop(p, cs);
     }
   } else {
     FetchState fs;  // a crew of one warp
-    fs.fetched = fs.valid_end = p.first_ticket;
+    init_fetch_state(p, fs);
     fs.crew_rank = lane;
     CompleteState cs;  // lane 0's
-    cs.published = cs.scanned = p.first_ticket;
+    init_complete_state(p, cs);
     bool fetching = true;
     for (;;) {
       Progress f = Progress::kIdle;
@@ -213,11 +213,12 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
         uint32_t ran = 0;
         for (; ran < runnable; ++ran) {
           mr_slot slot = chunk[ran];
+          const SlotOrigin origin = unstage(slot);
           Outcome out;
-          if (admit_slot(p, slot, out)) run_builtin_alone(p, first + ran, slot, out);
+          if (admit_slot(p, slot, out)) run_builtin_alone(p, first + ran, origin, slot, out);
           if constexpr (kTimeline)
-            record_timeline(p, first + ran, unit, chunk[ran].opcode, claim_ns);
-          flags[ran] = record_outcome(p, first + ran, chunk[ran].flags, out);
+            record_timeline(p, origin.ticket, unit, chunk[ran].opcode, claim_ns);
+          flags[ran] = record_outcome(p, first + ran, origin, chunk[ran].flags, out);
         }
         cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
         for (uint32_t j = 0; j < ran; ++j)
@@ -231,8 +232,9 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
     }
     for (uint32_t j = 0; j < count; ++j) {
       if (threadIdx.x == 0) {
-        shared.ticket = first + j;
+        shared.seq = first + j;
         shared.slot = chunk[j];
+        shared.origin = unstage(shared.slot);
         // Between slots: an abort leaves the rest of the chunk to the host.
         shared.next = static_cast<uint32_t>(abort_requested(p) ? Next::kExit : Next::kRun);
         if (shared.next == static_cast<uint32_t>(Next::kRun)) {
@@ -261,8 +263,8 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
           stop = 1;  // leave it uncompleted; the host reports it ABORTED
         } else {
           if constexpr (kTimeline)
-            record_timeline(p, shared.ticket, unit, chunk[j].opcode, claim_ns);
-          finish_ticket(p, shared.ticket, chunk[j].flags, out);
+            record_timeline(p, shared.origin.ticket, unit, chunk[j].opcode, claim_ns);
+          finish_ticket(p, shared.seq, shared.origin, chunk[j].flags, out);
         }
       }
       __syncthreads();
@@ -356,10 +358,10 @@ cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t
 inline void cpu_io_unit(const ConsumerParams& p) {
   CostScope costs(p.costs != nullptr ? &p.costs[p.units] : nullptr);  // Config::count_costs
   FetchState fs;
-  fs.fetched = fs.valid_end = p.first_ticket;
+  init_fetch_state(p, fs);
   fs.crew_warps = fetch_crew_warps(p);  // loads as the device's crew would
   CompleteState cs;
-  cs.published = cs.scanned = p.first_ticket;
+  init_complete_state(p, cs);
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
   bool fetching = true;
   for (;;) {
@@ -401,19 +403,20 @@ void cpu_executor(const ConsumerParams& p, unsigned unit) {
         stop = true;
         break;
       }
-      const uint64_t ticket = first + j;
+      const uint64_t seq = first + j;
       mr_slot slot = chunk[j];
+      const SlotOrigin origin = unstage(slot);
       Outcome out;
       if (admit_slot(p, slot, out)) {
-        HostExec ctx{p, ticket, slot.tenant};
+        HostExec ctx{p, seq, origin, slot.tenant};
         run_slot<Handlers>(ctx, slot, out);
       }
       if (out.abandoned()) {  // aborted mid-slot: leave it uncompleted
         stop = true;
         break;
       }
-      if constexpr (kTimeline) record_timeline(p, ticket, unit, chunk[j].opcode, claim_ns);
-      finish_ticket(p, ticket, chunk[j].flags, out);
+      if constexpr (kTimeline) record_timeline(p, origin.ticket, unit, chunk[j].opcode, claim_ns);
+      finish_ticket(p, seq, origin, chunk[j].flags, out);
     }
   }
   unit_exit(p);

@@ -98,6 +98,10 @@ struct Config {
   // A block smaller than 256 threads takes what it has. The CPU backend's
   // fetcher is one thread; there the value only shapes the cost model.
   uint32_t fetch_warps = 0;
+  // Rings of their own for Producer handles (Runtime::open_producer), in
+  // [0, MR_MAX_RINGS - 1]; each has ring_capacity slots. Ring 0, which
+  // Runtime::publish uses, always exists. 0 = none. Not with timeline mode.
+  uint32_t producer_rings = 0;
   // Unit 0 stamps heartbeat_ns() at most this often, between slots and
   // while it polls: a slot of unit 0 that runs longer pauses it.
   uint32_t heartbeat_interval_ns = 100'000;

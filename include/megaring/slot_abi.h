@@ -15,13 +15,14 @@
  * the built-in kernel's PTX for system-scope RMWs: tests/check_kernel_ptx.cmake.)
  *
  *   submission region  (pinned, host-mapped; host writes, the FETCHER reads)
- *     mr_slot slots[capacity]          one 64-byte slot per ring position
- *     mr_submission_control            stop_at ticket, abort flag
+ *     mr_slot slots[rings][capacity]   one 64-byte slot per ring position
+ *     mr_submission_control            ring 0's stop_at ticket, abort flag
  *
  *   completion region  (pinned, host-mapped; the COMPLETER writes, host reads)
- *     mr_completion completions[capacity]
- *     mr_completion_control            DONE_COUNT; heartbeat (fetcher);
- *                                      exited flag (the last unit to leave)
+ *     mr_completion completions[rings][capacity]
+ *     mr_ring_done done[rings]         each ring's DONE_COUNT, a line each
+ *     mr_completion_control            heartbeat (fetcher); exited flag (the
+ *                                      last unit to leave)
  *
  *   consumer-private   (device memory on the GPU; the details are in
  *                       megaring/consumer.hpp, ConsumerPrivate)
@@ -35,11 +36,28 @@
  * never completed: ownership moves, it is never shared.
  *
  * ---------------------------------------------------------------------------
+ * Rings (ABI v4)
+ * ---------------------------------------------------------------------------
+ * There are `rings` submission rings (1 .. MR_MAX_RINGS), each with its own
+ * slots, completion records and DONE_COUNT. Ring 0 is the runtime's own,
+ * shared by every thread that calls Runtime::publish (producers reserve with
+ * a CAS on its host-only tail). Each other ring belongs to one Producer at a
+ * time (one thread): its tail is a plain store, nothing on its publish path
+ * is a read-modify-write, and a producer that stalls holds up nobody else.
+ *
+ * The consumer merges the rings into one staged queue numbered by its own
+ * SEQUENCE (claims, FENCE, done flags); a ring's slots enter it in ticket
+ * order, so the completer learns each ring's DONE_COUNT by counting
+ * (model/rings_v4.pml checks the design: no loss, no duplicate, no ring
+ * waiting for another).
+ *
+ * ---------------------------------------------------------------------------
  * Tickets
  * ---------------------------------------------------------------------------
- * Tickets are free-running 64-bit counts; ticket t lives in position
- * t & (capacity - 1). Only the low MR_TICKET_BITS bits travel in a slot
- * header or a completion stamp (2^56 slots is years at a billion a second).
+ * Tickets are free-running 64-bit counts per ring; ticket t of ring r lives
+ * in position t & (capacity - 1) of ring r's slots and records. Only the low
+ * MR_TICKET_BITS bits travel in a slot header or a completion stamp (2^56
+ * slots is years at a billion a second).
  *
  * ---------------------------------------------------------------------------
  * Roles (ABI v3)
@@ -142,7 +160,10 @@
 extern "C" {
 #endif
 
-#define MR_ABI_VERSION 3u
+#define MR_ABI_VERSION 4u
+
+/* Submission rings a runtime may have (Config::producer_rings). */
+#define MR_MAX_RINGS 16u
 
 #define MR_SLOT_BYTES 64u
 #define MR_SLOT_ARGS 5u
@@ -271,17 +292,22 @@ typedef struct mr_completion {
 
 /* Host-written control words the consumer polls. */
 typedef struct mr_submission_control {
-  uint64_t stop_at;    /* consumer exits once its claim reaches this ticket;
+  uint64_t stop_at;    /* consumer exits once it has fetched ring 0 up to this
+                          ticket (the host drains the other rings first);
                           UINT64_MAX while running (graceful shutdown)        */
   uint64_t pad0[7];
   uint32_t abort_flag; /* non-zero: stop after the current slot              */
   uint32_t pad1[15];
 } mr_submission_control;
 
+/* One ring's DONE_COUNT, on a line of its own (the completer writes it). */
+typedef struct mr_ring_done {
+  uint64_t done_count;   /* every ticket of the ring below it completed      */
+  uint64_t pad[7];
+} mr_ring_done;
+
 /* Consumer-written words the host reads. Each on its own cache line. */
 typedef struct mr_completion_control {
-  uint64_t done_count;   /* DONE_COUNT: every ticket below it completed      */
-  uint64_t pad0[7];
   uint64_t heartbeat_ns; /* consumer clock (GPU globaltimer), rate-limited    */
   uint64_t pad1[7];
   uint32_t exited_units; /* written once, by the last consumer unit (block or
@@ -394,11 +420,10 @@ MR_STATIC_ASSERT(offsetof(mr_completion, stamp) == 8, "stamp at 8");
 MR_STATIC_ASSERT(sizeof(mr_submission_control) == 2 * MR_CACHELINE_BYTES, "two lines");
 MR_STATIC_ASSERT(offsetof(mr_submission_control, abort_flag) == MR_CACHELINE_BYTES,
                  "abort flag on its own line");
-MR_STATIC_ASSERT(sizeof(mr_completion_control) == 3 * MR_CACHELINE_BYTES, "three lines");
-MR_STATIC_ASSERT(offsetof(mr_completion_control, heartbeat_ns) == MR_CACHELINE_BYTES,
-                 "heartbeat on its own line");
-MR_STATIC_ASSERT(offsetof(mr_completion_control, exited_units) == 2 * MR_CACHELINE_BYTES,
+MR_STATIC_ASSERT(sizeof(mr_completion_control) == 2 * MR_CACHELINE_BYTES, "two lines");
+MR_STATIC_ASSERT(offsetof(mr_completion_control, exited_units) == MR_CACHELINE_BYTES,
                  "exited count on its own line");
+MR_STATIC_ASSERT(sizeof(mr_ring_done) == MR_CACHELINE_BYTES, "a DONE_COUNT a line");
 MR_STATIC_ASSERT(sizeof(mr_buffer_entry) == 32, "buffer entry is 32 bytes");
 MR_STATIC_ASSERT(offsetof(mr_buffer_entry, retire_ticket) == 24, "retire ticket at 24");
 MR_STATIC_ASSERT(sizeof(mr_timeline_record) == 32, "timeline record is 32 bytes");

@@ -88,7 +88,9 @@ template <class Ctx>
 MR_HDI void op_fence(Ctx& ctx, const mr_slot& /*s*/, Outcome& out) {
   if (ctx.rank() == 0) {
     if (ctx.wait_prefix()) {
-      out.result = ctx.ticket();  // every ticket below this one has completed
+      // Every slot the consumer took before this one (each ring's earlier
+      // tickets among them) has completed; the result is its own ticket.
+      out.result = ctx.ticket();
     } else {
       out.abandon();  // aborted while earlier tickets were pending
     }
@@ -142,11 +144,11 @@ MR_HDI void run_slot(Ctx& ctx, const mr_slot& s, Outcome& out) {
 // A built-in for which runs_alone() holds, run by one thread with the
 // CPU's one-thread context (which works on the device too: every call it
 // makes is MR_HD). Checks the flags as run_slot does.
-MR_HDI void run_builtin_alone(const ConsumerParams& p, uint64_t ticket, const mr_slot& s,
-                              Outcome& out) {
+MR_HDI void run_builtin_alone(const ConsumerParams& p, uint64_t seq, SlotOrigin origin,
+                              const mr_slot& s, Outcome& out) {
   if ((s.flags & MR_SLOT_FLAGS_RESERVED) != 0 || s.reserved != 0)
     return out.set_fault(MR_FAULT_RESERVED_FLAGS);
-  HostExec ctx{p, ticket, s.tenant};
+  HostExec ctx{p, seq, origin, s.tenant};
   if (!execute_builtin(ctx, s, out)) out.set_fault(MR_FAULT_UNKNOWN_OPCODE);
 }
 

@@ -134,14 +134,54 @@ MR_HDI bool abort_requested(const ConsumerParams& p) {
 
 enum class Next : uint32_t { kRun = 1, kExit = 2 };
 
-// A done flag: ticket + 1 (so that a zeroed flag is never a ticket's), and
-// whether the completer must write the ticket's record (KEEP_RESULT, or a
-// status other than OK). Tickets are below 2^56: the shift cannot overflow.
-MR_HDI uint64_t done_flag(uint64_t ticket, bool needs_record) {
-  return ((ticket + 1) << 1) | (needs_record ? 1u : 0u);
+// A done flag: seq + 1 (so that a zeroed flag is never a slot's), the ring
+// the slot came from, and whether the completer must write its record
+// (KEEP_RESULT, or a status other than OK). The flag names the ring so
+// that the completer needs no other load to count each ring's tickets.
+// Sequence numbers stay below 2^58 (tickets below 2^56 on each of at most
+// 16 rings): the shift cannot overflow.
+inline constexpr uint32_t kDoneFlagRingShift = 1;
+inline constexpr uint32_t kDoneFlagSeqShift = 5;  // 4 bits of ring: MR_MAX_RINGS
+static_assert(MR_MAX_RINGS <= (1u << (kDoneFlagSeqShift - kDoneFlagRingShift)), "ring fits the flag");
+MR_HDI uint64_t done_flag(uint64_t seq, uint32_t ring, bool needs_record) {
+  return ((seq + 1) << kDoneFlagSeqShift) | (static_cast<uint64_t>(ring) << kDoneFlagRingShift) |
+         (needs_record ? 1u : 0u);
 }
-MR_HDI bool done_flag_names(uint64_t flag, uint64_t ticket) { return (flag >> 1) == ticket + 1; }
+MR_HDI bool done_flag_names(uint64_t flag, uint64_t seq) {
+  return (flag >> kDoneFlagSeqShift) == seq + 1;
+}
+MR_HDI uint32_t done_flag_ring(uint64_t flag) {
+  return static_cast<uint32_t>(flag >> kDoneFlagRingShift) & (MR_MAX_RINGS - 1);
+}
 MR_HDI bool done_flag_needs_record(uint64_t flag) { return (flag & 1u) != 0; }
+
+// Ring `ring`'s slot and record of `ticket`.
+MR_HDI mr_slot* ring_slot(const ConsumerParams& p, uint32_t ring, uint64_t ticket) {
+  return &p.slots[static_cast<uint64_t>(ring) * p.capacity + (ticket & p.mask)];
+}
+MR_HDI mr_completion* ring_record(const ConsumerParams& p, uint32_t ring, uint64_t ticket) {
+  return &p.completions[static_cast<uint64_t>(ring) * p.capacity + (ticket & p.mask)];
+}
+
+// A staged copy (ConsumerParams::staged) says where its slot came from: its
+// header holds the ring's whole ticket, its reserved word the ring and
+// whether the published reserved word was non-zero (run_slot faults that).
+inline constexpr uint32_t kStagedReservedSet = 1u << 8;
+MR_HDI uint32_t staged_reserved(uint32_t ring, uint32_t published_reserved) {
+  return ring | (published_reserved != 0 ? kStagedReservedSet : 0u);
+}
+struct SlotOrigin {
+  uint64_t ticket;
+  uint32_t ring;
+};
+// Turns a staged copy back into the slot as published (header READY, the
+// reserved word 0 or not) and returns where it came from.
+MR_HDI SlotOrigin unstage(mr_slot& s) {
+  const SlotOrigin origin{s.header, s.reserved & (MR_MAX_RINGS - 1)};
+  s.header = mr_make_header(origin.ticket, MR_SLOT_READY);
+  s.reserved = (s.reserved & kStagedReservedSet) != 0 ? 1u : 0u;
+  return origin;
+}
 
 // ---------------------------------------------------------------------------
 // Fetcher (F1, F2)
@@ -190,17 +230,38 @@ struct FetchCrewShared {
   uint32_t ready[2][kFetchHeadGroups];  // a READY bit a header, 32 a group
   uint32_t abort_flag[2];
   uint64_t stop_at[2];
+  uint64_t done_seen[2];
 };
 
+// With several rings, a round reads the headers of one ring (its window),
+// or one header of every ring (the poll of all rings), never both: the
+// fetcher keeps reading a ring while its headers come READY, for at most
+// kRingTurnRounds rounds in a row, then polls all rings and goes on with
+// the first READY one after it (round robin: no ring waits for another,
+// model/rings_v4.pml, M8). One ring at most has bodies validated and not
+// yet copied (FetchState::body_ring): a round turns to another ring only
+// once it copies the last of them.
+inline constexpr uint32_t kPollAllRings = 0xFFFFFFFFu;
+inline constexpr uint32_t kRingTurnRounds = 4;
+
 struct FetchState {
-  uint64_t fetched = 0;    // this role's copy of priv->fetched
-  uint64_t valid_end = 0;  // [fetched, valid_end) seen READY, not yet copied
-  uint64_t stop_at = ~0ull;
+  uint64_t seq = 0;        // this role's copy of priv->fetched: slots staged
+  uint64_t done_seen = 0;  // priv->done_cursor as last read: the staged queue's room
+  // Ring body_ring's tickets [body_next, next[body_ring]) are validated and
+  // not yet copied.
+  uint32_t body_ring = 0;
+  uint64_t body_next = 0;
+  // Each ring's first ticket not yet seen READY, and the headers the next
+  // window of it reads, in [1, fetch_window_cap(crew_warps)]: 1 is the idle
+  // poll; widened while every header read was READY, back to 1 when none was
+  // (a lone call: eight headers after its own, then idle).
+  uint64_t next[MR_MAX_RINGS] = {};
+  uint32_t window[MR_MAX_RINGS] = {};
+  uint32_t head_ring = 0;   // whose headers the next round reads, or kPollAllRings
+  uint32_t turn = 0;        // productive rounds of head_ring's headers in a row
+  uint32_t last_found = 0;  // the ring the last poll of all rings took
+  uint64_t stop_at = ~0ull; // ring 0's, once read
   uint32_t rounds = 0;
-  // Headers the next round reads, in [1, fetch_window_cap(crew_warps)]: 1 is
-  // the idle poll; widened while every header read was READY, back to 1
-  // when none was (a lone call: eight headers after its own, then idle).
-  uint32_t window = 1;
   // This thread's place in the crew: rank 0 (warp 0, lane 0) leads and is
   // the one writer of the fetcher's words. The host's fetcher is one thread
   // that loads as a crew of crew_warps would (the bodies a round; the cost
@@ -211,6 +272,30 @@ struct FetchState {
   uint64_t last_heartbeat_ns = 0;
   uint64_t fetch_rounds = 0, tickets_fetched = 0, header_rounds = 0, idle_polls = 0;  // diagnostics
 };
+
+// Every ring, and the sequence, from p.first_ticket.
+MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st) {
+  st.seq = st.done_seen = st.body_next = p.first_ticket;
+  for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) {
+    st.next[r] = p.first_ticket;
+    st.window[r] = 1;
+  }
+}
+
+// The first ticket of `ring` not yet copied into `staged`.
+MR_HDI uint64_t fetched_end(const FetchState& st, uint32_t ring) {
+  return ring == st.body_ring ? st.body_next : st.next[ring];
+}
+
+// The ring a poll of all rings takes from `ready` (a bit a ring): the first
+// READY one after `last`, round robin.
+MR_HDI uint32_t next_ready_ring(uint32_t ready, uint32_t last, uint32_t rings) {
+  for (uint32_t k = 1; k <= rings; ++k) {
+    const uint32_t r = (last + k) % rings;
+    if ((ready >> r) & 1u) return r;
+  }
+  return kPollAllRings;
+}
 
 enum class Progress : uint32_t { kIdle = 0, kWorked = 1, kExit = 2 };
 
@@ -270,35 +355,58 @@ MR_HDI uint32_t next_fetch_window(uint32_t n_head, uint32_t valid, uint32_t cap)
 }
 
 // One fetcher round: a single PCIe round trip that (a) copies the bodies of
-// tickets validated by an earlier round into `staged`, (b) reads the
-// headers of the next window (one header when idle: a small poll), (c)
-// reads the abort flag and, every kStopCheckRounds rounds, stop_at. The body
-// loads are issued first: the header loads are acquires, and an acquire
-// would hold back every load after it, turning one round trip into two.
+// slots validated by an earlier round into `staged`, (b) reads the headers
+// of the next window (one header when idle: a small poll; one header of
+// each ring when several are idle), (c) reads the abort flag and, every
+// kStopCheckRounds rounds, stop_at. The body loads are issued first: the
+// header loads are acquires, and an acquire would hold back every load
+// after it, turning one round trip into two.
 //
 // Device: every thread of the crew calls it with the same state; the state
 // stays uniform (each result is a warp vote, shared at the round's barrier
 // where the crew has more than one warp). Host: one thread.
 MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   const uint32_t body_cap = fetch_body_cap(st.crew_warps);
-  const uint64_t n_body_64 = st.valid_end - st.fetched;
-  const uint32_t n_body = n_body_64 < body_cap ? static_cast<uint32_t>(n_body_64) : body_cap;
-  // The window, unless the bodies left validated after this round already
-  // fill the next one. (Not merely "unless this round is full": a backlog
-  // would then take three rounds a window, two of bodies and one of
-  // headers alone, where two carry it, the second with the next headers.)
-  uint32_t n_head = n_body_64 - n_body >= body_cap ? 0u : st.window;
-  if (n_head > p.capacity) n_head = p.capacity;  // a window never laps the ring
+  const uint32_t ring_b = st.body_ring;
+  const uint64_t backlog = st.next[ring_b] - st.body_next;
+  uint32_t n_body = backlog < body_cap ? static_cast<uint32_t>(backlog) : body_cap;
+  // The staged queue's room. A lone ring needs no check: the host reuses a
+  // position only after the completer is done with its ticket, the staged
+  // position of the same number included. Several rings fill the queue
+  // together, so it has back-pressure of its own (rings_v4.pml, M6).
+  if (p.rings > 1) {
+    const uint64_t room = p.capacity - (st.seq - st.done_seen);
+    if (n_body > room) n_body = static_cast<uint32_t>(room);
+  }
+  const uint64_t left = backlog - n_body;
+  // The headers: a ring with bodies left after this round keeps the reads,
+  // so that one ring at most has a backlog. Its window, unless the bodies
+  // left after this round already fill the next one. (Not merely "unless
+  // this round is full": a backlog would then take three rounds a window,
+  // two of bodies and one of headers alone, where two carry it, the second
+  // with the next headers.)
+  const uint32_t head = left != 0 ? ring_b : st.head_ring;
+  const bool poll_all = head == kPollAllRings;
+  uint32_t n_head = 0;
+  if (poll_all) {
+    n_head = p.rings;
+  } else if (left < body_cap) {
+    n_head = st.window[head];
+    if (n_head > p.capacity) n_head = p.capacity;  // a window never laps the ring
+  }
   // A window's headers are relaxed loads, all in flight, then an ACQUIRE
-  // fence in each warp that saw one READY; the idle poll's single header is
-  // an acquire load. (A thread's acquire loads would not overlap: each
-  // holds back every load after it.)
-  const bool window = n_head > 1;
+  // fence in each warp that saw one READY; the idle poll's single header
+  // (or each ring's, one a thread) is an acquire load. (A thread's acquire
+  // loads would not overlap: each holds back every load after it.)
+  const bool window = !poll_all && n_head > 1;
   const bool check_stop = (++st.rounds % kStopCheckRounds) == 0;
-  const uint64_t first_head = st.valid_end;
+  const bool check_room = p.rings > 1;
+  const uint64_t first_head = poll_all ? 0 : st.next[head];
   uint32_t abort_flag = 0;
   uint64_t stop_at = ~0ull;
-  uint32_t valid = 0;  // consecutive READY headers from first_head
+  uint64_t done_seen = st.done_seen;
+  uint32_t valid = 0;        // consecutive READY headers of `head` from first_head
+  uint32_t ready_rings = 0;  // the poll of all rings: a READY bit a ring
 #if defined(__CUDA_ARCH__)
   const uint32_t lane = threadIdx.x & 31u;
   const uint32_t crew_warp = st.crew_rank / kFetchLanes;  // 0 .. crew_warps - 1
@@ -315,61 +423,94 @@ MR_UNROLL
   for (uint32_t k = 0; k < kPieces; ++k) {
     const uint32_t i = st.crew_rank + k * crew_lanes;
     if (i < n_body * 4) {
-      const uint64_t t = st.fetched + i / 4;
-      const ulonglong2* src = reinterpret_cast<const ulonglong2*>(&p.slots[t & p.mask]) + (i & 3u);
+      const uint64_t t = st.body_next + i / 4;
+      const ulonglong2* src = reinterpret_cast<const ulonglong2*>(ring_slot(p, ring_b, t)) + (i & 3u);
       asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
                    : "=l"(piece[k].x), "=l"(piece[k].y)
                    : "l"(__cvta_generic_to_global(src))
                    : "memory");
     }
   }
-  // (c) Control words, the leader. Relaxed: stop requests, they carry no data.
+  // (c) Control words, the leader. Relaxed: stop requests, they carry no
+  // data. With several rings, also the completer's cursor (device memory),
+  // for the staged queue's room next round; the acquire fence below orders it.
   if (st.crew_rank == 0) {
     abort_flag = SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed);
     if (check_stop)
       stop_at = SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
+    if (check_room)
+      done_seen = DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_relaxed);
   }
-  // (b) F1. The headers, after the bodies (see above); group g (32
-  // consecutive headers) falls to crew warp g % crew_warps. A header seen
-  // READY, once this thread's acquire (the idle poll's load, or the fence
-  // below) follows it, pairs with the producer's header release (P3): its
-  // body (P2) is visible to this thread's later loads and, through the
-  // round's barrier below, to every crew thread's (the next round's bodies).
+  // (b) F1. The headers, after the bodies (see above). A header seen
+  // READY, once this thread's acquire (the poll's load, or the fence below)
+  // follows it, pairs with the producer's header release (P3): its body
+  // (P2) is visible to this thread's later loads and, through the round's
+  // barrier below, to every crew thread's (the next round's bodies).
   constexpr uint32_t kHeads = kFetchHeadsPerLane;  // n_head <= kHeads * crew_lanes
   bool ready[kHeads];
+  if (poll_all) {
+    // One header of each ring, thread r of warp 0 ring r's; ACQUIRE (system).
+    bool r_ready = false;
+    if (st.crew_rank < p.rings) {
+      const uint64_t t = st.next[st.crew_rank];
+      uint64_t h;
+      asm volatile("ld.acquire.sys.global.u64 %0, [%1];"
+                   : "=l"(h)
+                   : "l"(__cvta_generic_to_global(&ring_slot(p, st.crew_rank, t)->header))
+                   : "memory");
+      r_ready = h == mr_make_header(t, MR_SLOT_READY);
+    }
+    const uint32_t mask = __ballot_sync(0xFFFFFFFFu, r_ready);
+    if (crew_warp == 0) {
+      if (st.crew_warps > 1) {
+        if (lane == 0) st.crew->ready[par][0] = mask;
+      } else {
+        ready_rings = mask;
+      }
+    }
+  }
+  // A window: group g (32 consecutive headers) falls to crew warp g % crew_warps.
 MR_UNROLL
   for (uint32_t k = 0; k < kHeads; ++k) {
     const uint32_t i = st.crew_rank + k * crew_lanes;
     ready[k] = false;
-    if (i < n_head) {
+    if (!poll_all && i < n_head) {
       const uint64_t t = first_head + i;
+      const uint64_t* header = &ring_slot(p, head, t)->header;
       uint64_t h;
       if (window)
         asm volatile("ld.relaxed.sys.global.u64 %0, [%1];"
                      : "=l"(h)
-                     : "l"(__cvta_generic_to_global(&p.slots[t & p.mask].header))
+                     : "l"(__cvta_generic_to_global(header))
                      : "memory");
       else  // ACQUIRE (system): the idle poll, one header
         asm volatile("ld.acquire.sys.global.u64 %0, [%1];"
                      : "=l"(h)
-                     : "l"(__cvta_generic_to_global(&p.slots[t & p.mask].header))
+                     : "l"(__cvta_generic_to_global(header))
                      : "memory");
       ready[k] = h == mr_make_header(t, MR_SLOT_READY);
     }
   }
-  // F2: stage the bodies (device memory).
+  // F2: stage the bodies (device memory), each at its sequence number,
+  // saying where it came from (unstage).
 MR_UNROLL
   for (uint32_t k = 0; k < kPieces; ++k) {
     const uint32_t i = st.crew_rank + k * crew_lanes;
     if (i < n_body * 4) {
-      const uint64_t t = st.fetched + i / 4;
-      reinterpret_cast<ulonglong2*>(&p.staged[t & p.mask])[i & 3u] = piece[k];
+      ulonglong2 v = piece[k];
+      if ((i & 3u) == 0) {
+        v.x = st.body_next + i / 4;  // the header: the ring's whole ticket
+      } else if ((i & 3u) == 1) {    // flags, then the reserved word
+        v.x = (v.x & 0xFFFFFFFFull) |
+              (static_cast<uint64_t>(staged_reserved(ring_b, static_cast<uint32_t>(v.x >> 32))) << 32);
+      }
+      reinterpret_cast<ulonglong2*>(&p.staged[(st.seq + i / 4) & p.mask])[i & 3u] = v;
     }
   }
   // A vote per group of 32 headers. A crew of one takes the valid prefix
   // from its votes at once (its groups come in order); a larger crew
   // leaves its votes in shared memory and reads them all after the barrier.
-  const uint32_t groups = (n_head + kFetchLanes - 1) / kFetchLanes;
+  const uint32_t groups = poll_all ? 0u : (n_head + kFetchLanes - 1) / kFetchLanes;
   bool saw_ready = false;
 MR_UNROLL
   for (uint32_t k = 0; k < kHeads; ++k) {
@@ -389,14 +530,22 @@ MR_UNROLL
   // header a thread saw (see above).
   if (window && saw_ready)
     cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_system);
+  // ACQUIRE fence (device), the leader, after its load of done_cursor: the
+  // completer released it after it (and the executors, through the done
+  // flags) finished with every staged position below it, which the crew
+  // rewrites next round, after the round's barrier.
+  if (check_room && st.crew_rank == 0)
+    cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
   if (st.crew_warps > 1) {
     if (st.crew_rank == 0) {
       st.crew->abort_flag[par] = abort_flag;
       st.crew->stop_at[par] = stop_at;
+      st.crew->done_seen[par] = done_seen;
     }
   } else {
     abort_flag = __shfl_sync(0xFFFFFFFFu, abort_flag, 0);
     stop_at = __shfl_sync(0xFFFFFFFFu, stop_at, 0);
+    done_seen = __shfl_sync(0xFFFFFFFFu, done_seen, 0);
   }
   // The round's barrier: orders every crew thread's staged stores, header
   // acquires and shared words before the leader's cursor release below, and
@@ -404,6 +553,7 @@ MR_UNROLL
   // body loads).
   fetch_crew_sync(st);
   if (st.crew_warps > 1) {
+    if (poll_all) ready_rings = st.crew->ready[par][0];
     for (uint32_t g = 0; g < groups; ++g) {
       const uint32_t mask = st.crew->ready[par][g];
       const uint32_t run = mask == 0xFFFFFFFFu ? 32u : static_cast<uint32_t>(__ffs(~mask)) - 1u;
@@ -412,35 +562,47 @@ MR_UNROLL
     }
     abort_flag = st.crew->abort_flag[par];
     stop_at = st.crew->stop_at[par];
+    done_seen = st.crew->done_seen[par];
   }
 #else
   // The same loads in the same order, by one thread.
   for (uint32_t i = 0; i < n_body; ++i) {
-    const uint64_t t = st.fetched + i;
-    const mr_slot& src = p.slots[t & p.mask];
-    mr_slot& dst = p.staged[t & p.mask];
-    dst.header = mr_make_header(t, MR_SLOT_READY);
+    const uint64_t t = st.body_next + i;
+    const mr_slot& src = *ring_slot(p, ring_b, t);
+    mr_slot& dst = p.staged[(st.seq + i) & p.mask];
+    dst.header = t;  // the ring's whole ticket (unstage)
     dst.opcode = src.opcode;
     dst.tenant = src.tenant;
     dst.flags = src.flags;
-    dst.reserved = src.reserved;
+    dst.reserved = staged_reserved(ring_b, src.reserved);
     for (uint32_t a = 0; a < MR_SLOT_ARGS; ++a) dst.args[a] = src.args[a];
   }
   abort_flag = SysRef<uint32_t>(p.submission->abort_flag).load(cuda::std::memory_order_relaxed);
   if (check_stop)
     stop_at = SysRef<uint64_t>(p.submission->stop_at).load(cuda::std::memory_order_relaxed);
+  // ACQUIRE (device): see the device's fence after this load above.
+  if (check_room) done_seen = DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire);
   // F1. ACQUIRE loads here (free on x86, and what ThreadSanitizer follows,
   // where it ignores fences); the device's fence is counted below.
-  for (; valid < n_head; ++valid) {
-    const uint64_t t = first_head + valid;
-    if (SysRef<uint64_t>(p.slots[t & p.mask].header).load(cuda::std::memory_order_acquire) !=
-        mr_make_header(t, MR_SLOT_READY))
-      break;
+  if (poll_all) {
+    for (uint32_t r = 0; r < p.rings; ++r) {
+      const uint64_t t = st.next[r];
+      if (SysRef<uint64_t>(ring_slot(p, r, t)->header).load(cuda::std::memory_order_acquire) ==
+          mr_make_header(t, MR_SLOT_READY))
+        ready_rings |= 1u << r;
+    }
+  } else {
+    for (; valid < n_head; ++valid) {
+      const uint64_t t = first_head + valid;
+      if (SysRef<uint64_t>(ring_slot(p, head, t)->header).load(cuda::std::memory_order_acquire) !=
+          mr_make_header(t, MR_SLOT_READY))
+        break;
+    }
   }
 #endif
   // One round trip, awaited; loads counted as the warp issues them (one load
   // instruction moves up to 32 x 16 bytes).
-  const bool productive = n_body != 0 || valid != 0;
+  const bool productive = n_body != 0 || valid != 0 || ready_rings != 0;
   [[maybe_unused]] const uint32_t body_loads = (n_body * 4 + kFetchLanes - 1) / kFetchLanes;
   [[maybe_unused]] const uint32_t header_loads = (n_head + kFetchLanes - 1) / kFetchLanes;
   MR_COST(host_reads, body_loads + header_loads + 1 + (check_stop ? 1 : 0));  // + control words
@@ -453,14 +615,16 @@ MR_UNROLL
   } else {
     MR_COST(idle_polls, 1);
   }
+  st.done_seen = done_seen;
   if (n_body != 0) {
-    st.fetched += n_body;
+    st.body_next += n_body;
+    st.seq += n_body;
     ++st.fetch_rounds;
     st.tickets_fetched += n_body;
     if (st.crew_rank == 0) {
       // RELEASE (device): the staged copies above (every crew thread's,
       // ordered by the round's barrier) before executors acquire the cursor.
-      DevRef<uint64_t>(p.priv->fetched).store(st.fetched, cuda::std::memory_order_release);
+      DevRef<uint64_t>(p.priv->fetched).store(st.seq, cuda::std::memory_order_release);
       // Relaxed: diagnostics, one writer.
       DevRef<uint64_t>(p.priv->fetch_rounds).store(st.fetch_rounds, cuda::std::memory_order_relaxed);
       DevRef<uint64_t>(p.priv->tickets_fetched)
@@ -476,8 +640,40 @@ MR_UNROLL
     if (st.crew_rank == 0 && (st.idle_polls & 63u) == 0)
       DevRef<uint64_t>(p.priv->idle_polls).store(st.idle_polls, cuda::std::memory_order_relaxed);
   }
-  st.valid_end += valid;
-  if (n_head != 0) st.window = next_fetch_window(n_head, valid, fetch_window_cap(st.crew_warps));
+  // What the headers found, and whose the next round reads. A round reads
+  // another ring than ring_b only when it copies ring_b's last bodies
+  // (left == 0), so switching body_ring loses no backlog.
+  const uint32_t window_cap = fetch_window_cap(st.crew_warps);
+  if (poll_all) {
+    const uint32_t r = next_ready_ring(ready_rings, st.last_found, p.rings);
+    if (r != kPollAllRings) {
+      if (r != st.body_ring) {
+        st.body_ring = r;
+        st.body_next = st.next[r];
+      }
+      st.next[r] += 1;
+      const uint32_t grown = next_fetch_window(1, 1, window_cap);
+      if (st.window[r] < grown) st.window[r] = grown;
+      st.head_ring = r;
+      st.turn = 0;
+      st.last_found = r;
+    }
+  } else if (n_head != 0) {
+    if (valid != 0 && head != st.body_ring) {
+      st.body_ring = head;
+      st.body_next = st.next[head];
+    }
+    st.next[head] += valid;
+    st.window[head] = next_fetch_window(n_head, valid, window_cap);
+    // Several rings: an idle ring, or one that had its turn, hands over to
+    // the poll of all rings.
+    if (p.rings > 1 && (valid == 0 || ++st.turn >= kRingTurnRounds)) {
+      st.head_ring = kPollAllRings;
+      st.turn = 0;
+    } else {
+      st.head_ring = head;
+    }
+  }
   if (st.crew_rank == 0) fetcher_heartbeat(p, st, now_ns());
   if (abort_flag != 0) {
     // Relaxed: a stop request, mirrored for the roles that never read host
@@ -486,14 +682,17 @@ MR_UNROLL
       DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
     return Progress::kExit;
   }
-  if (stop_at != ~0ull && st.stop_at == ~0ull) {
-    st.stop_at = stop_at;
-    // Relaxed: stop_at is only compared with tickets, and every ticket below
-    // it is (or will be) published, so a late mirror only delays the exit.
+  if (stop_at != ~0ull && st.stop_at == ~0ull) st.stop_at = stop_at;
+  // Every ticket of ring 0 that will exist is staged (the host drained the
+  // other rings before it set stop_at): the consumer stops at this sequence
+  // number.
+  if (fetched_end(st, 0) >= st.stop_at) {
+    // Relaxed: compared with the claim and done cursors only, which never
+    // pass it; a late mirror only delays the exit.
     if (st.crew_rank == 0)
-      DevRef<uint64_t>(p.priv->stop_at_seen).store(stop_at, cuda::std::memory_order_relaxed);
+      DevRef<uint64_t>(p.priv->stop_seq).store(st.seq, cuda::std::memory_order_relaxed);
+    return Progress::kExit;
   }
-  if (st.fetched >= st.stop_at) return Progress::kExit;  // every ticket that will exist is staged
   return productive ? Progress::kWorked : Progress::kIdle;
 }
 
@@ -536,7 +735,7 @@ MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* coun
       continue;
     }
     // Relaxed mirror: see fetch_round.
-    if (c >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+    if (c >= DevRef<uint64_t>(p.priv->stop_seq).load(cuda::std::memory_order_relaxed))
       return Next::kExit;
 #if defined(__CUDA_ARCH__)
     // Device memory only, and a unit that waits here is the next to run a
@@ -603,13 +802,13 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   return true;
 }
 
-// E2, first half: stores ticket's outcome (relaxed word stores: the done
-// flag's release publishes them) and returns the done flag to publish.
-// `published_flags` are the slot's flags as published (KEEP_RESULT asks for
-// a record).
-MR_HDI uint64_t record_outcome(const ConsumerParams& p, uint64_t ticket, uint32_t published_flags,
-                               Outcome out) {
-  const uint64_t pos = ticket & p.mask;
+// E2, first half: stores the outcome of the slot staged at `seq`, which
+// came from `origin` (relaxed word stores: the done flag's release publishes
+// them) and returns the done flag to publish. `published_flags` are the
+// slot's flags as published (KEEP_RESULT asks for a record).
+MR_HDI uint64_t record_outcome(const ConsumerParams& p, uint64_t seq, SlotOrigin origin,
+                               uint32_t published_flags, Outcome out) {
+  const uint64_t pos = seq & p.mask;
   // A record holds a 2-bit status: a handler's invalid one is a fault of its
   // own making, never read as another status.
   if (out.status > MR_STATUS_REVOKED) out.set_fault(MR_FAULT_BAD_ARGUMENT);
@@ -618,18 +817,18 @@ MR_HDI uint64_t record_outcome(const ConsumerParams& p, uint64_t ticket, uint32_
   MR_COST(slots, 1);
   DevRef<uint64_t>(p.outcomes[pos].result).store(out.result, cuda::std::memory_order_relaxed);
   DevRef<uint64_t>(p.outcomes[pos].stamp)
-      .store(mr_make_stamp(ticket, out.status, out.fault), cuda::std::memory_order_relaxed);
-  return done_flag(ticket, needs_record);
+      .store(mr_make_stamp(origin.ticket, out.status, out.fault), cuda::std::memory_order_relaxed);
+  return done_flag(seq, origin.ring, needs_record);
 }
 
-// E2: records ticket's outcome and marks it done.
-MR_HDI void finish_ticket(const ConsumerParams& p, uint64_t ticket, uint32_t published_flags,
-                          const Outcome& out) {
-  const uint64_t flag = record_outcome(p, ticket, published_flags, out);
+// E2: records the outcome of the slot staged at `seq` and marks it done.
+MR_HDI void finish_ticket(const ConsumerParams& p, uint64_t seq, SlotOrigin origin,
+                          uint32_t published_flags, const Outcome& out) {
+  const uint64_t flag = record_outcome(p, seq, origin, published_flags, out);
   // RELEASE (device): the outcome, and the handler's memory effects (the
   // block's, ordered before thread 0 by its barrier), before the completer
   // acquires the flag.
-  DevRef<uint64_t>(p.done_flags[ticket & p.mask]).store(flag, cuda::std::memory_order_release);
+  DevRef<uint64_t>(p.done_flags[seq & p.mask]).store(flag, cuda::std::memory_order_release);
 }
 
 // Built-ins that one thread runs alone and that wait for nothing (no FENCE,
@@ -663,8 +862,14 @@ inline constexpr uint32_t kEarlyWindow = 256;
 inline constexpr uint64_t kEarlyRecordNs = 10'000;
 
 struct CompleteState {
-  uint64_t published = 0;         // DONE_COUNT as last stored
-  uint64_t scanned = 0;           // every ticket below it is finished
+  // Sequence numbers (the staged queue's order).
+  uint64_t published = 0;         // done_cursor as last stored
+  uint64_t scanned = 0;           // every slot below it is finished
+  // Each ring's tickets among them, counted (a ring's slots are staged in
+  // ticket order: rings_v4.pml, M7): ring_scanned[r] is the DONE_COUNT ring
+  // r gets at the next flush; `touched` marks the rings the run holds.
+  uint64_t ring_scanned[MR_MAX_RINGS] = {};
+  uint32_t touched = 0;
   uint64_t first_pending_ns = 0;  // when scanned first moved past published
   // The run stalled at gap_ticket (staged, not finished) since gap_since_ns;
   // early[] marks the tickets after it whose records went out early.
@@ -679,6 +884,12 @@ struct CompleteState {
   uint64_t flushes = 0, records_written = 0;  // diagnostics
 };
 
+// Every ring's count, and the sequence, from p.first_ticket.
+MR_HDI void init_complete_state(const ConsumerParams& p, CompleteState& cs) {
+  cs.published = cs.scanned = p.first_ticket;
+  for (uint64_t& done : cs.ring_scanned) done = p.first_ticket;
+}
+
 // A record's two words as the executor left them in `outcomes`.
 struct RecordWords {
   uint64_t result = 0;
@@ -689,10 +900,16 @@ MR_HDI RecordWords load_outcome(const ConsumerParams& p, uint64_t pos) {
           DevRef<uint64_t>(p.outcomes[pos].stamp).load(cuda::std::memory_order_relaxed)};
 }
 
+// The record of the slot whose done flag and outcome stamp these are: in
+// its ring, at its ticket's position.
+MR_HDI mr_completion* record_of(const ConsumerParams& p, uint64_t flag, uint64_t stamp) {
+  return ring_record(p, done_flag_ring(flag), mr_stamp_ticket(stamp));
+}
+
 // Stores a record's result word alone (a flush's first pass, see
 // flush_completions). Relaxed: the fence after the pass orders it.
-MR_HDI void write_result(const ConsumerParams& p, uint64_t pos, uint64_t result) {
-  SysRef<uint64_t>(p.completions[pos].result).store(result, cuda::std::memory_order_relaxed);
+MR_HDI void write_result(mr_completion* rec, uint64_t result) {
+  SysRef<uint64_t>(rec->result).store(result, cuda::std::memory_order_relaxed);
 }
 
 // Stores a whole record, as one 16-byte store on the device. Weak on the
@@ -700,25 +917,27 @@ MR_HDI void write_result(const ConsumerParams& p, uint64_t pos, uint64_t result)
 // flush_completions). Atomic on the host, not plain: a waiter may be reading
 // a record written before (its result, or early) that this rewrites with the
 // same words.
-MR_HDI void write_record(const ConsumerParams& p, uint64_t pos, RecordWords w) {
+MR_HDI void write_record(mr_completion* rec, RecordWords w) {
 #if defined(__CUDA_ARCH__)
-  asm volatile("st.global.v2.u64 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(&p.completions[pos])),
+  asm volatile("st.global.v2.u64 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(rec)),
                "l"(w.result), "l"(w.stamp)
                : "memory");
 #else
-  SysRef<uint64_t>(p.completions[pos].result).store(w.result, cuda::std::memory_order_relaxed);
-  SysRef<uint64_t>(p.completions[pos].stamp).store(w.stamp, cuda::std::memory_order_relaxed);
+  SysRef<uint64_t>(rec->result).store(w.result, cuda::std::memory_order_relaxed);
+  SysRef<uint64_t>(rec->stamp).store(w.stamp, cuda::std::memory_order_relaxed);
 #endif
 }
 
-// Writes one record whose stamp publishes it on its own: RELEASE (system)
-// of the stamp, after the result. For a kept ticket that finished while
-// DONE_COUNT is held back by an earlier one (write_kept_beyond_gap).
-MR_HDI void write_record_released(const ConsumerParams& p, uint64_t pos) {
-  const RecordWords w = load_outcome(p, pos);
-  write_result(p, pos, w.result);
+// Writes the record of the slot staged at `seq` (done flag `flag`), whose
+// stamp publishes it on its own: RELEASE (system) of the stamp, after the
+// result. For a kept slot that finished while DONE_COUNT is held back by an
+// earlier one (write_kept_beyond_gap), and the exit's last records.
+MR_HDI void write_record_released(const ConsumerParams& p, uint64_t seq, uint64_t flag) {
+  const RecordWords w = load_outcome(p, seq & p.mask);
+  mr_completion* rec = record_of(p, flag, w.stamp);
+  write_result(rec, w.result);
   // RELEASE (system): the result above before the stamp a waiter acquires.
-  SysRef<uint64_t>(p.completions[pos].stamp).store(w.stamp, cuda::std::memory_order_release);
+  SysRef<uint64_t>(rec->stamp).store(w.stamp, cuda::std::memory_order_release);
 }
 
 // A flush writes its records in two passes around a system fence: first the
@@ -728,18 +947,20 @@ MR_HDI void write_record_released(const ConsumerParams& p, uint64_t pos) {
 // before DONE_COUNT reaches it.
 enum class RecordPass : uint32_t { kResults, kWhole };
 
-// One pass over the records of [lo, hi) that need one. A line whose four
-// tickets are all in the run is written whole (kWhole) if any of them needs
-// a record (the others get their true OK record), so the root complex sees
-// full-line writes; a line the run covers in part gets single records. The
-// loads of a line (flags, then outcomes) are in flight together. Returns
-// the records written (kWhole) or the results written (kResults).
+// One pass over the records of the slots staged at [lo, hi) that need one.
+// With one ring, a line whose four tickets are all in the run is written
+// whole (kWhole) if any of them needs a record (the others get their true
+// OK record), so the root complex sees full-line writes; a line the run
+// covers in part gets single records, and so does every record where
+// several rings interleave their slots. The loads of a line (flags, then
+// outcomes) are in flight together. Returns the records written (kWhole)
+// or the results written (kResults).
 MR_HDI uint64_t write_records(const ConsumerParams& p, uint64_t lo, uint64_t hi, RecordPass pass) {
   constexpr uint32_t kPerLine = MR_CACHELINE_BYTES / MR_COMPLETION_BYTES;
   uint64_t written = 0;
   for (uint64_t t = lo; t < hi;) {
-    const bool whole_line =
-        p.capacity >= kPerLine && (t & (kPerLine - 1)) == 0 && hi - t >= kPerLine;
+    const bool whole_line = p.rings == 1 && p.capacity >= kPerLine &&
+                            (t & (kPerLine - 1)) == 0 && hi - t >= kPerLine;
     const uint32_t n = whole_line ? kPerLine : 1u;
     uint64_t flags[kPerLine];
 MR_UNROLL
@@ -748,7 +969,7 @@ MR_UNROLL
       flags[k] = k < n ? DevRef<uint64_t>(p.done_flags[(t + k) & p.mask])
                              .load(cuda::std::memory_order_relaxed)
                        : 0;
-    uint32_t needs = 0;  // bit k: ticket t + k needs a record
+    uint32_t needs = 0;  // bit k: slot t + k needs a record
     for (uint32_t k = 0; k < n; ++k) needs |= done_flag_needs_record(flags[k]) ? 1u << k : 0u;
     if (needs != 0) {
       // kWhole writes every record of a whole line; kResults only those needed.
@@ -759,10 +980,11 @@ MR_UNROLL
         if ((write >> k) & 1u) w[k] = load_outcome(p, (t + k) & p.mask);
       for (uint32_t k = 0; k < n; ++k) {
         if (((write >> k) & 1u) == 0) continue;
+        mr_completion* rec = record_of(p, flags[k], w[k].stamp);
         if (pass == RecordPass::kWhole)
-          write_record(p, (t + k) & p.mask, w[k]);
+          write_record(rec, w[k]);
         else
-          write_result(p, (t + k) & p.mask, w[k].result);
+          write_result(rec, w[k].result);
         ++written;
       }
       if (pass == RecordPass::kWhole && whole_line) {
@@ -798,15 +1020,29 @@ MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
     cs.record_lo = ~0ull;
     cs.record_hi = 0;
   }
-  // RELEASE (system): every record above, and every counted ticket's
-  // effects, before a host that acquires DONE_COUNT. One fence for the whole
-  // run; the line has one writer.
+  // RELEASE (system): every record above, and every counted slot's
+  // effects, before a host that acquires a DONE_COUNT. One fence for the
+  // whole run, whichever rings it holds (the device's fence, then relaxed
+  // stores; the host's release stores, which ThreadSanitizer follows); each
+  // line has one writer.
   MR_COST(system_fences, 1);
-  MR_COST(host_writes, 1);
-  MR_COST(partial_line_writes, 1);
-  SysRef<uint64_t>(p.completion_control->done_count).store(cs.scanned, cuda::std::memory_order_release);
-  // RELEASE (device), after DONE_COUNT: a FENCE slot that acquires the
-  // cursor sees the earlier tickets' effects.
+#if defined(__CUDA_ARCH__)
+  cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_system);
+#endif
+  for (uint32_t r = 0; r < p.rings; ++r) {
+    if (((cs.touched >> r) & 1u) == 0) continue;
+    MR_COST(host_writes, 1);
+    MR_COST(partial_line_writes, 1);
+#if defined(__CUDA_ARCH__)
+    SysRef<uint64_t>(p.ring_done[r].done_count).store(cs.ring_scanned[r], cuda::std::memory_order_relaxed);
+#else
+    SysRef<uint64_t>(p.ring_done[r].done_count).store(cs.ring_scanned[r], cuda::std::memory_order_release);
+#endif
+  }
+  cs.touched = 0;
+  // RELEASE (device), after the DONE_COUNTs: a FENCE slot that acquires
+  // the cursor sees the earlier slots' effects, and the fetcher that
+  // acquires it may reuse their staged positions.
   DevRef<uint64_t>(p.priv->done_cursor).store(cs.scanned, cuda::std::memory_order_release);
   cs.published = cs.scanned;
   cs.first_pending_ns = 0;
@@ -860,6 +1096,9 @@ MR_HDI void scan_done_flags(const ConsumerParams& p, CompleteState& cs) {
     counted = 0;
     for (; counted < kDoneScanBatch && done_flag_names(flags[counted], cs.scanned + counted);
          ++counted) {
+      const uint32_t ring = done_flag_ring(flags[counted]);
+      ++cs.ring_scanned[ring];
+      cs.touched |= 1u << ring;
       if (!done_flag_needs_record(flags[counted])) continue;
       const uint64_t t = cs.scanned + counted;
       if (t < cs.record_lo) cs.record_lo = t;
@@ -902,7 +1141,7 @@ MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, ui
       const uint64_t i = first + k;
       if ((cs.early[i / 64] >> (i % 64)) & 1u) continue;
       if (!done_flag_names(flags[k], base + i) || !done_flag_needs_record(flags[k])) continue;
-      write_record_released(p, (base + i) & p.mask);
+      write_record_released(p, base + i, flags[k]);
       MR_COST(host_writes, 1);
       MR_COST(partial_line_writes, 1);
       MR_COST(system_fences, 1);
@@ -960,7 +1199,7 @@ MR_HDI void final_flush(const ConsumerParams& p, CompleteState& cs) {
     const uint64_t flag =
         DevRef<uint64_t>(p.done_flags[t & p.mask]).load(cuda::std::memory_order_acquire);
     if (done_flag_names(flag, t)) {
-      write_record_released(p, t & p.mask);
+      write_record_released(p, t, flag);
       MR_COST(host_writes, 1);
       MR_COST(system_fences, 1);
       ++cs.records_written;
@@ -973,7 +1212,7 @@ MR_HDI void final_flush(const ConsumerParams& p, CompleteState& cs) {
 // the caller flushes once more first).
 MR_HDI bool completer_may_exit(const ConsumerParams& p, const CompleteState& cs) {
   // Relaxed mirrors: see fetch_round.
-  if (cs.published >= DevRef<uint64_t>(p.priv->stop_at_seen).load(cuda::std::memory_order_relaxed))
+  if (cs.published >= DevRef<uint64_t>(p.priv->stop_seq).load(cuda::std::memory_order_relaxed))
     return true;
   return abort_requested(p) &&
          DevRef<uint32_t>(p.priv->exited_units).load(cuda::std::memory_order_acquire) >= p.units;
@@ -994,13 +1233,13 @@ MR_HDI void unit_exit(const ConsumerParams& p) {
   }
 }
 
-// Waits (leader only) until every ticket below `ticket` has completed, or
-// abort. Used by MR_OP_FENCE.
-MR_HDI bool wait_for_prefix(const ConsumerParams& p, uint64_t ticket) {
+// Waits (leader only) until every slot staged before `seq` has completed,
+// or abort. Used by MR_OP_FENCE.
+MR_HDI bool wait_for_prefix(const ConsumerParams& p, uint64_t seq) {
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
   for (;;) {
     // ACQUIRE: the earlier tickets' effects happen before the fence completes.
-    if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >= ticket)
+    if (DevRef<uint64_t>(p.priv->done_cursor).load(cuda::std::memory_order_acquire) >= seq)
       return true;
     if (abort_requested(p)) return false;
     backoff.pause();

@@ -33,14 +33,23 @@
 namespace megaring {
 namespace detail {
 
+// Whether a buffer being freed is gone for the slot `origin`: ring 0's
+// tickets from its retire ticket on (free_buffer's published end); on a
+// producer's ring, whose tail free_buffer cannot move, from the moment the
+// retire is seen (the memory goes back only after every ring has completed
+// what was published before then: Runtime::free_buffer).
+MR_HDI bool retired_for(const mr_buffer_entry& entry, SlotOrigin origin) {
+  return origin.ring == 0 ? origin.ticket >= entry.retire_ticket : entry.retire_ticket != ~0ull;
+}
+
 // Check an entry against a (handle, offset, bytes, align) request from the
-// slot with `ticket` of `tenant`: a tenant slot may only name buffers its
-// tenant owns (tenant-less slots may name any).
-MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, uint64_t ticket, uint32_t tenant,
+// slot `origin` of `tenant`: a tenant slot may only name buffers its tenant
+// owns (tenant-less slots may name any).
+MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, SlotOrigin origin, uint32_t tenant,
                             uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
                             Outcome& out) {
   if (handle == 0 || handle > 0xFFFFFFFFull || entry.handle != static_cast<uint32_t>(handle) ||
-      ticket >= entry.retire_ticket || (tenant != 0 && entry.owner != tenant)) {
+      retired_for(entry, origin) || (tenant != 0 && entry.owner != tenant)) {
     out.set_fault(MR_FAULT_BAD_HANDLE);
     return nullptr;
   }
@@ -77,23 +86,25 @@ MR_HDI mr_buffer_entry load_entry(const ConsumerParams& p, uint64_t handle) {
 // ---------------------------------------------------------------------------
 struct HostExec {
   const ConsumerParams& p;
-  uint64_t ticket_;
-  uint32_t tenant_;  // the slot's tenant (0: none)
+  uint64_t seq_;       // where the slot was staged (FENCE waits for the ones before it)
+  SlotOrigin origin_;  // its ring and ticket
+  uint32_t tenant_;    // the slot's tenant (0: none)
 
   MR_HDI unsigned rank() const { return 0; }
   MR_HDI unsigned size() const { return 1; }
   MR_HDI void sync() const {}
-  MR_HDI uint64_t ticket() const { return ticket_; }
+  MR_HDI uint64_t ticket() const { return origin_.ticket; }
+  MR_HDI uint32_t ring() const { return origin_.ring; }
   MR_HDI uint32_t tenant() const { return tenant_; }
   MR_HDI const ConsumerParams& params() const { return p; }
   MR_HDI uint8_t* resolve(uint64_t handle, uint64_t offset, uint64_t bytes, uint32_t align,
                           unsigned /*which*/, Outcome& out) const {
-    return check_range(load_entry(p, handle), ticket_, tenant_, handle, offset, bytes, align,
+    return check_range(load_entry(p, handle), origin_, tenant_, handle, offset, bytes, align,
                        out);
   }
   MR_HDI uint64_t block_sum(uint64_t value) const { return value; }
   MR_HDI bool abort_requested() const { return detail::abort_requested(p); }
-  MR_HDI bool wait_prefix() const { return wait_for_prefix(p, ticket_); }
+  MR_HDI bool wait_prefix() const { return wait_for_prefix(p, seq_); }
 };
 
 #if defined(__CUDACC__)
@@ -103,7 +114,8 @@ struct HostExec {
 template <unsigned kThreads>
 struct BlockShared {
   mr_slot slot;
-  uint64_t ticket;
+  uint64_t seq;        // where the slot was staged
+  SlotOrigin origin;   // its ring and ticket
   uint32_t next;      // detail::Next
   uint32_t admitted;  // admit_slot's verdict; when 0 the slot's outcome is:
   uint64_t refused_result;
@@ -131,7 +143,8 @@ struct DeviceExec {
     __syncthreads();
 #endif
   }
-  MR_HDI uint64_t ticket() const { return shared->ticket; }
+  MR_HDI uint64_t ticket() const { return shared->origin.ticket; }
+  MR_HDI uint32_t ring() const { return shared->origin.ring; }
   MR_HDI uint32_t tenant() const { return shared->slot.tenant; }
   MR_HDI const ConsumerParams& params() const { return p; }
 
@@ -145,7 +158,7 @@ struct DeviceExec {
     sync();
     if (rank() == 0) shared->entries[which] = load_entry(p, handle);
     sync();
-    return check_range(shared->entries[which], shared->ticket, shared->slot.tenant, handle, offset,
+    return check_range(shared->entries[which], shared->origin, shared->slot.tenant, handle, offset,
                        bytes, align, out);
   }
 
@@ -173,7 +186,7 @@ struct DeviceExec {
     return detail::abort_requested(p);
 #endif
   }
-  MR_HDI bool wait_prefix() const { return wait_for_prefix(p, shared->ticket); }
+  MR_HDI bool wait_prefix() const { return wait_for_prefix(p, shared->seq); }
 };
 #endif  // __CUDACC__
 
