@@ -2,10 +2,11 @@
 // slot, counted on the CPU backend (Config::count_costs), and a model that
 // turns those counts into GPU throughput.
 //
-// Counting: measure_protocol_costs() runs the CPU backend with one producer
-// publishing batches, the consumer counting every host read, awaited round
-// trip, system fence, shared- and partial-line write, device RMW and lock
-// (megaring/detail/cost_count.hpp), and the producer its shared-line RMWs.
+// Counting: measure_protocol_costs() runs the CPU backend with producers
+// publishing batches (each on a ring of its own, or one thread on the shared
+// ring 0), the consumer counting every host read, awaited round trip,
+// system fence, shared- and partial-line write, device RMW and lock
+// (megaring/detail/cost_count.hpp), and the producers their shared-line RMWs.
 //
 // Model: two parts, and the slower one bounds the rate.
 //  * The executors: a closed queueing network of `units` executors. Each
@@ -66,14 +67,18 @@ struct ProtocolCosts {
   PerSlotCosts per_slot;   // everything (executors + I/O unit + producer)
   PerSlotCosts executors;  // the executors' part
   PerSlotCosts io;         // the I/O unit's part (fetcher and completer)
-  double host_ns_per_slot = 0;  // the producer's publish + reap time
+  double host_ns_per_slot = 0;  // the producers' publish + reap time
   uint64_t slots = 0;
   uint32_t workers = 0;         // CPU units that counted
   uint32_t batch = 0;
+  uint32_t producers = 0;       // threads with a ring each; 0: one thread on ring 0
 };
 
-// Runs `slots` NOPs through a counting CPU runtime, `batch` to a publish.
-bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers,
+// Runs `slots` NOPs through a counting CPU runtime, `batch` to a publish:
+// from `producers` threads, each with a Producer (a ring of its own), or,
+// with producers = 0, from one thread through Runtime::publish_batch (the
+// shared ring 0).
+bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers, uint32_t producers,
                             ProtocolCosts* out, std::string* error);
 
 struct CostLatencies {
@@ -140,7 +145,10 @@ struct CostBudget {
   bool enforced = true;
   const char* why_not = "";
 };
-std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slots_per_s);
+// `p` and `modelled_slots_per_s`: one producer on its own ring; the rate of
+// eight producers on eight rings beside it.
+std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slots_per_s,
+                                     double modelled_8_producers);
 
 // megaring_bench --cost-model [--cost-budgets] [--json PATH]: counts five
 // times, prints the count whose modelled rate is the median, the model and

@@ -2,14 +2,15 @@
 // of N NOP slots (one per call, fire and forget), C consumer threads run them
 // and signal completion, and every producer waits until its last slot has
 // completed. The same workload runs on
-//   * megaring's CPU backend: Runtime::publish + the CPU workers (C = workers)
-//     + wait_done on the producer's last ticket;
+//   * megaring's CPU backend: a Producer a thread (a ring of its own) and
+//     Producer::publish + the CPU workers (C = workers) + wait_done on the
+//     producer's last ticket;
 //   * moodycamel::ConcurrentQueue: enqueue (producer token) + C consumer
 //     threads (try_dequeue with a consumer token) that write a 16-byte
 //     completion record and bump the producer's done counter (release), the
 //     producer waiting on that counter.
-// Both get the same in-flight window (megaring's ring capacity; the queue's
-// producers stop at ring/P outstanding items each), the same 64-byte item,
+// Both get the same in-flight window (ring/P outstanding items a producer:
+// megaring's rings, and its staged queue, are ring/P slots), the same 64-byte item,
 // the same idle policy for consumers (megaring's poll backoff: 64 ns doubling
 // to 2048 ns, yield below 1 us, sleep above, with the CPU workers' 1 us timer
 // slack) and for waiting producers (megaring's HostWaiter: 256 pauses, 256
@@ -29,6 +30,7 @@
 #include <thread>
 
 #include <megaring/detail/host_waiter.hpp>
+#include <megaring/producer.hpp>
 #include <megaring/runtime.hpp>
 
 #if defined(MEGARING_BENCH_MOODYCAMEL_HEADER)
@@ -102,8 +104,11 @@ std::vector<uint64_t> split(uint64_t total, int parts) {
 // ---------------------------------------------------------------------------
 // megaring CPU backend
 // ---------------------------------------------------------------------------
-TrialResult megaring_trial(megaring::Runtime& rt, int producers, uint64_t slots, int sample_every) {
+// Each thread publishes on its own ring, `rings[p]`.
+TrialResult megaring_trial(const std::vector<std::unique_ptr<megaring::Producer>>& rings,
+                           uint64_t slots, int sample_every) {
   using namespace megaring;
+  const int producers = static_cast<int>(rings.size());
   TrialResult res;
   const auto shares = split(slots, producers);
   std::vector<std::vector<double>> samples(static_cast<size_t>(producers));
@@ -115,16 +120,17 @@ TrialResult megaring_trial(megaring::Runtime& rt, int producers, uint64_t slots,
       auto& mine = samples[static_cast<size_t>(p)];
       mine.reserve(shares[static_cast<size_t>(p)] / static_cast<uint64_t>(sample_every) + 1);
       const SlotRequest nop = ops::nop(static_cast<uint64_t>(p));
+      Producer& ring = *rings[static_cast<size_t>(p)];
       Ticket last;
       start.wait();
       for (uint64_t i = 0; i < shares[static_cast<size_t>(p)]; ++i) {
         Status st;
         if (i % static_cast<uint64_t>(sample_every) == 0) {
           const auto t0 = Clock::now();
-          st = rt.publish(nop, &last);
+          st = ring.publish(nop, &last);
           mine.push_back(elapsed_ns(t0, Clock::now()));
         } else {
-          st = rt.publish(nop, &last);
+          st = ring.publish(nop, &last);
         }
         if (!st) {
           errors[static_cast<size_t>(p)] = "publish: " + st.to_string();
@@ -132,8 +138,12 @@ TrialResult megaring_trial(megaring::Runtime& rt, int producers, uint64_t slots,
         }
       }
       if (shares[static_cast<size_t>(p)] > 0) {
-        const Status st = rt.wait_done(last);
+        const Status st = ring.wait_done(last);
         if (!st) errors[static_cast<size_t>(p)] = "wait_done: " + st.to_string();
+        // Every slot completed once: the ring's DONE_COUNT is what it published.
+        else if (ring.done_count() != last.value + 1)
+          errors[static_cast<size_t>(p)] = "DONE_COUNT " + std::to_string(ring.done_count()) +
+                                           " after ticket " + std::to_string(last.value);
       }
     });
   }
@@ -294,7 +304,9 @@ TrialResult megaring_fresh_trial(const HostCostOptions& o, int producers, uint64
   Config config;
   config.backend = Backend::kCpu;
   config.workers = static_cast<uint32_t>(o.consumers);
-  config.ring_capacity = o.ring;
+  // ring/P a producer, as the queue's window (o.ring and P: powers of two).
+  config.ring_capacity = std::max<uint32_t>(1, o.ring / static_cast<uint32_t>(producers));
+  config.producer_rings = static_cast<uint32_t>(producers);
   std::unique_ptr<Runtime> rt;
   Status st = Runtime::create(config, &rt);
   if (!st) {
@@ -302,13 +314,17 @@ TrialResult megaring_fresh_trial(const HostCostOptions& o, int producers, uint64
     res.error = "create: " + st.to_string();
     return res;
   }
-  (void)megaring_trial(*rt, producers, warm_slots, o.sample_every);
-  res = megaring_trial(*rt, producers, o.slots, o.sample_every);
-  const RuntimeStats stats = rt->stats();
-  if (res.ok && (stats.faulted != 0 || stats.aborted != 0 || stats.protocol_errors != 0)) {
-    res.ok = false;
-    res.error = "faulted/aborted/protocol errors in the runtime's stats";
+  std::vector<std::unique_ptr<Producer>> rings(static_cast<size_t>(producers));
+  for (auto& ring : rings) {
+    if (!(st = rt->open_producer(&ring))) {
+      res.ok = false;
+      res.error = "open_producer: " + st.to_string();
+      return res;
+    }
   }
+  (void)megaring_trial(rings, warm_slots, o.sample_every);
+  res = megaring_trial(rings, o.slots, o.sample_every);
+  rings.clear();
   st = rt->shutdown();
   if (res.ok && !st) {
     res.ok = false;

@@ -20,6 +20,7 @@
 #include <cuda/atomic>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -31,8 +32,10 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "host_ring.hpp"
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
+#include "megaring/producer.hpp"
 #include "megaring/runtime.hpp"
 #include "nvtx.hpp"
 #include "runtime_internal.hpp"
@@ -44,6 +47,7 @@ namespace {
 
 using detail::deadline_after;
 using detail::HostWaiter;
+using detail::read_record;
 
 template <class T>
 using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
@@ -71,20 +75,6 @@ uint16_t next_generation_seed() {
 }
 
 enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
-
-// A completion record's two words, as the host reads them: relaxed word
-// loads (the caller's DONE_COUNT, finalize or stamp acquire orders them),
-// atomic because the completer may rewrite an early-written record with the
-// same words meanwhile (consumer_core.cuh, write_kept_beyond_gap).
-struct RecordWords {
-  uint64_t stamp;
-  uint64_t result;
-};
-RecordWords read_record(const mr_completion& rec) {
-  auto& r = const_cast<mr_completion&>(rec);
-  return {SysRef<uint64_t>(r.stamp).load(cuda::std::memory_order_relaxed),
-          SysRef<uint64_t>(r.result).load(cuda::std::memory_order_relaxed)};
-}
 
 }  // namespace
 
@@ -159,7 +149,7 @@ SlotRequest delay_ns(uint64_t ns) { return make(MR_OP_DELAY_NS, ns); }
 }  // namespace ops
 
 // ---------------------------------------------------------------------------
-class Runtime::Impl {
+class Runtime::Impl final : public detail::ProducerHost {
  public:
   Status init(const Config& config, const Consumer& consumer);
   ~Impl();
@@ -203,6 +193,10 @@ class Runtime::Impl {
     // record below the value read is visible afterwards.
     return SysRef<uint64_t>(host().ring_done[0].done_count).load(cuda::std::memory_order_acquire);
   }
+  // A producer ring's DONE_COUNT (ACQUIRE, as done_count()).
+  uint64_t ring_done_count(uint32_t ring) const {
+    return SysRef<uint64_t>(host().ring_done[ring].done_count).load(cuda::std::memory_order_acquire);
+  }
   uint64_t heartbeat() const {
     return SysRef<uint64_t>(host().completion_control->heartbeat_ns)
         .load(cuda::std::memory_order_relaxed);
@@ -242,6 +236,16 @@ class Runtime::Impl {
   detail::ConsumerBackend* backend() { return backend_.get(); }
   uint32_t capacity() const { return capacity_; }
 
+  // Producers' rings (megaring/producer.hpp).
+  Status open_producer(std::unique_ptr<Producer>* out);
+  const detail::HostRegions& regions() const override { return host(); }
+  uint32_t ring_capacity() const override { return capacity_; }
+  Status publish_allowed() const override {
+    return state_.load() == State::kRunning ? Status::ok() : closed_status();
+  }
+  bool consumer_finalized() const override { return finalized_.load(std::memory_order_acquire); }
+  Status check_consumer() override;
+
  private:
   struct BufferRecord {
     uint64_t address = 0;
@@ -252,7 +256,8 @@ class Runtime::Impl {
   struct PendingFree {
     uint32_t index;
     uint64_t address;
-    uint64_t safe_after;  // free once every ticket below this completed
+    // Free once every ring's tickets below these completed.
+    std::array<uint64_t, MR_MAX_RINGS> safe_after;
   };
 
   static Status check_config(const Config& config);
@@ -270,7 +275,6 @@ class Runtime::Impl {
   // false if it is back in place (a reaper's move to parked_ threw and put it
   // back): the caller looks again.
   bool take_parked(uint64_t t, uint64_t pos, Completion* out, Status* result);
-  Status check_consumer();
   bool ticket_wait_ends(uint64_t t, Clock::time_point deadline, bool* last_look,
                         HostWaiter& waiter, Status* result);
   Status consumer_health();
@@ -338,6 +342,10 @@ class Runtime::Impl {
   int64_t clock_offset_ns_ = 0;
   int64_t clock_uncertainty_ns_ = 0;
   static constexpr size_t kReapEventRing = 4096;
+
+  // Rings 1 .. Config::producer_rings (index ring - 1), for the life of the
+  // runtime; Producers borrow them.
+  std::vector<std::shared_ptr<detail::ProducerRing>> producer_rings_;
 
   std::mutex buffer_mutex_;
   std::vector<BufferRecord> buffers_;
@@ -441,6 +449,11 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   tail_.store(first);
   reaped_.store(first);
   user_first_ticket_ = first;
+  for (uint32_t r = 1; r < rings; ++r) {
+    producer_rings_.push_back(std::make_shared<detail::ProducerRing>(r, cap, first));
+    // RELEASE: the ring's words above before a Producer's acquire of `host`.
+    producer_rings_.back()->host.store(this, std::memory_order_release);
+  }
   keep_.reset(new (std::nothrow) std::atomic<uint64_t>[cap]);
   if (!keep_) return Status(Result::kOutOfMemory, "keep table");
   for (uint32_t i = 0; i < cap; ++i) keep_[i].store(0, std::memory_order_relaxed);
@@ -538,6 +551,9 @@ Status Runtime::Impl::calibrate_clock() {
 }
 
 Runtime::Impl::~Impl() {
+  // Producers that outlive us answer kShutdown from now on (RELEASE: pairs
+  // with their acquire; a call racing with this is the caller's data race).
+  for (const auto& ring : producer_rings_) ring->host.store(nullptr, std::memory_order_release);
   // Nothing to stop or free if init() failed before the regions existed.
   if (!backend_ || host().completion_control == nullptr || !keep_) return;
   const State s = state_.load();
@@ -642,28 +658,15 @@ Status Runtime::Impl::publish(const SlotRequest* requests, uint32_t count, Ticke
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t t = t0 + i;
     const uint64_t pos = t & mask_;
-    mr_slot* slot = &h.slots[pos];
-    const SlotRequest& r = requests[i];
-    // P2: body first, plain stores.
-    slot->opcode = r.opcode;
-    slot->tenant = r.tenant;
-    slot->flags = (r.flags & ~MR_SLOT_FLAG_KEEP_RESULT) | keep_flag;
-    slot->reserved = 0;
-    for (uint32_t a = 0; a < MR_SLOT_ARGS; ++a) slot->args[a] = r.args[a];
+    detail::write_slot_body(&h.slots[pos], requests[i], keep_flag);  // P2
     // Relaxed: published to the reaper by the header release below (the
     // reaper reads keep_ only for tickets the consumer has completed).
     keep_[pos].store(options.keep_result ? t + 1 : 0, std::memory_order_relaxed);
     origin_[pos].store(origin, std::memory_order_relaxed);  // same ordering as keep_
     if (timeline_on_) publish_ns_[t & timeline_mask_].store(publish_ns, std::memory_order_relaxed);
   }
-  // P3. RELEASE (system), each: orders that slot's body and keep_ stores
-  // before the header a fetcher acquires. The batch's first header goes
-  // last, so a fetcher that sees it sees the whole batch in the same round.
-  for (uint32_t i = count; i-- > 0;) {
-    const uint64_t t = t0 + i;
-    SysRef<uint64_t>(h.slots[t & mask_].header)
-        .store(mr_make_header(t, MR_SLOT_READY), cuda::std::memory_order_release);
-  }
+  // P3, which also orders the keep_ and origin_ stores above.
+  detail::release_headers(h.slots, mask_, t0, count);
   MR_COST(slots, count);
   *first = Ticket{t0, options.keep_result};
   return Status::ok();
@@ -1051,11 +1054,33 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   const auto deadline = deadline_after(timeout);
   close_ring(State::kDraining, Result::kShutdown);
   const uint64_t end = published_end();
-  // Relaxed: stop_at carries no data; every ticket below it is (or will be)
-  // published by the producer that reserved it.
-  SysRef<uint64_t>(host().submission->stop_at).store(end, cuda::std::memory_order_relaxed);
+  // The producers' rings drain first: the consumer stops at ring 0's stop_at,
+  // so what they published must be done by then. Their tails (ACQUIRE: the
+  // reservations before their slots) include every publish that returned
+  // before the close; one racing with it may land after this look and then
+  // completes ABORTED (producer.hpp).
+  std::array<uint64_t, MR_MAX_RINGS> ring_end{};
+  for (const auto& ring : producer_rings_) ring_end[ring->ring] = ring->tail.load(std::memory_order_acquire);
+  const auto drained = [&] {
+    for (const auto& ring : producer_rings_)
+      if (ring_done_count(ring->ring) < ring_end[ring->ring]) return false;
+    return done_count() >= end;
+  };
+  const auto producers_drained = [&] {
+    for (const auto& ring : producer_rings_)
+      if (ring_done_count(ring->ring) < ring_end[ring->ring]) return false;
+    return true;
+  };
+  bool stop_at_set = false;
   HostWaiter waiter;
-  while (done_count() < end) {
+  for (;;) {
+    if (!stop_at_set && producers_drained()) {
+      // Relaxed: stop_at carries no data; every ticket below it is (or
+      // will be) published by the producer that reserved it.
+      SysRef<uint64_t>(host().submission->stop_at).store(end, cuda::std::memory_order_relaxed);
+      stop_at_set = true;
+    }
+    if (stop_at_set && drained()) break;
     reap(false);
     if (abort_requested_.load()) break;  // abort() interrupts a drain
     if (Clock::now() > deadline) {
@@ -1066,7 +1091,9 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
       if (!st && st.code() == Result::kTimeout) return st;
       return Status(Result::kTimeout, "shutdown drained " + std::to_string(done - config_.initial_ticket) +
                                           " of " + std::to_string(end - config_.initial_ticket) +
-                                          " slots before its timeout; the rest were aborted");
+                                          " ring-0 slots (and the producers' rings " +
+                                          (producers_drained() ? "" : "not ") +
+                                          "wholly) before its timeout; the rest were aborted");
     }
     if (waiter.due_for_health_check()) {
       Status st = consumer_health();
@@ -1102,6 +1129,31 @@ Status Runtime::Impl::abort() {
   if (s == State::kWedged) return Status(Result::kTimeout, "consumer did not stop");
   close_ring(State::kDraining, Result::kAborted);
   return stop_consumer_locked(config_.abort_timeout);
+}
+
+// ---------------------------------------------------------------------------
+// Producers' rings
+// ---------------------------------------------------------------------------
+Status Runtime::Impl::open_producer(std::unique_ptr<Producer>* out) {
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  if (producer_rings_.empty())
+    return Status(Result::kInvalidArgument, "no producer rings: set Config::producer_rings");
+  Status st = publish_allowed();
+  if (!st) return st;
+  for (const auto& ring : producer_rings_) {
+    bool expected = false;
+    // ACQUIRE: the previous owner's last use of the ring happens before ours.
+    if (!ring->owned.compare_exchange_strong(expected, true, std::memory_order_acquire)) continue;
+    try {
+      *out = detail::make_producer(ring);
+    } catch (...) {
+      ring->owned.store(false, std::memory_order_release);  // nobody took it
+      throw;
+    }
+    return Status::ok();
+  }
+  return Status(Result::kRingFull, "every producer ring is taken (Config::producer_rings = " +
+                                       std::to_string(producer_rings_.size()) + ")");
 }
 
 // ---------------------------------------------------------------------------
@@ -1209,20 +1261,36 @@ Status Runtime::Impl::free_buffer(BufferHandle handle) {
   if (!st) return st;
   // A read-modify-write of the tail after the retire store: every later
   // reservation reads from it, so its slot is ordered after the retire and
-  // faults. Tickets reserved in [end, end2) may run or fault; the memory is
-  // freed only after all of them completed.
-  const uint64_t end2 = tail_.fetch_add(0, std::memory_order_acq_rel) & ~kClosedBit;
+  // faults. Tickets reserved in [end, safe_after[0]) may run or fault; the
+  // memory is freed only after all of them completed.
+  PendingFree pending{index, b.address, {}};
+  pending.safe_after[0] = tail_.fetch_add(0, std::memory_order_acq_rel) & ~kClosedBit;
+  // The producers' rings, which we cannot reserve on: a SEQ_CST fence after
+  // the retire store (on the GPU a copy we waited for), then their tails
+  // (see ProducerRing::tail: each is stored seq_cst before its slots). A
+  // ticket at or past the tail read here had its slot written after the
+  // retire was visible, and faults; the tickets below it may still run with
+  // the buffer and are waited for.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (const auto& ring : producer_rings_)
+    pending.safe_after[ring->ring] = ring->tail.load(std::memory_order_seq_cst);
   b.handle = 0;
-  pending_frees_.push_back(PendingFree{index, b.address, end2});
+  pending_frees_.push_back(pending);
   collect_frees_locked(finalized_.load());
   return Status::ok();
 }
 
 void Runtime::Impl::collect_frees_locked(bool consumer_stopped) {
-  const uint64_t done = done_count();
+  const auto safe = [&](const PendingFree& f) {
+    if (consumer_stopped) return true;
+    if (done_count() < f.safe_after[0]) return false;
+    for (const auto& ring : producer_rings_)
+      if (ring_done_count(ring->ring) < f.safe_after[ring->ring]) return false;
+    return true;
+  };
   auto it = pending_frees_.begin();
   while (it != pending_frees_.end()) {
-    if (consumer_stopped || done >= it->safe_after) {
+    if (safe(*it)) {
       (void)backend_->clear_table_handle(it->index);
       (void)backend_->free(it->address);
       free_indices_.push_back(it->index);
@@ -1385,6 +1453,9 @@ Status Runtime::consumer_costs(CostCounters* executors, CostCounters* io) noexce
   MR_GUARD(impl_->consumer_costs(executors, io))
 }
 
+Status Runtime::open_producer(std::unique_ptr<Producer>* out) noexcept {
+  MR_GUARD(impl_->open_producer(out))
+}
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))
 }

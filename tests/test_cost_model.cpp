@@ -23,10 +23,11 @@ using mrbench::CostLatencies;
 using mrbench::PerSlotCosts;
 using mrbench::ProtocolCosts;
 
-ProtocolCosts measure() {
+// `producers` threads on rings of their own; 0: one thread on ring 0.
+ProtocolCosts measure(uint32_t producers = 0) {
   ProtocolCosts costs;
   std::string error;
-  EXPECT_TRUE(mrbench::measure_protocol_costs(100'000, 64, 0, &costs, &error)) << error;
+  EXPECT_TRUE(mrbench::measure_protocol_costs(100'000, 64, 0, producers, &costs, &error)) << error;
   return costs;
 }
 
@@ -73,6 +74,23 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
   }
   EXPECT_GE(c.per_slot.host_shared_rmws, 1.0 / 64 - 1e-9) << "the tail CAS per batch";
   EXPECT_LE(c.per_slot.host_shared_rmws, 1.0 / 64 + 0.01);
+}
+
+// A producer on a ring of its own stores its tail and reaps without a lock:
+// no read-modify-write on a word another host thread writes, alone or
+// eight at once. The consumer's side keeps its shape with eight rings: no
+// host read beyond one a slot, no shared line, no lock.
+TEST(CostModel, ProducersOnTheirOwnRingsShareNoWord) {
+  Watchdog watchdog(current_test_name(), Watchdog::default_limit());
+  for (const uint32_t producers : {1u, 8u}) {
+    const ProtocolCosts c = measure(producers);
+    EXPECT_EQ(c.producers, producers);
+    EXPECT_EQ(c.per_slot.host_shared_rmws, 0.0) << producers << " producer(s)";
+    EXPECT_LE(c.per_slot.host_reads, 1.0) << producers << " producer(s)";
+    EXPECT_EQ(c.per_slot.shared_line_writes, 0.0);
+    EXPECT_EQ(c.per_slot.locks, 0.0);
+    EXPECT_EQ(c.executors.host_reads, 0.0) << "executors never touch host memory";
+  }
 }
 
 // Under a backlog a fetch round reads the next window while it copies the

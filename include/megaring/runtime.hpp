@@ -236,6 +236,7 @@ struct Timeline {
 namespace detail {
 struct RuntimeInternals;  // the tenant layer's access (runtime/runtime_internal.hpp)
 }
+class Producer;  // megaring/producer.hpp
 
 class Runtime {
  public:
@@ -277,7 +278,12 @@ class Runtime {
   Status call(const SlotRequest& request, Completion* completion,
               Nanoseconds timeout = kForever) noexcept;
 
-  uint64_t done_count() const noexcept;     // DONE_COUNT, absolute ticket value
+  // A Producer with a ring of its own (megaring/producer.hpp): kRingFull
+  // when all Config::producer_rings are taken, kInvalidArgument when there
+  // are none, kShutdown/kAborted once the runtime stops.
+  Status open_producer(std::unique_ptr<Producer>* out) noexcept;
+
+  uint64_t done_count() const noexcept;     // ring 0's DONE_COUNT, absolute ticket value
   uint64_t heartbeat_ns() const noexcept;   // last consumer heartbeat (consumer clock)
   // Counters over the completions below DONE_COUNT (reaping them first).
   // DONE_COUNT can trail a completion that wait() already returned by a

@@ -1,0 +1,109 @@
+// Internal: what every host producer does to a ring, whoever owns it (the
+// runtime's shared ring 0, or a Producer's own ring): write slots (P2, P3)
+// and read completion records (H1). Step names are those of slot_abi.h.
+// Also the state of a producer's ring that outlives the Producer handles
+// that borrow it, and what such a handle needs from its runtime.
+#pragma once
+
+#include <cuda/atomic>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "backend.hpp"
+#include "megaring/runtime.hpp"
+
+namespace megaring::detail {
+
+// P2: a slot's body, plain stores (its header's release publishes them).
+// KEEP_RESULT is the runtime's to set: the completer writes this slot's
+// record even when it completes OK only if it is set.
+inline void write_slot_body(mr_slot* slot, const SlotRequest& request, uint32_t keep_flag) {
+  slot->opcode = request.opcode;
+  slot->tenant = request.tenant;
+  slot->flags = (request.flags & ~MR_SLOT_FLAG_KEEP_RESULT) | keep_flag;
+  slot->reserved = 0;
+  for (uint32_t a = 0; a < MR_SLOT_ARGS; ++a) slot->args[a] = request.args[a];
+}
+
+// P3: the headers of tickets [first, first + count) of the ring whose slots
+// start at `ring_slots`. RELEASE (system), each: orders that slot's body
+// (and whatever the caller stored for it before) before the header a
+// fetcher acquires. The batch's first header goes last, so a fetcher that
+// sees it sees the whole batch in the same round.
+inline void release_headers(mr_slot* ring_slots, uint64_t mask, uint64_t first, uint32_t count) {
+  for (uint32_t i = count; i-- > 0;) {
+    const uint64_t t = first + i;
+    cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(ring_slots[t & mask].header)
+        .store(mr_make_header(t, MR_SLOT_READY), cuda::std::memory_order_release);
+  }
+}
+
+// A completion record's two words, as the host reads them: relaxed word
+// loads (the caller's DONE_COUNT, finalize or stamp acquire orders them),
+// atomic because the completer may rewrite an early-written record with the
+// same words meanwhile (consumer_core.cuh, write_kept_beyond_gap).
+struct RecordWords {
+  uint64_t stamp;
+  uint64_t result;
+};
+inline RecordWords read_record(const mr_completion& rec) {
+  auto& r = const_cast<mr_completion&>(rec);
+  return {cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(r.stamp)
+              .load(cuda::std::memory_order_relaxed),
+          cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(r.result)
+              .load(cuda::std::memory_order_relaxed)};
+}
+
+// What a Producer needs from its runtime. Runtime::Impl implements it.
+class ProducerHost {
+ public:
+  virtual const HostRegions& regions() const = 0;
+  virtual uint32_t ring_capacity() const = 0;
+  // OK while publishes are accepted; the reason (kShutdown, kAborted, the
+  // consumer's failure) once they are not.
+  virtual Status publish_allowed() const = 0;
+  // The consumer has stopped and the host owns the completion region: a
+  // ticket at or past a ring's DONE_COUNT whose record does not name it was
+  // aborted. ACQUIRE: every record the consumer wrote is visible after it.
+  virtual bool consumer_finalized() const = 0;
+  // A dead consumer turns into a failed, finalized runtime (its error).
+  virtual Status check_consumer() = 0;
+
+ protected:
+  ~ProducerHost() = default;
+};
+
+// The host side of one producer's ring (ring >= 1). The runtime creates it
+// at start and keeps it for its life; a Producer borrows it (`owned`), and
+// the next one continues its tickets.
+struct ProducerRing {
+  explicit ProducerRing(uint32_t ring_index, uint32_t capacity, uint64_t first_ticket)
+      : ring(ring_index),
+        tail(first_ticket),
+        reaped(first_ticket),
+        keep(new uint64_t[capacity]()) {}
+
+  const uint32_t ring;
+  // Null once the runtime is destroyed (RELEASE there, ACQUIRE in every
+  // Producer call): a Producer that outlives its runtime answers kShutdown.
+  std::atomic<ProducerHost*> host{nullptr};
+  // The published end: every ticket below it is reserved by the owner.
+  // Written by the owner only, before it writes the slots: SEQ_CST, so that
+  // free_buffer, which stores a buffer's retire and then loads every tail
+  // (seq_cst), either sees a batch's tickets and waits for them to
+  // complete, or the batch's slots are written after the retire is visible
+  // and fault (exec_context.cuh, retired_for). Also read by shutdown.
+  alignas(64) std::atomic<uint64_t> tail;
+  // A Producer holds the ring (CAS in open_producer: acquire; the
+  // Producer's destructor: release, after its last use of the words below).
+  alignas(64) std::atomic<bool> owned{false};
+  // The owner's alone, handed on with `owned`:
+  uint64_t reaped;                       // every ticket below it is accounted for
+  std::unique_ptr<uint64_t[]> keep;      // [capacity]: t + 1 while t is kept, unread, in place
+  std::unordered_map<uint64_t, Completion> parked;  // unread kept results moved out
+};
+
+}  // namespace megaring::detail
