@@ -1,7 +1,8 @@
 /*
- * rings_v4.pml -- Promela model of the ring-per-producer protocol that issue
- * 14 asks for and megaring does not implement yet: the design, checked
- * before it is built. Checked with spin; run scripts/model_check.sh.
+ * rings_v4.pml -- Promela model of the ring-per-producer protocol of issue
+ * 14: the design, checked before it was built, that ABI v4 follows
+ * (model/README.md maps each part to the code). Checked with spin; run
+ * scripts/model_check.sh.
  * model/README.md ("rings_v4.pml") says what is modelled and what not.
  *
  * Each producer owns a ring of C positions: its own tail (no CAS: one

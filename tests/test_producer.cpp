@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include <megaring/detail/consumer_core.cuh>
 #include <megaring/producer.hpp>
 
 #include "backend_fixture.hpp"
@@ -231,6 +232,48 @@ TEST_P(ProducerTest, AStalledRingZeroPublisherHoldsUpNoProducer) {
   MR_EXPECT_OK(rt->shutdown());
 }
 
+// A flood on ring 0 does not starve a producer's ring: its slot is staged,
+// and with one executor also run, before the end of a flood that lasts far
+// longer than a ring's turn. End to end, on both backends. On the CPU
+// backend the slow executor keeps the flood's ring full, so its headers run
+// dry between refills and a fetcher without turns would pass too; on a GPU
+// the fetcher can be the bottleneck. The turn policy itself:
+// FetchRings.ARingWithABacklogDoesNotStarveAnother.
+TEST_P(ProducerTest, AFloodOnRingZeroDoesNotStarveAProducer) {
+  Config cfg = producer_config(1, 64);
+  cfg.workers = 1;  // slots complete in the order the fetcher staged them
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  std::unique_ptr<Producer> producer;
+  MR_ASSERT_OK(rt->open_producer(&producer));
+  constexpr uint32_t kFlood = 3000;  // 10 us each: 30 ms of the executor's time
+  constexpr uint32_t kBatch = 32;
+  Ticket flood_last;
+  std::thread flooder([&] {
+    std::vector<SlotRequest> batch(kBatch, ops::delay_ns(10'000));
+    for (uint32_t sent = 0; sent < kFlood; sent += kBatch) {
+      if (sent + kBatch >= kFlood) batch.back() = SlotRequest{MR_OP_READ_CLOCK};
+      Ticket first;
+      MR_ASSERT_OK(rt->publish_batch(batch.data(), kBatch, &first,
+                                     sent + kBatch >= kFlood ? kept() : PublishOptions{}));
+      flood_last = Ticket{first.value + kBatch - 1, sent + kBatch >= kFlood};
+    }
+  });
+  // Once the flood is under way (its ring full, the executor busy)...
+  const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(10));
+  while (rt->done_count() < 4 * kBatch && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  Completion mine;
+  MR_ASSERT_OK(producer->call(SlotRequest{MR_OP_READ_CLOCK}, &mine));
+  const uint64_t flood_done_then = rt->done_count();
+  flooder.join();
+  Completion theirs;
+  MR_ASSERT_OK(rt->wait(flood_last, &theirs));
+  EXPECT_LT(mine.result, theirs.result) << "the producer's slot ran after the whole flood";
+  EXPECT_LT(flood_done_then, uint64_t{kFlood}) << "the flood had ended: nothing was checked";
+  MR_EXPECT_OK(rt->shutdown());
+}
+
 // shutdown() completes everything producers published before it, then
 // refuses new publishes on every ring.
 TEST_P(ProducerTest, ShutdownDrainsEveryProducersRing) {
@@ -414,6 +457,117 @@ TEST_P(ProducerTest, ConfigBoundsTheRings) {
 }
 
 MEGARING_INSTANTIATE_BACKENDS(ProducerTest);
+
+// The fetcher alone (consumer_core.cuh, fetch_round, as the CPU backend's
+// I/O thread runs it), on rings filled by hand: what it stages, in what order.
+class FetchRings : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    slots_.assign(uint64_t{kRings} * kCapacity, mr_slot{});
+    staged_.assign(kCapacity, mr_slot{});
+    submission_ = mr_submission_control{};
+    submission_.stop_at = ~0ull;
+    control_ = mr_completion_control{};
+    priv_ = megaring::detail::initial_private(0);
+    p_.slots = slots_.data();
+    p_.submission = &submission_;
+    p_.completion_control = &control_;
+    p_.priv = &priv_;
+    p_.staged = staged_.data();
+    p_.capacity = kCapacity;
+    p_.mask = kCapacity - 1;
+    p_.rings = kRings;
+    p_.heartbeat_interval_ns = 1'000'000'000;
+    p_.fetch_warps = 4;
+    megaring::detail::init_fetch_state(p_, st_);
+    st_.crew_warps = 4;  // rounds of up to 256 bodies
+  }
+  // Publishes tickets [first, first + n) of `ring` (the body says which).
+  void publish(uint32_t ring, uint64_t first, uint64_t n) {
+    for (uint64_t t = first; t < first + n; ++t) {
+      mr_slot& s = slots_[uint64_t{ring} * kCapacity + (t & (kCapacity - 1))];
+      s.opcode = MR_OP_NOP;
+      s.args[0] = (uint64_t{ring} << 32) | t;
+      s.header = mr_make_header(t, MR_SLOT_READY);
+    }
+  }
+  // Runs `rounds` fetch rounds; returns the staged slots' (ring, ticket) in
+  // sequence order, checking each copy against its slot.
+  std::vector<std::pair<uint32_t, uint64_t>> fetch(int rounds) {
+    std::vector<std::pair<uint32_t, uint64_t>> order;
+    for (int i = 0; i < rounds; ++i) {
+      const uint64_t before = st_.seq;
+      EXPECT_NE(megaring::detail::fetch_round(p_, st_), megaring::detail::Progress::kExit);
+      for (uint64_t q = before; q < st_.seq; ++q) {
+        mr_slot copy = staged_[q & (kCapacity - 1)];
+        const megaring::detail::SlotOrigin origin = megaring::detail::unstage(copy);
+        EXPECT_EQ(copy.args[0], (uint64_t{origin.ring} << 32) | origin.ticket) << "seq " << q;
+        EXPECT_EQ(copy.reserved, 0u);
+        order.emplace_back(origin.ring, origin.ticket);
+      }
+    }
+    return order;
+  }
+
+  static constexpr uint32_t kRings = 3;
+  static constexpr uint32_t kCapacity = 4096;
+  std::vector<mr_slot> slots_, staged_;
+  mr_submission_control submission_{};
+  mr_completion_control control_{};
+  megaring::detail::ConsumerPrivate priv_{};
+  megaring::ConsumerParams p_{};
+  megaring::detail::FetchState st_;
+};
+
+// Ring 0 has 4000 slots ready, ring 2 one: ring 2's is staged within a few
+// rounds (a ring's turn is kRingTurnRounds rounds), not after ring 0's 4000.
+// Each ring's slots are staged once each, in ticket order.
+TEST_F(FetchRings, ARingWithABacklogDoesNotStarveAnother) {
+  publish(0, 0, 4000);
+  publish(2, 0, 1);
+  const auto order = fetch(60);
+  ASSERT_EQ(order.size(), 4001u) << "everything staged in 60 rounds";
+  uint64_t next[kRings] = {};
+  size_t ring2_at = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const auto [ring, ticket] = order[i];
+    ASSERT_LT(ring, kRings);
+    EXPECT_EQ(ticket, next[ring]++) << "ring " << ring << " out of order at seq " << i;
+    if (ring == 2) ring2_at = i;
+  }
+  EXPECT_EQ(next[0], 4000u);
+  EXPECT_EQ(next[1], 0u);
+  EXPECT_EQ(next[2], 1u);
+  // kRingTurnRounds rounds of ring 0 at up to 256 bodies, then the poll of
+  // all rings finds ring 2.
+  EXPECT_LE(ring2_at, (megaring::detail::kRingTurnRounds + 2) * 256u)
+      << "ring 2 waited for ring 0's backlog";
+}
+
+// With several rings the staged queue has back-pressure of its own: the
+// fetcher stages no further than `capacity` past the completer's cursor,
+// and goes on once the cursor moves (rings_v4.pml, M6).
+TEST_F(FetchRings, TheStagedQueueWaitsForTheCompleter) {
+  p_.capacity = 64;  // the staged queue; each ring still has 4096 positions...
+  p_.mask = 63;      // ...of which these tests fill fewer than 64 per ring
+  for (uint32_t r = 0; r < kRings; ++r) {
+    for (uint64_t t = 0; t < 60; ++t) {
+      mr_slot& s = slots_[uint64_t{r} * 64 + t];
+      s.opcode = MR_OP_NOP;
+      s.args[0] = (uint64_t{r} << 32) | t;
+      s.header = mr_make_header(t, MR_SLOT_READY);
+    }
+  }
+  for (int i = 0; i < 40; ++i) (void)megaring::detail::fetch_round(p_, st_);
+  EXPECT_EQ(st_.seq, 64u) << "staged past the completer's cursor";
+  priv_.done_cursor = 100;  // the completer is done with the first 100
+  for (int i = 0; i < 40; ++i) (void)megaring::detail::fetch_round(p_, st_);
+  EXPECT_EQ(st_.seq, 164u);
+  priv_.done_cursor = 180;
+  for (int i = 0; i < 40; ++i) (void)megaring::detail::fetch_round(p_, st_);
+  EXPECT_EQ(st_.seq, 180u) << "all 180 slots of three rings";
+}
+
 
 }  // namespace
 }  // namespace megaring_test

@@ -60,7 +60,7 @@
  * slots is years at a billion a second).
  *
  * ---------------------------------------------------------------------------
- * Roles (ABI v3)
+ * Roles (ABI v3, and v4)
  * ---------------------------------------------------------------------------
  * The consumer has three roles, so that only two of its threads ever touch
  * host memory, and each host-visible line has one writer:
@@ -80,9 +80,12 @@
  * ---------------------------------------------------------------------------
  * Publish (host producer)              consume (consumer)
  * ---------------------------------------------------------------------------
- * P1 reserve tickets [t, t+n) with a CAS on the host-only tail, only when
- *    t + n - reaped <= capacity (position reuse needs ticket t - capacity
- *    completed AND reaped by the host: back-pressure, never overwrite).
+ * Every step below is per ring: "ticket", "position", "record" and
+ * "DONE_COUNT" are those of the slot's ring.
+ * P1 reserve tickets [t, t+n), only when t + n - reaped <= capacity
+ *    (position reuse needs ticket t - capacity completed AND reaped by the
+ *    host: back-pressure, never overwrite). Ring 0: a CAS on its host-only
+ *    tail. A producer's ring: a plain (seq_cst) store of its tail, before P2.
  * P2 write the slot bodies (opcode, tenant, flags, args): plain stores.
  *    flags carries MR_SLOT_FLAG_KEEP_RESULT when the producer will read the
  *    result.
@@ -90,7 +93,13 @@
  *    system-scope RELEASE (orders that slot's P2 before it), the batch's
  *    first header LAST, so a fetcher that sees the first sees the batch.
  *                                       F1 read the headers of a window of
- *                                          positions after the last valid one
+ *                                          one ring's positions after its last
+ *                                          valid one (several rings: that ring
+ *                                          while it has READY headers, at most
+ *                                          kRingTurnRounds rounds in a row;
+ *                                          else one header of every ring, and
+ *                                          on with the first READY one after
+ *                                          the last served)
  *                                          (relaxed loads, all in flight, then
  *                                          an ACQUIRE fence, system scope, in
  *                                          each warp that saw one READY; an
@@ -107,19 +116,29 @@
  *                                       F2 in the next round (together with
  *                                          that round's header loads: one
  *                                          round trip) copy the valid bodies
- *                                          into device memory, then RELEASE
- *                                          (device) the fetched cursor.
+ *                                          into device memory, each at the
+ *                                          next number of the consumer's
+ *                                          SEQUENCE, with its ring and ticket
+ *                                          (several rings: only while the
+ *                                          staged queue has room, seq -
+ *                                          done_cursor < capacity), then
+ *                                          RELEASE (device) the fetched cursor.
  *                                       E1 executors claim chunks of staged
- *                                          tickets below the fetched cursor
+ *                                          sequence numbers below the fetched cursor
  *                                          (ACQUIRE), copy them once, admit
  *                                          (tenant 0, or an ACTIVE tenant whose
  *                                          window holds the opcode, which
  *                                          becomes the tenant-local one) and
  *                                          run them; else FAULT / REVOKED.
- *                                       E2 store the outcome, then RELEASE
- *                                          (device) the ticket's done flag.
+ *                                       E2 store the outcome (its stamp names
+ *                                          the ring's ticket), then RELEASE
+ *                                          (device) the done flag, which names
+ *                                          the sequence number and the ring.
  *                                       C1 the completer ACQUIRES consecutive
- *                                          done flags from DONE_COUNT on; when
+ *                                          done flags in sequence order,
+ *                                          counting each ring's tickets (a
+ *                                          ring's slots are staged in ticket
+ *                                          order); when
  *                                          the run reaches 64 tickets, or
  *                                          nothing else is fetched, or its
  *                                          oldest ticket waited about a
@@ -130,9 +149,10 @@
  *                                          (system); the records whole, stamp
  *                                          included (whole 64-byte lines where
  *                                          all four tickets are in the run).
- *                                          Then it RELEASE-stores DONE_COUNT
- *                                          (system scope: one fence for the
- *                                          whole run, two with records).
+ *                                          Then it RELEASE-stores the DONE_COUNT
+ *                                          of each ring in the run (system
+ *                                          scope: one fence for the whole run,
+ *                                          two with records).
  *                                       C2 a run stalled behind an unfinished
  *                                          ticket for 10 us: records of kept
  *                                          tickets after it that finished go
@@ -147,8 +167,9 @@
  * H2 reap: the host advances its private reaped cursor over completed tickets
  *    in order; a position is reused only after its ticket is reaped.
  *
- * DONE_COUNT has prefix meaning (every ticket below it completed) and never
- * decreases: the completer alone writes it.
+ * Each ring's DONE_COUNT has prefix meaning (every ticket of the ring below
+ * it completed) and never decreases: the completer alone writes it. A
+ * FENCE completes after every slot staged before it, from every ring.
  */
 #ifndef MEGARING_SLOT_ABI_H_
 #define MEGARING_SLOT_ABI_H_

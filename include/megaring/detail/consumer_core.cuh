@@ -13,14 +13,19 @@
 //                    an executor's leader (thread 0 of blocks 1..; a CPU
 //                    worker); handlers run block-wide (builtin_ops.cuh)
 //
-// Invariants (each cursor has one writing role, and never decreases):
-//   DONE_COUNT == done_cursor <= claim_cursor <= fetched <= published end
-//   tickets in [done_cursor, fetched) are staged: their slot copy in
-//     `staged` is final until the ticket is reaped by the host;
-//   a done flag equal to done_flag(t, ...) means t's outcome is final in
+// Invariants (each cursor has one writing role, and never decreases). The
+// cursors count the consumer's sequence (slot_abi.h, "Rings"), which with
+// one ring is ring 0's ticket:
+//   done_cursor <= claim_cursor <= fetched; each ring's DONE_COUNT counts
+//     that ring's slots below done_cursor;
+//   slots in [done_cursor, fetched) are staged: their copy in `staged` is
+//     final until the completer passes them;
+//   a done flag equal to done_flag(s, ...) means s's outcome is final in
 //     `outcomes`;
-//   a position's staged copy, outcome and done flag are rewritten only for
-//     ticket t + capacity, which the host publishes only after reaping t.
+//   a staged position, outcome and done flag are rewritten only for
+//     sequence number s + capacity: with one ring, which the host publishes
+//     only after reaping s; with several, which the fetcher stages only once
+//     done_cursor passed s.
 #pragma once
 
 #include <cuda/atomic>
