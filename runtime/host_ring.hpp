@@ -91,11 +91,14 @@ struct ProducerRing {
   // Producer call): a Producer that outlives its runtime answers kShutdown.
   std::atomic<ProducerHost*> host{nullptr};
   // The published end: every ticket below it is reserved by the owner.
-  // Written by the owner only, before it writes the slots: SEQ_CST, so that
-  // free_buffer, which stores a buffer's retire and then loads every tail
-  // (seq_cst), either sees a batch's tickets and waits for them to
-  // complete, or the batch's slots are written after the retire is visible
-  // and fault (exec_context.cuh, retired_for). Also read by shutdown.
+  // Written by the owner only, then a SEQ_CST fence, then the slots. With
+  // free_buffer's own fence between its retire store and its loads of the
+  // tails (Dekker's pattern: of two threads that each store, fence, then
+  // load the other's word, at least one sees the other's store), either
+  // free_buffer sees a batch's tickets and waits for them to complete, or
+  // the batch's slots come after the retire and fault (exec_context.cuh,
+  // retired_for). On the GPU the retire is a copy waited for before the
+  // fence. Also read by shutdown (ACQUIRE: only its value matters).
   alignas(64) std::atomic<uint64_t> tail;
   // A Producer holds the ring (CAS in open_producer: acquire; the
   // Producer's destructor: release, after its last use of the words below).

@@ -6,6 +6,7 @@
 
 #include <cuda/atomic>
 
+#include <atomic>
 #include <string>
 
 #include "host_ring.hpp"
@@ -84,8 +85,11 @@ class Producer::Impl {
     const uint64_t t0 = ring_->tail.load(std::memory_order_relaxed);
     Status st = wait_for_room(host, t0 + count, options);
     if (!st) return st;
-    // SEQ_CST: the tail before the slots (ProducerRing::tail; free_buffer).
-    ring_->tail.store(t0 + count, std::memory_order_seq_cst);
+    // The tail, then a SEQ_CST fence, before the slots: pairs with
+    // free_buffer's fence between its retire store and its loads of the
+    // tails (ProducerRing::tail). Relaxed store: the fence orders it.
+    ring_->tail.store(t0 + count, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     mr_slot* slots = ring_slots(host);
     const uint64_t mask = cap - 1;
     const uint32_t keep_flag = options.keep_result ? MR_SLOT_FLAG_KEEP_RESULT : 0u;

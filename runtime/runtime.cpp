@@ -1055,12 +1055,12 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   close_ring(State::kDraining, Result::kShutdown);
   const uint64_t end = published_end();
   // The producers' rings drain first: the consumer stops at ring 0's stop_at,
-  // so what they published must be done by then. Their tails (ACQUIRE: the
-  // reservations before their slots) include every publish that returned
-  // before the close; one racing with it may land after this look and then
-  // completes ABORTED (producer.hpp).
+  // so what they published must be done by then. Their tails include every
+  // publish that returned before the close (it happened before this call);
+  // one racing with it may land after this look, and then runs or completes
+  // ABORTED (producer.hpp). Relaxed: only the values matter.
   std::array<uint64_t, MR_MAX_RINGS> ring_end{};
-  for (const auto& ring : producer_rings_) ring_end[ring->ring] = ring->tail.load(std::memory_order_acquire);
+  for (const auto& ring : producer_rings_) ring_end[ring->ring] = ring->tail.load(std::memory_order_relaxed);
   const auto drained = [&] {
     for (const auto& ring : producer_rings_)
       if (ring_done_count(ring->ring) < ring_end[ring->ring]) return false;
@@ -1267,13 +1267,13 @@ Status Runtime::Impl::free_buffer(BufferHandle handle) {
   pending.safe_after[0] = tail_.fetch_add(0, std::memory_order_acq_rel) & ~kClosedBit;
   // The producers' rings, which we cannot reserve on: a SEQ_CST fence after
   // the retire store (on the GPU a copy we waited for), then their tails
-  // (see ProducerRing::tail: each is stored seq_cst before its slots). A
+  // (see ProducerRing::tail: each is stored, and fenced, before its slots). A
   // ticket at or past the tail read here had its slot written after the
   // retire was visible, and faults; the tickets below it may still run with
   // the buffer and are waited for.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (const auto& ring : producer_rings_)
-    pending.safe_after[ring->ring] = ring->tail.load(std::memory_order_seq_cst);
+  for (const auto& ring : producer_rings_)  // relaxed: the fence above orders them
+    pending.safe_after[ring->ring] = ring->tail.load(std::memory_order_relaxed);
   b.handle = 0;
   pending_frees_.push_back(pending);
   collect_frees_locked(finalized_.load());

@@ -9,12 +9,14 @@
 #  2. No volatile loads or stores: a volatile poll is relaxed, so the body
 #     read after it could be ordered before it. Host-written words are read
 #     through cuda::atomic_ref with an explicit order.
-#  3. Each kernel entry keeps the ring's system-scope edges (ABI v3): the
+#  3. Each kernel entry keeps the ring's system-scope edges (ABI v4): the
 #     fetcher's slot-header acquires (F1, ld.acquire.sys.global.u64, inline
 #     asm), unit_exit's 32-bit release of exited_units and the completer's
-#     DONE_COUNT release (C1, st.release.sys.b64). Narrowing any of them to
-#     device scope would still pass every CPU test. Minimum counts: the
-#     compiler may duplicate an edge (unit_exit is inlined once per role).
+#     release fence before the DONE_COUNT stores (C1: the inline asm marked
+#     "megaring C1: DONE_COUNT release", whose next instruction must be
+#     fence.acq_rel.sys or fence.sc.sys). Narrowing any of them to device
+#     scope would still pass every CPU test. Minimum counts: the compiler
+#     may duplicate an edge (unit_exit is inlined once per role).
 #
 # The checks read the entries' own bodies, so everything they call must be
 # inlined into them (a .func in the PTX fails the check rather than hide an
@@ -50,6 +52,11 @@ foreach(ptx IN LISTS ptx_files)
       set(count_${entry}_header_acquire 0)
       set(count_${entry}_exit_release 0)
       set(count_${entry}_done_count_release 0)
+      set(expect_done_fence FALSE)
+      continue()
+    endif()
+    if(line MATCHES "megaring C1: DONE_COUNT release")
+      set(expect_done_fence TRUE)
       continue()
     endif()
     # An instruction: optional guard predicate, then the opcode with its
@@ -58,6 +65,12 @@ foreach(ptx IN LISTS ptx_files)
       continue()
     endif()
     set(op "${CMAKE_MATCH_2}")
+    if(expect_done_fence)
+      if(entry AND op MATCHES "^fence\\.(acq_rel|sc)\\.sys$")
+        math(EXPR count_${entry}_done_count_release "${count_${entry}_done_count_release} + 1")
+      endif()
+      set(expect_done_fence FALSE)
+    endif()
     if(op MATCHES "^(atom|red)\\." AND op MATCHES "\\.sys(\\.|$)")
       list(APPEND errors "${ptx}:${line_no}: system-scope RMW `${op}`")
     elseif(op MATCHES "^(ld|st)\\.volatile\\.")
@@ -67,8 +80,6 @@ foreach(ptx IN LISTS ptx_files)
         math(EXPR count_${entry}_header_acquire "${count_${entry}_header_acquire} + 1")
       elseif(op MATCHES "^st\\.release\\.sys\\.b32$")
         math(EXPR count_${entry}_exit_release "${count_${entry}_exit_release} + 1")
-      elseif(op MATCHES "^st\\.release\\.sys\\.b64$")
-        math(EXPR count_${entry}_done_count_release "${count_${entry}_done_count_release} + 1")
       endif()
     endif()
   endforeach()

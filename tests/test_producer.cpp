@@ -479,7 +479,7 @@ class FetchRings : public ::testing::Test {
     p_.rings = kRings;
     p_.heartbeat_interval_ns = 1'000'000'000;
     p_.fetch_warps = 4;
-    megaring::detail::init_fetch_state(p_, st_);
+    megaring::detail::init_fetch_state(p_, st_, cursors_);
     st_.crew_warps = 4;  // rounds of up to 256 bodies
   }
   // Publishes tickets [first, first + n) of `ring` (the body says which).
@@ -516,6 +516,7 @@ class FetchRings : public ::testing::Test {
   mr_completion_control control_{};
   megaring::detail::ConsumerPrivate priv_{};
   megaring::ConsumerParams p_{};
+  megaring::detail::FetchRingCursors cursors_{};
   megaring::detail::FetchState st_;
 };
 
@@ -542,6 +543,38 @@ TEST_F(FetchRings, ARingWithABacklogDoesNotStarveAnother) {
   // all rings finds ring 2.
   EXPECT_LE(ring2_at, (megaring::detail::kRingTurnRounds + 2) * 256u)
       << "ring 2 waited for ring 0's backlog";
+}
+
+// A ring's turn ends after kRingTurnRounds rounds even while the staged
+// queue's room keeps its validated backlog from being copied (the executors
+// are the bottleneck): the other rings' slots are staged in turn, not after
+// that backlog.
+TEST_F(FetchRings, ATurnEndsWhileTheStagedQueueIsFull) {
+  p_.capacity = 64;  // the staged queue and each ring
+  p_.mask = 63;
+  for (uint32_t r = 0; r < kRings; ++r) {
+    const uint64_t n = r == 2 ? 1 : 60;  // rings 0 and 1 busy, ring 2 one slot
+    for (uint64_t t = 0; t < n; ++t) {
+      mr_slot& s = slots_[uint64_t{r} * 64 + t];
+      s.opcode = MR_OP_NOP;
+      s.args[0] = (uint64_t{r} << 32) | t;
+      s.header = mr_make_header(t, MR_SLOT_READY);
+    }
+  }
+  // The completer passes 4 slots a round: the room stays small.
+  int64_t ring2_at = -1;
+  for (int round = 0; round < 100 && ring2_at < 0; ++round) {
+    const uint64_t before = st_.seq;
+    (void)megaring::detail::fetch_round(p_, st_);
+    for (uint64_t q = before; q < st_.seq; ++q)
+      if ((staged_[q & 63].reserved & (MR_MAX_RINGS - 1)) == 2) ring2_at = static_cast<int64_t>(q);
+    priv_.done_cursor = std::min<uint64_t>(st_.seq, priv_.done_cursor + 4);
+  }
+  // Ring 0 goes first and, the queue being empty, is staged whole (60);
+  // ring 1's turn then meets the full queue; ring 2 comes after that turn,
+  // not after ring 1's last slot (seq 120).
+  ASSERT_GE(ring2_at, 0) << "ring 2's slot was never staged";
+  EXPECT_LT(ring2_at, 100) << "ring 2 waited for ring 1's backlog to drain";
 }
 
 // With several rings the staged queue has back-pressure of its own: the

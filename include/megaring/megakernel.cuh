@@ -108,7 +108,8 @@ __device__ __forceinline__ void io_block(const ConsumerParams& p) {
         fetch_crew_warps(p) < block_warps ? fetch_crew_warps(p) : block_warps;
     if (warp == 0 || (warp >= 2 && warp <= crew_warps)) {
       FetchState fs;
-      init_fetch_state(p, fs);
+      FetchRingCursors rings;
+      init_fetch_state(p, fs, rings);
       fs.crew_warps = crew_warps;
       fs.crew_rank = (warp == 0 ? 0u : warp - 1) * 32 + lane;
       fs.crew = &crew;
@@ -128,7 +129,8 @@ __device__ __forceinline__ void io_block(const ConsumerParams& p) {
     }
   } else {
     FetchState fs;  // a crew of one warp
-    init_fetch_state(p, fs);
+    FetchRingCursors rings;
+    init_fetch_state(p, fs, rings);
     fs.crew_rank = lane;
     CompleteState cs;  // lane 0's
     init_complete_state(p, cs);
@@ -358,7 +360,8 @@ cudaError_t gpu_launch(const ConsumerParams& params, unsigned grid, cudaStream_t
 inline void cpu_io_unit(const ConsumerParams& p) {
   CostScope costs(p.costs != nullptr ? &p.costs[p.units] : nullptr);  // Config::count_costs
   FetchState fs;
-  init_fetch_state(p, fs);
+  FetchRingCursors rings;
+  init_fetch_state(p, fs, rings);
   fs.crew_warps = fetch_crew_warps(p);  // loads as the device's crew would
   CompleteState cs;
   init_complete_state(p, cs);

@@ -1,5 +1,7 @@
 // A producer with a ring of its own (Config::producer_rings of them): what a
-// server thread, or a tenant's request loop, uses to publish at full rate.
+// server thread uses to publish at full rate. It publishes raw SlotRequests,
+// as Runtime::publish does: the tenant layer's quotas and drain accounting
+// do not see them (the consumer still admits each slot by its tenant id).
 //
 //   std::unique_ptr<megaring::Producer> producer;
 //   Status st = runtime->open_producer(&producer);
@@ -11,8 +13,13 @@
 // Compared with Runtime::publish, which every thread shares through one
 // ticket counter: the producer's tail is a plain store (no read-modify-write
 // and no line that other producers write), it reaps its own ring without a
-// lock, and a producer that stalls holds up nobody else. The consumer serves
-// the rings in turn (slot_abi.h, "Rings").
+// lock, and a producer that stalls (preempted, or dead, between or inside
+// its publishes) holds up nobody else. The consumer serves the rings in
+// turn (slot_abi.h, "Rings"). What rings do not isolate: a slot that runs
+// long holds back every ring's DONE_COUNT past it, as it holds back ring
+// 0's (the completer publishes in the order the slots were staged; kept
+// results after it still return, after 10 us), and once `capacity` slots
+// are staged behind it the fetcher waits too.
 //
 // One thread at a time: a Producer's calls must not overlap (hand it to
 // another thread with the usual synchronisation). Tickets count per ring:

@@ -143,8 +143,8 @@ enum class Next : uint32_t { kRun = 1, kExit = 2 };
 // the slot came from, and whether the completer must write its record
 // (KEEP_RESULT, or a status other than OK). The flag names the ring so
 // that the completer needs no other load to count each ring's tickets.
-// Sequence numbers stay below 2^58 (tickets below 2^56 on each of at most
-// 16 rings): the shift cannot overflow.
+// The shift overflows at sequence number 2^59: eighteen years of slots at a
+// billion a second.
 inline constexpr uint32_t kDoneFlagRingShift = 1;
 inline constexpr uint32_t kDoneFlagSeqShift = 5;  // 4 bits of ring: MR_MAX_RINGS
 static_assert(MR_MAX_RINGS <= (1u << (kDoneFlagSeqShift - kDoneFlagRingShift)), "ring fits the flag");
@@ -249,6 +249,15 @@ struct FetchCrewShared {
 inline constexpr uint32_t kPollAllRings = 0xFFFFFFFFu;
 inline constexpr uint32_t kRingTurnRounds = 4;
 
+// Each ring's fetch cursors. Indexed at run time, they live in local memory,
+// apart from FetchState: inside it they took its scalars there too (ptxas,
+// sm_90: 80 registers, a 784-byte frame and a spill, against 122 registers
+// and no spill apart).
+struct FetchRingCursors {
+  uint64_t next[MR_MAX_RINGS];    // FetchState::next
+  uint32_t window[MR_MAX_RINGS];  // FetchState::window
+};
+
 struct FetchState {
   uint64_t seq = 0;        // this role's copy of priv->fetched: slots staged
   uint64_t done_seen = 0;  // priv->done_cursor as last read: the staged queue's room
@@ -259,11 +268,12 @@ struct FetchState {
   // Each ring's first ticket not yet seen READY, and the headers the next
   // window of it reads, in [1, fetch_window_cap(crew_warps)]: 1 is the idle
   // poll; widened while every header read was READY, back to 1 when none was
-  // (a lone call: eight headers after its own, then idle).
-  uint64_t next[MR_MAX_RINGS] = {};
-  uint32_t window[MR_MAX_RINGS] = {};
+  // (a lone call: eight headers after its own, then idle). In the caller's
+  // FetchRingCursors (init_fetch_state).
+  uint64_t* next = nullptr;
+  uint32_t* window = nullptr;
   uint32_t head_ring = 0;   // whose headers the next round reads, or kPollAllRings
-  uint32_t turn = 0;        // productive rounds of head_ring's headers in a row
+  uint32_t turn = 0;        // rounds of the ring served since the poll that picked it
   uint32_t last_found = 0;  // the ring the last poll of all rings took
   uint64_t stop_at = ~0ull; // ring 0's, once read
   uint32_t rounds = 0;
@@ -278,9 +288,12 @@ struct FetchState {
   uint64_t fetch_rounds = 0, tickets_fetched = 0, header_rounds = 0, idle_polls = 0;  // diagnostics
 };
 
-// Every ring, and the sequence, from p.first_ticket.
-MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st) {
+// Every ring, and the sequence, from p.first_ticket; the rings' cursors in
+// `cursors`, which must outlive the state.
+MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st, FetchRingCursors& cursors) {
   st.seq = st.done_seen = st.body_next = p.first_ticket;
+  st.next = cursors.next;
+  st.window = cursors.window;
   for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) {
     st.next[r] = p.first_ticket;
     st.window[r] = 1;
@@ -383,14 +396,28 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
     const uint64_t room = p.capacity - (st.seq - st.done_seen);
     if (n_body > room) n_body = static_cast<uint32_t>(room);
   }
-  const uint64_t left = backlog - n_body;
+  uint64_t left = backlog - n_body;
   // The headers: a ring with bodies left after this round keeps the reads,
   // so that one ring at most has a backlog. Its window, unless the bodies
   // left after this round already fill the next one. (Not merely "unless
   // this round is full": a backlog would then take three rounds a window,
   // two of bodies and one of headers alone, where two carry it, the second
-  // with the next headers.)
-  const uint32_t head = left != 0 ? ring_b : st.head_ring;
+  // with the next headers.) But a ring's turn is kRingTurnRounds rounds,
+  // whether they read its headers or only copy its bodies (which the staged
+  // queue's room may make many): once it is over, the bodies this round
+  // does not copy are forgotten, and the round polls all rings. Their
+  // headers stay READY until the slots are staged, run and reaped, so the
+  // ring's next turn validates them again.
+  uint32_t head = st.head_ring;
+  if (left != 0) {
+    if (p.rings > 1 && st.turn >= kRingTurnRounds) {
+      st.next[ring_b] = st.body_next + n_body;
+      left = 0;
+      head = kPollAllRings;
+    } else {
+      head = ring_b;
+    }
+  }
   const bool poll_all = head == kPollAllRings;
   uint32_t n_head = 0;
   if (poll_all) {
@@ -663,21 +690,22 @@ MR_UNROLL
       st.turn = 0;
       st.last_found = r;
     }
-  } else if (n_head != 0) {
-    if (valid != 0 && head != st.body_ring) {
-      st.body_ring = head;
-      st.body_next = st.next[head];
+  } else {  // a round of one ring: its headers, its bodies, or both
+    if (n_head != 0) {
+      if (valid != 0 && head != st.body_ring) {
+        st.body_ring = head;
+        st.body_next = st.next[head];
+      }
+      st.next[head] += valid;
+      st.window[head] = next_fetch_window(n_head, valid, window_cap);
     }
-    st.next[head] += valid;
-    st.window[head] = next_fetch_window(n_head, valid, window_cap);
     // Several rings: an idle ring, or one that had its turn, hands over to
-    // the poll of all rings.
-    if (p.rings > 1 && (valid == 0 || ++st.turn >= kRingTurnRounds)) {
+    // the poll of all rings (whose pick starts the next turn at 0).
+    ++st.turn;
+    if (p.rings > 1 && ((n_head != 0 && valid == 0) || st.turn >= kRingTurnRounds))
       st.head_ring = kPollAllRings;
-      st.turn = 0;
-    } else {
+    else
       st.head_ring = head;
-    }
   }
   if (st.crew_rank == 0) fetcher_heartbeat(p, st, now_ns());
   if (abort_flag != 0) {
@@ -1032,7 +1060,10 @@ MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
   // line has one writer.
   MR_COST(system_fences, 1);
 #if defined(__CUDA_ARCH__)
-  cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_system);
+  // The release fence, as cuda::atomic_thread_fence(release, system) emits
+  // it, marked for the PTX check (tests/check_kernel_ptx.cmake), which
+  // cannot otherwise tell it from the fetcher's acquire fence.
+  asm volatile("// megaring C1: DONE_COUNT release\n\tfence.acq_rel.sys;" ::: "memory");
 #endif
   for (uint32_t r = 0; r < p.rings; ++r) {
     if (((cs.touched >> r) & 1u) == 0) continue;
