@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include <megaring/runtime.hpp>
@@ -75,7 +76,27 @@ class Cli {
     else return error("--backend must be auto, cuda (or gpu) or cpu, got '" + v + "'");
     return true;
   }
+  // One of `words`.
+  bool one_of(std::initializer_list<const char*> words, std::string* out) {
+    std::string v;
+    if (!text(&v)) return false;
+    std::string list;
+    for (const char* w : words) {
+      if (v == w) {
+        *out = v;
+        return true;
+      }
+      list += list.empty() ? w : std::string(" or ") + w;
+    }
+    return error(flag_ + " must be " + list + ", got '" + v + "'");
+  }
   bool unknown() { return error("unknown option '" + flag_ + "'"); }
+  // After the loop: options that parse alone but not together; returns the
+  // exit code (2) for main.
+  int refuse(const std::string& what) {
+    error(what);
+    return exit_code_;
+  }
 
   // After the loop: whether main should return exit_code() now.
   bool done() const { return exit_code_ >= 0; }

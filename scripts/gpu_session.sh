@@ -169,8 +169,9 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
       env MEGARING_TEST_FETCH_WARPS="$warps" ctest --test-dir "$BUILD" -L gpu \
       -R 'Gpu/(TornReadTest|RingStressTest|ProducerTest)' --output-on-failure --timeout 60 --no-tests=error
   done
-  run_step "quickstart --backend cuda" "$DEST/quickstart.txt" 90 \
-    "$BUILD/samples/quickstart" --backend cuda --threads 8 --slots-per-thread 100000
+  run_step "quickstart --backend cuda (ring 0, then a ring a thread)" "$DEST/quickstart.txt" 90 \
+    bash -c "'$BUILD/samples/quickstart' --backend cuda --threads 8 --slots-per-thread 100000 &&
+             '$BUILD/samples/quickstart' --backend cuda --threads 8 --slots-per-thread 100000 --rings own"
   # A downstream project's custom consumer on the GPU, built against the
   # installed megaring with the static cudart (CMake's default) and with the
   # shared one: its kernel registered and launched through one runtime.
