@@ -9,6 +9,7 @@
 #include <atomic>
 #include <string>
 
+#include "api_guard.hpp"
 #include "host_ring.hpp"
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/cost_count.hpp"
@@ -314,15 +315,6 @@ class Producer::Impl {
 // ---------------------------------------------------------------------------
 // Public API: exceptions never cross it.
 // ---------------------------------------------------------------------------
-#define MR_PRODUCER_GUARD(expr)                                           \
-  try {                                                                   \
-    return expr;                                                          \
-  } catch (const std::bad_alloc&) {                                       \
-    return Status(Result::kOutOfMemory, "host allocation failed");       \
-  } catch (...) {                                                         \
-    return Status(Result::kInternal, "unexpected exception in megaring"); \
-  }
-
 namespace detail {
 std::unique_ptr<Producer> make_producer(std::shared_ptr<ProducerRing> ring) {
   return std::unique_ptr<Producer>(new Producer(std::make_unique<Producer::Impl>(std::move(ring))));
@@ -335,24 +327,25 @@ uint32_t Producer::ring() const noexcept { return impl_->ring(); }
 uint64_t Producer::done_count() const noexcept { return impl_->done_count(); }
 Status Producer::publish(const SlotRequest& request, Ticket* ticket,
                          const PublishOptions& options) noexcept {
-  MR_PRODUCER_GUARD(impl_->publish(&request, 1, ticket, options))
+  MR_API_GUARD(impl_->publish(&request, 1, ticket, options))
 }
 Status Producer::publish_batch(const SlotRequest* requests, uint32_t count, Ticket* first_ticket,
                                const PublishOptions& options) noexcept {
-  MR_PRODUCER_GUARD(impl_->publish(requests, count, first_ticket, options))
+  MR_API_GUARD(impl_->publish(requests, count, first_ticket, options))
 }
 Status Producer::wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) noexcept {
-  MR_PRODUCER_GUARD(impl_->wait(ticket, completion, timeout))
+  MR_API_GUARD(impl_->wait(ticket, completion, timeout))
 }
 Status Producer::wait_done(const Ticket& ticket, Nanoseconds timeout) noexcept {
-  MR_PRODUCER_GUARD(impl_->wait_done(ticket, timeout))
+  MR_API_GUARD(impl_->wait_done(ticket, timeout))
 }
-Status Producer::release(const Ticket& ticket) noexcept { MR_PRODUCER_GUARD(impl_->release(ticket)) }
+Status Producer::release(const Ticket& ticket) noexcept { MR_API_GUARD(impl_->release(ticket)) }
 Status Producer::call(const SlotRequest& request, Completion* completion,
                       Nanoseconds timeout) noexcept {
-  MR_PRODUCER_GUARD(([&]() -> Status {
+  MR_API_GUARD(([&]() -> Status {
     PublishOptions options;
     options.keep_result = true;
+    options.timeout = timeout;
     Ticket t;
     Status st = impl_->publish(&request, 1, &t, options);
     if (!st) return st;

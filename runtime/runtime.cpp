@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api_guard.hpp"
 #include "backend.hpp"
 #include "host_ring.hpp"
 #include "megaring/detail/checked.hpp"
@@ -1361,14 +1362,7 @@ Status Runtime::Impl::peek_slot(uint64_t ticket, mr_slot* out) {
 // ---------------------------------------------------------------------------
 // Public wrappers: no exception escapes.
 // ---------------------------------------------------------------------------
-#define MR_GUARD(expr)                                                             \
-  try {                                                                            \
-    return expr;                                                                   \
-  } catch (const std::bad_alloc&) {                                                \
-    return Status(Result::kOutOfMemory, "host allocation failed");                 \
-  } catch (const std::exception& e) {                                              \
-    return Status(Result::kInternal, std::string("unexpected exception: ") + e.what()); \
-  }
+#define MR_GUARD(expr) MR_API_GUARD(expr)
 
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runtime::~Runtime() {

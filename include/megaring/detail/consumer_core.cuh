@@ -240,18 +240,19 @@ struct FetchCrewShared {
 
 // With several rings, a round reads the headers of one ring (its window),
 // or one header of every ring (the poll of all rings), never both: the
-// fetcher keeps reading a ring while its headers come READY, for at most
-// kRingTurnRounds rounds in a row, then polls all rings and goes on with
-// the first READY one after it (round robin: no ring waits for another,
-// model/rings_v4.pml, M8). One ring at most has bodies validated and not
-// yet copied (FetchState::body_ring): a round turns to another ring only
-// once it copies the last of them.
+// fetcher serves a ring while its headers come READY, for a turn of at most
+// kRingTurnRounds rounds (reading its headers or copying its bodies), then
+// polls all rings and goes on with the first READY one after it (round
+// robin: no ring waits for another, model/rings_v4.pml, M8). One ring at
+// most has bodies validated and not yet copied (FetchState::body_ring): a
+// round turns to another ring only once it copies the last of them, or
+// once the turn is over, which drops the rest (fetch_round).
 inline constexpr uint32_t kPollAllRings = 0xFFFFFFFFu;
 inline constexpr uint32_t kRingTurnRounds = 4;
 
 // Each ring's fetch cursors. Indexed at run time, they live in local memory,
 // apart from FetchState: inside it they took its scalars there too (ptxas,
-// sm_90: 80 registers, a 784-byte frame and a spill, against 122 registers
+// sm_90: 80 registers, a 784-byte frame and a spill, against 120 registers
 // and no spill apart).
 struct FetchRingCursors {
   uint64_t next[MR_MAX_RINGS];    // FetchState::next
