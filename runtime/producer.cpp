@@ -343,13 +343,16 @@ Status Producer::release(const Ticket& ticket) noexcept { MR_API_GUARD(impl_->re
 Status Producer::call(const SlotRequest& request, Completion* completion,
                       Nanoseconds timeout) noexcept {
   MR_API_GUARD(([&]() -> Status {
+    if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
     PublishOptions options;
     options.keep_result = true;
     options.timeout = timeout;
     Ticket t;
     Status st = impl_->publish(&request, 1, &t, options);
     if (!st) return st;
-    return impl_->wait(t, completion, timeout);
+    st = impl_->wait(t, completion, timeout);
+    if (!st) (void)impl_->release(t);  // never leave a kept ticket behind
+    return st;
   }()))
 }
 

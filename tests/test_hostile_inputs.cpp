@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <megaring/producer.hpp>
 #include <megaring/tenant.hpp>
 
 #include "backend_fixture.hpp"
@@ -25,6 +26,7 @@ namespace {
 using megaring::BufferHandle;
 using megaring::Completion;
 using megaring::Nanoseconds;
+using megaring::Producer;
 using megaring::PublishOptions;
 using megaring::RegistryConfig;
 using megaring::SlotRequest;
@@ -184,6 +186,30 @@ Ticket kept_nop(World& w) {
   return t;
 }
 
+// A CPU runtime with `rings` producer rings and a Producer on the first;
+// `fn` gets both. The Producer goes before the runtime.
+Code with_producer(const std::function<Code(Runtime&, Producer&)>& fn, uint32_t rings = 1) {
+  Config c;
+  c.backend = Backend::kCpu;
+  c.producer_rings = rings;
+  std::unique_ptr<Runtime> rt;
+  if (!Runtime::create(c, &rt)) return kSetupFailed;
+  std::unique_ptr<Producer> producer;
+  if (!rt->open_producer(&producer)) return kSetupFailed;
+  const Code code = fn(*rt, *producer);
+  producer.reset();
+  return code;
+}
+Ticket kept_nop(Producer& p) {
+  PublishOptions keep;
+  keep.keep_result = true;
+  Ticket t;
+  (void)p.publish(ops::nop(1), &t, keep);
+  return t;
+}
+using R_ = Runtime&;
+using P_ = Producer&;
+
 TenantPublishOptions tenant_timeout(Nanoseconds timeout, bool keep = false) {
   TenantPublishOptions o;
   o.timeout = timeout;
@@ -224,6 +250,10 @@ std::vector<Row> rows() {
       {"create: fetch_warps max", [](W) { return create_with([](Config& c) { c.fetch_warps = ~0u; }); }, R(Result::kInvalidArgument)},
       {"create: fetch_warps 7", [](W) { return create_with([](Config& c) { c.fetch_warps = 7; }); }, kOk},
       {"create: fetch_warps 1", [](W) { return create_with([](Config& c) { c.fetch_warps = 1; }); }, kOk},
+      {"create: producer_rings 15", [](W) { return create_with([](Config& c) { c.producer_rings = 15; }); }, kOk},
+      {"create: producer_rings 16", [](W) { return create_with([](Config& c) { c.producer_rings = 16; }); }, R(Result::kInvalidArgument)},
+      {"create: producer_rings max", [](W) { return create_with([](Config& c) { c.producer_rings = ~0u; }); }, R(Result::kInvalidArgument)},
+      {"create: producer_rings 1 with a timeline", [](W) { return create_with([](Config& c) { c.producer_rings = 1; c.timeline_capacity = 2048; }); }, R(Result::kInvalidArgument)},
       {"create: timeline_capacity 3", [](W) { return create_with([](Config& c) { c.timeline_capacity = 3; }); }, R(Result::kInvalidArgument)},
       {"create: timeline_capacity 2^25", [](W) { return create_with([](Config& c) { c.timeline_capacity = 1u << 25; }); }, R(Result::kInvalidArgument)},
       {"create: timeline_capacity max", [](W) { return create_with([](Config& c) { c.timeline_capacity = ~0u; }); }, R(Result::kInvalidArgument)},
@@ -269,6 +299,46 @@ std::vector<Row> rows() {
       {"shutdown: twice", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->shutdown()); }, kOk},
       {"abort: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->abort()); }, kOk},
       {"shutdown: after abort", [](W w) { (void)w.rt->abort(); return of(w.rt->shutdown()); }, kOk},
+
+      // --- Producers (a ring of their own) -------------------------------------
+      {"open_producer: out null", [](W) { return with_producer([](R_ rt, P_) { return of(rt.open_producer(nullptr)); }); }, R(Result::kInvalidArgument)},
+      {"open_producer: no producer rings", [](W w) { std::unique_ptr<Producer> p; return of(w.rt->open_producer(&p)); }, R(Result::kInvalidArgument)},
+      {"open_producer: every ring taken", [](W) { return with_producer([](R_ rt, P_) { std::unique_ptr<Producer> p; return of(rt.open_producer(&p)); }); }, R(Result::kRingFull)},
+      {"open_producer: after shutdown", [](W) { return with_producer([](R_ rt, P_) { (void)rt.shutdown(); std::unique_ptr<Producer> p; return of(rt.open_producer(&p)); }, 2); }, R(Result::kShutdown)},
+      {"open_producer: after abort", [](W) { return with_producer([](R_ rt, P_) { (void)rt.abort(); std::unique_ptr<Producer> p; return of(rt.open_producer(&p)); }, 2); }, R(Result::kAborted)},
+      {"producer publish: ticket null", [](W) { return with_producer([](R_, P_ p) { return of(p.publish(ops::nop(), nullptr)); }); }, R(Result::kInvalidArgument)},
+      {"producer publish_batch: requests null", [](W) { return with_producer([](R_, P_ p) { Ticket t; return of(p.publish_batch(nullptr, 1, &t)); }); }, R(Result::kInvalidArgument)},
+      {"producer publish_batch: count 0", [](W) { return with_producer([](R_, P_ p) { SlotRequest r = ops::nop(); Ticket t; return of(p.publish_batch(&r, 0, &t)); }); }, R(Result::kInvalidArgument)},
+      {"producer publish_batch: count capacity + 1", [](W) { return with_producer([](R_ rt, P_ p) {
+         std::vector<SlotRequest> r(rt.capacity() + 1, ops::nop());
+         Ticket t;
+         return of(p.publish_batch(r.data(), rt.capacity() + 1, &t)); }); }, R(Result::kInvalidArgument)},
+      {"producer publish_batch: count max", [](W) { return with_producer([](R_, P_ p) { SlotRequest r = ops::nop(); Ticket t; return of(p.publish_batch(&r, ~0u, &t)); }); }, R(Result::kInvalidArgument)},
+      {"producer publish: timeout -1 ns", [](W) { return with_producer([](R_, P_ p) { PublishOptions o; o.timeout = kNegative; Ticket t; return of(p.publish(ops::nop(), &t, o)); }); }, R(Result::kInvalidArgument)},
+      {"producer publish: after shutdown", [](W) { return with_producer([](R_ rt, P_ p) { (void)rt.shutdown(); Ticket t; return of(p.publish(ops::nop(), &t)); }); }, R(Result::kShutdown)},
+      {"producer publish: after abort", [](W) { return with_producer([](R_ rt, P_ p) { (void)rt.abort(); Ticket t; return of(p.publish(ops::nop(), &t)); }); }, R(Result::kAborted)},
+      {"producer publish: after the runtime is destroyed", [](W) {
+         Config c; c.backend = Backend::kCpu; c.producer_rings = 1;
+         std::unique_ptr<Runtime> rt; if (!Runtime::create(c, &rt)) return kSetupFailed;
+         std::unique_ptr<Producer> p; if (!rt->open_producer(&p)) return kSetupFailed;
+         rt.reset();
+         Ticket t; return of(p->publish(ops::nop(), &t)); }, R(Result::kShutdown)},
+      {"producer wait: completion null", [](W) { return with_producer([](R_, P_ p) { return of(p.wait(kept_nop(p), nullptr)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait: never published (max)", [](W) { return with_producer([](R_, P_ p) { Completion c; return of(p.wait(Ticket{kMax, true}, &c)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait: never published (2^63)", [](W) { return with_producer([](R_, P_ p) { Completion c; return of(p.wait(Ticket{k2p63, true}, &c)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait: not kept", [](W) { return with_producer([](R_, P_ p) { Ticket t; (void)p.publish(ops::nop(), &t); Completion c; return of(p.wait(t, &c)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait: timeout -1 ns", [](W) { return with_producer([](R_, P_ p) { Completion c; return of(p.wait(kept_nop(p), &c, kNegative)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait: twice", [](W) { return with_producer([](R_, P_ p) { Ticket t = kept_nop(p); Completion c; if (!p.wait(t, &c, seconds(30))) return kSetupFailed; return of(p.wait(t, &c)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait: after abort, for a kept ticket", [](W) { return with_producer([](R_ rt, P_ p) { Ticket t = kept_nop(p); (void)rt.abort(); Completion c; return of(p.wait(t, &c, seconds(30))); }); }, kOk},
+      {"producer wait_done: never published (max)", [](W) { return with_producer([](R_, P_ p) { return of(p.wait_done(Ticket{kMax, false})); }); }, R(Result::kInvalidArgument)},
+      {"producer wait_done: timeout -1 ns", [](W) { return with_producer([](R_, P_ p) { return of(p.wait_done(kept_nop(p), kNegative)); }); }, R(Result::kInvalidArgument)},
+      {"producer wait_done: after abort, a slot cut short", [](W) { return with_producer([](R_ rt, P_ p) {
+         Ticket t; if (!p.publish(ops::delay_ns(MR_DELAY_MAX_NS), &t)) return kSetupFailed;
+         (void)rt.abort(); return of(p.wait_done(t, seconds(30))); }); }, R(Result::kAborted)},
+      {"producer release: twice", [](W) { return with_producer([](R_, P_ p) { Ticket t = kept_nop(p); (void)p.release(t); return of(p.release(t)); }); }, R(Result::kInvalidArgument)},
+      {"producer release: never published", [](W) { return with_producer([](R_, P_ p) { return of(p.release(Ticket{kMax, true})); }); }, R(Result::kInvalidArgument)},
+      {"producer call: completion null", [](W) { return with_producer([](R_, P_ p) { return of(p.call(ops::nop(), nullptr)); }); }, R(Result::kInvalidArgument)},
+      {"producer call: timeout -1 ns", [](W) { return with_producer([](R_, P_ p) { Completion c; return of(p.call(ops::nop(), &c, kNegative)); }); }, R(Result::kInvalidArgument)},
 
       // --- Buffers (host side) -------------------------------------------------
       {"alloc_buffer: handle null", [](W w) { return of(w.rt->alloc_buffer(64, nullptr)); }, R(Result::kInvalidArgument)},
