@@ -13,6 +13,7 @@
 #include <sstream>
 #include <vector>
 
+#include <megaring/producer.hpp>
 #include <megaring/tenant.hpp>
 
 namespace megaring::fuzz {
@@ -23,6 +24,7 @@ using std::chrono::seconds;
 
 constexpr uint64_t kMax = ~0ull;
 constexpr size_t kTenants = 3;
+constexpr size_t kProducers = 2;  // Config::producer_rings: each may hold a Producer
 constexpr uint64_t kScratchBytes = 4096;  // the largest buffer the driver allocates
 
 // Reads the input; past its end every read is 0.
@@ -81,6 +83,14 @@ struct TenantModel {
   std::set<uint64_t> published;              // every ticket it published
 };
 
+// What the model knows of one Producer slot.
+struct ProducerModel {
+  std::unique_ptr<Producer> producer;
+  std::vector<std::pair<Ticket, uint64_t>> kept;  // kept NOPs not yet waited or released, echo
+  bool published = false;                         // any ticket since it was opened
+  Ticket last;                                    // the last ticket published
+};
+
 enum class Life { kRunning, kShutDown, kAborted };
 
 class Driver {
@@ -90,6 +100,7 @@ class Driver {
   // use members declared after it.
   ~Driver() {
     registry_.reset();
+    for (ProducerModel& p : producers_) p.producer.reset();
     rt_.reset();
   }
 
@@ -109,6 +120,7 @@ class Driver {
     config.workers = 1;
     config.max_buffers = 6;
     config.max_tenants = kTenants + 1;
+    config.producer_rings = kProducers;  // the fetcher serves three rings, polls them all
     if (!Runtime::create(config, &rt_)) return "runtime create failed";
     RegistryConfig rc;
     rc.pump = PumpMode::kManual;
@@ -168,6 +180,7 @@ class Driver {
       case 15: return copy_buffer(t);
       case 16: return note_and_quiesce(t);
       case 17: return lifecycle();
+      case 19: return producer_step(producers_[in_.u8() % kProducers]);
       default: return global_opcode(t);
     }
   }
@@ -426,6 +439,105 @@ class Driver {
 
   // Rare (1 in 16 of its draws): shutdown, abort, the registry or the
   // runtime destroyed. Later calls must then fail cleanly.
+  // A Producer's calls, on its own ring, against what the lifecycle allows:
+  // running, every call works (or finds its ring full); after shutdown
+  // every ticket it published completed OK; after abort each ends OK or
+  // ABORTED; after the runtime is gone, kShutdown.
+  Result closed_result() const {
+    return runtime_gone_ || life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted;
+  }
+  void producer_step(ProducerModel& p) {
+    const uint8_t what = in_.u8() % 8;
+    if (p.producer == nullptr) {
+      call_ = "Runtime::open_producer";
+      if (rt_ == nullptr) return;
+      const Status st = rt_->open_producer(&p.producer);
+      if (life_ == Life::kRunning ? !st : st.code() != closed_result()) fail("unexpected " + st.to_string());
+      p.kept.clear();
+      p.published = false;
+      return;
+    }
+    if (what == 0) {
+      call_ = "~Producer";
+      p.producer.reset();
+      return;
+    }
+    if (what <= 3) {
+      call_ = "Producer::publish_batch";
+      const uint32_t n = 1 + in_.u8() % 4;  // the smallest ring holds 4
+      const uint64_t echo = static_cast<uint64_t>(step_) << 8;
+      std::vector<SlotRequest> batch;
+      for (uint32_t i = 0; i < n; ++i) batch.push_back(ops::nop(echo + i));
+      PublishOptions o;
+      o.keep_result = (in_.u8() & 1) != 0;
+      o.on_full = OnFull::kFail;
+      Ticket first;
+      const Status st = p.producer->publish_batch(batch.data(), n, &first, o);
+      if (runtime_gone_ || life_ != Life::kRunning) {
+        if (st.code() != closed_result()) fail("unexpected " + st.to_string());
+        return;
+      }
+      if (st.code() == Result::kRingFull) return;
+      if (!st) return fail("unexpected " + st.to_string());
+      if (p.published && first.value != p.last.value + 1) fail("a ring's tickets skipped or repeated");
+      for (uint32_t i = 0; o.keep_result && i < n; ++i)
+        p.kept.push_back({Ticket{first.value + i, true}, echo + i});
+      p.published = true;
+      p.last = Ticket{first.value + n - 1, false};
+      return;
+    }
+    if (what <= 5 && !p.kept.empty()) {
+      const auto [ticket, echo] = p.kept.front();
+      p.kept.erase(p.kept.begin());
+      if (what == 5) {
+        call_ = "Producer::release";
+        const Status st = p.producer->release(ticket);
+        if (runtime_gone_ ? st.code() != Result::kShutdown : !st) fail("unexpected " + st.to_string());
+        return;
+      }
+      call_ = "Producer::wait";
+      Completion c;
+      const Status st = p.producer->wait(ticket, &c, seconds(30));
+      if (runtime_gone_) {
+        if (st.code() != Result::kShutdown) fail("unexpected " + st.to_string());
+        return;
+      }
+      if (!st) return fail("unexpected " + st.to_string());
+      if (c.ticket != ticket.value) fail("a completion for another ticket");
+      const bool ran = c.status == MR_STATUS_OK && c.result == echo;
+      if (!ran && !(life_ == Life::kAborted && c.status == MR_STATUS_ABORTED))
+        fail("kept NOP ended with status " + std::to_string(c.status) + ", result " + std::to_string(c.result));
+      return;
+    }
+    if (p.published) {
+      call_ = "Producer::wait_done";
+      const Status st = p.producer->wait_done(p.last, seconds(30));
+      if (runtime_gone_) {
+        if (st.code() != Result::kShutdown) fail("unexpected " + st.to_string());
+      } else if (!st && !(life_ == Life::kAborted && st.code() == Result::kAborted)) {
+        fail("unexpected " + st.to_string());
+      } else if (st && p.producer->done_count() <= p.last.value) {
+        fail("wait_done returned before DONE_COUNT passed the ticket");
+      }
+    }
+  }
+
+  // producer_step's wait, for the oldest kept ticket.
+  void producer_step_wait(ProducerModel& p) {
+    const auto [ticket, echo] = p.kept.front();
+    p.kept.erase(p.kept.begin());
+    call_ = "Producer::wait (finish)";
+    Completion c;
+    const Status st = p.producer->wait(ticket, &c, seconds(30));
+    if (runtime_gone_) {
+      if (st.code() != Result::kShutdown) fail("unexpected " + st.to_string());
+      return;
+    }
+    if (!st) return fail("unexpected " + st.to_string());
+    const bool ran = c.status == MR_STATUS_OK && c.result == echo && c.ticket == ticket.value;
+    if (!ran && !(life_ == Life::kAborted && c.status == MR_STATUS_ABORTED)) fail("kept NOP ended wrong");
+  }
+
   void lifecycle() {
     const uint8_t which = in_.u8();
     if (which % 16 != 0 || rt_ == nullptr) return;
@@ -501,6 +613,14 @@ class Driver {
   void finish() {
     call_ = "finish";
     const bool runtime_first = runtime_gone_;
+    // Every kept ticket of a producer answers once; then the producers go,
+    // before the runtime.
+    for (ProducerModel& p : producers_) {
+      while (p.producer != nullptr && !p.kept.empty() && failure_.empty())
+        producer_step_wait(p);
+      p.producer.reset();
+    }
+    if (!failure_.empty()) return;
     close_registry();
     if (!failure_.empty()) return;
     if (rt_ != nullptr) {
@@ -528,6 +648,7 @@ class Driver {
   std::unique_ptr<Runtime> rt_;
   std::unique_ptr<TenantRegistry> registry_;
   TenantModel tenants_[kTenants];
+  ProducerModel producers_[kProducers];
   std::mutex delivered_mutex_;
   std::map<uint64_t, int> delivered_[kTenants];  // ticket -> deliveries, per tenant
   Life life_ = Life::kRunning;
