@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include <megaring/producer.hpp>
+
 #include "backend_fixture.hpp"
 #include "megaring/tenant.hpp"
 #include "nvtx_injection/recorder.h"
@@ -303,6 +305,32 @@ TEST_F(Nvtx, RuntimeEmitsRanges) {
       EXPECT_EQ(pushes, static_cast<size_t>(kPerThread))
           << "megaring::publish ranges from publisher thread " << i;
     }
+  }
+
+  // Runtime 1b: a Producer's calls have ranges of their own (call shows as
+  // producer_publish + producer_wait).
+  {
+    Config with_rings = config;
+    with_rings.producer_rings = 1;
+    std::unique_ptr<Runtime> rt;
+    MR_ASSERT_OK(Runtime::create(with_rings, &rt));
+    ++expected["megaring::create"];
+    std::unique_ptr<megaring::Producer> producer;
+    MR_ASSERT_OK(rt->open_producer(&producer));
+    std::vector<SlotRequest> batch(8, megaring::ops::nop(7));
+    Ticket first;
+    MR_ASSERT_OK(producer->publish_batch(batch.data(), static_cast<uint32_t>(batch.size()), &first));
+    ++expected["megaring::producer_publish"];
+    Completion c;
+    MR_ASSERT_OK(producer->call(megaring::ops::nop(5), &c, megaring_test::scaled(std::chrono::seconds(30))));
+    ++expected["megaring::producer_publish"];
+    ++expected["megaring::producer_wait"];
+    EXPECT_EQ(c.result, 5u);
+    MR_ASSERT_OK(producer->wait_done(Ticket{first.value + 7, false}));
+    ++expected["megaring::producer_wait_done"];
+    producer.reset();
+    MR_ASSERT_OK(rt->shutdown(megaring_test::scaled(std::chrono::seconds(30))));
+    ++expected["megaring::shutdown"];
   }
 
   // Runtime 2: aborted with slots in flight.
