@@ -1062,11 +1062,6 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   // ABORTED (producer.hpp). Relaxed: only the values matter.
   std::array<uint64_t, MR_MAX_RINGS> ring_end{};
   for (const auto& ring : producer_rings_) ring_end[ring->ring] = ring->tail.load(std::memory_order_relaxed);
-  const auto drained = [&] {
-    for (const auto& ring : producer_rings_)
-      if (ring_done_count(ring->ring) < ring_end[ring->ring]) return false;
-    return done_count() >= end;
-  };
   const auto producers_drained = [&] {
     for (const auto& ring : producer_rings_)
       if (ring_done_count(ring->ring) < ring_end[ring->ring]) return false;
@@ -1081,7 +1076,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
       SysRef<uint64_t>(host().submission->stop_at).store(end, cuda::std::memory_order_relaxed);
       stop_at_set = true;
     }
-    if (stop_at_set && drained()) break;
+    if (stop_at_set && producers_drained() && done_count() >= end) break;
     reap(false);
     if (abort_requested_.load()) break;  // abort() interrupts a drain
     if (Clock::now() > deadline) {
