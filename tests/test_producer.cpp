@@ -232,6 +232,38 @@ TEST_P(ProducerTest, AStalledRingZeroPublisherHoldsUpNoProducer) {
   MR_EXPECT_OK(rt->shutdown());
 }
 
+// A slot that runs long holds back its own ring's DONE_COUNT and no other
+// ring's: once the completer has waited behind it for a while, it counts
+// the other rings past it (consumer_core.cuh, publish_beyond_gap).
+TEST_P(ProducerTest, ASlowSlotHoldsBackOnlyItsOwnRing) {
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(producer_config(2), &rt));  // two executors
+  std::unique_ptr<Producer> slow, fast;
+  MR_ASSERT_OK(rt->open_producer(&slow));
+  MR_ASSERT_OK(rt->open_producer(&fast));
+  Ticket delay;
+  MR_ASSERT_OK(slow->publish(ops::delay_ns(MR_DELAY_MAX_NS), &delay));  // 1 s
+  // Staged, and claimed alone by an executor before the fast ring's slots
+  // exist (a chunk holding both would keep them behind it in one executor).
+  ConsumerCounters cc;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(10));
+  do {
+    MR_ASSERT_OK(rt->consumer_counters(&cc));
+  } while (cc.tickets_fetched < 1 && std::chrono::steady_clock::now() < deadline);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<SlotRequest> batch(50, ops::nop(3));
+  Ticket first;
+  MR_ASSERT_OK(fast->publish_batch(batch.data(), 50, &first));
+  Completion kept;
+  MR_ASSERT_OK(fast->call(ops::nop(4), &kept, std::chrono::milliseconds(800)));
+  MR_ASSERT_OK(fast->wait_done(Ticket{first.value + 50, false}, std::chrono::milliseconds(800)))
+      << "the fast ring's DONE_COUNT waited for the slow ring's slot";
+  EXPECT_EQ(fast->done_count(), 51u);
+  EXPECT_EQ(slow->done_count(), 0u) << "the slow slot ended first: nothing was checked";
+  MR_EXPECT_OK(slow->wait_done(delay));
+  MR_EXPECT_OK(rt->shutdown());
+}
+
 // A flood on ring 0 does not starve a producer's ring: its slot is staged,
 // and with one executor also run, before the end of a flood that lasts far
 // longer than a ring's turn. End to end, on both backends. On the CPU
@@ -575,6 +607,48 @@ TEST_F(FetchRings, ATurnEndsWhileTheStagedQueueIsFull) {
   // not after ring 1's last slot (seq 120).
   ASSERT_GE(ring2_at, 0) << "ring 2's slot was never staged";
   EXPECT_LT(ring2_at, 100) << "ring 2 waited for ring 1's backlog to drain";
+}
+
+// The completer, stalled behind ring 1's slot, counts each other ring past
+// it up to that ring's own first unfinished slot, never beyond
+// (publish_beyond_gap): the sequence is ring 1 (running), ring 2 (done),
+// ring 2 (running), ring 2 (done), ring 3 (done), ring 1 (done).
+TEST(CompleterRings, ARingIsCountedPastAnotherRingsGapNotPastItsOwn) {
+  constexpr uint32_t kCap = 8;
+  std::vector<mr_slot> staged(kCap, mr_slot{});
+  std::vector<uint64_t> flags(kCap, 0);
+  std::vector<mr_completion> outcomes(kCap, mr_completion{}), completions(4 * kCap, mr_completion{});
+  std::vector<mr_ring_done> done(4, mr_ring_done{});
+  megaring::detail::ConsumerPrivate priv = megaring::detail::initial_private(0);
+  megaring::ConsumerParams p{};
+  p.staged = staged.data();
+  p.done_flags = flags.data();
+  p.outcomes = outcomes.data();
+  p.completions = completions.data();
+  p.ring_done = done.data();
+  p.priv = &priv;
+  p.capacity = kCap;
+  p.mask = kCap - 1;
+  p.rings = 4;
+  const uint32_t ring_of[6] = {1, 2, 2, 2, 3, 1};
+  const bool finished[6] = {false, true, false, true, true, true};
+  for (uint64_t s = 0; s < 6; ++s) {
+    staged[s].header = s;  // the ring's ticket (unused here)
+    staged[s].reserved = megaring::detail::staged_reserved(ring_of[s], 0);
+    if (finished[s]) flags[s] = megaring::detail::done_flag(s, ring_of[s], /*needs_record=*/false);
+  }
+  priv.fetched = 6;
+  megaring::detail::CompleteState cs;
+  megaring::detail::init_complete_state(p, cs);
+  megaring::detail::scan_done_flags(p, cs);
+  ASSERT_EQ(cs.scanned, 0u) << "slot 0 is the gap";
+  const uint64_t t0 = 1'000'000;
+  (void)megaring::detail::publish_beyond_gap(p, cs, t0);  // starts the stall's clock
+  EXPECT_TRUE(megaring::detail::publish_beyond_gap(p, cs, t0 + megaring::detail::kEarlyRecordNs + 1));
+  EXPECT_EQ(done[1].done_count, 0u) << "the ring of the gap, whose later slot is done";
+  EXPECT_EQ(done[2].done_count, 1u) << "ring 2: its first slot, not past its own running one";
+  EXPECT_EQ(done[3].done_count, 1u) << "ring 3: past ring 1's and ring 2's running slots";
+  EXPECT_EQ(done[0].done_count, 0u) << "ring 0 has no slot";
 }
 
 // With several rings the staged queue has back-pressure of its own: the

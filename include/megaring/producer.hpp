@@ -15,11 +15,10 @@
 // and no line that other producers write), it reaps its own ring without a
 // lock, and a producer that stalls (preempted, or dead, between or inside
 // its publishes) holds up nobody else. The consumer serves the rings in
-// turn (slot_abi.h, "Rings"). What rings do not isolate: a slot that runs
-// long holds back every ring's DONE_COUNT past it, as it holds back ring
-// 0's (the completer publishes in the order the slots were staged; kept
-// results after it still return, after 10 us), and once `capacity` slots
-// are staged behind it the fetcher waits too.
+// turn (slot_abi.h, "Rings"). A slot that runs long holds back its own
+// ring's DONE_COUNT; the others are counted past it after 10 us, for the
+// 256 slots staged after it (the completer's look-ahead), and once
+// `capacity` slots are staged behind it the fetcher waits for it too.
 //
 // One thread at a time: a Producer's calls must not overlap (hand it to
 // another thread with the usual synchronisation). Tickets count per ring:

@@ -157,7 +157,12 @@
  *                                          ticket for 10 us: records of kept
  *                                          tickets after it that finished go
  *                                          out early, each stamp RELEASED
- *                                          (system) after its result.
+ *                                          (system) after its result; with
+ *                                          several rings, each other ring's
+ *                                          finished tickets after it, up to
+ *                                          that ring's first unfinished one,
+ *                                          get their records and then that
+ *                                          ring's DONE_COUNT (RELEASE, system).
  * H1 ACQUIRE-load DONE_COUNT: every ticket below it completed; a record whose
  *    stamp names the ticket holds its outcome, and a ticket without one (no
  *    KEEP_RESULT) completed OK. A waiter on a kept ticket may also ACQUIRE

@@ -889,7 +889,7 @@ inline constexpr uint32_t kDoneScanBatch = 16;
 inline constexpr uint32_t kScanLimit = 256;
 
 // Tickets past a stalled run whose kept records the completer writes early,
-// and how long the run must have stalled first (see write_kept_beyond_gap):
+// and how long the run must have stalled first (see publish_beyond_gap):
 // longer than slots take in a busy pipeline, so that the pass (kEarlyWindow
 // flag loads) runs only behind a really slow slot.
 inline constexpr uint32_t kEarlyWindow = 256;
@@ -904,6 +904,10 @@ struct CompleteState {
   // r gets at the next flush; `touched` marks the rings the run holds.
   uint64_t ring_scanned[MR_MAX_RINGS] = {};
   uint32_t touched = 0;
+  // Each ring's DONE_COUNT as last stored: ring_scanned, or further where a
+  // stall pass published a ring past another ring's slow slot
+  // (publish_beyond_gap). Never stored lower.
+  uint64_t ring_published[MR_MAX_RINGS] = {};
   uint64_t first_pending_ns = 0;  // when scanned first moved past published
   // The run stalled at gap_ticket (staged, not finished) since gap_since_ns;
   // early[] marks the tickets after it whose records went out early.
@@ -922,6 +926,7 @@ struct CompleteState {
 MR_HDI void init_complete_state(const ConsumerParams& p, CompleteState& cs) {
   cs.published = cs.scanned = p.first_ticket;
   for (uint64_t& done : cs.ring_scanned) done = p.first_ticket;
+  for (uint64_t& done : cs.ring_published) done = p.first_ticket;
 }
 
 // A record's two words as the executor left them in `outcomes`.
@@ -965,7 +970,7 @@ MR_HDI void write_record(mr_completion* rec, RecordWords w) {
 // Writes the record of the slot staged at `seq` (done flag `flag`), whose
 // stamp publishes it on its own: RELEASE (system) of the stamp, after the
 // result. For a kept slot that finished while DONE_COUNT is held back by an
-// earlier one (write_kept_beyond_gap), and the exit's last records.
+// earlier one (publish_beyond_gap), and the exit's last records.
 MR_HDI void write_record_released(const ConsumerParams& p, uint64_t seq, uint64_t flag) {
   const RecordWords w = load_outcome(p, seq & p.mask);
   mr_completion* rec = record_of(p, flag, w.stamp);
@@ -1034,6 +1039,38 @@ MR_UNROLL
   return written;
 }
 
+// Stores count[r] as the DONE_COUNT of each ring r in `rings` (a bit a
+// ring) that it moves forward. RELEASE (system): every record written
+// before, and (cumulatively, through the done-flag acquires) every counted
+// slot's effects, before a host that acquires a DONE_COUNT. One fence for
+// them all (the device's fence, then relaxed stores; the host's release
+// stores, which ThreadSanitizer follows); each line has one writer.
+MR_HDI void release_ring_counts(const ConsumerParams& p, CompleteState& cs, uint32_t rings,
+                                const uint64_t* count) {
+  uint32_t moved = 0;
+  for (uint32_t r = 0; r < p.rings; ++r)
+    if (((rings >> r) & 1u) != 0 && count[r] > cs.ring_published[r]) moved |= 1u << r;
+  if (moved == 0) return;
+  MR_COST(system_fences, 1);
+#if defined(__CUDA_ARCH__)
+  // The release fence, as cuda::atomic_thread_fence(release, system) emits
+  // it, marked for the PTX check (tests/check_kernel_ptx.cmake), which
+  // cannot otherwise tell it from the fetcher's acquire fence.
+  asm volatile("// megaring C1: DONE_COUNT release\n\tfence.acq_rel.sys;" ::: "memory");
+#endif
+  for (uint32_t r = 0; r < p.rings; ++r) {
+    if (((moved >> r) & 1u) == 0) continue;
+    MR_COST(host_writes, 1);
+    MR_COST(partial_line_writes, 1);
+#if defined(__CUDA_ARCH__)
+    SysRef<uint64_t>(p.ring_done[r].done_count).store(count[r], cuda::std::memory_order_relaxed);
+#else
+    SysRef<uint64_t>(p.ring_done[r].done_count).store(count[r], cuda::std::memory_order_release);
+#endif
+    cs.ring_published[r] = count[r];
+  }
+}
+
 // C1: publishes [published, scanned): the records, then DONE_COUNT.
 MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
   if (cs.record_lo < cs.record_hi) {
@@ -1054,28 +1091,7 @@ MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
     cs.record_lo = ~0ull;
     cs.record_hi = 0;
   }
-  // RELEASE (system): every record above, and every counted slot's
-  // effects, before a host that acquires a DONE_COUNT. One fence for the
-  // whole run, whichever rings it holds (the device's fence, then relaxed
-  // stores; the host's release stores, which ThreadSanitizer follows); each
-  // line has one writer.
-  MR_COST(system_fences, 1);
-#if defined(__CUDA_ARCH__)
-  // The release fence, as cuda::atomic_thread_fence(release, system) emits
-  // it, marked for the PTX check (tests/check_kernel_ptx.cmake), which
-  // cannot otherwise tell it from the fetcher's acquire fence.
-  asm volatile("// megaring C1: DONE_COUNT release\n\tfence.acq_rel.sys;" ::: "memory");
-#endif
-  for (uint32_t r = 0; r < p.rings; ++r) {
-    if (((cs.touched >> r) & 1u) == 0) continue;
-    MR_COST(host_writes, 1);
-    MR_COST(partial_line_writes, 1);
-#if defined(__CUDA_ARCH__)
-    SysRef<uint64_t>(p.ring_done[r].done_count).store(cs.ring_scanned[r], cuda::std::memory_order_relaxed);
-#else
-    SysRef<uint64_t>(p.ring_done[r].done_count).store(cs.ring_scanned[r], cuda::std::memory_order_release);
-#endif
-  }
+  release_ring_counts(p, cs, cs.touched, cs.ring_scanned);
   cs.touched = 0;
   // RELEASE (device), after the DONE_COUNTs: a FENCE slot that acquires
   // the cursor sees the earlier slots' effects, and the fetcher that
@@ -1146,16 +1162,21 @@ MR_HDI void scan_done_flags(const ConsumerParams& p, CompleteState& cs) {
   }
 }
 
-// A run stalled behind an unfinished ticket (a long slot, a FENCE) holds
-// DONE_COUNT back, and with it every kept ticket after it that already
+// A run stalled behind an unfinished slot (a long slot, a FENCE) holds
+// DONE_COUNT back, and with it every kept slot after it that already
 // finished: a waiter on one of those would wait for the slow slot. Once the
-// stall has lasted kEarlyRecordNs, the records of finished kept tickets in
+// stall has lasted kEarlyRecordNs, the records of finished kept slots in
 // the next kEarlyWindow go out early, each released on its own (a waiter
 // acquires the stamp), at most one pass a kEarlyRecordNs, each record once.
-// The normal flush writes them again later, with the same words. Returns
-// whether it wrote any.
-MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, uint64_t fetched,
-                                  uint64_t now) {
+// The normal flush writes them again later, with the same words.
+//
+// With several rings the stall is one ring's: the same pass counts, for
+// every other ring, its finished slots after the gap up to that ring's own
+// first unfinished one, and moves that ring's DONE_COUNT past the gap (their
+// records, where they need one, go out in the same pass, before it). So a
+// slow slot holds back its own ring and, for the window's length, no other.
+// Returns whether it wrote anything.
+MR_HDI bool publish_beyond_gap(const ConsumerParams& p, CompleteState& cs, uint64_t now) {
   if (cs.gap_ticket != cs.scanned) {  // a new stall: start its clock
     cs.gap_ticket = cs.scanned;
     cs.gap_since_ns = now;
@@ -1165,6 +1186,16 @@ MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, ui
   if (now - cs.gap_since_ns < kEarlyRecordNs || now - cs.last_lookahead_ns < kEarlyRecordNs)
     return false;
   cs.last_lookahead_ns = now;
+  // Counts past the gap rest on the prefix before it being published.
+  if (cs.scanned != cs.published) flush_completions(p, cs);
+  // ACQUIRE (device): pairs with the fetcher's release; the staged copies
+  // below it (read for an unfinished slot's ring) are final.
+  const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_acquire);
+  const bool rings = p.rings > 1;
+  // Rings with an unfinished slot at or before the one looked at: the gap's
+  // first; and each other ring's finished slots after the gap before it.
+  uint32_t blocked = rings ? 1u << (p.staged[cs.gap_ticket & p.mask].reserved & (MR_MAX_RINGS - 1)) : 0u;
+  uint64_t ahead[MR_MAX_RINGS] = {};
   const uint64_t base = cs.gap_ticket + 1;
   const uint64_t n = fetched - base < kEarlyWindow ? fetched - base : kEarlyWindow;
   bool wrote = false;
@@ -1176,8 +1207,14 @@ MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, ui
     acquire_done_flags();
     for (uint32_t k = 0; k < kDoneScanBatch && first + k < n; ++k) {
       const uint64_t i = first + k;
+      if (!done_flag_names(flags[k], base + i)) {
+        if (rings) blocked |= 1u << (p.staged[(base + i) & p.mask].reserved & (MR_MAX_RINGS - 1));
+        continue;
+      }
+      const uint32_t ring = done_flag_ring(flags[k]);
+      if (rings && ((blocked >> ring) & 1u) == 0) ++ahead[ring];
       if ((cs.early[i / 64] >> (i % 64)) & 1u) continue;
-      if (!done_flag_names(flags[k], base + i) || !done_flag_needs_record(flags[k])) continue;
+      if (!done_flag_needs_record(flags[k])) continue;
       write_record_released(p, base + i, flags[k]);
       MR_COST(host_writes, 1);
       MR_COST(partial_line_writes, 1);
@@ -1187,14 +1224,27 @@ MR_HDI bool write_kept_beyond_gap(const ConsumerParams& p, CompleteState& cs, ui
       wrote = true;
     }
   }
+  if (rings) {
+    uint32_t moved = 0;
+    for (uint32_t r = 0; r < p.rings; ++r) {
+      if (ahead[r] == 0) continue;
+      ahead[r] += cs.ring_scanned[r];  // the ring's count past the gap
+      moved |= 1u << r;
+    }
+    if (moved != 0) {
+      release_ring_counts(p, cs, moved, ahead);
+      wrote = true;
+    }
+  }
   return wrote;
 }
 
 // One completer step: scan, and publish when the run is long enough, when
 // nothing else is staged (the ring went idle: a caller is waiting), or when
 // its oldest ticket has waited completion_flush_ns. `stopping` publishes
-// whatever is finished. A run stalled behind a slow ticket sends kept
-// records after it out early (write_kept_beyond_gap).
+// whatever is finished. A run stalled behind a slow slot sends kept records
+// after it out early, and the other rings' DONE_COUNTs past it
+// (publish_beyond_gap).
 MR_HDI Progress complete_step(const ConsumerParams& p, CompleteState& cs, bool stopping) {
   // Relaxed: a hint; a ticket staged after this read only delays the flush
   // by one step.
@@ -1213,8 +1263,7 @@ MR_HDI Progress complete_step(const ConsumerParams& p, CompleteState& cs, bool s
       progress = Progress::kWorked;
     }
   }
-  if (cs.scanned < fetched && !stopping && write_kept_beyond_gap(p, cs, fetched, now))
-    progress = Progress::kWorked;
+  if (cs.scanned < fetched && !stopping && publish_beyond_gap(p, cs, now)) progress = Progress::kWorked;
   return progress;
 }
 
