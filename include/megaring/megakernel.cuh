@@ -8,6 +8,8 @@
 //     // >= MR_OP_USER_BASE, block-collectively (see detail/exec_context.cuh).
 //     // A tenant's slot arrives already admitted, with its tenant-local
 //     // opcode in slot.opcode and its tenant id in slot.tenant (ctx.tenant()).
+//     // ctx.ring() and ctx.ticket() say where it was published (ring 0 for
+//     // Runtime::publish, a Producer's ring otherwise, and that ring's ticket).
 //     // Set out.result, or out.set_fault(code) for bad arguments. A long
 //     // handler calls ctx.abort_requested() (collective: from every thread)
 //     // once per round and, when it is true, out.abandon() and returns: the
