@@ -34,7 +34,8 @@ ProtocolCosts measure(uint32_t producers = 0) {
 // What ABI v3 does per slot, from its code (consumer_core.cuh):
 //  * executors never touch host memory: no host read, round trip, system
 //    fence or host write; a claim (one device RMW) covers up to 16 tickets;
-//  * the fetcher stages at most 128 tickets a round, one round trip each;
+//  * the fetch crew (four warps by default) stages at most fetch_body_cap
+//    (256) tickets a round, one round trip each;
 //  * the fetcher's window rounds end in one acquire fence (a system fence);
 //  * the completer writes no record for an OK ticket nobody kept: its host
 //    writes are DONE_COUNT stores (one system fence each; the fetcher's
@@ -58,7 +59,9 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
   EXPECT_GE(io.device_round_trips, 1.0 / megaring::detail::kDoneScanBatch - 1e-9)
       << "a batch of done-flag loads covers at most kDoneScanBatch tickets";
   EXPECT_EQ(ex.device_round_trips, 0.0) << "counted for the completer only";
-  EXPECT_GE(io.awaited_round_trips, 1.0 / 128 - 1e-9) << "a round stages at most 128 tickets";
+  const uint32_t round_cap = megaring::detail::fetch_body_cap(megaring::kDefaultFetchWarps);
+  EXPECT_GE(io.awaited_round_trips, 1.0 / round_cap - 1e-9)
+      << "a round stages at most " << round_cap << " tickets";
   EXPECT_LE(io.host_reads, 1.0);
   EXPECT_GT(io.system_fences, 0.0);
   EXPECT_LE(io.system_fences, 1.0);
