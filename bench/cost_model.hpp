@@ -150,9 +150,11 @@ struct CostBudget {
 std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slots_per_s,
                                      double modelled_8_producers);
 
-// megaring_bench --cost-model [--cost-budgets] [--json PATH]: counts five
-// times, prints the count whose modelled rate is the median, the model and
-// the budgets, writes {"cost_model": ...}. Returns the
+// megaring_bench --cost-model [--cost-budgets] [--json PATH]: counts one
+// producer on its own ring five times and prints the count whose modelled
+// rate is the median, the model and the budgets; beside it eight producers
+// on eight rings (median of three) and one thread on ring 0; writes
+// {"cost_model": ...}. Returns the
 // process's exit code: 1 on a missed budget when `enforce_budgets` (CI).
 int run_cost_model(const std::string& json_path, bool short_mode, bool enforce_budgets);
 
