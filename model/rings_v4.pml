@@ -42,6 +42,13 @@
  *   M7  the completer takes the staged sequence number for the ticket
  *   M8  the fetcher serves the rings strictly in turn, waiting for the
  *       next ring's head (head-of-line blocking across rings)
+ * With BEYOND the completer, stalled at an unfinished entry, may count the
+ * other ring past it (the code's publish_beyond_gap): over that ring's
+ * finished entries up to its own first unfinished one, each entry's record
+ * first, then the ring's DONE_COUNT; the walk in order later leaves those
+ * records alone (in the code they have none to rewrite).
+ *   M9  the walk in order rewrites a record the beyond pass published
+ *   M10 the beyond pass counts a ring past its own unfinished entry
  */
 
 #ifndef C
@@ -293,6 +300,9 @@ active proctype completer()
   byte d, r, t;
   byte next[NP];            /* a ring's next ticket: entries seen so far */
   bit touched[NP];
+  bit early[S];             /* entry's record published by a beyond pass */
+  byte ahead[NP];           /* beyond pass: a ring's entries counted past D */
+  bit blocked[NP];          /* beyond pass: the ring has an unfinished entry */
 
 end_comp:
   do
@@ -313,15 +323,58 @@ end_comp:
 #ifdef M3
             DONE_COUNT[r] = t + 1;           /* BUG: the count before the record */
 #endif
-            record[r * C + t % C] = t;
+#ifdef M9
+            early[d % S] = 0;
+            record[r * C + t % C] = t;       /* BUG: over a position the host may have reused */
+#else
+            if
+            :: early[d % S] -> early[d % S] = 0   /* published by a beyond pass */
+            :: else -> record[r * C + t % C] = t
+            fi;
+#endif
             d++
        :: else -> break
        od;
-       /* a ring's DONE_COUNT once its records are out; one store a ring */
-       if :: touched[0] -> DONE_COUNT[0] = next[0] :: else -> skip fi;
-       if :: touched[1] -> DONE_COUNT[1] = next[1] :: else -> skip fi;
+       /* a ring's DONE_COUNT once its records are out; one store a ring,
+        * never lower than a beyond pass stored */
+       if :: touched[0] && DONE_COUNT[0] < next[0] -> DONE_COUNT[0] = next[0] :: else -> skip fi;
+       if :: touched[1] && DONE_COUNT[1] < next[1] -> DONE_COUNT[1] = next[1] :: else -> skip fi;
        /* device release: the staged entries below d may be reused */
        atomic { D = d; d = 0; r = 0; t = 0; touched[0] = 0; touched[1] = 0 }
+#ifdef BEYOND
+  :: (D < Q) && (done_flag[D % S] != D) ->
+       /* stalled at D: count the other ring past it (publish_beyond_gap) */
+       atomic {
+         d = D + 1;
+         ahead[0] = 0; ahead[1] = 0; blocked[0] = 0; blocked[1] = 0;
+         blocked[staged_ring[D % S]] = 1
+       };
+       do
+       :: d < Q ->
+            if
+            :: done_flag[d % S] != d ->
+#ifdef M10
+                 skip                          /* BUG: not blocked by it */
+#else
+                 blocked[staged_ring[d % S]] = 1
+#endif
+            :: else ->
+                 atomic { r = done_ring[d % S]; t = next[r] + ahead[r] };
+                 if
+                 :: !blocked[r] && !early[d % S] ->
+                      record[r * C + t % C] = t;
+                      atomic { early[d % S] = 1; ahead[r]++ }
+                 :: !blocked[r] && early[d % S] -> ahead[r]++
+                 :: else -> skip
+                 fi
+            fi;
+            d++
+       :: else -> break
+       od;
+       if :: DONE_COUNT[0] < next[0] + ahead[0] -> DONE_COUNT[0] = next[0] + ahead[0] :: else -> skip fi;
+       if :: DONE_COUNT[1] < next[1] + ahead[1] -> DONE_COUNT[1] = next[1] + ahead[1] :: else -> skip fi;
+       atomic { d = 0; r = 0; t = 0; ahead[0] = 0; ahead[1] = 0; blocked[0] = 0; blocked[1] = 0 }
+#endif
   od
 }
 

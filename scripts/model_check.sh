@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Model-checks the v3 ring protocol (model/ring_v3.pml) and the
-# ring-per-producer design of issue 14 (model/rings_v4.pml, not built yet)
-# with spin.
+# Model-checks one ring (model/ring_v3.pml: ring 0 of ABI v4, and ABI v3)
+# and rings per producer (model/rings_v4.pml: ABI v4's design, with the
+# completer's count of other rings past a slow slot, -DBEYOND) with spin.
 #
 #   scripts/model_check.sh          every CI configuration + every mutation
-#   scripts/model_check.sh --full   also three larger configurations
-#                                   (about a minute more, ~1.2 GB of memory)
+#   scripts/model_check.sh --full   also four larger configurations
+#                                   (about two minutes more, ~1.2 GB of memory)
 #
 # Every configuration is an exhaustive safety search (pan -DSAFETY, with
 # -DCOLLAPSE state compression; no bitstate/hash-compact approximation): it
 # must finish with 0 errors (assertions, invalid end states) and without
-# hitting the depth or memory limit. Every mutation (M1..M8, see
+# hitting the depth or memory limit. Every mutation (M1..M10, see
 # model/README.md) must make the verifier report an error; a mutation that
 # is not caught fails the script. One summary line per run; exit status is
 # non-zero on any failure. Installs Debian's `spin` if it is missing.
@@ -158,9 +158,10 @@ run c-die    pass ring_v3.pml -DC=4 -DNP=2 -DNB=1 -DMAXN=3 -DDIE
 # A -DDIE run also contains every run in which nobody dies (the checker then
 # asserts no loss), so b2-die covers b2; --full runs b2 on its own as well.
 if [[ "$FULL" == 1 ]]; then
-  run full-b2     pass -DC=2 -DNP=3 -DNB=2 -DMAXN=2
-  run full-c3-die pass -DC=4 -DNP=3 -DNB=1 -DMAXN=2 -DNE=1 -DDIE
-  run full-c4     pass -DC=4 -DNP=2 -DNB=2 -DMAXN=2
+  run full-b2     pass ring_v3.pml -DC=2 -DNP=3 -DNB=2 -DMAXN=2
+  run full-c3-die pass ring_v3.pml -DC=4 -DNP=3 -DNB=1 -DMAXN=2 -DNE=1 -DDIE
+  run full-c4     pass ring_v3.pml -DC=4 -DNP=2 -DNB=2 -DMAXN=2
+  run full-v4-beyond-b pass rings_v4.pml -DBEYOND -DC=2 -DS=2 -DNB=2 -DMAXN=1
 fi
 
 # -- mutations: the verifier must report an error for each ------------------
@@ -170,7 +171,7 @@ run M3-count-first    caught ring_v3.pml -DM3 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
 run M4-no-backpress   caught ring_v3.pml -DM4 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
 run M5-racy-claim     caught ring_v3.pml -DM5 -DC=2 -DNP=2 -DNB=2 -DMAXN=2
 
-# -- rings_v4.pml: a ring per producer (issue 14's design, not built) ------
+# -- rings_v4.pml: a ring per producer (ABI v4's design) -------------------
 # Two producers, a ring each; S staged entries on the consumer side.
 run v4-a          pass   rings_v4.pml -DC=2 -DS=2 -DNB=1 -DMAXN=2
 run v4-a-die      pass   rings_v4.pml -DC=2 -DS=2 -DNB=1 -DMAXN=2 -DDIE
@@ -184,6 +185,11 @@ run v4-M4-ring-bp caught rings_v4.pml -DM4 -DC=2 -DS=1 -DNB=3 -DMAXN=1
 run v4-M6-stage-bp caught rings_v4.pml -DM6 -DC=2 -DS=2 -DNB=1 -DMAXN=2
 run v4-M7-seq     caught rings_v4.pml -DM7 -DC=2 -DS=2 -DNB=1 -DMAXN=2
 run v4-M8-hol     caught rings_v4.pml -DM8 -DC=2 -DS=2 -DNB=1 -DMAXN=2
+# the completer counts the other ring past a stalled entry (publish_beyond_gap);
+# a staged queue of 4, so that two entries can wait behind the gap
+run v4-beyond     pass   rings_v4.pml -DBEYOND -DC=2 -DS=4 -DNB=1 -DMAXN=2
+run v4-M9-rewrite caught rings_v4.pml -DM9 -DBEYOND -DC=2 -DS=4 -DNB=3 -DMAXN=1
+run v4-M10-own-gap caught rings_v4.pml -DM10 -DBEYOND -DC=2 -DS=4 -DNB=1 -DMAXN=2
 
 FAILED=0
 finish || FAILED=1
