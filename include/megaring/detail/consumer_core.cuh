@@ -241,7 +241,8 @@ struct FetchCrewShared {
 // With several rings, a round reads the headers of one ring (its window),
 // or one header of every ring (the poll of all rings), never both: the
 // fetcher serves a ring while its headers come READY, for a turn of at most
-// kRingTurnRounds rounds (reading its headers or copying its bodies), then
+// kRingTurnRounds rounds (reading its headers or copying its bodies;
+// kRingTurnRoundsAlone when the poll that picked it found no other), then
 // polls all rings and goes on with the first READY one after it (round
 // robin: no ring waits for another, model/rings_v4.pml, M8). One ring at
 // most has bodies validated and not yet copied (FetchState::body_ring): a
@@ -249,6 +250,11 @@ struct FetchCrewShared {
 // once the turn is over, which drops the rest (fetch_round).
 inline constexpr uint32_t kPollAllRings = 0xFFFFFFFFu;
 inline constexpr uint32_t kRingTurnRounds = 4;
+// The turn of a ring that the last poll found alone: no other ring waited
+// then, so the fetcher polls again only after this many rounds (a poll
+// round stages little: with one busy ring, a poll every 4 rounds cost it a
+// sixth of its rate in the cost model).
+inline constexpr uint32_t kRingTurnRoundsAlone = 16;
 
 // Each ring's fetch cursors. Indexed at run time, they live in local memory,
 // apart from FetchState: inside it they took its scalars there too (ptxas,
@@ -275,6 +281,7 @@ struct FetchState {
   uint32_t* window = nullptr;
   uint32_t head_ring = 0;   // whose headers the next round reads, or kPollAllRings
   uint32_t turn = 0;        // rounds of the ring served since the poll that picked it
+  uint32_t turn_rounds = kRingTurnRounds;  // its turn: kRingTurnRoundsAlone if it was alone
   uint32_t last_found = 0;  // the ring the last poll of all rings took
   uint64_t stop_at = ~0ull; // ring 0's, once read
   uint32_t rounds = 0;
@@ -403,7 +410,7 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   // left after this round already fill the next one. (Not merely "unless
   // this round is full": a backlog would then take three rounds a window,
   // two of bodies and one of headers alone, where two carry it, the second
-  // with the next headers.) But a ring's turn is kRingTurnRounds rounds,
+  // with the next headers.) But a ring's turn is st.turn_rounds rounds,
   // whether they read its headers or only copy its bodies (which the staged
   // queue's room may make many): once it is over, the bodies this round
   // does not copy are forgotten, and the round polls all rings. Their
@@ -411,7 +418,7 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   // ring's next turn validates them again.
   uint32_t head = st.head_ring;
   if (left != 0) {
-    if (p.rings > 1 && st.turn >= kRingTurnRounds) {
+    if (p.rings > 1 && st.turn >= st.turn_rounds) {
       st.next[ring_b] = st.body_next + n_body;
       left = 0;
       head = kPollAllRings;
@@ -689,6 +696,7 @@ MR_UNROLL
       if (st.window[r] < grown) st.window[r] = grown;
       st.head_ring = r;
       st.turn = 0;
+      st.turn_rounds = (ready_rings & ~(1u << r)) != 0 ? kRingTurnRounds : kRingTurnRoundsAlone;
       st.last_found = r;
     }
   } else {  // a round of one ring: its headers, its bodies, or both
@@ -703,7 +711,7 @@ MR_UNROLL
     // Several rings: an idle ring, or one that had its turn, hands over to
     // the poll of all rings (whose pick starts the next turn at 0).
     ++st.turn;
-    if (p.rings > 1 && ((n_head != 0 && valid == 0) || st.turn >= kRingTurnRounds))
+    if (p.rings > 1 && ((n_head != 0 && valid == 0) || st.turn >= st.turn_rounds))
       st.head_ring = kPollAllRings;
     else
       st.head_ring = head;
@@ -1045,12 +1053,13 @@ MR_UNROLL
 // slot's effects, before a host that acquires a DONE_COUNT. One fence for
 // them all (the device's fence, then relaxed stores; the host's release
 // stores, which ThreadSanitizer follows); each line has one writer.
-MR_HDI void release_ring_counts(const ConsumerParams& p, CompleteState& cs, uint32_t rings,
+// Returns whether it stored any.
+MR_HDI bool release_ring_counts(const ConsumerParams& p, CompleteState& cs, uint32_t rings,
                                 const uint64_t* count) {
   uint32_t moved = 0;
   for (uint32_t r = 0; r < p.rings; ++r)
     if (((rings >> r) & 1u) != 0 && count[r] > cs.ring_published[r]) moved |= 1u << r;
-  if (moved == 0) return;
+  if (moved == 0) return false;
   MR_COST(system_fences, 1);
 #if defined(__CUDA_ARCH__)
   // The release fence, as cuda::atomic_thread_fence(release, system) emits
@@ -1069,6 +1078,7 @@ MR_HDI void release_ring_counts(const ConsumerParams& p, CompleteState& cs, uint
 #endif
     cs.ring_published[r] = count[r];
   }
+  return true;
 }
 
 // C1: publishes [published, scanned): the records, then DONE_COUNT.
@@ -1091,7 +1101,7 @@ MR_HDI void flush_completions(const ConsumerParams& p, CompleteState& cs) {
     cs.record_lo = ~0ull;
     cs.record_hi = 0;
   }
-  release_ring_counts(p, cs, cs.touched, cs.ring_scanned);
+  (void)release_ring_counts(p, cs, cs.touched, cs.ring_scanned);
   cs.touched = 0;
   // RELEASE (device), after the DONE_COUNTs: a FENCE slot that acquires
   // the cursor sees the earlier slots' effects, and the fetcher that
@@ -1240,10 +1250,9 @@ MR_HDI bool publish_beyond_gap(const ConsumerParams& p, CompleteState& cs, uint6
       ahead[r] += cs.ring_scanned[r];  // the ring's count past the gap
       moved |= 1u << r;
     }
-    if (moved != 0) {
-      release_ring_counts(p, cs, moved, ahead);
-      wrote = true;
-    }
+    // Only what moved counts as work: a pass every kEarlyRecordNs finds the
+    // same counts until the gap or a ring moves.
+    if (moved != 0 && release_ring_counts(p, cs, moved, ahead)) wrote = true;
   }
   return wrote;
 }
