@@ -486,27 +486,13 @@ class Driver {
       p.last = Ticket{first.value + n - 1, false};
       return;
     }
-    if (what <= 5 && !p.kept.empty()) {
-      const auto [ticket, echo] = p.kept.front();
+    if (what == 4 && !p.kept.empty()) return wait_oldest_kept(p, "Producer::wait");
+    if (what == 5 && !p.kept.empty()) {
+      const Ticket ticket = p.kept.front().first;
       p.kept.erase(p.kept.begin());
-      if (what == 5) {
-        call_ = "Producer::release";
-        const Status st = p.producer->release(ticket);
-        if (runtime_gone_ ? st.code() != Result::kShutdown : !st) fail("unexpected " + st.to_string());
-        return;
-      }
-      call_ = "Producer::wait";
-      Completion c;
-      const Status st = p.producer->wait(ticket, &c, seconds(30));
-      if (runtime_gone_) {
-        if (st.code() != Result::kShutdown) fail("unexpected " + st.to_string());
-        return;
-      }
-      if (!st) return fail("unexpected " + st.to_string());
-      if (c.ticket != ticket.value) fail("a completion for another ticket");
-      const bool ran = c.status == MR_STATUS_OK && c.result == echo;
-      if (!ran && !(life_ == Life::kAborted && c.status == MR_STATUS_ABORTED))
-        fail("kept NOP ended with status " + std::to_string(c.status) + ", result " + std::to_string(c.result));
+      call_ = "Producer::release";
+      const Status st = p.producer->release(ticket);
+      if (runtime_gone_ ? st.code() != Result::kShutdown : !st) fail("unexpected " + st.to_string());
       return;
     }
     if (p.published) {
@@ -522,11 +508,12 @@ class Driver {
     }
   }
 
-  // producer_step's wait, for the oldest kept ticket.
-  void producer_step_wait(ProducerModel& p) {
+  // Waits for p's oldest kept ticket: its own echo, or ABORTED after an
+  // abort; kShutdown once the runtime is gone.
+  void wait_oldest_kept(ProducerModel& p, const char* call) {
     const auto [ticket, echo] = p.kept.front();
     p.kept.erase(p.kept.begin());
-    call_ = "Producer::wait (finish)";
+    call_ = call;
     Completion c;
     const Status st = p.producer->wait(ticket, &c, seconds(30));
     if (runtime_gone_) {
@@ -534,8 +521,10 @@ class Driver {
       return;
     }
     if (!st) return fail("unexpected " + st.to_string());
-    const bool ran = c.status == MR_STATUS_OK && c.result == echo && c.ticket == ticket.value;
-    if (!ran && !(life_ == Life::kAborted && c.status == MR_STATUS_ABORTED)) fail("kept NOP ended wrong");
+    if (c.ticket != ticket.value) fail("a completion for another ticket");
+    const bool ran = c.status == MR_STATUS_OK && c.result == echo;
+    if (!ran && !(life_ == Life::kAborted && c.status == MR_STATUS_ABORTED))
+      fail("kept NOP ended with status " + std::to_string(c.status) + ", result " + std::to_string(c.result));
   }
 
   void lifecycle() {
@@ -617,7 +606,7 @@ class Driver {
     // before the runtime.
     for (ProducerModel& p : producers_) {
       while (p.producer != nullptr && !p.kept.empty() && failure_.empty())
-        producer_step_wait(p);
+        wait_oldest_kept(p, "Producer::wait (finish)");
       p.producer.reset();
     }
     if (!failure_.empty()) return;

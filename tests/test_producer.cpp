@@ -517,10 +517,11 @@ class FetchRings : public ::testing::Test {
     megaring::detail::init_fetch_state(p_, st_, cursors_);
     st_.crew_warps = 4;  // rounds of up to 256 bodies
   }
-  // Publishes tickets [first, first + n) of `ring` (the body says which).
+  // Publishes tickets [first, first + n) of `ring` (the body says which),
+  // in the ring layout of p_ (a test may shrink p_.capacity).
   void publish(uint32_t ring, uint64_t first, uint64_t n) {
     for (uint64_t t = first; t < first + n; ++t) {
-      mr_slot& s = slots_[uint64_t{ring} * kCapacity + (t & (kCapacity - 1))];
+      mr_slot& s = *megaring::detail::ring_slot(p_, ring, t);
       s.opcode = MR_OP_NOP;
       s.args[0] = (uint64_t{ring} << 32) | t;
       s.header = mr_make_header(t, MR_SLOT_READY);
@@ -587,15 +588,7 @@ TEST_F(FetchRings, ARingWithABacklogDoesNotStarveAnother) {
 TEST_F(FetchRings, ATurnEndsWhileTheStagedQueueIsFull) {
   p_.capacity = 64;  // the staged queue and each ring
   p_.mask = 63;
-  for (uint32_t r = 0; r < kRings; ++r) {
-    const uint64_t n = r == 2 ? 1 : 60;  // rings 0 and 1 busy, ring 2 one slot
-    for (uint64_t t = 0; t < n; ++t) {
-      mr_slot& s = slots_[uint64_t{r} * 64 + t];
-      s.opcode = MR_OP_NOP;
-      s.args[0] = (uint64_t{r} << 32) | t;
-      s.header = mr_make_header(t, MR_SLOT_READY);
-    }
-  }
+  for (uint32_t r = 0; r < kRings; ++r) publish(r, 0, r == 2 ? 1 : 60);  // rings 0 and 1 busy
   // The completer passes 4 slots a round: the room stays small.
   int64_t ring2_at = -1;
   for (int round = 0; round < 100 && ring2_at < 0; ++round) {
@@ -665,16 +658,9 @@ TEST(CompleterRings, ARingIsCountedPastAnotherRingsGapNotPastItsOwn) {
 // fetcher stages no further than `capacity` past the completer's cursor,
 // and goes on once the cursor moves (rings_v4.pml, M6).
 TEST_F(FetchRings, TheStagedQueueWaitsForTheCompleter) {
-  p_.capacity = 64;  // the staged queue; each ring still has 4096 positions...
-  p_.mask = 63;      // ...of which these tests fill fewer than 64 per ring
-  for (uint32_t r = 0; r < kRings; ++r) {
-    for (uint64_t t = 0; t < 60; ++t) {
-      mr_slot& s = slots_[uint64_t{r} * 64 + t];
-      s.opcode = MR_OP_NOP;
-      s.args[0] = (uint64_t{r} << 32) | t;
-      s.header = mr_make_header(t, MR_SLOT_READY);
-    }
-  }
+  p_.capacity = 64;  // the staged queue, and each ring (the arrays hold more)
+  p_.mask = 63;
+  for (uint32_t r = 0; r < kRings; ++r) publish(r, 0, 60);
   for (int i = 0; i < 40; ++i) (void)megaring::detail::fetch_round(p_, st_);
   EXPECT_EQ(st_.seq, 64u) << "staged past the completer's cursor";
   priv_.done_cursor = 100;  // the completer is done with the first 100
