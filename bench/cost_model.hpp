@@ -6,7 +6,7 @@
 // publishing batches (each on a ring of its own, or one thread on the shared
 // ring 0), the consumer counting every host read, awaited round trip,
 // system fence, shared- and partial-line write, device RMW and lock
-// (megaring/detail/cost_count.hpp), and the producers their shared-line RMWs.
+// (megaring/consumer/cost_count.hpp), and the producers their shared-line RMWs.
 //
 // Model: two parts, and the slower one bounds the rate.
 //  * The executors: a closed queueing network of `units` executors. Each

@@ -302,7 +302,7 @@ const megaring::Consumer& narrow_consumer() {
 int megakernel_registers(bool narrow) {
   using megaring::NoUserOps;
   using megaring::detail::megakernel_entry;
-  // The built-in consumer's instantiation (kernels/builtin_consumer.cu),
+  // The built-in consumer's instantiation (src/backends/builtin_consumer.cu),
   // compiled again here with the same arguments.
   cudaFuncAttributes attributes{};
   const cudaError_t err = cudaFuncGetAttributes(

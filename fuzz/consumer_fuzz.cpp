@@ -48,7 +48,7 @@
 // fuzzer from discovering index-consistent ids and matching windows by luck.
 // fuzz/make_consumer_seeds.py writes seeds in this layout; consumer.dict is
 // the libFuzzer dictionary (boundary values of the 64-bit arguments).
-#include <megaring/detail/builtin_ops.cuh>
+#include <megaring/consumer/builtin_ops.cuh>
 
 #include <cinttypes>
 #include <cstdint>

@@ -30,7 +30,7 @@
 // its bound, 3 when the watchdog fired. No CUDA device: a line, exit 0.
 //
 // Driver calls go through cudaGetDriverEntryPointByVersion, as in
-// runtime/cuda_backend.cpp, so that libcuda need not be linked.
+// src/backends/cuda_backend.cpp, so that libcuda need not be linked.
 // Build: nvcc -std=c++17 -arch=sm_90 -o gpu_doorbell scripts/gpu_doorbell.cu -ldl
 #include <cuda.h>  // types for driver entry points only: libcuda is not linked
 #include <cuda/atomic>

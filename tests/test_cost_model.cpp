@@ -10,7 +10,7 @@
 
 #include "../bench/cost_model.hpp"
 #include "backend_fixture.hpp"
-#include "megaring/detail/consumer_core.cuh"
+#include "megaring/consumer/consumer_core.cuh"
 
 namespace megaring_test {
 namespace {

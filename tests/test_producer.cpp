@@ -8,11 +8,11 @@
 #include <thread>
 #include <vector>
 
-#include <megaring/detail/consumer_core.cuh>
+#include <megaring/consumer/consumer_core.cuh>
 #include <megaring/producer.hpp>
 
 #include "backend_fixture.hpp"
-#include "../runtime/runtime_internal.hpp"
+#include "runtime/runtime_internal.hpp"
 
 namespace megaring_test {
 namespace {

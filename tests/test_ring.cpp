@@ -23,13 +23,13 @@
 #include <cuda_runtime_api.h>
 #include <dirent.h>
 
-#include <megaring/detail/consumer_core.cuh>
+#include <megaring/consumer/consumer_core.cuh>
 #include <megaring/detail/host_waiter.hpp>
 
 #include "backend_fixture.hpp"
 #include "capped_consumer.hpp"
 #include "user_kernel.hpp"
-#include "../runtime/runtime_internal.hpp"
+#include "runtime/runtime_internal.hpp"
 
 namespace megaring_test {
 namespace {

@@ -22,7 +22,7 @@
 
 #include <megaring/tenant.hpp>
 
-#include "../runtime/runtime_internal.hpp"
+#include "runtime/runtime_internal.hpp"
 #include "backend_fixture.hpp"
 #include "tenant_test_ops.hpp"
 

@@ -5,7 +5,7 @@
 //   struct MyOps {
 //     // Return false for opcodes you do not own: the slot completes with
 //     // MR_STATUS_FAULT / MR_FAULT_UNKNOWN_OPCODE. Called for every opcode
-//     // >= MR_OP_USER_BASE, block-collectively (see detail/exec_context.cuh).
+//     // >= MR_OP_USER_BASE, block-collectively (see consumer/exec_context.cuh).
 //     // A tenant's slot arrives already admitted, with its tenant-local
 //     // opcode in slot.opcode and its tenant id in slot.tenant (ctx.tenant()).
 //     // ctx.ring() and ctx.ticket() say where it was published (ring 0 for
@@ -30,7 +30,7 @@
 #include <cuda_runtime_api.h>
 
 #include "megaring/consumer.hpp"
-#include "megaring/detail/builtin_ops.cuh"
+#include "megaring/consumer/builtin_ops.cuh"
 
 namespace megaring {
 

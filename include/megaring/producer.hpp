@@ -45,7 +45,7 @@ namespace megaring {
 
 class Producer;
 namespace detail {
-struct ProducerRing;  // runtime/host_ring.hpp
+struct ProducerRing;  // src/ring/host_ring.hpp
 std::unique_ptr<Producer> make_producer(std::shared_ptr<ProducerRing> ring);
 }  // namespace detail
 

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "megaring/consumer.hpp"
-#include "megaring/detail/cost_count.hpp"
+#include "megaring/consumer/cost_count.hpp"
 #include "megaring/slot_abi.h"
 #include "megaring/status.hpp"
 
@@ -234,7 +234,7 @@ struct Timeline {
 };
 
 namespace detail {
-struct RuntimeInternals;  // the tenant layer's access (runtime/runtime_internal.hpp)
+struct RuntimeInternals;  // the tenant layer's access (src/runtime/runtime_internal.hpp)
 }
 class Producer;  // megaring/producer.hpp
 

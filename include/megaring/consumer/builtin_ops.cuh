@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "megaring/detail/exec_context.cuh"
+#include "megaring/consumer/exec_context.cuh"
 
 namespace megaring {
 

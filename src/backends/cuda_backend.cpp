@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include "backend.hpp"
-#include "cuda_check.hpp"
+#include "backends/backend.hpp"
+#include "backends/cuda_check.hpp"
 
 namespace megaring::detail {
 namespace {

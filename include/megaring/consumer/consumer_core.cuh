@@ -33,7 +33,7 @@
 #include <cstdint>
 
 #include "megaring/consumer.hpp"
-#include "megaring/detail/cost_count.hpp"
+#include "megaring/consumer/cost_count.hpp"
 #include "megaring/slot_abi.h"
 
 #if !defined(__CUDA_ARCH__)

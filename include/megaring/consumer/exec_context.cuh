@@ -24,7 +24,7 @@
 #include <cstdint>
 
 #include "megaring/detail/checked.hpp"
-#include "megaring/detail/consumer_core.cuh"
+#include "megaring/consumer/consumer_core.cuh"
 
 #if defined(__CUDACC__)
 #include <cub/block/block_reduce.cuh>

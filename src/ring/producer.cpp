@@ -9,12 +9,12 @@
 #include <atomic>
 #include <string>
 
-#include "api_guard.hpp"
-#include "host_ring.hpp"
+#include "runtime/api_guard.hpp"
+#include "ring/host_ring.hpp"
 #include "megaring/detail/checked.hpp"
-#include "megaring/detail/cost_count.hpp"
+#include "megaring/consumer/cost_count.hpp"
 #include "megaring/detail/host_waiter.hpp"
-#include "nvtx.hpp"
+#include "runtime/nvtx.hpp"
 
 namespace megaring {
 

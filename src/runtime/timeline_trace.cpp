@@ -5,7 +5,7 @@
 //         passes; a flow arrow links each publish to the slot that ran it.
 // Times are microseconds on the host steady clock, relative to the earliest
 // event so the numbers stay readable.
-#include "timeline_trace.hpp"
+#include "runtime/timeline_trace.hpp"
 
 #include <algorithm>
 #include <cinttypes>

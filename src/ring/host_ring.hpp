@@ -12,7 +12,7 @@
 #include <memory>
 #include <unordered_map>
 
-#include "backend.hpp"
+#include "backends/backend.hpp"
 #include "megaring/runtime.hpp"
 
 namespace megaring::detail {

@@ -28,8 +28,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "../runtime/nvtx.hpp"
-#include "../runtime/runtime_internal.hpp"
+#include "runtime/nvtx.hpp"
+#include "runtime/runtime_internal.hpp"
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
 

@@ -14,7 +14,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include "backend.hpp"
+#include "backends/backend.hpp"
 #include "megaring/detail/checked.hpp"
 
 namespace megaring::detail {

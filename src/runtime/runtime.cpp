@@ -31,16 +31,16 @@
 #include <unordered_map>
 #include <vector>
 
-#include "api_guard.hpp"
-#include "backend.hpp"
-#include "host_ring.hpp"
+#include "runtime/api_guard.hpp"
+#include "backends/backend.hpp"
+#include "ring/host_ring.hpp"
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
 #include "megaring/producer.hpp"
 #include "megaring/runtime.hpp"
-#include "nvtx.hpp"
-#include "runtime_internal.hpp"
-#include "timeline_trace.hpp"
+#include "runtime/nvtx.hpp"
+#include "runtime/runtime_internal.hpp"
+#include "runtime/timeline_trace.hpp"
 
 namespace megaring {
 
@@ -78,29 +78,6 @@ uint16_t next_generation_seed() {
 enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
 
 }  // namespace
-
-const char* result_string(Result result) noexcept {
-  switch (result) {
-    case Result::kSuccess: return "success";
-    case Result::kInvalidArgument: return "invalid argument";
-    case Result::kRingFull: return "ring full";
-    case Result::kTimeout: return "timeout";
-    case Result::kNoDevice: return "no device";
-    case Result::kCudaError: return "cuda error";
-    case Result::kShutdown: return "shut down";
-    case Result::kAborted: return "aborted";
-    case Result::kOutOfMemory: return "out of memory";
-    case Result::kInternal: return "internal error";
-    case Result::kIoError: return "i/o error";
-  }
-  return "unknown result";
-}
-
-std::string Status::to_string() const {
-  std::string s = result_string(code_);
-  if (!message_.empty()) s += ": " + message_;
-  return s;
-}
 
 const char* backend_name(Backend backend) noexcept {
   switch (backend) {
