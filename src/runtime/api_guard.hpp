@@ -1,22 +1,33 @@
 // Internal: the public API's one exception guard. Every public entry point
-// that can fail returns `MR_API_GUARD(expression yielding a Status)`, so no
-// exception escapes it (runtime.hpp: errors are values).
+// that can fail returns `MR_API_GUARD(expression yielding a Status)`, or
+// `detail::guarded(callable returning a Status)` where a body reads better
+// as a lambda, so no exception escapes it (runtime.hpp: errors are values).
 #pragma once
 
 #include <exception>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "megaring/status.hpp"
 
-#define MR_API_GUARD(expr)                                                                \
-  try {                                                                                   \
-    return expr;                                                                          \
-  } catch (const std::bad_alloc&) {                                                       \
-    return ::megaring::Status(::megaring::Result::kOutOfMemory, "host allocation failed"); \
-  } catch (const std::exception& e) {                                                     \
-    return ::megaring::Status(::megaring::Result::kInternal,                              \
-                              std::string("unexpected exception: ") + e.what());          \
-  } catch (...) {                                                                         \
-    return ::megaring::Status(::megaring::Result::kInternal, "unexpected exception");     \
+namespace megaring::detail {
+
+// Runs `fn` and turns an exception escaping it into a Status.
+template <class Fn>
+Status guarded(Fn&& fn) noexcept {
+  try {
+    return std::forward<Fn>(fn)();
+  } catch (const std::bad_alloc&) {
+    return Status(Result::kOutOfMemory, "host allocation failed");
+  } catch (const std::exception& e) {
+    return Status(Result::kInternal, std::string("unexpected exception: ") + e.what());
+  } catch (...) {
+    return Status(Result::kInternal, "unexpected exception");
   }
+}
+
+}  // namespace megaring::detail
+
+#define MR_API_GUARD(expr) \
+  return ::megaring::detail::guarded([&]() -> ::megaring::Status { return expr; });

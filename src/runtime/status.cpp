@@ -16,6 +16,14 @@ const char* result_string(Result result) noexcept {
     case Result::kOutOfMemory: return "out of memory";
     case Result::kInternal: return "internal error";
     case Result::kIoError: return "i/o error";
+    case Result::kRevoked: return "revoked";
+    case Result::kOpcodeOutOfRange: return "opcode out of range";
+    case Result::kBackpressure: return "backpressure";
+    case Result::kStagingBackpressure: return "staging backpressure";
+    case Result::kResidentBackpressure: return "resident-handle backpressure";
+    case Result::kResourceUnderflow: return "resource underflow";
+    case Result::kQuiesceTimeout: return "quiesce timeout";
+    case Result::kRegistryFull: return "registry full";
   }
   return "unknown result";
 }
