@@ -143,15 +143,9 @@ class Driver {
     s << "step " << step_ << " (" << call_ << "): " << what;
     failure_ = s.str();
   }
-  void expect(const TenantStatus& st, std::initializer_list<TenantErrc> allowed) {
-    for (TenantErrc e : allowed)
-      if (st.code() == e) return;
-    fail("unexpected " + st.to_string());
-  }
-  void expect_pipeline(const TenantStatus& st, std::initializer_list<Result> allowed) {
-    if (st.code() == TenantErrc::kPipeline)
-      for (Result r : allowed)
-        if (st.ring_status().code() == r) return;
+  void expect(const Status& st, std::initializer_list<Result> allowed) {
+    for (Result r : allowed)
+      if (st.code() == r) return;
     fail("unexpected " + st.to_string());
   }
   bool registry_open() const { return registry_ != nullptr && rt_ != nullptr; }
@@ -198,9 +192,9 @@ class Driver {
       ++delivered_[slot][done.ticket];
     };
     TenantHandle h;
-    const TenantStatus st = registry_->register_tenant(c, &h);
-    if (rt_ == nullptr) return expect(st, {TenantErrc::kRevoked});
-    expect(st, {TenantErrc::kSuccess, TenantErrc::kRegistryFull});
+    const Status st = registry_->register_tenant(c, &h);
+    if (rt_ == nullptr) return expect(st, {Result::kRevoked});
+    expect(st, {Result::kSuccess, Result::kRegistryFull});
     if (!st) return;
     t = TenantModel{};
     t.handle = h;
@@ -219,11 +213,11 @@ class Driver {
   void unregister(TenantModel& t) {
     call_ = "unregister_tenant";
     if (!t.handle.valid() || registry_ == nullptr) return;
-    const TenantStatus st = registry_->unregister_tenant(t.handle);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
-    // kPipeline: the runtime stopped, so the consumer's table could not be
+    const Status st = registry_->unregister_tenant(t.handle);
+    if (!t.live) return expect(st, {Result::kRevoked});
+    // The runtime's error: it stopped, so the consumer's table could not be
     // told; the host side revoked it all the same.
-    if (st.code() != TenantErrc::kSuccess && life_ == Life::kRunning) fail("unexpected " + st.to_string());
+    if (st.code() != Result::kSuccess && life_ == Life::kRunning) fail("unexpected " + st.to_string());
     revoke_in_model(t);
   }
 
@@ -255,17 +249,16 @@ class Driver {
     TenantPublishOptions options;
     options.keep_result = keep;
     Ticket first;
-    const TenantStatus st = t.handle.publish_batch(requests.data(), count, &first, options);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
-    if (count > t.quotas.max_outstanding_slots) return expect(st, {TenantErrc::kInvalidArgument});
-    if (!in_window) return expect(st, {TenantErrc::kOpcodeOutOfRange});
+    const Status st = t.handle.publish_batch(requests.data(), count, &first, options);
+    if (!t.live) return expect(st, {Result::kRevoked});
+    if (count > t.quotas.max_outstanding_slots) return expect(st, {Result::kInvalidArgument});
+    if (!in_window) return expect(st, {Result::kOpcodeOutOfRange});
     if (outstanding + count > t.quotas.max_outstanding_slots)
-      return expect(st, {TenantErrc::kBackpressure});
-    if (count > rt_->capacity()) return expect_pipeline(st, {Result::kInvalidArgument});
+      return expect(st, {Result::kBackpressure});
+    if (count > rt_->capacity()) return expect(st, {Result::kInvalidArgument});
     if (life_ != Life::kRunning)
-      return expect_pipeline(st, {life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted});
-    if (st.code() == TenantErrc::kPipeline) return expect_pipeline(st, {Result::kRingFull});
-    expect(st, {TenantErrc::kSuccess});
+      return expect(st, {life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted});
+    expect(st, {Result::kSuccess, Result::kRingFull});
     if (!st) return;
     for (uint32_t i = 0; i < count; ++i) {
       if (!t.published.insert(first.value + i).second) fail("a ticket was handed out twice");
@@ -293,40 +286,40 @@ class Driver {
     if (!t.handle.valid()) return;
     if (t.kept.empty()) {  // a ticket it never kept
       Completion c;
-      const TenantStatus st = release ? t.handle.release(Ticket{in_.raw64(), true})
-                                      : t.handle.wait(Ticket{in_.raw64(), true}, &c, milliseconds(0));
-      return expect(st, {TenantErrc::kInvalidArgument});
+      const Status st = release ? t.handle.release(Ticket{in_.raw64(), true})
+                                : t.handle.wait(Ticket{in_.raw64(), true}, &c, milliseconds(0));
+      return expect(st, {Result::kInvalidArgument});
     }
     const Ticket ticket = t.kept.back();
     t.kept.pop_back();
-    if (release) return expect(t.handle.release(ticket), {TenantErrc::kSuccess});
+    if (release) return expect(t.handle.release(ticket), {Result::kSuccess});
     Completion c;
-    const TenantStatus st = t.handle.wait(ticket, &c, seconds(30));
+    const Status st = t.handle.wait(ticket, &c, seconds(30));
     if (registry_ == nullptr || rt_ == nullptr) {
       // Delivered before the registry went, or never: either is fine.
-      return expect(st, {TenantErrc::kSuccess, TenantErrc::kRevoked});
+      return expect(st, {Result::kSuccess, Result::kRevoked});
     }
-    expect(st, {TenantErrc::kSuccess});
+    expect(st, {Result::kSuccess});
     if (!st) return;
     if (c.ticket != ticket.value) fail("wait returned another ticket's completion");
     if (c.status > MR_STATUS_REVOKED && c.status != MR_STATUS_ABORTED) fail("bad completion status");
     Completion again;
-    expect(t.handle.wait(ticket, &again, milliseconds(0)), {TenantErrc::kInvalidArgument});
+    expect(t.handle.wait(ticket, &again, milliseconds(0)), {Result::kInvalidArgument});
   }
 
   void staging(TenantModel& t, bool reserve) {
     call_ = reserve ? "reserve_staging_bytes" : "release_staging_bytes";
     if (!t.handle.valid()) return;
     const uint64_t amount = in_.hostile();
-    const TenantStatus st =
+    const Status st =
         reserve ? t.handle.reserve_staging_bytes(amount) : t.handle.release_staging_bytes(amount);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    if (!t.live) return expect(st, {Result::kRevoked});
     if (reserve) {
       const bool fits = amount <= t.quotas.staging_bytes && t.staging <= t.quotas.staging_bytes - amount;
-      expect(st, {fits ? TenantErrc::kSuccess : TenantErrc::kStagingBackpressure});
+      expect(st, {fits ? Result::kSuccess : Result::kStagingBackpressure});
       if (st) t.staging += amount;
     } else {
-      expect(st, {amount <= t.staging ? TenantErrc::kSuccess : TenantErrc::kResourceUnderflow});
+      expect(st, {amount <= t.staging ? Result::kSuccess : Result::kResourceUnderflow});
       if (st) t.staging -= amount;
     }
   }
@@ -335,18 +328,18 @@ class Driver {
     call_ = reserve ? "reserve_resident_handles" : "release_resident_handles";
     if (!t.handle.valid()) return;
     const uint64_t amount = in_.hostile();
-    const TenantStatus st = reserve ? t.handle.reserve_resident_handles(amount)
-                                    : t.handle.release_resident_handles(amount);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    const Status st = reserve ? t.handle.reserve_resident_handles(amount)
+                              : t.handle.release_resident_handles(amount);
+    if (!t.live) return expect(st, {Result::kRevoked});
     const uint64_t in_use = t.reserved + t.buffers.size();
     if (reserve) {
       const uint64_t limit = t.quotas.resident_handles;
       const bool fits = amount <= limit && in_use <= limit - amount;
-      expect(st, {fits ? TenantErrc::kSuccess : TenantErrc::kResidentBackpressure});
+      expect(st, {fits ? Result::kSuccess : Result::kResidentBackpressure});
       if (st) t.reserved += amount;
     } else {
       // A buffer's handle is never released this way.
-      expect(st, {amount <= t.reserved ? TenantErrc::kSuccess : TenantErrc::kResourceUnderflow});
+      expect(st, {amount <= t.reserved ? Result::kSuccess : Result::kResourceUnderflow});
       if (st) t.reserved -= amount;
     }
   }
@@ -356,16 +349,15 @@ class Driver {
     if (!t.handle.valid()) return;
     const uint64_t bytes = in_.buffer_size();
     BufferHandle h = 0;
-    const TenantStatus st = t.handle.alloc_buffer(bytes, &h);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    const Status st = t.handle.alloc_buffer(bytes, &h);
+    if (!t.live) return expect(st, {Result::kRevoked});
     if (t.reserved + t.buffers.size() + 1 > t.quotas.resident_handles)
-      return expect(st, {TenantErrc::kResidentBackpressure});
-    if (bytes > kMaxBufferBytes) return expect_pipeline(st, {Result::kInvalidArgument});
+      return expect(st, {Result::kResidentBackpressure});
+    if (bytes > kMaxBufferBytes) return expect(st, {Result::kInvalidArgument});
     if (life_ != Life::kRunning)
-      return expect_pipeline(st, {life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted});
+      return expect(st, {life_ == Life::kShutDown ? Result::kShutdown : Result::kAborted});
     // kOutOfMemory: the table (max_buffers) is full, or the size is too big.
-    if (st.code() == TenantErrc::kPipeline) return expect_pipeline(st, {Result::kOutOfMemory});
-    expect(st, {TenantErrc::kSuccess});
+    expect(st, {Result::kSuccess, Result::kOutOfMemory});
     if (st) t.buffers[h] = bytes;
   }
 
@@ -388,10 +380,10 @@ class Driver {
       default: break;
     }
     own = own || t.buffers.count(h) != 0;
-    const TenantStatus st = t.handle.free_buffer(h);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
-    if (!own) return expect(st, {TenantErrc::kInvalidArgument});
-    expect(st, {TenantErrc::kSuccess});
+    const Status st = t.handle.free_buffer(h);
+    if (!t.live) return expect(st, {Result::kRevoked});
+    if (!own) return expect(st, {Result::kInvalidArgument});
+    expect(st, {Result::kSuccess});
     t.buffers.erase(h);
     t.freed.push_back(h);
   }
@@ -407,15 +399,15 @@ class Driver {
     // Host copies are not ordered with slots in flight on the same buffer
     // (runtime.hpp): only this tenant's slots can name its buffers, so
     // its drained slots are all it must wait for.
-    if (t.live) expect(t.handle.quiesce(seconds(30)), {TenantErrc::kSuccess});
-    const TenantStatus st = write ? t.handle.write_buffer(h, offset, scratch_, bytes)
-                                  : t.handle.read_buffer(h, offset, scratch_, bytes);
-    if (!t.live) return expect(st, {TenantErrc::kRevoked});
+    if (t.live) expect(t.handle.quiesce(seconds(30)), {Result::kSuccess});
+    const Status st = write ? t.handle.write_buffer(h, offset, scratch_, bytes)
+                            : t.handle.read_buffer(h, offset, scratch_, bytes);
+    if (!t.live) return expect(st, {Result::kRevoked});
     const auto it = t.buffers.find(h);
-    if (it == t.buffers.end()) return expect(st, {TenantErrc::kInvalidArgument});
+    if (it == t.buffers.end()) return expect(st, {Result::kInvalidArgument});
     const bool within = offset <= it->second && bytes <= it->second - offset;
-    if (!within) return expect_pipeline(st, {Result::kInvalidArgument});
-    expect(st, {TenantErrc::kSuccess});
+    if (!within) return expect(st, {Result::kInvalidArgument});
+    expect(st, {Result::kSuccess});
   }
 
   void note_and_quiesce(TenantModel& t) {
@@ -423,9 +415,9 @@ class Driver {
     if (!t.handle.valid()) return;
     // The pump counts every delivery as drained, so nothing is left to note.
     const uint64_t count = in_.hostile();
-    expect(t.handle.note_drained(count), {count == 0 ? TenantErrc::kSuccess : TenantErrc::kResourceUnderflow});
-    const TenantStatus st = t.handle.quiesce(milliseconds(0));
-    expect(st, {TenantErrc::kSuccess, TenantErrc::kQuiesceTimeout, TenantErrc::kRevoked});
+    expect(t.handle.note_drained(count), {count == 0 ? Result::kSuccess : Result::kResourceUnderflow});
+    const Status st = t.handle.quiesce(milliseconds(0));
+    expect(st, {Result::kSuccess, Result::kQuiesceTimeout, Result::kRevoked});
   }
 
   void global_opcode(TenantModel& t) {
@@ -433,7 +425,7 @@ class Driver {
     if (!t.handle.valid()) return;
     const uint32_t local = static_cast<uint32_t>(in_.hostile());
     uint32_t global = 0;
-    const TenantStatus st = t.handle.global_opcode(local, (in_.u8() & 1) ? &global : nullptr);
+    const Status st = t.handle.global_opcode(local, (in_.u8() & 1) ? &global : nullptr);
     (void)st;  // its codes are the matrix's; here it must only not disturb anything
   }
 

@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
   interactive_config.label = "interactive";
   interactive_config.quotas.max_outstanding_slots = 4;
   TenantHandle batch, interactive;
-  if (TenantStatus st = registry->register_tenant(batch_config, &batch); !st)
+  if (Status st = registry->register_tenant(batch_config, &batch); !st)
     return fail("register batch", st.to_string());
-  if (TenantStatus st = registry->register_tenant(interactive_config, &interactive); !st)
+  if (Status st = registry->register_tenant(interactive_config, &interactive); !st)
     return fail("register interactive", st.to_string());
   std::printf("two_tenants: %s backend; batch owns opcodes [%u, %u), interactive [%u, %u)\n",
               backend_name(rt->backend()), batch.base_opcode(),
@@ -85,12 +85,12 @@ int main(int argc, char** argv) {
   for (int i = 0; i < requests; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     Ticket t;
-    if (TenantStatus st = interactive.publish_slot(ops::nop(i), &t, keep); !st)
+    if (Status st = interactive.publish_slot(ops::nop(i), &t, keep); !st)
       return fail("interactive publish", st.to_string());
     const uint64_t done = rt->done_count();
     worst_queue = std::max(worst_queue, t.value > done ? t.value - done : 0);
     Completion c;
-    if (TenantStatus st = interactive.wait(t, &c, std::chrono::seconds(10)); !st)
+    if (Status st = interactive.wait(t, &c, std::chrono::seconds(10)); !st)
       return fail("interactive wait", st.to_string());
     if (!c.ok() || c.result != static_cast<uint64_t>(i))
       return fail("interactive result", "request " + std::to_string(i) + " came back wrong");
@@ -107,12 +107,12 @@ int main(int argc, char** argv) {
   // slots complete REVOKED, interactive is untouched.
   stop.store(true);
   flood.join();
-  if (TenantStatus st = registry->unregister_tenant(batch); !st)
+  if (Status st = registry->unregister_tenant(batch); !st)
     return fail("unregister", st.to_string());
   Ticket t;
-  if (batch.publish_slot(ops::nop(), &t).code() != TenantErrc::kRevoked)
+  if (batch.publish_slot(ops::nop(), &t).code() != Result::kRevoked)
     return fail("revoked publish", "a revoked tenant could still publish");
-  if (TenantStatus st = batch.quiesce(std::chrono::seconds(30)); !st)
+  if (Status st = batch.quiesce(std::chrono::seconds(30)); !st)
     return fail("quiesce batch", st.to_string());
   const TenantRuntimeCounters b = batch.runtime_counters();
   const TenantRuntimeCounters i = interactive.runtime_counters();

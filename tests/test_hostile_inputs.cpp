@@ -31,11 +31,9 @@ using megaring::PublishOptions;
 using megaring::RegistryConfig;
 using megaring::SlotRequest;
 using megaring::TenantConfig;
-using megaring::TenantErrc;
 using megaring::TenantHandle;
 using megaring::TenantPublishOptions;
 using megaring::TenantRegistry;
-using megaring::TenantStatus;
 using megaring::Ticket;
 using megaring::Timeline;
 namespace ops = megaring::ops;
@@ -48,34 +46,24 @@ constexpr uint64_t k2p32 = 1ull << 32;
 constexpr Nanoseconds kNegative = Nanoseconds(-1);
 constexpr Nanoseconds kMostNegative = Nanoseconds::min();
 
-// What a call returned: a runtime Result, a tenant code, a tenant kPipeline
-// wrapping a runtime Result, or, for a slot, the fault code it completed with.
+// What a call returned: a Result, or, for a slot, the fault code it
+// completed with.
 struct Code {
-  enum Kind { kResult, kTenant, kPipeline, kFault } kind = kResult;
+  enum Kind { kResult, kFault } kind = kResult;
   int value = 0;
   bool operator==(const Code& o) const { return kind == o.kind && value == o.value; }
   std::string str() const {
     switch (kind) {
       case kResult: return std::string("Result ") + megaring::result_string(Result(value));
-      case kTenant: return std::string("TenantErrc ") + megaring::tenant_errc_string(TenantErrc(value));
-      case kPipeline:
-        return std::string("kPipeline(") + megaring::result_string(Result(value)) + ")";
       case kFault: return "slot fault " + std::to_string(value);
     }
     return "?";
   }
 };
 Code R(Result r) { return {Code::kResult, static_cast<int>(r)}; }
-Code T(TenantErrc e) { return {Code::kTenant, static_cast<int>(e)}; }
-Code P(Result r) { return {Code::kPipeline, static_cast<int>(r)}; }
 Code F(uint16_t fault) { return {Code::kFault, fault}; }
 const Code kOk = R(Result::kSuccess);
 Code of(const Status& st) { return R(st.code()); }
-Code of(const TenantStatus& st) {
-  if (st.is_ok()) return kOk;
-  if (st.code() == TenantErrc::kPipeline) return P(st.ring_status().code());
-  return T(st.code());
-}
 // A bug in the row itself (a set-up call failed) reads as this.
 const Code kSetupFailed = R(Result::kInternal);
 
@@ -425,70 +413,70 @@ std::vector<Row> rows() {
       {"registry create: empty opcode range", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.opcode_end = c.opcode_begin; }); }, R(Result::kInvalidArgument)},
       {"registry create: close_timeout -1 ns", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.close_timeout = kNegative; }); }, R(Result::kInvalidArgument)},
       {"registry create: pump_idle_sleep_max min", [](W w) { return create_registry_with(w, [](RegistryConfig& c) { c.pump_idle_sleep_max = kMostNegative; }); }, R(Result::kInvalidArgument)},
-      {"register: out null", [](W w) { return of(w.registry->register_tenant(quota_config("x"), nullptr)); }, T(TenantErrc::kInvalidArgument)},
-      {"register: opcode_cap 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.opcode_cap = 0; }); }, T(TenantErrc::kInvalidArgument)},
-      {"register: opcode_cap max", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.opcode_cap = ~0u; }); }, T(TenantErrc::kRegistryFull)},
-      {"register: max_outstanding_slots 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.max_outstanding_slots = 0; }); }, T(TenantErrc::kInvalidArgument)},
+      {"register: out null", [](W w) { return of(w.registry->register_tenant(quota_config("x"), nullptr)); }, R(Result::kInvalidArgument)},
+      {"register: opcode_cap 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.opcode_cap = 0; }); }, R(Result::kInvalidArgument)},
+      {"register: opcode_cap max", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.opcode_cap = ~0u; }); }, R(Result::kRegistryFull)},
+      {"register: max_outstanding_slots 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.max_outstanding_slots = 0; }); }, R(Result::kInvalidArgument)},
       {"register: quotas max", [](W w) { return register_with(w, [](TenantConfig& c) { c.quotas.max_outstanding_slots = kMax; c.quotas.staging_bytes = kMax; c.quotas.resident_handles = kMax; }); }, kOk},
       {"register: after the runtime shut down", [](W w) { (void)w.rt->shutdown(); return register_with(w, [](TenantConfig&) {}); }, kOk},
-      {"unregister: empty handle", [](W w) { return of(w.registry->unregister_tenant(TenantHandle())); }, T(TenantErrc::kInvalidArgument)},
-      {"unregister: twice", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.registry->unregister_tenant(w.a)); }, T(TenantErrc::kRevoked)},
+      {"unregister: empty handle", [](W w) { return of(w.registry->unregister_tenant(TenantHandle())); }, R(Result::kInvalidArgument)},
+      {"unregister: twice", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.registry->unregister_tenant(w.a)); }, R(Result::kRevoked)},
       {"unregister: another registry's tenant", [](W w) {
          World other; Config c; c.backend = Backend::kCpu; if (!other.build(c)) return kSetupFailed;
-         return of(w.registry->unregister_tenant(other.a)); }, T(TenantErrc::kInvalidArgument)},
-      {"global_opcode: out null", [](W w) { return of(w.a.global_opcode(1, nullptr)); }, T(TenantErrc::kInvalidArgument)},
-      {"global_opcode: cap", [](W w) { uint32_t g; return of(w.a.global_opcode(16, &g)); }, T(TenantErrc::kOpcodeOutOfRange)},
-      {"global_opcode: max", [](W w) { uint32_t g; return of(w.a.global_opcode(~0u, &g)); }, T(TenantErrc::kOpcodeOutOfRange)},
-      {"tenant publish: 6 arguments", [](W w) { Ticket t; return of(w.a.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &t)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant publish: ticket null", [](W w) { return of(w.a.publish_slot(ops::nop(), nullptr)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant publish_batch: count 0", [](W w) { SlotRequest r = ops::nop(); Ticket t; return of(w.a.publish_batch(&r, 0, &t)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant publish_batch: past max_outstanding", [](W w) { std::vector<SlotRequest> r(5, ops::nop()); Ticket t; return of(w.a.publish_batch(r.data(), 5, &t)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant publish: names another tenant", [](W w) { Ticket t; return of(w.a.publish_slot(with(ops::nop(), 0, w.b.id()), &t)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant publish: local opcode max", [](W w) { SlotRequest r; r.opcode = ~0u; Ticket t; return of(w.a.publish_slot(r, &t)); }, T(TenantErrc::kOpcodeOutOfRange)},
-      {"tenant publish: timeout -1 ns", [](W w) { Ticket t; return of(w.a.publish_slot(ops::nop(), &t, tenant_timeout(kNegative))); }, T(TenantErrc::kInvalidArgument)},
+         return of(w.registry->unregister_tenant(other.a)); }, R(Result::kInvalidArgument)},
+      {"global_opcode: out null", [](W w) { return of(w.a.global_opcode(1, nullptr)); }, R(Result::kInvalidArgument)},
+      {"global_opcode: cap", [](W w) { uint32_t g; return of(w.a.global_opcode(16, &g)); }, R(Result::kOpcodeOutOfRange)},
+      {"global_opcode: max", [](W w) { uint32_t g; return of(w.a.global_opcode(~0u, &g)); }, R(Result::kOpcodeOutOfRange)},
+      {"tenant publish: 6 arguments", [](W w) { Ticket t; return of(w.a.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &t)); }, R(Result::kInvalidArgument)},
+      {"tenant publish: ticket null", [](W w) { return of(w.a.publish_slot(ops::nop(), nullptr)); }, R(Result::kInvalidArgument)},
+      {"tenant publish_batch: count 0", [](W w) { SlotRequest r = ops::nop(); Ticket t; return of(w.a.publish_batch(&r, 0, &t)); }, R(Result::kInvalidArgument)},
+      {"tenant publish_batch: past max_outstanding", [](W w) { std::vector<SlotRequest> r(5, ops::nop()); Ticket t; return of(w.a.publish_batch(r.data(), 5, &t)); }, R(Result::kInvalidArgument)},
+      {"tenant publish: names another tenant", [](W w) { Ticket t; return of(w.a.publish_slot(with(ops::nop(), 0, w.b.id()), &t)); }, R(Result::kInvalidArgument)},
+      {"tenant publish: local opcode max", [](W w) { SlotRequest r; r.opcode = ~0u; Ticket t; return of(w.a.publish_slot(r, &t)); }, R(Result::kOpcodeOutOfRange)},
+      {"tenant publish: timeout -1 ns", [](W w) { Ticket t; return of(w.a.publish_slot(ops::nop(), &t, tenant_timeout(kNegative))); }, R(Result::kInvalidArgument)},
       {"tenant publish: timeout kForever", [](W w) { Ticket t; return of(w.a.publish_slot(ops::nop(), &t, tenant_timeout(megaring::kForever))); }, kOk},
-      {"tenant publish: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, T(TenantErrc::kRevoked)},
-      {"tenant publish: after the registry is gone", [](W w) { w.registry.reset(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, T(TenantErrc::kRevoked)},
-      {"tenant publish: after the runtime shut down", [](W w) { (void)w.rt->shutdown(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, P(Result::kShutdown)},
-      {"tenant publish: after the runtime is gone", [](W w) { w.rt.reset(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, T(TenantErrc::kRevoked)},
-      {"tenant wait: completion null", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); return of(w.a.wait(t, nullptr)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant wait: timeout -1 ns", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); Completion c; return of(w.a.wait(t, &c, kNegative)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant wait: another tenant's ticket", [](W w) { Ticket t; (void)w.b.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); Completion c; return of(w.a.wait(t, &c)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant wait: not kept", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t); Completion c; return of(w.a.wait(t, &c)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant wait: after the runtime is gone", [](W w) { Ticket t; (void)w.a.publish_slot(ops::delay_ns(MR_DELAY_MAX_NS), &t, tenant_timeout(seconds(30), true)); w.rt.reset(); Completion c; return of(w.a.wait(t, &c, seconds(1))); }, T(TenantErrc::kRevoked)},
-      {"tenant release: unknown ticket", [](W w) { return of(w.a.release(Ticket{kMax, true})); }, T(TenantErrc::kInvalidArgument)},
+      {"tenant publish: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, R(Result::kRevoked)},
+      {"tenant publish: after the registry is gone", [](W w) { w.registry.reset(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, R(Result::kRevoked)},
+      {"tenant publish: after the runtime shut down", [](W w) { (void)w.rt->shutdown(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, R(Result::kShutdown)},
+      {"tenant publish: after the runtime is gone", [](W w) { w.rt.reset(); Ticket t; return of(w.a.publish_slot(ops::nop(), &t)); }, R(Result::kRevoked)},
+      {"tenant wait: completion null", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); return of(w.a.wait(t, nullptr)); }, R(Result::kInvalidArgument)},
+      {"tenant wait: timeout -1 ns", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); Completion c; return of(w.a.wait(t, &c, kNegative)); }, R(Result::kInvalidArgument)},
+      {"tenant wait: another tenant's ticket", [](W w) { Ticket t; (void)w.b.publish_slot(ops::nop(), &t, tenant_timeout(seconds(30), true)); Completion c; return of(w.a.wait(t, &c)); }, R(Result::kInvalidArgument)},
+      {"tenant wait: not kept", [](W w) { Ticket t; (void)w.a.publish_slot(ops::nop(), &t); Completion c; return of(w.a.wait(t, &c)); }, R(Result::kInvalidArgument)},
+      {"tenant wait: after the runtime is gone", [](W w) { Ticket t; (void)w.a.publish_slot(ops::delay_ns(MR_DELAY_MAX_NS), &t, tenant_timeout(seconds(30), true)); w.rt.reset(); Completion c; return of(w.a.wait(t, &c, seconds(1))); }, R(Result::kRevoked)},
+      {"tenant release: unknown ticket", [](W w) { return of(w.a.release(Ticket{kMax, true})); }, R(Result::kInvalidArgument)},
       {"reserve_staging_bytes: 0", [](W w) { return of(w.a.reserve_staging_bytes(0)); }, kOk},
       {"reserve_staging_bytes: the whole quota", [](W w) { return of(w.a.reserve_staging_bytes(1000)); }, kOk},
-      {"reserve_staging_bytes: quota + 1", [](W w) { return of(w.a.reserve_staging_bytes(1001)); }, T(TenantErrc::kStagingBackpressure)},
-      {"reserve_staging_bytes: 2^64 - 1 after 1", [](W w) { (void)w.a.reserve_staging_bytes(1); return of(w.a.reserve_staging_bytes(kMax)); }, T(TenantErrc::kStagingBackpressure)},
-      {"release_staging_bytes: nothing reserved", [](W w) { return of(w.a.release_staging_bytes(1)); }, T(TenantErrc::kResourceUnderflow)},
-      {"release_staging_bytes: 2^64 - 1", [](W w) { (void)w.a.reserve_staging_bytes(10); return of(w.a.release_staging_bytes(kMax)); }, T(TenantErrc::kResourceUnderflow)},
-      {"reserve_resident_handles: 2^63", [](W w) { return of(w.a.reserve_resident_handles(k2p63)); }, T(TenantErrc::kResidentBackpressure)},
-      {"release_resident_handles: a buffer's handle", [](W w) { return of(w.a.release_resident_handles(1)); }, T(TenantErrc::kResourceUnderflow)},
-      {"release_resident_handles: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.a.release_resident_handles(1)); }, T(TenantErrc::kRevoked)},
-      {"tenant alloc_buffer: handle null", [](W w) { return of(w.a.alloc_buffer(8, nullptr)); }, T(TenantErrc::kInvalidArgument)},
+      {"reserve_staging_bytes: quota + 1", [](W w) { return of(w.a.reserve_staging_bytes(1001)); }, R(Result::kStagingBackpressure)},
+      {"reserve_staging_bytes: 2^64 - 1 after 1", [](W w) { (void)w.a.reserve_staging_bytes(1); return of(w.a.reserve_staging_bytes(kMax)); }, R(Result::kStagingBackpressure)},
+      {"release_staging_bytes: nothing reserved", [](W w) { return of(w.a.release_staging_bytes(1)); }, R(Result::kResourceUnderflow)},
+      {"release_staging_bytes: 2^64 - 1", [](W w) { (void)w.a.reserve_staging_bytes(10); return of(w.a.release_staging_bytes(kMax)); }, R(Result::kResourceUnderflow)},
+      {"reserve_resident_handles: 2^63", [](W w) { return of(w.a.reserve_resident_handles(k2p63)); }, R(Result::kResidentBackpressure)},
+      {"release_resident_handles: a buffer's handle", [](W w) { return of(w.a.release_resident_handles(1)); }, R(Result::kResourceUnderflow)},
+      {"release_resident_handles: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.a.release_resident_handles(1)); }, R(Result::kRevoked)},
+      {"tenant alloc_buffer: handle null", [](W w) { return of(w.a.alloc_buffer(8, nullptr)); }, R(Result::kInvalidArgument)},
       {"tenant alloc_buffer: 2^64 - 1, quota unchanged", [](W w) {
          BufferHandle h; const Code c = of(w.a.alloc_buffer(kMax, &h));
-         return w.a.quota_counters().resident_handles_in_use == 1 ? c : kSetupFailed; }, P(Result::kInvalidArgument)},
-      {"tenant alloc_buffer: past the quota", [](W w) { BufferHandle h; (void)w.a.alloc_buffer(8, &h); return of(w.a.alloc_buffer(8, &h)); }, T(TenantErrc::kResidentBackpressure)},
-      {"tenant free_buffer: another tenant's", [](W w) { return of(w.a.free_buffer(w.b_buf)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant free_buffer: the runtime's", [](W w) { return of(w.a.free_buffer(w.buf)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant free_buffer: twice", [](W w) { (void)w.a.free_buffer(w.a_buf); return of(w.a.free_buffer(w.a_buf)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant free_buffer: handle 0", [](W w) { return of(w.a.free_buffer(0)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant write_buffer: another tenant's", [](W w) { return of(w.a.write_buffer(w.b_buf, 0, w.host, 1)); }, T(TenantErrc::kInvalidArgument)},
-      {"tenant write_buffer: offset max, 2 bytes", [](W w) { return of(w.a.write_buffer(w.a_buf, kMax, w.host, 2)); }, P(Result::kInvalidArgument)},
-      {"tenant read_buffer: bytes 2^64 - 1", [](W w) { return of(w.a.read_buffer(w.a_buf, 1, w.host, kMax)); }, P(Result::kInvalidArgument)},
+         return w.a.quota_counters().resident_handles_in_use == 1 ? c : kSetupFailed; }, R(Result::kInvalidArgument)},
+      {"tenant alloc_buffer: past the quota", [](W w) { BufferHandle h; (void)w.a.alloc_buffer(8, &h); return of(w.a.alloc_buffer(8, &h)); }, R(Result::kResidentBackpressure)},
+      {"tenant free_buffer: another tenant's", [](W w) { return of(w.a.free_buffer(w.b_buf)); }, R(Result::kInvalidArgument)},
+      {"tenant free_buffer: the runtime's", [](W w) { return of(w.a.free_buffer(w.buf)); }, R(Result::kInvalidArgument)},
+      {"tenant free_buffer: twice", [](W w) { (void)w.a.free_buffer(w.a_buf); return of(w.a.free_buffer(w.a_buf)); }, R(Result::kInvalidArgument)},
+      {"tenant free_buffer: handle 0", [](W w) { return of(w.a.free_buffer(0)); }, R(Result::kInvalidArgument)},
+      {"tenant write_buffer: another tenant's", [](W w) { return of(w.a.write_buffer(w.b_buf, 0, w.host, 1)); }, R(Result::kInvalidArgument)},
+      {"tenant write_buffer: offset max, 2 bytes", [](W w) { return of(w.a.write_buffer(w.a_buf, kMax, w.host, 2)); }, R(Result::kInvalidArgument)},
+      {"tenant read_buffer: bytes 2^64 - 1", [](W w) { return of(w.a.read_buffer(w.a_buf, 1, w.host, kMax)); }, R(Result::kInvalidArgument)},
       {"tenant slot: another tenant's buffer", [](W w) {
          uint32_t op; if (!w.a.global_opcode(MR_OP_ATOMIC_ADD, &op)) return kSetupFailed;
          SlotRequest r = ops::atomic_add(w.b_buf, 0, 1); r.opcode = op;
          return w.slot(with(r, 0, w.a.id())); }, F(MR_FAULT_BAD_HANDLE)},
       {"note_drained: 0", [](W w) { return of(w.a.note_drained(0)); }, kOk},
-      {"note_drained: 2^64 - 1", [](W w) { return of(w.a.note_drained(kMax)); }, T(TenantErrc::kResourceUnderflow)},
-      {"quiesce: timeout -1 ns", [](W w) { return of(w.a.quiesce(kNegative)); }, T(TenantErrc::kInvalidArgument)},
+      {"note_drained: 2^64 - 1", [](W w) { return of(w.a.note_drained(kMax)); }, R(Result::kResourceUnderflow)},
+      {"quiesce: timeout -1 ns", [](W w) { return of(w.a.quiesce(kNegative)); }, R(Result::kInvalidArgument)},
       {"quiesce: timeout 0, nothing outstanding", [](W w) { return of(w.a.quiesce(Nanoseconds(0))); }, kOk},
-      {"empty handle: publish", [](W) { Ticket t; return of(TenantHandle().publish_slot(ops::nop(), &t)); }, T(TenantErrc::kInvalidArgument)},
-      {"empty handle: reserve", [](W) { return of(TenantHandle().reserve_staging_bytes(1)); }, T(TenantErrc::kInvalidArgument)},
-      {"empty handle: note_drained", [](W) { return of(TenantHandle().note_drained(1)); }, T(TenantErrc::kInvalidArgument)},
+      {"empty handle: publish", [](W) { Ticket t; return of(TenantHandle().publish_slot(ops::nop(), &t)); }, R(Result::kInvalidArgument)},
+      {"empty handle: reserve", [](W) { return of(TenantHandle().reserve_staging_bytes(1)); }, R(Result::kInvalidArgument)},
+      {"empty handle: note_drained", [](W) { return of(TenantHandle().note_drained(1)); }, R(Result::kInvalidArgument)},
   };
 }
 

@@ -449,8 +449,8 @@ TEST_F(Nvtx, RuntimeMarksRingFullAndTenantBackpressure) {
     ASSERT_TRUE(registry->register_tenant(tc, &tenant).is_ok());
     Ticket t;
     ASSERT_TRUE(tenant.publish_slot(megaring::ops::nop(1), &t).is_ok());
-    const megaring::TenantStatus over = tenant.publish_slot(megaring::ops::nop(2), &t);
-    EXPECT_EQ(over.code(), megaring::TenantErrc::kBackpressure) << over.to_string();
+    const megaring::Status over = tenant.publish_slot(megaring::ops::nop(2), &t);
+    EXPECT_EQ(over.code(), megaring::Result::kBackpressure) << over.to_string();
     ASSERT_TRUE(tenant.quiesce(long_wait).is_ok());
     registry.reset();
     MR_ASSERT_OK(rt->shutdown(long_wait));

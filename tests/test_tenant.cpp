@@ -26,10 +26,6 @@
 #include "backend_fixture.hpp"
 #include "tenant_test_ops.hpp"
 
-namespace megaring {
-inline void PrintTo(TenantErrc code, std::ostream* os) { *os << tenant_errc_string(code); }
-}  // namespace megaring
-
 namespace megaring_test {
 namespace {
 
@@ -39,22 +35,14 @@ using megaring::PumpMode;
 using megaring::RegistryConfig;
 using megaring::SlotRequest;
 using megaring::TenantConfig;
-using megaring::TenantErrc;
 using megaring::TenantHandle;
 using megaring::TenantPublishOptions;
 using megaring::TenantRegistry;
-using megaring::TenantStatus;
 using megaring::Ticket;
 using megaring::detail::RuntimeInternals;
 namespace ops = megaring::ops;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// MR_STATUS_CHECK_ (backend_fixture.hpp) takes any status with code() and
-// to_string(), TenantStatus included.
-#define MR_ASSERT_TOK(expr) MR_STATUS_CHECK_(expr, ASSERT_EQ, ::megaring::TenantErrc::kSuccess)
-#define MR_EXPECT_TOK(expr) MR_STATUS_CHECK_(expr, EXPECT_EQ, ::megaring::TenantErrc::kSuccess)
-#define MR_EXPECT_TERR(expr, code) MR_STATUS_CHECK_(expr, EXPECT_EQ, code)
 
 TenantPublishOptions waiting(bool keep = false) {
   TenantPublishOptions o;
@@ -154,7 +142,7 @@ class TenantTest : public BackendTest {
   }
   TenantHandle add(const TenantConfig& config) {
     TenantHandle h;
-    const TenantStatus st = registry_->register_tenant(config, &h);
+    const Status st = registry_->register_tenant(config, &h);
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     return h;
   }
@@ -203,9 +191,9 @@ TEST_P(TenantTest, DistinctIdsAndDisjointWindows) {
   expect_disjoint_windows(tenants);
   for (const TenantHandle& t : tenants) {
     uint32_t global = 0;
-    MR_EXPECT_TOK(t.global_opcode(0, &global));
+    MR_EXPECT_OK(t.global_opcode(0, &global));
     EXPECT_EQ(global, t.base_opcode());
-    MR_EXPECT_TOK(t.global_opcode(t.opcode_cap() - 1, &global));
+    MR_EXPECT_OK(t.global_opcode(t.opcode_cap() - 1, &global));
     EXPECT_EQ(global, t.base_opcode() + t.opcode_cap() - 1);
   }
   EXPECT_EQ(registry_->stats().live_tenants, 20u);
@@ -215,21 +203,21 @@ TEST_P(TenantTest, OutOfRangeLocalOpcodeIsRefusedBeforeAnyCounterMoves) {
   ASSERT_NO_FATAL_FAILURE(start());
   TenantHandle t = add(tenant_config("small", 8, 10));
   uint32_t global = 12345;
-  const TenantStatus st = t.global_opcode(10, &global);
-  EXPECT_EQ(st.code(), TenantErrc::kOpcodeOutOfRange);
+  const Status st = t.global_opcode(10, &global);
+  EXPECT_EQ(st.code(), Result::kOpcodeOutOfRange);
   EXPECT_EQ(st.value(), 10u);
   EXPECT_EQ(st.limit(), 10u);
   EXPECT_EQ(global, 12345u) << "untouched on failure";
   Ticket ticket;
-  MR_EXPECT_TERR(t.publish_slot(10, {1, 2}, &ticket), TenantErrc::kOpcodeOutOfRange);
-  MR_EXPECT_TERR(t.publish_slot(~0u, {}, &ticket), TenantErrc::kOpcodeOutOfRange);
+  MR_EXPECT_RESULT(t.publish_slot(10, {1, 2}, &ticket), Result::kOpcodeOutOfRange);
+  MR_EXPECT_RESULT(t.publish_slot(~0u, {}, &ticket), Result::kOpcodeOutOfRange);
   // A batch with one bad opcode publishes nothing.
   SlotRequest batch[3] = {ops::nop(1), ops::nop(2), ops::nop(3)};
   batch[2].opcode = 10;
-  MR_EXPECT_TERR(t.publish_batch(batch, 3, &ticket), TenantErrc::kOpcodeOutOfRange);
+  MR_EXPECT_RESULT(t.publish_batch(batch, 3, &ticket), Result::kOpcodeOutOfRange);
   EXPECT_EQ(t.published_count(), 0u);
   EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
-  MR_EXPECT_TERR(t.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &ticket), TenantErrc::kInvalidArgument);
+  MR_EXPECT_RESULT(t.publish_slot(MR_OP_NOP, {1, 2, 3, 4, 5, 6}, &ticket), Result::kInvalidArgument);
 }
 
 // A completion record's stamp holds 2 status bits and 6 fault bits
@@ -274,8 +262,8 @@ TEST_P(TenantTest, PublishStampsTenantAndGlobalOpcode) {
   TenantHandle a = add(tenant_config("a", 16, 512));
   TenantHandle b = add(tenant_config("b", 16, 16));
   Ticket ta, tb;
-  MR_ASSERT_TOK(a.publish_slot(ops::nop(41), &ta, waiting(true)));
-  MR_ASSERT_TOK(b.publish_slot(MR_OP_NOP, {42}, &tb, waiting(true)));
+  MR_ASSERT_OK(a.publish_slot(ops::nop(41), &ta, waiting(true)));
+  MR_ASSERT_OK(b.publish_slot(MR_OP_NOP, {42}, &tb, waiting(true)));
   mr_slot slot{};
   MR_ASSERT_OK(RuntimeInternals::peek_slot(*rt_, ta.value, &slot));
   EXPECT_EQ(slot.tenant, a.id());
@@ -285,19 +273,19 @@ TEST_P(TenantTest, PublishStampsTenantAndGlobalOpcode) {
   EXPECT_EQ(slot.tenant, b.id());
   EXPECT_EQ(slot.opcode, b.base_opcode() + MR_OP_NOP);
   Completion c;
-  MR_ASSERT_TOK(a.wait(ta, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(a.wait(ta, &c, scaled(seconds(10))));
   EXPECT_TRUE(c.ok());
   EXPECT_EQ(c.result, 41u) << "the consumer ran the local NOP";
-  MR_ASSERT_TOK(b.wait(tb, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(b.wait(tb, &c, scaled(seconds(10))));
   EXPECT_EQ(c.result, 42u);
   // The handler sees the tenant-local opcode and the tenant id.
   Ticket ti;
-  MR_ASSERT_TOK(a.publish_slot(kOpIdentify, {}, &ti, waiting(true)));
-  MR_ASSERT_TOK(a.wait(ti, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(a.publish_slot(kOpIdentify, {}, &ti, waiting(true)));
+  MR_ASSERT_OK(a.wait(ti, &c, scaled(seconds(10))));
   ASSERT_TRUE(c.ok()) << "status " << c.status << " fault " << c.fault;
   EXPECT_EQ(c.result, (static_cast<uint64_t>(a.id()) << 32) | kOpIdentify);
   // b's window is too small for user opcodes.
-  MR_EXPECT_TERR(b.publish_slot(kOpIdentify, {}, &ti), TenantErrc::kOpcodeOutOfRange);
+  MR_EXPECT_RESULT(b.publish_slot(kOpIdentify, {}, &ti), Result::kOpcodeOutOfRange);
 }
 
 TEST_P(TenantTest, RevokedPublishFailsAndQueuedSlotsCompleteRevoked) {
@@ -314,16 +302,16 @@ TEST_P(TenantTest, RevokedPublishFailsAndQueuedSlotsCompleteRevoked) {
   constexpr int kSlots = 8;
   std::vector<Ticket> ta(kSlots), tb(kSlots);
   for (int i = 0; i < kSlots; ++i) {
-    MR_ASSERT_TOK(a.publish_slot(ops::nop(100 + i), &ta[i], waiting(true)));
-    MR_ASSERT_TOK(b.publish_slot(ops::nop(200 + i), &tb[i], waiting(true)));
+    MR_ASSERT_OK(a.publish_slot(ops::nop(100 + i), &ta[i], waiting(true)));
+    MR_ASSERT_OK(b.publish_slot(ops::nop(200 + i), &tb[i], waiting(true)));
   }
-  MR_ASSERT_TOK(registry_->unregister_tenant(a));
+  MR_ASSERT_OK(registry_->unregister_tenant(a));
   EXPECT_TRUE(a.revoked());
   EXPECT_FALSE(b.revoked());
   Ticket late;
-  MR_EXPECT_TERR(a.publish_slot(ops::nop(), &late), TenantErrc::kRevoked);
-  MR_EXPECT_TERR(registry_->unregister_tenant(a), TenantErrc::kRevoked);
-  MR_EXPECT_TERR(a.reserve_staging_bytes(1), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(a.publish_slot(ops::nop(), &late), Result::kRevoked);
+  MR_EXPECT_RESULT(registry_->unregister_tenant(a), Result::kRevoked);
+  MR_EXPECT_RESULT(a.reserve_staging_bytes(1), Result::kRevoked);
   // Quotas released, buffers freed.
   EXPECT_EQ(a.quota_counters().staging_bytes_in_use, 0u);
   EXPECT_EQ(a.quota_counters().resident_handles_in_use, 0u);
@@ -332,15 +320,15 @@ TEST_P(TenantTest, RevokedPublishFailsAndQueuedSlotsCompleteRevoked) {
   gate.open();
   for (int i = 0; i < kSlots; ++i) {
     Completion c;
-    MR_ASSERT_TOK(a.wait(ta[i], &c, scaled(seconds(10))));
+    MR_ASSERT_OK(a.wait(ta[i], &c, scaled(seconds(10))));
     EXPECT_EQ(c.status, MR_STATUS_REVOKED) << "queued slot " << i << " of the revoked tenant";
     EXPECT_EQ(c.result, 0u);
-    MR_ASSERT_TOK(b.wait(tb[i], &c, scaled(seconds(10))));
+    MR_ASSERT_OK(b.wait(tb[i], &c, scaled(seconds(10))));
     EXPECT_TRUE(c.ok()) << "the other tenant's slot " << i;
     EXPECT_EQ(c.result, 200u + i);
   }
-  MR_EXPECT_TOK(a.quiesce(scaled(seconds(10)))) << "a revoked tenant still quiesces";
-  MR_EXPECT_TOK(b.quiesce(scaled(seconds(10))));
+  MR_EXPECT_OK(a.quiesce(scaled(seconds(10)))) << "a revoked tenant still quiesces";
+  MR_EXPECT_OK(b.quiesce(scaled(seconds(10))));
   const auto ca = a.runtime_counters();
   EXPECT_EQ(ca.published, uint64_t{kSlots});
   EXPECT_EQ(ca.drained, uint64_t{kSlots});
@@ -360,17 +348,17 @@ TEST_P(TenantTest, QuiesceSucceedsAndTimesOutWithCounters) {
   Gate gate(backend());
   ASSERT_TRUE(gate.ok());
   TenantHandle t = add(tenant_config("q"));
-  MR_EXPECT_TOK(t.quiesce(milliseconds(1))) << "nothing outstanding";
+  MR_EXPECT_OK(t.quiesce(milliseconds(1))) << "nothing outstanding";
   hold(gate);
   Ticket ticket;
-  for (int i = 0; i < 5; ++i) MR_ASSERT_TOK(t.publish_slot(ops::nop(i), &ticket, waiting()));
-  const TenantStatus st = t.quiesce(milliseconds(20));
-  EXPECT_EQ(st.code(), TenantErrc::kQuiesceTimeout);
+  for (int i = 0; i < 5; ++i) MR_ASSERT_OK(t.publish_slot(ops::nop(i), &ticket, waiting()));
+  const Status st = t.quiesce(milliseconds(20));
+  EXPECT_EQ(st.code(), Result::kQuiesceTimeout);
   EXPECT_EQ(st.value(), 5u) << "the outstanding count at timeout";
   EXPECT_EQ(t.published_count(), 5u);
   EXPECT_EQ(t.drained_count(), 0u);
   gate.open();
-  MR_EXPECT_TOK(t.quiesce(scaled(seconds(10))));
+  MR_EXPECT_OK(t.quiesce(scaled(seconds(10))));
   EXPECT_EQ(t.published_count(), 5u);
   EXPECT_EQ(t.drained_count(), 5u);
   EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
@@ -386,28 +374,28 @@ TEST_P(TenantTest, BackpressureAtTheCapReopensAfterDrain) {
   EXPECT_EQ(t.max_outstanding_slots(), 4u);
   hold(gate);
   Ticket ticket;
-  for (int i = 0; i < 4; ++i) MR_ASSERT_TOK(t.publish_slot(ops::nop(i), &ticket));
-  TenantStatus st = t.publish_slot(ops::nop(), &ticket);
-  EXPECT_EQ(st.code(), TenantErrc::kBackpressure);
+  for (int i = 0; i < 4; ++i) MR_ASSERT_OK(t.publish_slot(ops::nop(i), &ticket));
+  Status st = t.publish_slot(ops::nop(), &ticket);
+  EXPECT_EQ(st.code(), Result::kBackpressure);
   EXPECT_EQ(st.value(), 4u) << "outstanding";
   EXPECT_EQ(st.limit(), 4u) << "cap";
   SlotRequest two[2] = {ops::nop(), ops::nop()};
-  MR_EXPECT_TERR(t.publish_batch(two, 2, &ticket), TenantErrc::kBackpressure);
+  MR_EXPECT_RESULT(t.publish_batch(two, 2, &ticket), Result::kBackpressure);
   // A bounded wait also ends in back-pressure while the consumer is held.
   TenantPublishOptions brief;
   brief.timeout = milliseconds(20);
-  MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket, brief), TenantErrc::kBackpressure);
+  MR_EXPECT_RESULT(t.publish_slot(ops::nop(), &ticket, brief), Result::kBackpressure);
   EXPECT_EQ(t.published_count(), 4u) << "refused publishes leave no trace";
   EXPECT_GE(t.runtime_counters().backpressure_events, 3u);
   // Another tenant's quota is its own.
-  MR_EXPECT_TOK(other.publish_slot(ops::nop(), &ticket));
+  MR_EXPECT_OK(other.publish_slot(ops::nop(), &ticket));
   gate.open();
-  MR_ASSERT_TOK(t.quiesce(scaled(seconds(10))));
-  for (int i = 0; i < 4; ++i) MR_EXPECT_TOK(t.publish_slot(ops::nop(i), &ticket));
-  MR_EXPECT_TOK(t.quiesce(scaled(seconds(10))));
+  MR_ASSERT_OK(t.quiesce(scaled(seconds(10))));
+  for (int i = 0; i < 4; ++i) MR_EXPECT_OK(t.publish_slot(ops::nop(i), &ticket));
+  MR_EXPECT_OK(t.quiesce(scaled(seconds(10))));
   EXPECT_EQ(t.drained_count(), 8u);
   SlotRequest five[5] = {};
-  MR_EXPECT_TERR(t.publish_batch(five, 5, &ticket, waiting()), TenantErrc::kInvalidArgument)
+  MR_EXPECT_RESULT(t.publish_batch(five, 5, &ticket, waiting()), Result::kInvalidArgument)
       << "a batch larger than the quota can never fit";
 }
 
@@ -417,38 +405,38 @@ TEST_P(TenantTest, StagingAndResidentQuotasOvercommitAndUnderflow) {
   config.quotas.staging_bytes = 1000;
   config.quotas.resident_handles = 3;
   TenantHandle t = add(config);
-  MR_EXPECT_TOK(t.reserve_staging_bytes(600));
-  MR_EXPECT_TOK(t.reserve_staging_bytes(400));
-  TenantStatus st = t.reserve_staging_bytes(1);
-  EXPECT_EQ(st.code(), TenantErrc::kStagingBackpressure);
+  MR_EXPECT_OK(t.reserve_staging_bytes(600));
+  MR_EXPECT_OK(t.reserve_staging_bytes(400));
+  Status st = t.reserve_staging_bytes(1);
+  EXPECT_EQ(st.code(), Result::kStagingBackpressure);
   EXPECT_EQ(st.value(), 1000u);
   EXPECT_EQ(st.limit(), 1000u);
-  MR_EXPECT_TERR(t.reserve_staging_bytes(~0ull), TenantErrc::kStagingBackpressure) << "no overflow";
-  MR_EXPECT_TOK(t.release_staging_bytes(300));
-  MR_EXPECT_TERR(t.release_staging_bytes(701), TenantErrc::kResourceUnderflow);
+  MR_EXPECT_RESULT(t.reserve_staging_bytes(~0ull), Result::kStagingBackpressure) << "no overflow";
+  MR_EXPECT_OK(t.release_staging_bytes(300));
+  MR_EXPECT_RESULT(t.release_staging_bytes(701), Result::kResourceUnderflow);
   EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 700u) << "a refused release changes nothing";
-  MR_EXPECT_TOK(t.reserve_staging_bytes(300));
+  MR_EXPECT_OK(t.reserve_staging_bytes(300));
 
-  MR_EXPECT_TOK(t.reserve_resident_handles(2));
+  MR_EXPECT_OK(t.reserve_resident_handles(2));
   BufferHandle buffer = 0;
-  MR_ASSERT_TOK(t.alloc_buffer(128, &buffer)) << "a buffer holds the third handle";
+  MR_ASSERT_OK(t.alloc_buffer(128, &buffer)) << "a buffer holds the third handle";
   BufferHandle refused = 0;
-  MR_EXPECT_TERR(t.alloc_buffer(128, &refused), TenantErrc::kResidentBackpressure);
-  MR_EXPECT_TERR(t.reserve_resident_handles(1), TenantErrc::kResidentBackpressure);
+  MR_EXPECT_RESULT(t.alloc_buffer(128, &refused), Result::kResidentBackpressure);
+  MR_EXPECT_RESULT(t.reserve_resident_handles(1), Result::kResidentBackpressure);
   EXPECT_EQ(t.quota_counters().resident_handles_in_use, 3u);
-  MR_EXPECT_TOK(t.free_buffer(buffer));
-  MR_EXPECT_TERR(t.free_buffer(buffer), TenantErrc::kInvalidArgument) << "freed already";
-  MR_EXPECT_TOK(t.release_resident_handles(2));
-  MR_EXPECT_TERR(t.release_resident_handles(1), TenantErrc::kResourceUnderflow);
+  MR_EXPECT_OK(t.free_buffer(buffer));
+  MR_EXPECT_RESULT(t.free_buffer(buffer), Result::kInvalidArgument) << "freed already";
+  MR_EXPECT_OK(t.release_resident_handles(2));
+  MR_EXPECT_RESULT(t.release_resident_handles(1), Result::kResourceUnderflow);
   EXPECT_EQ(t.quota_counters().resident_handles_in_use, 0u);
-  MR_EXPECT_TERR(t.note_drained(1), TenantErrc::kResourceUnderflow) << "nothing was published";
+  MR_EXPECT_RESULT(t.note_drained(1), Result::kResourceUnderflow) << "nothing was published";
 }
 
 TEST_P(TenantTest, ThirtyTwoThreadsRegisteringAtOnceGetUniqueIdsAndWindows) {
   ASSERT_NO_FATAL_FAILURE(start());
   constexpr int kThreads = 32;
   std::vector<TenantHandle> handles(kThreads);
-  std::vector<TenantStatus> results(kThreads);
+  std::vector<Status> results(kThreads);
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
@@ -461,7 +449,7 @@ TEST_P(TenantTest, ThirtyTwoThreadsRegisteringAtOnceGetUniqueIdsAndWindows) {
   for (auto& th : threads) th.join();
   std::set<uint32_t> ids;
   for (int i = 0; i < kThreads; ++i) {
-    MR_ASSERT_TOK(results[i]) << "thread " << i;
+    MR_ASSERT_OK(results[i]) << "thread " << i;
     EXPECT_TRUE(ids.insert(handles[i].id()).second) << "duplicate id " << handles[i].id();
     EXPECT_EQ(handles[i].opcode_cap(), 3u + i);
   }
@@ -470,8 +458,8 @@ TEST_P(TenantTest, ThirtyTwoThreadsRegisteringAtOnceGetUniqueIdsAndWindows) {
   for (int i = 0; i < kThreads; ++i) {
     Ticket t;
     Completion c;
-    MR_ASSERT_TOK(handles[i].publish_slot(ops::nop(i), &t, waiting(true)));
-    MR_ASSERT_TOK(handles[i].wait(t, &c, scaled(seconds(10))));
+    MR_ASSERT_OK(handles[i].publish_slot(ops::nop(i), &t, waiting(true)));
+    MR_ASSERT_OK(handles[i].wait(t, &c, scaled(seconds(10))));
     EXPECT_TRUE(c.ok());
     EXPECT_EQ(c.result, uint64_t(i));
   }
@@ -492,7 +480,7 @@ TEST_P(TenantTest, ClonesPublishingFromManyThreadsCountExactly) {
   };
   TenantHandle original = add(config);
   BufferHandle counter = 0;
-  MR_ASSERT_TOK(original.alloc_buffer(8, &counter));
+  MR_ASSERT_OK(original.alloc_buffer(8, &counter));
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int i = 0; i < kThreads; ++i) {
@@ -515,7 +503,7 @@ TEST_P(TenantTest, ClonesPublishingFromManyThreadsCountExactly) {
   }
   for (auto& th : threads) th.join();
   ASSERT_EQ(failures.load(), 0);
-  MR_ASSERT_TOK(original.quiesce(scaled(seconds(60))));
+  MR_ASSERT_OK(original.quiesce(scaled(seconds(60))));
   const uint64_t total = per_thread * kThreads;
   EXPECT_EQ(original.published_count(), total);
   EXPECT_EQ(original.drained_count(), total);
@@ -523,7 +511,7 @@ TEST_P(TenantTest, ClonesPublishingFromManyThreadsCountExactly) {
   EXPECT_EQ(c.completed_ok, total);
   EXPECT_EQ(c.device_admitted, total);
   uint64_t value = 0;
-  MR_ASSERT_TOK(original.read_buffer(counter, 0, &value, 8));
+  MR_ASSERT_OK(original.read_buffer(counter, 0, &value, 8));
   EXPECT_EQ(value, total) << "every slot ran exactly once";
   std::lock_guard<std::mutex> lock(seen_mutex);
   EXPECT_EQ(seen.size(), total);
@@ -556,7 +544,7 @@ TEST_P(TenantTest, FloodingTenantNextToALightOneStaysWithinItsQuota) {
   uint64_t worst_ahead = 0;
   for (int i = 0; i < kLight; ++i) {
     Ticket t;
-    MR_ASSERT_TOK(light.publish_slot(ops::nop(i), &t, waiting(true)));
+    MR_ASSERT_OK(light.publish_slot(ops::nop(i), &t, waiting(true)));
     // Every ticket between DONE_COUNT and ours is an undrained flood slot
     // (drained needs DONE_COUNT past it), so the quota bounds the queue
     // ahead of the light tenant: its wait is bounded, whatever the flood does.
@@ -564,15 +552,15 @@ TEST_P(TenantTest, FloodingTenantNextToALightOneStaysWithinItsQuota) {
     const uint64_t ahead = t.value > done ? t.value - done : 0;
     worst_ahead = std::max(worst_ahead, ahead);
     Completion c;
-    MR_ASSERT_TOK(light.wait(t, &c, scaled(seconds(10))));
+    MR_ASSERT_OK(light.wait(t, &c, scaled(seconds(10))));
     ASSERT_TRUE(c.ok());
     ASSERT_EQ(c.result, uint64_t(i));
   }
   stop.store(true);
   for (auto& th : flooders) th.join();
   EXPECT_LE(worst_ahead, kFloodCap) << "slots queued ahead of the light tenant";
-  MR_EXPECT_TOK(flood.quiesce(scaled(seconds(30))));
-  MR_EXPECT_TOK(light.quiesce(scaled(seconds(30))));
+  MR_EXPECT_OK(flood.quiesce(scaled(seconds(30))));
+  MR_EXPECT_OK(light.quiesce(scaled(seconds(30))));
   EXPECT_EQ(light.runtime_counters().completed_ok, uint64_t{kLight});
   EXPECT_EQ(flood.drained_count(), flood_sent.load());
   EXPECT_GT(flood.runtime_counters().backpressure_events, 0u) << "the flood did hit its quota";
@@ -615,8 +603,8 @@ TEST_P(TenantTest, OutOfWindowSlotWrittenIntoTheRingFaultsOnTheConsumer) {
   EXPECT_EQ(cb.device_out_of_window + cb.device_admitted + cb.device_revoked, 0u);
   // The consumer kept running: a normal tenant slot still works.
   Ticket t;
-  MR_ASSERT_TOK(b.publish_slot(ops::nop(5), &t, waiting(true)));
-  MR_ASSERT_TOK(b.wait(t, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(b.publish_slot(ops::nop(5), &t, waiting(true)));
+  MR_ASSERT_OK(b.wait(t, &c, scaled(seconds(10))));
   EXPECT_EQ(c.result, 5u);
   const auto stats = rt_->stats();
   EXPECT_EQ(stats.faults_by_code[MR_FAULT_OUT_OF_WINDOW], 4u);
@@ -629,21 +617,21 @@ TEST_P(TenantTest, TenantSlotsMayNameOnlyTheirOwnBuffers) {
   TenantHandle a = add(tenant_config("a"));
   TenantHandle b = add(tenant_config("b"));
   BufferHandle a_buf = 0;
-  MR_ASSERT_TOK(a.alloc_buffer(256, &a_buf));
+  MR_ASSERT_OK(a.alloc_buffer(256, &a_buf));
   Ticket t;
   Completion c;
-  MR_ASSERT_TOK(b.publish_slot(ops::fill(a_buf, 0, 256, 0xEE), &t, waiting(true)));
-  MR_ASSERT_TOK(b.wait(t, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(b.publish_slot(ops::fill(a_buf, 0, 256, 0xEE), &t, waiting(true)));
+  MR_ASSERT_OK(b.wait(t, &c, scaled(seconds(10))));
   EXPECT_EQ(c.status, MR_STATUS_FAULT);
   EXPECT_EQ(c.fault, MR_FAULT_BAD_HANDLE) << "b may not write a's buffer";
-  MR_ASSERT_TOK(a.publish_slot(ops::fill(a_buf, 0, 256, 0x11), &t, waiting(true)));
-  MR_ASSERT_TOK(a.wait(t, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(a.publish_slot(ops::fill(a_buf, 0, 256, 0x11), &t, waiting(true)));
+  MR_ASSERT_OK(a.wait(t, &c, scaled(seconds(10))));
   EXPECT_TRUE(c.ok());
   std::vector<uint8_t> bytes(256);
-  MR_ASSERT_TOK(a.read_buffer(a_buf, 0, bytes.data(), bytes.size()));
+  MR_ASSERT_OK(a.read_buffer(a_buf, 0, bytes.data(), bytes.size()));
   EXPECT_EQ(std::count(bytes.begin(), bytes.end(), 0x11), 256);
-  MR_EXPECT_TERR(b.read_buffer(a_buf, 0, bytes.data(), 1), TenantErrc::kInvalidArgument);
-  MR_EXPECT_TERR(b.free_buffer(a_buf), TenantErrc::kInvalidArgument);
+  MR_EXPECT_RESULT(b.read_buffer(a_buf, 0, bytes.data(), 1), Result::kInvalidArgument);
+  MR_EXPECT_RESULT(b.free_buffer(a_buf), Result::kInvalidArgument);
   // The runtime itself (tenant-less) may still use it.
   MR_ASSERT_OK(rt_->call(ops::store_u32(a_buf, 0, 7), &c, scaled(seconds(10))));
   EXPECT_TRUE(c.ok());
@@ -657,27 +645,27 @@ TEST_P(TenantTest, RegistryFullAtTheTableAndInTheOpcodeSpace) {
   TenantHandle t1 = add(tenant_config("1", 8, 40));
   TenantHandle t2 = add(tenant_config("2", 8, 40));
   TenantHandle t3;
-  TenantStatus st = registry_->register_tenant(tenant_config("3", 8, 40), &t3);
-  EXPECT_EQ(st.code(), TenantErrc::kRegistryFull) << "only 20 opcodes left: " << st.to_string();
-  MR_ASSERT_TOK(registry_->register_tenant(tenant_config("3", 8, 20), &t3));
+  Status st = registry_->register_tenant(tenant_config("3", 8, 40), &t3);
+  EXPECT_EQ(st.code(), Result::kRegistryFull) << "only 20 opcodes left: " << st.to_string();
+  MR_ASSERT_OK(registry_->register_tenant(tenant_config("3", 8, 20), &t3));
   TenantHandle t4;
   st = registry_->register_tenant(tenant_config("4", 8, 1), &t4);
-  EXPECT_EQ(st.code(), TenantErrc::kRegistryFull) << "three tenants fill the table: " << st.to_string();
+  EXPECT_EQ(st.code(), Result::kRegistryFull) << "three tenants fill the table: " << st.to_string();
   EXPECT_FALSE(t4.valid());
   expect_disjoint_windows({t1, t2, t3});
   // A revoked tenant's id and window come back once it drained, under a new
   // generation: its old id never names the new tenant.
   const uint32_t old_id = t2.id();
-  MR_ASSERT_TOK(registry_->unregister_tenant(t2));
-  MR_ASSERT_TOK(t2.quiesce(scaled(seconds(10))));
-  MR_ASSERT_TOK(registry_->register_tenant(tenant_config("5", 8, 40), &t4));
+  MR_ASSERT_OK(registry_->unregister_tenant(t2));
+  MR_ASSERT_OK(t2.quiesce(scaled(seconds(10))));
+  MR_ASSERT_OK(registry_->register_tenant(tenant_config("5", 8, 40), &t4));
   EXPECT_EQ(t4.id() & MR_TENANT_INDEX_MASK, old_id & MR_TENANT_INDEX_MASK);
   EXPECT_NE(t4.id(), old_id);
   expect_disjoint_windows({t1, t3, t4});
   Ticket t;
   Completion c;
-  MR_ASSERT_TOK(t4.publish_slot(ops::nop(9), &t, waiting(true)));
-  MR_ASSERT_TOK(t4.wait(t, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(t4.publish_slot(ops::nop(9), &t, waiting(true)));
+  MR_ASSERT_OK(t4.wait(t, &c, scaled(seconds(10))));
   EXPECT_EQ(c.result, 9u);
   SlotRequest stale = ops::nop();
   stale.tenant = old_id;
@@ -698,24 +686,23 @@ TEST_P(TenantTest, StalledPumpIsBackpressureAndNothingIsLost) {
   // Nobody pumps: the ring fills and stays full.
   uint64_t accepted = 0;
   Ticket ticket;
-  TenantStatus st;
+  Status st;
   for (int i = 0; i < 1000; ++i) {
     st = t.publish_slot(ops::nop(i), &ticket);
     if (!st) break;
     ++accepted;
   }
-  ASSERT_EQ(st.code(), TenantErrc::kPipeline) << st.to_string();
-  EXPECT_EQ(st.ring_status().code(), Result::kRingFull);
+  ASSERT_EQ(st.code(), Result::kRingFull) << st.to_string();
   EXPECT_EQ(accepted, 64u) << "exactly a ring's worth";
   EXPECT_EQ(t.published_count(), accepted) << "the refused publish was rolled back";
   EXPECT_EQ(t.runtime_counters().pipeline_errors, 1u);
   EXPECT_TRUE(delivered.empty());
   // Pumping frees positions; a waiting publish pumps by itself in manual mode.
   for (int i = 0; i < 200; ++i) {
-    MR_ASSERT_TOK(t.publish_slot(ops::nop(i), &ticket, waiting()));
+    MR_ASSERT_OK(t.publish_slot(ops::nop(i), &ticket, waiting()));
     ++accepted;
   }
-  MR_ASSERT_TOK(t.quiesce(scaled(seconds(10))));
+  MR_ASSERT_OK(t.quiesce(scaled(seconds(10))));
   EXPECT_EQ(t.drained_count(), accepted);
   EXPECT_EQ(delivered.size(), accepted);
   EXPECT_EQ(duplicates, 0u);
@@ -729,19 +716,18 @@ TEST_P(TenantTest, AbortDeliversAbortedCompletionsToTenants) {
   TenantHandle t = add(tenant_config("aborted"));
   hold(gate);
   std::vector<Ticket> tickets(6);
-  for (auto& ticket : tickets) MR_ASSERT_TOK(t.publish_slot(ops::nop(1), &ticket, waiting(true)));
+  for (auto& ticket : tickets) MR_ASSERT_OK(t.publish_slot(ops::nop(1), &ticket, waiting(true)));
   MR_ASSERT_OK(rt_->abort());
   for (auto& ticket : tickets) {
     Completion c;
-    MR_ASSERT_TOK(t.wait(ticket, &c, scaled(seconds(10))));
+    MR_ASSERT_OK(t.wait(ticket, &c, scaled(seconds(10))));
     EXPECT_EQ(c.status, MR_STATUS_ABORTED);
   }
-  MR_EXPECT_TOK(t.quiesce(scaled(seconds(10))));
+  MR_EXPECT_OK(t.quiesce(scaled(seconds(10))));
   EXPECT_EQ(t.runtime_counters().aborted, 6u);
   Ticket late;
-  const TenantStatus st = t.publish_slot(ops::nop(), &late);
-  EXPECT_EQ(st.code(), TenantErrc::kPipeline);
-  EXPECT_EQ(st.ring_status().code(), Result::kAborted);
+  const Status st = t.publish_slot(ops::nop(), &late);
+  EXPECT_EQ(st.code(), Result::kAborted);
   EXPECT_EQ(t.published_count(), 6u);
 }
 
@@ -807,8 +793,8 @@ TEST_P(TenantTest, AbortWhileAProducerIsMidPublishCreditsEverySlotToItsOwnTenant
   // last_lap's slots take every position once, leaving its origin in each.
   std::vector<SlotRequest> lap(kRing, ops::nop(1));
   Ticket first;
-  MR_ASSERT_TOK(last_lap.publish_batch(lap.data(), kRing, &first, waiting()));
-  MR_ASSERT_TOK(last_lap.quiesce(scaled(seconds(10))));
+  MR_ASSERT_OK(last_lap.publish_batch(lap.data(), kRing, &first, waiting()));
+  MR_ASSERT_OK(last_lap.quiesce(scaled(seconds(10))));
 
   // The hook holds the writer's publish after its reservation.
   struct Latch {
@@ -826,7 +812,7 @@ TEST_P(TenantTest, AbortWhileAProducerIsMidPublishCreditsEverySlotToItsOwnTenant
         l->cv.wait(lock, [l] { return l->release; });
       },
       &latch);
-  TenantStatus published;
+  Status published;
   std::thread producer([&] {
     std::vector<SlotRequest> batch(kBatch, ops::nop(2));
     Ticket t;
@@ -849,10 +835,10 @@ TEST_P(TenantTest, AbortWhileAProducerIsMidPublishCreditsEverySlotToItsOwnTenant
   latch.cv.notify_all();
   producer.join();
   RuntimeInternals::set_reserve_hook(*rt_, nullptr, nullptr);
-  MR_EXPECT_TOK(published) << "the reservation was made before the abort";
+  MR_EXPECT_OK(published) << "the reservation was made before the abort";
   for (int i = 0; i < 3; ++i) (void)registry_->pump_once();
-  MR_EXPECT_TOK(writer.quiesce(scaled(seconds(10))));
-  MR_EXPECT_TOK(last_lap.quiesce(scaled(seconds(10))));
+  MR_EXPECT_OK(writer.quiesce(scaled(seconds(10))));
+  MR_EXPECT_OK(last_lap.quiesce(scaled(seconds(10))));
   const auto w = writer.runtime_counters();
   EXPECT_EQ(w.published, uint64_t{kBatch});
   EXPECT_EQ(w.drained, uint64_t{kBatch});
@@ -866,14 +852,14 @@ TEST_P(TenantTest, HandlesOutliveTheRegistryAsRevoked) {
   ASSERT_NO_FATAL_FAILURE(start());
   TenantHandle t = add(tenant_config("orphan"));
   Ticket ticket;
-  MR_ASSERT_TOK(t.publish_slot(ops::nop(), &ticket, waiting()));
+  MR_ASSERT_OK(t.publish_slot(ops::nop(), &ticket, waiting()));
   registry_.reset();  // revokes and drains
   EXPECT_TRUE(t.revoked());
   EXPECT_EQ(t.drained_count(), 1u);
-  MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket), TenantErrc::kRevoked);
-  MR_EXPECT_TOK(t.quiesce(milliseconds(1)));
+  MR_EXPECT_RESULT(t.publish_slot(ops::nop(), &ticket), Result::kRevoked);
+  MR_EXPECT_OK(t.quiesce(milliseconds(1)));
   TenantHandle empty;
-  MR_EXPECT_TERR(empty.publish_slot(ops::nop(), &ticket), TenantErrc::kInvalidArgument);
+  MR_EXPECT_RESULT(empty.publish_slot(ops::nop(), &ticket), Result::kInvalidArgument);
   // The runtime reaps by itself again.
   Completion c;
   MR_EXPECT_OK(rt_->call(ops::nop(3), &c, scaled(seconds(10))));
@@ -900,12 +886,12 @@ TEST_P(TenantTest, ANewRegistryNeverReusesTheIdOfSlotsStillQueued) {
   TenantHandle old_tenant = add(tenant_config("old"));
   hold(gate);
   std::vector<Ticket> queued(3);
-  for (auto& t : queued) MR_ASSERT_TOK(old_tenant.publish_slot(ops::nop(1), &t, waiting(true)));
+  for (auto& t : queued) MR_ASSERT_OK(old_tenant.publish_slot(ops::nop(1), &t, waiting(true)));
   registry_.reset();  // revokes; its drain times out: the slots sit behind the gate
   Completion c;
-  MR_EXPECT_TERR(old_tenant.wait(queued[0], &c, scaled(seconds(10))), TenantErrc::kRevoked)
+  MR_EXPECT_RESULT(old_tenant.wait(queued[0], &c, scaled(seconds(10))), Result::kRevoked)
       << "no pump will deliver it any more";
-  MR_EXPECT_TERR(old_tenant.quiesce(scaled(seconds(10))), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(old_tenant.quiesce(scaled(seconds(10))), Result::kRevoked);
 
   MR_ASSERT_OK(TenantRegistry::create(*rt_, rc, &registry_));
   TenantHandle next = add(tenant_config("next"));
@@ -914,11 +900,11 @@ TEST_P(TenantTest, ANewRegistryNeverReusesTheIdOfSlotsStillQueued) {
   EXPECT_NE(next.id(), old_tenant.id()) << "same index, new generation";
   gate.open();
   Ticket t;
-  MR_ASSERT_TOK(next.publish_slot(ops::nop(8), &t, waiting(true)));
-  MR_ASSERT_TOK(next.wait(t, &c, scaled(seconds(10))));
+  MR_ASSERT_OK(next.publish_slot(ops::nop(8), &t, waiting(true)));
+  MR_ASSERT_OK(next.wait(t, &c, scaled(seconds(10))));
   EXPECT_TRUE(c.ok());
   EXPECT_EQ(c.result, 8u);
-  MR_ASSERT_TOK(next.quiesce(scaled(seconds(10))));
+  MR_ASSERT_OK(next.quiesce(scaled(seconds(10))));
   const auto counters = next.runtime_counters();
   EXPECT_EQ(counters.published, 1u);
   EXPECT_EQ(counters.drained, 1u) << "the old tenant's slots are not credited to the new one";
@@ -939,8 +925,8 @@ TEST_P(TenantTest, UnregisterWhileOtherThreadsPublishLosesNothing) {
     threads.emplace_back([&, copy] {
       for (;;) {
         Ticket t;
-        const TenantStatus st = copy.publish_slot(ops::nop(1), &t, waiting());
-        if (st.code() == TenantErrc::kRevoked) return;
+        const Status st = copy.publish_slot(ops::nop(1), &t, waiting());
+        if (st.code() == Result::kRevoked) return;
         if (!st) {
           unexpected.fetch_add(1);
           return;
@@ -950,10 +936,10 @@ TEST_P(TenantTest, UnregisterWhileOtherThreadsPublishLosesNothing) {
     });
   }
   while (accepted.load() < 2000) std::this_thread::yield();
-  MR_ASSERT_TOK(registry_->unregister_tenant(victim));
+  MR_ASSERT_OK(registry_->unregister_tenant(victim));
   for (auto& th : threads) th.join();
   EXPECT_EQ(unexpected.load(), 0);
-  MR_ASSERT_TOK(victim.quiesce(scaled(seconds(30))));
+  MR_ASSERT_OK(victim.quiesce(scaled(seconds(30))));
   const auto c = victim.runtime_counters();
   EXPECT_EQ(c.published, accepted.load()) << "every accepted publish, no refused one";
   EXPECT_EQ(c.drained, c.published);
@@ -966,8 +952,8 @@ TEST_P(TenantTest, UnregisterWhileOtherThreadsPublishLosesNothing) {
   EXPECT_EQ(registry_->stats().draining_tenants, 0u);
   Ticket t;
   Completion done;
-  MR_ASSERT_TOK(bystander.publish_slot(ops::nop(4), &t, waiting(true)));
-  MR_ASSERT_TOK(bystander.wait(t, &done, scaled(seconds(10))));
+  MR_ASSERT_OK(bystander.publish_slot(ops::nop(4), &t, waiting(true)));
+  MR_ASSERT_OK(bystander.wait(t, &done, scaled(seconds(10))));
   EXPECT_EQ(done.result, 4u);
 }
 
@@ -975,11 +961,11 @@ TEST_P(TenantTest, NoteDrainedNeverCountsASlotTwice) {
   ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual));
   TenantHandle t = add(tenant_config("noted"));
   Ticket ticket;
-  MR_ASSERT_TOK(t.publish_slot(ops::nop(), &ticket, waiting()));
-  MR_ASSERT_TOK(t.publish_slot(ops::nop(), &ticket, waiting()));
-  MR_EXPECT_TERR(t.note_drained(1), TenantErrc::kResourceUnderflow) << "nothing delivered yet";
-  MR_ASSERT_TOK(t.quiesce(scaled(seconds(10))));  // pumps: the pump drains both
-  MR_EXPECT_TERR(t.note_drained(1), TenantErrc::kResourceUnderflow) << "the pump already counted them";
+  MR_ASSERT_OK(t.publish_slot(ops::nop(), &ticket, waiting()));
+  MR_ASSERT_OK(t.publish_slot(ops::nop(), &ticket, waiting()));
+  MR_EXPECT_RESULT(t.note_drained(1), Result::kResourceUnderflow) << "nothing delivered yet";
+  MR_ASSERT_OK(t.quiesce(scaled(seconds(10))));  // pumps: the pump drains both
+  MR_EXPECT_RESULT(t.note_drained(1), Result::kResourceUnderflow) << "the pump already counted them";
   EXPECT_EQ(t.published_count(), 2u);
   EXPECT_EQ(t.drained_count(), 2u);
   EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
@@ -994,23 +980,23 @@ TEST_P(TenantTest, ABuffersResidentHandleCannotBeReleasedAsAReservation) {
   config.quotas.resident_handles = 2;
   TenantHandle t = add(config);
   BufferHandle a = 0, b = 0, c = 0;
-  MR_ASSERT_TOK(t.alloc_buffer(64, &a));
-  MR_ASSERT_TOK(t.alloc_buffer(64, &b));
-  MR_EXPECT_TERR(t.release_resident_handles(2), TenantErrc::kResourceUnderflow)
+  MR_ASSERT_OK(t.alloc_buffer(64, &a));
+  MR_ASSERT_OK(t.alloc_buffer(64, &b));
+  MR_EXPECT_RESULT(t.release_resident_handles(2), Result::kResourceUnderflow)
       << "nothing was reserved explicitly";
-  MR_EXPECT_TERR(t.release_resident_handles(1), TenantErrc::kResourceUnderflow);
-  MR_EXPECT_TERR(t.alloc_buffer(64, &c), TenantErrc::kResidentBackpressure) << "two buffers fill it";
+  MR_EXPECT_RESULT(t.release_resident_handles(1), Result::kResourceUnderflow);
+  MR_EXPECT_RESULT(t.alloc_buffer(64, &c), Result::kResidentBackpressure) << "two buffers fill it";
   auto q = t.quota_counters();
   EXPECT_EQ(q.resident_handles_in_use, 2u);
   EXPECT_EQ(q.resident_buffers, 2u);
   EXPECT_EQ(q.resident_handles_reserved, 0u);
-  MR_EXPECT_TOK(t.free_buffer(a));
-  MR_EXPECT_TOK(t.reserve_resident_handles(1)) << "a freed buffer's handle is free again";
-  MR_EXPECT_TERR(t.alloc_buffer(64, &c), TenantErrc::kResidentBackpressure);
-  MR_EXPECT_TOK(t.release_resident_handles(1));
-  MR_EXPECT_TOK(t.free_buffer(b));
-  MR_EXPECT_TERR(t.free_buffer(b), TenantErrc::kInvalidArgument) << "double free";
-  MR_EXPECT_TERR(t.free_buffer(a), TenantErrc::kInvalidArgument) << "stale handle";
+  MR_EXPECT_OK(t.free_buffer(a));
+  MR_EXPECT_OK(t.reserve_resident_handles(1)) << "a freed buffer's handle is free again";
+  MR_EXPECT_RESULT(t.alloc_buffer(64, &c), Result::kResidentBackpressure);
+  MR_EXPECT_OK(t.release_resident_handles(1));
+  MR_EXPECT_OK(t.free_buffer(b));
+  MR_EXPECT_RESULT(t.free_buffer(b), Result::kInvalidArgument) << "double free";
+  MR_EXPECT_RESULT(t.free_buffer(a), Result::kInvalidArgument) << "stale handle";
   q = t.quota_counters();
   EXPECT_EQ(q.resident_handles_in_use, 0u);
   EXPECT_EQ(q.resident_buffers, 0u);
@@ -1027,42 +1013,91 @@ TEST_P(TenantTest, DestroyingTheRuntimeFirstDetachesTheRegistry) {
   config.quotas.staging_bytes = 100;
   TenantHandle t = add(config);
   BufferHandle buffer = 0;
-  MR_ASSERT_TOK(t.alloc_buffer(64, &buffer));
-  MR_ASSERT_TOK(t.reserve_staging_bytes(10));
+  MR_ASSERT_OK(t.alloc_buffer(64, &buffer));
+  MR_ASSERT_OK(t.reserve_staging_bytes(10));
   Ticket kept;
-  MR_ASSERT_TOK(t.publish_slot(ops::nop(1), &kept, waiting(true)));
+  MR_ASSERT_OK(t.publish_slot(ops::nop(1), &kept, waiting(true)));
   rt_.reset();  // aborts; the registry must let go of it first
   EXPECT_TRUE(t.revoked());
   Ticket ticket;
-  MR_EXPECT_TERR(t.publish_slot(ops::nop(), &ticket, waiting()), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(t.publish_slot(ops::nop(), &ticket, waiting()), Result::kRevoked);
   Completion c;
-  MR_EXPECT_TERR(t.wait(kept, &c, milliseconds(1)), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(t.wait(kept, &c, milliseconds(1)), Result::kRevoked);
   // That answer was final: the ticket is no longer pending (the API-sequence
   // fuzzer found release() still taking it).
-  MR_EXPECT_TERR(t.wait(kept, &c, milliseconds(1)), TenantErrc::kInvalidArgument);
-  MR_EXPECT_TERR(t.release(kept), TenantErrc::kInvalidArgument);
-  MR_EXPECT_TERR(t.quiesce(milliseconds(1)), TenantErrc::kRevoked) << "its slot never drained";
+  MR_EXPECT_RESULT(t.wait(kept, &c, milliseconds(1)), Result::kInvalidArgument);
+  MR_EXPECT_RESULT(t.release(kept), Result::kInvalidArgument);
+  MR_EXPECT_RESULT(t.quiesce(milliseconds(1)), Result::kRevoked) << "its slot never drained";
   BufferHandle another = 0;
-  MR_EXPECT_TERR(t.alloc_buffer(64, &another), TenantErrc::kRevoked);
-  MR_EXPECT_TERR(t.free_buffer(buffer), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(t.alloc_buffer(64, &another), Result::kRevoked);
+  MR_EXPECT_RESULT(t.free_buffer(buffer), Result::kRevoked);
   uint8_t byte = 0;
-  MR_EXPECT_TERR(t.write_buffer(buffer, 0, &byte, 1), TenantErrc::kRevoked);
-  MR_EXPECT_TERR(t.reserve_staging_bytes(1), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(t.write_buffer(buffer, 0, &byte, 1), Result::kRevoked);
+  MR_EXPECT_RESULT(t.reserve_staging_bytes(1), Result::kRevoked);
   const auto q = t.quota_counters();
   EXPECT_EQ(q.staging_bytes_in_use, 0u);
   EXPECT_EQ(q.resident_handles_in_use, 0u);
   (void)t.runtime_counters();  // frozen counters; must not read the runtime
   EXPECT_EQ(registry_->pump_once(), 0u);
   TenantHandle late;
-  const TenantStatus st = registry_->register_tenant(tenant_config("late"), &late);
-  EXPECT_EQ(st.code(), TenantErrc::kRevoked) << st.to_string();
+  const Status st = registry_->register_tenant(tenant_config("late"), &late);
+  EXPECT_EQ(st.code(), Result::kRevoked) << st.to_string();
   EXPECT_NE(st.message().find("runtime was destroyed"), std::string::npos) << st.to_string();
-  MR_EXPECT_TERR(registry_->unregister_tenant(t), TenantErrc::kRevoked);
+  MR_EXPECT_RESULT(registry_->unregister_tenant(t), Result::kRevoked);
   EXPECT_EQ(registry_->stats().live_tenants, 0u);
   registry_.reset();  // after its runtime: no crash, nothing touched
 }
 
+// Quota refusals carry what there is and what was asked (status.hpp);
+// an error the runtime returns through a tenant call is that error itself,
+// with no amounts.
+TEST_P(TenantTest, RefusalsCarryTheirValueAndLimit) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  TenantConfig config = tenant_config("amounts");
+  config.quotas.staging_bytes = 100;
+  TenantHandle t = add(config);
+  MR_ASSERT_OK(t.reserve_staging_bytes(10));
+  const Status under = t.release_staging_bytes(11);
+  EXPECT_EQ(under.code(), Result::kResourceUnderflow) << under.to_string();
+  EXPECT_EQ(under.value(), 10u) << "reserved";
+  EXPECT_EQ(under.limit(), 11u) << "asked back";
+  const Status over = t.reserve_staging_bytes(91);
+  EXPECT_EQ(over.code(), Result::kStagingBackpressure) << over.to_string();
+  EXPECT_EQ(over.value(), 10u) << "in use";
+  EXPECT_EQ(over.limit(), 100u) << "quota";
+  const Status copy = over;  // a copy keeps them
+  EXPECT_EQ(copy.value(), 10u);
+  EXPECT_EQ(copy.limit(), 100u);
+  BufferHandle buffer = 0;
+  MR_ASSERT_OK(t.alloc_buffer(8, &buffer));
+  uint8_t bytes[16] = {};
+  const Status range = t.write_buffer(buffer, 4, bytes, sizeof bytes);
+  EXPECT_EQ(range.code(), Result::kInvalidArgument) << "the runtime's own code";
+  EXPECT_EQ(range.value(), 0u);
+  EXPECT_EQ(range.limit(), 0u);
+}
+
 MEGARING_INSTANTIATE_BACKENDS(TenantTest);
+
+// One result type for the whole API: every code, the tenant ones included,
+// has a name of its own; a value past the last one reads as unknown.
+TEST(ResultTest, EveryResultHasItsOwnName) {
+  constexpr int kLast = static_cast<int>(Result::kRegistryFull);
+  std::set<std::string> names;
+  for (int r = 0; r <= kLast; ++r) {
+    const std::string name = megaring::result_string(static_cast<Result>(r));
+    EXPECT_EQ(name.find("unknown"), std::string::npos) << "result " << r;
+    EXPECT_TRUE(names.insert(name).second) << "result " << r << " repeats \"" << name << "\"";
+  }
+  EXPECT_STREQ(megaring::result_string(static_cast<Result>(kLast + 1)), "unknown result")
+      << "a code past kRegistryFull: name it and extend this test";
+  const Status st(Result::kBackpressure, "4 slots outstanding", 4, 8);
+  EXPECT_EQ(st.to_string(), "backpressure: 4 slots outstanding");
+  EXPECT_EQ(st.value(), 4u);
+  EXPECT_EQ(st.limit(), 8u);
+  EXPECT_EQ(Status().value(), 0u);
+  EXPECT_EQ(Status(Result::kTimeout, "late").limit(), 0u);
+}
 
 }  // namespace
 }  // namespace megaring_test

@@ -49,6 +49,12 @@
 // that can no longer drain. A later registry on the same runtime never
 // reuses an id of an earlier one. All handle and registry calls are
 // thread-safe; copies of a handle share one tenant.
+//
+// Errors. Every call returns the API's one Status (megaring/status.hpp):
+// the tenant codes (kRevoked .. kRegistryFull, with value() and limit() for
+// quota refusals), or, where the runtime refused, the runtime's own code
+// and message (a tenant publish on a full ring is kRingFull, a wait that
+// runs out kTimeout, a publish after shutdown kShutdown).
 #pragma once
 
 #include <cstdint>
@@ -61,46 +67,6 @@
 #include "megaring/runtime.hpp"
 
 namespace megaring {
-
-enum class TenantErrc : int {
-  kSuccess = 0,
-  kRevoked,               // the tenant was unregistered (or its registry destroyed)
-  kOpcodeOutOfRange,      // local opcode >= opcode_cap: value() = opcode, limit() = cap
-  kBackpressure,          // outstanding slots at the quota: value() = outstanding, limit() = cap
-  kStagingBackpressure,   // staging bytes over the quota: value() = in use, limit() = quota
-  kResidentBackpressure,  // resident handles over the quota: value() = in use, limit() = quota
-  kResourceUnderflow,     // released / drained more than reserved / published
-  kQuiesceTimeout,        // the bound passed with slots outstanding: value() = outstanding
-  kRegistryFull,          // no tenant id or opcode window left
-  kInvalidArgument,
-  kPipeline,              // the runtime refused: ring_status() has its own error
-};
-const char* tenant_errc_string(TenantErrc code) noexcept;
-
-class [[nodiscard]] TenantStatus {
- public:
-  TenantStatus() noexcept = default;  // success
-  TenantStatus(TenantErrc code, std::string message, uint64_t value = 0, uint64_t limit = 0)
-      : code_(code), message_(std::move(message)), value_(value), limit_(limit) {}
-  // kPipeline wrapping the runtime's error (ok stays ok).
-  static TenantStatus pipeline(Status ring);
-
-  bool is_ok() const noexcept { return code_ == TenantErrc::kSuccess; }
-  explicit operator bool() const noexcept { return is_ok(); }
-  TenantErrc code() const noexcept { return code_; }
-  const std::string& message() const noexcept { return message_; }
-  uint64_t value() const noexcept { return value_; }  // see TenantErrc
-  uint64_t limit() const noexcept { return limit_; }
-  const Status& ring_status() const noexcept { return ring_; }  // kPipeline only
-  std::string to_string() const;
-
- private:
-  TenantErrc code_ = TenantErrc::kSuccess;
-  std::string message_;
-  uint64_t value_ = 0;
-  uint64_t limit_ = 0;
-  Status ring_;
-};
 
 struct TenantQuotas {
   uint32_t opcode_cap = 16;              // window size: local opcodes [0, opcode_cap)
@@ -127,7 +93,7 @@ struct TenantPublishOptions {
   // in host memory until read.
   bool keep_result = false;
   // How long to wait for the outstanding-slot quota and then ring space.
-  // Zero: fail at once with kBackpressure, or kPipeline(kRingFull).
+  // Zero: fail at once with kBackpressure, or kRingFull.
   Nanoseconds timeout = Nanoseconds::zero();
 };
 
@@ -181,25 +147,25 @@ class TenantHandle {
 
   // Maps a tenant-local opcode to the global one; kOpcodeOutOfRange outside
   // the window, kInvalidArgument for a null `global`.
-  TenantStatus global_opcode(uint32_t local, uint32_t* global) const;
+  Status global_opcode(uint32_t local, uint32_t* global) const;
 
   // Publishes slots with tenant-local opcodes (request.opcode; request.tenant
   // must be 0 or this tenant's id): stamps the tenant and the global opcode.
   // A publish the ring refuses is rolled back (counters unchanged) and
-  // reported as kPipeline.
-  TenantStatus publish_slot(const SlotRequest& local_request, Ticket* ticket,
-                            const TenantPublishOptions& options = {}) const;
-  TenantStatus publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
-                            Ticket* ticket, const TenantPublishOptions& options = {}) const;
-  TenantStatus publish_batch(const SlotRequest* local_requests, uint32_t count, Ticket* first,
-                             const TenantPublishOptions& options = {}) const;
+  // returns the ring's error (kRingFull, kTimeout, kShutdown, kAborted ...).
+  Status publish_slot(const SlotRequest& local_request, Ticket* ticket,
+                      const TenantPublishOptions& options = {}) const;
+  Status publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
+                      Ticket* ticket, const TenantPublishOptions& options = {}) const;
+  Status publish_batch(const SlotRequest* local_requests, uint32_t count, Ticket* first,
+                       const TenantPublishOptions& options = {}) const;
 
   // Waits for a kept ticket's completion (then forgets it), or drops it. A
   // kRevoked from wait() (the registry closed before delivery) is final too:
   // the ticket is forgotten.
-  TenantStatus wait(const Ticket& ticket, Completion* completion,
-                    Nanoseconds timeout = kForever) const;
-  TenantStatus release(const Ticket& ticket) const;
+  Status wait(const Ticket& ticket, Completion* completion,
+              Nanoseconds timeout = kForever) const;
+  Status release(const Ticket& ticket) const;
 
   // Slots published (a publish in progress counts until the ring accepts or
   // refuses it), and slots the pump has drained.
@@ -212,20 +178,20 @@ class TenantHandle {
   // fails with kResourceUnderflow and changes nothing. 0 is a no-op.
   // Buffers hold resident handles too (below), but only free_buffer gives
   // those back: release_resident_handles covers explicit reservations alone.
-  TenantStatus reserve_staging_bytes(uint64_t bytes) const;
-  TenantStatus release_staging_bytes(uint64_t bytes) const;
-  TenantStatus reserve_resident_handles(uint64_t count) const;
-  TenantStatus release_resident_handles(uint64_t count) const;
+  Status reserve_staging_bytes(uint64_t bytes) const;
+  Status release_staging_bytes(uint64_t bytes) const;
+  Status reserve_resident_handles(uint64_t count) const;
+  Status release_resident_handles(uint64_t count) const;
 
   // Consumer buffers owned by this tenant (each holds one resident handle
   // until free_buffer): only this tenant's slots (and tenant-less ones) may
   // name them. A handle that is not this tenant's live buffer (another
   // tenant's, freed, or never allocated) is kInvalidArgument.
-  TenantStatus alloc_buffer(uint64_t bytes, BufferHandle* handle) const;
-  TenantStatus free_buffer(BufferHandle handle) const;
-  TenantStatus write_buffer(BufferHandle handle, uint64_t offset, const void* src,
-                            uint64_t bytes) const;
-  TenantStatus read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;
+  Status alloc_buffer(uint64_t bytes, BufferHandle* handle) const;
+  Status free_buffer(BufferHandle handle) const;
+  Status write_buffer(BufferHandle handle, uint64_t offset, const void* src,
+                      uint64_t bytes) const;
+  Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;
 
   TenantQuotaCounters quota_counters() const;
   TenantRuntimeCounters runtime_counters() const;
@@ -234,12 +200,12 @@ class TenantHandle {
   // completion it delivers; a caller may only mark slots the pump has
   // delivered and not yet counted (kResourceUnderflow otherwise), so the two
   // never count a slot twice.
-  TenantStatus note_drained(uint64_t count) const;
+  Status note_drained(uint64_t count) const;
 
   // Waits until every published slot has drained; kQuiesceTimeout (with the
   // outstanding count in value()) when `timeout` passes first. Works on a
   // revoked tenant: its queued slots complete REVOKED and drain.
-  TenantStatus quiesce(Nanoseconds timeout) const;
+  Status quiesce(Nanoseconds timeout) const;
 
  private:
   friend class detail::RegistryCore;
@@ -284,9 +250,9 @@ class TenantRegistry {
   TenantRegistry& operator=(const TenantRegistry&) = delete;
 
   // kRegistryFull when no id or no window of quotas.opcode_cap is free.
-  TenantStatus register_tenant(const TenantConfig& config, TenantHandle* out) noexcept;
+  Status register_tenant(const TenantConfig& config, TenantHandle* out) noexcept;
   // Revokes the tenant (see the top of this file). kRevoked if it already was.
-  TenantStatus unregister_tenant(const TenantHandle& tenant) noexcept;
+  Status unregister_tenant(const TenantHandle& tenant) noexcept;
 
   // One pass of the drain pump: returns how many tickets it drained.
   // Thread-safe; in kThread mode the pump thread already does this.

@@ -28,6 +28,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "runtime/api_guard.hpp"
 #include "runtime/nvtx.hpp"
 #include "runtime/runtime_internal.hpp"
 #include "megaring/detail/checked.hpp"
@@ -39,51 +40,22 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using detail::deadline_after;
+using detail::guarded;
 using detail::RuntimeInternals;
 
 // origin tags handed to the ring: the tenant id, a marker, and the kept bit.
 constexpr uint64_t kOriginTenant = 1ull << 32;
 constexpr uint64_t kOriginKept = 1ull << 33;
 
-TenantStatus revoked_status(uint32_t id) {
-  return TenantStatus(TenantErrc::kRevoked, "tenant " + std::to_string(id) + " was unregistered");
+Status revoked_status(uint32_t id) {
+  return Status(Result::kRevoked, "tenant " + std::to_string(id) + " was unregistered");
 }
 
-TenantStatus negative_timeout(const char* what) {
-  return TenantStatus(TenantErrc::kInvalidArgument, std::string(what) + " is negative");
+Status negative_timeout(const char* what) {
+  return Status(Result::kInvalidArgument, std::string(what) + " is negative");
 }
 
 }  // namespace
-
-const char* tenant_errc_string(TenantErrc code) noexcept {
-  switch (code) {
-    case TenantErrc::kSuccess: return "success";
-    case TenantErrc::kRevoked: return "revoked";
-    case TenantErrc::kOpcodeOutOfRange: return "opcode out of range";
-    case TenantErrc::kBackpressure: return "backpressure";
-    case TenantErrc::kStagingBackpressure: return "staging backpressure";
-    case TenantErrc::kResidentBackpressure: return "resident-handle backpressure";
-    case TenantErrc::kResourceUnderflow: return "resource underflow";
-    case TenantErrc::kQuiesceTimeout: return "quiesce timeout";
-    case TenantErrc::kRegistryFull: return "registry full";
-    case TenantErrc::kInvalidArgument: return "invalid argument";
-    case TenantErrc::kPipeline: return "pipeline";
-  }
-  return "unknown tenant error";
-}
-
-TenantStatus TenantStatus::pipeline(Status ring) {
-  if (ring.is_ok()) return TenantStatus();
-  TenantStatus s(TenantErrc::kPipeline, ring.to_string());
-  s.ring_ = std::move(ring);
-  return s;
-}
-
-std::string TenantStatus::to_string() const {
-  std::string s = tenant_errc_string(code_);
-  if (!message_.empty()) s += ": " + message_;
-  return s;
-}
 
 namespace detail {
 
@@ -159,8 +131,8 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   // being destroyed: on_runtime_destroyed).
   void close(bool drain = true);
 
-  TenantStatus register_tenant(const TenantConfig& config, TenantHandle* out);
-  TenantStatus unregister_tenant(const std::shared_ptr<TenantState>& state);
+  Status register_tenant(const TenantConfig& config, TenantHandle* out);
+  Status unregister_tenant(const std::shared_ptr<TenantState>& state);
   size_t pump_once();
   RegistryStats stats() const;
 
@@ -176,10 +148,9 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   void on_drained(const DrainRecord* records, size_t count) noexcept override;
   void on_runtime_destroyed() noexcept override;
   // Why a call on a closed registry fails.
-  TenantStatus closed_status() const {
-    return TenantStatus(TenantErrc::kRevoked, runtime_gone_.load()
-                                                  ? "the runtime was destroyed"
-                                                  : "the tenant registry is closed");
+  Status closed_status() const {
+    return Status(Result::kRevoked, runtime_gone_.load() ? "the runtime was destroyed"
+                                                         : "the tenant registry is closed");
   }
 
  private:
@@ -472,32 +443,32 @@ void RegistryCore::retire_drained_locked() {
   draining_any_.store(!draining_.empty(), std::memory_order_release);
 }
 
-TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* out) {
+Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* out) {
   MR_NVTX_RANGE("megaring::register_tenant");
-  if (out == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "out is null");
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
   const TenantQuotas& q = config.quotas;
   if (q.opcode_cap == 0)
-    return TenantStatus(TenantErrc::kInvalidArgument, "opcode_cap must be at least 1");
+    return Status(Result::kInvalidArgument, "opcode_cap must be at least 1");
   if (q.max_outstanding_slots == 0)
-    return TenantStatus(TenantErrc::kInvalidArgument, "max_outstanding_slots must be at least 1");
+    return Status(Result::kInvalidArgument, "max_outstanding_slots must be at least 1");
   std::lock_guard<std::mutex> lock(mutex_);
   if (closing_)
     return closed() ? closed_status()
-                    : TenantStatus(TenantErrc::kRevoked, "the tenant registry is closing");
+                    : Status(Result::kRevoked, "the tenant registry is closing");
   retire_drained_locked();
   if (free_indices_.empty())
-    return TenantStatus(TenantErrc::kRegistryFull,
-                        "no tenant id free: " + std::to_string(live_) + " live and " +
-                            std::to_string(draining_.size()) + " draining tenants fill the table of " +
-                            std::to_string(table_size_ - 1),
-                        live_ + draining_.size(), table_size_ - 1);
+    return Status(Result::kRegistryFull,
+                  "no tenant id free: " + std::to_string(live_) + " live and " +
+                      std::to_string(draining_.size()) + " draining tenants fill the table of " +
+                      std::to_string(table_size_ - 1),
+                  live_ + draining_.size(), table_size_ - 1);
   uint32_t base = 0;
   if (!take_window_locked(q.opcode_cap, &base))
-    return TenantStatus(TenantErrc::kRegistryFull,
-                        "no free opcode window of " + std::to_string(q.opcode_cap) + " opcodes in [" +
-                            std::to_string(config_.opcode_begin) + ", " +
-                            std::to_string(config_.opcode_end) + ")",
-                        q.opcode_cap, config_.opcode_end - config_.opcode_begin);
+    return Status(Result::kRegistryFull,
+                  "no free opcode window of " + std::to_string(q.opcode_cap) + " opcodes in [" +
+                      std::to_string(config_.opcode_begin) + ", " +
+                      std::to_string(config_.opcode_end) + ")",
+                  q.opcode_cap, config_.opcode_end - config_.opcode_begin);
   const uint32_t index = free_indices_.back();
   uint16_t gen = static_cast<uint16_t>(generation_[index] + 1);
   if (gen == 0) gen = 1;
@@ -517,14 +488,14 @@ TenantStatus RegistryCore::register_tenant(const TenantConfig& config, TenantHan
   if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
   if (!st) {
     give_window_locked(base, q.opcode_cap);
-    return TenantStatus::pipeline(st);
+    return st;
   }
   generation_[index] = gen;
   free_indices_.pop_back();
   by_index_[index] = state;
   ++live_;
   *out = TenantHandle(std::move(state));
-  return TenantStatus();
+  return Status();
 }
 
 // A revoked tenant holds nothing: zeroes its reservations and hands back the
@@ -539,11 +510,11 @@ std::vector<BufferHandle> RegistryCore::release_quotas(TenantState& state) {
   return buffers;
 }
 
-TenantStatus RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state) {
+Status RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state) {
   MR_NVTX_RANGE("megaring::unregister_tenant");
   std::lock_guard<std::mutex> lock(mutex_);
   if (state->core.get() != this)
-    return TenantStatus(TenantErrc::kInvalidArgument, "tenant belongs to another registry");
+    return Status(Result::kInvalidArgument, "tenant belongs to another registry");
   if (closed()) return closed_status();
   // seq_cst: the Dekker pair with publishers (see the top of the file).
   if (state->revoked.exchange(true, std::memory_order_seq_cst))
@@ -557,7 +528,7 @@ TenantStatus RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>&
   draining_.push_back(state);
   draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();
-  return TenantStatus::pipeline(st);
+  return st;
 }
 
 void RegistryCore::on_runtime_destroyed() noexcept {
@@ -654,20 +625,8 @@ RegistryStats RegistryCore::stats() const {
 // ---------------------------------------------------------------------------
 namespace {
 const std::string kEmptyLabel;
-TenantStatus empty_handle() {
-  return TenantStatus(TenantErrc::kInvalidArgument, "empty tenant handle");
-}
-// Runs `fn` and turns an escaping exception into a status (no exception
-// leaves the API).
-template <class Fn>
-TenantStatus guarded(Fn&& fn) noexcept {
-  try {
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return TenantStatus::pipeline(Status(Result::kOutOfMemory, "host allocation failed"));
-  } catch (const std::exception& e) {
-    return TenantStatus::pipeline(Status(Result::kInternal, std::string("unexpected exception: ") + e.what()));
-  }
+Status empty_handle() {
+  return Status(Result::kInvalidArgument, "empty tenant handle");
 }
 }  // namespace
 
@@ -686,32 +645,32 @@ uint64_t TenantHandle::max_outstanding_slots() const noexcept {
   return state_ ? state_->quotas.max_outstanding_slots : 0;
 }
 
-TenantStatus TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    if (global == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "global is null");
+    if (global == nullptr) return Status(Result::kInvalidArgument, "global is null");
     if (local >= state_->quotas.opcode_cap)
-      return TenantStatus(TenantErrc::kOpcodeOutOfRange,
-                          "local opcode " + std::to_string(local) + " outside the window of " +
-                              std::to_string(state_->quotas.opcode_cap) + " opcodes",
-                          local, state_->quotas.opcode_cap);
+      return Status(Result::kOpcodeOutOfRange,
+                    "local opcode " + std::to_string(local) + " outside the window of " +
+                        std::to_string(state_->quotas.opcode_cap) + " opcodes",
+                    local, state_->quotas.opcode_cap);
     *global = state_->base_opcode + local;
-    return TenantStatus();
+    return Status();
   });
 }
 
-TenantStatus TenantHandle::publish_slot(const SlotRequest& local_request, Ticket* ticket,
-                                        const TenantPublishOptions& options) const {
+Status TenantHandle::publish_slot(const SlotRequest& local_request, Ticket* ticket,
+                                  const TenantPublishOptions& options) const {
   return publish_batch(&local_request, 1, ticket, options);
 }
 
-TenantStatus TenantHandle::publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
-                                        Ticket* ticket, const TenantPublishOptions& options) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::publish_slot(uint32_t local_opcode, std::initializer_list<uint64_t> args,
+                                  Ticket* ticket, const TenantPublishOptions& options) const {
+  return guarded([&]() -> Status {
     if (args.size() > MR_SLOT_ARGS)
-      return TenantStatus(TenantErrc::kInvalidArgument,
-                          std::to_string(args.size()) + " arguments; a slot holds " +
-                              std::to_string(MR_SLOT_ARGS));
+      return Status(Result::kInvalidArgument,
+                    std::to_string(args.size()) + " arguments; a slot holds " +
+                        std::to_string(MR_SLOT_ARGS));
     SlotRequest r;
     r.opcode = local_opcode;
     std::copy(args.begin(), args.end(), r.args);
@@ -719,21 +678,21 @@ TenantStatus TenantHandle::publish_slot(uint32_t local_opcode, std::initializer_
   });
 }
 
-TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t count,
-                                         Ticket* first, const TenantPublishOptions& options) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t count,
+                                   Ticket* first, const TenantPublishOptions& options) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     if (local_requests == nullptr || first == nullptr || count == 0)
-      return TenantStatus(TenantErrc::kInvalidArgument, "publish needs requests, a ticket and count > 0");
+      return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
     if (!detail::valid_timeout(options.timeout)) return negative_timeout("publish timeout");
     if (t.revoked.load(std::memory_order_acquire)) return revoked_status(t.id);
     const uint64_t cap = t.quotas.max_outstanding_slots;
     if (count > cap)
-      return TenantStatus(TenantErrc::kInvalidArgument,
-                          "batch of " + std::to_string(count) + " exceeds max_outstanding_slots " +
-                              std::to_string(cap),
-                          count, cap);
+      return Status(Result::kInvalidArgument,
+                    "batch of " + std::to_string(count) + " exceeds max_outstanding_slots " +
+                        std::to_string(cap),
+                    count, cap);
     // Translate to global opcodes and stamp the tenant, before any counter moves.
     SlotRequest small[16];
     std::vector<SlotRequest> large;
@@ -745,12 +704,12 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
     for (uint32_t i = 0; i < count; ++i) {
       const SlotRequest& r = local_requests[i];
       uint32_t op = 0;
-      TenantStatus st = global_opcode(r.opcode, &op);
+      Status st = global_opcode(r.opcode, &op);
       if (!st) return st;
       if (r.tenant != 0 && r.tenant != t.id)
-        return TenantStatus(TenantErrc::kInvalidArgument,
-                            "request names tenant " + std::to_string(r.tenant) + ", not this one (" +
-                                std::to_string(t.id) + ")");
+        return Status(Result::kInvalidArgument,
+                      "request names tenant " + std::to_string(r.tenant) + ", not this one (" +
+                          std::to_string(t.id) + ")");
       global[i] = r;
       global[i].opcode = op;
       global[i].tenant = t.id;
@@ -779,10 +738,10 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
       }
       const uint64_t outstanding = p - std::min(p, d);
       if (options.timeout == Nanoseconds::zero() || Clock::now() > deadline)
-        return TenantStatus(TenantErrc::kBackpressure,
-                            std::to_string(outstanding) + " slots outstanding, quota " +
-                                std::to_string(cap) + ", " + std::to_string(count) + " more asked",
-                            outstanding, cap);
+        return Status(Result::kBackpressure,
+                      std::to_string(outstanding) + " slots outstanding, quota " +
+                          std::to_string(cap) + ", " + std::to_string(count) + " more asked",
+                      outstanding, cap);
       if (t.revoked.load(std::memory_order_acquire)) return revoked_status(t.id);
       if (t.core->manual() && t.core->pump_once() != 0) continue;
       waiter.pause();
@@ -824,7 +783,7 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
       t.published.fetch_sub(count, std::memory_order_acq_rel);  // roll back the reservation
       t.pipeline_errors.fetch_add(1, std::memory_order_relaxed);
       if (t.revoked.load()) t.core->retry_retire();
-      return TenantStatus::pipeline(st);
+      return st;
     }
     if (options.keep_result) {
       std::lock_guard<std::mutex> lock(t.kept_mutex);
@@ -832,19 +791,19 @@ TenantStatus TenantHandle::publish_batch(const SlotRequest* local_requests, uint
         if (t.kept_results.count(ticket.value + i) == 0) t.kept_pending.insert(ticket.value + i);
     }
     *first = Ticket{ticket.value, options.keep_result};
-    return TenantStatus();
+    return Status();
   });
 }
 
-TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
-                                Nanoseconds timeout) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::wait(const Ticket& ticket, Completion* completion,
+                          Nanoseconds timeout) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    if (completion == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "completion is null");
+    if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
     if (!detail::valid_timeout(timeout)) return negative_timeout("wait timeout");
     if (!ticket.kept)
-      return TenantStatus(TenantErrc::kInvalidArgument,
-                          "ticket " + std::to_string(ticket.value) + " was published without keep_result");
+      return Status(Result::kInvalidArgument,
+                    "ticket " + std::to_string(ticket.value) + " was published without keep_result");
     detail::TenantState& t = *state_;
     const auto deadline = deadline_after(timeout);
     std::unique_lock<std::mutex> lock(t.kept_mutex);
@@ -853,23 +812,23 @@ TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
       if (it != t.kept_results.end()) {
         *completion = it->second;
         t.kept_results.erase(it);
-        return TenantStatus();
+        return Status();
       }
       if (t.kept_pending.count(ticket.value) == 0)
-        return TenantStatus(TenantErrc::kInvalidArgument,
-                            "ticket " + std::to_string(ticket.value) +
-                                " is not pending for this tenant (not kept, already read or released)");
+        return Status(Result::kInvalidArgument,
+                      "ticket " + std::to_string(ticket.value) +
+                          " is not pending for this tenant (not kept, already read or released)");
       if (t.core->closed()) {
         // No pump will ever deliver it: this answer is final, so the ticket
         // stops being pending (a later wait or release of it is refused, as
         // for any ticket already read).
         t.kept_pending.erase(ticket.value);
-        return TenantStatus(TenantErrc::kRevoked, "the registry was destroyed before ticket " +
-                                                      std::to_string(ticket.value) + " drained");
+        return Status(Result::kRevoked, "the registry was destroyed before ticket " +
+                                            std::to_string(ticket.value) + " drained");
       }
       if (Clock::now() > deadline)
-        return TenantStatus::pipeline(
-            Status(Result::kTimeout, "ticket " + std::to_string(ticket.value) + " not completed in time"));
+        return Status(Result::kTimeout,
+                      "ticket " + std::to_string(ticket.value) + " not completed in time");
       if (t.core->manual()) {
         lock.unlock();
         if (t.core->pump_once() == 0) std::this_thread::yield();
@@ -882,79 +841,79 @@ TenantStatus TenantHandle::wait(const Ticket& ticket, Completion* completion,
   });
 }
 
-TenantStatus TenantHandle::release(const Ticket& ticket) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::release(const Ticket& ticket) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.kept_mutex);
-    if (t.kept_results.erase(ticket.value) != 0) return TenantStatus();
+    if (t.kept_results.erase(ticket.value) != 0) return Status();
     if (ticket.kept && t.kept_pending.erase(ticket.value) != 0) {
       t.kept_released.insert(ticket.value);  // the pump drops it on delivery
-      return TenantStatus();
+      return Status();
     }
-    return TenantStatus(TenantErrc::kInvalidArgument,
-                        "ticket " + std::to_string(ticket.value) + " is not pending for this tenant");
+    return Status(Result::kInvalidArgument,
+                  "ticket " + std::to_string(ticket.value) + " is not pending for this tenant");
   });
 }
 
 namespace {
 // A quota check and its refusal: `used + amount` within `limit`, or `over`
 // with the amount in use as value() and the quota as limit().
-TenantStatus check_quota(uint64_t used, uint64_t amount, uint64_t limit, TenantErrc over,
-                         const char* what) {
-  if (detail::fits_quota(used, amount, limit)) return TenantStatus();
-  return TenantStatus(over,
-                      std::string(what) + ": " + std::to_string(used) + " in use + " +
-                          std::to_string(amount) + " asked > quota " + std::to_string(limit),
-                      used, limit);
+Status check_quota(uint64_t used, uint64_t amount, uint64_t limit, Result over,
+                   const char* what) {
+  if (detail::fits_quota(used, amount, limit)) return Status();
+  return Status(over,
+                std::string(what) + ": " + std::to_string(used) + " in use + " +
+                    std::to_string(amount) + " asked > quota " + std::to_string(limit),
+                used, limit);
 }
 // Giving back more than was reserved: value() what is reserved, limit()
 // what the caller gave back.
-TenantStatus underflow(const char* what, uint64_t amount, uint64_t reserved) {
-  return TenantStatus(TenantErrc::kResourceUnderflow,
-                      std::string(what) + ": releasing " + std::to_string(amount) + " but only " +
-                          std::to_string(reserved) + " reserved",
-                      reserved, amount);
+Status underflow(const char* what, uint64_t amount, uint64_t reserved) {
+  return Status(Result::kResourceUnderflow,
+                std::string(what) + ": releasing " + std::to_string(amount) + " but only " +
+                    std::to_string(reserved) + " reserved",
+                reserved, amount);
 }
 }  // namespace
 
-TenantStatus TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
-    TenantStatus st = check_quota(t.staging_reserved, bytes, t.quotas.staging_bytes,
-                                  TenantErrc::kStagingBackpressure, "staging bytes");
+    Status st = check_quota(t.staging_reserved, bytes, t.quotas.staging_bytes,
+                            Result::kStagingBackpressure, "staging bytes");
     if (st) t.staging_reserved += bytes;
     return st;
   });
 }
-TenantStatus TenantHandle::release_staging_bytes(uint64_t bytes) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::release_staging_bytes(uint64_t bytes) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
     if (bytes > t.staging_reserved) return underflow("staging bytes", bytes, t.staging_reserved);
     t.staging_reserved -= bytes;
-    return TenantStatus();
+    return Status();
   });
 }
-TenantStatus TenantHandle::reserve_resident_handles(uint64_t count) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::reserve_resident_handles(uint64_t count) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
-    TenantStatus st = check_quota(t.resident_in_use_locked(), count, t.quotas.resident_handles,
-                                  TenantErrc::kResidentBackpressure, "resident handles");
+    Status st = check_quota(t.resident_in_use_locked(), count, t.quotas.resident_handles,
+                            Result::kResidentBackpressure, "resident handles");
     if (st) t.resident_reserved += count;
     return st;
   });
 }
-TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::release_resident_handles(uint64_t count) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
@@ -963,7 +922,7 @@ TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
     if (count > t.resident_reserved)
       return underflow("resident handles", count, t.resident_reserved);
     t.resident_reserved -= count;
-    return TenantStatus();
+    return Status();
   });
 }
 
@@ -972,16 +931,16 @@ TenantStatus TenantHandle::release_resident_handles(uint64_t count) const {
 // revocation check after the allocation is under quota_mutex, which
 // unregister takes after setting `revoked`: either unregister sweeps the new
 // buffer, or this call sees the revocation and frees it.
-TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    if (handle == nullptr) return TenantStatus(TenantErrc::kInvalidArgument, "handle is null");
+    if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
     detail::TenantState& t = *state_;
     {
       std::lock_guard<std::mutex> lock(t.quota_mutex);
       if (t.revoked.load()) return revoked_status(t.id);
-      TenantStatus q = check_quota(t.resident_in_use_locked(), 1, t.quotas.resident_handles,
-                                   TenantErrc::kResidentBackpressure, "resident handles");
+      Status q = check_quota(t.resident_in_use_locked(), 1, t.quotas.resident_handles,
+                             Result::kResidentBackpressure, "resident handles");
       if (!q) return q;
       ++t.allocating;
     }
@@ -989,7 +948,7 @@ TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) co
     Status st = RuntimeInternals::alloc_owned_buffer(t.core->runtime(), bytes, t.id, &h);
     std::unique_lock<std::mutex> lock(t.quota_mutex);
     --t.allocating;
-    if (!st) return TenantStatus::pipeline(st);
+    if (!st) return st;
     if (!t.revoked.load()) {
       try {
         t.buffers.insert(h);
@@ -999,7 +958,7 @@ TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) co
         throw;
       }
       *handle = h;
-      return TenantStatus();
+      return Status();
     }
     lock.unlock();
     (void)t.core->runtime().free_buffer(h);
@@ -1007,16 +966,16 @@ TenantStatus TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) co
   });
 }
 
-TenantStatus TenantHandle::free_buffer(BufferHandle handle) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::free_buffer(BufferHandle handle) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     {
       std::lock_guard<std::mutex> lock(t.quota_mutex);
       if (t.revoked.load()) return revoked_status(t.id);
       if (t.buffers.erase(handle) == 0)
-        return TenantStatus(TenantErrc::kInvalidArgument,
-                            "buffer " + std::to_string(handle) + " is not this tenant's");
+        return Status(Result::kInvalidArgument,
+                      "buffer " + std::to_string(handle) + " is not this tenant's");
     }
     Status st = t.core->runtime().free_buffer(handle);
     if (!st) {
@@ -1024,38 +983,38 @@ TenantStatus TenantHandle::free_buffer(BufferHandle handle) const {
       std::lock_guard<std::mutex> lock(t.quota_mutex);
       if (!t.revoked.load()) t.buffers.insert(handle);
     }
-    return TenantStatus::pipeline(st);
+    return st;
   });
 }
 
 namespace {
 // A live tenant that owns `handle`, or why not.
-TenantStatus check_owned(const detail::TenantState* state, BufferHandle handle) {
+Status check_owned(const detail::TenantState* state, BufferHandle handle) {
   if (state == nullptr) return empty_handle();
   std::lock_guard<std::mutex> lock(state->quota_mutex);
   if (state->revoked.load()) return revoked_status(state->id);
   if (state->buffers.count(handle) == 0)
-    return TenantStatus(TenantErrc::kInvalidArgument,
-                        "buffer " + std::to_string(handle) + " is not this tenant's");
-  return TenantStatus();
+    return Status(Result::kInvalidArgument,
+                  "buffer " + std::to_string(handle) + " is not this tenant's");
+  return Status();
 }
 }  // namespace
 
-TenantStatus TenantHandle::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
-                                        uint64_t bytes) const {
-  return guarded([&]() -> TenantStatus {
-    TenantStatus st = check_owned(state_.get(), handle);
+Status TenantHandle::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
+                                  uint64_t bytes) const {
+  return guarded([&]() -> Status {
+    Status st = check_owned(state_.get(), handle);
     if (!st) return st;
-    return TenantStatus::pipeline(state_->core->runtime().write_buffer(handle, offset, src, bytes));
+    return state_->core->runtime().write_buffer(handle, offset, src, bytes);
   });
 }
 
-TenantStatus TenantHandle::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
-                                       uint64_t bytes) const {
-  return guarded([&]() -> TenantStatus {
-    TenantStatus st = check_owned(state_.get(), handle);
+Status TenantHandle::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
+                                 uint64_t bytes) const {
+  return guarded([&]() -> Status {
+    Status st = check_owned(state_.get(), handle);
     if (!st) return st;
-    return TenantStatus::pipeline(state_->core->runtime().read_buffer(handle, offset, dst, bytes));
+    return state_->core->runtime().read_buffer(handle, offset, dst, bytes);
   });
 }
 
@@ -1099,8 +1058,8 @@ TenantRuntimeCounters TenantHandle::runtime_counters() const {
   return c;
 }
 
-TenantStatus TenantHandle::note_drained(uint64_t count) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::note_drained(uint64_t count) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     detail::TenantState& t = *state_;
     // Only what the pump has delivered can be drained, so a caller's count and
@@ -1111,17 +1070,17 @@ TenantStatus TenantHandle::note_drained(uint64_t count) const {
       const uint64_t delivered = t.delivered.load(std::memory_order_acquire);
       const uint64_t undrained = delivered - std::min(delivered, d);
       if (count > undrained)
-        return TenantStatus(TenantErrc::kResourceUnderflow,
-                            "draining " + std::to_string(count) + " but only " +
-                                std::to_string(undrained) + " delivered and not yet drained",
-                            undrained, count);
+        return Status(Result::kResourceUnderflow,
+                      "draining " + std::to_string(count) + " but only " +
+                          std::to_string(undrained) + " delivered and not yet drained",
+                      undrained, count);
     } while (!t.drained.compare_exchange_weak(d, d + count, std::memory_order_acq_rel));
-    return TenantStatus();
+    return Status();
   });
 }
 
-TenantStatus TenantHandle::quiesce(Nanoseconds timeout) const {
-  return guarded([&]() -> TenantStatus {
+Status TenantHandle::quiesce(Nanoseconds timeout) const {
+  return guarded([&]() -> Status {
     if (!state_) return empty_handle();
     if (!detail::valid_timeout(timeout)) return negative_timeout("quiesce timeout");
     MR_NVTX_RANGE("megaring::quiesce");
@@ -1130,16 +1089,16 @@ TenantStatus TenantHandle::quiesce(Nanoseconds timeout) const {
     detail::HostWaiter waiter;
     for (;;) {
       const uint64_t outstanding = t.outstanding();
-      if (outstanding == 0) return TenantStatus();
+      if (outstanding == 0) return Status();
       if (t.core->closed())
-        return TenantStatus(TenantErrc::kRevoked,
-                            "the registry was destroyed with " + std::to_string(outstanding) +
-                                " slots of this tenant undrained",
-                            outstanding, t.quotas.max_outstanding_slots);
+        return Status(Result::kRevoked,
+                      "the registry was destroyed with " + std::to_string(outstanding) +
+                          " slots of this tenant undrained",
+                      outstanding, t.quotas.max_outstanding_slots);
       if (Clock::now() > deadline)
-        return TenantStatus(TenantErrc::kQuiesceTimeout,
-                            std::to_string(outstanding) + " slots still outstanding",
-                            outstanding, t.quotas.max_outstanding_slots);
+        return Status(Result::kQuiesceTimeout,
+                      std::to_string(outstanding) + " slots still outstanding",
+                      outstanding, t.quotas.max_outstanding_slots);
       if (t.core->manual() && t.core->pump_once() != 0) continue;
       waiter.pause();
     }
@@ -1161,25 +1120,21 @@ TenantRegistry::~TenantRegistry() {
 Status TenantRegistry::create(Runtime& runtime, const RegistryConfig& config,
                               std::unique_ptr<TenantRegistry>* out) noexcept {
   if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
-  try {
+  return guarded([&]() -> Status {
     auto core = std::make_shared<detail::RegistryCore>(runtime, config);
     Status st = core->init();
     if (!st) return st;
     out->reset(new TenantRegistry(std::move(core)));
     return Status::ok();
-  } catch (const std::bad_alloc&) {
-    return Status(Result::kOutOfMemory, "host allocation failed");
-  } catch (const std::exception& e) {
-    return Status(Result::kInternal, std::string("unexpected exception: ") + e.what());
-  }
+  });
 }
 
-TenantStatus TenantRegistry::register_tenant(const TenantConfig& config, TenantHandle* out) noexcept {
+Status TenantRegistry::register_tenant(const TenantConfig& config, TenantHandle* out) noexcept {
   return guarded([&] { return core_->register_tenant(config, out); });
 }
 
-TenantStatus TenantRegistry::unregister_tenant(const TenantHandle& tenant) noexcept {
-  return guarded([&]() -> TenantStatus {
+Status TenantRegistry::unregister_tenant(const TenantHandle& tenant) noexcept {
+  return guarded([&]() -> Status {
     if (!tenant.state_) return empty_handle();
     return core_->unregister_tenant(tenant.state_);
   });

@@ -7,7 +7,7 @@ A snippet is a ```cpp block right after a line `<!-- snippet: NAME KIND
 [rt] -->`. KIND is
   program  a whole program with main(): compiled with -Werror and run;
   body     statements: placed in main() after prelude.hpp (a check() for
-           Status and TenantStatus; with `rt`, a running Runtime `rt`),
+           a Status; with `rt`, a running Runtime `rt`),
            with its #include lines moved to file scope; compiled and run;
   compile  a whole .cu translation unit: compiled only.
 Usage: extract.py README.md OUT_DIR. Prints one line per snippet: NAME KIND FILE.

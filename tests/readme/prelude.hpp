@@ -13,9 +13,8 @@
 
 using namespace megaring;
 
-// Status or TenantStatus: both convert to bool and have to_string().
-template <class AnyStatus>
-void check(const AnyStatus& st) {
+// The README's check(): the one Status of the whole API, tenant calls included.
+inline void check(const Status& st) {
   if (!st) {
     std::fprintf(stderr, "%s\n", st.to_string().c_str());
     std::exit(1);
