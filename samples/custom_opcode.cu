@@ -44,7 +44,7 @@ constexpr uint32_t kMaxBins = 32;
 constexpr uint64_t kMaxElems = uint64_t(1) << 32;  // keeps n * 4 far from overflow
 
 // ---------------------------------------------------------------------------
-// The handler table. Rules (megaring/consumer/exec_context.cuh):
+// The handler table. Rules (megaring/handler.cuh, the handler contract):
 //   * every thread of the block calls execute() with the same slot copy;
 //   * branch only on the slot's contents and on results of collective calls
 //     (resolve, block_sum), so every thread reaches the same sync points;

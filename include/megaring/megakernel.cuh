@@ -2,19 +2,7 @@
 // handler table. Include this from a .cu file to build a consumer with your
 // own opcodes:
 //
-//   struct MyOps {
-//     // Return false for opcodes you do not own: the slot completes with
-//     // MR_STATUS_FAULT / MR_FAULT_UNKNOWN_OPCODE. Called for every opcode
-//     // >= MR_OP_USER_BASE, block-collectively (see consumer/exec_context.cuh).
-//     // A tenant's slot arrives already admitted, with its tenant-local
-//     // opcode in slot.opcode and its tenant id in slot.tenant (ctx.tenant()).
-//     // ctx.ring() and ctx.ticket() say where it was published (ring 0 for
-//     // Runtime::publish, a Producer's ring otherwise, and that ring's ticket).
-//     // Set out.result, or out.set_fault(code) for bad arguments. A long
-//     // handler calls ctx.abort_requested() (collective: from every thread)
-//     // once per round and, when it is true, out.abandon() and returns: the
-//     // slot is left uncompleted and reported ABORTED by the host. Never
-//     // abandon without an abort.
+//   struct MyOps {   // the handler contract: megaring/handler.cuh
 //     template <class Ctx>
 //     MR_HD static bool execute(Ctx& ctx, const mr_slot& slot, megaring::Outcome& out);
 //   };
@@ -30,6 +18,7 @@
 #include <cuda_runtime_api.h>
 
 #include "megaring/consumer.hpp"
+#include "megaring/handler.cuh"
 #include "megaring/consumer/builtin_ops.cuh"
 
 namespace megaring {

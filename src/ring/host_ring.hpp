@@ -2,18 +2,21 @@
 // runtime's shared ring 0, or a Producer's own ring): write slots (P2, P3)
 // and read completion records (H1). Step names are those of slot_abi.h.
 // Also the state of a producer's ring that outlives the Producer handles
-// that borrow it, and what such a handle needs from its runtime.
+// that borrow it, and what every ring needs from its runtime (RingHost).
 #pragma once
 
-#include <cuda/atomic>
-
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
+#include <string>
 
 #include "backends/backend.hpp"
+#include "megaring/detail/atomic_ref.hpp"
+#include "megaring/detail/checked.hpp"
+#include "megaring/detail/host_waiter.hpp"
 #include "megaring/runtime.hpp"
+#include "ring/kept_results.hpp"
 
 namespace megaring::detail {
 
@@ -36,7 +39,7 @@ inline void write_slot_body(mr_slot* slot, const SlotRequest& request, uint32_t 
 inline void release_headers(mr_slot* ring_slots, uint64_t mask, uint64_t first, uint32_t count) {
   for (uint32_t i = count; i-- > 0;) {
     const uint64_t t = first + i;
-    cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(ring_slots[t & mask].header)
+    SysRef<uint64_t>(ring_slots[t & mask].header)
         .store(mr_make_header(t, MR_SLOT_READY), cuda::std::memory_order_release);
   }
 }
@@ -51,20 +54,37 @@ struct RecordWords {
 };
 inline RecordWords read_record(const mr_completion& rec) {
   auto& r = const_cast<mr_completion&>(rec);
-  return {cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(r.stamp)
-              .load(cuda::std::memory_order_relaxed),
-          cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(r.result)
-              .load(cuda::std::memory_order_relaxed)};
+  return {SysRef<uint64_t>(r.stamp).load(cuda::std::memory_order_relaxed),
+          SysRef<uint64_t>(r.result).load(cuda::std::memory_order_relaxed)};
 }
 
-// What a Producer needs from its runtime. Runtime::Impl implements it.
-class ProducerHost {
+// Ticket t's completion from its record's words.
+inline Completion completion_from(uint64_t t, const RecordWords& words) {
+  Completion c;
+  c.ticket = t;
+  c.result = words.result;
+  c.status = static_cast<uint16_t>(mr_stamp_status(words.stamp));
+  c.fault = static_cast<uint16_t>(mr_stamp_fault(words.stamp));
+  return c;
+}
+// Ticket t never ran: the consumer stopped first.
+inline Completion aborted_completion(uint64_t t) {
+  Completion c;
+  c.ticket = t;
+  c.status = MR_STATUS_ABORTED;
+  return c;
+}
+
+// What every ring's host side needs from its runtime (Runtime::Impl).
+class RingHost {
  public:
   virtual const HostRegions& regions() const = 0;
   virtual uint32_t ring_capacity() const = 0;
   // OK while publishes are accepted; the reason (kShutdown, kAborted, the
   // consumer's failure) once they are not.
   virtual Status publish_allowed() const = 0;
+  // Why a closed ring refuses publishes (kShutdown or kAborted).
+  virtual Status closed_status() const = 0;
   // The consumer has stopped and the host owns the completion region: a
   // ticket at or past a ring's DONE_COUNT whose record does not name it was
   // aborted. ACQUIRE: every record the consumer wrote is visible after it.
@@ -73,7 +93,44 @@ class ProducerHost {
   virtual Status check_consumer() = 0;
 
  protected:
-  ~ProducerHost() = default;
+  ~RingHost() = default;
+};
+
+// The end of one pass of a wait for ticket t that found it not done, for
+// every ring's wait() and wait_done(): before the deadline, a health check
+// once the waiter sleeps, then a pause; past it, the consumer is checked
+// first (a dead one is reported; one the check just finalized gets one last
+// look, whose record is then final), and after that last look, kTimeout.
+class TicketWait {
+ public:
+  TicketWait(uint64_t ticket, Nanoseconds timeout)
+      : ticket_(ticket), deadline_(deadline_after(timeout)) {}
+  // True with *result set when the wait ends; otherwise look again.
+  bool ends(RingHost& host, Status* result) {
+    const bool late = std::chrono::steady_clock::now() > deadline_;
+    if (late && last_look_) {
+      *result = Status(Result::kTimeout, "ticket " + std::to_string(ticket_) + " not completed in time");
+      return true;
+    }
+    if (late || waiter_.due_for_health_check()) {
+      Status st = host.check_consumer();
+      if (!st && !host.consumer_finalized()) {
+        *result = st;
+        return true;
+      }
+    }
+    if (late)
+      last_look_ = true;
+    else
+      waiter_.pause();
+    return false;
+  }
+
+ private:
+  uint64_t ticket_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool last_look_ = false;
+  HostWaiter waiter_;
 };
 
 // The host side of one producer's ring (ring >= 1). The runtime creates it
@@ -89,7 +146,7 @@ struct ProducerRing {
   const uint32_t ring;
   // Null once the runtime is destroyed (RELEASE there, ACQUIRE in every
   // Producer call): a Producer that outlives its runtime answers kShutdown.
-  std::atomic<ProducerHost*> host{nullptr};
+  std::atomic<RingHost*> host{nullptr};
   // The published end: every ticket below it is reserved by the owner.
   // Written by the owner only, then a SEQ_CST fence, then the slots. With
   // free_buffer's own fence between its retire store and its loads of the
@@ -106,7 +163,7 @@ struct ProducerRing {
   // The owner's alone, handed on with `owned`:
   uint64_t reaped;                       // every ticket below it is accounted for
   std::unique_ptr<uint64_t[]> keep;      // [capacity]: t + 1 while t is kept, unread, in place
-  std::unordered_map<uint64_t, Completion> parked;  // unread kept results moved out
+  KeptResults parked;                    // unread kept results moved out
 };
 
 }  // namespace megaring::detail

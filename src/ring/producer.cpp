@@ -4,14 +4,13 @@
 // alone. Step names are those of megaring/slot_abi.h.
 #include "megaring/producer.hpp"
 
-#include <cuda/atomic>
-
 #include <atomic>
 #include <string>
 
 #include "runtime/api_guard.hpp"
 #include "ring/host_ring.hpp"
 #include "megaring/detail/checked.hpp"
+#include "megaring/detail/atomic_ref.hpp"
 #include "megaring/consumer/cost_count.hpp"
 #include "megaring/detail/host_waiter.hpp"
 #include "runtime/nvtx.hpp"
@@ -20,29 +19,14 @@ namespace megaring {
 
 namespace {
 
-template <class T>
-using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
+using detail::aborted_completion;
+using detail::completion_from;
+using detail::SysRef;
 using Clock = std::chrono::steady_clock;
 
 Status not_pending(uint64_t t) {
   return Status(Result::kInvalidArgument,
                 "ticket " + std::to_string(t) + " is not pending (not kept, already read or released)");
-}
-
-Completion completion_from(uint64_t t, const detail::RecordWords& w) {
-  Completion c;
-  c.ticket = t;
-  c.result = w.result;
-  c.status = static_cast<uint16_t>(mr_stamp_status(w.stamp));
-  c.fault = static_cast<uint16_t>(mr_stamp_fault(w.stamp));
-  return c;
-}
-
-Completion aborted_completion(uint64_t t) {
-  Completion c;
-  c.ticket = t;
-  c.status = MR_STATUS_ABORTED;
-  return c;
 }
 
 }  // namespace
@@ -64,14 +48,14 @@ class Producer::Impl {
   uint32_t ring() const { return ring_->ring; }
 
   uint64_t done_count() const {
-    detail::ProducerHost* host = live_host();
+    detail::RingHost* host = live_host();
     return host == nullptr ? 0 : done_count(host);
   }
 
   Status publish(const SlotRequest* requests, uint32_t count, Ticket* first,
                  const PublishOptions& options) {
     MR_NVTX_RANGE("megaring::producer_publish");
-    detail::ProducerHost* host = live_host();
+    detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     if (requests == nullptr || first == nullptr || count == 0)
       return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
@@ -107,7 +91,7 @@ class Producer::Impl {
 
   Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) {
     MR_NVTX_RANGE("megaring::producer_wait");
-    detail::ProducerHost* host = live_host();
+    detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
     if (!detail::valid_timeout(timeout))
@@ -122,9 +106,7 @@ class Producer::Impl {
     const uint64_t pos = t & (host->ring_capacity() - 1);
     if (ring_->keep[pos] != t + 1) return not_pending(t);
     const mr_completion& rec = ring_record(host, t);
-    const auto deadline = detail::deadline_after(timeout);
-    bool last_look = false;
-    detail::HostWaiter waiter;
+    detail::TicketWait wait(t, timeout);
     for (;;) {
       // Final once DONE_COUNT passed t (its acquire orders the completer's
       // record), or the consumer stopped (finalized: a record not naming t
@@ -137,7 +119,7 @@ class Producer::Impl {
                              .load(cuda::std::memory_order_acquire),
                          t))
         break;
-      if (wait_ends(host, t, deadline, &last_look, waiter, &st)) return st;
+      if (wait.ends(*host, &st)) return st;
     }
     const detail::RecordWords w = detail::read_record(rec);
     ring_->keep[pos] = 0;
@@ -155,16 +137,14 @@ class Producer::Impl {
 
   Status wait_done(const Ticket& ticket, Nanoseconds timeout) {
     MR_NVTX_RANGE("megaring::producer_wait_done");
-    detail::ProducerHost* host = live_host();
+    detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     if (!detail::valid_timeout(timeout))
       return Status(Result::kInvalidArgument, "wait_done timeout is negative");
     const uint64_t t = ticket.value;
     Status st = check_published(t);
     if (!st) return st;
-    const auto deadline = detail::deadline_after(timeout);
-    bool last_look = false;
-    detail::HostWaiter waiter;
+    detail::TicketWait wait(t, timeout);
     for (;;) {
       if (done_count(host) > t) return Status::ok();
       if (host->consumer_finalized()) {
@@ -177,12 +157,12 @@ class Producer::Impl {
           return Status::ok();
         return Status(Result::kAborted, "ticket " + std::to_string(t) + " was aborted");
       }
-      if (wait_ends(host, t, deadline, &last_look, waiter, &st)) return st;
+      if (wait.ends(*host, &st)) return st;
     }
   }
 
   Status release(const Ticket& ticket) {
-    detail::ProducerHost* host = live_host();
+    detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     const uint64_t t = ticket.value;
     if (!ticket.kept) return not_pending(t);
@@ -197,7 +177,7 @@ class Producer::Impl {
   }
 
  private:
-  detail::ProducerHost* live_host() const {
+  detail::RingHost* live_host() const {
     // ACQUIRE: pairs with the runtime's release as it goes (see ProducerRing::host).
     return ring_->host.load(std::memory_order_acquire);
   }
@@ -205,17 +185,17 @@ class Producer::Impl {
     return Status(Result::kShutdown, "the producer's runtime was destroyed");
   }
   uint32_t capacity_or_zero() const {
-    detail::ProducerHost* host = live_host();
+    detail::RingHost* host = live_host();
     return host == nullptr ? 0 : host->ring_capacity();
   }
-  mr_slot* ring_slots(detail::ProducerHost* host) const {
+  mr_slot* ring_slots(detail::RingHost* host) const {
     return &host->regions().slots[uint64_t{ring_->ring} * host->ring_capacity()];
   }
-  const mr_completion& ring_record(detail::ProducerHost* host, uint64_t t) const {
+  const mr_completion& ring_record(detail::RingHost* host, uint64_t t) const {
     const uint32_t cap = host->ring_capacity();
     return host->regions().completions[uint64_t{ring_->ring} * cap + (t & (cap - 1))];
   }
-  uint64_t done_count(detail::ProducerHost* host) const {
+  uint64_t done_count(detail::RingHost* host) const {
     // ACQUIRE (H1): pairs with the completer's DONE_COUNT release; every
     // record of this ring below the value read is visible afterwards.
     return SysRef<uint64_t>(host->regions().ring_done[ring_->ring].done_count)
@@ -229,10 +209,7 @@ class Producer::Impl {
     return Status::ok();
   }
   Status take_parked(uint64_t t, Completion* out) {
-    auto it = ring_->parked.find(t);
-    if (it == ring_->parked.end()) return not_pending(t);
-    if (out != nullptr) *out = it->second;
-    ring_->parked.erase(it);
+    if (ring_->parked.take(t, out) != detail::KeptResults::Look::kTaken) return not_pending(t);
     return Status::ok();
   }
 
@@ -240,22 +217,22 @@ class Producer::Impl {
   // an unread kept result moves to `parked` (so it never holds the ring).
   // After the consumer stopped, everything published is accounted for: a
   // ticket whose record does not name it was aborted.
-  void reap(detail::ProducerHost* host) {
+  void reap(detail::RingHost* host) {
     const bool finalized = host->consumer_finalized();
     const uint64_t end = finalized ? ring_->tail.load(std::memory_order_relaxed) : done_count(host);
     const uint64_t mask = host->ring_capacity() - 1;
     for (uint64_t t = ring_->reaped; t < end; ++t) {
       if (ring_->keep[t & mask] != t + 1) continue;
       const detail::RecordWords w = detail::read_record(ring_record(host, t));
-      ring_->parked.emplace(t, mr_stamp_names(w.stamp, t) ? completion_from(t, w)
-                                                          : aborted_completion(t));
+      ring_->parked.put(t, mr_stamp_names(w.stamp, t) ? completion_from(t, w)
+                                                      : aborted_completion(t));
       ring_->keep[t & mask] = 0;
     }
     if (end > ring_->reaped) ring_->reaped = end;
   }
 
   // P1's wait: until ticket `end - 1`'s position is free.
-  Status wait_for_room(detail::ProducerHost* host, uint64_t end, const PublishOptions& options) {
+  Status wait_for_room(detail::RingHost* host, uint64_t end, const PublishOptions& options) {
     const uint32_t cap = host->ring_capacity();
     Clock::time_point deadline{};
     bool have_deadline = false;
@@ -284,29 +261,6 @@ class Producer::Impl {
       }
       waiter.pause();
     }
-  }
-
-  // The end of a wait pass that found t not done, as Runtime's: past the
-  // deadline one last look after a health check, then kTimeout.
-  bool wait_ends(detail::ProducerHost* host, uint64_t t, Clock::time_point deadline,
-                 bool* last_look, detail::HostWaiter& waiter, Status* result) {
-    const bool late = Clock::now() > deadline;
-    if (late && *last_look) {
-      *result = Status(Result::kTimeout, "ticket " + std::to_string(t) + " not completed in time");
-      return true;
-    }
-    if (late || waiter.due_for_health_check()) {
-      Status st = host->check_consumer();
-      if (!st && !host->consumer_finalized()) {
-        *result = st;
-        return true;
-      }
-    }
-    if (late)
-      *last_look = true;
-    else
-      waiter.pause();
-    return false;
   }
 
   std::shared_ptr<detail::ProducerRing> ring_;

@@ -1,25 +1,36 @@
-// Internal: what the tenant layer (host/) needs from a Runtime beyond its
+// Internal: what the tenant layer (src/tenants/) needs from a Runtime beyond its
 // public API. Not installed; the tests include it to inspect the ring.
 //
-// Drain mode. While a DrainSink is attached, only RuntimeInternals::drain()
-// reaps: producers that find the ring full wait for it (back-pressure), and
-// wait()/release()/stats()/shutdown() no longer reap on their own. drain()
-// hands every reaped ticket to the sink exactly once, in ticket order within
-// one call, with the completion record and the `origin` tag its producer
-// passed to publish_tagged (0 for plain publishes).
+// Drain mode. While a drain is claimed (claim_drain), only
+// RuntimeInternals::drain() reaps ring 0: producers that find the ring full
+// wait for it (back-pressure), and wait()/release()/stats()/shutdown() no
+// longer reap on their own. drain() pulls every reaped ticket exactly once,
+// in ticket order within one call, with its completion record and the
+// Origin its producer passed to publish_tagged. The runtime never calls the
+// layer above it: that layer learns of the runtime's end through its
+// RuntimeLink.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "megaring/runtime.hpp"
+#include "runtime/runtime_link.hpp"
 
 namespace megaring::detail {
 
+// Who published a slot, for the drain: stored with the slot and handed back
+// with its drain record, never read by the runtime itself.
+struct Origin {
+  uint32_t tenant = 0;  // the publishing tenant's id; 0: a plain Runtime::publish
+  bool kept = false;    // the tenant keeps its result for wait()
+};
+
 struct DrainRecord {
   uint64_t ticket;
-  uint64_t origin;       // publish_tagged's tag; 0 for a plain publish
+  Origin origin;         // publish_tagged's origin; {} for a plain publish
   uint64_t result;       // valid if published with want_record (else 0, or the
                          // result if its record was written anyway)
   uint32_t slot_tenant;  // the tenant field the slot was published with
@@ -27,32 +38,21 @@ struct DrainRecord {
   uint16_t fault;        // MR_FAULT_*
 };
 
-class DrainSink {
- public:
-  // Called by drain() outside the runtime's locks, after the positions were
-  // recycled. Must not throw and must not wait for ring space.
-  virtual void on_drained(const DrainRecord* records, size_t count) noexcept = 0;
-  // Called by ~Runtime, first, while the runtime is still whole: the sink
-  // stops pumping, detaches (attach_drain_sink(nullptr)) and never touches
-  // the runtime again. It must not wait for slots: the runtime aborts next.
-  virtual void on_runtime_destroyed() noexcept = 0;
-
- protected:
-  ~DrainSink() = default;
-};
-
 struct RuntimeInternals {
-  // Attaches (or with nullptr detaches) the drain sink; one at a time.
-  static Status attach_drain_sink(Runtime& runtime, DrainSink* sink);
-  // Reaps every completed ticket and hands them to the attached sink.
-  // Returns how many were reaped. Thread-safe.
-  static size_t drain(Runtime& runtime);
-  // publish_batch with a non-zero origin tag stored for the drain sink.
-  // want_record: the consumer writes each slot's completion record even if
-  // it completes OK, so that the sink receives its result (without it, an
-  // OK slot's DrainRecord::result is 0: slot_abi.h, KEEP_RESULT).
+  // The runtime's link: ended by ~Runtime (runtime_link.hpp).
+  static std::shared_ptr<RuntimeLink> link(Runtime& runtime);
+  // Claims (or with false gives up) drain mode; one claim at a time.
+  static Status claim_drain(Runtime& runtime, bool claim);
+  // Reaps every completed ticket, appending a record for each to *records
+  // (which keeps its capacity between passes). Returns how many were
+  // reaped. Thread-safe; without a claim it reaps and records nothing.
+  static size_t drain(Runtime& runtime, std::vector<DrainRecord>* records);
+  // publish_batch with an origin stored for the drain. want_record: the
+  // consumer writes each slot's completion record even if it completes OK,
+  // so that the drain record carries its result (without it, an OK slot's
+  // DrainRecord::result is 0: slot_abi.h, KEEP_RESULT).
   static Status publish_tagged(Runtime& runtime, const SlotRequest* requests, uint32_t count,
-                               uint64_t origin, bool want_record, Ticket* first,
+                               Origin origin, bool want_record, Ticket* first,
                                const PublishOptions& options);
   // alloc_buffer whose table entry names an owning tenant (0: the runtime).
   static Status alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,

@@ -43,9 +43,6 @@ using detail::deadline_after;
 using detail::guarded;
 using detail::RuntimeInternals;
 
-// origin tags handed to the ring: the tenant id, a marker, and the kept bit.
-constexpr uint64_t kOriginTenant = 1ull << 32;
-constexpr uint64_t kOriginKept = 1ull << 33;
 
 Status revoked_status(uint32_t id) {
   return Status(Result::kRevoked, "tenant " + std::to_string(id) + " was unregistered");
@@ -119,17 +116,23 @@ struct TenantState {
   }
 };
 
-class RegistryCore final : public DrainSink, public std::enable_shared_from_this<RegistryCore> {
+class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
  public:
-  RegistryCore(Runtime& runtime, const RegistryConfig& config) : runtime_(runtime), config_(config) {}
+  RegistryCore(Runtime& runtime, const RegistryConfig& config)
+      : runtime_(runtime), link_(RuntimeInternals::link(runtime)), config_(config) {}
 
   ~RegistryCore();
   Status init();
   // Revokes every tenant, stops the pump and detaches from the runtime.
   // With `drain`, first lets the revoked tenants' queued slots drain
   // (bounded by close_timeout); without, leaves the runtime at once (it is
-  // being destroyed: on_runtime_destroyed).
+  // gone: notice_runtime_gone).
   void close(bool drain = true);
+  // Every call of the registry and its handles looks first: once the
+  // runtime is gone (its link ended), the registry closes as if destroyed
+  // with it (every tenant revoked, the pump stopped) and never touches the
+  // runtime again. The runtime tells no one: the layer above looks.
+  void notice_runtime_gone() noexcept;
 
   Status register_tenant(const TenantConfig& config, TenantHandle* out);
   Status unregister_tenant(const std::shared_ptr<TenantState>& state);
@@ -137,7 +140,7 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   RegistryStats stats() const;
 
   bool manual() const { return config_.pump == PumpMode::kManual; }
-  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  bool closed() const { return closed_.load(std::memory_order_acquire) || !link_->alive(); }
   // A publish rolled back a reservation of a revoked tenant: it may be the
   // last thing that kept the tenant from retiring.
   void retry_retire();
@@ -145,24 +148,26 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   // Reads the consumer's counters of a tenant (live, or frozen once retired).
   mr_tenant_counters device_counters(TenantState& state);
 
-  void on_drained(const DrainRecord* records, size_t count) noexcept override;
-  void on_runtime_destroyed() noexcept override;
   // Why a call on a closed registry fails.
   Status closed_status() const {
-    return Status(Result::kRevoked, runtime_gone_.load() ? "the runtime was destroyed"
-                                                         : "the tenant registry is closed");
+    return Status(Result::kRevoked, !link_->alive() ? "the runtime was destroyed"
+                                                    : "the tenant registry is closed");
   }
 
  private:
   static std::vector<BufferHandle> release_quotas(TenantState& state);
   // Frees the ids and windows of revoked tenants that fully drained.
   void retire_drained_locked();
+  void read_device_counters_locked(TenantState& state);
   void freeze_counters_locked(TenantState& state);
   bool take_window_locked(uint32_t cap, uint32_t* base);
   void give_window_locked(uint32_t base, uint32_t cap);
   void pump_thread_main();
+  // Hands a pass's records to their tenants, then counts them drained.
+  void deliver(const DrainRecord* records, size_t count) noexcept;
 
   Runtime& runtime_;
+  std::shared_ptr<RuntimeLink> link_;  // ended by ~Runtime
   RegistryConfig config_;
   uint32_t table_size_ = 0;  // indices [1, table_size_)
 
@@ -174,14 +179,14 @@ class RegistryCore final : public DrainSink, public std::enable_shared_from_this
   std::vector<std::shared_ptr<TenantState>> draining_;
   uint32_t live_ = 0;
   bool closing_ = false;   // close() started: no new registrations (guarded by mutex_)
-  bool attached_ = false;  // init() attached this core as the runtime's drain sink
+  bool claimed_ = false;   // init() claimed the runtime's drain
 
   std::atomic<bool> draining_any_{false};  // draining_ is non-empty (a hint for pump_once)
   std::atomic<bool> closed_{false};
-  std::atomic<bool> runtime_gone_{false};  // closed by on_runtime_destroyed
   std::atomic<bool> stop_pump_{false};
   std::thread pump_thread_;
   std::mutex pump_mutex_;  // one pump pass at a time (delivery order per tenant)
+  std::vector<DrainRecord> records_;  // the pass's records (guarded by pump_mutex_)
   std::atomic<uint64_t> drained_slots_{0}, untenanted_slots_{0};
 };
 
@@ -214,27 +219,32 @@ Status RegistryCore::init() {
     generation_[i] = static_cast<uint16_t>(ids[i] >> MR_TENANT_INDEX_BITS);
   for (uint32_t i = table_size_; i-- > 1;) free_indices_.push_back(i);
   free_windows_[config_.opcode_begin] = config_.opcode_end;
-  st = RuntimeInternals::attach_drain_sink(runtime_, this);
+  st = RuntimeInternals::claim_drain(runtime_, true);
   if (!st) return st;
-  attached_ = true;
+  claimed_ = true;
   if (!manual()) {
     try {
       pump_thread_ = std::thread(&RegistryCore::pump_thread_main, this);
     } catch (const std::exception& e) {
-      (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
-      attached_ = false;
+      (void)RuntimeInternals::claim_drain(runtime_, false);
+      claimed_ = false;
       return Status(Result::kInternal, std::string("cannot start the drain pump: ") + e.what());
     }
   }
   return Status::ok();
 }
 
-// Only reached without close() if TenantRegistry::create failed half-way:
-// never leave a running pump thread or a dangling sink behind.
+// Without close() only if TenantRegistry::create failed half-way: never
+// leave a running pump thread or a claimed drain behind. (After a close by
+// the pump thread itself, on noticing the runtime gone, its thread is
+// joined here.)
 RegistryCore::~RegistryCore() {
   stop_pump_.store(true);
   if (pump_thread_.joinable()) pump_thread_.join();
-  if (attached_ && !closed()) (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+  if (claimed_ && !closed()) {
+    RuntimeLink::Use use = link_->use();
+    if (use) (void)RuntimeInternals::claim_drain(runtime_, false);
+  }
 }
 
 void RegistryCore::pump_thread_main() {
@@ -251,19 +261,24 @@ void RegistryCore::pump_thread_main() {
   }
 }
 
-namespace {
-// Set while this thread runs a pump pass: a completion callback that waits,
-// quiesces or pumps would otherwise lock pump_mutex_ again and deadlock.
-thread_local bool t_in_pump = false;
-}  // namespace
-
+// The pump pulls: it takes the completed records from the runtime, then
+// delivers them itself, outside any use of the runtime.
 size_t RegistryCore::pump_once() {
-  if (closed() || t_in_pump) return 0;
-  std::lock_guard<std::mutex> pass(pump_mutex_);
-  if (closed()) return 0;  // closed (and detached) while we waited for the lock
-  t_in_pump = true;
-  const size_t n = RuntimeInternals::drain(runtime_);
-  t_in_pump = false;
+  notice_runtime_gone();
+  if (closed()) return 0;
+  // One pass at a time, for the delivery order per tenant. A pass already
+  // running, on another thread or below this call (a completion callback
+  // that pumps, waits or quiesces), makes this call a no-op.
+  std::unique_lock<std::mutex> pass(pump_mutex_, std::try_to_lock);
+  if (!pass.owns_lock() || closed()) return 0;
+  records_.clear();
+  size_t n = 0;
+  {
+    RuntimeLink::Use use = link_->use();
+    if (!use) return 0;  // the runtime went meanwhile: the next call notices
+    n = RuntimeInternals::drain(runtime_, &records_);
+  }
+  deliver(records_.data(), records_.size());
   // A revoked tenant whose last reservation was rolled back has no record
   // left to trigger its retirement; check here too.
   if (n == 0 && draining_any_.load(std::memory_order_acquire)) retry_retire();
@@ -280,15 +295,14 @@ void RegistryCore::retry_retire() {
   }
 }
 
-// The drain sink: runs inside pump_once(), after the ring positions were
-// recycled. Delivers each completion to its tenant, then counts it drained.
-// No allocation on the delivery path: a lost record would leave a tenant that
-// never drains.
-void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept {
+// Runs inside pump_once(), after the ring positions were recycled. Delivers
+// each completion to its tenant, then counts it drained. No allocation on
+// the delivery path: a lost record would leave a tenant that never drains.
+void RegistryCore::deliver(const DrainRecord* records, size_t count) noexcept {
   MR_NVTX_RANGE("megaring::tenant_drain");
   // Registry counters first: a waiter woken below may read them.
   uint64_t untenanted = 0;
-  for (size_t i = 0; i < count; ++i) untenanted += (records[i].origin & kOriginTenant) == 0;
+  for (size_t i = 0; i < count; ++i) untenanted += records[i].origin.tenant == 0;
   untenanted_slots_.fetch_add(untenanted, std::memory_order_relaxed);
   drained_slots_.fetch_add(count - untenanted, std::memory_order_relaxed);
 
@@ -311,8 +325,8 @@ void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept
   };
   for (size_t i = 0; i < count; ++i) {
     const DrainRecord& r = records[i];
-    if ((r.origin & kOriginTenant) == 0) continue;  // a plain Runtime::publish
-    const uint32_t id = static_cast<uint32_t>(r.origin);
+    if (r.origin.tenant == 0) continue;  // a plain Runtime::publish
+    const uint32_t id = r.origin.tenant;
     if (!current || id != current_id) {
       flush();
       std::lock_guard<std::mutex> lock(mutex_);
@@ -343,7 +357,7 @@ void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept
     c.result = r.result;
     c.status = r.status;
     c.fault = r.fault;
-    if ((r.origin & kOriginKept) != 0) {
+    if (r.origin.kept) {
       try {
         std::lock_guard<std::mutex> lock(t.kept_mutex);
         t.kept_pending.erase(r.ticket);
@@ -368,31 +382,33 @@ void RegistryCore::on_drained(const DrainRecord* records, size_t count) noexcept
   if (draining_any_.load(std::memory_order_acquire)) retry_retire();
 }
 
+// Reads the tenant's counters from the consumer's table into device_final
+// (less the baseline), if the runtime is still there. Every read keeps its
+// values: they are what the tenant shows once frozen, or once the runtime
+// is gone. The caller holds mutex_ and no use of the runtime.
+void RegistryCore::read_device_counters_locked(TenantState& state) {
+  mr_tenant_counters now{};
+  bool read = false;
+  try {
+    RuntimeLink::Use use = link_->use();
+    read = use && RuntimeInternals::read_tenant_counters(runtime_, state.index, &now).is_ok();
+  } catch (...) {  // the error message could not be allocated: keep the last values
+  }
+  if (!read) return;
+  state.device_final.admitted = now.admitted - state.device_baseline.admitted;
+  state.device_final.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
+  state.device_final.revoked = now.revoked - state.device_baseline.revoked;
+}
+
 mr_tenant_counters RegistryCore::device_counters(TenantState& state) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (state.counters_frozen || closed()) return state.device_final;
-  mr_tenant_counters now{};
-  if (!RuntimeInternals::read_tenant_counters(runtime_, state.index, &now)) return state.device_final;
-  mr_tenant_counters out{};
-  out.admitted = now.admitted - state.device_baseline.admitted;
-  out.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
-  out.revoked = now.revoked - state.device_baseline.revoked;
-  return out;
+  if (!state.counters_frozen && !closed()) read_device_counters_locked(state);
+  return state.device_final;
 }
 
 void RegistryCore::freeze_counters_locked(TenantState& state) {
   if (state.counters_frozen) return;
-  mr_tenant_counters now{};
-  bool read = false;
-  try {
-    read = RuntimeInternals::read_tenant_counters(runtime_, state.index, &now).is_ok();
-  } catch (...) {  // the error message could not be allocated: keep the last values
-  }
-  if (read) {
-    state.device_final.admitted = now.admitted - state.device_baseline.admitted;
-    state.device_final.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
-    state.device_final.revoked = now.revoked - state.device_baseline.revoked;
-  }
+  read_device_counters_locked(state);
   state.counters_frozen = true;
 }
 
@@ -482,10 +498,15 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
   state->quotas = q;
   state->on_completion = config.on_completion;
   state->core = shared_from_this();
-  Status st = RuntimeInternals::read_tenant_counters(runtime_, index, &state->device_baseline);
-  mr_tenant_entry entry{id, MR_TENANT_ACTIVE, base, q.opcode_cap};
-  // No slot naming this index is in flight: its previous tenant drained.
-  if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
+  Status st;
+  {
+    RuntimeLink::Use use = link_->use();
+    if (!use) return closed_status();
+    st = RuntimeInternals::read_tenant_counters(runtime_, index, &state->device_baseline);
+    mr_tenant_entry entry{id, MR_TENANT_ACTIVE, base, q.opcode_cap};
+    // No slot naming this index is in flight: its previous tenant drained.
+    if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
+  }
   if (!st) {
     give_window_locked(base, q.opcode_cap);
     return st;
@@ -520,29 +541,31 @@ Status RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state
   if (state->revoked.exchange(true, std::memory_order_seq_cst))
     return revoked_status(state->id);
   --live_;
-  // Queued slots of this tenant complete REVOKED from here on.
-  Status st = RuntimeInternals::set_tenant_state(runtime_, state->index, MR_TENANT_REVOKED);
-  // Slots published before still hold the buffers; free_buffer defers the
-  // memory until they completed.
-  for (BufferHandle h : release_quotas(*state)) (void)runtime_.free_buffer(h);
+  Status st;
+  {
+    RuntimeLink::Use use = link_->use();
+    // Queued slots of this tenant complete REVOKED from here on (a runtime
+    // that is gone aborted them all).
+    if (use) st = RuntimeInternals::set_tenant_state(runtime_, state->index, MR_TENANT_REVOKED);
+    // Slots published before still hold the buffers; free_buffer defers the
+    // memory until they completed.
+    std::vector<BufferHandle> buffers = release_quotas(*state);
+    if (use)
+      for (BufferHandle h : buffers) (void)runtime_.free_buffer(h);
+  }
   draining_.push_back(state);
   draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();
   return st;
 }
 
-void RegistryCore::on_runtime_destroyed() noexcept {
-  runtime_gone_.store(true);
+void RegistryCore::notice_runtime_gone() noexcept {
+  if (link_->alive() || closed_.load(std::memory_order_acquire)) return;
   try {
     close(/*drain=*/false);
   } catch (...) {
     // Only the snapshot vectors allocate; without them the tenants stay
-    // live on paper, but the sink is detached below regardless.
-  }
-  if (!closed()) {
-    std::lock_guard<std::mutex> pass(pump_mutex_);
-    closed_.store(true, std::memory_order_release);
-    (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+    // live on paper, but closed() is true regardless: it sees the link.
   }
 }
 
@@ -550,7 +573,7 @@ void RegistryCore::close(bool drain) {
   std::vector<std::shared_ptr<TenantState>> live;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closing_ || !attached_) return;  // closed already, or init() never attached
+    if (closing_ || !claimed_) return;  // closed already, or init() never claimed the drain
     closing_ = true;  // no registration slips in after the snapshot below
     for (auto& s : by_index_)
       if (s && !s->revoked.load()) live.push_back(s);
@@ -560,7 +583,7 @@ void RegistryCore::close(bool drain) {
     // completions come quickly), bounded by close_timeout.
     for (auto& s : live) (void)unregister_tenant(s);
   } else {
-    // The runtime is going: it aborts every slot and frees every buffer
+    // The runtime is gone: it aborted every slot and freed every buffer
     // itself. Revoke on the host side only.
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& s : live) {
@@ -571,7 +594,10 @@ void RegistryCore::close(bool drain) {
     live_ = 0;
   }
   stop_pump_.store(true, std::memory_order_release);
-  if (pump_thread_.joinable()) pump_thread_.join();
+  // The pump thread itself may be the one that noticed the runtime gone:
+  // it leaves its loop, and ~RegistryCore joins it.
+  if (pump_thread_.joinable() && pump_thread_.get_id() != std::this_thread::get_id())
+    pump_thread_.join();
   const auto deadline = deadline_after(config_.close_timeout);
   detail::HostWaiter waiter;
   while (drain) {
@@ -585,8 +611,12 @@ void RegistryCore::close(bool drain) {
   }
   std::vector<std::shared_ptr<TenantState>> all;
   {
-    // Lock order as in pump_once: the pass lock, then the registry's.
-    std::lock_guard<std::mutex> pass(pump_mutex_);  // no pass in progress
+    // Lock order as in pump_once: the pass lock, then the registry's. No
+    // pass may be using the runtime when the drain is given up. Without a
+    // runtime there is none to wait for (and a pass on this very thread, a
+    // completion callback that noticed the runtime gone, must not be).
+    std::unique_lock<std::mutex> pass(pump_mutex_, std::defer_lock);
+    if (drain) pass.lock();
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& s : by_index_)
       if (s) {
@@ -594,7 +624,8 @@ void RegistryCore::close(bool drain) {
         all.push_back(s);
       }
     closed_.store(true, std::memory_order_release);
-    (void)RuntimeInternals::attach_drain_sink(runtime_, nullptr);
+    RuntimeLink::Use use = link_->use();
+    if (use) (void)RuntimeInternals::claim_drain(runtime_, false);
     // Break the state -> core -> state cycles; handles keep their own state.
     by_index_.clear();
     draining_.clear();
@@ -634,7 +665,11 @@ uint32_t TenantHandle::id() const noexcept { return state_ ? state_->id : 0; }
 const std::string& TenantHandle::label() const noexcept { return state_ ? state_->label : kEmptyLabel; }
 uint32_t TenantHandle::base_opcode() const noexcept { return state_ ? state_->base_opcode : 0; }
 uint32_t TenantHandle::opcode_cap() const noexcept { return state_ ? state_->quotas.opcode_cap : 0; }
-bool TenantHandle::revoked() const noexcept { return !state_ || state_->revoked.load(); }
+bool TenantHandle::revoked() const noexcept {
+  if (!state_) return true;
+  state_->core->notice_runtime_gone();
+  return state_->revoked.load();
+}
 uint64_t TenantHandle::published_count() const noexcept {
   return state_ ? state_->published.load(std::memory_order_acquire) : 0;
 }
@@ -648,6 +683,7 @@ uint64_t TenantHandle::max_outstanding_slots() const noexcept {
 Status TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     if (global == nullptr) return Status(Result::kInvalidArgument, "global is null");
     if (local >= state_->quotas.opcode_cap)
       return Status(Result::kOpcodeOutOfRange,
@@ -682,6 +718,7 @@ Status TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t c
                                    Ticket* first, const TenantPublishOptions& options) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     if (local_requests == nullptr || first == nullptr || count == 0)
       return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
@@ -756,7 +793,7 @@ Status TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t c
     const auto now = Clock::now();
     ring.on_full = options.timeout == Nanoseconds::zero() ? OnFull::kFail : OnFull::kWait;
     ring.timeout = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
-    const uint64_t origin = t.id | kOriginTenant | (options.keep_result ? kOriginKept : 0);
+    const detail::Origin origin{t.id, options.keep_result};
     // Results travel only in completion records: ask for them when wait()
     // or the on_completion callback will read them.
     const bool want_record = options.keep_result || static_cast<bool>(t.on_completion);
@@ -799,6 +836,7 @@ Status TenantHandle::wait(const Ticket& ticket, Completion* completion,
                           Nanoseconds timeout) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
     if (!detail::valid_timeout(timeout)) return negative_timeout("wait timeout");
     if (!ticket.kept)
@@ -844,6 +882,7 @@ Status TenantHandle::wait(const Ticket& ticket, Completion* completion,
 Status TenantHandle::release(const Ticket& ticket) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.kept_mutex);
     if (t.kept_results.erase(ticket.value) != 0) return Status();
@@ -880,6 +919,7 @@ Status underflow(const char* what, uint64_t amount, uint64_t reserved) {
 Status TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -892,6 +932,7 @@ Status TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
 Status TenantHandle::release_staging_bytes(uint64_t bytes) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -903,6 +944,7 @@ Status TenantHandle::release_staging_bytes(uint64_t bytes) const {
 Status TenantHandle::reserve_resident_handles(uint64_t count) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -915,6 +957,7 @@ Status TenantHandle::reserve_resident_handles(uint64_t count) const {
 Status TenantHandle::release_resident_handles(uint64_t count) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -934,6 +977,7 @@ Status TenantHandle::release_resident_handles(uint64_t count) const {
 Status TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
     detail::TenantState& t = *state_;
     {
@@ -969,6 +1013,7 @@ Status TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
 Status TenantHandle::free_buffer(BufferHandle handle) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     {
       std::lock_guard<std::mutex> lock(t.quota_mutex);
@@ -991,6 +1036,7 @@ namespace {
 // A live tenant that owns `handle`, or why not.
 Status check_owned(const detail::TenantState* state, BufferHandle handle) {
   if (state == nullptr) return empty_handle();
+  state->core->notice_runtime_gone();
   std::lock_guard<std::mutex> lock(state->quota_mutex);
   if (state->revoked.load()) return revoked_status(state->id);
   if (state->buffers.count(handle) == 0)
@@ -1021,6 +1067,7 @@ Status TenantHandle::read_buffer(BufferHandle handle, uint64_t offset, void* dst
 TenantQuotaCounters TenantHandle::quota_counters() const {
   TenantQuotaCounters c;
   if (!state_) return c;
+  state_->core->notice_runtime_gone();
   const detail::TenantState& t = *state_;
   c.max_outstanding_slots = t.quotas.max_outstanding_slots;
   c.outstanding_slots = t.outstanding();
@@ -1037,6 +1084,7 @@ TenantQuotaCounters TenantHandle::quota_counters() const {
 TenantRuntimeCounters TenantHandle::runtime_counters() const {
   TenantRuntimeCounters c;
   if (!state_) return c;
+  state_->core->notice_runtime_gone();
   detail::TenantState& t = *state_;
   c.drained = t.drained.load(std::memory_order_acquire);
   c.published = t.published.load(std::memory_order_acquire);
@@ -1061,6 +1109,7 @@ TenantRuntimeCounters TenantHandle::runtime_counters() const {
 Status TenantHandle::note_drained(uint64_t count) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     // Only what the pump has delivered can be drained, so a caller's count and
     // the pump's never add up to more than really completed (no early reuse of
@@ -1082,6 +1131,7 @@ Status TenantHandle::note_drained(uint64_t count) const {
 Status TenantHandle::quiesce(Nanoseconds timeout) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
+    state_->core->notice_runtime_gone();
     if (!detail::valid_timeout(timeout)) return negative_timeout("quiesce timeout");
     MR_NVTX_RANGE("megaring::quiesce");
     detail::TenantState& t = *state_;
@@ -1130,11 +1180,13 @@ Status TenantRegistry::create(Runtime& runtime, const RegistryConfig& config,
 }
 
 Status TenantRegistry::register_tenant(const TenantConfig& config, TenantHandle* out) noexcept {
+  core_->notice_runtime_gone();
   return guarded([&] { return core_->register_tenant(config, out); });
 }
 
 Status TenantRegistry::unregister_tenant(const TenantHandle& tenant) noexcept {
   return guarded([&]() -> Status {
+    core_->notice_runtime_gone();
     if (!tenant.state_) return empty_handle();
     return core_->unregister_tenant(tenant.state_);
   });
@@ -1149,6 +1201,7 @@ size_t TenantRegistry::pump_once() noexcept {
 }
 
 RegistryStats TenantRegistry::stats() const noexcept {
+  core_->notice_runtime_gone();
   try {
     return core_->stats();
   } catch (...) {

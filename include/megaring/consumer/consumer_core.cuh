@@ -33,6 +33,8 @@
 #include <cstdint>
 
 #include "megaring/consumer.hpp"
+#include "megaring/handler.cuh"
+#include "megaring/detail/atomic_ref.hpp"
 #include "megaring/consumer/cost_count.hpp"
 #include "megaring/slot_abi.h"
 
@@ -41,48 +43,9 @@
 #include <thread>
 #endif
 
-#define MR_HD __host__ __device__
-#define MR_HDI __host__ __device__ __forceinline__
-#if defined(__CUDA_ARCH__)
-#define MR_UNROLL _Pragma("unroll")
-#else
-#define MR_UNROLL
-#endif
-
 namespace megaring {
 
-// What a handler reports for one slot.
-struct Outcome {
-  uint64_t result = 0;
-  uint16_t status = MR_STATUS_OK;
-  uint16_t fault = MR_FAULT_NONE;
-
-  MR_HDI void set_fault(uint16_t code) {
-    status = MR_STATUS_FAULT;
-    fault = code;
-    result = 0;
-  }
-  // Not executed: the slot's tenant was unregistered.
-  MR_HDI void set_revoked() {
-    status = MR_STATUS_REVOKED;
-    fault = MR_FAULT_NONE;
-    result = 0;
-  }
-  // The handler stopped because of an abort: the unit leaves the slot
-  // uncompleted and exits; the host reports it ABORTED after the stop.
-  MR_HDI void abandon() { status = MR_STATUS_ABORTED; }
-  MR_HDI bool abandoned() const { return status == MR_STATUS_ABORTED; }
-  MR_HDI bool ok() const { return status == MR_STATUS_OK; }
-};
-
 namespace detail {
-
-// Words shared with the other side of PCIe: system scope.
-template <class T>
-using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
-// Consumer-private words shared among units: device scope.
-template <class T>
-using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
 
 MR_HDI uint64_t now_ns() {
 #if defined(__CUDA_ARCH__)

@@ -6,19 +6,8 @@
 // the results of collective calls (resolve, block_sum), never on per-thread
 // reads of shared state, so every thread reaches the same sync() calls.
 //
-// Both contexts expose:
-//   rank(), size(), sync(), ticket(), tenant(), params()
-//   resolve(handle, offset, bytes, align, which, outcome) -> uint8_t* or null
-//       (collective; bounds-checked; on failure sets outcome's FAULT code)
-//   block_sum(value) -> sum over the block, valid in rank 0 (collective)
-//   abort_requested() -> the runtime is aborting, the same answer in every
-//       thread (collective). A long handler calls it from every thread, once
-//       per round of its loop, and on true calls out.abandon() and returns.
-//       (A rank-0-only loop with no sync() inside, like the built-in
-//       DELAY_NS, may poll detail::abort_requested(ctx.params()) instead;
-//       per-thread polls inside a loop that syncs would split the block
-//       between barriers.)
-//   wait_prefix() -> every earlier ticket completed (rank 0 only)
+// Both contexts expose the Ctx interface of megaring/handler.cuh, the
+// handler author's contract, and wait_prefix() for the built-in FENCE.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,112 @@
+// Runtime::Impl: the lifecycle coordinator. It owns the backend (and with it
+// the consumer and the shared regions), ring 0's host side, the producers'
+// rings, the buffer table and the timeline recorder, and it alone moves the
+// runtime through its states:
+//
+//   kRunning --shutdown--> kDraining --drained, consumer joined--> kStopped
+//   kRunning/kDraining --abort, or consumer died--> kFailed (or kStopped)
+//   any stop that cannot join the consumer --> kWedged (regions leaked)
+//
+// The components know nothing of each other or of the states: the rings ask
+// it (RingHost) whether publishing is allowed and whether the consumer is
+// alive; the buffer table asks it (RingProgress) how far the rings got.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "megaring/producer.hpp"
+#include "megaring/runtime.hpp"
+#include "ring/host_ring.hpp"
+#include "ring/shared_ring.hpp"
+#include "runtime/buffer_table.hpp"
+#include "runtime/runtime_link.hpp"
+#include "runtime/timeline_recorder.hpp"
+
+namespace megaring {
+
+class Runtime::Impl final : public detail::RingHost, public detail::RingProgress {
+ public:
+  Status init(const Config& config, const Consumer& consumer);
+  ~Impl();
+
+  Status shutdown(Nanoseconds timeout);
+  Status abort();
+  Status open_producer(std::unique_ptr<Producer>* out);
+  Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
+  Status free_buffer(BufferHandle handle);
+  Status copy_buffer(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes,
+                     bool to_buffer) {
+    return buffers_->copy(handle, offset, host_ptr, bytes, to_buffer);
+  }
+  Status timeline(Timeline* out) const {
+    return timeline_.snapshot(*backend_, *ring_, config_.initial_ticket, out);
+  }
+  RuntimeStats stats();
+  uint64_t heartbeat() const;
+  // Drain mode (runtime_internal.hpp).
+  size_t drain(std::vector<detail::DrainRecord>* records);
+  Status check_tenant_index(uint32_t index) const;
+
+  detail::SharedRing& ring() { return *ring_; }
+  detail::ConsumerBackend& backend() { return *backend_; }
+  const Config& config() const { return config_; }
+  uint64_t health_checks() const { return health_checks_.load(std::memory_order_relaxed); }
+  const std::shared_ptr<detail::RuntimeLink>& link() const { return link_; }
+
+  // RingHost
+  const detail::HostRegions& regions() const override { return backend_->host(); }
+  uint32_t ring_capacity() const override { return config_.ring_capacity; }
+  Status publish_allowed() const override {
+    return state_.load() == State::kRunning ? Status::ok() : closed_status();
+  }
+  Status closed_status() const override;
+  bool consumer_finalized() const override { return finalized_.load(std::memory_order_acquire); }
+  Status check_consumer() override;
+
+  // RingProgress
+  uint64_t retire_ticket() const override { return ring_->published_end(); }
+  detail::RingCut retire_cut() override;
+  bool completed(const detail::RingCut& cut) const override;
+
+ private:
+  enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
+
+  static Status check_config(const Config& config);
+  Status start_consumer(const Consumer& consumer);
+  Status start_user_counts();
+  // A producer ring's DONE_COUNT (ACQUIRE, as SharedRing::done_count).
+  uint64_t ring_done_count(uint32_t ring) const;
+  Status consumer_health();
+  void request_consumer_abort();
+  void close_ring(State state, Result reason);
+  void finalize_locked();
+  Status stop_consumer_locked(Nanoseconds join_timeout);
+
+  Config config_;
+  std::unique_ptr<detail::ConsumerBackend> backend_;
+  detail::TimelineRecorder timeline_;
+  std::unique_ptr<detail::SharedRing> ring_;
+  // Rings 1 .. Config::producer_rings (index ring - 1), for the life of the
+  // runtime; Producers borrow them.
+  std::vector<std::shared_ptr<detail::ProducerRing>> producer_rings_;
+  std::unique_ptr<detail::BufferTable> buffers_;
+  uint64_t user_first_ticket_ = 0;  // stats() counts from here (see start_user_counts)
+
+  // Lifecycle. `finalized_` is set once the consumer stopped and the host
+  // took ownership of the completion region; records for [done, end) are final.
+  std::mutex lifecycle_mutex_;
+  std::atomic<State> state_{State::kStopped};  // kRunning once the consumer started
+  std::atomic<Result> close_reason_{Result::kShutdown};
+  std::atomic<bool> abort_requested_{false};
+  std::atomic<bool> finalized_{false};
+  Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
+  std::atomic<uint64_t> health_checks_{0};  // RuntimeInternals::health_checks
+  // Ended by ~Runtime; layers above hold it (runtime_link.hpp).
+  std::shared_ptr<detail::RuntimeLink> link_ = std::make_shared<detail::RuntimeLink>();
+};
+
+}  // namespace megaring
