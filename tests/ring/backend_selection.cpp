@@ -1,5 +1,5 @@
-// Backend selection without a GPU, and the names and result strings that
-// report it (plain tests: they never name "Gpu").
+// Backend selection (Config::backend) and the names and result strings that
+// report it. Plain tests: they never name "Gpu", and run with or without one.
 
 #include <algorithm>
 #include <cstdio>
@@ -13,9 +13,9 @@
 namespace megaring_test {
 namespace {
 
-// Backend selection without a GPU (plain tests: they never name "Gpu").
-// Runs in a child process (death-test machinery) so that a crash inside
-// create() is reported as this test's failure instead of killing the binary.
+// kCuda without a GPU. Runs in a child process (death-test machinery) so that
+// a crash inside create() is reported as this test's failure instead of
+// killing the binary.
 // (Regression test: a backend init() failure once crashed in ~Impl, which
 // read DONE_COUNT from regions that were never allocated.)
 TEST(RuntimeBackendSelection, CudaWithoutDeviceIsNoDevice) {

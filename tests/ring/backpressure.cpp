@@ -11,13 +11,11 @@
 namespace megaring_test {
 namespace {
 
-class RingBackPressureTest : public BackendTest {};
+class RingBackPressureTest : public RingTest {};
 
 TEST_P(RingBackPressureTest, FullRingFailsTimesOutAndRecovers) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 4;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(4), &rt));
   const uint64_t delay = 200'000'000;  // 200 ms: in flight through the checks below
   std::vector<Ticket> kept(4);
   for (auto& t : kept) MR_ASSERT_OK(rt->publish(ops::delay_ns(delay), &t, kept_options()));
@@ -80,18 +78,15 @@ TEST_P(RingBackPressureTest, FullRingFailsTimesOutAndRecovers) {
   // Batches larger than the ring are refused outright.
   SlotRequest five[5] = {ops::nop(), ops::nop(), ops::nop(), ops::nop(), ops::nop()};
   MR_EXPECT_RESULT(rt->publish_batch(five, 5, &b, fail), Result::kInvalidArgument);
-  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-  expect_conserved(rt->stats());
+  ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(*rt));
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
 // A thread that keeps a ticket and then publishes more than a ring's worth
 // must not wait on itself: the unread result is parked, not a ring hostage.
 TEST_P(RingBackPressureTest, UnreadKeptTicketDoesNotBlockItsOwnProducer) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 8;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(8), &rt));
   Ticket kept;
   MR_ASSERT_OK(rt->publish(ops::nop(4242), &kept, kept_options()));
   Ticket last;
@@ -103,17 +98,14 @@ TEST_P(RingBackPressureTest, UnreadKeptTicketDoesNotBlockItsOwnProducer) {
   MR_ASSERT_OK(rt->wait(kept, &c, scaled(seconds(5))));
   EXPECT_EQ(c.result, 4242u);
   EXPECT_EQ(c.ticket, kept.value);
-  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-  expect_conserved(rt->stats());
+  ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(*rt));
   EXPECT_EQ(rt->stats().parked_results, 0u);
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
 TEST_P(RingBackPressureTest, RingOfOneWorks) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 1;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(1), &rt));
   for (uint64_t i = 0; i < 200; ++i) {
     Completion c;
     ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::nop(i * 3), &c));
@@ -132,10 +124,7 @@ TEST_P(RingBackPressureTest, RingOfOneWorks) {
   EXPECT_EQ(c.result, delay);
   for (int i = 0; i < 100; ++i) MR_ASSERT_OK(rt->publish(ops::nop(), &x, plain_options()));
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
-  const RuntimeStats s = rt->stats();
-  EXPECT_EQ(s.published, 301u);
-  EXPECT_EQ(s.completed_ok, 301u);
-  expect_conserved(s);
+  expect_every_slot_ok(rt->stats(), 301);
 }
 
 // OnFull::kFail reports a full ring only when it is full: publishers that
@@ -144,9 +133,7 @@ TEST_P(RingBackPressureTest, RingOfOneWorks) {
 // return kRingFull after a blocking reap found nothing left to reap, and a
 // stale tail_ read before reaped_ made a free ring look full.)
 TEST_P(RingBackPressureTest, FailFastPublishersRacingToReapNeverSeeAFullRing) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 16;
-  cfg.workers = 1;
+  const Config cfg = ring_config(16, /*workers=*/1);
   std::unique_ptr<Runtime> rt;
   ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
   constexpr int kThreads = 3;  // fewer than the positions a reap frees
@@ -155,10 +142,7 @@ TEST_P(RingBackPressureTest, FailFastPublishersRacingToReapNeverSeeAFullRing) {
   for (uint64_t round = 0; round < rounds && false_full == 0; ++round) {
     // Every position completed, none reaped.
     (void)rt->stats();  // reaps what an earlier round left
-    Ticket last;
-    for (uint32_t i = 0; i < cfg.ring_capacity; ++i)
-      MR_ASSERT_OK(rt->publish(ops::nop(i), &last, plain_options()));
-    MR_ASSERT_OK(rt->wait_done(last, scaled(seconds(10))));
+    ASSERT_NO_FATAL_FAILURE(publish_nops_and_wait_done(*rt, cfg.ring_capacity));
     std::atomic<int> ready{0};
     std::atomic<bool> go{false};
     std::atomic<uint64_t> full{0};

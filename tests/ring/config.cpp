@@ -9,7 +9,7 @@
 namespace megaring_test {
 namespace {
 
-class RingConfigTest : public BackendTest {};
+class RingConfigTest : public RingTest {};
 
 TEST_P(RingConfigTest, RejectsBadConfigs) {
   struct Bad {
@@ -50,8 +50,7 @@ TEST_P(RingConfigTest, RejectsBadConfigs) {
 
 TEST_P(RingConfigTest, AcceptsEdgeConfigs) {
   for (uint32_t cap : {1u, 2u, 1u << 16}) {
-    Config cfg = base_config();
-    cfg.ring_capacity = cap;
+    Config cfg = ring_config(cap);
     cfg.max_buffers = cap == 2 ? 65535 : 1;
     std::unique_ptr<Runtime> rt;
     ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
@@ -66,10 +65,8 @@ TEST_P(RingConfigTest, AcceptsEdgeConfigs) {
       MR_EXPECT_RESULT(rt->alloc_buffer(8, &h2), Result::kOutOfMemory) << "table of one entry";
     MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
   }
-  Config cfg = base_config();
-  cfg.workers = 3;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(workers_config(3), &rt));
   EXPECT_EQ(rt->consumer_units(), 3u);
 }
 

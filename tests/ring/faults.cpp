@@ -10,7 +10,7 @@
 namespace megaring_test {
 namespace {
 
-class RingFaultTest : public BackendTest {};
+class RingFaultTest : public RingTest {};
 
 TEST_P(RingFaultTest, EveryFaultHasItsCodeAndTheRingKeepsGoing) {
   std::unique_ptr<Runtime> rt;
@@ -135,8 +135,8 @@ TEST_P(RingFaultTest, EveryFaultHasItsCodeAndTheRingKeepsGoing) {
   MR_ASSERT_OK(rt->read_buffer(other, 0, got.data(), kBytes));
   EXPECT_EQ(got, pattern);
 
-  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-  const RuntimeStats s = rt->stats();
+  RuntimeStats s;
+  ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(*rt, &s));
   const uint64_t n_cases = sizeof(cases) / sizeof(cases[0]);
   EXPECT_EQ(s.faulted, n_cases);
   for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code)
@@ -144,7 +144,6 @@ TEST_P(RingFaultTest, EveryFaultHasItsCodeAndTheRingKeepsGoing) {
   EXPECT_EQ(s.faults_by_code[MR_FAULT_NONE], 0u);
   EXPECT_EQ(s.aborted, 0u);
   EXPECT_EQ(s.completed_ok, s.published - n_cases);
-  expect_conserved(s);
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
@@ -173,11 +172,10 @@ TEST_P(RingFaultTest, FaultsInABatchDoNotDisturbNeighbours) {
   uint32_t words[8];
   MR_ASSERT_OK(rt->read_buffer(buf, 0, words, sizeof(words)));
   for (uint32_t k = 0; k < 8; ++k) EXPECT_EQ(words[k], 100u + 2 * k);
-  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-  const RuntimeStats s = rt->stats();
+  RuntimeStats s;
+  ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(*rt, &s));
   EXPECT_EQ(s.faults_by_code[MR_FAULT_MISALIGNED], 8u);
   EXPECT_EQ(s.faulted, 8u);
-  expect_conserved(s);
 }
 
 MEGARING_INSTANTIATE_BACKENDS(RingFaultTest);

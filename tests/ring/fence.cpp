@@ -10,13 +10,11 @@
 namespace megaring_test {
 namespace {
 
-class RingFenceTest : public BackendTest {};
+class RingFenceTest : public RingTest {};
 
 TEST_P(RingFenceTest, FenceCompletesAfterEveryEarlierTicket) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 1024;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(1024), &rt));
   BufferHandle ctr = 0;
   MR_ASSERT_OK(rt->alloc_buffer(64, &ctr));
   for (int round = 0; round < 3; ++round) {

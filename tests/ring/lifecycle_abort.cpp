@@ -24,10 +24,8 @@ namespace {
 // for a ticket that the runtime aborted". (Regression test: wait_done once
 // answered OK for a slot the consumer had itself completed as ABORTED.)
 TEST_P(RingLifecycleTest, WaitDoneAgreesWithWaitForAbortedTickets) {
-  Config cfg = base_config();
-  cfg.workers = 1;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(workers_config(1), &rt));
   Completion c;
   ASSERT_NO_FATAL_FAILURE(call_ok(*rt, ops::nop(1), &c));  // the consumer is live
   Ticket running, queued;
@@ -57,10 +55,8 @@ TEST_P(RingLifecycleTest, WaitDoneAgreesWithWaitForAbortedTickets) {
 // their memory effects must not happen. (Regression test: the consumer once
 // checked the abort flag only every 16 slots and kept running ready slots.)
 TEST_P(RingLifecycleTest, AbortStopsAfterTheRunningSlot) {
-  Config cfg = base_config();
-  cfg.workers = 1;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(workers_config(1), &rt));
   BufferHandle ctr = 0;
   MR_ASSERT_OK(rt->alloc_buffer(8, &ctr));
   Ticket running;
@@ -87,11 +83,8 @@ TEST_P(RingLifecycleTest, AbortStopsAfterTheRunningSlot) {
 }
 
 TEST_P(RingLifecycleTest, AbortStopsBacklog) {
-  Config cfg = base_config();
-  cfg.workers = 2;
-  cfg.ring_capacity = 1024;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(1024, /*workers=*/2), &rt));
   BufferHandle ctr = 0;
   MR_ASSERT_OK(rt->alloc_buffer(8, &ctr));
   constexpr int kThreads = 4, kPerThread = 200;
@@ -164,9 +157,7 @@ TEST_P(RingLifecycleTest, AbortStopsBacklog) {
 }
 
 TEST_P(RingLifecycleTest, AbortRacingWithProducers) {
-  Config cfg = base_config();
-  cfg.workers = 2;
-  cfg.ring_capacity = 256;
+  const Config cfg = ring_config(256, /*workers=*/2);
   std::unique_ptr<Runtime> rt;
   ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
   constexpr int kThreads = 3;
@@ -279,11 +270,8 @@ TEST_P(RingLifecycleTest, AbortRacingWithProducers) {
 }
 
 TEST_P(RingLifecycleTest, AbortInterruptsShutdown) {
-  Config cfg = base_config();
-  cfg.workers = 2;
-  cfg.ring_capacity = 128;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(128, /*workers=*/2), &rt));
   std::vector<Ticket> tickets(60);
   for (auto& t : tickets) MR_ASSERT_OK(rt->publish(ops::delay_ns(50'000'000), &t, kept_options()));
   Status shutdown_status;

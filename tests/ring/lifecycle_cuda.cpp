@@ -30,6 +30,7 @@ using megaring::detail::RuntimeInternals;
 // to a resident one to need a context synchronisation, the launch would
 // never return: the test reports that instead of hanging on it, and the
 // README's advice on module loading rests on its answer.
+
 // The process's module loading mode as the driver latched it at
 // initialisation (CUDA_MODULE_LOADING may have been set since).
 std::string module_loading_mode() {

@@ -17,7 +17,7 @@
 namespace megaring_test {
 namespace {
 
-class RingOpsTest : public BackendTest {};
+class RingOpsTest : public RingTest {};
 
 TEST_P(RingOpsTest, BuffersStartZeroAndRoundTrip) {
   std::unique_ptr<Runtime> rt;
@@ -205,10 +205,9 @@ void check_builtin_ops(Runtime& rt) {
   MR_ASSERT_OK(rt.call(ops::nop(31337), &c, scaled(seconds(10))));
   EXPECT_EQ(c.result, 31337u);
 
-  ASSERT_NO_FATAL_FAILURE(quiesce(rt));
-  const RuntimeStats st = rt.stats();
+  RuntimeStats st;
+  ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(rt, &st));
   EXPECT_EQ(st.faulted, 0u);
-  expect_conserved(st);
   MR_EXPECT_OK(rt.shutdown(scaled(seconds(10))));
 }
 
@@ -243,9 +242,7 @@ TEST_P(RingOpsTest, FreedBufferStaysValidForSlotsPublishedBeforeTheFree) {
   // cleared the table entry at once, so earlier slots that had not started
   // yet faulted too.)
   std::unique_ptr<Runtime> rt;
-  Config cfg = base_config();
-  cfg.workers = 2;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(workers_config(2), &rt));
   BufferHandle h = 0;
   MR_ASSERT_OK(rt->alloc_buffer(1 << 16, &h));
   Ticket d1, d2, fill, after;
@@ -298,8 +295,7 @@ TEST_P(RingOpsTest, FreeRacingPublishesNeverTouchesFreedMemory) {
       }
     }
   }
-  ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-  expect_conserved(rt->stats());
+  ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(*rt));
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 

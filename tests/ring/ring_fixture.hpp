@@ -1,6 +1,7 @@
 // Shared scaffolding of the ring tests (megaring_test_ring, one file per
-// concern under tests/ring/): RingLifecycleTest, the one suite several files
-// share, and the publish-and-wait and conservation helpers.
+// concern under tests/ring/): the RingTest fixture, run on every backend
+// (Cpu/..., Gpu/...), and the publish-and-wait and conservation helpers the
+// files share.
 //
 // Every wait has a finite timeout (scaled for sanitizer builds) and every
 // test runs under the fixture's watchdog, so a hang is reported as a failure.
@@ -67,6 +68,15 @@ inline void quiesce(Runtime& rt) {
   MR_ASSERT_OK(rt.wait_done(t, scaled(seconds(10))));
 }
 
+// Publishes `count` plain NOPs (results 0, 1, ...) one by one and waits until
+// DONE_COUNT has passed the last.
+inline void publish_nops_and_wait_done(Runtime& rt, uint32_t count) {
+  Ticket last;
+  for (uint32_t i = 0; i < count; ++i)
+    MR_ASSERT_OK(rt.publish(ops::nop(i), &last, plain_options()));
+  MR_ASSERT_OK(rt.wait_done(last, scaled(seconds(10))));
+}
+
 // ---------------------------------------------------------------------------
 // Conservation: every published slot completes exactly once.
 // ---------------------------------------------------------------------------
@@ -82,9 +92,46 @@ inline void expect_conserved(const RuntimeStats& s) {
   EXPECT_EQ(by_code, s.faulted);
 }
 
+// quiesce(), then expect_conserved() on the stats that reap everything; those
+// stats go to *stats for the caller's own checks.
+inline void expect_conserved_once_quiet(Runtime& rt, RuntimeStats* stats = nullptr) {
+  ASSERT_NO_FATAL_FAILURE(quiesce(rt));
+  const RuntimeStats s = rt.stats();
+  expect_conserved(s);
+  if (stats != nullptr) *stats = s;
+}
+
+// `published` slots were published and every one of them completed OK.
+inline void expect_every_slot_ok(const RuntimeStats& s, uint64_t published) {
+  EXPECT_EQ(s.published, published);
+  EXPECT_EQ(s.completed_ok, published);
+  expect_conserved(s);
+}
+
+// ---------------------------------------------------------------------------
+// The fixture.
+// ---------------------------------------------------------------------------
+class RingTest : public BackendTest {
+ protected:
+  // base_config() with the ring capacity a test needs and its number of
+  // consumer units (Config::workers; 0, the default: the backend's own).
+  Config ring_config(uint32_t ring_capacity, uint32_t workers = 0) const {
+    Config c = base_config();
+    c.ring_capacity = ring_capacity;
+    c.workers = workers;
+    return c;
+  }
+  // base_config() with `workers` consumer units and the default ring.
+  Config workers_config(uint32_t workers) const {
+    Config c = base_config();
+    c.workers = workers;
+    return c;
+  }
+};
+
 // Shutdown, abort, destruction and the consumer's life around them: one
 // suite in four files (lifecycle_shutdown.cpp, which instantiates it,
 // lifecycle_abort.cpp, lifecycle_cuda.cpp, lifecycle_progress.cpp).
-class RingLifecycleTest : public BackendTest {};
+class RingLifecycleTest : public RingTest {};
 
 }  // namespace megaring_test

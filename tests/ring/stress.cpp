@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,14 +24,22 @@ uint64_t stress_slots() {
   return n < 64 ? 64 : n;
 }
 
-class RingStressTest : public BackendTest {};
-
 struct StressSpec {
   uint32_t capacity = 1024;
   uint64_t initial_ticket = 0;
   uint64_t total = 0;
   uint32_t max_batch = 32;
   uint32_t producers = 4;
+};
+
+class RingStressTest : public RingTest {
+ protected:
+  // A runtime with the spec's ring capacity and initial ticket.
+  void create_runtime_for(const StressSpec& spec, std::unique_ptr<Runtime>* rt) {
+    Config cfg = ring_config(spec.capacity);
+    cfg.initial_ticket = spec.initial_ticket;
+    create_runtime(cfg, rt);
+  }
 };
 
 constexpr uint32_t kCountersPerProducer = 8;
@@ -272,22 +281,16 @@ void run_stress(Runtime& rt, const StressSpec& spec) {
 }
 
 TEST_P(RingStressTest, ConservationRing1024) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 1024;
-  std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
   StressSpec spec;
   spec.capacity = 1024;
   spec.total = stress_slots();
   spec.max_batch = 32;
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime_for(spec, &rt));
   run_stress(*rt, spec);
 }
 
 TEST_P(RingStressTest, ConservationRing8WrapsConstantly) {
-  Config cfg = base_config();
-  cfg.ring_capacity = 8;
-  std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
   StressSpec spec;
   spec.capacity = 8;
   // A quarter of MEGARING_STRESS_SLOTS (by default 250k slots, 31k laps of
@@ -296,6 +299,8 @@ TEST_P(RingStressTest, ConservationRing8WrapsConstantly) {
   // the full count takes minutes (about 3k slots/s with two CPU hogs running).
   spec.total = std::max<uint64_t>(stress_slots() / 4, 64);
   spec.max_batch = 4;  // batches up to half the ring, so they still get in
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime_for(spec, &rt));
   run_stress(*rt, spec);
 }
 
@@ -306,11 +311,8 @@ TEST_P(RingStressTest, ConservationTicketsCross2To32) {
   spec.max_batch = 32;
   // Start below 2^32 so that at least half the slots land above it.
   spec.initial_ticket = kTwo32 - std::min<uint64_t>(5000, spec.total / 2);
-  Config cfg = base_config();
-  cfg.ring_capacity = spec.capacity;
-  cfg.initial_ticket = spec.initial_ticket;
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime_for(spec, &rt));
   ASSERT_LT(spec.initial_ticket, kTwo32);
   ASSERT_GT(spec.initial_ticket + spec.total, kTwo32) << "tickets must cross 2^32";
   run_stress(*rt, spec);

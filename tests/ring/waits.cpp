@@ -15,7 +15,7 @@ namespace {
 
 using megaring::detail::RuntimeInternals;
 
-class RingWaitTest : public BackendTest {};
+class RingWaitTest : public RingTest {};
 
 TEST_P(RingWaitTest, InvalidWaits) {
   std::unique_ptr<Runtime> rt;
@@ -85,9 +85,8 @@ TEST_P(RingWaitTest, ATimedOutWaitChecksTheConsumerFirst) {
 }
 
 TEST_P(RingWaitTest, TimeoutOnSlowSlotThenSuccess) {
-  Config cfg = base_config();
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
   const uint64_t delay = 300'000'000;  // 300 ms
   Ticket slow, after;
   const auto t0 = Clock::now();
@@ -117,10 +116,9 @@ TEST_P(RingWaitTest, TimeoutOnSlowSlotThenSuccess) {
 // returns, the earlier 1 s slot has still not completed (three calls of a
 // few milliseconds each fit in that second).
 TEST_P(RingWaitTest, AKeptResultIsNotHeldBackByASlowEarlierSlot) {
-  Config cfg = base_config();
-  cfg.workers = 2;  // the slow slot holds one executor; the other runs the NOP
+  // The slow slot holds one executor; the other runs the NOP.
   std::unique_ptr<Runtime> rt;
-  ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+  ASSERT_NO_FATAL_FAILURE(create_runtime(workers_config(2), &rt));
   Ticket slow;
   MR_ASSERT_OK(rt->publish(ops::delay_ns(MR_DELAY_MAX_NS), &slow, plain_options()));
   for (int i = 0; i < 3; ++i) {  // and after an early record, a later one
@@ -170,10 +168,8 @@ TEST_P(RingWaitTest, ConcurrentWaitsOnOneTicketSucceedOnce) {
 TEST_P(RingWaitTest, AReaperThatCannotParkAResultLeavesItToItsWaiter) {
   for (const bool release_it : {false, true}) {
     SCOPED_TRACE(release_it ? "release()" : "wait()");
-    Config cfg = base_config();
-    cfg.ring_capacity = 4;
     std::unique_ptr<Runtime> rt;
-    ASSERT_NO_FATAL_FAILURE(create_runtime(cfg, &rt));
+    ASSERT_NO_FATAL_FAILURE(create_runtime(ring_config(4), &rt));
     Ticket kept;
     MR_ASSERT_OK(rt->publish(ops::nop(4242), &kept, kept_options()));
     MR_ASSERT_OK(rt->wait_done(kept, scaled(seconds(10))));  // completed, unread
@@ -219,10 +215,8 @@ TEST_P(RingWaitTest, AReaperThatCannotParkAResultLeavesItToItsWaiter) {
       EXPECT_EQ(scene.completion.result, 4242u);
     }
     // Nothing left behind: the ring runs on, no result stays parked.
-    for (int i = 0; i < 8; ++i) MR_ASSERT_OK(rt->publish(ops::nop(i), &t, plain_options()));
-    MR_ASSERT_OK(rt->wait_done(t, scaled(seconds(10))));
-    ASSERT_NO_FATAL_FAILURE(quiesce(*rt));
-    expect_conserved(rt->stats());
+    ASSERT_NO_FATAL_FAILURE(publish_nops_and_wait_done(*rt, 8));
+    ASSERT_NO_FATAL_FAILURE(expect_conserved_once_quiet(*rt));
     EXPECT_EQ(rt->stats().parked_results, 0u);
     MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
   }
