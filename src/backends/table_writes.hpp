@@ -20,8 +20,8 @@ namespace megaring::detail::table_writes {
 
 // A whole buffer entry, before any slot may name its handle: the slot's
 // header release orders the entry before the consumer reads it (relaxed word
-// loads, load_entry), so the words' own order matters only to a reader that
-// gets here another way.
+// loads, load_entry). The handle goes last all the same, so that a reader
+// that sees it never sees the entry's old body.
 template <class TableStore>
 Status write_buffer_entry(TableStore& store, mr_buffer_entry* table_entry,
                           const mr_buffer_entry& entry) {
