@@ -1,6 +1,15 @@
 // CPU backend: the consumer protocol and opcode handlers of the megakernel,
 // run by host worker threads over ordinary host memory. Same ABI, same
 // completion semantics; it is how CI exercises the protocol without a GPU.
+//
+// Who owns what (owned.hpp), and in which order it goes: the backend holds
+// every region the workers touch (the ring, the completions, the control
+// words, the consumer-private state and tables, the cost counters) as
+// owning members (HostArray, unique_ptr), and the worker threads after them. ~CpuBackend joins
+// the threads; then the members go in reverse, threads before memory. The
+// runtime leaks the whole backend of a wedged consumer (unique_ptr::release),
+// so no destructor runs then. Buffers from alloc() are the runtime's: handed
+// out as addresses and given back by free().
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +24,8 @@
 #endif
 
 #include "backends/backend.hpp"
-#include "megaring/detail/checked.hpp"
+#include "backends/owned.hpp"
+#include "backends/table_writes.hpp"
 
 namespace megaring::detail {
 namespace {
@@ -48,69 +58,79 @@ void prepare_worker_thread(unsigned unit, bool io, uint32_t poll_backoff_max_ns)
 #endif
 }
 
-// `count` zeroed T on 64-byte lines (aligned_alloc wants a multiple of the
-// alignment), or null if that size does not fit in 64 bits or memory.
 template <class T>
-T* alloc_zeroed(uint64_t count) {
-  uint64_t bytes = 0;
-  if (!checked_mul(sizeof(T), count == 0 ? 1 : count, &bytes) ||
-      !checked_round_up(bytes, 64, &bytes) || bytes > SIZE_MAX)
-    return nullptr;
-  void* p = std::aligned_alloc(64, static_cast<size_t>(bytes));
-  if (p != nullptr) std::memset(p, 0, static_cast<size_t>(bytes));
-  return static_cast<T*>(p);
-}
+using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
+
+// The TableStore of table_writes.hpp: atomic word stores into host memory
+// the workers read concurrently.
+struct AtomicTableStore {
+  template <class Word>
+  void store(Word* table_word, Word value) {
+    // Relaxed: what orders it is a fence below or a slot's header release
+    // (table_writes.hpp says which, for each write).
+    DevRef<Word>(*table_word).store(value, cuda::std::memory_order_relaxed);
+  }
+  void fence() {
+    // RELEASE: the stores before it before those after it (table_writes.hpp
+    // names them for each write).
+    cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
+  }
+  Status finish() { return Status::ok(); }  // a store has landed when it returns
+};
 
 class CpuBackend final : public ConsumerBackend {
  public:
   ~CpuBackend() override {
     // The runtime joins before destroying; joining here keeps memory alive
-    // for a consumer that is somehow still running rather than free it under it.
+    // for a consumer that is somehow still running rather than free it under
+    // it. The members then go in reverse: threads_ (joined), then memory.
     for (auto& t : threads_)
       if (t.joinable()) t.join();
-    for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
-                    static_cast<void*>(host_.completions), static_cast<void*>(host_.ring_done),
-                    static_cast<void*>(host_.completion_control), static_cast<void*>(params_.priv),
-                    static_cast<void*>(params_.done_flags), static_cast<void*>(params_.staged),
-                    static_cast<void*>(params_.outcomes), static_cast<void*>(params_.buffers),
-                    static_cast<void*>(params_.timeline), static_cast<void*>(params_.tenants),
-                    static_cast<void*>(params_.tenant_counters)})
-      std::free(p);
   }
 
   Status init(const Config& config) override {
     const uint32_t cap = config.ring_capacity;
     const uint32_t rings = ring_count(config);
-    host_.slots = alloc_zeroed<mr_slot>(uint64_t{rings} * cap);
-    host_.submission = alloc_zeroed<mr_submission_control>(1);
-    host_.completions = alloc_zeroed<mr_completion>(uint64_t{rings} * cap);
-    host_.ring_done = alloc_zeroed<mr_ring_done>(rings);
-    host_.completion_control = alloc_zeroed<mr_completion_control>(1);
-    params_.priv = alloc_zeroed<ConsumerPrivate>(1);
-    params_.done_flags = alloc_zeroed<uint64_t>(cap);
-    params_.staged = alloc_zeroed<mr_slot>(cap);
-    params_.outcomes = alloc_zeroed<mr_completion>(cap);
-    params_.buffers = alloc_zeroed<mr_buffer_entry>(config.max_buffers);
-    params_.tenants = alloc_zeroed<mr_tenant_entry>(config.max_tenants);
+    slots_ = allocate_host_zeroed<mr_slot>(uint64_t{rings} * cap);
+    submission_ = allocate_host_zeroed<mr_submission_control>(1);
+    completions_ = allocate_host_zeroed<mr_completion>(uint64_t{rings} * cap);
+    ring_done_ = allocate_host_zeroed<mr_ring_done>(rings);
+    completion_control_ = allocate_host_zeroed<mr_completion_control>(1);
+    priv_ = allocate_host_zeroed<ConsumerPrivate>(1);
+    done_flags_ = allocate_host_zeroed<uint64_t>(cap);
+    staged_ = allocate_host_zeroed<mr_slot>(cap);
+    outcomes_ = allocate_host_zeroed<mr_completion>(cap);
+    buffers_ = allocate_host_zeroed<mr_buffer_entry>(config.max_buffers);
+    tenants_ = allocate_host_zeroed<mr_tenant_entry>(config.max_tenants);
     tenant_table_size_ = config.max_tenants;
-    params_.tenant_counters = alloc_zeroed<mr_tenant_counters>(config.max_tenants);
+    tenant_counters_ = allocate_host_zeroed<mr_tenant_counters>(config.max_tenants);
     if (config.timeline_capacity != 0) {
-      params_.timeline = alloc_zeroed<mr_timeline_record>(config.timeline_capacity);
+      timeline_ = allocate_host_zeroed<mr_timeline_record>(config.timeline_capacity);
       params_.timeline_mask = config.timeline_capacity - 1;
       timeline_size_ = config.timeline_capacity;
     }
-    if (!host_.slots || !host_.submission || !host_.completions || !host_.ring_done ||
-        !host_.completion_control ||
-        !params_.priv || !params_.done_flags || !params_.staged || !params_.outcomes ||
-        !params_.buffers || !params_.tenants ||
-        !params_.tenant_counters ||
-        (config.timeline_capacity != 0 && !params_.timeline))
+    if (!slots_ || !submission_ || !completions_ || !ring_done_ || !completion_control_ ||
+        !priv_ || !done_flags_ || !staged_ || !outcomes_ || !buffers_ || !tenants_ ||
+        !tenant_counters_ || (config.timeline_capacity != 0 && !timeline_))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
+    host_.slots = slots_.get();
+    host_.submission = submission_.get();
+    host_.completions = completions_.get();
+    host_.ring_done = ring_done_.get();
+    host_.completion_control = completion_control_.get();
     params_.slots = host_.slots;
     params_.submission = host_.submission;
     params_.completions = host_.completions;
     params_.ring_done = host_.ring_done;
     params_.completion_control = host_.completion_control;
+    params_.priv = priv_.get();
+    params_.done_flags = done_flags_.get();
+    params_.staged = staged_.get();
+    params_.outcomes = outcomes_.get();
+    params_.buffers = buffers_.get();
+    params_.tenants = tenants_.get();
+    params_.tenant_counters = tenant_counters_.get();
+    params_.timeline = timeline_.get();  // null unless timeline mode
     params_.rings = rings;
     params_.units = config.workers == 0 ? 2 : config.workers;
     if (config.count_costs) {
@@ -174,13 +194,13 @@ class CpuBackend final : public ConsumerBackend {
   }
 
   Status alloc(uint64_t bytes, uint64_t* address) override {
-    void* p = alloc_zeroed<uint8_t>(bytes);
-    if (p == nullptr) return Status(Result::kOutOfMemory, "cpu backend: buffer allocation failed");
-    *address = reinterpret_cast<uint64_t>(p);
+    HostArray<uint8_t> buffer = allocate_host_zeroed<uint8_t>(bytes);
+    if (!buffer) return Status(Result::kOutOfMemory, "cpu backend: buffer allocation failed");
+    *address = reinterpret_cast<uint64_t>(buffer.release());  // the runtime's until free()
     return Status::ok();
   }
   Status free(uint64_t address) override {
-    std::free(reinterpret_cast<void*>(address));
+    AlignedHostFree{}(reinterpret_cast<void*>(address));  // as alloc()'s owner would have
     return Status::ok();
   }
   Status copy_in(uint64_t address, const void* src, uint64_t bytes) override {
@@ -191,47 +211,28 @@ class CpuBackend final : public ConsumerBackend {
     std::memcpy(dst, reinterpret_cast<const void*>(address), bytes);
     return Status::ok();
   }
+
+  // The table writes: their order is table_writes.hpp's; their words go out
+  // as atomic stores (AtomicTableStore).
   Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) override {
-    mr_buffer_entry& e = params_.buffers[index];
-    // Relaxed word stores: no slot naming this handle is in flight yet; the
-    // publish of such a slot orders them (header release).
-    DevRef<uint64_t>(e.base).store(entry.base, cuda::std::memory_order_relaxed);
-    DevRef<uint64_t>(e.bytes).store(entry.bytes, cuda::std::memory_order_relaxed);
-    DevRef<uint64_t>(e.retire_ticket).store(entry.retire_ticket, cuda::std::memory_order_relaxed);
-    DevRef<uint32_t>(e.owner).store(entry.owner, cuda::std::memory_order_relaxed);
-    DevRef<uint32_t>(e.handle).store(entry.handle, cuda::std::memory_order_release);
-    return Status::ok();
+    AtomicTableStore store;
+    return table_writes::write_buffer_entry(store, &params_.buffers[index], entry);
   }
   Status retire_table_entry(uint32_t index, uint64_t retire_ticket) override {
-    // Relaxed: slots published later (tickets >= retire_ticket) are ordered
-    // after this store by their header release.
-    DevRef<uint64_t>(params_.buffers[index].retire_ticket)
-        .store(retire_ticket, cuda::std::memory_order_relaxed);
-    return Status::ok();
+    AtomicTableStore store;
+    return table_writes::retire_buffer_entry(store, &params_.buffers[index], retire_ticket);
   }
   Status clear_table_handle(uint32_t index) override {
-    DevRef<uint32_t>(params_.buffers[index].handle).store(0, cuda::std::memory_order_release);
-    return Status::ok();
+    AtomicTableStore store;
+    return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
   }
-
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
-    mr_tenant_entry& e = params_.tenants[index];
-    // The tenant word first, then (after a RELEASE fence) the rest: the
-    // seqlock order admit_slot relies on, so a slot of the index's previous
-    // tenant never pairs its old id with the new window or state. The header
-    // release of the new tenant's first slot orders all of them before use.
-    DevRef<uint32_t>(e.tenant).store(entry.tenant, cuda::std::memory_order_relaxed);
-    cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
-    DevRef<uint32_t>(e.state).store(entry.state, cuda::std::memory_order_relaxed);
-    DevRef<uint32_t>(e.base_opcode).store(entry.base_opcode, cuda::std::memory_order_relaxed);
-    DevRef<uint32_t>(e.opcode_cap).store(entry.opcode_cap, cuda::std::memory_order_relaxed);
-    return Status::ok();
+    AtomicTableStore store;
+    return table_writes::write_tenant_entry(store, &params_.tenants[index], entry);
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
-    // Relaxed: one word; a unit admitting a queued slot reads the old or the
-    // new state, and slots admitted after this store see REVOKED.
-    DevRef<uint32_t>(params_.tenants[index].state).store(state, cuda::std::memory_order_relaxed);
-    return Status::ok();
+    AtomicTableStore store;
+    return table_writes::set_tenant_state(store, &params_.tenants[index], state);
   }
   Status read_tenant_ids(uint32_t* ids) override {
     // Host-written words; relaxed loads for the checker's sake.
@@ -297,12 +298,25 @@ class CpuBackend final : public ConsumerBackend {
   const char* device_name() const override { return "cpu"; }
 
  private:
-  template <class T>
-  using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
-  std::vector<std::thread> threads_;
-  std::unique_ptr<CostCounters[]> costs_;  // Config::count_costs: one per unit
+  // What the workers touch (views in host_ and params_). Destroyed after
+  // threads_, declared below them.
+  HostArray<mr_slot> slots_;
+  HostArray<mr_submission_control> submission_;
+  HostArray<mr_completion> completions_;
+  HostArray<mr_ring_done> ring_done_;
+  HostArray<mr_completion_control> completion_control_;
+  HostArray<ConsumerPrivate> priv_;
+  HostArray<uint64_t> done_flags_;
+  HostArray<mr_slot> staged_;
+  HostArray<mr_completion> outcomes_;
+  HostArray<mr_buffer_entry> buffers_;
+  HostArray<mr_tenant_entry> tenants_;
+  HostArray<mr_tenant_counters> tenant_counters_;
+  HostArray<mr_timeline_record> timeline_;  // timeline mode only
+  std::unique_ptr<CostCounters[]> costs_;   // Config::count_costs: one per unit
   uint64_t timeline_size_ = 0;
   uint32_t tenant_table_size_ = 0;
+  std::vector<std::thread> threads_;  // joined before the members above go
 };
 
 }  // namespace

@@ -9,6 +9,22 @@
 // That holds before our own launch too, since another kernel may be resident.
 // One runtime per device per process: a second persistent kernel could not
 // be co-resident with the first's full grid, so create() refuses it.
+//
+// Who owns what (owned.hpp), and in which order it goes:
+//  * CudaResources, one object the backend holds through a unique_ptr: the
+//    kernel and control streams, the pinned regions (the ring, the
+//    completions, the control words, the zero staging) and the device block
+//    of consumer-private state. Its members are declared streams first, so
+//    the implicit destruction frees the device block (on the kernel stream,
+//    after the kernel, and waited for), then the pinned regions, then
+//    destroys the streams.
+//  * ~CudaBackend frees them only once the kernel has stopped (join() saw it
+//    exit, or it died, or never started). A kernel still running keeps them:
+//    the object is leaked whole. The runtime itself leaks the whole backend
+//    of a wedged consumer (unique_ptr::release), so no destructor runs then.
+//  * Buffers from alloc() are the runtime's: handed out as addresses and
+//    given back by free(), each on the control stream.
+//  * DeviceClaim, this process's claim on the device, goes last.
 #include <cuda.h>  // types for a driver entry point only: libcuda is not linked
 #include <cuda_runtime_api.h>
 
@@ -16,7 +32,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <set>
 #include <string>
 #include <thread>
@@ -24,6 +42,8 @@
 
 #include "backends/backend.hpp"
 #include "backends/cuda_check.hpp"
+#include "backends/owned.hpp"
+#include "backends/table_writes.hpp"
 
 namespace megaring::detail {
 namespace {
@@ -33,6 +53,31 @@ constexpr uint64_t kZeroStagingBytes = 1ull << 20;
 // Devices with a live CUDA-backend runtime in this process.
 std::mutex g_devices_mutex;
 std::set<int> g_devices_in_use;
+
+// A runtime's claim on its device in g_devices_in_use, given back by the
+// destructor.
+class DeviceClaim {
+ public:
+  DeviceClaim() = default;
+  ~DeviceClaim() {
+    if (device_ < 0) return;
+    std::lock_guard<std::mutex> lock(g_devices_mutex);
+    g_devices_in_use.erase(device_);
+  }
+  DeviceClaim(const DeviceClaim&) = delete;
+  DeviceClaim& operator=(const DeviceClaim&) = delete;
+
+  // False if another runtime of this process holds `device`.
+  bool claim(int device) {
+    std::lock_guard<std::mutex> lock(g_devices_mutex);
+    if (!g_devices_in_use.insert(device).second) return false;
+    device_ = device;
+    return true;
+  }
+
+ private:
+  int device_ = -1;
+};
 
 // Whether `device`'s primary context exists. Making a device current creates
 // its context (hundreds of MB of device memory), so a thread is only switched
@@ -114,19 +159,83 @@ bool query_refused_by_capture(cudaError_t err) {
   }
 }
 
+// Everything the kernel may touch and the streams it and our copies run on,
+// in one object so that a kernel that never stopped can be leaked whole.
+// Members are destroyed in reverse: the device block (freed on the kernel
+// stream, which must still exist), the pinned regions, then the streams.
+struct CudaResources {
+  OwnedStream kernel_stream;   // the persistent kernel's
+  OwnedStream control_stream;  // copies and buffer allocations while it runs
+  PinnedArray<uint8_t> zero_staging;  // pinned zeros: buffers are cleared by the copy engine
+  PinnedArray<mr_slot> slots;
+  PinnedArray<mr_submission_control> submission;
+  PinnedArray<mr_completion> completions;
+  PinnedArray<mr_ring_done> ring_done;
+  PinnedArray<mr_completion_control> completion_control;
+  DeviceBytes private_block;  // ConsumerPrivate, the staged slots, the tables, ...
+};
+
+// The TableStore of table_writes.hpp: table words go to device memory as
+// host-to-device copies on the control stream, consecutive words as one
+// copy. A fence waits for the copies so far, so that every later word lands
+// after them; only our own stream is waited for, never the kernel.
+class CopyTableStore {
+ public:
+  explicit CopyTableStore(cudaStream_t stream) : stream_(stream) {}
+
+  template <class Word>
+  void store(Word* table_word, Word value) {
+    if (err_ != cudaSuccess) return;
+    uint8_t* at = reinterpret_cast<uint8_t*>(table_word);
+    if (run_bytes_ != 0 && at != run_start_ + run_bytes_) send_run();
+    if (staged_bytes_ + sizeof(Word) > sizeof(staged_)) fence();  // full: waiting only adds order
+    if (err_ != cudaSuccess) return;
+    if (run_bytes_ == 0) {
+      run_start_ = at;
+      run_source_ = staged_ + staged_bytes_;
+    }
+    std::memcpy(staged_ + staged_bytes_, &value, sizeof(Word));
+    staged_bytes_ += sizeof(Word);
+    run_bytes_ += sizeof(Word);
+  }
+  void fence() {
+    send_run();
+    if (err_ == cudaSuccess) err_ = cudaStreamSynchronize(stream_);
+    staged_bytes_ = 0;  // the copies have read their sources (or failed)
+  }
+  Status finish() {
+    fence();
+    return cuda_status(err_, "table write", __FILE__, __LINE__);
+  }
+
+ private:
+  void send_run() {
+    if (err_ == cudaSuccess && run_bytes_ != 0)
+      err_ = cudaMemcpyAsync(run_start_, run_source_, run_bytes_, cudaMemcpyHostToDevice, stream_);
+    run_bytes_ = 0;
+  }
+
+  cudaStream_t stream_;
+  cudaError_t err_ = cudaSuccess;  // the first; nothing is stored after it
+  uint8_t staged_[sizeof(mr_buffer_entry)];  // the values, until the next wait
+  size_t staged_bytes_ = 0;
+  uint8_t* run_start_ = nullptr;  // the table bytes the pending copy covers
+  const uint8_t* run_source_ = nullptr;
+  size_t run_bytes_ = 0;
+};
+
 class CudaBackend final : public ConsumerBackend {
  public:
   ~CudaBackend() override {
-    // Only reached after join() succeeded or when the kernel never started;
-    // a wedged kernel is leaked by the runtime rather than freed under it.
-    if (!kernel_running_.load()) {
-      CudaCallScope scope(device_);
-      release_all();
+    if (!resources_) return;  // init() failed before allocating anything
+    if (kernel_running_.load()) {
+      // Not joined: the kernel may still touch every region, so they are
+      // leaked rather than freed under it.
+      (void)resources_.release();
+      return;
     }
-    if (owns_device_) {
-      std::lock_guard<std::mutex> lock(g_devices_mutex);
-      g_devices_in_use.erase(device_);
-    }
+    CudaCallScope scope(device_);  // the frees run on our device
+    resources_.reset();             // in CudaResources' member order
   }
 
   Status init(const Config& config) override {
@@ -141,14 +250,10 @@ class CudaBackend final : public ConsumerBackend {
                         std::to_string(count) + " devices)");
     device_ = config.device;
     CudaCallScope scope(device_);
-    {
-      std::lock_guard<std::mutex> lock(g_devices_mutex);
-      if (!g_devices_in_use.insert(device_).second)
-        return Status(Result::kInvalidArgument,
-                      "device " + std::to_string(device_) +
-                          " already runs a megaring runtime in this process; share that one");
-      owns_device_ = true;
-    }
+    if (!device_claim_.claim(device_))
+      return Status(Result::kInvalidArgument,
+                    "device " + std::to_string(device_) +
+                        " already runs a megaring runtime in this process; share that one");
     cudaDeviceProp prop{};
     MR_CUDA_TRY(cudaGetDeviceProperties(&prop, device_));
     name_ = prop.name;
@@ -159,18 +264,25 @@ class CudaBackend final : public ConsumerBackend {
     if (!cooperative || !mapped)
       return Status(Result::kNoDevice, name_ + " lacks cooperative launch or mapped host memory");
 
-    MR_CUDA_TRY(cudaStreamCreateWithFlags(&kernel_stream_, cudaStreamNonBlocking));
-    MR_CUDA_TRY(cudaStreamCreateWithFlags(&control_stream_, cudaStreamNonBlocking));
-
+    resources_.reset(new (std::nothrow) CudaResources());
+    if (!resources_) return Status(Result::kOutOfMemory, "cuda backend: resources");
+    CudaResources& r = *resources_;
     const uint32_t cap = config.ring_capacity;
     const uint32_t rings = ring_count(config);
-    Status st = host_alloc(&zero_staging_, kZeroStagingBytes);
-    if (st) st = host_alloc(&host_.slots, sizeof(mr_slot) * cap * rings);
-    if (st) st = host_alloc(&host_.submission, sizeof(mr_submission_control));
-    if (st) st = host_alloc(&host_.completions, sizeof(mr_completion) * cap * rings);
-    if (st) st = host_alloc(&host_.ring_done, sizeof(mr_ring_done) * rings);
-    if (st) st = host_alloc(&host_.completion_control, sizeof(mr_completion_control));
+    Status st = create_nonblocking_stream(&r.kernel_stream);
+    if (st) st = create_nonblocking_stream(&r.control_stream);
+    if (st) st = allocate_pinned(kZeroStagingBytes, &r.zero_staging);
+    if (st) st = allocate_pinned(uint64_t{cap} * rings, &r.slots);
+    if (st) st = allocate_pinned(1, &r.submission);
+    if (st) st = allocate_pinned(uint64_t{cap} * rings, &r.completions);
+    if (st) st = allocate_pinned(rings, &r.ring_done);
+    if (st) st = allocate_pinned(1, &r.completion_control);
     if (!st) return st;
+    host_.slots = r.slots.get();
+    host_.submission = r.submission.get();
+    host_.completions = r.completions.get();
+    host_.ring_done = r.ring_done.get();
+    host_.completion_control = r.completion_control.get();
     MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.slots), host_.slots, 0));
     MR_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&params_.submission),
                                          host_.submission, 0));
@@ -199,11 +311,13 @@ class CudaBackend final : public ConsumerBackend {
                          timeline_bytes + counters_bytes + tenants_bytes;
     // Allocated in the kernel's own stream, so that the allocation is
     // stream-ordered before the kernel that uses it, for tools that check
-    // stream order (nothing runs on the device yet, so nothing waits).
-    MR_CUDA_TRY(cudaMallocAsync(&private_block_, total, kernel_stream_));
-    MR_CUDA_TRY(cudaMemsetAsync(private_block_, 0, total, kernel_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream_));
-    uint8_t* next = static_cast<uint8_t*>(private_block_);  // cudaMallocAsync: 256-byte aligned
+    // stream order (nothing runs on the device yet, so nothing waits); and
+    // freed there too, after the kernel.
+    st = allocate_device(total, kernel_stream(), &r.private_block);
+    if (!st) return st;
+    MR_CUDA_TRY(cudaMemsetAsync(r.private_block.get(), 0, total, kernel_stream()));
+    MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream()));
+    uint8_t* next = r.private_block.get();  // cudaMallocAsync: 256-byte aligned
     const auto take = [&next](size_t bytes) {
       uint8_t* piece = next;
       next += bytes;
@@ -259,7 +373,7 @@ class CudaBackend final : public ConsumerBackend {
     params_.units = executors;
     // Initialisation copies ran on the control stream and were synchronised
     // there; host-mapped words are plain host stores. No device-wide sync.
-    MR_CUDA_TRY(launch(params_, static_cast<unsigned>(grid), kernel_stream_));
+    MR_CUDA_TRY(launch(params_, static_cast<unsigned>(grid), kernel_stream()));
     kernel_running_ = true;
     return Status::ok();
   }
@@ -271,7 +385,7 @@ class CudaBackend final : public ConsumerBackend {
   // A capture refusal reads as NotReady: it is no verdict on the kernel.
   cudaError_t query_kernel_stream() {
     CudaCallScope scope(device_);
-    const cudaError_t err = cudaStreamQuery(kernel_stream_);
+    const cudaError_t err = cudaStreamQuery(kernel_stream());
     if (err == cudaErrorNotReady || query_refused_by_capture(err)) {
       (void)cudaGetLastError();
       return cudaErrorNotReady;
@@ -307,37 +421,36 @@ class CudaBackend final : public ConsumerBackend {
 
   Status alloc(uint64_t bytes, uint64_t* address) override {
     CudaCallScope scope(device_);
-    void* p = nullptr;
     // The runtime refuses sizes over kMaxBufferBytes; checked here too, so
     // that the loop below cannot wrap whatever the caller.
     if (bytes > kMaxBufferBytes)
       return Status(Result::kInvalidArgument, "buffer size over kMaxBufferBytes");
     // Stream-ordered allocation: no implicit device-wide synchronisation.
-    MR_CUDA_TRY(cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, control_stream_));
+    DeviceBytes buffer;
+    const Status st = allocate_device(bytes, control_stream(), &buffer);
+    if (!st) return st;
     // Zero it with host-to-device copies from pinned zeros: the copy engine
     // needs no SM, whereas a memset kernel might never get one next to a
     // persistent kernel that fills the device.
     cudaError_t err = cudaSuccess;
     for (uint64_t done = 0; done < bytes && err == cudaSuccess; done += kZeroStagingBytes) {
       const uint64_t n = std::min<uint64_t>(kZeroStagingBytes, bytes - done);
-      err = cudaMemcpyAsync(static_cast<uint8_t*>(p) + done, zero_staging_, n,
-                            cudaMemcpyHostToDevice, control_stream_);
+      err = cudaMemcpyAsync(buffer.get() + done, resources_->zero_staging.get(), n,
+                            cudaMemcpyHostToDevice, control_stream());
     }
-    if (err == cudaSuccess) err = cudaStreamSynchronize(control_stream_);
-    if (err != cudaSuccess) {
-      // Not handed out: give it back (best effort; the error reported is the first).
-      (void)cudaFreeAsync(p, control_stream_);
-      (void)cudaStreamSynchronize(control_stream_);
-      return cuda_status(err, "zeroing a new buffer", __FILE__, __LINE__);
-    }
-    *address = reinterpret_cast<uint64_t>(p);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(control_stream());
+    // Not handed out on error: `buffer` gives it back (best effort; the error
+    // reported is the first).
+    if (err != cudaSuccess) return cuda_status(err, "zeroing a new buffer", __FILE__, __LINE__);
+    *address = reinterpret_cast<uint64_t>(buffer.release());  // the runtime's until free()
     return Status::ok();
   }
   Status free(uint64_t address) override {
     CudaCallScope scope(device_);
-    MR_CUDA_TRY(cudaFreeAsync(reinterpret_cast<void*>(address), control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
-    return Status::ok();
+    // Given back the way alloc()'s owner would have, with the error reported.
+    const cudaError_t err =
+        StreamOrderedFree(control_stream()).free_now(reinterpret_cast<void*>(address));
+    return cuda_status(err, "freeing a buffer", __FILE__, __LINE__);
   }
   Status copy_in(uint64_t address, const void* src, uint64_t bytes) override {
     return copy_sync(reinterpret_cast<void*>(address), src, bytes, cudaMemcpyHostToDevice);
@@ -345,33 +458,33 @@ class CudaBackend final : public ConsumerBackend {
   Status copy_out(void* dst, uint64_t address, uint64_t bytes) override {
     return copy_sync(dst, reinterpret_cast<const void*>(address), bytes, cudaMemcpyDeviceToHost);
   }
+
+  // The table writes: their order is table_writes.hpp's; their words go out
+  // as copies on the control stream (CopyTableStore).
   Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) override {
-    // No slot naming this handle is in flight until the caller returns and
-    // publishes one; the synchronised copy lands in device memory first.
-    return copy_sync(&params_.buffers[index], &entry, sizeof(entry), cudaMemcpyHostToDevice);
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::write_buffer_entry(store, &params_.buffers[index], entry);
   }
   Status retire_table_entry(uint32_t index, uint64_t retire_ticket) override {
-    // One aligned 8-byte word: the kernel reads the old or the new value,
-    // never a mix; slots published after this call see the new one.
-    return copy_sync(&params_.buffers[index].retire_ticket, &retire_ticket, sizeof(retire_ticket),
-                     cudaMemcpyHostToDevice);
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::retire_buffer_entry(store, &params_.buffers[index], retire_ticket);
   }
   Status clear_table_handle(uint32_t index) override {
-    const uint32_t zero = 0;
-    return copy_sync(&params_.buffers[index].handle, &zero, sizeof(zero), cudaMemcpyHostToDevice);
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
   }
-
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
-    // Two synchronised copies: the tenant word, then the rest. The first has
-    // completed before the second starts, which is the seqlock order
-    // admit_slot relies on (a slot of the index's previous tenant never pairs
-    // its old id with the new window or state).
-    mr_tenant_entry* dst = &params_.tenants[index];
-    Status st = copy_sync(&dst->tenant, &entry.tenant, sizeof(entry.tenant), cudaMemcpyHostToDevice);
-    if (!st) return st;
-    static_assert(offsetof(mr_tenant_entry, state) == sizeof(uint32_t), "tenant word first");
-    return copy_sync(&dst->state, &entry.state, sizeof(entry) - sizeof(entry.tenant),
-                     cudaMemcpyHostToDevice);
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::write_tenant_entry(store, &params_.tenants[index], entry);
+  }
+  Status set_tenant_state(uint32_t index, uint32_t state) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::set_tenant_state(store, &params_.tenants[index], state);
   }
   Status read_tenant_ids(uint32_t* ids) override {
     std::vector<mr_tenant_entry> entries(tenant_table_size_);
@@ -380,11 +493,6 @@ class CudaBackend final : public ConsumerBackend {
     if (!st) return st;
     for (size_t i = 0; i < entries.size(); ++i) ids[i] = entries[i].tenant;
     return Status::ok();
-  }
-  Status set_tenant_state(uint32_t index, uint32_t state) override {
-    // One aligned 4-byte word: units read the old or the new state; slots
-    // admitted after the synchronised copy see the new one.
-    return copy_sync(&params_.tenants[index].state, &state, sizeof(state), cudaMemcpyHostToDevice);
   }
   Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) override {
     // A copy-engine read of words the kernel increments: each 8-byte word is
@@ -416,39 +524,16 @@ class CudaBackend final : public ConsumerBackend {
   const char* device_name() const override { return name_.c_str(); }
 
  private:
-  template <class T>
-  Status host_alloc(T** out, size_t bytes) {
-    void* p = nullptr;
-    // Mapped: the kernel reads/writes it over PCIe. Portable: usable from any
-    // context. Cached (not write-combined): the host also reads it.
-    MR_CUDA_TRY(cudaHostAlloc(&p, bytes, cudaHostAllocMapped | cudaHostAllocPortable));
-    std::memset(p, 0, bytes);
-    *out = static_cast<T*>(p);
-    return Status::ok();
-  }
+  cudaStream_t kernel_stream() const { return resources_->kernel_stream.get(); }
+  cudaStream_t control_stream() const { return resources_->control_stream.get(); }
 
   // One copy on the control stream, waited for: the copy engine needs no SM,
   // and only our own stream is synchronised (never the device).
   Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
     CudaCallScope scope(device_);
-    MR_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, control_stream_));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream_));
+    MR_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, control_stream()));
+    MR_CUDA_TRY(cudaStreamSynchronize(control_stream()));
     return Status::ok();
-  }
-
-  void release_all() {
-    // Errors are ignored: this runs at teardown and has no one to report to.
-    for (void* p : {static_cast<void*>(host_.slots), static_cast<void*>(host_.submission),
-                    static_cast<void*>(host_.completions), static_cast<void*>(host_.ring_done),
-                    static_cast<void*>(host_.completion_control), zero_staging_})
-      if (p != nullptr) (void)cudaFreeHost(p);
-    if (private_block_ != nullptr && kernel_stream_ != nullptr) {
-      (void)cudaFreeAsync(private_block_, kernel_stream_);  // after the kernel, in its stream
-      (void)cudaStreamSynchronize(kernel_stream_);
-    }
-    if (kernel_stream_ != nullptr) (void)cudaStreamDestroy(kernel_stream_);
-    if (control_stream_ != nullptr) (void)cudaStreamDestroy(control_stream_);
-    (void)cudaGetLastError();
   }
 
   int device_ = 0;
@@ -456,13 +541,12 @@ class CudaBackend final : public ConsumerBackend {
   uint32_t requested_units_ = 0;
   uint32_t tenant_table_size_ = 0;
   std::string name_;
-  cudaStream_t kernel_stream_ = nullptr;
-  cudaStream_t control_stream_ = nullptr;
-  void* private_block_ = nullptr;
   size_t timeline_bytes_ = 0;
   std::atomic<bool> kernel_running_{false};  // read by health() from waiter threads
-  bool owns_device_ = false;
-  void* zero_staging_ = nullptr;  // pinned zeros: buffers are cleared by the copy engine
+  // Destroyed in reverse: by ~CudaBackend's body the resources are freed (or
+  // leaked), then the device claim goes.
+  DeviceClaim device_claim_;
+  std::unique_ptr<CudaResources> resources_;  // set by init()
 };
 
 }  // namespace

@@ -1,0 +1,83 @@
+// Internal: the order in which the host writes the consumer-visible tables
+// (buffer table, tenant table), defined once for both backends. A backend
+// supplies the word-store primitive, a TableStore:
+//   void store(Word* table_word, Word value)  one aligned word (uint32_t or
+//       uint64_t) of table memory, which the consumer reads whole, old or new;
+//   void fence()    every word stored before it lands before any stored
+//       after it (a RELEASE);
+//   Status finish() every word stored has landed (slots published after this
+//       returns see them); the first error of any store or fence, after
+//       which the store wrote nothing more.
+// Words stored between two fences land in any order.
+#pragma once
+
+#include <cstdint>
+
+#include "megaring/slot_abi.h"
+#include "megaring/status.hpp"
+
+namespace megaring::detail::table_writes {
+
+// A whole buffer entry, before any slot may name its handle: the slot's
+// header release orders the entry before the consumer reads it (relaxed word
+// loads, load_entry). The handle goes last all the same, so that a reader
+// that sees it never sees the entry's old body.
+template <class TableStore>
+Status write_buffer_entry(TableStore& store, mr_buffer_entry* table_entry,
+                          const mr_buffer_entry& entry) {
+  store.store(&table_entry->base, entry.base);
+  store.store(&table_entry->bytes, entry.bytes);
+  store.store(&table_entry->owner, entry.owner);
+  store.store(&table_entry->retire_ticket, entry.retire_ticket);
+  // RELEASE: the body before the handle that makes the entry match a slot.
+  store.fence();
+  store.store(&table_entry->handle, entry.handle);
+  return store.finish();
+}
+
+// The retire ticket of a live entry: one word, so the consumer reads the
+// old or the new one; slots published after this returns (tickets from
+// `retire_ticket` on) are ordered after it by their header release.
+template <class TableStore>
+Status retire_buffer_entry(TableStore& store, mr_buffer_entry* table_entry,
+                           uint64_t retire_ticket) {
+  store.store(&table_entry->retire_ticket, retire_ticket);
+  return store.finish();
+}
+
+// The handle of a retired entry, once no slot can name it any more.
+template <class TableStore>
+Status clear_buffer_handle(TableStore& store, mr_buffer_entry* table_entry) {
+  // RELEASE: the entry's earlier words (its retire ticket) before the cleared handle.
+  store.fence();
+  store.store(&table_entry->handle, uint32_t{0});
+  return store.finish();
+}
+
+// A whole tenant entry. The tenant word first, then (after a RELEASE) the
+// state and window: admit_slot reads state and window, then (after an
+// ACQUIRE fence) the tenant word, as a seqlock, so a slot of the index's
+// previous tenant never pairs its old id with the new window or state. The
+// header release of the new tenant's first slot orders all of them before use.
+template <class TableStore>
+Status write_tenant_entry(TableStore& store, mr_tenant_entry* table_entry,
+                          const mr_tenant_entry& entry) {
+  store.store(&table_entry->tenant, entry.tenant);
+  // RELEASE: the new tenant word before the state and window it guards.
+  store.fence();
+  store.store(&table_entry->state, entry.state);
+  store.store(&table_entry->base_opcode, entry.base_opcode);
+  store.store(&table_entry->opcode_cap, entry.opcode_cap);
+  return store.finish();
+}
+
+// The state word of a live entry (revocation): one word, so a unit admitting
+// a queued slot reads the old or the new state; slots admitted after this
+// returns see the new one.
+template <class TableStore>
+Status set_tenant_state(TableStore& store, mr_tenant_entry* table_entry, uint32_t state) {
+  store.store(&table_entry->state, state);
+  return store.finish();
+}
+
+}  // namespace megaring::detail::table_writes
