@@ -25,6 +25,7 @@ foreach(_mr_runtime Static Shared)
       "-DCUDA_HOST_COMPILER=${CMAKE_CUDA_HOST_COMPILER}"
       "-DCUDA_ARCHITECTURES=${_mr_cuda_archs}"
       "-DCUDA_RUNTIME=${_mr_runtime}"
+      "-DMEGARING_VERSION=${PROJECT_VERSION}"
       -P "${CMAKE_CURRENT_LIST_DIR}/consumer/install_and_run.cmake")
   # nvcc compiles the consumer's .cu (a few tens of seconds on 2 cores).
   # One at a time: both install the same build tree (its install_manifest.txt).

@@ -4,6 +4,7 @@
 #   3. check that the consumer holds one CUDA runtime, the one it chose
 #      (-DCUDA_RUNTIME=Shared|Static, default Static as in CMake);
 #   4. run the consumer; it must exit 0.
+# -DMEGARING_VERSION=x.y.z: the version the installed package must report.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var MEGARING_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR GENERATOR)
@@ -32,7 +33,7 @@ endif()
 run_step("install" "${CMAKE_COMMAND}" --install "${MEGARING_BUILD_DIR}" --prefix "${prefix}"
          ${config_args})
 foreach(f include/megaring/runtime.hpp include/megaring/megakernel.cuh
-          include/megaring/slot_abi.h)
+          include/megaring/slot_abi.h include/megaring/version.h)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "install_consumer: ${f} was not installed")
   endif()
@@ -47,6 +48,9 @@ function(cache_set name value)
 endfunction()
 cache_set(CMAKE_PREFIX_PATH "${prefix}")
 cache_set(CONSUMER_EXPECT_PREFIX "${prefix}")
+if(NOT "${MEGARING_VERSION}" STREQUAL "")
+  cache_set(CONSUMER_EXPECT_VERSION "${MEGARING_VERSION}")
+endif()
 # Only the installed package counts: no package registries.
 cache_set(CMAKE_FIND_USE_PACKAGE_REGISTRY OFF)
 cache_set(CMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY OFF)
