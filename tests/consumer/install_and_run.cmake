@@ -3,7 +3,9 @@
 #   2. configure + build CONSUMER_SOURCE_DIR against that prefix
 #   3. check that the consumer holds one CUDA runtime, the one it chose
 #      (-DCUDA_RUNTIME=Shared|Static, default Static as in CMake);
-#   4. run the consumer; it must exit 0.
+#   4. check that it links libmegaring.so by its SONAME when megaring is a
+#      shared build (-DMEGARING_SHARED=ON), and not at all otherwise;
+#   5. run the consumer; it must exit 0.
 # -DMEGARING_VERSION=x.y.z: the version the installed package must report.
 cmake_minimum_required(VERSION 3.25)
 
@@ -117,6 +119,20 @@ else()
   if(needs_shared OR NOT defined_entry_points STREQUAL "cudaGetDeviceCount;cudaLaunchCooperativeKernel")
     message(FATAL_ERROR "install_consumer: expected the static cudart alone")
   endif()
+endif()
+
+# The library: by its SONAME (libmegaring.so.MAJOR.MINOR) from a shared
+# build, linked in from a static one.
+string(REGEX MATCH "NEEDED[^\n]*\\[libmegaring\\.so[^]]*\\]" needs_megaring "${dynamic}")
+message(STATUS "install_consumer: NEEDED libmegaring: '${needs_megaring}'")
+if(MEGARING_SHARED)
+  string(REGEX MATCH "^[0-9]+\\.[0-9]+" soversion "${MEGARING_VERSION}")
+  string(REPLACE "." "\\." soversion_regex "${soversion}")
+  if(NOT needs_megaring MATCHES "\\[libmegaring\\.so\\.${soversion_regex}\\]$")
+    message(FATAL_ERROR "install_consumer: expected NEEDED libmegaring.so.${soversion}")
+  endif()
+elseif(needs_megaring)
+  message(FATAL_ERROR "install_consumer: static megaring build, yet a libmegaring.so is NEEDED")
 endif()
 
 run_step("run consumer" "${exe}")
