@@ -6,8 +6,13 @@
 # list ("80;90") travels with '|' for ';' (add_test would split it).
 string(REPLACE ";" "|" _mr_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
 # Twice: with CMake's default CUDA runtime (static) and with the shared one;
-# megaring must follow the consumer's choice either way.
-foreach(_mr_runtime Static Shared)
+# megaring must follow the consumer's choice either way. A shared libmegaring
+# carries the shared cudart (the root CMakeLists.txt says why): only Shared.
+set(_mr_runtimes Static Shared)
+if(MEGARING_BUILD_SHARED)
+  set(_mr_runtimes Shared)
+endif()
+foreach(_mr_runtime IN LISTS _mr_runtimes)
   set(_mr_name install_consumer)
   if(_mr_runtime STREQUAL "Shared")
     set(_mr_name install_consumer_shared)
@@ -25,6 +30,8 @@ foreach(_mr_runtime Static Shared)
       "-DCUDA_HOST_COMPILER=${CMAKE_CUDA_HOST_COMPILER}"
       "-DCUDA_ARCHITECTURES=${_mr_cuda_archs}"
       "-DCUDA_RUNTIME=${_mr_runtime}"
+      "-DMEGARING_VERSION=${PROJECT_VERSION}"
+      "-DMEGARING_SHARED=${MEGARING_BUILD_SHARED}"
       -P "${CMAKE_CURRENT_LIST_DIR}/consumer/install_and_run.cmake")
   # nvcc compiles the consumer's .cu (a few tens of seconds on 2 cores).
   # One at a time: both install the same build tree (its install_manifest.txt).
@@ -32,5 +39,6 @@ foreach(_mr_runtime Static Shared)
     RESOURCE_LOCK megaring_install)
 endforeach()
 unset(_mr_runtime)
+unset(_mr_runtimes)
 unset(_mr_name)
 unset(_mr_cuda_archs)

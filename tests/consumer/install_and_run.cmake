@@ -3,7 +3,10 @@
 #   2. configure + build CONSUMER_SOURCE_DIR against that prefix
 #   3. check that the consumer holds one CUDA runtime, the one it chose
 #      (-DCUDA_RUNTIME=Shared|Static, default Static as in CMake);
-#   4. run the consumer; it must exit 0.
+#   4. check that it links libmegaring.so by its SONAME when megaring is a
+#      shared build (-DMEGARING_SHARED=ON), and not at all otherwise;
+#   5. run the consumer; it must exit 0.
+# -DMEGARING_VERSION=x.y.z: the version the installed package must report.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var MEGARING_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR GENERATOR)
@@ -32,7 +35,7 @@ endif()
 run_step("install" "${CMAKE_COMMAND}" --install "${MEGARING_BUILD_DIR}" --prefix "${prefix}"
          ${config_args})
 foreach(f include/megaring/runtime.hpp include/megaring/megakernel.cuh
-          include/megaring/slot_abi.h)
+          include/megaring/slot_abi.h include/megaring/version.h)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "install_consumer: ${f} was not installed")
   endif()
@@ -47,6 +50,9 @@ function(cache_set name value)
 endfunction()
 cache_set(CMAKE_PREFIX_PATH "${prefix}")
 cache_set(CONSUMER_EXPECT_PREFIX "${prefix}")
+if(NOT "${MEGARING_VERSION}" STREQUAL "")
+  cache_set(CONSUMER_EXPECT_VERSION "${MEGARING_VERSION}")
+endif()
 # Only the installed package counts: no package registries.
 cache_set(CMAKE_FIND_USE_PACKAGE_REGISTRY OFF)
 cache_set(CMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY OFF)
@@ -113,6 +119,20 @@ else()
   if(needs_shared OR NOT defined_entry_points STREQUAL "cudaGetDeviceCount;cudaLaunchCooperativeKernel")
     message(FATAL_ERROR "install_consumer: expected the static cudart alone")
   endif()
+endif()
+
+# The library: by its SONAME (libmegaring.so.MAJOR.MINOR) from a shared
+# build, linked in from a static one.
+string(REGEX MATCH "NEEDED[^\n]*\\[libmegaring\\.so[^]]*\\]" needs_megaring "${dynamic}")
+message(STATUS "install_consumer: NEEDED libmegaring: '${needs_megaring}'")
+if(MEGARING_SHARED)
+  string(REGEX MATCH "^[0-9]+\\.[0-9]+" soversion "${MEGARING_VERSION}")
+  string(REPLACE "." "\\." soversion_regex "${soversion}")
+  if(NOT needs_megaring MATCHES "\\[libmegaring\\.so\\.${soversion_regex}\\]$")
+    message(FATAL_ERROR "install_consumer: expected NEEDED libmegaring.so.${soversion}")
+  endif()
+elseif(needs_megaring)
+  message(FATAL_ERROR "install_consumer: static megaring build, yet a libmegaring.so is NEEDED")
 endif()
 
 run_step("run consumer" "${exe}")

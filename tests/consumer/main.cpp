@@ -1,6 +1,7 @@
 // Uses the installed megaring: the built-in consumer and a custom one, on the
 // CPU backend (or --backend auto|cuda). Exits 0 when every result is right.
 #include <megaring/runtime.hpp>
+#include <megaring/version.h>
 
 #include <cstdio>
 #include <string>
@@ -34,6 +35,17 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--backend") {
     const std::string v = argv[2];
     config.backend = v == "cuda" ? Backend::kCuda : v == "auto" ? Backend::kAuto : Backend::kCpu;
+  }
+
+  // 0. The installed library is the version of the installed headers.
+  {
+    const Version v = version();
+    check(v.major == MEGARING_VERSION_MAJOR && v.minor == MEGARING_VERSION_MINOR &&
+              v.patch == MEGARING_VERSION_PATCH,
+          "version() matches megaring/version.h");
+    check(std::string(version_string()) == MEGARING_VERSION_STRING,
+          "version_string() matches megaring/version.h");
+    std::printf("consumer: megaring %s\n", version_string());
   }
 
   // 1. Built-in consumer: a batch of atomic adds, a fence, a kept NOP.
