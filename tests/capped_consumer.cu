@@ -1,6 +1,6 @@
 // A consumer built with make_consumer's block size and register cap: the
 // built-in opcodes in one-warp blocks of at most 32 registers a thread
-// (test_ring.cpp, RingOpsTest.CappedOneWarpConsumerRunsTheBuiltins).
+// (tests/ring/ops.cpp, RingOpsTest.CappedOneWarpConsumerRunsTheBuiltins).
 #include <megaring/megakernel.cuh>
 
 #include "capped_consumer.hpp"

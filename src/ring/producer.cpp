@@ -7,13 +7,13 @@
 #include <atomic>
 #include <string>
 
-#include "runtime/api_guard.hpp"
+#include "support/api_guard.hpp"
 #include "ring/host_ring.hpp"
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/atomic_ref.hpp"
 #include "megaring/consumer/cost_count.hpp"
 #include "megaring/detail/host_waiter.hpp"
-#include "runtime/nvtx.hpp"
+#include "support/nvtx.hpp"
 
 namespace megaring {
 

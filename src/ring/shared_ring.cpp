@@ -7,7 +7,7 @@
 
 #include "megaring/consumer/cost_count.hpp"
 #include "megaring/detail/checked.hpp"
-#include "runtime/nvtx.hpp"
+#include "support/nvtx.hpp"
 
 namespace megaring::detail {
 

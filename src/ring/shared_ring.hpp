@@ -17,7 +17,11 @@
 //              keeps a ticket and publishes a ring's worth more cannot
 //              deadlock on itself.
 //   origin_[pos] who published it (Origin), handed back with its drain
-//              record; plain words, ordered as keep_'s.
+//              record. Plain words: written before P3's header release,
+//              read by the reaper after DONE_COUNT's acquire (the chain
+//              header -> fetcher -> completer -> DONE_COUNT), or after the
+//              header's own acquire once finalized (slot_written); a reuse
+//              of the position waits for reaped_'s release.
 //   drain_claimed_ set while a drain pump (the tenant layer) is the only
 //              reaper: see reap().
 #pragma once
@@ -28,11 +32,11 @@
 #include <mutex>
 #include <vector>
 
+#include "ring/drain_record.hpp"
 #include "ring/host_ring.hpp"
 #include "ring/kept_results.hpp"
 #include "ring/ring_timeline.hpp"
 #include "ring/status_tally.hpp"
-#include "runtime/runtime_internal.hpp"
 
 namespace megaring::detail {
 
@@ -56,7 +60,7 @@ class SharedRing {
   // passes `drained`) reaps: every other call returns 0, so a stalled pump
   // is back-pressure, never a lost record. Returns how many were reaped.
   size_t reap(bool block, bool park = false, std::vector<DrainRecord>* drained = nullptr);
-  // Drain mode (runtime_internal.hpp): claimed under the reap lock, so that
+  // Drain mode (src/runtime/runtime_internal.hpp): claimed under the reap lock, so that
   // the switch is ordered against a reap in progress.
   Status claim_drain(bool claim);
   bool drain_claimed() const { return drain_claimed_.load(std::memory_order_acquire); }
@@ -91,12 +95,13 @@ class SharedRing {
     ring_full_events_.store(0);
   }
 
-  // Tests only (RuntimeInternals): set while no publish or reap runs.
-  void set_reserve_hook(RuntimeInternals::ReserveHook hook, void* arg) {
+  // Tests only (RuntimeInternals::set_reserve_hook, set_park_hook): set
+  // while no publish or reap runs.
+  void set_reserve_hook(ReserveHook hook, void* arg) {
     hooks_.reserve_arg.store(arg, std::memory_order_relaxed);
     hooks_.reserve.store(hook, std::memory_order_relaxed);
   }
-  void set_park_hook(RuntimeInternals::ParkHook hook, void* arg) {
+  void set_park_hook(ParkHook hook, void* arg) {
     hooks_.park_arg.store(arg, std::memory_order_relaxed);
     hooks_.park.store(hook, std::memory_order_relaxed);
   }
@@ -108,9 +113,9 @@ class SharedRing {
   static constexpr uint64_t kParking = ~0ull;      // the reaper is moving the result to parked_
   static constexpr uint64_t kReading = ~0ull - 1;  // a waiter is reading the result in place
   struct TestHooks {
-    std::atomic<RuntimeInternals::ReserveHook> reserve{nullptr};
+    std::atomic<ReserveHook> reserve{nullptr};
     std::atomic<void*> reserve_arg{nullptr};
-    std::atomic<RuntimeInternals::ParkHook> park{nullptr};
+    std::atomic<ParkHook> park{nullptr};
     std::atomic<void*> park_arg{nullptr};
   };
 

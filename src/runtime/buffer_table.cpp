@@ -68,7 +68,7 @@ Status BufferTable::alloc(uint64_t bytes, uint32_t owner, BufferHandle* handle) 
   return Status::ok();
 }
 
-Status BufferTable::free(BufferHandle handle, bool consumer_stopped) {
+Status BufferTable::free(BufferHandle handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (find_locked(handle) == nullptr) return unknown_handle(handle);
   const uint32_t index = handle & MR_BUFFER_INDEX_MASK;
@@ -80,7 +80,7 @@ Status BufferTable::free(BufferHandle handle, bool consumer_stopped) {
   PendingFree pending{index, e.address, rings_.retire_cut()};
   e.handle = 0;
   pending_frees_.push_back(pending);
-  collect_locked(consumer_stopped);
+  collect_locked(false);
   return Status::ok();
 }
 

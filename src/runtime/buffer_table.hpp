@@ -28,7 +28,8 @@ class RingProgress {
   // visible (and faults), while those below it may still run with the
   // buffer (Runtime::Impl::retire_cut says how for each kind of ring).
   virtual RingCut retire_cut() = 0;
-  // Every ring completed every ticket below its end in `cut`.
+  // Every ring completed every ticket below its end in `cut` (or the
+  // consumer has stopped: nothing runs any more).
   virtual bool completed(const RingCut& cut) const = 0;
 
  protected:
@@ -46,7 +47,7 @@ class BufferTable {
   Status alloc(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   // Slots published from here on fault BAD_HANDLE; those published before
   // still run, and the memory goes back once they all completed.
-  Status free(BufferHandle handle, bool consumer_stopped);
+  Status free(BufferHandle handle);
   // Copies between host memory and a buffer range, under the table lock so
   // that a concurrent free cannot release the memory mid-copy.
   Status copy(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes, bool to_buffer);

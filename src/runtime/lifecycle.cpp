@@ -9,7 +9,7 @@
 
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
-#include "runtime/nvtx.hpp"
+#include "support/nvtx.hpp"
 #include "runtime/runtime_impl.hpp"
 
 namespace megaring {
@@ -348,7 +348,7 @@ Status Runtime::Impl::alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle*
 }
 
 Status Runtime::Impl::free_buffer(BufferHandle handle) {
-  return buffers_->free(handle, finalized_.load());
+  return buffers_->free(handle);
 }
 
 // Ring 0: a read-modify-write of the tail after the retire store: every
@@ -371,6 +371,7 @@ detail::RingCut Runtime::Impl::retire_cut() {
 }
 
 bool Runtime::Impl::completed(const detail::RingCut& cut) const {
+  if (consumer_finalized()) return true;
   if (ring_->done_count() < cut[0]) return false;
   for (const auto& ring : producer_rings_)
     if (ring_done_count(ring->ring) < cut[ring->ring]) return false;

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/api_guard.hpp"
+#include "support/api_guard.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/runtime_internal.hpp"
 #include "runtime/timeline_trace.hpp"
@@ -15,9 +15,8 @@ namespace megaring {
 
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runtime::~Runtime() {
-  // First, while every part of the runtime is whole: a layer above that
-  // still holds the link (a TenantRegistry outliving its runtime) finishes
-  // the use it is making of it, and makes none after.
+  // First, while every part of the runtime is whole: a layer above (a
+  // TenantRegistry outliving its runtime) lets go of it (runtime_link.hpp).
   if (impl_) impl_->link()->end();
 }
 
@@ -138,10 +137,15 @@ Status RuntimeInternals::claim_drain(Runtime& runtime, bool claim) {
   MR_GUARD(runtime.impl_->ring().claim_drain(claim))
 }
 size_t RuntimeInternals::drain(Runtime& runtime, std::vector<DrainRecord>* records) {
+  const size_t before = records->size();
   try {
     return runtime.impl_->drain(records);
   } catch (...) {
-    return 0;  // no host memory for the records: nothing was reaped; retry later
+    // No host memory (for the records, or to park a kept result): a pass
+    // that throws commits nothing (SharedRing::reap), so neither may its
+    // records; the next pass reaps the same tickets again.
+    records->resize(before);
+    return 0;
   }
 }
 Status RuntimeInternals::publish_tagged(Runtime& runtime, const SlotRequest* requests,

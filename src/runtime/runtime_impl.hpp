@@ -105,7 +105,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
   std::atomic<uint64_t> health_checks_{0};  // RuntimeInternals::health_checks
-  // Ended by ~Runtime; layers above hold it (runtime_link.hpp).
+  // Ended by ~Runtime; layers above register their end hooks (runtime_link.hpp).
   std::shared_ptr<detail::RuntimeLink> link_ = std::make_shared<detail::RuntimeLink>();
 };
 

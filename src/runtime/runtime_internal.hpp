@@ -6,9 +6,8 @@
 // wait for it (back-pressure), and wait()/release()/stats()/shutdown() no
 // longer reap on their own. drain() pulls every reaped ticket exactly once,
 // in ticket order within one call, with its completion record and the
-// Origin its producer passed to publish_tagged. The runtime never calls the
-// layer above it: that layer learns of the runtime's end through its
-// RuntimeLink.
+// Origin its producer passed to publish_tagged. The runtime calls the layer
+// above it only once, as it ends (RuntimeLink).
 #pragma once
 
 #include <cstddef>
@@ -17,29 +16,13 @@
 #include <vector>
 
 #include "megaring/runtime.hpp"
+#include "ring/drain_record.hpp"
 #include "runtime/runtime_link.hpp"
 
 namespace megaring::detail {
 
-// Who published a slot, for the drain: stored with the slot and handed back
-// with its drain record, never read by the runtime itself.
-struct Origin {
-  uint32_t tenant = 0;  // the publishing tenant's id; 0: a plain Runtime::publish
-  bool kept = false;    // the tenant keeps its result for wait()
-};
-
-struct DrainRecord {
-  uint64_t ticket;
-  Origin origin;         // publish_tagged's origin; {} for a plain publish
-  uint64_t result;       // valid if published with want_record (else 0, or the
-                         // result if its record was written anyway)
-  uint32_t slot_tenant;  // the tenant field the slot was published with
-  uint16_t status;       // MR_STATUS_*
-  uint16_t fault;        // MR_FAULT_*
-};
-
 struct RuntimeInternals {
-  // The runtime's link: ended by ~Runtime (runtime_link.hpp).
+  // The runtime's link, whose end hooks ~Runtime runs first (runtime_link.hpp).
   static std::shared_ptr<RuntimeLink> link(Runtime& runtime);
   // Claims (or with false gives up) drain mode; one claim at a time.
   static Status claim_drain(Runtime& runtime, bool claim);
@@ -73,13 +56,13 @@ struct RuntimeInternals {
   // For tests that need a producer caught mid-publish: publish calls
   // hook(arg, first, count) after reserving tickets [first, first + count)
   // and before writing them. nullptr removes it. Set it while no publish runs.
-  using ReserveHook = void (*)(void* arg, uint64_t first, uint32_t count);
+  using ReserveHook = detail::ReserveHook;
   static void set_reserve_hook(Runtime& runtime, ReserveHook hook, void* arg);
   // For tests of a reaper that fails to park a kept result: a reap pass that
   // moves ticket's unread kept result to the parked map calls hook(arg,
   // ticket) after claiming it and before storing it, and may throw (as that
   // store can: std::bad_alloc). Set it while no reap runs.
-  using ParkHook = void (*)(void* arg, uint64_t ticket);
+  using ParkHook = detail::ParkHook;
   static void set_park_hook(Runtime& runtime, ParkHook hook, void* arg);
   // How many times a wait() or release() found its kept result being parked
   // (keep_ claimed by a reaper) and waited for the move to finish.

@@ -1,51 +1,58 @@
-// What a layer above the runtime (the tenant registry) holds of it: a way to
-// know, from below, that the runtime is gone. The runtime calls nothing
-// above it; instead ~Runtime ends the link, first, while every part of the
-// runtime is whole. A use of the runtime (RuntimeLink::use) holds the end
-// back until it finishes, and no use starts after it: a drain pump thread
-// that runs beside the runtime's destruction either finishes its pass
-// first or never touches the runtime again.
+// What a layer above the runtime (the tenant registry) holds of it: the
+// runtime's end, announced. The runtime knows nothing of that layer; the
+// layer registers what it must do when the runtime ends (stop its pump,
+// revoke its tenants, let go of the drain, never touch the runtime again),
+// and ~Runtime runs it first, while every part of the runtime is whole.
+// This is the only call from the runtime into a layer above; the drain
+// itself is pulled (RuntimeInternals::drain).
 #pragma once
 
-#include <atomic>
+#include <algorithm>
+#include <functional>
+#include <memory>
 #include <mutex>
-#include <shared_mutex>
+#include <utility>
+#include <vector>
 
 namespace megaring::detail {
 
 class RuntimeLink {
  public:
-  // True while the runtime may be used; ~Runtime waits for it to go.
-  class Use {
-   public:
-    explicit operator bool() const { return alive_; }
-
-   private:
-    friend class RuntimeLink;
-    Use(std::shared_lock<std::shared_mutex> lock, bool alive) : lock_(std::move(lock)), alive_(alive) {}
-    std::shared_lock<std::shared_mutex> lock_;
-    bool alive_;
-  };
-
-  Use use() {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
-    const bool alive = alive_.load(std::memory_order_relaxed);  // ordered by the lock
-    return Use(std::move(lock), alive);
+  // `hook` runs once, in ~Runtime, on the destroying thread. It holds its
+  // owner weakly (an owner destroyed first is skipped): the link keeps no
+  // layer above alive. Hooks of owners that are gone are dropped here.
+  template <class Owner>
+  void on_end(const std::shared_ptr<Owner>& owner, void (Owner::*hook)()) {
+    std::weak_ptr<Owner> weak = owner;
+    std::lock_guard<std::mutex> lock(mutex_);
+    hooks_.erase(std::remove_if(hooks_.begin(), hooks_.end(), [](const Hook& h) { return h.expired(); }),
+                 hooks_.end());
+    hooks_.push_back(Hook{[weak] { return weak.expired(); }, [weak, hook] {
+                            if (auto o = weak.lock()) ((*o).*hook)();
+                          }});
   }
-  // A look without holding the runtime: once false, false for good. For
-  // callers that must not touch a runtime that is gone, and whose racing
-  // with its destruction is the caller's own data race (tenant.hpp).
-  // ACQUIRE: pairs with end()'s release.
-  bool alive() const { return alive_.load(std::memory_order_acquire); }
-  // ~Runtime: waits for every use in progress to finish; none starts after.
-  void end() {
-    std::unique_lock<std::shared_mutex> lock(mutex_);
-    alive_.store(false, std::memory_order_release);  // RELEASE: pairs with alive()
+  // ~Runtime: each owner's hook, then never again.
+  void end() noexcept {
+    std::vector<Hook> hooks;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      hooks.swap(hooks_);
+    }
+    for (Hook& h : hooks) {
+      try {
+        h.run();
+      } catch (...) {  // a hook that cannot finish must not stop the runtime's end
+      }
+    }
   }
 
  private:
-  std::shared_mutex mutex_;
-  std::atomic<bool> alive_{true};
+  struct Hook {
+    std::function<bool()> expired;
+    std::function<void()> run;
+  };
+  std::mutex mutex_;
+  std::vector<Hook> hooks_;
 };
 
 }  // namespace megaring::detail

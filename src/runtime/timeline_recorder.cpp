@@ -5,7 +5,7 @@
 #include <climits>
 #include <vector>
 
-#include "runtime/nvtx.hpp"
+#include "support/nvtx.hpp"
 
 namespace megaring::detail {
 

@@ -28,8 +28,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "runtime/api_guard.hpp"
-#include "runtime/nvtx.hpp"
+#include "support/api_guard.hpp"
+#include "support/nvtx.hpp"
 #include "runtime/runtime_internal.hpp"
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
@@ -119,20 +119,19 @@ struct TenantState {
 class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
  public:
   RegistryCore(Runtime& runtime, const RegistryConfig& config)
-      : runtime_(runtime), link_(RuntimeInternals::link(runtime)), config_(config) {}
+      : runtime_(runtime), config_(config) {}
 
   ~RegistryCore();
   Status init();
   // Revokes every tenant, stops the pump and detaches from the runtime.
   // With `drain`, first lets the revoked tenants' queued slots drain
   // (bounded by close_timeout); without, leaves the runtime at once (it is
-  // gone: notice_runtime_gone).
+  // being destroyed: on_runtime_end).
   void close(bool drain = true);
-  // Every call of the registry and its handles looks first: once the
-  // runtime is gone (its link ended), the registry closes as if destroyed
-  // with it (every tenant revoked, the pump stopped) and never touches the
-  // runtime again. The runtime tells no one: the layer above looks.
-  void notice_runtime_gone() noexcept;
+  // The runtime's end hook (runtime_link.hpp): runs first in ~Runtime. The
+  // registry closes at once, as if destroyed with it (every tenant revoked,
+  // the pump stopped, the drain let go), and never touches the runtime again.
+  void on_runtime_end();
 
   Status register_tenant(const TenantConfig& config, TenantHandle* out);
   Status unregister_tenant(const std::shared_ptr<TenantState>& state);
@@ -140,7 +139,7 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
   RegistryStats stats() const;
 
   bool manual() const { return config_.pump == PumpMode::kManual; }
-  bool closed() const { return closed_.load(std::memory_order_acquire) || !link_->alive(); }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
   // A publish rolled back a reservation of a revoked tenant: it may be the
   // last thing that kept the tenant from retiring.
   void retry_retire();
@@ -150,15 +149,14 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
 
   // Why a call on a closed registry fails.
   Status closed_status() const {
-    return Status(Result::kRevoked, !link_->alive() ? "the runtime was destroyed"
-                                                    : "the tenant registry is closed");
+    return Status(Result::kRevoked, runtime_gone_.load() ? "the runtime was destroyed"
+                                                         : "the tenant registry is closed");
   }
 
  private:
   static std::vector<BufferHandle> release_quotas(TenantState& state);
   // Frees the ids and windows of revoked tenants that fully drained.
   void retire_drained_locked();
-  void read_device_counters_locked(TenantState& state);
   void freeze_counters_locked(TenantState& state);
   bool take_window_locked(uint32_t cap, uint32_t* base);
   void give_window_locked(uint32_t base, uint32_t cap);
@@ -167,7 +165,6 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
   void deliver(const DrainRecord* records, size_t count) noexcept;
 
   Runtime& runtime_;
-  std::shared_ptr<RuntimeLink> link_;  // ended by ~Runtime
   RegistryConfig config_;
   uint32_t table_size_ = 0;  // indices [1, table_size_)
 
@@ -183,6 +180,7 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
 
   std::atomic<bool> draining_any_{false};  // draining_ is non-empty (a hint for pump_once)
   std::atomic<bool> closed_{false};
+  std::atomic<bool> runtime_gone_{false};  // closed by on_runtime_end
   std::atomic<bool> stop_pump_{false};
   std::thread pump_thread_;
   std::mutex pump_mutex_;  // one pump pass at a time (delivery order per tenant)
@@ -222,6 +220,7 @@ Status RegistryCore::init() {
   st = RuntimeInternals::claim_drain(runtime_, true);
   if (!st) return st;
   claimed_ = true;
+  RuntimeInternals::link(runtime_)->on_end(shared_from_this(), &RegistryCore::on_runtime_end);
   if (!manual()) {
     try {
       pump_thread_ = std::thread(&RegistryCore::pump_thread_main, this);
@@ -235,16 +234,11 @@ Status RegistryCore::init() {
 }
 
 // Without close() only if TenantRegistry::create failed half-way: never
-// leave a running pump thread or a claimed drain behind. (After a close by
-// the pump thread itself, on noticing the runtime gone, its thread is
-// joined here.)
+// leave a running pump thread or a claimed drain behind.
 RegistryCore::~RegistryCore() {
   stop_pump_.store(true);
   if (pump_thread_.joinable()) pump_thread_.join();
-  if (claimed_ && !closed()) {
-    RuntimeLink::Use use = link_->use();
-    if (use) (void)RuntimeInternals::claim_drain(runtime_, false);
-  }
+  if (claimed_ && !closed()) (void)RuntimeInternals::claim_drain(runtime_, false);
 }
 
 void RegistryCore::pump_thread_main() {
@@ -262,9 +256,8 @@ void RegistryCore::pump_thread_main() {
 }
 
 // The pump pulls: it takes the completed records from the runtime, then
-// delivers them itself, outside any use of the runtime.
+// delivers them itself.
 size_t RegistryCore::pump_once() {
-  notice_runtime_gone();
   if (closed()) return 0;
   // One pass at a time, for the delivery order per tenant. A pass already
   // running, on another thread or below this call (a completion callback
@@ -272,12 +265,7 @@ size_t RegistryCore::pump_once() {
   std::unique_lock<std::mutex> pass(pump_mutex_, std::try_to_lock);
   if (!pass.owns_lock() || closed()) return 0;
   records_.clear();
-  size_t n = 0;
-  {
-    RuntimeLink::Use use = link_->use();
-    if (!use) return 0;  // the runtime went meanwhile: the next call notices
-    n = RuntimeInternals::drain(runtime_, &records_);
-  }
+  const size_t n = RuntimeInternals::drain(runtime_, &records_);
   deliver(records_.data(), records_.size());
   // A revoked tenant whose last reservation was rolled back has no record
   // left to trigger its retirement; check here too.
@@ -382,33 +370,31 @@ void RegistryCore::deliver(const DrainRecord* records, size_t count) noexcept {
   if (draining_any_.load(std::memory_order_acquire)) retry_retire();
 }
 
-// Reads the tenant's counters from the consumer's table into device_final
-// (less the baseline), if the runtime is still there. Every read keeps its
-// values: they are what the tenant shows once frozen, or once the runtime
-// is gone. The caller holds mutex_ and no use of the runtime.
-void RegistryCore::read_device_counters_locked(TenantState& state) {
-  mr_tenant_counters now{};
-  bool read = false;
-  try {
-    RuntimeLink::Use use = link_->use();
-    read = use && RuntimeInternals::read_tenant_counters(runtime_, state.index, &now).is_ok();
-  } catch (...) {  // the error message could not be allocated: keep the last values
-  }
-  if (!read) return;
-  state.device_final.admitted = now.admitted - state.device_baseline.admitted;
-  state.device_final.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
-  state.device_final.revoked = now.revoked - state.device_baseline.revoked;
-}
-
 mr_tenant_counters RegistryCore::device_counters(TenantState& state) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!state.counters_frozen && !closed()) read_device_counters_locked(state);
-  return state.device_final;
+  if (state.counters_frozen || closed()) return state.device_final;
+  mr_tenant_counters now{};
+  if (!RuntimeInternals::read_tenant_counters(runtime_, state.index, &now)) return state.device_final;
+  mr_tenant_counters out{};
+  out.admitted = now.admitted - state.device_baseline.admitted;
+  out.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
+  out.revoked = now.revoked - state.device_baseline.revoked;
+  return out;
 }
 
 void RegistryCore::freeze_counters_locked(TenantState& state) {
   if (state.counters_frozen) return;
-  read_device_counters_locked(state);
+  mr_tenant_counters now{};
+  bool read = false;
+  try {
+    read = RuntimeInternals::read_tenant_counters(runtime_, state.index, &now).is_ok();
+  } catch (...) {  // the error message could not be allocated: keep the last values
+  }
+  if (read) {
+    state.device_final.admitted = now.admitted - state.device_baseline.admitted;
+    state.device_final.out_of_window = now.out_of_window - state.device_baseline.out_of_window;
+    state.device_final.revoked = now.revoked - state.device_baseline.revoked;
+  }
   state.counters_frozen = true;
 }
 
@@ -498,15 +484,10 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
   state->quotas = q;
   state->on_completion = config.on_completion;
   state->core = shared_from_this();
-  Status st;
-  {
-    RuntimeLink::Use use = link_->use();
-    if (!use) return closed_status();
-    st = RuntimeInternals::read_tenant_counters(runtime_, index, &state->device_baseline);
-    mr_tenant_entry entry{id, MR_TENANT_ACTIVE, base, q.opcode_cap};
-    // No slot naming this index is in flight: its previous tenant drained.
-    if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
-  }
+  Status st = RuntimeInternals::read_tenant_counters(runtime_, index, &state->device_baseline);
+  mr_tenant_entry entry{id, MR_TENANT_ACTIVE, base, q.opcode_cap};
+  // No slot naming this index is in flight: its previous tenant drained.
+  if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
   if (!st) {
     give_window_locked(base, q.opcode_cap);
     return st;
@@ -541,31 +522,29 @@ Status RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state
   if (state->revoked.exchange(true, std::memory_order_seq_cst))
     return revoked_status(state->id);
   --live_;
-  Status st;
-  {
-    RuntimeLink::Use use = link_->use();
-    // Queued slots of this tenant complete REVOKED from here on (a runtime
-    // that is gone aborted them all).
-    if (use) st = RuntimeInternals::set_tenant_state(runtime_, state->index, MR_TENANT_REVOKED);
-    // Slots published before still hold the buffers; free_buffer defers the
-    // memory until they completed.
-    std::vector<BufferHandle> buffers = release_quotas(*state);
-    if (use)
-      for (BufferHandle h : buffers) (void)runtime_.free_buffer(h);
-  }
+  // Queued slots of this tenant complete REVOKED from here on.
+  Status st = RuntimeInternals::set_tenant_state(runtime_, state->index, MR_TENANT_REVOKED);
+  // Slots published before still hold the buffers; free_buffer defers the
+  // memory until they completed.
+  for (BufferHandle h : release_quotas(*state)) (void)runtime_.free_buffer(h);
   draining_.push_back(state);
   draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();
   return st;
 }
 
-void RegistryCore::notice_runtime_gone() noexcept {
-  if (link_->alive() || closed_.load(std::memory_order_acquire)) return;
+void RegistryCore::on_runtime_end() {
+  runtime_gone_.store(true);
   try {
     close(/*drain=*/false);
   } catch (...) {
     // Only the snapshot vectors allocate; without them the tenants stay
-    // live on paper, but closed() is true regardless: it sees the link.
+    // live on paper, but the drain is let go below regardless.
+  }
+  if (!closed()) {
+    std::lock_guard<std::mutex> pass(pump_mutex_);
+    closed_.store(true, std::memory_order_release);
+    (void)RuntimeInternals::claim_drain(runtime_, false);
   }
 }
 
@@ -583,7 +562,7 @@ void RegistryCore::close(bool drain) {
     // completions come quickly), bounded by close_timeout.
     for (auto& s : live) (void)unregister_tenant(s);
   } else {
-    // The runtime is gone: it aborted every slot and freed every buffer
+    // The runtime is going: it aborts every slot and frees every buffer
     // itself. Revoke on the host side only.
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& s : live) {
@@ -594,10 +573,7 @@ void RegistryCore::close(bool drain) {
     live_ = 0;
   }
   stop_pump_.store(true, std::memory_order_release);
-  // The pump thread itself may be the one that noticed the runtime gone:
-  // it leaves its loop, and ~RegistryCore joins it.
-  if (pump_thread_.joinable() && pump_thread_.get_id() != std::this_thread::get_id())
-    pump_thread_.join();
+  if (pump_thread_.joinable()) pump_thread_.join();
   const auto deadline = deadline_after(config_.close_timeout);
   detail::HostWaiter waiter;
   while (drain) {
@@ -612,11 +588,8 @@ void RegistryCore::close(bool drain) {
   std::vector<std::shared_ptr<TenantState>> all;
   {
     // Lock order as in pump_once: the pass lock, then the registry's. No
-    // pass may be using the runtime when the drain is given up. Without a
-    // runtime there is none to wait for (and a pass on this very thread, a
-    // completion callback that noticed the runtime gone, must not be).
-    std::unique_lock<std::mutex> pass(pump_mutex_, std::defer_lock);
-    if (drain) pass.lock();
+    // pass may be using the runtime when the drain is given up.
+    std::lock_guard<std::mutex> pass(pump_mutex_);
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& s : by_index_)
       if (s) {
@@ -624,8 +597,7 @@ void RegistryCore::close(bool drain) {
         all.push_back(s);
       }
     closed_.store(true, std::memory_order_release);
-    RuntimeLink::Use use = link_->use();
-    if (use) (void)RuntimeInternals::claim_drain(runtime_, false);
+    (void)RuntimeInternals::claim_drain(runtime_, false);
     // Break the state -> core -> state cycles; handles keep their own state.
     by_index_.clear();
     draining_.clear();
@@ -665,11 +637,7 @@ uint32_t TenantHandle::id() const noexcept { return state_ ? state_->id : 0; }
 const std::string& TenantHandle::label() const noexcept { return state_ ? state_->label : kEmptyLabel; }
 uint32_t TenantHandle::base_opcode() const noexcept { return state_ ? state_->base_opcode : 0; }
 uint32_t TenantHandle::opcode_cap() const noexcept { return state_ ? state_->quotas.opcode_cap : 0; }
-bool TenantHandle::revoked() const noexcept {
-  if (!state_) return true;
-  state_->core->notice_runtime_gone();
-  return state_->revoked.load();
-}
+bool TenantHandle::revoked() const noexcept { return !state_ || state_->revoked.load(); }
 uint64_t TenantHandle::published_count() const noexcept {
   return state_ ? state_->published.load(std::memory_order_acquire) : 0;
 }
@@ -683,7 +651,6 @@ uint64_t TenantHandle::max_outstanding_slots() const noexcept {
 Status TenantHandle::global_opcode(uint32_t local, uint32_t* global) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     if (global == nullptr) return Status(Result::kInvalidArgument, "global is null");
     if (local >= state_->quotas.opcode_cap)
       return Status(Result::kOpcodeOutOfRange,
@@ -718,7 +685,6 @@ Status TenantHandle::publish_batch(const SlotRequest* local_requests, uint32_t c
                                    Ticket* first, const TenantPublishOptions& options) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     if (local_requests == nullptr || first == nullptr || count == 0)
       return Status(Result::kInvalidArgument, "publish needs requests, a ticket and count > 0");
@@ -836,7 +802,6 @@ Status TenantHandle::wait(const Ticket& ticket, Completion* completion,
                           Nanoseconds timeout) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
     if (!detail::valid_timeout(timeout)) return negative_timeout("wait timeout");
     if (!ticket.kept)
@@ -882,7 +847,6 @@ Status TenantHandle::wait(const Ticket& ticket, Completion* completion,
 Status TenantHandle::release(const Ticket& ticket) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.kept_mutex);
     if (t.kept_results.erase(ticket.value) != 0) return Status();
@@ -919,7 +883,6 @@ Status underflow(const char* what, uint64_t amount, uint64_t reserved) {
 Status TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -932,7 +895,6 @@ Status TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
 Status TenantHandle::release_staging_bytes(uint64_t bytes) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -944,7 +906,6 @@ Status TenantHandle::release_staging_bytes(uint64_t bytes) const {
 Status TenantHandle::reserve_resident_handles(uint64_t count) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -957,7 +918,6 @@ Status TenantHandle::reserve_resident_handles(uint64_t count) const {
 Status TenantHandle::release_resident_handles(uint64_t count) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.quota_mutex);
     if (t.revoked.load()) return revoked_status(t.id);
@@ -977,7 +937,6 @@ Status TenantHandle::release_resident_handles(uint64_t count) const {
 Status TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
     detail::TenantState& t = *state_;
     {
@@ -1013,7 +972,6 @@ Status TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
 Status TenantHandle::free_buffer(BufferHandle handle) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     {
       std::lock_guard<std::mutex> lock(t.quota_mutex);
@@ -1036,7 +994,6 @@ namespace {
 // A live tenant that owns `handle`, or why not.
 Status check_owned(const detail::TenantState* state, BufferHandle handle) {
   if (state == nullptr) return empty_handle();
-  state->core->notice_runtime_gone();
   std::lock_guard<std::mutex> lock(state->quota_mutex);
   if (state->revoked.load()) return revoked_status(state->id);
   if (state->buffers.count(handle) == 0)
@@ -1067,7 +1024,6 @@ Status TenantHandle::read_buffer(BufferHandle handle, uint64_t offset, void* dst
 TenantQuotaCounters TenantHandle::quota_counters() const {
   TenantQuotaCounters c;
   if (!state_) return c;
-  state_->core->notice_runtime_gone();
   const detail::TenantState& t = *state_;
   c.max_outstanding_slots = t.quotas.max_outstanding_slots;
   c.outstanding_slots = t.outstanding();
@@ -1084,7 +1040,6 @@ TenantQuotaCounters TenantHandle::quota_counters() const {
 TenantRuntimeCounters TenantHandle::runtime_counters() const {
   TenantRuntimeCounters c;
   if (!state_) return c;
-  state_->core->notice_runtime_gone();
   detail::TenantState& t = *state_;
   c.drained = t.drained.load(std::memory_order_acquire);
   c.published = t.published.load(std::memory_order_acquire);
@@ -1109,7 +1064,6 @@ TenantRuntimeCounters TenantHandle::runtime_counters() const {
 Status TenantHandle::note_drained(uint64_t count) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     detail::TenantState& t = *state_;
     // Only what the pump has delivered can be drained, so a caller's count and
     // the pump's never add up to more than really completed (no early reuse of
@@ -1131,7 +1085,6 @@ Status TenantHandle::note_drained(uint64_t count) const {
 Status TenantHandle::quiesce(Nanoseconds timeout) const {
   return guarded([&]() -> Status {
     if (!state_) return empty_handle();
-    state_->core->notice_runtime_gone();
     if (!detail::valid_timeout(timeout)) return negative_timeout("quiesce timeout");
     MR_NVTX_RANGE("megaring::quiesce");
     detail::TenantState& t = *state_;
@@ -1180,13 +1133,11 @@ Status TenantRegistry::create(Runtime& runtime, const RegistryConfig& config,
 }
 
 Status TenantRegistry::register_tenant(const TenantConfig& config, TenantHandle* out) noexcept {
-  core_->notice_runtime_gone();
   return guarded([&] { return core_->register_tenant(config, out); });
 }
 
 Status TenantRegistry::unregister_tenant(const TenantHandle& tenant) noexcept {
   return guarded([&]() -> Status {
-    core_->notice_runtime_gone();
     if (!tenant.state_) return empty_handle();
     return core_->unregister_tenant(tenant.state_);
   });
@@ -1201,7 +1152,6 @@ size_t TenantRegistry::pump_once() noexcept {
 }
 
 RegistryStats TenantRegistry::stats() const noexcept {
-  core_->notice_runtime_gone();
   try {
     return core_->stats();
   } catch (...) {
