@@ -971,6 +971,47 @@ TEST_P(TenantTest, NoteDrainedNeverCountsASlotTwice) {
   EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
 }
 
+// Regression (issue 15): a drain pass that throws (no host memory to park a
+// kept result) commits nothing; its records were once delivered all the
+// same, and again by the next pass, which reaps the same tickets.
+TEST_P(TenantTest, ADrainPassThatThrowsDeliversNothingTwice) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kManual));
+  int deliveries = 0;
+  TenantConfig config = tenant_config("delivered-once");
+  config.on_completion = [&](const Completion&) { ++deliveries; };  // the pump runs on this thread
+  TenantHandle t = add(config);
+  Ticket tenant_ticket;
+  MR_ASSERT_OK(t.publish_slot(ops::nop(5), &tenant_ticket, waiting()));
+  megaring::PublishOptions keep;
+  keep.keep_result = true;
+  Ticket kept;
+  MR_ASSERT_OK(rt_->publish(ops::nop(7), &kept, keep));  // after the tenant's: the pass parks it
+  MR_ASSERT_OK(rt_->wait_done(kept, scaled(seconds(10))));
+  struct Hook {
+    uint64_t kept;
+    int calls = 0;
+  } hook{kept.value};
+  RuntimeInternals::set_park_hook(
+      *rt_,
+      [](void* arg, uint64_t ticket) {
+        auto* h = static_cast<Hook*>(arg);
+        if (ticket == h->kept && h->calls++ == 0) throw std::bad_alloc();
+      },
+      &hook);
+  EXPECT_EQ(registry_->pump_once(), 0u) << "the pass threw: nothing reaped";
+  EXPECT_EQ(deliveries, 0) << "nor delivered";
+  EXPECT_EQ(registry_->pump_once(), 2u);
+  RuntimeInternals::set_park_hook(*rt_, nullptr, nullptr);
+  EXPECT_EQ(hook.calls, 2);
+  EXPECT_EQ(deliveries, 1);
+  EXPECT_EQ(t.published_count(), 1u);
+  EXPECT_EQ(t.drained_count(), 1u);
+  EXPECT_EQ(t.quota_counters().outstanding_slots, 0u);
+  Completion c;
+  MR_ASSERT_OK(rt_->wait(kept, &c, scaled(seconds(10))));
+  EXPECT_EQ(c.result, 7u) << "parked by the second pass";
+}
+
 // Regression (issue 13): buffers' handles and explicit reservations were one
 // counter, so release_resident_handles() could hand back a buffer's handle
 // and let the tenant hold more buffers than its quota.
