@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include "arms.hpp"
+
 namespace mrbench {
 namespace {
 
@@ -178,6 +180,22 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms,
   }
   registry.reset();
   (void)rt->shutdown(std::chrono::seconds(30));
+}
+
+// The arm function (arms.hpp): run_fairness with the run's sizes and options;
+// its samples kick the watchdog (beside an uncapped flood, an arm's samples
+// take over a minute on a few CPU cores).
+void fairness_arms(BenchRun& run) {
+  const Options& opt = run.options;
+  FairnessOptions fo;
+  fo.backend = opt.backend;
+  fo.device = opt.device;
+  fo.ring = opt.ring;
+  fo.workers = opt.workers;
+  fo.light_samples = run.sizes.fair_samples;
+  fo.flood_caps = run.sizes.fair_caps;
+  fo.progress = [] { g_watchdog.touch(); };
+  run_fairness(fo, &run.arms, &announce);
 }
 
 }  // namespace mrbench

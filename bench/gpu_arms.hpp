@@ -8,8 +8,8 @@
 // them run): no cudaDeviceSynchronize, no cudaMalloc/cudaFree/cudaFreeHost,
 // only non-blocking streams, waits on the harness's own streams and events.
 // Everything is allocated and every kernel/cuBLAS path is loaded by init(),
-// before any runtime exists, and left to process exit to free (the end of
-// megaring_bench.cpp's main says why).
+// before any runtime exists, and left to process exit to free
+// (finish_report in report.cpp says why).
 #pragma once
 
 #include <cstddef>

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cinttypes>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,6 +33,8 @@
 #include <megaring/detail/host_waiter.hpp>
 #include <megaring/producer.hpp>
 #include <megaring/runtime.hpp>
+
+#include "arms.hpp"
 
 #if defined(MEGARING_BENCH_MOODYCAMEL_HEADER)
 #include MEGARING_BENCH_MOODYCAMEL_HEADER
@@ -385,6 +388,16 @@ void run_host_cost(const HostCostOptions& o, std::vector<Arm>* arms,
       if (on_arm) on_arm(arms->back());
     }
   }
+}
+
+// The arm function (arms.hpp): run_host_cost with the run's sizes and options.
+void host_cost_arms(BenchRun& run) {
+  HostCostOptions ho = run.sizes.host;
+  ho.consumers = run.options.host_consumers;
+  ho.ring = run.options.ring;
+  if (!have_moodycamel())
+    std::printf("  note: moodycamel ConcurrentQueue not found at build time; its arm is skipped\n");
+  run_host_cost(ho, &run.arms, &announce);
 }
 
 }  // namespace mrbench
