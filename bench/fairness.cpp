@@ -39,7 +39,7 @@ LightRun measure_light(Runtime& rt, const TenantHandle& light, int samples,
     if (progress && i % 256 == 0) progress();
     const auto t0 = Clock::now();
     Ticket t;
-    TenantStatus st = light.publish_slot(ops::nop(static_cast<uint64_t>(i)), &t, keep);
+    Status st = light.publish_slot(ops::nop(static_cast<uint64_t>(i)), &t, keep);
     const uint64_t done = rt.done_count();
     Completion c;
     if (st) st = light.wait(t, &c, std::chrono::seconds(10));
@@ -87,7 +87,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms,
   light_config.label = "light";
   light_config.quotas.max_outstanding_slots = 4;
   TenantHandle light;
-  if (TenantStatus ts = registry->register_tenant(light_config, &light); !ts)
+  if (Status ts = registry->register_tenant(light_config, &light); !ts)
     return fail_all(ts.to_string());
   const std::string backend = backend_name(rt->backend());
 
@@ -127,7 +127,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms,
     flood_config.label = "flood";
     flood_config.quotas.max_outstanding_slots = cap;
     TenantHandle flood;
-    if (TenantStatus ts = registry->register_tenant(flood_config, &flood); !ts) {
+    if (Status ts = registry->register_tenant(flood_config, &flood); !ts) {
       a.status = "error";
       a.reason = ts.to_string();
       add(a);
@@ -162,7 +162,7 @@ void run_fairness(const FairnessOptions& o, std::vector<Arm>* arms,
     stop.store(true);
     for (auto& th : flooders) th.join();
     (void)registry->unregister_tenant(flood);
-    const TenantStatus q = flood.quiesce(std::chrono::seconds(30));
+    const Status q = flood.quiesce(std::chrono::seconds(30));
     if (r.ok && q) {
       a.has_latency = true;
       a.latency = summarize(r.ns);

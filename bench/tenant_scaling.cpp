@@ -37,7 +37,7 @@ bool megaring_tenant_scaling(Runtime& rt, int producers, uint64_t slots, int bat
     TenantConfig tc;
     tc.label = "producer " + std::to_string(p);
     tc.quotas.max_outstanding_slots = quota;
-    if (TenantStatus ts = registry->register_tenant(tc, &tenants[static_cast<size_t>(p)]); !ts) {
+    if (Status ts = registry->register_tenant(tc, &tenants[static_cast<size_t>(p)]); !ts) {
       *error = "register_tenant: " + ts.to_string();
       return false;
     }
@@ -58,13 +58,13 @@ bool megaring_tenant_scaling(Runtime& rt, int producers, uint64_t slots, int bat
         const uint32_t n = static_cast<uint32_t>(
             std::min<uint64_t>(static_cast<uint64_t>(batch), share[me] - done));
         Ticket first;
-        if (TenantStatus ts = tenant.publish_batch(requests.data(), n, &first, wait); !ts) {
+        if (Status ts = tenant.publish_batch(requests.data(), n, &first, wait); !ts) {
           errors[me] = "publish_batch: " + ts.to_string();
           return;
         }
         done += n;
       }
-      if (TenantStatus ts = tenant.quiesce(std::chrono::seconds(60)); !ts)
+      if (Status ts = tenant.quiesce(std::chrono::seconds(60)); !ts)
         errors[me] = "quiesce: " + ts.to_string();
     });
   }
