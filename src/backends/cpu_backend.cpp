@@ -91,46 +91,46 @@ class CpuBackend final : public ConsumerBackend {
   Status init(const Config& config) override {
     const uint32_t cap = config.ring_capacity;
     const uint32_t rings = ring_count(config);
-    slots_ = allocate_host_zeroed<mr_slot>(uint64_t{rings} * cap);
-    submission_ = allocate_host_zeroed<mr_submission_control>(1);
-    completions_ = allocate_host_zeroed<mr_completion>(uint64_t{rings} * cap);
-    ring_done_ = allocate_host_zeroed<mr_ring_done>(rings);
-    completion_control_ = allocate_host_zeroed<mr_completion_control>(1);
-    priv_ = allocate_host_zeroed<ConsumerPrivate>(1);
-    done_flags_ = allocate_host_zeroed<uint64_t>(cap);
-    staged_ = allocate_host_zeroed<mr_slot>(cap);
-    outcomes_ = allocate_host_zeroed<mr_completion>(cap);
-    buffers_ = allocate_host_zeroed<mr_buffer_entry>(config.max_buffers);
-    tenants_ = allocate_host_zeroed<mr_tenant_entry>(config.max_tenants);
+    shared_.slots = allocate_host_zeroed<mr_slot>(uint64_t{rings} * cap);
+    shared_.submission = allocate_host_zeroed<mr_submission_control>(1);
+    shared_.completions = allocate_host_zeroed<mr_completion>(uint64_t{rings} * cap);
+    shared_.ring_done = allocate_host_zeroed<mr_ring_done>(rings);
+    shared_.completion_control = allocate_host_zeroed<mr_completion_control>(1);
+    consumer_.priv = allocate_host_zeroed<ConsumerPrivate>(1);
+    consumer_.done_flags = allocate_host_zeroed<uint64_t>(cap);
+    consumer_.staged = allocate_host_zeroed<mr_slot>(cap);
+    consumer_.outcomes = allocate_host_zeroed<mr_completion>(cap);
+    consumer_.buffers = allocate_host_zeroed<mr_buffer_entry>(config.max_buffers);
+    consumer_.tenants = allocate_host_zeroed<mr_tenant_entry>(config.max_tenants);
     tenant_table_size_ = config.max_tenants;
-    tenant_counters_ = allocate_host_zeroed<mr_tenant_counters>(config.max_tenants);
+    consumer_.tenant_counters = allocate_host_zeroed<mr_tenant_counters>(config.max_tenants);
     if (config.timeline_capacity != 0) {
-      timeline_ = allocate_host_zeroed<mr_timeline_record>(config.timeline_capacity);
+      consumer_.timeline = allocate_host_zeroed<mr_timeline_record>(config.timeline_capacity);
       params_.timeline_mask = config.timeline_capacity - 1;
       timeline_size_ = config.timeline_capacity;
     }
-    if (!slots_ || !submission_ || !completions_ || !ring_done_ || !completion_control_ ||
-        !priv_ || !done_flags_ || !staged_ || !outcomes_ || !buffers_ || !tenants_ ||
-        !tenant_counters_ || (config.timeline_capacity != 0 && !timeline_))
+    if (!shared_.slots || !shared_.submission || !shared_.completions || !shared_.ring_done || !shared_.completion_control ||
+        !consumer_.priv || !consumer_.done_flags || !consumer_.staged || !consumer_.outcomes || !consumer_.buffers || !consumer_.tenants ||
+        !consumer_.tenant_counters || (config.timeline_capacity != 0 && !consumer_.timeline))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
-    host_.slots = slots_.get();
-    host_.submission = submission_.get();
-    host_.completions = completions_.get();
-    host_.ring_done = ring_done_.get();
-    host_.completion_control = completion_control_.get();
+    host_.slots = shared_.slots.get();
+    host_.submission = shared_.submission.get();
+    host_.completions = shared_.completions.get();
+    host_.ring_done = shared_.ring_done.get();
+    host_.completion_control = shared_.completion_control.get();
     params_.slots = host_.slots;
     params_.submission = host_.submission;
     params_.completions = host_.completions;
     params_.ring_done = host_.ring_done;
     params_.completion_control = host_.completion_control;
-    params_.priv = priv_.get();
-    params_.done_flags = done_flags_.get();
-    params_.staged = staged_.get();
-    params_.outcomes = outcomes_.get();
-    params_.buffers = buffers_.get();
-    params_.tenants = tenants_.get();
-    params_.tenant_counters = tenant_counters_.get();
-    params_.timeline = timeline_.get();  // null unless timeline mode
+    params_.priv = consumer_.priv.get();
+    params_.done_flags = consumer_.done_flags.get();
+    params_.staged = consumer_.staged.get();
+    params_.outcomes = consumer_.outcomes.get();
+    params_.buffers = consumer_.buffers.get();
+    params_.tenants = consumer_.tenants.get();
+    params_.tenant_counters = consumer_.tenant_counters.get();
+    params_.timeline = consumer_.timeline.get();  // null unless timeline mode
     params_.rings = rings;
     params_.units = config.workers == 0 ? 2 : config.workers;
     if (config.count_costs) {
@@ -300,19 +300,25 @@ class CpuBackend final : public ConsumerBackend {
  private:
   // What the workers touch (views in host_ and params_). Destroyed after
   // threads_, declared below them.
-  HostArray<mr_slot> slots_;
-  HostArray<mr_submission_control> submission_;
-  HostArray<mr_completion> completions_;
-  HostArray<mr_ring_done> ring_done_;
-  HostArray<mr_completion_control> completion_control_;
-  HostArray<ConsumerPrivate> priv_;
-  HostArray<uint64_t> done_flags_;
-  HostArray<mr_slot> staged_;
-  HostArray<mr_completion> outcomes_;
-  HostArray<mr_buffer_entry> buffers_;
-  HostArray<mr_tenant_entry> tenants_;
-  HostArray<mr_tenant_counters> tenant_counters_;
-  HostArray<mr_timeline_record> timeline_;  // timeline mode only
+  struct SharedRegions {  // the host-visible regions of slot_abi.h
+    HostArray<mr_slot> slots;
+    HostArray<mr_submission_control> submission;
+    HostArray<mr_completion> completions;
+    HostArray<mr_ring_done> ring_done;
+    HostArray<mr_completion_control> completion_control;
+  };
+  struct ConsumerMemory {  // the consumer's own (device memory on the GPU)
+    HostArray<ConsumerPrivate> priv;
+    HostArray<uint64_t> done_flags;
+    HostArray<mr_slot> staged;
+    HostArray<mr_completion> outcomes;
+    HostArray<mr_buffer_entry> buffers;
+    HostArray<mr_tenant_entry> tenants;
+    HostArray<mr_tenant_counters> tenant_counters;
+    HostArray<mr_timeline_record> timeline;  // timeline mode only
+  };
+  SharedRegions shared_;
+  ConsumerMemory consumer_;
   std::unique_ptr<CostCounters[]> costs_;   // Config::count_costs: one per unit
   uint64_t timeline_size_ = 0;
   uint32_t tenant_table_size_ = 0;

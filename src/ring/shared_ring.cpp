@@ -61,13 +61,13 @@ Status SharedRing::reserve(uint32_t count, const PublishOptions& options, uint64
       // by that thread.
       (void)reap(true, /*park=*/true);
       if (reaped_.load(std::memory_order_acquire) != reaped) continue;
-      ring_full_events_.fetch_add(1, std::memory_order_relaxed);
+      events_.ring_full.fetch_add(1, std::memory_order_relaxed);
       MR_NVTX_MARKER("megaring::ring_full");
       return Status(Result::kRingFull, "no free ring position for " + std::to_string(count) +
                                            " slot(s)");
     }
     if (!counted_full) {
-      ring_full_events_.fetch_add(1, std::memory_order_relaxed);
+      events_.ring_full.fetch_add(1, std::memory_order_relaxed);
       MR_NVTX_MARKER("megaring::ring_full");
       counted_full = true;
     }
@@ -174,7 +174,7 @@ size_t SharedRing::reap(bool block, bool park_kept, std::vector<DrainRecord>* dr
     const bool has_record = mr_stamp_names(words.stamp, r) != 0;
     if (!has_record && keep == r + 1) {
       // A kept ticket always gets a record: a protocol bug. Count it, don't guess.
-      protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+      events_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
       break;
     }
     if (keep == r + 1 && (!park_kept || !park(r, pos, words))) break;  // unread kept result
@@ -267,7 +267,7 @@ Status SharedRing::wait(const Ticket& ticket, Completion* completion, Nanosecond
   reap(false);
   if (!mr_stamp_names(words.stamp, t)) {
     // A kept ticket always gets its record: a protocol bug. Count it.
-    protocol_errors_.fetch_add(1, std::memory_order_relaxed);
+    events_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
     return Status(Result::kInternal, "ticket " + std::to_string(t) +
                                          " completed without its completion record");
   }
@@ -280,7 +280,7 @@ bool SharedRing::take_parked(uint64_t t, uint64_t pos, Completion* out, Status* 
   // or, if storing it threw, the result goes back in place.
   uint64_t keep = keep_[pos].load(std::memory_order_acquire);
   if (keep == kParking) {
-    parking_waits_.fetch_add(1, std::memory_order_relaxed);  // statistics (tests)
+    events_.parking_waits.fetch_add(1, std::memory_order_relaxed);  // statistics (tests)
     while ((keep = keep_[pos].load(std::memory_order_acquire)) == kParking) std::this_thread::yield();
   }
   if (keep == t + 1) return false;

@@ -86,13 +86,13 @@ class SharedRing {
 
   Status peek_slot(uint64_t ticket, mr_slot* out);
   StatusCounts completions() const { return tally_.read(); }
-  uint64_t ring_full_events() const { return ring_full_events_.load(std::memory_order_relaxed); }
-  uint64_t protocol_errors() const { return protocol_errors_.load(std::memory_order_relaxed); }
+  uint64_t ring_full_events() const { return events_.ring_full.load(std::memory_order_relaxed); }
+  uint64_t protocol_errors() const { return events_.protocol_errors.load(std::memory_order_relaxed); }
   size_t parked_results() const { return parked_.stored(); }
   // Counts start again from zero (timeline calibration's own slots).
   void reset_counts() {
     tally_.reset();
-    ring_full_events_.store(0);
+    events_.ring_full.store(0);
   }
 
   // Tests only (RuntimeInternals::set_reserve_hook, set_park_hook): set
@@ -105,13 +105,19 @@ class SharedRing {
     hooks_.park_arg.store(arg, std::memory_order_relaxed);
     hooks_.park.store(hook, std::memory_order_relaxed);
   }
-  uint64_t parking_waits() const { return parking_waits_.load(std::memory_order_relaxed); }
+  uint64_t parking_waits() const { return events_.parking_waits.load(std::memory_order_relaxed); }
 
  private:
   static constexpr uint64_t kClosedBit = 1ull << 63;
   // keep_ values besides 0 and ticket + 1, held briefly by one thread:
   static constexpr uint64_t kParking = ~0ull;      // the reaper is moving the result to parked_
   static constexpr uint64_t kReading = ~0ull - 1;  // a waiter is reading the result in place
+  // Statistics (relaxed): counted, never ordering anything.
+  struct Events {
+    std::atomic<uint64_t> ring_full{0};        // a publish found no free position
+    std::atomic<uint64_t> protocol_errors{0};  // a kept ticket without its record
+    std::atomic<uint64_t> parking_waits{0};    // a waiter met a result being parked
+  };
   struct TestHooks {
     std::atomic<ReserveHook> reserve{nullptr};
     std::atomic<void*> reserve_arg{nullptr};
@@ -146,9 +152,8 @@ class SharedRing {
   std::unique_ptr<Origin[]> origin_;
   KeptResults parked_;
   std::atomic<bool> drain_claimed_{false};
-  // Statistics (relaxed), and the test hooks.
   StatusTally tally_;
-  std::atomic<uint64_t> ring_full_events_{0}, protocol_errors_{0}, parking_waits_{0};
+  Events events_;
   TestHooks hooks_;
 };
 
