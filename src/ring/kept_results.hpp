@@ -28,20 +28,22 @@ class KeptResults {
   // `ticket`'s result will arrive through put(), unless it already has:
   // the publisher may learn its ticket after the result arrived (may throw
   // bad_alloc).
-  void expect(uint64_t ticket) {
+  void expect(uint64_t ticket) { expect(ticket, 1); }
+  // expect() for the `count` tickets from `first`, under one lock.
+  void expect(uint64_t first, uint32_t count) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (results_.count(ticket) == 0) pending_.insert(ticket);
+    for (uint32_t i = 0; i < count; ++i)
+      if (results_.count(first + i) == 0) pending_.insert(first + i);
   }
   // Stores `ticket`'s result, unless it was released while pending. It is
   // no longer pending either way: if storing it throws (bad_alloc), a wait
-  // for it ends "not pending" rather than never.
+  // for it ends "not pending" rather than never (its waiters are woken
+  // either way, after the lock is let go).
   void put(uint64_t ticket, const Completion& completion) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      pending_.erase(ticket);
-      if (released_.erase(ticket) == 0) results_.emplace(ticket, completion);
-    }
-    arrived_.notify_all();
+    const WakeOnExit wake{arrived_};
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.erase(ticket);
+    if (released_.erase(ticket) == 0) results_.emplace(ticket, completion);
   }
   // Takes `ticket`'s result into *out (nullptr: drops it).
   Look take(uint64_t ticket, Completion* out) {
@@ -94,6 +96,11 @@ class KeptResults {
   }
 
  private:
+  struct WakeOnExit {
+    std::condition_variable& cv;
+    ~WakeOnExit() { cv.notify_all(); }
+  };
+
   Look take_locked(uint64_t ticket, Completion* out) {
     auto it = results_.find(ticket);
     if (it != results_.end()) {

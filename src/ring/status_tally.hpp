@@ -40,16 +40,19 @@ class StatusTally {
     add(revoked_, c.revoked);
     for (uint32_t code = 0; code < MR_FAULT_CODE_COUNT; ++code) add(by_code_[code], c.faults_by_code[code]);
   }
-  // For a tally that several threads count into, one completion at a time.
+  // For a tally that several threads count into, one completion at a time:
+  // one read-modify-write per counter that moves (as StatusCounts::count).
   void count_shared(uint32_t status, uint32_t fault) {
-    StatusCounts one;
-    one.count(status, fault);
-    ok_.fetch_add(one.ok, std::memory_order_relaxed);
-    faulted_.fetch_add(one.faulted, std::memory_order_relaxed);
-    aborted_.fetch_add(one.aborted, std::memory_order_relaxed);
-    revoked_.fetch_add(one.revoked, std::memory_order_relaxed);
-    if (one.faulted != 0)
+    if (status == MR_STATUS_OK) {
+      ok_.fetch_add(1, std::memory_order_relaxed);
+    } else if (status == MR_STATUS_FAULT) {
+      faulted_.fetch_add(1, std::memory_order_relaxed);
       by_code_[fault < MR_FAULT_CODE_COUNT ? fault : 0].fetch_add(1, std::memory_order_relaxed);
+    } else if (status == MR_STATUS_REVOKED) {
+      revoked_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      aborted_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   StatusCounts read() const {
     StatusCounts c;

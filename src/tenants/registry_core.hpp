@@ -1,0 +1,124 @@
+// The registry behind TenantRegistry and every TenantHandle (tenant.hpp):
+// the id and index table, the opcode windows, registration, revocation and
+// retirement, close, and the drain pump that attributes completions to
+// tenants. registry_core.cpp holds the table's life, drain_pump.cpp the pump.
+//
+// Lock order: a pump pass (DrainPump::pass_mutex), then the registry's
+// mutex_, then a tenant's QuotaUsage mutex. A tenant's KeptResults is
+// never locked with mutex_ or a QuotaUsage mutex held (the pump puts into
+// it inside its pass, with mutex_ let go).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "megaring/tenant.hpp"
+#include "runtime/runtime_internal.hpp"
+#include "tenants/opcode_windows.hpp"
+#include "tenants/tenant_state.hpp"
+
+namespace megaring::detail {
+
+// Ids and indices of live and draining tenants. Guarded by the registry's
+// mutex_.
+struct TenantTable {
+  uint32_t size = 0;  // indices [1, size)
+  std::vector<std::shared_ptr<TenantState>> by_index;  // live and draining tenants
+  std::vector<uint16_t> generation;
+  std::vector<uint32_t> free_indices;
+  std::vector<std::shared_ptr<TenantState>> draining;
+  uint32_t live = 0;
+
+  // The live or draining tenant with this id, or null.
+  std::shared_ptr<TenantState> find(uint32_t id) const {
+    const uint32_t index = id & MR_TENANT_INDEX_MASK;
+    return index < by_index.size() && by_index[index] && by_index[index]->identity.id == id
+               ? by_index[index]
+               : nullptr;
+  }
+};
+
+// The drain pump's thread and pass (drain_pump.cpp).
+struct DrainPump {
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  std::mutex pass_mutex;              // one pump pass at a time (delivery order per tenant)
+  std::vector<DrainRecord> records;   // the pass's records (guarded by pass_mutex)
+  // Relaxed: statistics.
+  std::atomic<uint64_t> drained_slots{0}, untenanted_slots{0};
+};
+
+class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
+ public:
+  RegistryCore(Runtime& runtime, const RegistryConfig& config)
+      : runtime_(runtime), config_(config) {}
+
+  ~RegistryCore();
+  Status init();
+  // Revokes every tenant, stops the pump and detaches from the runtime.
+  // With `drain`, first lets the revoked tenants' queued slots drain
+  // (bounded by close_timeout); without, leaves the runtime at once (it is
+  // being destroyed: on_runtime_end).
+  void close(bool drain = true);
+  // The runtime's end hook (runtime_link.hpp), run first in ~Runtime: the
+  // registry closes at once, as if destroyed with it (every tenant revoked,
+  // the pump stopped, the drain let go), and never touches the runtime again.
+  void on_runtime_end();
+
+  Status register_tenant(const TenantConfig& config, TenantHandle* out);
+  Status unregister_tenant(const std::shared_ptr<TenantState>& state);
+  size_t pump_once();
+  RegistryStats stats() const;
+
+  bool manual() const { return config_.pump == PumpMode::kManual; }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // A publish rolled back a reservation of a revoked tenant: it may be the
+  // last thing that kept the tenant from retiring.
+  void retry_retire();
+  Runtime& runtime() { return runtime_; }
+  // Reads the consumer's counters of a tenant (live, or frozen once retired).
+  mr_tenant_counters device_counters(TenantState& state);
+
+  // Why a call on a closed registry fails.
+  Status closed_status() const {
+    return Status(Result::kRevoked, runtime_gone_.load() ? "the runtime was destroyed"
+                                                         : "the tenant registry is closed");
+  }
+
+ private:
+  Status check_config_and_size_table();
+  static std::vector<BufferHandle> release_quotas(TenantState& state);
+  // Frees the ids and windows of revoked tenants that fully drained.
+  void retire_drained_locked();
+  void read_device_counters_locked(TenantState& state);
+  void freeze_counters_locked(TenantState& state);
+  // close(): revokes the live tenants (the runtime frees their slots and
+  // buffers, or, going, does it itself); then stops the pump and detaches.
+  void revoke_for_close(const std::vector<std::shared_ptr<TenantState>>& live, bool drain);
+  void drain_for_close();
+  void detach_for_close();
+  void pump_thread_main();
+  // Hands a pass's records to their tenants, then counts them drained.
+  void deliver(const DrainRecord* records, size_t count) noexcept;
+
+  Runtime& runtime_;
+  RegistryConfig config_;
+
+  mutable std::mutex mutex_;  // guards table_, windows_, closing_, the tenants' DeviceCounters
+  TenantTable table_;
+  OpcodeWindows windows_;
+  bool closing_ = false;  // close() started: no new registrations (guarded by mutex_)
+  bool claimed_ = false;  // init() claimed the runtime's drain
+
+  std::atomic<bool> draining_any_{false};  // table_.draining is non-empty (a hint for pump_once)
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> runtime_gone_{false};  // closed by on_runtime_end
+  DrainPump pump_;
+};
+
+}  // namespace megaring::detail
