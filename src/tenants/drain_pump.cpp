@@ -75,14 +75,19 @@ void RegistryCore::pump_thread_main() {
 // delivers them itself.
 size_t RegistryCore::pump_once() {
   if (closed()) return 0;
-  // One pass at a time, for the delivery order per tenant. A pass already
-  // running, on another thread or below this call (a completion callback
-  // that pumps, waits or quiesces), makes this call a no-op.
-  std::unique_lock<std::mutex> pass(pump_.pass_mutex, std::try_to_lock);
-  if (!pass.owns_lock() || closed()) return 0;
+  // Called from inside this thread's own pass (a completion callback that
+  // pumps, waits or quiesces): a no-op, the pass goes on when it returns.
+  const std::thread::id self = std::this_thread::get_id();
+  if (pump_.pass_owner.load(std::memory_order_relaxed) == self) return 0;
+  // One pass at a time, for the delivery order per tenant: a pass on
+  // another thread is waited for, then this one drains what came since.
+  std::lock_guard<std::mutex> pass(pump_.pass_mutex);
+  if (closed()) return 0;  // closed (and detached) while we waited for the lock
+  pump_.pass_owner.store(self, std::memory_order_relaxed);
   pump_.records.clear();
   const size_t n = RuntimeInternals::drain(runtime_, &pump_.records);
   deliver(pump_.records.data(), pump_.records.size());
+  pump_.pass_owner.store(std::thread::id(), std::memory_order_relaxed);
   // A revoked tenant whose last reservation was rolled back has no record
   // left to trigger its retirement; check here too.
   if (n == 0 && draining_any_.load(std::memory_order_acquire)) retry_retire();

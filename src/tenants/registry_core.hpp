@@ -48,6 +48,11 @@ struct DrainPump {
   std::atomic<bool> stop{false};
   std::thread thread;
   std::mutex pass_mutex;              // one pump pass at a time (delivery order per tenant)
+  // The thread running the pass, while one runs: a completion callback it
+  // calls may pump, wait or quiesce, and its pump_once must not wait for
+  // the pass it is part of. Written under pass_mutex; compared by other
+  // threads only to learn that they are not that thread (relaxed).
+  std::atomic<std::thread::id> pass_owner{};
   std::vector<DrainRecord> records;   // the pass's records (guarded by pass_mutex)
   // Relaxed: statistics.
   std::atomic<uint64_t> drained_slots{0}, untenanted_slots{0};
