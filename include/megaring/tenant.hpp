@@ -84,7 +84,9 @@ struct TenantConfig {
   // Called by the pump for every completion of this tenant, before it counts
   // as drained. Runs on the pump thread (or in pump_once / wait / quiesce in
   // manual mode); it must be quick and must not wait on the registry (ring
-  // space, wait(), quiesce()): pumping from inside it is a no-op.
+  // space, wait(), quiesce()): pumping from inside it is a no-op. Nor may it
+  // pump, wait or quiesce on another registry whose callbacks do the same
+  // to this one (each pass would wait for the other's).
   TenantCompletionCallback on_completion;
 };
 

@@ -86,7 +86,7 @@ size_t RegistryCore::pump_once() {
   pump_.pass_owner.store(self, std::memory_order_relaxed);
   pump_.records.clear();
   const size_t n = RuntimeInternals::drain(runtime_, &pump_.records);
-  deliver(pump_.records.data(), pump_.records.size());
+  if (!pump_.records.empty()) deliver(pump_.records.data(), pump_.records.size());
   pump_.pass_owner.store(std::thread::id(), std::memory_order_relaxed);
   // A revoked tenant whose last reservation was rolled back has no record
   // left to trigger its retirement; check here too.

@@ -12,10 +12,13 @@ void OpcodeWindows::reset(uint32_t begin, uint64_t end) {
 bool OpcodeWindows::take(uint32_t cap, uint32_t* base) {
   for (auto it = free_.begin(); it != free_.end(); ++it) {
     if (it->second - it->first >= cap) {
-      *base = it->first;
+      const uint32_t begin = it->first;
       const uint64_t end = it->second;
+      // The tail first (a new map node may throw): a failure leaves the map
+      // as it was.
+      if (begin + static_cast<uint64_t>(cap) < end) free_[begin + cap] = end;
       free_.erase(it);
-      if (*base + static_cast<uint64_t>(cap) < end) free_[*base + cap] = end;
+      *base = begin;
       return true;
     }
   }

@@ -286,6 +286,7 @@ void RegistryCore::drain_for_close() {
 
 void RegistryCore::detach_for_close() {
   std::vector<std::shared_ptr<TenantState>> all;
+  all.reserve(table_.size);  // no allocation below, where a throw would leave the drain claimed
   {
     // Lock order as in pump_once: the pass lock, then the registry's. No
     // pass may be using the runtime when the drain is given up.

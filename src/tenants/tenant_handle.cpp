@@ -79,6 +79,9 @@ Status TenantHandle::wait(const Ticket& ticket, Completion* completion,
                       "ticket " + std::to_string(ticket.value) +
                           " is not pending for this tenant (not kept, already read or released)");
       if (core.closed()) {
+        // The last pass may have delivered it after our look: the close is
+        // stored under the pass lock, so no delivery comes after it.
+        if (t.kept.take(ticket.value, completion) == KeptResults::Look::kTaken) return Status();
         // No pump will ever deliver it: this answer is final, so the ticket
         // stops being pending (a later wait or release of it is refused, as
         // for any ticket already read).
