@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the arm functions, one a family (megaring_bench.cpp runs
 // them from its table), and the measurements that more than one family uses.
 // Each arm function appends its arms to run.arms (BenchRun::add), skipped

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: shared pieces of the harness (no CUDA here): a tiny JSON
 // value, latency/throughput summaries computed from raw samples, and the
 // record every arm fills in.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // See cost_model.hpp.
 #include "cost_model.hpp"
 

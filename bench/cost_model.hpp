@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cost model (issue 14, part 1): what the ring protocol costs a GPU per
 // slot, counted on the CPU backend (Config::count_costs), and a model that
 // turns those counts into GPU throughput.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the raw CUDA baselines (gpu_arms.cu) as arms: the
 // round trips megaring is judged against (ping-pong floor, read layouts,
 // launch and graph + sync) and the launch and graph throughputs.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced after scripts/env.sh by scripts/bench.sh and .ci/run: the optional
 # packages of the benchmark harness. Each installs only what is missing.
 # shellcheck shell=bash

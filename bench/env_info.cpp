@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "env_info.hpp"
 
 #include <dlfcn.h>

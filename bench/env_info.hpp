@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: what the run saw (host, CUDA, NVML when present).
 #pragma once
 

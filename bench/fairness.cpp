@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenant fairness (see fairness.hpp). The light tenant publishes one kept NOP
 // and waits for it, over and over; each sample is publish-to-wait-return.
 // The flooding tenant's threads publish batches of DELAY_NS slots without

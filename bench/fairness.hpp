@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: tenant fairness. A light tenant's round-trip latency alone,
 // then beside a tenant that floods the ring as fast as it can, with its
 // outstanding-slot quota at several caps (bench/README.md, "fair").

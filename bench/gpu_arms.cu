@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: raw-CUDA baselines and the GEMM of the interference arm.
 // See gpu_arms.hpp for the rules (no device-wide synchronisation, no
 // allocation or free while a megaring runtime may be alive).

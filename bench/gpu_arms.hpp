@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the raw-CUDA baselines (compiled by nvcc in gpu_arms.cu):
 // empty-kernel launch + sync, one-node graph + sync, the mapped-memory
 // ping-pong floor, back-to-back launches, a many-node graph replayed, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: what every arm function shares (harness.hpp).
 #include "harness.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: what every arm function shares (defined once, in
 // harness.cpp): the run it adds its arms to, building and recording an Arm,
 // the watchdog, the table row of an arm, and the runtime that the round-trip,

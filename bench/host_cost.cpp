@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Host cost on the CPU backend: P producer threads each publish their share
 // of N NOP slots (one per call, fire and forget), C consumer threads run them
 // and signal completion, and every producer waits until its last slot has

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: host cost per slot on the CPU backend, against moodycamel's
 // ConcurrentQueue on the same workload (bench/README.md explains the setup).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: interference (interf.*): a large cuBLAS GEMM alone and
 // beside an idle megakernel at several block counts and backoffs, the
 // host-to-device copy bandwidth beside it, and the wake-up latency per

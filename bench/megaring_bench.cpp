@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: every arm of the benchmark in one process, warm, with the
 // same clocks; a table on stdout and a JSON report. bench/README.md has the
 // method; `megaring_bench --help` the options.

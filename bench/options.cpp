@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the command line and the sizes of every arm (options.hpp).
 #include "options.hpp"
 

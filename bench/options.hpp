@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the command line (`megaring_bench --help`) and the sizes
 // of every arm in full and short mode.
 #pragma once

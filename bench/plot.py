@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Turn a megaring_bench JSON report into PNG plots.
 
     python3 bench/plot.py REPORT.json [--out DIR]

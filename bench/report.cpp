@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the report of a run (report.hpp).
 #include "report.hpp"
 

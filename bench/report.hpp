@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the report of a run: the environment it saw (JSON and the
 // lines at the top of stdout), and at the end the tables, the JSON file
 // (--json or --results-dir) and the exit status.

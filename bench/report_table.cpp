@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the tables on stdout (report_table.hpp).
 #include "report_table.hpp"
 

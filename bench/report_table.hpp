@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the tables on stdout at the end of a run: one per group of
 // arms (each row is format_row(), harness.hpp), then the targets.
 #pragma once

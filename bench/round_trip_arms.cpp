@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the round trip of megaring itself: Runtime::call(NOP) on
 // the shared runtime (rt.megaring_call), and the round-trip and call-leg
 // measurements the timeline and interference arms reuse (arms.hpp).

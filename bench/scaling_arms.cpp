@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: producer scaling (scaling.p*, scaling.r*, scaling.t*):
 // 1..16 producers' throughput and sampled per-slot latency, on the shared
 // ring 0, on a ring each, and through a tenant each (tenant_scaling.cpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the targets of issue 14 (targets.hpp). The GPU ones are
 // judged only where the megaring arms ran on the CUDA backend; host cost is
 // the one judged on the CPU backend.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: the targets of issue 14 (bench/README.md, "Targets"),
 // judged from the arms that ran: pass / miss, or n/a with the reason.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: producer scaling through tenants (scaling.t*), the
 // measurement behind those arms (scaling_arms.cpp runs them).
 #include <megaring/tenant.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: one producer's throughput on the shared runtime
 // (tput.megaring.b{1,8,64,256}): fire-and-forget batches of NOPs.
 #include <algorithm>

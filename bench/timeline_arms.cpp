@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_bench: timeline mode's cost (rt.megaring_call_timeline,
 // tput.timeline.b64): the round trip and batch-64 throughput again, on a
 // runtime with timeline mode on (the smallest capacity), the legs of a call

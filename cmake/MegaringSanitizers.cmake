@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # megaring_apply_sanitizer(target): adds the MEGARING_SANITIZE instrumentation
 # to a target's host code (g++ directly, and nvcc's host pass via -Xcompiler).
 # Device code is never instrumented; the sanitizers check the CPU backend.

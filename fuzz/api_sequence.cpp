@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // See api_sequence.hpp. The pump is manual, so tenants' drained counts move
 // only inside calls that pump (pump_once, tenant wait and quiesce); consumer
 // threads still complete slots concurrently, which the checks allow for.

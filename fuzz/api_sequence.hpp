@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The API-sequence driver: replays arbitrary bytes as a sequence of calls on
 // a CPU-backend runtime and its tenant registry, with hostile arguments, and
 // checks after every step what must always hold:

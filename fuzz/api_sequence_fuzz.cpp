@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: arbitrary bytes as a sequence of runtime and tenant API
 // calls (api_sequence.hpp). A broken contract, quota invariant or
 // conservation law aborts with the driver's description of it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the consumer's decode / admit / validate / execute path
 // for one slot, on arbitrary slot bytes against arbitrary buffer and tenant
 // tables. It runs exactly what a CPU worker runs for a claimed slot

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes fuzz/corpus/api_sequence/: seeds for the API-sequence fuzzer.
 
 Each seed is a byte string that api_sequence.cpp replays as calls; these are

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpus of fuzz/consumer_fuzz.cpp into fuzz/corpus/consumer/.
 
 Deterministic: the same files every run (stdlib only). Each file is one slot

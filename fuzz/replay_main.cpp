@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Replays a libFuzzer target's inputs without libFuzzer: calls
 // LLVMFuzzerTestOneInput once on every file named on the command line, and on
 // every regular file of each directory named (sorted, not recursive). Built

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ring_v3.pml -- Promela model of megaring's ring protocol "v3".
  * Checked with spin (Debian package `spin`); run scripts/model_check.sh.

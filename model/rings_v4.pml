@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rings_v4.pml -- Promela model of the ring-per-producer protocol of issue
  * 14: the design, checked before it was built, that ABI v4 follows

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Command lines of the samples: `--flag value` or `--flag=value`, numbers
 // with a range, a backend name. Whatever it cannot parse is reported with a
 // usage line and exit status 2; --help (-h) prints the usage and exits 0.

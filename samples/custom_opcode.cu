@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // custom_opcode: your own opcodes in the megakernel.
 //
 // A handler table (MyOps) adds two opcodes above MR_OP_USER_BASE next to the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -DEXE=<sample> -DARGS=<arg,arg,...> -DEXPECT=<error|help> -P expect_usage.cmake
 # A command line that a sample cannot parse must exit 2 with a usage line on
 # stderr (not crash, not succeed, not fall back to a default); --help must

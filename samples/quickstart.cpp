@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // quickstart: several host threads publish work to one resident consumer (the
 // persistent megakernel on a GPU, or the CPU backend without one), then check
 // that every slot ran exactly once with its result. With --rings own each

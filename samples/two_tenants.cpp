@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // two_tenants: two clients share one resident consumer. "batch" floods the
 // ring with work as fast as it can; "interactive" sends one request at a time
 // and waits for it. batch's outstanding-slot quota keeps interactive's queue

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the benchmark harness (Release, in build-bench/) and runs every arm:
 # the table goes to stdout and to bench/results/<date>_<device>.txt, the JSON
 # report to bench/results/<date>_<device>.json and the plots to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Checks the layering of src/ (README, "Layout"): each layer includes only
 # the layers before it in this order, and itself. Exit 1 listing each
 # include that reaches up or sideways.

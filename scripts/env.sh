@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by scripts/quickstart.sh, scripts/test.sh and .ci/run: finds the
 # tools megaring builds with and picks the CMake generator. Installs nothing
 # that is already there; the only package it may install is GoogleTest.

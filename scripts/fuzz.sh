@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds megaring's libFuzzer targets (fuzz/) with Clang, ASan and UBSan in a
 # build folder of their own, then runs each for a while on a scratch copy of
 # its seed corpus (the repository's corpus is never written).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Can the host ring a doorbell in DEVICE memory, so that the persistent
 // kernel polls its own memory instead of reading host memory across PCIe?
 // (Issue 14: the only way below the mapped-memory floor. What works here is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How fast the GPU's SMs can read pinned host memory, in the shape of the
 // fetcher's rounds (bench/NOTES.md, "Second ABI v3 run"). On the H200 of
 // 2026-12-04 a round that copies 128 slot bodies (8 KB, one warp, 16

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What system-scope memory orders and host-memory traffic cost on this GPU,
 // and whether they scale with the number of SMs that pay them (bench/NOTES.md,
 // "What bounds the consumer"). The first H100 runs served 0.82-0.93 M slots/s

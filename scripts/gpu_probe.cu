@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Driver behaviours the CUDA backend relies on, checked on the machine at
 // hand (scripts/gpu_session.sh tests runs it first; about 10 s):
 //   1. cudaStreamQuery on a running kernel returns cudaErrorNotReady and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # One command per phase for a session's lent GPU machine.
 #
 #   scripts/gpu_session.sh tests   a probe of driver behaviours

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Model-checks one ring (model/ring_v3.pml: ring 0 of ABI v4, and ABI v3)
 # and rings per producer (model/rings_v4.pml: ABI v4's design, with the
 # completer's count of other rings past a slow slot, -DBEYOND) with spin.
@@ -24,7 +25,7 @@ FULL=0
 for arg in "$@"; do
   case "$arg" in
     --full) FULL=1 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '3,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "model_check: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done

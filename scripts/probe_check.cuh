@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The standalone GPU probes' one error check (scripts/gpu_*.cu, each built
 // alone with nvcc): a failed CUDA call prints where and what, and exits 1.
 #pragma once

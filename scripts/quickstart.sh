@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Configures and builds megaring in build/, then runs samples/quickstart:
 # several host threads publish slots to one resident consumer, the persistent
 # megakernel on a GPU or the CPU backend when there is none, and every result

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Configures and builds megaring with its tests and samples in build/, then
 # runs every ctest test: the `cpu` label (CPU backend, runs anywhere) and the
 # `gpu` label (CUDA backend; skipped when there is no GPU). Arguments go to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared test scaffolding: a fixture parameterized by megaring::Backend, run
 // once per backend (instantiation names `Cpu` and `Gpu`; the CUDA one skips
 // itself without a device and gets the ctest `gpu` label), status assertion

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A consumer built with make_consumer's block size and register cap: the
 // built-in opcodes in one-warp blocks of at most 32 registers a thread
 // (tests/ring/ops.cpp, RingOpsTest.CappedOneWarpConsumerRunsTheBuiltins).

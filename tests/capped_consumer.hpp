@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A consumer with make_consumer's block size and register cap set
 // (capped_consumer.cu, nvcc); usable from plain C++.
 #pragma once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Checks the built-in megakernel's PTX against the host/device memory rules of
 # include/megaring/slot_abi.h, which no CPU-backend test can see:
 #

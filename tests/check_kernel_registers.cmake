@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Checks that each entry of the built-in megakernel needs at most
 # MAX_REGISTERS registers a thread (ptxas -v on its PTX). Our blocks never
 # leave their SMs: at 128 registers and 256 threads a block holds half an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # install_consumer: `cmake --install` this build into a scratch prefix, then
 # configure, build and run tests/consumer against it with find_package, as a
 # downstream project would. Included from tests/CMakeLists.txt.

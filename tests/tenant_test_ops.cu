@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <megaring/megakernel.cuh>
 
 #include "tenant_test_ops.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A consumer for the tenant tests: the built-ins plus two test opcodes.
 //   kOpGate      args[0] = address of a uint32_t the host owns (host memory
 //                on the CPU backend, pinned host-mapped memory on the GPU);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ring ABI (megaring/slot_abi.h): layout, header/stamp encoding and opcode
 // ranges. The header static_asserts a subset of this at compile time; these
 // runtime checks carry literal numbers, so editing a struct *and* its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cost model (bench/cost_model.hpp): the protocol's per-slot costs as
 // the CPU backend counts them, by role, and the calibration of the model
 // against the H100 figures of 2026-11-22 (118 k, 700 k, 860 k slots/s at 1,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every public entry point against hostile values: 0, 1, max, max - 1, 2^63,
 // 2^32 +- 1, negative and huge durations, null out-pointers, handles of
 // another runtime or registry, stale and freed handles, double frees, calls

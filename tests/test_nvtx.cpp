@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NVTX ranges reach a tool. ctest runs this binary with NVTX_INJECTION64_PATH
 // pointing at libmegaring_nvtx_recorder.so (tests/nvtx_injection/), the NVTX
 // injection library that records every event in memory; the first NVTX call

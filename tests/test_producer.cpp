@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Producers with rings of their own (megaring/producer.hpp): one behaviour
 // per test, on both backends.
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Quota invariants and conservation as properties (issue 13): seeded random
 // byte strings replayed as API sequences by the fuzzer's driver
 // (fuzz/api_sequence.hpp), which checks after every step that each call

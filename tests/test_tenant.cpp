@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenant tests: registry, opcode windows, quotas, the drain pump, consumer
 // enforcement and revocation, on every backend (Cpu/..., Gpu/...).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Timeline mode: per-slot records (unit, claim and completion times), the
 // host-side publish times and reap passes, and the Chrome trace writer.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Torn-read stress (issue 14), run on every backend (Cpu/..., Gpu/...):
 // host producers rewrite every position of a small ring thousands of times
 // while the consumer units copy the neighbouring positions. Every slot is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <megaring/megakernel.cuh>
 
 #include "torn_check_ops.hpp"

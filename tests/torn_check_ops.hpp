@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A consumer for the torn-read stress test (test_torn_read.cpp): the
 // built-ins plus one self-checking opcode family.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Kernels of "the user's" (user_kernel.cu, nvcc), usable from plain C++. Each
 // has its own function, so that under lazy module loading (CUDA's default
 // since 12.2) each test decides when its kernel is loaded: by its first

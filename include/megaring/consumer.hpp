@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The interface between the host runtime and a consumer: the persistent
 // megakernel on the GPU, or the CPU worker loop. Both are instances of one
 // template (megaring/megakernel.cuh) over a handler table; the runtime only

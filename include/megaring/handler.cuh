@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The handler author's contract: what a custom opcode handler is given and
 // may call. Everything a handler table (megakernel.cuh, make_consumer) may
 // rely on is here; the rest of include/megaring/consumer/ is the consumer

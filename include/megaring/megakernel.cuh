@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The persistent megakernel and the CPU worker loop, as one template over a
 // handler table. Include this from a .cu file to build a consumer with your
 // own opcodes:

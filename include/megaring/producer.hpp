@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A producer with a ring of its own (Config::producer_rings of them): what a
 // server thread uses to publish at full rate. It publishes raw SlotRequests,
 // as Runtime::publish does: the tenant layer's quotas and drain accounting

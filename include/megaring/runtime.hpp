@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring host API: create a runtime (persistent GPU megakernel, or CPU
 // workers), publish slots from any number of threads, wait for tickets, and
 // stop it with shutdown() (drain) or abort() (stop now).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * megaring ring ABI: the bytes that cross PCIe between host producers and the
  * persistent consumer (a CUDA megakernel, or CPU worker threads).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring host API errors: one result enum for the whole API, runtime and
 // tenants alike, with a string function (NCCL's ncclResult_t style) and a
 // Status value that carries the code, a message and, for quota refusals, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenants: several clients (models, sessions) sharing one resident
 // megakernel, each held to its own opcode window and quotas.
 //

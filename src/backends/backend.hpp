@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: what the runtime needs from a consumer backend (CUDA or CPU).
 // The runtime owns the ring protocol on the host side; a backend owns memory
 // placement and the consumer's execution (kernel or threads).

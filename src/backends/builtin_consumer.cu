@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The library's own consumer instantiation: built-in opcodes only.
 #include "megaring/megakernel.cuh"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CPU backend: the consumer protocol and opcode handlers of the megakernel,
 // run by host worker threads over ordinary host memory. Same ABI, same
 // completion semantics; it is how CI exercises the protocol without a GPU.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CUDA backend: the ring in pinned, host-mapped memory; consumer-private
 // state and buffers in device memory; the consumer is one cooperative launch
 // of the persistent megakernel on its own non-blocking stream.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: turn CUDA errors into Status values.
 #pragma once
 

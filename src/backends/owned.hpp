@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: owners of what the backends allocate. Each is a std::unique_ptr
 // with a deleter that frees its kind of memory (or destroys a stream), so it
 // is move-only and frees in its destructor; get() is the view handed to the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the order in which the host writes the consumer-visible tables
 // (buffer table, tenant table), defined once for both backends. A backend
 // supplies the word-store primitive, a TableStore:

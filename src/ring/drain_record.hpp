@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the drain hands the layer above for each reaped ticket of ring 0
 // (RuntimeInternals::drain), and what a publisher tags a slot with for it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: what every host producer does to a ring, whoever owns it (the
 // runtime's shared ring 0, or a Producer's own ring): write slots (P2, P3)
 // and read completion records (H1). Step names are those of slot_abi.h.

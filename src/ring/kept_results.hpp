@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Kept results that left the ring: completions a publisher asked to keep
 // and has not read yet, held in host memory by ticket. One component for
 // every holder: the shared ring's and each producer ring's parked results

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A producer's own ring, host side: publish (P1-P3 without a CAS), reap and
 // wait (H1, H2) without a lock. One thread at a time owns it, so every word
 // here but the tail (read by free_buffer and shutdown) is that thread's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Timeline mode, the host ring's half: when each ticket was published (by
 // ticket position) and a ring of the most recent reap passes. The runtime's
 // TimelineRecorder pairs it with the consumer's records.

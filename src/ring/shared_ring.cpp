@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ring 0's host side (shared_ring.hpp). Step names refer to slot_abi.h.
 #include "ring/shared_ring.hpp"
 

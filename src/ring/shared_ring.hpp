@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ring 0, host side: the ring every thread may publish on (Runtime::publish).
 // Ticket reservation and publish (P1-P3), reaping (H2), waits on tickets
 // (H1), kept results with parking, and drain mode. Step names refer to the

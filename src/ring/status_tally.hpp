@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Completions counted by status (and faults by code): the runtime's reaper
 // counts its ring's, the tenant drain pump each tenant's. Relaxed counters:
 // statistics only, read while they move.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The runtime's buffer table (buffer_table.hpp).
 #include "runtime/buffer_table.hpp"
 

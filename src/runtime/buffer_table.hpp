@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The runtime's buffers: device (or CPU-backend) allocations named by
 // handles (index + generation) in the consumer's buffer table, their bounds
 // for host copies, and the deferred free that waits until no published slot

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every Config bound (README, "Limits"), checked before anything is allocated.
 #include <string>
 

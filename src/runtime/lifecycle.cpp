@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runtime::Impl, the lifecycle coordinator (runtime_impl.hpp): start, the
 // consumer's health, shutdown and abort, and what spans the rings (the
 // buffer free's cut, producers' rings handed out, statistics).

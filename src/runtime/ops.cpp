@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The slot builders (megaring::ops), and the backend helpers of runtime.hpp.
 #include <cuda_runtime_api.h>
 

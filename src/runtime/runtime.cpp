@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The public Runtime API: a thin shell over Runtime::Impl (runtime_impl.hpp)
 // and its components. Every entry point returns a Status and lets no
 // exception escape; the work is done below.

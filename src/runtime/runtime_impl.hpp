@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runtime::Impl: the lifecycle coordinator. It owns the backend (and with it
 // the consumer and the shared regions), ring 0's host side, the producers'
 // rings, the buffer table and the timeline recorder, and it alone moves the

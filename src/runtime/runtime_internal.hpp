@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: what the tenant layer (src/tenants/) needs from a Runtime beyond its
 // public API. Not installed; the tests include it to inspect the ring.
 //

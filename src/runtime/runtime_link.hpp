@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a layer above the runtime (the tenant registry) holds of it: the
 // runtime's end, announced. The runtime knows nothing of that layer; the
 // layer registers what it must do when the runtime ends (stop its pump,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one result enum's names (megaring/status.hpp).
 #include "megaring/status.hpp"
 

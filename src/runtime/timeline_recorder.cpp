@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Timeline mode (timeline_recorder.hpp).
 #include "runtime/timeline_recorder.hpp"
 

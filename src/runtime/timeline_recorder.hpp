@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Timeline mode (Config::timeline_capacity): the host ring's publish times
 // and reap passes, the consumer clock calibrated against the host's, and
 // the snapshot that pairs them with the consumer's per-ticket records.

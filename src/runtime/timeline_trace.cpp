@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Chrome trace-event JSON (opens in Perfetto and chrome://tracing):
 //   pid 1 "megaring consumer": one thread (track) per unit, one complete
 //         event ("X") per slot from claim to completion;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: write a Timeline as a Chrome trace-event JSON file.
 #pragma once
 

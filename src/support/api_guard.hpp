@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: the public API's one exception guard. Every public entry point
 // that can fail returns `MR_API_GUARD(expression yielding a Status)`, or
 // `detail::guarded(callable returning a Status)` where a body reads better

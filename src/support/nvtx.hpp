@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal: NVTX ranges and markers in the "megaring" domain, compiled out
 // when the MEGARING_NVTX CMake option is OFF. Without a tool attached each
 // costs a few nanoseconds (one predicted branch on a function pointer).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drain pump: its thread, one pass (pump_once), and the delivery of a
 // pass's records to their tenants.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The opcode space of a registry's tenant windows: which ranges of
 // [opcode_begin, opcode_end) are free. Not thread-safe: the registry guards
 // it with its mutex.

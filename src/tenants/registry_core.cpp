@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry's table of tenants through its life: init, registration,
 // revocation and retirement, the device counters, close. The drain pump is
 // in drain_pump.cpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry behind TenantRegistry and every TenantHandle (tenant.hpp):
 // the id and index table, the opcode windows, registration, revocation and
 // retirement, close, and the drain pump that attributes completions to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TenantHandle: what it names, its kept tickets (wait, release), its slot
 // counters (note_drained, quiesce, runtime_counters). Publishing is in
 // tenant_publish.cpp, quotas and buffers in tenant_quotas.cpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TenantHandle's publishes, as named steps: translate the batch to global
 // opcodes, reserve it against the outstanding quota, publish it to the ring,
 // record its kept tickets.

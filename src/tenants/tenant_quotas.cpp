@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TenantHandle's quotas: staging bytes, resident handles, and the buffers
 // that hold resident handles. All of it under the tenant's QuotaUsage mutex.
 #include <mutex>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The refusals that several tenant calls share, worded once.
 #pragma once
 

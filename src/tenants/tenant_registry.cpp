@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TenantRegistry: the public face of a RegistryCore. No exception leaves it.
 #include <memory>
 #include <utility>

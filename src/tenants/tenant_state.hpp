@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One tenant's state, shared by every copy of its handle (tenant.hpp), in
 // parts of one concern each.
 //

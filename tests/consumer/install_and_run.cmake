@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -P script run by the install_consumer test (tests/install_consumer.cmake):
 #   1. cmake --install MEGARING_BUILD_DIR --prefix WORK_DIR/prefix
 #   2. configure + build CONSUMER_SOURCE_DIR against that prefix

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Uses the installed megaring: the built-in consumer and a custom one, on the
 // CPU backend (or --backend auto|cuda). Exits 0 when every result is right.
 #include <megaring/runtime.hpp>

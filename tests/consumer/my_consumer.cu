@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Proves the installed headers build a custom consumer with nvcc: the
 // persistent megakernel and the CPU worker loop over a user handler table.
 #include <megaring/megakernel.cuh>

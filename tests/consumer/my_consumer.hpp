@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A consumer with one user opcode, defined in my_consumer.cu (nvcc); usable
 // from plain C++.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NVTX injection library that records events in memory (see recorder.h).
 //
 // How attaching works (nvtx3/nvtxDetail/nvtxInit.h, nvtxImpl.h): on the first

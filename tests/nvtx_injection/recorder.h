@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // megaring_nvtx_recorder: an NVTX injection library for tests. Point
 // NVTX_INJECTION64_PATH at libmegaring_nvtx_recorder.so and the first NVTX
 // call in the process loads it (nvtx3/nvtxDetail/nvtxInit.h); from then on it

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the README's C++ snippets out as translation units for the
 readme_* tests (tests/readme/CMakeLists.txt), so that they cannot drift from
 the API.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a README `body` snippet may assume (tests/readme/extract.py): the
 // API's headers, namespace megaring, and the README's check(), which stops
 // the program at the first error.

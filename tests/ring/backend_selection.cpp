@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Backend selection (Config::backend) and the names and result strings that
 // report it. Plain tests: they never name "Gpu", and run with or without one.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Back-pressure: a full ring fails fast or waits as asked, and unread kept
 // results are parked rather than holding ring positions.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Config validation: Runtime::create refuses bad configs with a message and
 // accepts the edge values.
 

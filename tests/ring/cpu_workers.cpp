@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The CPU backend's threads as the OS sees them: their names and timer
 // slack, read back from /proc.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Faults: every malformed slot completes with its own fault code, touches no
 // memory, and the ring runs on past it.
 

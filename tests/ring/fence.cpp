@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FENCE: it completes only after every earlier ticket, with their results
 // and memory effects visible.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The fetcher's sizing arithmetic (consumer_core.cuh), as plain functions:
 // its adaptive window and its crew's share of a round.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The host waiter's policy (detail/host_waiter.hpp): when a waiter asks
 // after the consumer's health.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lifecycle: abort() stops the consumer after the slot it is running; every
 // slot not completed reads ABORTED, whoever asks, and runs no effect.
 

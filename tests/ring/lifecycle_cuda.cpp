@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lifecycle beside the application's own CUDA work: user kernels launched
 // next to the persistent consumer, a stream capture elsewhere, and stale
 // errors of the calling thread. The CPU instances skip what needs CUDA.

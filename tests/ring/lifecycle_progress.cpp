@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lifecycle: a live consumer's signs of progress, read from outside: the
 // heartbeat (idle and through a backlog), the fetcher's and completer's
 // counters, and DONE_COUNT from the configured initial ticket.

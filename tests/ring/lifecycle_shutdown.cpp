@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lifecycle, part one: shutdown() drains (or, past its timeout, aborts the
 // rest) and destruction stops work in flight. RingLifecycleTest is
 // instantiated here for all of its files (ring_fixture.hpp lists them).

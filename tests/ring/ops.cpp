@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The built-in ops' results and the buffers they work on: allocation, host
 // access, and freeing while slots still name a buffer.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared scaffolding of the ring tests (megaring_test_ring, one file per
 // concern under tests/ring/): the RingTest fixture, run on every backend
 // (Cpu/..., Gpu/...), and the publish-and-wait and conservation helpers the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Conservation under stress: producers publish a mixed load (kept NOPs,
 // counters, one-shot stores) in random batches, and every ticket is handed
 // out once, completes once with its result, and leaves its memory effect.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wait() / wait_done() / release(): argument checking, timeouts, one
 // successful read per kept ticket, and the consumer's health on a timeout.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Built-in opcode handlers (MR_OP_NOP ... MR_OP_DELAY_NS), shared by the GPU
 // megakernel and the CPU backend. Argument layouts are in slot_abi.h.
 // Every handler is block-collective (see exec_context.cuh) and validates its

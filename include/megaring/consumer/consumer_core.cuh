@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The consumer side of the ring protocol (ABI v3), written once for both
 // consumers: compiled for the device it runs in the persistent kernel's
 // warps; compiled for the host in the CPU backend's threads. Step names

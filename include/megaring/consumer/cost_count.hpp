@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cost model's counters (bench --cost-model, tests/test_cost_model.cpp):
 // what the ring protocol does per slot that costs time on a GPU across PCIe,
 // counted where the protocol does it, on the CPU backend, where the same

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Execution contexts: what an opcode handler sees while it runs one slot.
 //
 // Handlers are block-collective. On the GPU every thread of the block calls

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The atomic vocabulary of every word megaring shares between threads,
 // units or the two sides of PCIe, defined once: host code (runtime, rings,
 // CPU backend) and the consumer protocol (consumer/*.cuh) use these names,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checked arithmetic on values that come from callers or from slots: sizes,
 // offsets, counts and durations. Every such value is hostile until checked,
 // and the checks live here, once: the host API, the tenant quotas, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How megaring's host threads wait (for a completion, DONE_COUNT or ring
 // space): spin briefly (a GPU round trip is a microsecond or two), then
 // yield, then sleep in growing steps up to 200 us (or the given bound).
