@@ -24,8 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using u64 = unsigned long long;
 
-template <class T>
-using SysRef = cuda::atomic_ref<T, cuda::thread_scope_system>;
+using megaring::detail::SysRef;  // megaring/detail/atomic_ref.hpp, through megakernel.cuh
 
 // The ping-pong buffer (pinned, host-mapped): the host -> device message in
 // bytes [0, 128), written by the host only; the echo word at byte 256,
