@@ -338,6 +338,16 @@ std::vector<Row> rows() {
       {"alloc_buffer: 2^63", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(k2p63, &h)); }, R(Result::kInvalidArgument)},
       {"alloc_buffer: kMaxBufferBytes + 1", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(megaring::kMaxBufferBytes + 1, &h)); }, R(Result::kInvalidArgument)},
       {"alloc_buffer: kMaxBufferBytes", [](W w) { BufferHandle h; return of(w.rt->alloc_buffer(megaring::kMaxBufferBytes, &h)); }, R(Result::kOutOfMemory)},
+      {"register_buffer: memory null", [](W w) { BufferHandle h; return of(w.rt->register_buffer(nullptr, 64, &h)); }, R(Result::kInvalidArgument)},
+      {"register_buffer: handle null", [](W w) { return of(w.rt->register_buffer(w.host, 64, nullptr)); }, R(Result::kInvalidArgument)},
+      {"register_buffer: 0 bytes", [](W w) { BufferHandle h; return of(w.rt->register_buffer(w.host, 0, &h)); }, kOk},
+      {"register_buffer: kMaxBufferBytes + 1", [](W w) { BufferHandle h; return of(w.rt->register_buffer(w.host, megaring::kMaxBufferBytes + 1, &h)); }, R(Result::kInvalidArgument)},
+      {"register_buffer: a range that wraps", [](W w) { BufferHandle h; return of(w.rt->register_buffer(reinterpret_cast<void*>(kMax - 15), 64, &h)); }, R(Result::kInvalidArgument)},
+      {"unregister_buffer: handle 0", [](W w) { return of(w.rt->unregister_buffer(0)); }, R(Result::kInvalidArgument)},
+      {"unregister_buffer: an allocated buffer", [](W w) { return of(w.rt->unregister_buffer(w.buf)); }, R(Result::kInvalidArgument)},
+      {"unregister_buffer: timeout negative", [](W w) { BufferHandle h; if (!w.rt->register_buffer(w.host, 64, &h)) return kSetupFailed; return of(w.rt->unregister_buffer(h, Nanoseconds(-1))); }, R(Result::kInvalidArgument)},
+      {"unregister_buffer: a freed handle", [](W w) { return of(w.rt->unregister_buffer(w.freed)); }, R(Result::kInvalidArgument)},
+      {"tenant unregister_buffer: another tenant's", [](W w) { return of(w.a.unregister_buffer(w.b_buf)); }, R(Result::kInvalidArgument)},
       {"alloc_buffer: table full", [](W) {
          Config c; c.backend = Backend::kCpu; c.max_buffers = 1;
          std::unique_ptr<Runtime> rt; if (!Runtime::create(c, &rt)) return kSetupFailed;

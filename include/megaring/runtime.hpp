@@ -314,6 +314,20 @@ class Runtime {
   // name one of ours: each runtime starts its generations elsewhere).
   Status alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept;
   Status free_buffer(BufferHandle handle) noexcept;
+  // Memory the caller allocated, as a buffer, without a copy: device (or
+  // managed) memory of this runtime's GPU from any allocator (cudaMalloc,
+  // PyTorch, CuPy); any host memory on the CPU backend. The caller keeps
+  // owning it: megaring never frees it, and the caller must keep it alive
+  // until unregister_buffer() returns OK. Slots name it by handle like any
+  // buffer; bytes 0 .. kMaxBufferBytes, and [memory, memory + bytes) must
+  // not wrap. unregister_buffer() retires the handle (slots published from
+  // then on fault BAD_HANDLE) and returns once no slot published before can
+  // touch the memory any more. On kTimeout the handle stays retired and the
+  // memory in use; a later unregister_buffer(handle) waits on. free_buffer()
+  // on a registered buffer retires it without waiting; the memory is then
+  // the caller's once every slot published before has completed.
+  Status register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) noexcept;
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever) noexcept;
   // write_buffer / read_buffer are not ordered with slots in flight on the
   // same buffer (as cudaMemcpy is not with a running kernel): wait for those
   // slots first.

@@ -192,6 +192,14 @@ class TenantHandle {
   // tenant's, freed, or never allocated) is kInvalidArgument.
   Status alloc_buffer(uint64_t bytes, BufferHandle* handle) const;
   Status free_buffer(BufferHandle handle) const;
+  // Memory the caller allocated (a tensor's, say) as a buffer of this
+  // tenant, without a copy, as Runtime::register_buffer; it holds a
+  // resident handle until unregister_buffer returns OK (which also gives the
+  // memory back to the caller). A tenant that is unregistered retires its
+  // registered buffers without waiting: their memory is the caller's once
+  // the tenant's slots drained (quiesce).
+  Status register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) const;
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever) const;
   Status write_buffer(BufferHandle handle, uint64_t offset, const void* src,
                       uint64_t bytes) const;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;

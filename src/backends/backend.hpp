@@ -57,6 +57,10 @@ class ConsumerBackend {
 
   // Consumer-side buffers (device memory on the GPU). Zero-filled.
   virtual Status alloc(uint64_t bytes, uint64_t* address) = 0;
+  // Whether caller memory [address, address + bytes) can back a buffer:
+  // memory the consumer can reach (on the GPU, device or managed memory of
+  // this runtime's device). The caller checked that the range does not wrap.
+  virtual Status check_external(uint64_t address, uint64_t bytes) = 0;
   virtual Status free(uint64_t address) = 0;
   virtual Status copy_in(uint64_t address, const void* src, uint64_t bytes) = 0;
   virtual Status copy_out(void* dst, uint64_t address, uint64_t bytes) = 0;

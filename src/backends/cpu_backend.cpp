@@ -200,6 +200,8 @@ class CpuBackend final : public ConsumerBackend {
     *address = reinterpret_cast<uint64_t>(buffer.release());  // the runtime's until free()
     return Status::ok();
   }
+  // The workers are host threads: any host memory of the caller serves.
+  Status check_external(uint64_t, uint64_t) override { return Status::ok(); }
   Status free(uint64_t address) override {
     AlignedHostFree{}(reinterpret_cast<void*>(address));  // as alloc()'s owner would have
     return Status::ok();

@@ -420,6 +420,32 @@ class CudaBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  // Device (or managed) memory of our device, at both ends of the range: a
+  // kernel on it can reach the memory. (Where one allocation ends is the
+  // driver's to know: ranges that span two are the caller's to avoid.)
+  Status check_external(uint64_t address, uint64_t bytes) override {
+    CudaCallScope scope(device_);
+    const uint64_t last = bytes == 0 ? address : address + (bytes - 1);
+    for (const uint64_t a : {address, last}) {
+      cudaPointerAttributes attr{};
+      const cudaError_t err = cudaPointerGetAttributes(&attr, reinterpret_cast<const void*>(a));
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky: clear it
+        return Status(Result::kInvalidArgument, std::string("registered memory: ") +
+                                                    cudaGetErrorString(err));
+      }
+      if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)
+        return Status(Result::kInvalidArgument,
+                      "registered memory must be device or managed memory (a host pointer "
+                      "cannot back a buffer on the GPU)");
+      if (attr.device != device_)
+        return Status(Result::kInvalidArgument,
+                      "registered memory is on device " + std::to_string(attr.device) +
+                          ", the runtime's is " + std::to_string(device_));
+    }
+    return Status::ok();
+  }
+
   Status alloc(uint64_t bytes, uint64_t* address) override {
     CudaCallScope scope(device_);
     // The runtime refuses sizes over kMaxBufferBytes; checked here too, so

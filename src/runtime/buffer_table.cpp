@@ -6,6 +6,7 @@
 #include <string>
 
 #include "megaring/detail/checked.hpp"
+#include "megaring/detail/host_waiter.hpp"
 
 namespace megaring::detail {
 
@@ -40,17 +41,41 @@ const BufferTable::Entry* BufferTable::find_locked(BufferHandle handle) const {
 Status BufferTable::alloc(uint64_t bytes, uint32_t owner, BufferHandle* handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   collect_locked(false);
-  if (free_indices_.empty())
-    return Status(Result::kOutOfMemory, "buffer table full (" + std::to_string(entries_.size()) +
-                                            " entries)");
-  const uint32_t index = free_indices_.back();
+  if (free_indices_.empty()) return table_full();
   uint64_t address = 0;
   Status st = backend_.alloc(bytes, &address);
   if (!st) return st;
+  st = add_entry_locked(address, bytes, owner, /*external=*/false, handle);
+  if (!st) (void)backend_.free(address);
+  return st;
+}
+
+Status BufferTable::register_external(uint64_t address, uint64_t bytes, uint32_t owner,
+                                      BufferHandle* handle) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  collect_locked(false);
+  if (free_indices_.empty()) return table_full();
+  Status st = backend_.check_external(address, bytes);
+  if (!st) return st;
+  return add_entry_locked(address, bytes, owner, /*external=*/true, handle);
+}
+
+Status BufferTable::table_full() const {
+  return Status(Result::kOutOfMemory,
+                "buffer table full (" + std::to_string(entries_.size()) + " entries)");
+}
+
+// The next free index, under a new generation, in the consumer's table. No
+// slot can name the handle before it is returned, so the entry is whole
+// before any reads it (table_writes.hpp: the handle word goes last).
+Status BufferTable::add_entry_locked(uint64_t address, uint64_t bytes, uint32_t owner,
+                                     bool external, BufferHandle* handle) {
+  const uint32_t index = free_indices_.back();
   Entry& e = entries_[index];
   e.generation = static_cast<uint16_t>(e.generation == 0xFFFF ? 1 : e.generation + 1);
   e.address = address;
   e.bytes = bytes;
+  e.external = external;
   e.handle = (static_cast<uint32_t>(e.generation) << MR_BUFFER_INDEX_BITS) | index;
   mr_buffer_entry entry{};
   entry.base = address;
@@ -58,9 +83,8 @@ Status BufferTable::alloc(uint64_t bytes, uint32_t owner, BufferHandle* handle) 
   entry.handle = e.handle;
   entry.owner = owner;
   entry.retire_ticket = ~0ull;
-  st = backend_.write_table_entry(index, entry);
+  const Status st = backend_.write_table_entry(index, entry);
   if (!st) {
-    (void)backend_.free(address);
     e.handle = 0;
     return st;
   }
@@ -71,6 +95,10 @@ Status BufferTable::alloc(uint64_t bytes, uint32_t owner, BufferHandle* handle) 
 
 Status BufferTable::free(BufferHandle handle) {
   std::lock_guard<std::mutex> lock(mutex_);
+  return free_locked(handle);
+}
+
+Status BufferTable::free_locked(BufferHandle handle) {
   if (find_locked(handle) == nullptr) return unknown_handle(handle);
   const uint32_t index = handle & MR_BUFFER_INDEX_MASK;
   Entry& e = entries_[index];
@@ -78,7 +106,7 @@ Status BufferTable::free(BufferHandle handle) {
   // which tickets of every ring may still run with the buffer.
   Status st = backend_.retire_table_entry(index, rings_.retire_ticket());
   if (!st) return st;
-  PendingFree pending{index, e.address, rings_.retire_cut()};
+  PendingFree pending{index, handle, e.address, e.external, rings_.retire_cut()};
   e.handle = 0;
   pending_frees_.push_back(pending);
   collect_locked(false);
@@ -95,7 +123,7 @@ void BufferTable::collect_locked(bool consumer_stopped) {
   while (it != pending_frees_.end()) {
     if (consumer_stopped || rings_.completed(it->safe_after)) {
       (void)backend_.clear_table_handle(it->index);
-      (void)backend_.free(it->address);
+      if (!it->external) (void)backend_.free(it->address);  // registered memory is the caller's
       free_indices_.push_back(it->index);
       it = pending_frees_.erase(it);
     } else {
@@ -108,7 +136,46 @@ void BufferTable::free_all() {
   std::lock_guard<std::mutex> lock(mutex_);
   collect_locked(true);
   for (const Entry& e : entries_)
-    if (e.handle != 0) (void)backend_.free(e.address);
+    if (e.handle != 0 && !e.external) (void)backend_.free(e.address);
+}
+
+bool BufferTable::pending_external_locked(BufferHandle handle) const {
+  for (const PendingFree& f : pending_frees_)
+    if (f.handle == handle && f.external) return true;
+  return false;
+}
+
+Status BufferTable::unregister_external(BufferHandle handle, Nanoseconds timeout) {
+  const auto deadline = deadline_after(timeout);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const Entry* e = find_locked(handle);
+    if (e != nullptr && !e->external)
+      return Status(Result::kInvalidArgument, "buffer " + std::to_string(handle) +
+                                                  " was allocated by alloc_buffer: free_buffer frees it");
+    // A live handle is retired now; one retired before (an unregister that
+    // timed out, or free_buffer) is waited for again.
+    if (e != nullptr) {
+      Status st = free_locked(handle);
+      if (!st) return st;
+    } else if (!pending_external_locked(handle)) {
+      return unknown_handle(handle);
+    }
+  }
+  HostWaiter waiter;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      collect_locked(false);
+      if (!pending_external_locked(handle)) return Status::ok();
+    }
+    if (SteadyClock::now() > deadline)
+      return Status(Result::kTimeout,
+                    "buffer " + std::to_string(handle) +
+                        " is retired, but slots published before still run on it: its memory is "
+                        "not yet yours (unregister_buffer again to wait on)");
+    waiter.pause();
+  }
 }
 
 Status BufferTable::copy(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes,

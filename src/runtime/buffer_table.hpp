@@ -46,9 +46,16 @@ class BufferTable {
   // `owner`: the tenant id the consumer checks slots against (0: the
   // runtime). The caller checked `handle` and `bytes` (Runtime::Impl).
   Status alloc(uint64_t bytes, uint32_t owner, BufferHandle* handle);
+  // Caller memory (registered, never allocated or freed here) as a buffer.
+  // The caller checked `address` and `bytes` (Runtime::Impl).
+  Status register_external(uint64_t address, uint64_t bytes, uint32_t owner, BufferHandle* handle);
   // Slots published from here on fault BAD_HANDLE; those published before
-  // still run, and the memory goes back once they all completed.
+  // still run, and the memory goes back once they all completed (registered
+  // memory goes back to no one: only the handle is).
   Status free(BufferHandle handle);
+  // A registered buffer's free that returns once no slot can reach the
+  // memory, or kTimeout with the handle retired (a later call waits on).
+  Status unregister_external(BufferHandle handle, Nanoseconds timeout);
   // Copies between host memory and a buffer range, under the table lock so
   // that a concurrent free cannot release the memory mid-copy.
   Status copy(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes, bool to_buffer);
@@ -63,13 +70,22 @@ class BufferTable {
     uint64_t bytes = 0;
     uint32_t handle = 0;  // 0 = unused index
     uint16_t generation = 0;
+    bool external = false;  // caller memory: never freed here
   };
   struct PendingFree {
     uint32_t index;
+    BufferHandle handle;
     uint64_t address;
+    bool external;
     RingCut safe_after;  // free once every ring's tickets below these completed
   };
   const Entry* find_locked(BufferHandle handle) const;
+  Status table_full() const;
+  Status add_entry_locked(uint64_t address, uint64_t bytes, uint32_t owner, bool external,
+                          BufferHandle* handle);
+  Status free_locked(BufferHandle handle);
+  // A registered buffer retired and not yet collected.
+  bool pending_external_locked(BufferHandle handle) const;
   void collect_locked(bool consumer_stopped);
 
   ConsumerBackend& backend_;

@@ -352,6 +352,37 @@ Status Runtime::Impl::free_buffer(BufferHandle handle) {
   return buffers_->free(handle);
 }
 
+Status Runtime::Impl::register_buffer(const void* memory, uint64_t bytes, uint32_t owner,
+                                      BufferHandle* handle) {
+  if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
+  if (memory == nullptr) return Status(Result::kInvalidArgument, "memory is null");
+  if (bytes > kMaxBufferBytes)
+    return Status(Result::kInvalidArgument, "buffer of " + std::to_string(bytes) +
+                                                " bytes exceeds kMaxBufferBytes (2^48)");
+  const uint64_t address = reinterpret_cast<uint64_t>(memory);
+  if (!detail::range_within(address, bytes, ~0ull))
+    return Status(Result::kInvalidArgument, "[memory, memory + " + std::to_string(bytes) +
+                                                ") wraps around the address space");
+  if (state_.load() != State::kRunning) return closed_status();
+  return buffers_->register_external(address, bytes, owner, handle);
+}
+
+// In slices, with a look at the consumer between them: a consumer that
+// died stops the runtime (its slots then never run), and the wait ends.
+Status Runtime::Impl::unregister_buffer(BufferHandle handle, Nanoseconds timeout) {
+  if (!detail::valid_timeout(timeout))
+    return Status(Result::kInvalidArgument, "unregister_buffer timeout is negative");
+  constexpr Nanoseconds kSlice = std::chrono::milliseconds(10);
+  const auto deadline = detail::deadline_after(timeout);
+  for (;;) {
+    const auto now = Clock::now();
+    const Nanoseconds left = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
+    Status st = buffers_->unregister_external(handle, std::min(left, kSlice));
+    if (st.code() != Result::kTimeout || left <= kSlice) return st;
+    (void)check_consumer();  // a dead consumer finalizes the runtime: the next look ends it
+  }
+}
+
 // Ring 0: a read-modify-write of the tail after the retire store: every
 // later reservation reads from it, so its slot is ordered after the retire
 // and faults. Tickets reserved in [retire ticket, cut) may run or fault; the

@@ -109,6 +109,12 @@ Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))
 }
 Status Runtime::free_buffer(BufferHandle handle) noexcept { MR_GUARD(impl_->free_buffer(handle)) }
+Status Runtime::register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) noexcept {
+  MR_GUARD(impl_->register_buffer(memory, bytes, 0, handle))
+}
+Status Runtime::unregister_buffer(BufferHandle handle, Nanoseconds timeout) noexcept {
+  MR_GUARD(impl_->unregister_buffer(handle, timeout))
+}
 Status Runtime::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
                              uint64_t bytes) noexcept {
   MR_GUARD(impl_->copy_buffer(handle, offset, const_cast<void*>(src), bytes, true))
@@ -157,6 +163,10 @@ Status RuntimeInternals::publish_tagged(Runtime& runtime, const SlotRequest* req
 Status RuntimeInternals::alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,
                                             BufferHandle* handle) {
   MR_GUARD(runtime.impl_->alloc_buffer(bytes, owner, handle))
+}
+Status RuntimeInternals::register_owned_buffer(Runtime& runtime, const void* memory, uint64_t bytes,
+                                               uint32_t owner, BufferHandle* handle) {
+  MR_GUARD(runtime.impl_->register_buffer(memory, bytes, owner, handle))
 }
 uint32_t RuntimeInternals::max_tenants(const Runtime& runtime) {
   return runtime.impl_->config().max_tenants;

@@ -39,6 +39,8 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   Status open_producer(std::unique_ptr<Producer>* out);
   Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
+  Status register_buffer(const void* memory, uint64_t bytes, uint32_t owner, BufferHandle* handle);
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout);
   Status copy_buffer(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes,
                      bool to_buffer) {
     return buffers_->copy(handle, offset, host_ptr, bytes, to_buffer);

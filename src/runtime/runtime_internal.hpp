@@ -41,6 +41,9 @@ struct RuntimeInternals {
   // alloc_buffer whose table entry names an owning tenant (0: the runtime).
   static Status alloc_owned_buffer(Runtime& runtime, uint64_t bytes, uint32_t owner,
                                    BufferHandle* handle);
+  // register_buffer whose table entry names an owning tenant.
+  static Status register_owned_buffer(Runtime& runtime, const void* memory, uint64_t bytes,
+                                      uint32_t owner, BufferHandle* handle);
   // Tenant table (see mr_tenant_entry for when each may be called).
   static uint32_t max_tenants(const Runtime& runtime);
   static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry);

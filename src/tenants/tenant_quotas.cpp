@@ -105,45 +105,83 @@ Status TenantHandle::release_resident_handles(uint64_t count) const {
   });
 }
 
+namespace {
 // The buffer's resident handle is counted from the quota check on (as
 // `allocating`), so concurrent calls cannot both pass a full quota. The
 // revocation check after the allocation is under the usage mutex, which
 // unregister takes after setting `revoked`: either unregister sweeps the new
 // buffer, or this call sees the revocation and frees it.
+template <class Make>
+Status add_buffer(TenantState& t, BufferHandle* handle, Make&& make) {
+  if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
+  {
+    std::lock_guard<std::mutex> lock(t.usage.mutex);
+    if (t.revoked.load()) return detail::revoked_status(t.identity.id);
+    Status q = check_quota(t.usage.resident_in_use_locked(), 1, t.identity.quotas.resident_handles,
+                           Result::kResidentBackpressure, "resident handles");
+    if (!q) return q;
+    ++t.usage.allocating;
+  }
+  BufferHandle h = 0;
+  Status st = make(&h);
+  std::unique_lock<std::mutex> lock(t.usage.mutex);
+  --t.usage.allocating;
+  if (!st) return st;
+  if (!t.revoked.load()) {
+    try {
+      t.usage.buffers.insert(h);
+    } catch (...) {
+      lock.unlock();
+      (void)t.core->runtime().free_buffer(h);
+      throw;
+    }
+    *handle = h;
+    return Status();
+  }
+  lock.unlock();
+  (void)t.core->runtime().free_buffer(h);
+  return detail::revoked_status(t.identity.id);
+}
+
+// A buffer of the tenant goes, by `drop` (the runtime's free or
+// unregister); if the runtime refuses (or an unregister times out), the
+// tenant still holds it.
+template <class Drop>
+Status drop_buffer(TenantState& t, BufferHandle handle, Drop&& drop) {
+  {
+    std::lock_guard<std::mutex> lock(t.usage.mutex);
+    if (t.revoked.load()) return detail::revoked_status(t.identity.id);
+    if (t.usage.buffers.erase(handle) == 0)
+      return Status(Result::kInvalidArgument,
+                    "buffer " + std::to_string(handle) + " is not this tenant's");
+  }
+  Status st = drop();
+  if (!st) {
+    std::lock_guard<std::mutex> lock(t.usage.mutex);
+    if (!t.revoked.load()) t.usage.buffers.insert(handle);
+  }
+  return st;
+}
+}  // namespace
+
 Status TenantHandle::alloc_buffer(uint64_t bytes, BufferHandle* handle) const {
   return detail::guarded([&]() -> Status {
     if (!state_) return detail::empty_handle();
-    if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
     TenantState& t = *state_;
-    {
-      std::lock_guard<std::mutex> lock(t.usage.mutex);
-      if (t.revoked.load()) return detail::revoked_status(t.identity.id);
-      Status q = check_quota(t.usage.resident_in_use_locked(), 1,
-                             t.identity.quotas.resident_handles, Result::kResidentBackpressure,
-                             "resident handles");
-      if (!q) return q;
-      ++t.usage.allocating;
-    }
-    BufferHandle h = 0;
-    Status st = detail::RuntimeInternals::alloc_owned_buffer(t.core->runtime(), bytes,
-                                                             t.identity.id, &h);
-    std::unique_lock<std::mutex> lock(t.usage.mutex);
-    --t.usage.allocating;
-    if (!st) return st;
-    if (!t.revoked.load()) {
-      try {
-        t.usage.buffers.insert(h);
-      } catch (...) {
-        lock.unlock();
-        (void)t.core->runtime().free_buffer(h);
-        throw;
-      }
-      *handle = h;
-      return Status();
-    }
-    lock.unlock();
-    (void)t.core->runtime().free_buffer(h);
-    return detail::revoked_status(t.identity.id);
+    return add_buffer(t, handle, [&](BufferHandle* h) {
+      return detail::RuntimeInternals::alloc_owned_buffer(t.core->runtime(), bytes, t.identity.id, h);
+    });
+  });
+}
+
+Status TenantHandle::register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) const {
+  return detail::guarded([&]() -> Status {
+    if (!state_) return detail::empty_handle();
+    TenantState& t = *state_;
+    return add_buffer(t, handle, [&](BufferHandle* h) {
+      return detail::RuntimeInternals::register_owned_buffer(t.core->runtime(), memory, bytes,
+                                                             t.identity.id, h);
+    });
   });
 }
 
@@ -151,20 +189,15 @@ Status TenantHandle::free_buffer(BufferHandle handle) const {
   return detail::guarded([&]() -> Status {
     if (!state_) return detail::empty_handle();
     TenantState& t = *state_;
-    {
-      std::lock_guard<std::mutex> lock(t.usage.mutex);
-      if (t.revoked.load()) return detail::revoked_status(t.identity.id);
-      if (t.usage.buffers.erase(handle) == 0)
-        return Status(Result::kInvalidArgument,
-                      "buffer " + std::to_string(handle) + " is not this tenant's");
-    }
-    Status st = t.core->runtime().free_buffer(handle);
-    if (!st) {
-      // Still live in the runtime: the tenant still holds it.
-      std::lock_guard<std::mutex> lock(t.usage.mutex);
-      if (!t.revoked.load()) t.usage.buffers.insert(handle);
-    }
-    return st;
+    return drop_buffer(t, handle, [&] { return t.core->runtime().free_buffer(handle); });
+  });
+}
+
+Status TenantHandle::unregister_buffer(BufferHandle handle, Nanoseconds timeout) const {
+  return detail::guarded([&]() -> Status {
+    if (!state_) return detail::empty_handle();
+    TenantState& t = *state_;
+    return drop_buffer(t, handle, [&] { return t.core->runtime().unregister_buffer(handle, timeout); });
   });
 }
 
