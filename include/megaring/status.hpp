@@ -16,16 +16,18 @@
 //                          with timeout 0); open_producer: every ring taken
 //   kTimeout               wait, wait_done, call, publish* waiting for ring
 //                          space (tenant publishes too), TenantHandle::wait;
-//                          shutdown (it then aborts), abort (consumer did not stop)
+//                          shutdown (it then aborts), abort (consumer did not
+//                          stop); unregister_buffer (the memory is still in use)
 //   kNoDevice              Runtime::create: kCuda without a usable GPU
 //   kCudaError             create, and any call once the consumer died
-//   kShutdown              publish*, open_producer and Producer calls once the
+//   kShutdown              publish*, open_producer, alloc_buffer,
+//                          register_buffer and Producer calls once the
 //                          runtime is stopping or gone; tenant publishes
 //                          then, or once the registry closed
 //   kAborted               publish*, open_producer after abort(); wait_done of
 //                          an aborted ticket
-//   kOutOfMemory           any call: a host allocation failed; alloc_buffer:
-//                          the buffer table is full
+//   kOutOfMemory           any call: a host allocation failed; alloc_buffer,
+//                          register_buffer: the buffer table is full
 //   kInternal              any call: a broken invariant (a bug in megaring)
 //   kIoError               write_timeline_trace
 //   kRevoked               every TenantHandle call and register/unregister
@@ -34,7 +36,8 @@
 //   kOpcodeOutOfRange      global_opcode, tenant publish*
 //   kBackpressure          tenant publish*
 //   kStagingBackpressure   reserve_staging_bytes
-//   kResidentBackpressure  reserve_resident_handles, tenant alloc_buffer
+//   kResidentBackpressure  reserve_resident_handles, tenant alloc_buffer and
+//                          register_buffer
 //   kResourceUnderflow     release_staging_bytes, release_resident_handles,
 //                          note_drained
 //   kQuiesceTimeout        TenantHandle::quiesce

@@ -4,12 +4,11 @@
 // placement and the consumer's execution (kernel or threads).
 #pragma once
 
-#include <cuda/atomic>
-
 #include <cstdint>
 #include <memory>
 
 #include "megaring/consumer.hpp"
+#include "megaring/detail/atomic_ref.hpp"
 #include "megaring/runtime.hpp"
 #include "megaring/status.hpp"
 
@@ -48,8 +47,7 @@ class ConsumerBackend {
   bool consumer_exited() const {
     // ACQUIRE: pairs with the last unit's release in unit_exit(); every
     // completion record the consumer wrote is visible after it.
-    return cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(
-               host_.completion_control->exited_units)
+    return SysRef<uint32_t>(host_.completion_control->exited_units)
                .load(cuda::std::memory_order_acquire) == params_.units + 1;  // + the I/O unit
   }
   // Waits for the consumer to exit, then reaps its resources (stream/threads).

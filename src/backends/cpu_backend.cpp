@@ -59,8 +59,6 @@ void prepare_worker_thread(unsigned unit, bool io, uint32_t poll_backoff_max_ns)
 #endif
 }
 
-template <class T>
-using DevRef = cuda::atomic_ref<T, cuda::thread_scope_device>;
 
 // The TableStore of table_writes.hpp: atomic word stores into host memory
 // the workers read concurrently.
@@ -166,8 +164,7 @@ class CpuBackend final : public ConsumerBackend {
       // the abort stops them, and the executors that never started count as
       // exited, so that the I/O thread's completer does not wait for them.
       if (!threads_.empty()) {
-        cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(host_.submission->abort_flag)
-            .store(1, cuda::std::memory_order_release);
+        SysRef<uint32_t>(host_.submission->abort_flag).store(1, cuda::std::memory_order_release);
         DevRef<uint32_t>(params_.priv->exited_units)
             .fetch_add(static_cast<uint32_t>(params_.units + 1 - threads_.size()),
                        cuda::std::memory_order_acq_rel);
@@ -276,8 +273,7 @@ class CpuBackend final : public ConsumerBackend {
     for (uint32_t u = 0; u <= params_.units; ++u) {
       CostCounters* to = u == params_.units ? io : executors;
       for (const CostField& f : kCostFields)
-        to->*f.member += cuda::atomic_ref<uint64_t, cuda::thread_scope_system>(costs_[u].*f.member)
-                             .load(cuda::std::memory_order_relaxed);
+        to->*f.member += SysRef<uint64_t>(costs_[u].*f.member).load(cuda::std::memory_order_relaxed);
     }
     return Status::ok();
   }

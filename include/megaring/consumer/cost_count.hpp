@@ -14,6 +14,8 @@
 
 #include <cuda/atomic>
 
+#include "megaring/detail/atomic_ref.hpp"
+
 #include <cstdint>
 
 namespace megaring {
@@ -89,7 +91,7 @@ class CostScope {
 // Single writer: a relaxed load and store, never an RMW (see the top).
 inline void cost_add(uint64_t CostCounters::*field, uint64_t n) {
   if (CostCounters* c = current_costs()) {
-    cuda::atomic_ref<uint64_t, cuda::thread_scope_system> word(c->*field);
+    SysRef<uint64_t> word(c->*field);
     word.store(word.load(cuda::std::memory_order_relaxed) + n, cuda::std::memory_order_relaxed);
   }
 }
