@@ -166,8 +166,8 @@ std::vector<CostBudget> cost_budgets(const PerSlotCosts& p, double modelled_slot
   // consumer that outruns its producer pays a header round and a body round
   // for each batch, 1/32 a slot and more, and on two shared cores the
   // scheduler decides which (runs of one build, 2026-12-05: best of five
-  // counts 56 M, or 30-38 M). Reported, not enforced, until a batch is
-  // validated and copied in one round (issue 14).
+  // counts 56 M, or 30-38 M, or 10 M). Reported, not enforced, until a
+  // batch is validated and copied in one round (issue 14).
   static constexpr const char* kRegime =
       "counts rounds: a consumer that outruns its producer pays two rounds a batch (pick_count)";
   return {
@@ -202,12 +202,13 @@ enum class Pick { kMedian, kBest };
 // the best) is returned, every count's rate in *rates. How full a round is
 // depends on how the OS schedules producers and the I/O thread on shared
 // cores, and one unlucky run should neither pass nor fail a budget on its
-// own. Two regimes show on the 2-core machines: a consumer that lags its
+// own. Several regimes show on the 2-core machines: a consumer that lags its
 // producer finds several batches a round (about 50-56 M modelled), one
 // that outruns it pays a header round and a body round for each batch of
-// 64 (about 30-34 M), and the same code lands in either, run by run. Over
-// PCIe a round trip takes a microsecond, far longer than a batch takes to
-// publish: the GPU's consumer lags, so kBest judges that regime.
+// 64 (about 28-38 M), a third not yet explained gives 9.5-10 M, and the
+// same code lands in any of them, run by run. Over PCIe a round trip takes
+// a microsecond, far longer than a batch takes to publish: the GPU's
+// consumer lags, so kBest judges that regime.
 bool pick_count(uint64_t slots, uint32_t batch, uint32_t producers, int runs, Pick pick,
                 const CostLatencies& latencies, ProtocolCosts* out, std::vector<double>* rates) {
   std::vector<ProtocolCosts> counts(runs);
