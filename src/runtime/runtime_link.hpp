@@ -26,9 +26,10 @@ class RuntimeLink {
   void on_end(const std::shared_ptr<Owner>& owner, void (Owner::*hook)()) {
     std::weak_ptr<Owner> weak = owner;
     std::lock_guard<std::mutex> lock(mutex_);
-    hooks_.erase(std::remove_if(hooks_.begin(), hooks_.end(), [](const Hook& h) { return h.expired(); }),
+    hooks_.erase(std::remove_if(hooks_.begin(), hooks_.end(),
+                                [](const Hook& h) { return h.owner.expired(); }),
                  hooks_.end());
-    hooks_.push_back(Hook{[weak] { return weak.expired(); }, [weak, hook] {
+    hooks_.push_back(Hook{weak, [weak, hook] {
                             if (auto o = weak.lock()) ((*o).*hook)();
                           }});
   }
@@ -49,7 +50,7 @@ class RuntimeLink {
 
  private:
   struct Hook {
-    std::function<bool()> expired;
+    std::weak_ptr<void> owner;  // to drop the hooks of owners that are gone
     std::function<void()> run;
   };
   std::mutex mutex_;
