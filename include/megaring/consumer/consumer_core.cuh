@@ -924,10 +924,13 @@ MR_HDI void write_result(mr_completion* rec, uint64_t result) {
 }
 
 // Stores a whole record, as one 16-byte store on the device. Weak on the
-// device, relaxed on the host: the caller's fences order it (see
-// flush_completions). Atomic on the host, not plain: a waiter may be reading
-// a record written before (its result, or early) that this rewrites with the
-// same words.
+// device: the caller's fences order it (see flush_completions). On the host,
+// atomic, not plain (a waiter may be reading a record written before, its
+// result or early, that this rewrites with the same words), and the stamp
+// a RELEASE store: the fence before it already orders it, but
+// ThreadSanitizer ignores fences, and a waiter that acquires this stamp
+// before DONE_COUNT moves (SharedRing::wait) would otherwise look to it as
+// a race on the slot's effects. Free on x86.
 MR_HDI void write_record(mr_completion* rec, RecordWords w) {
 #if defined(__CUDA_ARCH__)
   asm volatile("st.global.v2.u64 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(rec)),
@@ -935,7 +938,8 @@ MR_HDI void write_record(mr_completion* rec, RecordWords w) {
                : "memory");
 #else
   SysRef<uint64_t>(rec->result).store(w.result, cuda::std::memory_order_relaxed);
-  SysRef<uint64_t>(rec->stamp).store(w.stamp, cuda::std::memory_order_relaxed);
+  // RELEASE (system): the result and the slot's effects before the stamp.
+  SysRef<uint64_t>(rec->stamp).store(w.stamp, cuda::std::memory_order_release);
 #endif
 }
 
