@@ -82,12 +82,16 @@ using TenantCompletionCallback = std::function<void(const Completion&)>;
 struct TenantConfig {
   std::string label;
   TenantQuotas quotas;
-  // Called by the pump for every completion of this tenant, before it counts
-  // as drained. Runs on the pump thread (or in pump_once / wait / quiesce in
-  // manual mode); it must be quick and must not wait on the registry (ring
-  // space, wait(), quiesce()): pumping from inside it is a no-op. Nor may it
-  // pump, wait or quiesce on another registry whose callbacks do the same
-  // to this one (each pass would wait for the other's).
+  // Called by the pump for every completion of this tenant, in ticket
+  // order, one call at a time, before it counts as drained. Runs on the
+  // pump thread (or in pump_once / wait / quiesce in manual mode). It should
+  // be quick. It may publish and pump: the completions a pump_once inside it
+  // drains are staged at once (so in manual mode, wait() for a kept ticket
+  // works from a callback) and their callbacks run after this one returns.
+  // What it must not do: wait for its own completion to count as drained
+  // (quiesce() of its tenant times out), destroy this registry or its
+  // runtime, or, in kThread mode, wait for ring space or a kept result that
+  // only the pump thread it runs on would drain.
   TenantCompletionCallback on_completion;
 };
 
@@ -265,8 +269,11 @@ class TenantRegistry {
   // Revokes the tenant (see the top of this file). kRevoked if it already was.
   Status unregister_tenant(const TenantHandle& tenant) noexcept;
 
-  // One pass of the drain pump: returns how many tickets it drained.
-  // Thread-safe; in kThread mode the pump thread already does this.
+  // One pass of the drain pump: returns how many tickets it drained. Their
+  // kept results are ready when it returns; their callbacks have run too,
+  // unless another thread (or a callback this call runs inside) was
+  // delivering, which then runs them. Thread-safe; in kThread mode the pump
+  // thread already does this.
   size_t pump_once() noexcept;
 
   RegistryStats stats() const noexcept;

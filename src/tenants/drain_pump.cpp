@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The drain pump: its thread, one pass (pump_once), and the delivery of a
-// pass's records to their tenants.
+// The drain pump: its thread, one pass (pump_once: drain and stage), and
+// the delivery of the staged records to their tenants' callbacks
+// (registry_core.hpp, DrainPump).
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "megaring/detail/host_waiter.hpp"
 #include "support/nvtx.hpp"
@@ -21,25 +23,28 @@ Completion completion_of(const DrainRecord& r) {
   return c;
 }
 
-// Hands one completion to its tenant: the status counts, the kept result,
-// the callback. Nothing here may stop the pass.
-void deliver_one(TenantState& t, const DrainRecord& r) noexcept {
+// Stages one completion of its tenant: the status counts and the kept
+// result (wait() takes it from here, before the callback has run).
+void stage_one(TenantState& t, const DrainRecord& r) noexcept {
   t.completions.count_shared(r.status, r.fault);
-  const Completion c = completion_of(r);
   if (r.origin.kept) {
     try {
-      t.kept.put(r.ticket, c);
+      t.kept.put(r.ticket, completion_of(r));
     } catch (...) {
       // Out of host memory: wait() will report the ticket as not pending
       // (put() woke it to look); it still counts as drained.
     }
   }
-  if (t.identity.on_completion) {
-    try {
-      t.identity.on_completion(c);
-    } catch (...) {
-      // A throwing callback must not stop the pump for every tenant.
-    }
+}
+
+// Hands one completion to its tenant's callback. Nothing here may stop
+// the delivery.
+void call_back(TenantState& t, const DrainRecord& r) noexcept {
+  if (!t.identity.on_completion) return;
+  try {
+    t.identity.on_completion(completion_of(r));
+  } catch (...) {
+    // A throwing callback must not stop the pump for every tenant.
   }
 }
 
@@ -72,32 +77,83 @@ void RegistryCore::pump_thread_main() {
   }
 }
 
-// The pump pulls: it takes the completed records from the runtime, then
-// delivers them itself.
+// The pump pulls: it takes the completed records from the runtime and
+// stages them under the pass lock, then delivers them itself, outside it.
 size_t RegistryCore::pump_once() {
   if (closed()) return 0;
-  // Called from inside this thread's own pass (a completion callback that
-  // pumps, waits or quiesces): a no-op, the pass goes on when it returns.
-  const std::thread::id self = std::this_thread::get_id();
-  if (pump_.pass_owner.load(std::memory_order_relaxed) == self) return 0;
-  // One pass at a time, for the delivery order per tenant: a pass on
-  // another thread is waited for, then this one drains what came since.
-  std::lock_guard<std::mutex> pass(pump_.pass_mutex);
-  if (closed()) return 0;  // closed (and detached) while we waited for the lock
-  pump_.pass_owner.store(self, std::memory_order_relaxed);
-  pump_.records.clear();
-  const size_t n = RuntimeInternals::drain(runtime_, &pump_.records);
-  if (!pump_.records.empty()) deliver(pump_.records.data(), pump_.records.size());
-  pump_.pass_owner.store(std::thread::id(), std::memory_order_relaxed);
+  size_t n = 0;
+  {
+    std::lock_guard<std::mutex> pass(pump_.pass_mutex);
+    if (closed()) return 0;  // closed (and detached) while we waited for the lock
+    const size_t before = pump_.queued.size();
+    n = RuntimeInternals::drain(runtime_, &pump_.queued);  // appends; on failure adds nothing
+    stage(pump_.queued.data() + before, pump_.queued.size() - before);
+  }
+  deliver_queued();
   // A revoked tenant whose last reservation was rolled back has no record
   // left to trigger its retirement; check here too.
   if (n == 0 && draining_any_.load(std::memory_order_acquire)) retry_retire();
   return n;
 }
 
-// Runs inside pump_once(), after the ring positions were recycled. Delivers
-// each completion to its tenant, then counts it drained. No allocation on
-// the delivery path: a lost record would leave a tenant that never drains.
+// Runs in the pass, after the ring positions were recycled: what wait()
+// and the statistics need at once. No allocation: a lost record would
+// leave a tenant that never drains.
+void RegistryCore::stage(const DrainRecord* records, size_t count) noexcept {
+  std::shared_ptr<TenantState> current;  // tenant of the run of records being staged
+  uint32_t current_id = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const DrainRecord& r = records[i];
+    if (r.origin.tenant == 0) continue;  // a plain Runtime::publish
+    if (!current || r.origin.tenant != current_id) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      current = table_.find(r.origin.tenant);
+      current_id = r.origin.tenant;
+    }
+    if (current) stage_one(*current, r);
+  }
+}
+
+// The combiner: whoever finds no deliverer becomes it and delivers every
+// queued record, its own pass's and those that other passes (on other
+// threads, or inside its own callbacks) queue meanwhile. A pass that finds
+// a deliverer leaves its records to it and returns.
+void RegistryCore::deliver_queued() noexcept {
+  for (;;) {
+    // ACQUIRE: the last deliverer's use of `batch` happens before ours.
+    if (pump_.delivering.exchange(true, std::memory_order_acquire)) return;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> pass(pump_.pass_mutex);
+        pump_.batch.swap(pump_.queued);  // `queued` takes the empty one, capacity kept
+      }
+      if (pump_.batch.empty()) break;
+      deliver(pump_.batch.data(), pump_.batch.size());
+      pump_.batch.clear();
+    }
+    // RELEASE: our use of `batch` before the next deliverer's.
+    pump_.delivering.store(false, std::memory_order_release);
+    // A pass that queued after our last look found us delivering and left
+    // its records to us: look once more (its queueing and ours are ordered
+    // by pass_mutex, so it saw us delivering only before the store above).
+    {
+      std::lock_guard<std::mutex> pass(pump_.pass_mutex);
+      if (pump_.queued.empty()) return;
+    }
+  }
+}
+
+// close(): becomes the deliverer, waiting for one on another thread (it
+// holds none of our locks). Not from inside a completion callback, which
+// would wait for itself (tenant.hpp says so).
+void RegistryCore::take_delivery() {
+  // ACQUIRE: as in deliver_queued.
+  while (pump_.delivering.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
+}
+
+// Hands each staged completion to its tenant's callback, then counts it
+// drained. No allocation on the delivery path: a lost record would leave a
+// tenant that never drains.
 void RegistryCore::deliver(const DrainRecord* records, size_t count) noexcept {
   MR_NVTX_RANGE("megaring::tenant_drain");
   // Registry counters first: a waiter woken below may read them.
@@ -125,7 +181,7 @@ void RegistryCore::deliver(const DrainRecord* records, size_t count) noexcept {
       pump_.drained_slots.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
-    deliver_one(*current, r);
+    call_back(*current, r);
     ++run;
   }
   if (current) count_drained(*current, run);

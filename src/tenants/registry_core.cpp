@@ -288,9 +288,11 @@ void RegistryCore::drain_for_close() {
 void RegistryCore::detach_for_close() {
   std::vector<std::shared_ptr<TenantState>> all;
   all.reserve(table_.size);  // no allocation below, where a throw would leave the drain claimed
+  take_delivery();  // no callback runs while we close, and none of another thread after
   {
     // Lock order as in pump_once: the pass lock, then the registry's. No
-    // pass may be using the runtime when the drain is given up.
+    // pass may be using the runtime when the drain is given up, and none
+    // stages after the close.
     std::lock_guard<std::mutex> pass(pump_.pass_mutex);
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& s : table_.by_index)
@@ -300,11 +302,21 @@ void RegistryCore::detach_for_close() {
       }
     closed_.store(true, std::memory_order_release);
     (void)RuntimeInternals::claim_drain(runtime_, false);
+    // What earlier passes staged and queued is delivered to its tenants,
+    // as a pass would have: nothing can queue more now.
+    pump_.batch.swap(pump_.queued);
+  }
+  deliver(pump_.batch.data(), pump_.batch.size());
+  pump_.batch.clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
     // Break the state -> core -> state cycles; handles keep their own state.
     table_.by_index.clear();
     table_.draining.clear();
     draining_any_.store(false);
   }
+  // RELEASE: as in deliver_queued (a pump_once after the close delivers nothing).
+  pump_.delivering.store(false, std::memory_order_release);
   // Waiters on slots that can no longer be delivered: wake them to see the
   // closed registry.
   for (auto& s : all) s->kept.wake_all();

@@ -4,10 +4,11 @@
 // retirement, close, and the drain pump that attributes completions to
 // tenants. registry_core.cpp holds the table's life, drain_pump.cpp the pump.
 //
-// Lock order: a pump pass (DrainPump::pass_mutex), then the registry's
-// mutex_, then a tenant's QuotaUsage mutex. A tenant's KeptResults is
-// never locked with mutex_ or a QuotaUsage mutex held (the pump puts into
-// it inside its pass, with mutex_ let go).
+// Lock order: the pump's delivery (DrainPump::delivering, which only
+// close() waits for), a pump pass (DrainPump::pass_mutex), then the
+// registry's mutex_, then a tenant's QuotaUsage mutex. A tenant's
+// KeptResults is never locked with mutex_ or a QuotaUsage mutex held (the
+// pump puts into it inside its pass, with mutex_ let go).
 #pragma once
 
 #include <atomic>
@@ -44,17 +45,22 @@ struct TenantTable {
   }
 };
 
-// The drain pump's thread and pass (drain_pump.cpp).
+// The drain pump (drain_pump.cpp). A pass drains the runtime and stages
+// each record (status counts, kept results, so wait() sees them at once)
+// under pass_mutex; the completion callbacks and the drained counts follow
+// outside it, delivered by one thread at a time (the deliverer, who holds
+// `delivering`) in the order the passes queued them. So a callback may pump:
+// its pass queues behind the delivery it is part of, and returns.
 struct DrainPump {
   std::atomic<bool> stop{false};
   std::thread thread;
-  std::mutex pass_mutex;              // one pump pass at a time (delivery order per tenant)
-  // The thread running the pass, while one runs: a completion callback it
-  // calls may pump, wait or quiesce, and its pump_once must not wait for
-  // the pass it is part of. Written under pass_mutex; compared by other
-  // threads only to learn that they are not that thread (relaxed).
-  std::atomic<std::thread::id> pass_owner{};
-  std::vector<DrainRecord> records;   // the pass's records (guarded by pass_mutex)
+  // One pass at a time: the records enter `queued` in ticket order.
+  std::mutex pass_mutex;
+  std::vector<DrainRecord> queued;  // staged, not yet delivered (guarded by pass_mutex)
+  // Held (true) by the thread delivering; it alone touches `batch`.
+  // Acquired with an exchange, never waited for, except by close().
+  std::atomic<bool> delivering{false};
+  std::vector<DrainRecord> batch;  // what the deliverer took from `queued`
   // Relaxed: statistics.
   std::atomic<uint64_t> drained_slots{0}, untenanted_slots{0};
 };
@@ -109,8 +115,14 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
   void drain_for_close();
   void detach_for_close();
   void pump_thread_main();
-  // Hands a pass's records to their tenants, then counts them drained.
+  // A pass's records, staged (status counts, kept results) under pass_mutex.
+  void stage(const DrainRecord* records, size_t count) noexcept;
+  // Delivers the queued records (callbacks, then drained counts) if no other
+  // thread or frame is delivering; that one delivers them otherwise.
+  void deliver_queued() noexcept;
   void deliver(const DrainRecord* records, size_t count) noexcept;
+  // close(): waits for the deliverer, then delivers what is left itself.
+  void take_delivery();
 
   Runtime& runtime_;
   RegistryConfig config_;
