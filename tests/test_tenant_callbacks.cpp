@@ -204,6 +204,50 @@ TEST_P(TenantCallbackTest, DestroyingTheRegistryWaitsForARunningCallback) {
   EXPECT_TRUE(t.revoked());
 }
 
+// A callback delivered on a user thread's pump_once waits for a kept slot
+// the consumer is still running, while the runtime is destroyed (the
+// registry outlives it): the close wakes the wait, which answers at once
+// instead of running to its timeout, and ~Runtime returns. (When the close
+// waited for the delivery before storing it, both hung until the wait
+// timed out: the adversarial review of the combiner found it.)
+TEST_P(TenantCallbackTest, DestroyingTheRuntimeWakesACallbackWaitingOnAUserThread) {
+  ASSERT_NO_FATAL_FAILURE(start(PumpMode::kThread));
+  std::atomic<std::thread::id> pumper_id{};
+  std::atomic<bool> fired{false}, waiting{false}, stop{false};
+  megaring::Status wait_status;
+  TenantHandle handle;
+  TenantConfig config;
+  config.label = "waits-at-the-end";
+  config.quotas.max_outstanding_slots = 4096;
+  config.on_completion = [&](const Completion&) {
+    // Only the first callback the user thread happens to deliver.
+    if (std::this_thread::get_id() != pumper_id.load() || fired.exchange(true)) return;
+    Ticket slow;
+    megaring::Status st = handle.publish_slot(ops::delay_ns(MR_DELAY_MAX_NS), &slow, patient(true));
+    waiting.store(true);
+    Completion got;
+    if (st) st = handle.wait(slow, &got, scaled(seconds(30)));
+    wait_status = st;
+  };
+  handle = add(config);
+  std::thread pumper([&] {
+    pumper_id.store(std::this_thread::get_id());
+    while (!stop.load()) (void)registry_->pump_once();
+  });
+  // Publish until the user thread, not the pump thread, delivers one.
+  for (uint64_t i = 0; !fired.load() && i < 2'000'000; ++i) {
+    Ticket t;
+    (void)handle.publish_slot(ops::nop(i), &t, patient());
+  }
+  ASSERT_TRUE(fired.load()) << "the user thread never delivered a callback";
+  while (!waiting.load()) std::this_thread::yield();
+  rt_.reset();  // the registry closes first, then the runtime aborts
+  stop.store(true);
+  pumper.join();
+  EXPECT_NE(wait_status.code(), megaring::Result::kTimeout) << wait_status.to_string();
+  EXPECT_NE(wait_status.code(), megaring::Result::kSuccess) << "the slow slot was aborted";
+}
+
 MEGARING_INSTANTIATE_BACKENDS(TenantCallbackTest);
 
 }  // namespace

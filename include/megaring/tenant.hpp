@@ -83,15 +83,19 @@ struct TenantConfig {
   std::string label;
   TenantQuotas quotas;
   // Called by the pump for every completion of this tenant, in ticket
-  // order, one call at a time, before it counts as drained. Runs on the
-  // pump thread (or in pump_once / wait / quiesce in manual mode). It should
-  // be quick. It may publish and pump: the completions a pump_once inside it
-  // drains are staged at once (so in manual mode, wait() for a kept ticket
-  // works from a callback) and their callbacks run after this one returns.
-  // What it must not do: wait for its own completion to count as drained
-  // (quiesce() of its tenant times out), destroy this registry or its
-  // runtime, or, in kThread mode, wait for ring space or a kept result that
-  // only the pump thread it runs on would drain.
+  // order, one callback (of any tenant) at a time, before the completion
+  // counts as drained. Runs on whichever thread delivers: the pump thread,
+  // a thread in pump_once() (either mode), a manual-mode wait, quiesce or
+  // publish that pumps, or the thread closing the registry (its destructor,
+  // or ~Runtime when the registry outlives it). It should be quick. It may
+  // pump, and in manual mode wait() for a kept ticket: the completions a
+  // pump inside it drains are staged at once (kept results, counts), and
+  // their callbacks run after this one returns. Until then they are not
+  // drained: a quiesce() of a tenant with completions queued behind this
+  // callback (its own tenant's, say) times out, and a publish that needs
+  // the quota or ring space they hold waits to its timeout. It must not
+  // destroy this registry or its runtime (the close waits for it), nor, in
+  // kThread mode, wait for anything only the pump thread it runs on drains.
   TenantCompletionCallback on_completion;
 };
 

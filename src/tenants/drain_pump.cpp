@@ -143,12 +143,20 @@ void RegistryCore::deliver_queued() noexcept {
   }
 }
 
-// close(): becomes the deliverer, waiting for one on another thread (it
-// holds none of our locks). Not from inside a completion callback, which
-// would wait for itself (tenant.hpp says so).
-void RegistryCore::take_delivery() {
+// close(), once closed_ is stored: waits for a deliverer on another thread
+// (it holds none of our locks, and its callbacks' pumps and waits see the
+// close), then delivers what is left itself, and keeps the delivery: no
+// callback runs after the close. Not from inside a completion callback,
+// which would wait for itself (tenant.hpp says so).
+void RegistryCore::deliver_leftovers() noexcept {
   // ACQUIRE: as in deliver_queued.
   while (pump_.delivering.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
+  {
+    std::lock_guard<std::mutex> pass(pump_.pass_mutex);
+    pump_.batch.swap(pump_.queued);  // closed: no pass queues after this
+  }
+  deliver(pump_.batch.data(), pump_.batch.size());
+  pump_.batch.clear();
 }
 
 // Hands each staged completion to its tenant's callback, then counts it

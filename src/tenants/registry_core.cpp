@@ -228,9 +228,13 @@ void RegistryCore::on_runtime_end() {
     // live on paper, but the drain is let go below regardless.
   }
   if (!closed()) {
-    std::lock_guard<std::mutex> pass(pump_.pass_mutex);
-    closed_.store(true, std::memory_order_release);
-    (void)RuntimeInternals::claim_drain(runtime_, false);
+    {
+      std::lock_guard<std::mutex> pass(pump_.pass_mutex);
+      closed_.store(true, std::memory_order_release);
+      (void)RuntimeInternals::claim_drain(runtime_, false);
+    }
+    // No delivery (whose retirements read the runtime) outlives the runtime.
+    deliver_leftovers();
   }
 }
 
@@ -288,7 +292,6 @@ void RegistryCore::drain_for_close() {
 void RegistryCore::detach_for_close() {
   std::vector<std::shared_ptr<TenantState>> all;
   all.reserve(table_.size);  // no allocation below, where a throw would leave the drain claimed
-  take_delivery();  // no callback runs while we close, and none of another thread after
   {
     // Lock order as in pump_once: the pass lock, then the registry's. No
     // pass may be using the runtime when the drain is given up, and none
@@ -302,24 +305,19 @@ void RegistryCore::detach_for_close() {
       }
     closed_.store(true, std::memory_order_release);
     (void)RuntimeInternals::claim_drain(runtime_, false);
-    // What earlier passes staged and queued is delivered to its tenants,
-    // as a pass would have: nothing can queue more now.
-    pump_.batch.swap(pump_.queued);
   }
-  deliver(pump_.batch.data(), pump_.batch.size());
-  pump_.batch.clear();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    // Break the state -> core -> state cycles; handles keep their own state.
-    table_.by_index.clear();
-    table_.draining.clear();
-    draining_any_.store(false);
-  }
-  // RELEASE: as in deliver_queued (a pump_once after the close delivers nothing).
-  pump_.delivering.store(false, std::memory_order_release);
-  // Waiters on slots that can no longer be delivered: wake them to see the
-  // closed registry.
+  // Waiters on slots that can no longer be delivered, a callback's among
+  // them: wake them to see the closed registry.
   for (auto& s : all) s->kept.wake_all();
+  // Then wait for a delivery in progress on another thread (its callbacks'
+  // pumps, waits and quiesces now see the close and return), and deliver
+  // what earlier passes queued, as a pass would have: nothing queues more.
+  deliver_leftovers();
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Break the state -> core -> state cycles; handles keep their own state.
+  table_.by_index.clear();
+  table_.draining.clear();
+  draining_any_.store(false);
 }
 
 RegistryStats RegistryCore::stats() const {

@@ -58,7 +58,8 @@ struct DrainPump {
   std::mutex pass_mutex;
   std::vector<DrainRecord> queued;  // staged, not yet delivered (guarded by pass_mutex)
   // Held (true) by the thread delivering; it alone touches `batch`.
-  // Acquired with an exchange, never waited for, except by close().
+  // Acquired with an exchange, never waited for, except by close(), which
+  // keeps it.
   std::atomic<bool> delivering{false};
   std::vector<DrainRecord> batch;  // what the deliverer took from `queued`
   // Relaxed: statistics.
@@ -121,8 +122,9 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
   // thread or frame is delivering; that one delivers them otherwise.
   void deliver_queued() noexcept;
   void deliver(const DrainRecord* records, size_t count) noexcept;
-  // close(): waits for the deliverer, then delivers what is left itself.
-  void take_delivery();
+  // close(), once closed: waits for the deliverer, delivers what is left
+  // itself, and keeps the delivery.
+  void deliver_leftovers() noexcept;
 
   Runtime& runtime_;
   RegistryConfig config_;
