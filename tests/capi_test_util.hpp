@@ -53,6 +53,11 @@ class CRuntime {
   }
   mr_result_t create(const mr_runtime_config_t& config) { return mr_runtime_create(&config, &rt_); }
   mr_runtime_t* get() const { return rt_; }
+  mr_result_t destroy() {
+    mr_runtime_t* rt = rt_;
+    rt_ = nullptr;
+    return mr_runtime_destroy(rt);
+  }
 
  private:
   mr_runtime_t* rt_ = nullptr;
