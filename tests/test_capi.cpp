@@ -25,7 +25,7 @@ TEST(CApiResults, NumbersAndStringsAreTheCppOnes) {
                  megaring::result_string(static_cast<megaring::Result>(r)));
   EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(MR_RESULT_REGISTRY_FULL + 1)),
                "unknown result");
-  EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(-1)), "unknown result");
+  EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(1000)), "unknown result");
 }
 
 TEST(CApiResults, LastErrorIsPerThreadAndNamesTheCall) {
