@@ -220,7 +220,9 @@ TEST(CApiTenant, BackpressureRingFullAndManualPump) {
   mr_ticket_t first{};
   ASSERT_MR(mr_runtime_publish_batch(s.rt.get(), four.data(), 4, 0, MR_FOREVER, &first),
             MR_RESULT_SUCCESS);
-  EXPECT_MR(mr_runtime_publish(s.rt.get(), &echo, MR_PUBLISH_FAIL_IF_FULL, MR_FOREVER, &t),
+  // (A bound, not MR_FOREVER: a publish that waited despite the flag would
+  // hang here; it fails with TIMEOUT instead.)
+  EXPECT_MR(mr_runtime_publish(s.rt.get(), &echo, MR_PUBLISH_FAIL_IF_FULL, 1'000'000'000, &t),
             MR_RESULT_RING_FULL);
   mr_ticket_t last = first;
   last.value += 3;
