@@ -325,7 +325,21 @@ TEST(CApiRuntime, PublishRefusesHostileInput) {
   s.struct_size = sizeof s;
   ASSERT_MR(mr_runtime_stats(r, &s), MR_RESULT_SUCCESS);
   EXPECT_EQ(s.published, 0u);  // nothing refused was published
-  // Tickets: a forged one, a bad `kept`, a ticket never published.
+  req = nop(1);
+  // A real kept ticket with a bad `kept` or `reserved` is refused, and
+  // stays unread: the ticket as returned still waits.
+  ASSERT_MR(mr_runtime_publish(r, &(req = nop(9)), MR_PUBLISH_KEEP_RESULT, MR_FOREVER, &t),
+            MR_RESULT_SUCCESS);
+  mr_ticket_t bent = t;
+  bent.kept = 2;
+  EXPECT_MR(mr_runtime_wait(r, &bent, kLong, &c), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_runtime_release(r, &bent), MR_RESULT_INVALID_ARGUMENT);
+  bent = t;
+  bent.reserved = 1;
+  EXPECT_MR(mr_runtime_wait(r, &bent, kLong, &c), MR_RESULT_INVALID_ARGUMENT);
+  ASSERT_MR(mr_runtime_wait(r, &t, kLong, &c), MR_RESULT_SUCCESS);
+  EXPECT_EQ(c.result, 9u);
+  // Forged tickets: never published.
   mr_ticket_t forged{5, 2, 0};
   EXPECT_MR(mr_runtime_wait(r, &forged, 0, &c), MR_RESULT_INVALID_ARGUMENT);
   EXPECT_MR(mr_runtime_wait_done(r, &forged, 0), MR_RESULT_INVALID_ARGUMENT);
