@@ -201,8 +201,12 @@ TEST(CApiRuntime, NullHandlesAndPointersAreErrors) {
   EXPECT_MR(mr_runtime_consumer_counters(r, nullptr), kBad);
   EXPECT_MR(mr_runtime_write_timeline_trace(r, nullptr), kBad);
   EXPECT_MR(mr_buffer_alloc(r, 8, nullptr), kBad);
-  EXPECT_MR(mr_buffer_write(r, 1, 0, nullptr, 1), kBad);
-  EXPECT_MR(mr_buffer_read(r, 1, 0, nullptr, 1), kBad);
+  uint32_t live = 0;  // a live handle: only the NULL pointer is wrong
+  ASSERT_MR(mr_buffer_alloc(r, 8, &live), MR_RESULT_SUCCESS);
+  EXPECT_MR(mr_buffer_write(r, live, 0, nullptr, 1), kBad);
+  EXPECT_NE(std::string(mr_last_error()).find("src is NULL"), std::string::npos);
+  EXPECT_MR(mr_buffer_read(r, live, 0, nullptr, 1), kBad);
+  EXPECT_NE(std::string(mr_last_error()).find("dst is NULL"), std::string::npos);
   EXPECT_MR(mr_buffer_register(r, nullptr, 1, &u32), kBad);
   EXPECT_MR(mr_buffer_register(r, &byte, 1, nullptr), kBad);
   EXPECT_MR(mr_producer_open(r, nullptr), kBad);
