@@ -154,7 +154,10 @@ typedef struct mr_runtime_config_t {
 
 /* Fills `config` with the defaults of megaring::Config, struct_size and
  * struct_version included. Use mr_runtime_config_init (it passes the size of
- * the struct your code was compiled with). */
+ * the struct your code was compiled with); bindings that cannot call an
+ * inline function (ctypes, cgo) call the _sized form with their struct's
+ * size. Thread-safe. Create refuses a struct_version of 0 or above the
+ * library's. */
 mr_result_t mr_runtime_config_init_sized(mr_runtime_config_t* config, uint32_t struct_size);
 static inline mr_result_t mr_runtime_config_init(mr_runtime_config_t* config) {
   return mr_runtime_config_init_sized(config, (uint32_t)sizeof(*config));
@@ -170,9 +173,10 @@ mr_result_t mr_runtime_create(const mr_runtime_config_t* config, mr_runtime_t** 
 mr_result_t mr_runtime_finalize(mr_runtime_t* runtime, int64_t timeout_ns);
 /* Immediate stop: every slot not completed reads MR_STATUS_ABORTED. */
 mr_result_t mr_runtime_abort(mr_runtime_t* runtime);
-/* Frees the runtime (aborting it if it still runs). Destroy its producers
- * first; a registry or tenant handle may outlive it (their calls then fail
- * with REVOKED). Must not race with any other call on `runtime`. */
+/* Frees the runtime (aborting it if it still runs). Close its producers
+ * and stop publishing through its tenants first; a registry or tenant
+ * handle may outlive it (their calls then fail with REVOKED). Must not race
+ * with any other call on `runtime`. */
 mr_result_t mr_runtime_destroy(mr_runtime_t* runtime);
 
 typedef struct mr_runtime_info_t {

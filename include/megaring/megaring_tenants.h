@@ -65,7 +65,10 @@ static inline mr_result_t mr_registry_config_init(mr_registry_config_t* config) 
 /* Attaches a registry to `runtime` (one per runtime; while it exists only its
  * pump reaps the runtime's completions). The caller owns *out and frees it
  * with mr_registry_destroy, which revokes every tenant and drains their
- * slots (bounded by close_timeout_ns). It may outlive the runtime. */
+ * slots (bounded by close_timeout_ns); stop publishing through its tenants
+ * first, and do not race it with other calls on the registry. The registry
+ * may outlive the runtime, and tenant handles the registry (their calls then
+ * fail with REVOKED). Every other registry and tenant call is thread-safe. */
 mr_result_t mr_registry_create(mr_runtime_t* runtime, const mr_registry_config_t* config,
                                mr_registry_t** out);
 mr_result_t mr_registry_destroy(mr_registry_t* registry);
