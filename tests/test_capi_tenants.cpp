@@ -41,6 +41,8 @@ TEST(CApiRegistry, ConfigsAndNullArguments) {
   EXPECT_EQ(rc.pump, MR_PUMP_THREAD);
   EXPECT_EQ(rc.opcode_begin, MR_OP_TENANT_BASE);
   EXPECT_MR(mr_registry_config_init(nullptr), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_registry_config_init_sized(&rc, 4), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_EQ(rc.struct_size, sizeof rc);  // untouched
   mr_tenant_config_t tc;
   ASSERT_MR(mr_tenant_config_init(&tc), MR_RESULT_SUCCESS);
   EXPECT_EQ(tc.opcode_cap, 16u);
