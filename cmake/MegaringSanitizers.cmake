@@ -21,6 +21,7 @@ function(megaring_apply_sanitizer target)
   endforeach()
   target_compile_options(${target} PRIVATE
     "$<$<COMPILE_LANGUAGE:CXX>:${cxx_flags}>"
+    "$<$<COMPILE_LANGUAGE:C>:${cxx_flags}>"
     "$<$<COMPILE_LANGUAGE:CUDA>:${cuda_flags}>")
   target_link_options(${target} PUBLIC ${flags})
 endfunction()

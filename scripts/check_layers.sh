@@ -5,7 +5,7 @@
 # include that reaches up or sideways.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-layers=(support backends ring runtime tenants)
+layers=(support backends ring runtime tenants capi)
 bad=0
 for i in "${!layers[@]}"; do
   layer="${layers[$i]}"

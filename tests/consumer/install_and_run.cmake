@@ -6,7 +6,7 @@
 #      (-DCUDA_RUNTIME=Shared|Static, default Static as in CMake);
 #   4. check that it links libmegaring.so by its SONAME when megaring is a
 #      shared build (-DMEGARING_SHARED=ON), and not at all otherwise;
-#   5. run the consumer; it must exit 0.
+#   5. run the consumer and the C consumer (the C API); each must exit 0.
 # -DMEGARING_VERSION=x.y.z: the version the installed package must report.
 cmake_minimum_required(VERSION 3.25)
 
@@ -36,7 +36,8 @@ endif()
 run_step("install" "${CMAKE_COMMAND}" --install "${MEGARING_BUILD_DIR}" --prefix "${prefix}"
          ${config_args})
 foreach(f include/megaring/runtime.hpp include/megaring/megakernel.cuh
-          include/megaring/slot_abi.h include/megaring/version.h)
+          include/megaring/slot_abi.h include/megaring/version.h include/megaring/megaring.h
+          include/megaring/megaring_tenants.h)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "install_consumer: ${f} was not installed")
   endif()
@@ -137,4 +138,5 @@ elseif(needs_megaring)
 endif()
 
 run_step("run consumer" "${exe}")
+run_step("run C consumer" "${build}/bin/consumer_c${CMAKE_EXECUTABLE_SUFFIX}")
 message(STATUS "install_consumer: OK")

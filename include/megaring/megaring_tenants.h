@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * megaring's C API, second part: producers (a ring of your own), tenant
+ * registries and tenants. Include megaring/megaring.h, which includes this;
+ * its conventions (results, NULL checks, timeouts, struct_size, ownership,
+ * threads) hold here too. tenant.hpp and producer.hpp say what each call
+ * does in full.
+ */
+#ifndef MEGARING_MEGARING_TENANTS_H_
+#define MEGARING_MEGARING_TENANTS_H_
+
+#include "megaring/megaring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Producers: a ring of one's own (megaring::Producer) ----------------
+ * Needs mr_runtime_config_t.producer_rings > 0. A producer is used by one
+ * thread at a time (hand it over with the usual synchronisation); its
+ * tickets are its own ring's. Close every producer before destroying its
+ * runtime. */
+typedef struct mr_producer_s mr_producer_t;
+
+/* RING_FULL when every producer ring is taken; INVALID_ARGUMENT when there
+ * are none. The caller owns *out and frees it with mr_producer_close. */
+mr_result_t mr_producer_open(mr_runtime_t* runtime, mr_producer_t** out);
+/* Gives the ring back (unread kept results are dropped) and frees it. */
+mr_result_t mr_producer_close(mr_producer_t* producer);
+mr_result_t mr_producer_ring(mr_producer_t* producer, uint32_t* ring);
+mr_result_t mr_producer_publish(mr_producer_t* producer, const mr_slot_request_t* request,
+                                uint32_t flags, int64_t timeout_ns, mr_ticket_t* ticket);
+mr_result_t mr_producer_publish_batch(mr_producer_t* producer, const mr_slot_request_t* requests,
+                                      uint32_t count, uint32_t flags, int64_t timeout_ns,
+                                      mr_ticket_t* first);
+mr_result_t mr_producer_wait(mr_producer_t* producer, const mr_ticket_t* ticket,
+                             int64_t timeout_ns, mr_completion_t* completion);
+mr_result_t mr_producer_wait_done(mr_producer_t* producer, const mr_ticket_t* ticket,
+                                  int64_t timeout_ns);
+mr_result_t mr_producer_release(mr_producer_t* producer, const mr_ticket_t* ticket);
+
+/* ---- Tenant registries (megaring::TenantRegistry) ----------------------- */
+typedef struct mr_registry_s mr_registry_t;
+
+#define MR_PUMP_THREAD 0 /* the registry drains on a thread of its own */
+#define MR_PUMP_MANUAL 1 /* the caller drains with mr_registry_pump (wait/quiesce pump too) */
+
+#define MR_REGISTRY_CONFIG_VERSION 1u
+typedef struct mr_registry_config_t {
+  uint32_t struct_size;    /* sizeof(mr_registry_config_t) */
+  uint32_t struct_version; /* MR_REGISTRY_CONFIG_VERSION */
+  uint32_t max_tenants;    /* 0 = as many as the runtime's tenant table holds */
+  uint32_t opcode_begin;   /* window space, in [MR_OP_TENANT_BASE, MR_OP_TENANT_END] */
+  uint32_t opcode_end;
+  int32_t pump;            /* MR_PUMP_* */
+  int64_t pump_idle_sleep_max_ns;
+  int64_t close_timeout_ns; /* how long destroy waits for revoked tenants to drain */
+} mr_registry_config_t;
+
+mr_result_t mr_registry_config_init_sized(mr_registry_config_t* config, uint32_t struct_size);
+static inline mr_result_t mr_registry_config_init(mr_registry_config_t* config) {
+  return mr_registry_config_init_sized(config, (uint32_t)sizeof(*config));
+}
+
+/* Attaches a registry to `runtime` (one per runtime; while it exists only its
+ * pump reaps the runtime's completions). The caller owns *out and frees it
+ * with mr_registry_destroy, which revokes every tenant and drains their
+ * slots (bounded by close_timeout_ns); stop publishing through its tenants
+ * first, and do not race it with other calls on the registry. The registry
+ * may outlive the runtime, and tenant handles the registry (their calls then
+ * fail with REVOKED). Every other registry and tenant call is thread-safe. */
+mr_result_t mr_registry_create(mr_runtime_t* runtime, const mr_registry_config_t* config,
+                               mr_registry_t** out);
+mr_result_t mr_registry_destroy(mr_registry_t* registry);
+/* One pass of the drain pump; *drained (may be NULL) = tickets drained. */
+mr_result_t mr_registry_pump(mr_registry_t* registry, uint64_t* drained);
+
+typedef struct mr_registry_stats_t {
+  uint32_t struct_size; /* set by the caller: sizeof(mr_registry_stats_t) */
+  uint32_t live_tenants;
+  uint32_t draining_tenants;
+  uint32_t reserved;
+  uint64_t drained_slots;
+  uint64_t untenanted_slots;
+} mr_registry_stats_t;
+mr_result_t mr_registry_stats(mr_registry_t* registry, mr_registry_stats_t* stats);
+
+/* ---- Tenants (megaring::TenantHandle) ----------------------------------- */
+typedef struct mr_tenant_s mr_tenant_t;
+
+/* Called by the drain pump for each completion of the tenant, on the pump's
+ * thread (or inside mr_registry_pump / wait / quiesce in manual mode). It
+ * must be quick, must not wait on the registry, and must not unwind (C++
+ * exceptions, longjmp) through megaring. */
+typedef void (*mr_completion_fn)(void* user_data, const mr_completion_t* completion);
+
+#define MR_TENANT_CONFIG_VERSION 1u
+typedef struct mr_tenant_config_t {
+  uint32_t struct_size;    /* sizeof(mr_tenant_config_t) */
+  uint32_t struct_version; /* MR_TENANT_CONFIG_VERSION */
+  const char* label;       /* copied; NULL = "" */
+  uint32_t opcode_cap;     /* window size: local opcodes [0, opcode_cap) */
+  uint32_t reserved;
+  uint64_t max_outstanding_slots;
+  uint64_t staging_bytes;
+  uint64_t resident_handles;
+  mr_completion_fn on_completion; /* may be NULL */
+  void* user_data;                /* passed to on_completion */
+} mr_tenant_config_t;
+
+mr_result_t mr_tenant_config_init_sized(mr_tenant_config_t* config, uint32_t struct_size);
+static inline mr_result_t mr_tenant_config_init(mr_tenant_config_t* config) {
+  return mr_tenant_config_init_sized(config, (uint32_t)sizeof(*config));
+}
+
+/* Registers a tenant: REGISTRY_FULL when no id or window is free. The caller
+ * owns *out and frees it with mr_tenant_destroy. */
+mr_result_t mr_tenant_register(mr_registry_t* registry, const mr_tenant_config_t* config,
+                               mr_tenant_t** out);
+/* Revokes the tenant: its new publishes fail with REVOKED, its queued slots
+ * complete MR_STATUS_REVOKED, its buffers are freed. REVOKED if it already
+ * was. The handle stays valid (counters, quiesce) until mr_tenant_destroy. */
+mr_result_t mr_tenant_unregister(mr_registry_t* registry, mr_tenant_t* tenant);
+/* Frees the handle (the tenant stays registered until unregistered or its
+ * registry goes). Must not race with any other call on `tenant`. */
+mr_result_t mr_tenant_destroy(mr_tenant_t* tenant);
+
+typedef struct mr_tenant_info_t {
+  uint32_t struct_size; /* set by the caller: sizeof(mr_tenant_info_t) */
+  uint32_t id;          /* the slot's tenant field */
+  uint32_t base_opcode; /* window [base_opcode, base_opcode + opcode_cap) */
+  uint32_t opcode_cap;
+  uint32_t revoked;     /* 1 once unregistered (or its registry or runtime gone) */
+  uint32_t reserved;
+} mr_tenant_info_t;
+mr_result_t mr_tenant_get_info(mr_tenant_t* tenant, mr_tenant_info_t* info);
+
+/* Publishes with tenant-local opcodes (request.tenant must be 0 or this
+ * tenant's id). flags: MR_PUBLISH_KEEP_RESULT only. timeout_ns bounds the
+ * wait for the outstanding-slot quota and then ring space; 0 fails at once
+ * with BACKPRESSURE or RING_FULL. */
+mr_result_t mr_tenant_publish(mr_tenant_t* tenant, const mr_slot_request_t* request,
+                              uint32_t flags, int64_t timeout_ns, mr_ticket_t* ticket);
+mr_result_t mr_tenant_publish_batch(mr_tenant_t* tenant, const mr_slot_request_t* requests,
+                                    uint32_t count, uint32_t flags, int64_t timeout_ns,
+                                    mr_ticket_t* first);
+mr_result_t mr_tenant_wait(mr_tenant_t* tenant, const mr_ticket_t* ticket, int64_t timeout_ns,
+                           mr_completion_t* completion);
+mr_result_t mr_tenant_release(mr_tenant_t* tenant, const mr_ticket_t* ticket);
+/* Waits until every published slot has drained; QUIESCE_TIMEOUT first. */
+mr_result_t mr_tenant_quiesce(mr_tenant_t* tenant, int64_t timeout_ns);
+
+/* TenantQuotaCounters and TenantRuntimeCounters in one struct. */
+typedef struct mr_tenant_counters_t {
+  uint32_t struct_size; /* set by the caller: sizeof(mr_tenant_counters_t) */
+  uint32_t reserved;
+  /* quotas (one consistent cut) */
+  uint64_t max_outstanding_slots;
+  uint64_t outstanding_slots;
+  uint64_t staging_bytes_limit;
+  uint64_t staging_bytes_in_use;
+  uint64_t resident_handles_limit;
+  uint64_t resident_handles_in_use;
+  uint64_t resident_handles_reserved;
+  uint64_t resident_buffers;
+  /* the drain pump's attribution of the tenant's publishes */
+  uint64_t published;
+  uint64_t drained;
+  uint64_t completed_ok;
+  uint64_t faulted;
+  uint64_t revoked;
+  uint64_t aborted;
+  uint64_t faults_by_code[MR_FAULT_CODE_COUNT];
+  uint64_t backpressure_events;
+  uint64_t pipeline_errors;
+  /* the consumer's counts of slots carrying the tenant's id */
+  uint64_t device_admitted;
+  uint64_t device_out_of_window;
+  uint64_t device_revoked;
+} mr_tenant_counters_t;
+mr_result_t mr_tenant_get_counters(mr_tenant_t* tenant, mr_tenant_counters_t* counters);
+
+/* Quota reservations (0 is a no-op; a refusal changes nothing). */
+mr_result_t mr_tenant_reserve_staging_bytes(mr_tenant_t* tenant, uint64_t bytes);
+mr_result_t mr_tenant_release_staging_bytes(mr_tenant_t* tenant, uint64_t bytes);
+mr_result_t mr_tenant_reserve_resident_handles(mr_tenant_t* tenant, uint64_t count);
+mr_result_t mr_tenant_release_resident_handles(mr_tenant_t* tenant, uint64_t count);
+
+/* The tenant's own buffers, as the mr_buffer_* calls; each holds a resident
+ * handle, and only this tenant's (and tenant-less) slots may name them. */
+mr_result_t mr_tenant_buffer_alloc(mr_tenant_t* tenant, uint64_t bytes, uint32_t* handle);
+mr_result_t mr_tenant_buffer_free(mr_tenant_t* tenant, uint32_t handle);
+mr_result_t mr_tenant_buffer_write(mr_tenant_t* tenant, uint32_t handle, uint64_t offset,
+                                   const void* src, uint64_t bytes);
+mr_result_t mr_tenant_buffer_read(mr_tenant_t* tenant, uint32_t handle, uint64_t offset,
+                                  void* dst, uint64_t bytes);
+mr_result_t mr_tenant_buffer_register(mr_tenant_t* tenant, void* memory, uint64_t bytes,
+                                      uint32_t* handle);
+mr_result_t mr_tenant_buffer_unregister(mr_tenant_t* tenant, uint32_t handle,
+                                        int64_t timeout_ns);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MEGARING_MEGARING_TENANTS_H_ */

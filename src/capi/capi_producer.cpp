@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// C API: producers, a ring of one's own (megaring/megaring_tenants.h), each
+// call the Producer call it names.
+#include "capi/capi_internal.hpp"
+
+using megaring::Status;
+using megaring::capi::entry;
+
+extern "C" {
+
+mr_result_t mr_producer_open(mr_runtime_t* runtime, mr_producer_t** out) {
+  return entry("mr_producer_open", [&]() -> Status {
+    MR_CAPI_REQUIRE(runtime);
+    MR_CAPI_REQUIRE(out);
+    auto handle = std::make_unique<mr_producer_s>();
+    handle->capacity = runtime->runtime->capacity();
+    Status st = runtime->runtime->open_producer(&handle->producer);
+    if (!st) return st;
+    *out = handle.release();
+    return Status::ok();
+  });
+}
+
+mr_result_t mr_producer_close(mr_producer_t* producer) {
+  return entry("mr_producer_close", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    delete producer;  // ~Producer gives the ring back
+    return Status::ok();
+  });
+}
+
+mr_result_t mr_producer_ring(mr_producer_t* producer, uint32_t* ring) {
+  return entry("mr_producer_ring", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(ring);
+    *ring = producer->producer->ring();
+    return Status::ok();
+  });
+}
+
+mr_result_t mr_producer_publish(mr_producer_t* producer, const mr_slot_request_t* request,
+                                uint32_t flags, int64_t timeout_ns, mr_ticket_t* ticket) {
+  return entry("mr_producer_publish", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(request);
+    MR_CAPI_REQUIRE(ticket);
+    megaring::SlotRequest cpp;
+    Status st = megaring::capi::to_request(*request, &cpp);
+    if (!st) return st;
+    if (!(st = megaring::capi::check_flags(flags, MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL)))
+      return st;
+    megaring::Ticket t;
+    st = producer->producer->publish(cpp, &t, megaring::capi::publish_options(flags, timeout_ns));
+    if (st) *ticket = megaring::capi::from_ticket(t);
+    return st;
+  });
+}
+
+mr_result_t mr_producer_publish_batch(mr_producer_t* producer, const mr_slot_request_t* requests,
+                                      uint32_t count, uint32_t flags, int64_t timeout_ns,
+                                      mr_ticket_t* first) {
+  return entry("mr_producer_publish_batch", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(requests);
+    MR_CAPI_REQUIRE(first);
+    Status st = megaring::capi::check_flags(flags, MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL);
+    if (!st) return st;
+    std::vector<megaring::SlotRequest> cpp;
+    if (!(st = megaring::capi::to_requests(requests, count, producer->capacity, &cpp))) return st;
+    megaring::Ticket t;
+    st = producer->producer->publish_batch(cpp.data(), count, &t,
+                                           megaring::capi::publish_options(flags, timeout_ns));
+    if (st) *first = megaring::capi::from_ticket(t);
+    return st;
+  });
+}
+
+mr_result_t mr_producer_wait(mr_producer_t* producer, const mr_ticket_t* ticket,
+                             int64_t timeout_ns, mr_completion_t* completion) {
+  return entry("mr_producer_wait", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(ticket);
+    MR_CAPI_REQUIRE(completion);
+    megaring::Ticket t;
+    Status st = megaring::capi::to_ticket(*ticket, &t);
+    if (!st) return st;
+    megaring::Completion c;
+    st = producer->producer->wait(t, &c, megaring::capi::to_duration(timeout_ns));
+    if (st) *completion = megaring::capi::from_completion(c);
+    return st;
+  });
+}
+
+mr_result_t mr_producer_wait_done(mr_producer_t* producer, const mr_ticket_t* ticket,
+                                  int64_t timeout_ns) {
+  return entry("mr_producer_wait_done", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(ticket);
+    megaring::Ticket t;
+    Status st = megaring::capi::to_ticket(*ticket, &t);
+    if (!st) return st;
+    return producer->producer->wait_done(t, megaring::capi::to_duration(timeout_ns));
+  });
+}
+
+mr_result_t mr_producer_release(mr_producer_t* producer, const mr_ticket_t* ticket) {
+  return entry("mr_producer_release", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(ticket);
+    megaring::Ticket t;
+    Status st = megaring::capi::to_ticket(*ticket, &t);
+    if (!st) return st;
+    return producer->producer->release(t);
+  });
+}
+
+}  // extern "C"
