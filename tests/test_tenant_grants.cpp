@@ -229,16 +229,20 @@ TEST_P(GrantsTest, ReusedIndexTakesTheNewTenantsGrants) {
 }
 
 // Grant state k (k = number of set_grants calls that returned): even k
-// grants NOP and not kOpIdentify, odd k the reverse.
+// grants NOP and not kOpIdentify, odd k the reverse; kOpReport always, so a
+// slot that saw a mix of two states (or none) shows.
 OpcodeGrants grants_of_state(uint64_t k) {
-  return OpcodeGrants::only({k % 2 == 0 ? MR_OP_NOP : kOpIdentify});
+  return OpcodeGrants::only({k % 2 == 0 ? MR_OP_NOP : kOpIdentify, kOpReport});
 }
 
-// One producer's batch: kept slots alternating NOP (echoing a unique value)
-// and kOpIdentify, each checked: OK with the right result or FAULT
-// NOT_GRANTED, nothing else. Returns whether each ran.
+// One producer's batch: kept slots, NOP (echoing a unique value) at even
+// positions, kOpIdentify and kOpReport (reporting OK with a unique value)
+// at odd ones, each checked: OK with the right result or FAULT NOT_GRANTED,
+// nothing else; kOpReport, granted in every state, always runs. Returns
+// whether each ran.
+enum class Kind { kNop, kIdentify, kReport };
 struct SlotResult {
-  bool is_nop;
+  Kind kind;
   bool ran;
 };
 std::vector<SlotResult> run_batch(const TenantHandle& t, uint64_t tag) {
@@ -247,7 +251,8 @@ std::vector<SlotResult> run_batch(const TenantHandle& t, uint64_t tag) {
   std::vector<SlotResult> out;
   for (uint32_t i = 0; i < kBatch; ++i) {
     SlotRequest r = ops::nop(tag + i);
-    if (i % 2 == 1) r.opcode = kOpIdentify;
+    if (i % 4 == 1) r.opcode = kOpIdentify;
+    if (i % 4 == 3) r.opcode = kOpReport;  // args[0] = result; status and fault 0
     const Status st = t.publish_slot(r, &tickets[i], kept());
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     if (!st) return out;
@@ -257,22 +262,26 @@ std::vector<SlotResult> run_batch(const TenantHandle& t, uint64_t tag) {
     const Status st = t.wait(tickets[i], &c, scaled(seconds(60)));
     EXPECT_TRUE(st.is_ok()) << st.to_string();
     if (!st) continue;
-    const bool is_nop = i % 2 == 0;
-    const uint64_t want = is_nop ? tag + i : (static_cast<uint64_t>(t.id()) << 32) | kOpIdentify;
+    const Kind kind = i % 4 == 1 ? Kind::kIdentify : i % 4 == 3 ? Kind::kReport : Kind::kNop;
+    const uint64_t want =
+        kind == Kind::kIdentify ? (static_cast<uint64_t>(t.id()) << 32) | kOpIdentify : tag + i;
     const bool ran = c.status == MR_STATUS_OK && c.result == want;
     const bool refused = c.status == MR_STATUS_FAULT && c.fault == MR_FAULT_NOT_GRANTED;
     EXPECT_TRUE(ran || refused) << "slot " << i << ": status " << c.status << " fault " << c.fault
                                 << " result " << c.result;
-    out.push_back({is_nop, ran});
+    EXPECT_TRUE(ran || kind != Kind::kReport) << "kOpReport, granted in every state, was refused";
+    out.push_back({kind, ran});
   }
   return out;
 }
 
 // Every slot of `batch` ran exactly as grant state `state` says.
 void expect_state(const std::vector<SlotResult>& batch, uint64_t state) {
-  for (const SlotResult& r : batch)
-    EXPECT_EQ(r.ran, (state % 2 == 0) == r.is_nop)
-        << (r.is_nop ? "NOP" : "kOpIdentify") << " under grant state " << state;
+  for (const SlotResult& r : batch) {
+    const bool granted = r.kind == Kind::kReport || (state % 2 == 0) == (r.kind == Kind::kNop);
+    EXPECT_EQ(r.ran, granted) << "opcode kind " << static_cast<int>(r.kind)
+                              << " under grant state " << state;
+  }
 }
 
 uint64_t count_ran(const std::vector<SlotResult>& batch) {
@@ -301,9 +310,9 @@ TEST_P(GrantsTest, PhasesSeparatedByWaitsRunStrictlyUnderTheirGrants) {
   }
   MR_ASSERT_OK(t.quiesce(scaled(seconds(30))));
   const megaring::TenantRuntimeCounters rc = t.runtime_counters();
-  // Each phase: 4 producers x 4 batches x 8 slots of each opcode; half of
-  // the slots are refused.
-  EXPECT_EQ(rc.device_not_granted, 6u * kProducers * 4 * 8);
+  // A batch: 8 NOP, 4 kOpIdentify, 4 kOpReport; 4 producers x 4 batches a
+  // phase; 3 phases refuse kOpIdentify, 3 NOP.
+  EXPECT_EQ(rc.device_not_granted, 3u * kProducers * 4 * (4 + 8));
   EXPECT_EQ(rc.faults_by_code[MR_FAULT_NOT_GRANTED], rc.device_not_granted);
 }
 
