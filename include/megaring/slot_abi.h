@@ -128,8 +128,9 @@
  *                                          sequence numbers below the fetched cursor
  *                                          (ACQUIRE), copy them once, admit
  *                                          (tenant 0, or an ACTIVE tenant whose
- *                                          window holds the opcode, which
- *                                          becomes the tenant-local one) and
+ *                                          window holds the opcode and whose
+ *                                          grants hold the tenant-local one
+ *                                          it becomes) and
  *                                          run them; else FAULT / REVOKED.
  *                                       E2 store the outcome (its stamp names
  *                                          the ring's ticket), then RELEASE
@@ -358,10 +359,10 @@ typedef struct mr_buffer_entry {
  * Revocation changes the state word alone. Registration reuses an index only
  * after the slots its previous tenant published have drained, always under a
  * new generation (ids never repeat within a runtime's life, up to 65535 reuses
- * of one index), and writes the tenant word first, then the rest: the
- * consumer reads state and window, then (after an acquire fence) the tenant
- * word, so a stray slot of an older id is refused, never run in the new
- * window. */
+ * of one index), and writes the tenant word first, then the rest (and the
+ * index's mr_tenant_grants): the consumer reads state, window and a grant
+ * word, then (after an acquire fence) the tenant word, so a stray slot of an
+ * older id is refused, never run in the new window or under the new grants. */
 typedef struct mr_tenant_entry {
   uint32_t tenant;      /* full id incl. generation; 0 = never registered     */
   uint32_t state;       /* MR_TENANT_*                                        */
@@ -439,15 +440,6 @@ MR_ABI_INLINE MR_ABI_HD uint64_t mr_make_stamp(uint64_t ticket, uint32_t status,
   return ((ticket & MR_TICKET_MASK) << 8) | ((uint64_t)(status & 3u) << 6) |
          (uint64_t)(fault > MR_FAULT_MAX ? MR_FAULT_BAD_ARGUMENT : fault);
 }
-/* Where a tenant-local opcode's grant lives: (word << 6) | bit in
- * mr_tenant_grants (see there; an opcode the bitmap does not name shares
- * bit 0 of word 0). */
-MR_ABI_INLINE MR_ABI_HD uint32_t mr_grant_bit(uint32_t local) {
-  return local < MR_GRANT_SYSTEM_END ? local
-         : (local >= MR_OP_USER_BASE && local < MR_GRANT_USER_END)
-             ? (local - MR_OP_USER_BASE) + 64u
-             : 0u;
-}
 MR_ABI_INLINE MR_ABI_HD uint64_t mr_stamp_ticket(uint64_t stamp) { return stamp >> 8; }
 MR_ABI_INLINE MR_ABI_HD uint32_t mr_stamp_status(uint64_t stamp) {
   return (uint32_t)((stamp >> 6) & 3u);
@@ -456,6 +448,15 @@ MR_ABI_INLINE MR_ABI_HD uint32_t mr_stamp_fault(uint64_t stamp) { return (uint32
 /* Whether a record's stamp names `ticket` (the low 56 bits). */
 MR_ABI_INLINE MR_ABI_HD int mr_stamp_names(uint64_t stamp, uint64_t ticket) {
   return mr_stamp_ticket(stamp) == (ticket & MR_TICKET_MASK);
+}
+/* Where a tenant-local opcode's grant lives: (word << 6) | bit in
+ * mr_tenant_grants (see there; an opcode the bitmap does not name shares
+ * bit 0 of word 0). */
+MR_ABI_INLINE MR_ABI_HD uint32_t mr_grant_bit(uint32_t local) {
+  return local < MR_GRANT_SYSTEM_END ? local
+         : (local >= MR_OP_USER_BASE && local < MR_GRANT_USER_END)
+             ? (local - MR_OP_USER_BASE) + 64u
+             : 0u;
 }
 
 #ifdef __cplusplus
