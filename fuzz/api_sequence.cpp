@@ -175,6 +175,7 @@ class Driver {
       case 15: return copy_buffer(t);
       case 16: return note_and_quiesce(t);
       case 17: return lifecycle();
+      case 18: return (in_.u8() % 2 == 0) ? set_grants(t) : global_opcode(t);
       case 19: return producer_step(producers_[in_.u8() % kProducers]);
       default: return global_opcode(t);
     }
@@ -428,6 +429,49 @@ class Driver {
     uint32_t global = 0;
     const Status st = t.handle.global_opcode(local, (in_.u8() & 1) ? &global : nullptr);
     (void)st;  // its codes are the matrix's; here it must only not disturb anything
+  }
+
+  // Grants: all, or a few opcodes (in and around the window, or hostile).
+  // Bad opcodes are refused first (outside the window, then beyond the
+  // grant limits), then a gone tenant, registry or runtime; a refusal
+  // changes nothing. The slots' fault codes are not modelled: an ungranted
+  // slot is one more FAULT, which the invariants allow.
+  void set_grants(TenantModel& t) {
+    call_ = "set_grants";
+    if (!t.handle.valid()) return;
+    OpcodeGrants grants;
+    grants.all = in_.u8() % 4 == 0;
+    if (!grants.all)
+      for (uint32_t n = in_.u8() % 4; n > 0; --n)
+        grants.opcodes.push_back((in_.u8() & 1) ? in_.u8() % 24
+                                                : static_cast<uint32_t>(in_.hostile()));
+    Result want = Result::kSuccess;
+    for (const uint32_t op : grants.opcodes) {
+      if (op >= t.quotas.opcode_cap) {
+        want = Result::kOpcodeOutOfRange;
+        break;
+      }
+      if (op == 0 || (op >= kGrantSystemEnd && op < MR_OP_USER_BASE) || op >= kGrantUserEnd) {
+        want = Result::kInvalidArgument;
+        break;
+      }
+    }
+    if (want == Result::kSuccess && (!t.live || registry_ == nullptr || rt_ == nullptr))
+      want = Result::kRevoked;
+    OpcodeGrants before;
+    expect(t.handle.grants(&before), {Result::kSuccess});
+    const Status st = t.handle.set_grants(grants);
+    expect(st, {want});
+    OpcodeGrants after;
+    expect(t.handle.grants(&after), {Result::kSuccess});
+    if (!st) {
+      if (after.all != before.all || after.opcodes != before.opcodes) fail("a refused set_grants changed the grants");
+      return;
+    }
+    std::vector<uint32_t> sorted = grants.opcodes;
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    if (after.all != grants.all || after.opcodes != sorted) fail("grants() does not report what was set");
   }
 
   // Rare (1 in 16 of its draws): shutdown, abort, the registry or the

@@ -43,7 +43,9 @@
 //                             its generation bits with this entry's index.
 //                             bit 1 set: base_opcode = slot opcode - the field
 //                             (the field is the slot's tenant-local opcode)
-//                 +17..23 unused
+//                 +17..23 grants: all zero: every opcode granted; else the
+//                             seven bytes seed the eight grant words
+//                             (grant_words below)
 //
 // Every table is reachable (the raw modes); the derived modes only spare the
 // fuzzer from discovering index-consistent ids and matching windows by luck.
@@ -94,6 +96,24 @@ struct ByteReader {
   uint64_t u64(size_t at) const { return uint(at, 8); }
 };
 
+// A tenant record's grant words from its seven grant bytes: all zero grants
+// everything (the seeds written before grants existed keep their meaning);
+// else each word is a mix of them, so some opcodes are granted, some not.
+mr_tenant_grants grant_words(uint64_t seed) {
+  mr_tenant_grants g{};
+  for (uint32_t w = 0; w < MR_GRANT_WORDS; ++w) {
+    if (seed == 0) {
+      g.words[w] = ~0ull;
+      continue;
+    }
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (w + 1);  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    g.words[w] = z ^ (z >> 31);
+  }
+  return g;
+}
+
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "megaring consumer fuzz: %s\n", what);
   std::fflush(stderr);
@@ -137,6 +157,7 @@ struct Expected {
 struct Model {
   std::vector<mr_buffer_entry> buffers;
   std::vector<mr_tenant_entry> tenants;
+  std::vector<mr_tenant_grants> grants;
   std::vector<std::vector<uint8_t>> contents;  // before the slot ran
   uint64_t ticket = 0;
 };
@@ -153,6 +174,19 @@ const char* status_name(unsigned s) {
 
 // The reference: slot_abi.h's semantics, written out independently.
 class Reference {
+  // mr_tenant_grants: built-ins [1, 64) in word 0, user opcodes [256, 704)
+  // in words 1..7, every other local opcode bit 0 of word 0.
+  static bool granted(const mr_tenant_grants& g, uint32_t local) {
+    uint32_t word = 0, bit = 0;
+    if (local >= 1 && local < 64) {
+      bit = local;
+    } else if (local >= 256 && local < 256 + 7 * 64) {
+      word = 1 + (local - 256) / 64;
+      bit = (local - 256) % 64;
+    }
+    return ((g.words[word] >> bit) & 1u) != 0;
+  }
+
  public:
   Reference(const Model& m, const mr_slot& s) : m_(m), s_(s) { e_.contents = m.contents; }
 
@@ -177,6 +211,10 @@ class Reference {
           static_cast<u128>(op) >= static_cast<u128>(t.base_opcode) + t.opcode_cap) {
         e_.counters.out_of_window = 1;
         return fault(MR_FAULT_OUT_OF_WINDOW);
+      }
+      if (!granted(m_.grants[index], static_cast<uint32_t>(static_cast<u128>(op) - t.base_opcode))) {
+        e_.counters.not_granted = 1;
+        return fault(MR_FAULT_NOT_GRANTED);
       }
       e_.counters.admitted = 1;
       op = static_cast<uint32_t>(static_cast<u128>(op) - t.base_opcode);  // tenant-local
@@ -342,6 +380,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::unique_ptr<mr_tenant_entry[]> tenants(new mr_tenant_entry[max_tenants]);
   std::unique_ptr<mr_tenant_counters[]> counters(new mr_tenant_counters[max_tenants]);
+  std::unique_ptr<mr_tenant_grants[]> grants(new mr_tenant_grants[max_tenants]);
   for (uint32_t i = 0; i < max_tenants; ++i) {
     const size_t rec = kTenantRecordsOffset + i * kTenantRecordBytes;
     mr_tenant_entry t{};
@@ -355,6 +394,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     tenants[i] = t;
     model.tenants.push_back(t);
     counters[i] = mr_tenant_counters{};
+    grants[i] = grant_words(in.uint(rec + 17, 7));
+    model.grants.push_back(grants[i]);
   }
 
   // The rest of the consumer's parameters. done_cursor = ~0: FENCE's
@@ -386,6 +427,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   p.buffers = buffers.get();
   p.tenants = tenants.get();
   p.tenant_counters = counters.get();
+  p.tenant_grants = grants.get();
   p.max_buffers = max_buffers;
   p.max_tenants = max_tenants;
   p.capacity = 1;
@@ -470,13 +512,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "tenant-table entry %u changed", i);
     const mr_tenant_counters want_c =
         (want.tenant_index == i && i != 0) ? want.counters : mr_tenant_counters{};
+    FUZZ_CHECK(std::memcmp(&grants[i], &model.grants[i], sizeof(mr_tenant_grants)) == 0,
+               "tenant grants %u changed", i);
     FUZZ_CHECK(counters[i].admitted == want_c.admitted &&
                    counters[i].out_of_window == want_c.out_of_window &&
-                   counters[i].revoked == want_c.revoked && counters[i].pad == 0,
+                   counters[i].revoked == want_c.revoked &&
+                   counters[i].not_granted == want_c.not_granted,
                "tenant counters %u: admitted %" PRIu64 " out_of_window %" PRIu64 " revoked %" PRIu64
-               ", reference %" PRIu64 "/%" PRIu64 "/%" PRIu64,
+               " not_granted %" PRIu64 ", reference %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64,
                i, counters[i].admitted, counters[i].out_of_window, counters[i].revoked,
-               want_c.admitted, want_c.out_of_window, want_c.revoked);
+               counters[i].not_granted, want_c.admitted, want_c.out_of_window, want_c.revoked,
+               want_c.not_granted);
   }
   FUZZ_CHECK(priv->fetched == priv_before.fetched &&
                  priv->claim_cursor == priv_before.claim_cursor &&

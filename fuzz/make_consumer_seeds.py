@@ -62,7 +62,9 @@ BUFFERS = [
     (16, 0x55, 0, 0, 0, BUF_RAW_HANDLE),    # 4: free entry (handle word 0)
     (13, 0x66, handle(5, 1), T3, 0, 0),     # 5: tenant T3's, odd size
 ]
-# (tenant id, state, base opcode, cap, mode); index 0 is never a tenant
+# (tenant id, state, base opcode, cap, mode[, grant seed]); index 0 is never
+# a tenant. Grant seed 0 (the default) grants every opcode; another seeds the
+# grant words (consumer_fuzz.cpp, grant_words).
 TENANTS = [
     (0, TENANT_FREE, 0, 0, TEN_RAW_ID),
     (T1, TENANT_ACTIVE, OP_TENANT_BASE, 256, 0),
@@ -85,9 +87,10 @@ def make_input(opcode, args=(), tenant=0, flags=0, reserved=0, ticket=42,
     for i, (size, seed, h, owner, retire, mode) in enumerate(buffers):
         struct.pack_into("<HBBIIIQ", out, BUFFER_RECORDS + i * BUFFER_RECORD_BYTES,
                          size, seed, mode, h, owner, 0, retire)
-    for i, (t, state, base, cap, mode) in enumerate(tenants):
-        struct.pack_into("<IIIIB", out, TENANT_RECORDS + i * TENANT_RECORD_BYTES,
-                         t, state, base, cap, mode)
+    for i, (t, state, base, cap, mode, *grant) in enumerate(tenants):
+        at = TENANT_RECORDS + i * TENANT_RECORD_BYTES
+        struct.pack_into("<IIIIB", out, at, t, state, base, cap, mode)
+        out[at + 17:at + 24] = (grant[0] if grant else 0).to_bytes(7, "little")
     return bytes(out)
 
 
@@ -146,6 +149,24 @@ SEEDS = {
         tenants=TENANTS[:3] + [(T3, TENANT_ACTIVE, OP_FILL, 16, TEN_BASE_FROM_SLOT)]),
     "tenant-revoked": make_input(local(OP_TENANT_BASE + 0x100, OP_NOP), [1], tenant=T2),
     "tenant-out_of_window": make_input(OP_TENANT_BASE + 16, tenant=T3),
+    # Grants (seeds chosen with grant_words: seed 1 denies NOP and grants
+    # user opcode 257, seed 2 the reverse for NOP and denies every opcode
+    # the bitmap does not name, seed 3 denies NOP and 257).
+    "tenant-not_granted-builtin": make_input(
+        local(OP_TENANT_BASE, OP_NOP), [5], tenant=T1,
+        tenants=TENANTS[:1] + [(T1, TENANT_ACTIVE, OP_TENANT_BASE, 512, 0, 1)]),
+    "tenant-granted-builtin": make_input(
+        local(OP_TENANT_BASE, OP_NOP), [5], tenant=T1,
+        tenants=TENANTS[:1] + [(T1, TENANT_ACTIVE, OP_TENANT_BASE, 512, 0, 2)]),
+    "tenant-not_granted-user": make_input(
+        local(OP_TENANT_BASE, OP_USER_BASE + 1), tenant=T1,
+        tenants=TENANTS[:1] + [(T1, TENANT_ACTIVE, OP_TENANT_BASE, 512, 0, 3)]),
+    "tenant-granted-user": make_input(
+        local(OP_TENANT_BASE, OP_USER_BASE + 1), tenant=T1,
+        tenants=TENANTS[:1] + [(T1, TENANT_ACTIVE, OP_TENANT_BASE, 512, 0, 1)]),
+    "tenant-not_granted-unnamed": make_input(
+        local(OP_TENANT_BASE, 100), tenant=T1,
+        tenants=TENANTS[:1] + [(T1, TENANT_ACTIVE, OP_TENANT_BASE, 512, 0, 2)]),
     "tenant-stale_generation": make_input(local(OP_TENANT_BASE, OP_NOP), tenant=tenant_id(1, 7)),
     "tenant-index_past_table": make_input(OP_TENANT_BASE, tenant=tenant_id(5, 1)),
     "tenantless-opcode_in_tenant_range": make_input(OP_TENANT_BASE + 2, [B0, 0, 1]),

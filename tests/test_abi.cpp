@@ -138,6 +138,27 @@ TEST(AbiLayout, TenantEntryAndCounters) {
   EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, admitted), 0u);
   EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, out_of_window), 8u);
   EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, revoked), 16u);
+  EXPECT_EQ(RT_OFFSETOF(mr_tenant_counters, not_granted), 24u);
+  EXPECT_EQ(RT_SIZEOF(mr_tenant_grants), 64u);
+  EXPECT_EQ(MR_FAULT_NOT_GRANTED, 9u);
+}
+
+// Where each tenant-local opcode's grant lives (mr_tenant_grants).
+TEST(AbiLayout, GrantBits) {
+  EXPECT_EQ(mr_grant_bit(MR_OP_NOP), 1u);
+  EXPECT_EQ(mr_grant_bit(MR_OP_READ_CLOCK), 9u);
+  EXPECT_EQ(mr_grant_bit(MR_GRANT_SYSTEM_END - 1), 63u);
+  EXPECT_EQ(mr_grant_bit(MR_OP_USER_BASE), 64u);
+  EXPECT_EQ(mr_grant_bit(MR_OP_USER_BASE + 65), 129u);
+  EXPECT_EQ(mr_grant_bit(MR_GRANT_USER_END - 1), 64u * MR_GRANT_WORDS - 1);
+  EXPECT_EQ(MR_GRANT_USER_END, 704u);
+  // Everything else shares bit 0 (opcode 0 is never valid).
+  for (uint32_t local : {0u, MR_GRANT_SYSTEM_END, MR_OP_USER_BASE - 1, MR_GRANT_USER_END,
+                         MR_OP_TENANT_BASE, 0xFFFFFFFFu})
+    EXPECT_EQ(mr_grant_bit(local), 0u) << local;
+  // Every bit index stays inside the bitmap, for any 32-bit value.
+  for (uint64_t local = 0; local <= 0xFFFFFFFFull; local += 0x10001ull)
+    EXPECT_LT(mr_grant_bit(static_cast<uint32_t>(local)), 64u * MR_GRANT_WORDS);
 }
 
 // ---------------------------------------------------------------------------
@@ -300,7 +321,8 @@ TEST(AbiOpcodes, StatusAndFaultCodes) {
   EXPECT_EQ(MR_STATUS_REVOKED, 3u);
   const uint32_t faults[] = {MR_FAULT_NONE,         MR_FAULT_UNKNOWN_OPCODE, MR_FAULT_BAD_HANDLE,
                              MR_FAULT_OUT_OF_BOUNDS, MR_FAULT_MISALIGNED,     MR_FAULT_BAD_ARGUMENT,
-                             MR_FAULT_RESERVED_FLAGS, MR_FAULT_OUT_OF_WINDOW,  MR_FAULT_BAD_TENANT};
+                             MR_FAULT_RESERVED_FLAGS, MR_FAULT_OUT_OF_WINDOW,  MR_FAULT_BAD_TENANT,
+                             MR_FAULT_NOT_GRANTED};
   std::set<uint32_t> seen;
   for (uint32_t f : faults) {
     EXPECT_LT(f, MR_FAULT_CODE_COUNT);

@@ -27,6 +27,7 @@ namespace {
 using megaring::BufferHandle;
 using megaring::Completion;
 using megaring::Nanoseconds;
+using megaring::OpcodeGrants;
 using megaring::Producer;
 using megaring::PublishOptions;
 using megaring::RegistryConfig;
@@ -488,6 +489,27 @@ std::vector<Row> rows() {
       {"empty handle: publish", [](W) { Ticket t; return of(TenantHandle().publish_slot(ops::nop(), &t)); }, R(Result::kInvalidArgument)},
       {"empty handle: reserve", [](W) { return of(TenantHandle().reserve_staging_bytes(1)); }, R(Result::kInvalidArgument)},
       {"empty handle: note_drained", [](W) { return of(TenantHandle().note_drained(1)); }, R(Result::kInvalidArgument)},
+      // --- Opcode grants ------------------------------------------------------------
+      {"register: grant at the window's end", [](W w) { return register_with(w, [](TenantConfig& c) { c.grants = OpcodeGrants::only({16}); }); }, R(Result::kOpcodeOutOfRange)},
+      {"register: grant of opcode 0", [](W w) { return register_with(w, [](TenantConfig& c) { c.grants = OpcodeGrants::only({0}); }); }, R(Result::kInvalidArgument)},
+      {"set_grants: opcode at the window's end", [](W w) { return of(w.a.set_grants(OpcodeGrants::only({16}))); }, R(Result::kOpcodeOutOfRange)},
+      {"set_grants: opcode max", [](W w) { return of(w.a.set_grants(OpcodeGrants::only({~0u}))); }, R(Result::kOpcodeOutOfRange)},
+      {"set_grants: opcode 0", [](W w) { return of(w.a.set_grants(OpcodeGrants::only({0}))); }, R(Result::kInvalidArgument)},
+      {"set_grants: past kGrantSystemEnd, in the window", [](W w) {
+         TenantConfig c = quota_config("wide"); c.quotas.opcode_cap = 2048; TenantHandle h;
+         if (!w.registry->register_tenant(c, &h)) return kSetupFailed;
+         return of(h.set_grants(OpcodeGrants::only({megaring::kGrantUserEnd}))); }, R(Result::kInvalidArgument)},
+      {"set_grants: nothing", [](W w) { return of(w.a.set_grants(OpcodeGrants::only({}))); }, kOk},
+      {"set_grants: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); return of(w.a.set_grants(OpcodeGrants{})); }, R(Result::kRevoked)},
+      {"set_grants: after the registry is gone", [](W w) { w.registry.reset(); return of(w.a.set_grants(OpcodeGrants{})); }, R(Result::kRevoked)},
+      {"set_grants: after the runtime is gone", [](W w) { w.rt.reset(); return of(w.a.set_grants(OpcodeGrants{})); }, R(Result::kRevoked)},
+      {"grants: out null", [](W w) { return of(w.a.grants(nullptr)); }, R(Result::kInvalidArgument)},
+      {"empty handle: set_grants", [](W) { return of(TenantHandle().set_grants(OpcodeGrants{})); }, R(Result::kInvalidArgument)},
+      {"tenant slot: an opcode not granted", [](W w) {
+         if (!w.a.set_grants(OpcodeGrants::only({MR_OP_NOP}))) return kSetupFailed;
+         uint32_t op; if (!w.a.global_opcode(MR_OP_ATOMIC_ADD, &op)) return kSetupFailed;
+         SlotRequest r = ops::atomic_add(w.a_buf, 0, 1); r.opcode = op;
+         return w.slot(with(r, 0, w.a.id())); }, F(MR_FAULT_NOT_GRANTED)},
   };
 }
 

@@ -128,8 +128,9 @@
  *                                          sequence numbers below the fetched cursor
  *                                          (ACQUIRE), copy them once, admit
  *                                          (tenant 0, or an ACTIVE tenant whose
- *                                          window holds the opcode, which
- *                                          becomes the tenant-local one) and
+ *                                          window holds the opcode and whose
+ *                                          grants hold the tenant-local one
+ *                                          it becomes) and
  *                                          run them; else FAULT / REVOKED.
  *                                       E2 store the outcome (its stamp names
  *                                          the ring's ticket), then RELEASE
@@ -260,7 +261,7 @@ extern "C" {
                                 a consumer unit admitted the slot              */
 
 /* A slot with several faults reports the first found, in this order:
- * tenant admission (BAD_TENANT, OUT_OF_WINDOW), RESERVED_FLAGS,
+ * tenant admission (BAD_TENANT, OUT_OF_WINDOW, NOT_GRANTED), RESERVED_FLAGS,
  * UNKNOWN_OPCODE, then the handler's own order: a value argument (FILL's
  * byte, STORE_U32's value, DELAY_NS's duration: BAD_ARGUMENT; REDUCE's count
  * overflowing: OUT_OF_BOUNDS) before the buffer it names (BAD_HANDLE,
@@ -274,7 +275,8 @@ extern "C" {
 #define MR_FAULT_RESERVED_FLAGS 6u /* reserved slot flag bits set               */
 #define MR_FAULT_OUT_OF_WINDOW 7u  /* opcode outside the slot's tenant window    */
 #define MR_FAULT_BAD_TENANT 8u     /* tenant id unknown, stale or beyond the table */
-#define MR_FAULT_CODE_COUNT 9u
+#define MR_FAULT_NOT_GRANTED 9u    /* tenant-local opcode not in the tenant's grants */
+#define MR_FAULT_CODE_COUNT 10u
 
 /* Buffer handles: [15:0] table index, [31:16] generation (never 0).
  * Handle 0 is never valid. */
@@ -357,10 +359,10 @@ typedef struct mr_buffer_entry {
  * Revocation changes the state word alone. Registration reuses an index only
  * after the slots its previous tenant published have drained, always under a
  * new generation (ids never repeat within a runtime's life, up to 65535 reuses
- * of one index), and writes the tenant word first, then the rest: the
- * consumer reads state and window, then (after an acquire fence) the tenant
- * word, so a stray slot of an older id is refused, never run in the new
- * window. */
+ * of one index), and writes the tenant word first, then the rest (and the
+ * index's mr_tenant_grants): the consumer reads state, window and a grant
+ * word, then (after an acquire fence) the tenant word, so a stray slot of an
+ * older id is refused, never run in the new window or under the new grants. */
 typedef struct mr_tenant_entry {
   uint32_t tenant;      /* full id incl. generation; 0 = never registered     */
   uint32_t state;       /* MR_TENANT_*                                        */
@@ -376,8 +378,28 @@ typedef struct mr_tenant_counters {
   uint64_t admitted;      /* passed the tenant and window checks             */
   uint64_t out_of_window; /* faulted MR_FAULT_OUT_OF_WINDOW                   */
   uint64_t revoked;       /* completed MR_STATUS_REVOKED                      */
-  uint64_t pad;
+  uint64_t not_granted;   /* faulted MR_FAULT_NOT_GRANTED                     */
 } mr_tenant_counters;
+
+/* Opcode grants of one tenant-table index (consumer-private memory, beside
+ * the tenant table; host-written): which tenant-local opcodes its slots may
+ * run. A bitmap of MR_GRANT_WORDS words, one 64-byte line an index: word 0
+ * bit b grants local opcode b for b in [1, MR_GRANT_SYSTEM_END) (the
+ * built-ins); word 1 + k bit b grants user opcode MR_OP_USER_BASE + 64k + b,
+ * up to MR_GRANT_USER_END; bit 0 of word 0 grants every other local opcode
+ * of the window at once (0, [MR_GRANT_SYSTEM_END, MR_OP_USER_BASE),
+ * [MR_GRANT_USER_END, opcode_cap)), so "everything" is every bit set.
+ * Admission reads the one word that holds the slot's bit, once, with the
+ * entry's state and window (mr_tenant_entry): a slot runs entirely under
+ * the old or entirely under the new grants. Registration writes the words
+ * with the entry (after the tenant word); a change of a live tenant's grants
+ * stores the words alone. */
+#define MR_GRANT_WORDS 8u
+#define MR_GRANT_SYSTEM_END 64u
+#define MR_GRANT_USER_END (MR_OP_USER_BASE + 64u * (MR_GRANT_WORDS - 1u))
+typedef struct mr_tenant_grants {
+  uint64_t words[MR_GRANT_WORDS];
+} mr_tenant_grants;
 
 /* One timeline record (timeline mode only; consumer-private memory), written
  * by the unit that ran the ticket, at position ticket & (timeline capacity-1),
@@ -427,6 +449,15 @@ MR_ABI_INLINE MR_ABI_HD uint32_t mr_stamp_fault(uint64_t stamp) { return (uint32
 MR_ABI_INLINE MR_ABI_HD int mr_stamp_names(uint64_t stamp, uint64_t ticket) {
   return mr_stamp_ticket(stamp) == (ticket & MR_TICKET_MASK);
 }
+/* Where a tenant-local opcode's grant lives: (word << 6) | bit in
+ * mr_tenant_grants (see there; an opcode the bitmap does not name shares
+ * bit 0 of word 0). */
+MR_ABI_INLINE MR_ABI_HD uint32_t mr_grant_bit(uint32_t local) {
+  return local < MR_GRANT_SYSTEM_END ? local
+         : (local >= MR_OP_USER_BASE && local < MR_GRANT_USER_END)
+             ? (local - MR_OP_USER_BASE) + 64u
+             : 0u;
+}
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -458,5 +489,6 @@ MR_STATIC_ASSERT(offsetof(mr_buffer_entry, owner) == 20, "buffer owner at 20");
 MR_STATIC_ASSERT(sizeof(mr_tenant_entry) == 16, "tenant entry is 16 bytes");
 MR_STATIC_ASSERT(offsetof(mr_tenant_entry, state) == 4, "tenant state at 4");
 MR_STATIC_ASSERT(sizeof(mr_tenant_counters) == 32, "tenant counters are 32 bytes");
+MR_STATIC_ASSERT(sizeof(mr_tenant_grants) == MR_CACHELINE_BYTES, "grants are one line");
 
 #endif /* MEGARING_SLOT_ABI_H_ */

@@ -33,7 +33,8 @@
 //   kRevoked               every TenantHandle call and register/unregister
 //                          once the tenant was unregistered, its registry
 //                          destroyed or its runtime destroyed
-//   kOpcodeOutOfRange      global_opcode, tenant publish*
+//   kOpcodeOutOfRange      global_opcode, tenant publish*, register_tenant
+//                          and set_grants (a grant outside the window)
 //   kBackpressure          tenant publish*
 //   kStagingBackpressure   reserve_staging_bytes
 //   kResidentBackpressure  reserve_resident_handles, tenant alloc_buffer and

@@ -24,6 +24,25 @@
 // REVOKED, counted per tenant on the consumer. A tenant's slots may name only
 // buffers it allocated through its handle.
 //
+// Opcode grants. Within its window a tenant runs only the local opcodes it
+// was granted, built-ins and user opcodes alike: TenantConfig::grants at
+// registration (by default every opcode of the window, as before grants
+// existed), TenantHandle::set_grants later. A slot with an opcode of its
+// window that is not granted completes FAULT MR_FAULT_NOT_GRANTED, counted
+// per tenant on the consumer (device_not_granted). The consumer checks a
+// slot against one word of the tenant's grant bitmap (slot_abi.h,
+// mr_tenant_grants; it lives beside the tenant table, in consumer memory),
+// read once at admission with the tenant entry, so a slot runs entirely
+// under the grants before a change or entirely under those after it, never
+// a mix. Guarantee of set_grants: it stores the new words into the
+// consumer's table as revocation stores the state word (one write order,
+// src/backends/table_writes.hpp: word stores, then the backend's finish,
+// which waits until they landed) and returns after; every slot admitted
+// after it returns is checked against the new grants, and so is every slot
+// published after it returns (its header release orders the words before
+// it). Slots queued before may be admitted under either. Concurrent
+// set_grants calls on one tenant take effect one after another.
+//
 // The drain pump. While a registry exists, only its pump recycles ring
 // positions: it observes DONE_COUNT, attributes each completed ticket to the
 // tenant that published it, delivers the completion (to wait() for kept
@@ -64,6 +83,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "megaring/runtime.hpp"
 
@@ -74,6 +94,32 @@ struct TenantQuotas {
   uint64_t max_outstanding_slots = 256;  // published but not yet drained
   uint64_t staging_bytes = 64ull << 20;  // reserve_staging_bytes budget
   uint64_t resident_handles = 64;        // reserve_resident_handles budget (buffers count)
+};
+
+// What can be granted one opcode at a time (slot_abi.h, mr_tenant_grants):
+// local opcodes [1, kGrantSystemEnd) (the built-ins are 1 .. 9) and user
+// opcodes [MR_OP_USER_BASE, kGrantUserEnd). Any other opcode of a window is
+// granted only by OpcodeGrants::all.
+inline constexpr uint32_t kGrantSystemEnd = MR_GRANT_SYSTEM_END;  // 64
+inline constexpr uint32_t kGrantUserEnd = MR_GRANT_USER_END;      // 704: 448 user opcodes
+
+// Which local opcodes of its window a tenant may run (see the top of this
+// file). A local opcode granted here must lie in the window (below
+// opcode_cap: else kOpcodeOutOfRange) and within the limits above (else
+// kInvalidArgument).
+struct OpcodeGrants {
+  // Every local opcode of the window (the default).
+  bool all = true;
+  // With all == false: exactly these (duplicates are harmless; empty: none).
+  std::vector<uint32_t> opcodes;
+
+  static OpcodeGrants everything() { return OpcodeGrants{}; }
+  static OpcodeGrants only(std::vector<uint32_t> local_opcodes) {
+    OpcodeGrants g;
+    g.all = false;
+    g.opcodes = std::move(local_opcodes);
+    return g;
+  }
 };
 
 // A completion delivered by the drain pump.
@@ -97,6 +143,8 @@ struct TenantConfig {
   // destroy this registry or its runtime (the close waits for it), nor, in
   // kThread mode, wait for anything only the pump thread it runs on drains.
   TenantCompletionCallback on_completion;
+  // The local opcodes the tenant may run; by default all of its window.
+  OpcodeGrants grants;
 };
 
 struct TenantPublishOptions {
@@ -138,6 +186,7 @@ struct TenantRuntimeCounters {
   uint64_t device_admitted = 0;
   uint64_t device_out_of_window = 0;
   uint64_t device_revoked = 0;
+  uint64_t device_not_granted = 0;  // faulted MR_FAULT_NOT_GRANTED
 };
 
 namespace detail {
@@ -159,6 +208,16 @@ class TenantHandle {
   // Maps a tenant-local opcode to the global one; kOpcodeOutOfRange outside
   // the window, kInvalidArgument for a null `global`.
   Status global_opcode(uint32_t local, uint32_t* global) const;
+
+  // Replaces the tenant's opcode grants (see the top of this file for what
+  // holds when it returns). kOpcodeOutOfRange for an opcode outside the
+  // window, kInvalidArgument for one beyond the grant limits
+  // (kGrantSystemEnd, kGrantUserEnd); nothing changes then. kRevoked once
+  // the tenant was unregistered (or its registry closed).
+  Status set_grants(const OpcodeGrants& grants) const;
+  // The grants as last set: `all`, or the opcodes sorted, without duplicates.
+  // Still answers after unregistration (what was in force then).
+  Status grants(OpcodeGrants* out) const;
 
   // Publishes slots with tenant-local opcodes (request.opcode; request.tenant
   // must be 0 or this tenant's id): stamps the tenant and the global opcode.

@@ -69,11 +69,14 @@ class ConsumerBackend {
   virtual Status retire_table_entry(uint32_t index, uint64_t retire_ticket) = 0;
   virtual Status clear_table_handle(uint32_t index) = 0;
 
-  // Tenant table: write a whole entry (tenant word first; see admit_slot),
-  // change the state word of a live entry (revocation), read the tenant
-  // words, and copy an index's consumer-written counters.
-  virtual Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) = 0;
+  // Tenant table: write a whole entry and its grants (tenant word first;
+  // see admit_slot), change the state word of a live entry (revocation) or
+  // its grants, read the tenant words, and copy an index's consumer-written
+  // counters.
+  virtual Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry,
+                                    const mr_tenant_grants& grants) = 0;
   virtual Status set_tenant_state(uint32_t index, uint32_t state) = 0;
+  virtual Status set_tenant_grants(uint32_t index, const mr_tenant_grants& grants) = 0;
   // Copies every entry's tenant word (Config::max_tenants of them).
   virtual Status read_tenant_ids(uint32_t* ids) = 0;
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;

@@ -103,6 +103,7 @@ class CpuBackend final : public ConsumerBackend {
     consumer_.tenants = allocate_host_zeroed<mr_tenant_entry>(config.max_tenants);
     tenant_table_size_ = config.max_tenants;
     consumer_.tenant_counters = allocate_host_zeroed<mr_tenant_counters>(config.max_tenants);
+    consumer_.tenant_grants = allocate_host_zeroed<mr_tenant_grants>(config.max_tenants);
     if (config.timeline_capacity != 0) {
       consumer_.timeline = allocate_host_zeroed<mr_timeline_record>(config.timeline_capacity);
       params_.timeline_mask = config.timeline_capacity - 1;
@@ -110,7 +111,7 @@ class CpuBackend final : public ConsumerBackend {
     }
     if (!shared_.slots || !shared_.submission || !shared_.completions || !shared_.ring_done || !shared_.completion_control ||
         !consumer_.priv || !consumer_.done_flags || !consumer_.staged || !consumer_.outcomes || !consumer_.buffers || !consumer_.tenants ||
-        !consumer_.tenant_counters || (config.timeline_capacity != 0 && !consumer_.timeline))
+        !consumer_.tenant_counters || !consumer_.tenant_grants || (config.timeline_capacity != 0 && !consumer_.timeline))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
     host_.slots = shared_.slots.get();
     host_.submission = shared_.submission.get();
@@ -129,6 +130,7 @@ class CpuBackend final : public ConsumerBackend {
     params_.buffers = consumer_.buffers.get();
     params_.tenants = consumer_.tenants.get();
     params_.tenant_counters = consumer_.tenant_counters.get();
+    params_.tenant_grants = consumer_.tenant_grants.get();
     params_.timeline = consumer_.timeline.get();  // null unless timeline mode
     params_.rings = rings;
     params_.units = config.workers == 0 ? 2 : config.workers;
@@ -226,13 +228,19 @@ class CpuBackend final : public ConsumerBackend {
     AtomicTableStore store;
     return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
   }
-  Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
+  Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry,
+                            const mr_tenant_grants& grants) override {
     AtomicTableStore store;
-    return table_writes::write_tenant_entry(store, &params_.tenants[index], entry);
+    return table_writes::write_tenant_entry(store, &params_.tenants[index], entry,
+                                            &params_.tenant_grants[index], grants);
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
     AtomicTableStore store;
     return table_writes::set_tenant_state(store, &params_.tenants[index], state);
+  }
+  Status set_tenant_grants(uint32_t index, const mr_tenant_grants& grants) override {
+    AtomicTableStore store;
+    return table_writes::set_tenant_grants(store, &params_.tenant_grants[index], grants);
   }
   Status read_tenant_ids(uint32_t* ids) override {
     // Host-written words; relaxed loads for the checker's sake.
@@ -246,7 +254,7 @@ class CpuBackend final : public ConsumerBackend {
     out->admitted = DevRef<uint64_t>(c.admitted).load(cuda::std::memory_order_relaxed);
     out->out_of_window = DevRef<uint64_t>(c.out_of_window).load(cuda::std::memory_order_relaxed);
     out->revoked = DevRef<uint64_t>(c.revoked).load(cuda::std::memory_order_relaxed);
-    out->pad = 0;
+    out->not_granted = DevRef<uint64_t>(c.not_granted).load(cuda::std::memory_order_relaxed);
     return Status::ok();
   }
 
@@ -314,6 +322,7 @@ class CpuBackend final : public ConsumerBackend {
     HostArray<mr_buffer_entry> buffers;
     HostArray<mr_tenant_entry> tenants;
     HostArray<mr_tenant_counters> tenant_counters;
+    HostArray<mr_tenant_grants> tenant_grants;
     HostArray<mr_timeline_record> timeline;  // timeline mode only
   };
   SharedRegions shared_;

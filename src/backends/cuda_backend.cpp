@@ -218,7 +218,9 @@ class CopyTableStore {
 
   cudaStream_t stream_;
   cudaError_t err_ = cudaSuccess;  // the first; nothing is stored after it
-  uint8_t staged_[sizeof(mr_buffer_entry)];  // the values, until the next wait
+  // The values, until the next wait: room for the largest write (a tenant
+  // entry and its grants) without a wait that only a full buffer asks for.
+  uint8_t staged_[sizeof(mr_tenant_entry) + sizeof(mr_tenant_grants)];
   size_t staged_bytes_ = 0;
   uint8_t* run_start_ = nullptr;  // the table bytes the pending copy covers
   const uint8_t* run_source_ = nullptr;
@@ -308,8 +310,9 @@ class CudaBackend final : public ConsumerBackend {
     const size_t timeline_bytes = line(sizeof(mr_timeline_record) * config.timeline_capacity);
     const size_t counters_bytes = line(sizeof(mr_tenant_counters) * config.max_tenants);
     const size_t tenants_bytes = line(sizeof(mr_tenant_entry) * config.max_tenants);
+    const size_t grants_bytes = line(sizeof(mr_tenant_grants) * config.max_tenants);
     const size_t total = priv_bytes + flags_bytes + staged_bytes + outcomes_bytes + table_bytes +
-                         timeline_bytes + counters_bytes + tenants_bytes;
+                         timeline_bytes + counters_bytes + tenants_bytes + grants_bytes;
     // Allocated in the kernel's own stream, so that the allocation is
     // stream-ordered before the kernel that uses it, for tools that check
     // stream order (nothing runs on the device yet, so nothing waits); and
@@ -337,6 +340,7 @@ class CudaBackend final : public ConsumerBackend {
     }
     params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(take(counters_bytes));
     params_.tenants = reinterpret_cast<mr_tenant_entry*>(take(tenants_bytes));
+    params_.tenant_grants = reinterpret_cast<mr_tenant_grants*>(take(grants_bytes));
     requested_units_ = config.workers;
     tenant_table_size_ = config.max_tenants;
     return Status::ok();
@@ -503,15 +507,22 @@ class CudaBackend final : public ConsumerBackend {
     CopyTableStore store(control_stream());
     return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
   }
-  Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
+  Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry,
+                            const mr_tenant_grants& grants) override {
     CudaCallScope scope(device_);
     CopyTableStore store(control_stream());
-    return table_writes::write_tenant_entry(store, &params_.tenants[index], entry);
+    return table_writes::write_tenant_entry(store, &params_.tenants[index], entry,
+                                            &params_.tenant_grants[index], grants);
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
     CudaCallScope scope(device_);
     CopyTableStore store(control_stream());
     return table_writes::set_tenant_state(store, &params_.tenants[index], state);
+  }
+  Status set_tenant_grants(uint32_t index, const mr_tenant_grants& grants) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::set_tenant_grants(store, &params_.tenant_grants[index], grants);
   }
   Status read_tenant_ids(uint32_t* ids) override {
     std::vector<mr_tenant_entry> entries(tenant_table_size_);

@@ -55,20 +55,35 @@ Status clear_buffer_handle(TableStore& store, mr_buffer_entry* table_entry) {
   return store.finish();
 }
 
-// A whole tenant entry. The tenant word first, then (after a RELEASE) the
-// state and window: admit_slot reads state and window, then (after an
-// ACQUIRE fence) the tenant word, as a seqlock, so a slot of the index's
-// previous tenant never pairs its old id with the new window or state. The
-// header release of the new tenant's first slot orders all of them before use.
+// A whole tenant entry and its grants. The tenant word first, then (after a
+// RELEASE) the state, window and grants: admit_slot reads state, window and
+// a grant word, then (after an ACQUIRE fence) the tenant word, as a seqlock,
+// so a slot of the index's previous tenant never pairs its old id with the
+// new window, state or grants. The header release of the new tenant's first
+// slot orders all of them before use.
 template <class TableStore>
 Status write_tenant_entry(TableStore& store, mr_tenant_entry* table_entry,
-                          const mr_tenant_entry& entry) {
+                          const mr_tenant_entry& entry, mr_tenant_grants* table_grants,
+                          const mr_tenant_grants& grants) {
   store.store(&table_entry->tenant, entry.tenant);
-  // RELEASE: the new tenant word before the state and window it guards.
+  // RELEASE: the new tenant word before the state, window and grants it guards.
   store.fence();
   store.store(&table_entry->state, entry.state);
   store.store(&table_entry->base_opcode, entry.base_opcode);
   store.store(&table_entry->opcode_cap, entry.opcode_cap);
+  for (uint32_t w = 0; w < MR_GRANT_WORDS; ++w) store.store(&table_grants->words[w], grants.words[w]);
+  return store.finish();
+}
+
+// The grants of a live entry: word stores alone, and a slot's admission
+// reads the one word that holds its opcode's bit, so it is admitted under
+// the old grants or the new. Once finish() returns, every later admission
+// reads the new words, and slots published after it are ordered after them
+// by their header release.
+template <class TableStore>
+Status set_tenant_grants(TableStore& store, mr_tenant_grants* table_grants,
+                         const mr_tenant_grants& grants) {
+  for (uint32_t w = 0; w < MR_GRANT_WORDS; ++w) store.store(&table_grants->words[w], grants.words[w]);
   return store.finish();
 }
 

@@ -172,10 +172,17 @@ uint32_t RuntimeInternals::max_tenants(const Runtime& runtime) {
   return runtime.impl_->config().max_tenants;
 }
 Status RuntimeInternals::write_tenant_entry(Runtime& runtime, uint32_t index,
-                                            const mr_tenant_entry& entry) {
+                                            const mr_tenant_entry& entry,
+                                            const mr_tenant_grants& grants) {
   Status st = runtime.impl_->check_tenant_index(index);
   if (!st) return st;
-  return runtime.impl_->backend().write_tenant_entry(index, entry);
+  return runtime.impl_->backend().write_tenant_entry(index, entry, grants);
+}
+Status RuntimeInternals::set_tenant_grants(Runtime& runtime, uint32_t index,
+                                           const mr_tenant_grants& grants) {
+  Status st = runtime.impl_->check_tenant_index(index);
+  if (!st) return st;
+  return runtime.impl_->backend().set_tenant_grants(index, grants);
 }
 Status RuntimeInternals::set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state) {
   Status st = runtime.impl_->check_tenant_index(index);

@@ -46,8 +46,10 @@ struct RuntimeInternals {
                                       uint32_t owner, BufferHandle* handle);
   // Tenant table (see mr_tenant_entry for when each may be called).
   static uint32_t max_tenants(const Runtime& runtime);
-  static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry);
+  static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry,
+                                   const mr_tenant_grants& grants);
   static Status set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state);
+  static Status set_tenant_grants(Runtime& runtime, uint32_t index, const mr_tenant_grants& grants);
   // The tenant word of every entry, [max_tenants]: a new registry continues
   // each index's generations, so no id of an earlier registry ever returns.
   static Status read_tenant_ids(Runtime& runtime, std::vector<uint32_t>* ids);

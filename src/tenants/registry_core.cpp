@@ -7,10 +7,12 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <utility>
 
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
 #include "support/nvtx.hpp"
+#include "tenants/tenant_grants.hpp"
 #include "tenants/tenant_refusals.hpp"
 
 namespace megaring::detail {
@@ -98,6 +100,7 @@ void RegistryCore::read_device_counters_locked(TenantState& state) {
   state.device.since_baseline.admitted = now.admitted - base.admitted;
   state.device.since_baseline.out_of_window = now.out_of_window - base.out_of_window;
   state.device.since_baseline.revoked = now.revoked - base.revoked;
+  state.device.since_baseline.not_granted = now.not_granted - base.not_granted;
 }
 
 mr_tenant_counters RegistryCore::device_counters(TenantState& state) {
@@ -139,6 +142,10 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
     return Status(Result::kInvalidArgument, "opcode_cap must be at least 1");
   if (q.max_outstanding_slots == 0)
     return Status(Result::kInvalidArgument, "max_outstanding_slots must be at least 1");
+  mr_tenant_grants grant_words{};
+  OpcodeGrants grants;
+  Status checked = grant_bitmap(config.grants, q.opcode_cap, &grant_words, &grants);
+  if (!checked) return checked;
   std::lock_guard<std::mutex> lock(mutex_);
   if (closing_)
     return closed() ? closed_status()
@@ -169,11 +176,12 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
   state->identity.label = config.label;
   state->identity.quotas = q;
   state->identity.on_completion = config.on_completion;
+  state->grants = std::move(grants);
   state->core = shared_from_this();
   Status st = RuntimeInternals::read_tenant_counters(runtime_, index, &state->device.baseline);
   mr_tenant_entry entry{id, MR_TENANT_ACTIVE, base, q.opcode_cap};
   // No slot naming this index is in flight: its previous tenant drained.
-  if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry);
+  if (st) st = RuntimeInternals::write_tenant_entry(runtime_, index, entry, grant_words);
   if (!st) {
     windows_.give(base, q.opcode_cap);
     return st;

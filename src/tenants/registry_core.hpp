@@ -85,6 +85,9 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
 
   Status register_tenant(const TenantConfig& config, TenantHandle* out);
   Status unregister_tenant(const std::shared_ptr<TenantState>& state);
+  // TenantHandle::set_grants and grants (tenant_grants.cpp).
+  Status set_grants(TenantState& state, const OpcodeGrants& grants);
+  OpcodeGrants grants(const TenantState& state) const;
   size_t pump_once();
   RegistryStats stats() const;
 

@@ -132,6 +132,7 @@ TenantRuntimeCounters TenantHandle::runtime_counters() const {
     c.device_admitted = d.admitted;
     c.device_out_of_window = d.out_of_window;
     c.device_revoked = d.revoked;
+    c.device_not_granted = d.not_granted;
   } catch (...) {
   }
   return c;

@@ -98,6 +98,9 @@ struct TenantState {
   KeptResults kept;
   QuotaUsage usage;
   DeviceCounters device;
+  // The grants last written to the consumer (normalized: tenant_grants.hpp).
+  // Guarded by the core's mutex_, which also orders the table writes.
+  OpcodeGrants grants;
 };
 
 }  // namespace megaring::detail

@@ -755,10 +755,11 @@ MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* coun
 // E1 (admission), leader only, on the private slot copy. A tenant-less slot
 // (tenant 0) runs as published, unless its opcode lies in the tenant-window
 // range. A tenant slot runs only if its id matches an ACTIVE entry of the
-// tenant table and its opcode lies in that entry's window; the copy's opcode
-// then becomes the tenant-local one, which means what the same opcode means
-// in a tenant-less slot. Returns false with `out` set (FAULT or REVOKED)
-// when the slot must not run. Never reads outside the table.
+// tenant table, its opcode lies in that entry's window and the index's
+// grants hold the tenant-local opcode; the copy's opcode then becomes the
+// tenant-local one, which means what the same opcode means in a tenant-less
+// slot. Returns false with `out` set (FAULT or REVOKED) when the slot must
+// not run. Never reads outside the tables.
 MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   if (s.tenant == 0) {
     if (s.opcode >= MR_OP_TENANT_BASE) {
@@ -776,13 +777,19 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
   // The tenant word works as a seqlock sequence. Revocation stores the state
   // word alone; reuse of an index (only once its previous tenant drained, and
   // always under a new generation) stores the new tenant word first and the
-  // window and state after it. So: read state and window, ACQUIRE fence, then
-  // the tenant word. If any of the first reads saw the new entry, the tenant
-  // word read sees the new id, which a slot of the old id does not match.
-  // Relaxed word loads otherwise: each word is read whole, old or new.
+  // window and state (and grants) after it. So: read state, window and the
+  // slot's grant word, ACQUIRE fence, then the tenant word. If any of the
+  // first reads saw the new entry, the tenant word read sees the new id,
+  // which a slot of the old id does not match. Relaxed word loads otherwise:
+  // each word is read whole, old or new, and the grant word once, so the
+  // slot is admitted under the old grants or the new, never a mix.
   const uint32_t state = DevRef<uint32_t>(entry->state).load(cuda::std::memory_order_relaxed);
   const uint32_t base = DevRef<uint32_t>(entry->base_opcode).load(cuda::std::memory_order_relaxed);
   const uint32_t cap = DevRef<uint32_t>(entry->opcode_cap).load(cuda::std::memory_order_relaxed);
+  // Outside the window the bit is never looked at (any in-range word serves).
+  const uint32_t grant_bit = mr_grant_bit(s.opcode - base);
+  const uint64_t grants = DevRef<uint64_t>(p.tenant_grants[index].words[grant_bit >> 6])
+                              .load(cuda::std::memory_order_relaxed);
   cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
   if (DevRef<uint32_t>(entry->tenant).load(cuda::std::memory_order_relaxed) != s.tenant) {
     out.set_fault(MR_FAULT_BAD_TENANT);  // never registered here, or another generation
@@ -800,6 +807,12 @@ MR_HDI bool admit_slot(const ConsumerParams& p, mr_slot& s, Outcome& out) {
     MR_COST(device_rmws, 1);
     DevRef<uint64_t>(counters->out_of_window).fetch_add(1, cuda::std::memory_order_relaxed);
     out.set_fault(MR_FAULT_OUT_OF_WINDOW);
+    return false;
+  }
+  if (((grants >> (grant_bit & 63u)) & 1u) == 0) {
+    MR_COST(device_rmws, 1);
+    DevRef<uint64_t>(counters->not_granted).fetch_add(1, cuda::std::memory_order_relaxed);
+    out.set_fault(MR_FAULT_NOT_GRANTED);
     return false;
   }
   MR_COST(device_rmws, 1);
