@@ -228,7 +228,9 @@ typedef struct mr_runtime_stats_t {
   uint64_t faulted;
   uint64_t aborted;
   uint64_t revoked;
-  uint64_t faults_by_code[MR_FAULT_CODE_COUNT];
+  /* by MR_FAULT_* code; 64 entries whatever MR_FAULT_CODE_COUNT is (fault
+   * codes are 6 bits), so new codes never change the struct */
+  uint64_t faults_by_code[MR_FAULT_MAX + 1];
   uint64_t ring_full_events;
   uint64_t protocol_errors; /* a bug in megaring if non-zero */
   uint64_t parked_results;

@@ -170,13 +170,16 @@ typedef struct mr_tenant_counters_t {
   uint64_t faulted;
   uint64_t revoked;
   uint64_t aborted;
-  uint64_t faults_by_code[MR_FAULT_CODE_COUNT];
+  /* by MR_FAULT_* code; 64 entries whatever MR_FAULT_CODE_COUNT is (fault
+   * codes are 6 bits), so new codes never change the struct */
+  uint64_t faults_by_code[MR_FAULT_MAX + 1];
   uint64_t backpressure_events;
   uint64_t pipeline_errors;
   /* the consumer's counts of slots carrying the tenant's id */
   uint64_t device_admitted;
   uint64_t device_out_of_window;
   uint64_t device_revoked;
+  uint64_t device_not_granted; /* faulted MR_FAULT_NOT_GRANTED (opcode grants) */
 } mr_tenant_counters_t;
 mr_result_t mr_tenant_get_counters(mr_tenant_t* tenant, mr_tenant_counters_t* counters);
 

@@ -16,7 +16,7 @@ constexpr uint32_t kRegistryConfigV1Size = 40;
 constexpr uint32_t kRegistryStatsV1Size = 32;
 constexpr uint32_t kTenantConfigV1Size = 64;
 constexpr uint32_t kTenantInfoV1Size = 24;
-constexpr uint32_t kTenantCountersV1Size = 232;
+constexpr uint32_t kTenantCountersV1Size = 680;
 static_assert(sizeof(mr_registry_config_t) == kRegistryConfigV1Size &&
                   sizeof(mr_registry_stats_t) == kRegistryStatsV1Size &&
                   sizeof(mr_tenant_info_t) == kTenantInfoV1Size &&
@@ -232,6 +232,7 @@ mr_result_t mr_tenant_get_counters(mr_tenant_t* tenant, mr_tenant_counters_t* co
     full.device_admitted = r.device_admitted;
     full.device_out_of_window = r.device_out_of_window;
     full.device_revoked = r.device_revoked;
+    full.device_not_granted = r.device_not_granted;
     return megaring::capi::write_sized(counters, &full, kTenantCountersV1Size, sizeof full,
                                        "mr_tenant_counters_t");
   });

@@ -17,7 +17,8 @@ namespace {
 constexpr uint32_t kConfigV1Size = 80;
 static_assert(sizeof(mr_runtime_config_t) == kConfigV1Size, "mr_runtime_config_t v1 is 80 bytes");
 constexpr uint32_t kInfoV1Size = 24;
-constexpr uint32_t kStatsV1Size = 160;
+constexpr uint32_t kStatsV1Size = 600;
+static_assert(MR_FAULT_CODE_COUNT <= MR_FAULT_MAX + 1, "faults_by_code holds every fault code");
 constexpr uint32_t kCountersV1Size = 56;
 static_assert(sizeof(mr_runtime_info_t) == kInfoV1Size && sizeof(mr_runtime_stats_t) == kStatsV1Size &&
                   sizeof(mr_consumer_counters_t) == kCountersV1Size,
