@@ -107,6 +107,8 @@ struct ConsumerParams {
   mr_buffer_entry* buffers;    // [max_buffers]
   mr_tenant_entry* tenants;    // [max_tenants]; index 0 is never a tenant
   mr_tenant_counters* tenant_counters;  // [max_tenants]
+  mr_region_entry* regions;    // [max_regions]: the staging regions (regions beside buffers)
+  uint32_t max_regions;
   uint32_t max_buffers;
   uint32_t max_tenants;
   uint32_t capacity;           // power of two; of each ring and of the staged queue

@@ -173,6 +173,7 @@ struct CudaResources {
   PinnedArray<mr_completion> completions;
   PinnedArray<mr_ring_done> ring_done;
   PinnedArray<mr_completion_control> completion_control;
+  PinnedArray<uint8_t> staging;  // the staging arena (Config::staging_arena_bytes)
   DeviceBytes private_block;  // ConsumerPrivate, the staged slots, the tables, ...
 };
 
@@ -199,6 +200,14 @@ class CopyTableStore {
     staged_bytes_ += sizeof(Word);
     run_bytes_ += sizeof(Word);
   }
+  template <class Word>
+  void release_store(Word* table_word, Word value) {
+    // The host's earlier stores (a region's bytes, in pinned memory) are
+    // visible to the device before a copy issued after them starts; the
+    // fence also orders every table word before this one.
+    fence();
+    store(table_word, value);
+  }
   void fence() {
     send_run();
     if (err_ == cudaSuccess) err_ = cudaStreamSynchronize(stream_);
@@ -218,7 +227,7 @@ class CopyTableStore {
 
   cudaStream_t stream_;
   cudaError_t err_ = cudaSuccess;  // the first; nothing is stored after it
-  uint8_t staged_[sizeof(mr_buffer_entry)];  // the values, until the next wait
+  uint8_t staged_[sizeof(mr_region_entry)];  // the largest entry  // the values, until the next wait
   size_t staged_bytes_ = 0;
   uint8_t* run_start_ = nullptr;  // the table bytes the pending copy covers
   const uint8_t* run_source_ = nullptr;
@@ -278,7 +287,18 @@ class CudaBackend final : public ConsumerBackend {
     if (st) st = allocate_pinned(uint64_t{cap} * rings, &r.completions);
     if (st) st = allocate_pinned(rings, &r.ring_done);
     if (st) st = allocate_pinned(1, &r.completion_control);
+    if (st && config.staging_arena_bytes != 0)
+      st = allocate_pinned(config.staging_arena_bytes, &r.staging);
     if (!st) return st;
+    if (config.staging_arena_bytes != 0) {
+      // Mapped pinned memory (allocate_pinned): the kernel reaches it at its
+      // device address; the host writes it where it is.
+      void* consumer_address = nullptr;
+      MR_CUDA_TRY(cudaHostGetDevicePointer(&consumer_address, r.staging.get(), 0));
+      staging_.host = r.staging.get();
+      staging_.consumer = reinterpret_cast<uint64_t>(consumer_address);
+      staging_.bytes = config.staging_arena_bytes;
+    }
     host_.slots = r.slots.get();
     host_.submission = r.submission.get();
     host_.completions = r.completions.get();
@@ -308,8 +328,9 @@ class CudaBackend final : public ConsumerBackend {
     const size_t timeline_bytes = line(sizeof(mr_timeline_record) * config.timeline_capacity);
     const size_t counters_bytes = line(sizeof(mr_tenant_counters) * config.max_tenants);
     const size_t tenants_bytes = line(sizeof(mr_tenant_entry) * config.max_tenants);
+    const size_t regions_bytes = line(sizeof(mr_region_entry) * config.max_regions);
     const size_t total = priv_bytes + flags_bytes + staged_bytes + outcomes_bytes + table_bytes +
-                         timeline_bytes + counters_bytes + tenants_bytes;
+                         timeline_bytes + counters_bytes + tenants_bytes + regions_bytes;
     // Allocated in the kernel's own stream, so that the allocation is
     // stream-ordered before the kernel that uses it, for tools that check
     // stream order (nothing runs on the device yet, so nothing waits); and
@@ -337,6 +358,8 @@ class CudaBackend final : public ConsumerBackend {
     }
     params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(take(counters_bytes));
     params_.tenants = reinterpret_cast<mr_tenant_entry*>(take(tenants_bytes));
+    params_.regions = reinterpret_cast<mr_region_entry*>(take(regions_bytes));
+    params_.max_regions = config.max_regions;
     requested_units_ = config.workers;
     tenant_table_size_ = config.max_tenants;
     return Status::ok();
@@ -502,6 +525,26 @@ class CudaBackend final : public ConsumerBackend {
     CudaCallScope scope(device_);
     CopyTableStore store(control_stream());
     return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
+  }
+  Status write_region_entry(uint32_t index, const mr_region_entry& entry) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::write_region_entry(store, &params_.regions[index], entry);
+  }
+  Status set_region_committed(uint32_t index, uint64_t committed) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::set_region_committed(store, &params_.regions[index], committed);
+  }
+  Status retire_region_entry(uint32_t index, uint64_t retire_ticket) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::retire_region_entry(store, &params_.regions[index], retire_ticket);
+  }
+  Status clear_region_handle(uint32_t index) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::clear_region_handle(store, &params_.regions[index]);
   }
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry) override {
     CudaCallScope scope(device_);
