@@ -29,8 +29,16 @@
  *                       megaring/consumer.hpp, ConsumerPrivate)
  *     the fetched cursor and staged slot copies (fetcher), the claim cursor
  *     (executors), outcomes and done flags (executors), the done cursor
- *     (completer); the buffer and tenant tables (host-written, executor-read);
+ *     (completer); the buffer, region and tenant tables (host-written,
+ *     executor-read);
  *     tenant counters (executor-written; the host reads copies).
+ *
+ *   staging arena      (pinned, host-mapped; Config::staging_arena_bytes)
+ *     regions of it by handle (mr_region_entry): immutable and append-only
+ *     ones host-written, consumer-read below their committed length;
+ *     mutable ones the consumer writes (BUFFER_TO_STAGING) and the host
+ *     reads after that slot completed (or writes before publishing one):
+ *     never both sides at once.
  *
  * After the consumer has stopped (kernel exited, workers joined), the host
  * owns the completion region and writes ABORTED records for tickets that were
