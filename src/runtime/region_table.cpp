@@ -49,10 +49,6 @@ RegionTable::Entry* RegionTable::find_locked(RegionHandle handle) {
   return &entries_[index];
 }
 
-const RegionTable::Entry* RegionTable::find_locked(RegionHandle handle) const {
-  return const_cast<RegionTable*>(this)->find_locked(handle);
-}
-
 Status RegionTable::create(RegionPolicy policy, uint64_t bytes, uint32_t owner,
                            RegionHandle* handle) {
   if (handle == nullptr) return Status(Result::kInvalidArgument, "handle is null");
@@ -165,14 +161,6 @@ Status RegionTable::read(RegionHandle handle, uint64_t offset, void* dst, uint64
   if (e == nullptr) return unknown_region(handle);
   if (!range_within(offset, bytes, e->bytes)) return outside(offset, bytes, e->bytes);
   if (bytes != 0) std::memcpy(dst, backend_.staging().host + e->offset + offset, bytes);
-  return Status::ok();
-}
-
-Status RegionTable::size_of(RegionHandle handle, uint64_t* bytes) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const Entry* e = find_locked(handle);
-  if (e == nullptr) return unknown_region(handle);
-  *bytes = e->bytes;
   return Status::ok();
 }
 

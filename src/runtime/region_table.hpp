@@ -34,8 +34,6 @@ class RegionTable {
   // the arena once the slots published before completed. *bytes (may be
   // null): the region's size, for the caller's quota.
   Status free(RegionHandle handle, uint64_t* bytes);
-  // The region's size and owner, if `handle` is live.
-  Status size_of(RegionHandle handle, uint64_t* bytes) const;
   void collect(bool consumer_stopped);
 
  private:
@@ -55,7 +53,6 @@ class RegionTable {
     RingCut safe_after;
   };
   Entry* find_locked(RegionHandle handle);
-  const Entry* find_locked(RegionHandle handle) const;
   void collect_locked(bool consumer_stopped);
 
   ConsumerBackend& backend_;
