@@ -155,7 +155,7 @@ struct Consumer {
   void (*cpu_worker_timeline)(const ConsumerParams& params, unsigned unit);
 };
 
-// The built-in consumer: megaring's opcodes only (MR_OP_NOP ... MR_OP_DELAY_NS).
+// The built-in consumer: megaring's opcodes only (MR_OP_NOP ... MR_OP_AXPY_F32).
 const Consumer& builtin_consumer() noexcept;
 
 }  // namespace megaring
