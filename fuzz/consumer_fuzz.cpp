@@ -57,6 +57,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -284,6 +285,37 @@ class Reference {
         e_.clock_result = true;
         e_.check_result = false;
         return ok(0);
+      case MR_OP_STAGE_TO_BUFFER:
+      case MR_OP_BUFFER_TO_STAGING:
+        // The region is checked first, and this harness has no region table.
+        return fault(MR_FAULT_BAD_REGION);
+      case MR_OP_AXPY_F32: {
+        const uint64_t count = a[4] & 0xFFFFFFFFull;
+        const uint32_t alpha_bits = static_cast<uint32_t>(a[4] >> 32);
+        size_t y = 0, x = 0;
+        if (uint16_t f = resolve(a[0], a[1], static_cast<u128>(count) * 4, 4, &y)) return fault(f);
+        if (uint16_t f = resolve(a[2], a[3], static_cast<u128>(count) * 4, 4, &x)) return fault(f);
+        // Distinct entries are distinct allocations: ranges overlap only
+        // within one buffer, and the same range is allowed.
+        if (count != 0 && y == x && a[1] != a[3] &&
+            static_cast<u128>(a[1]) < static_cast<u128>(a[3]) + count * 4 &&
+            static_cast<u128>(a[3]) < static_cast<u128>(a[1]) + count * 4)
+          return fault(MR_FAULT_BAD_ARGUMENT);
+        float alpha;
+        std::memcpy(&alpha, &alpha_bits, 4);
+        for (uint64_t i = 0; i < count; ++i) {
+          const uint32_t xb = static_cast<uint32_t>(le_load(m_.contents[x], a[3] + i * 4, 4));
+          const uint32_t yb = static_cast<uint32_t>(le_load(m_.contents[y], a[1] + i * 4, 4));
+          float xf, yf;
+          std::memcpy(&xf, &xb, 4);
+          std::memcpy(&yf, &yb, 4);
+          const float r = std::fmaf(alpha, xf, yf);
+          uint32_t rb;
+          std::memcpy(&rb, &r, 4);
+          le_store(e_.contents[y], a[1] + i * 4, rb, 4);
+        }
+        return ok(count);
+      }
       default:
         // Opcode 0, unassigned built-ins and system opcodes, and user opcodes
         // (NoUserOps owns none).

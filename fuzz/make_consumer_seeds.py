@@ -19,6 +19,8 @@ import sys
 # slot_abi.h
 OP_NOP, OP_STORE_U32, OP_ATOMIC_ADD, OP_FILL, OP_COPY = 1, 2, 3, 4, 5
 OP_REDUCE_ADD_U32, OP_FENCE, OP_DELAY_NS, OP_READ_CLOCK = 6, 7, 8, 9
+OP_STAGE_TO_BUFFER, OP_BUFFER_TO_STAGING, OP_AXPY_F32 = 10, 11, 12
+F32_TWO_AND_HALF = 0x40200000  # 2.5f
 OP_USER_BASE = 256
 OP_TENANT_BASE = 0x00100000
 TENANT_FREE, TENANT_ACTIVE, TENANT_REVOKED = 0, 1, 2
@@ -114,10 +116,17 @@ SEEDS = {
     "delay_ns-zero": make_input(OP_DELAY_NS, [0]),
     "delay_ns-abandoned_on_abort": make_input(OP_DELAY_NS, [DELAY_MAX_NS]),
     "read_clock": make_input(OP_READ_CLOCK),
+    "axpy_f32-across_buffers": make_input(OP_AXPY_F32, [B2, 64, B0, 8, (F32_TWO_AND_HALF << 32) | 50]),
+    "axpy_f32-same_range": make_input(OP_AXPY_F32, [B0, 0, B0, 0, (F32_TWO_AND_HALF << 32) | 16]),
+    # No region table in this harness: every region is unknown.
+    "stage_to_buffer-no_region": make_input(OP_STAGE_TO_BUFFER, [1, 0, 8, B0, 0]),
+    "buffer_to_staging-no_region": make_input(OP_BUFFER_TO_STAGING, [1, 0, 8, B0, 0]),
     # Bad arguments.
     "store_u32-value_over_32_bits": make_input(OP_STORE_U32, [B0, 8, 1 << 32]),
     "fill-byte_over_8_bits": make_input(OP_FILL, [B0, 0, 4, 0x100]),
     "copy-overlap_by_one_byte": make_input(OP_COPY, [B0, 10, B0, 25, 16]),
+    "axpy_f32-shifted_overlap": make_input(OP_AXPY_F32, [B0, 0, B0, 4, 8]),
+    "axpy_f32-misaligned": make_input(OP_AXPY_F32, [B0, 2, B2, 0, 1]),
     "delay_ns-over_max": make_input(OP_DELAY_NS, [DELAY_MAX_NS + 1]),
     # Bounds and alignment.
     "store_u32-out_of_bounds_by_one": make_input(OP_STORE_U32, [B0, 253, 1]),

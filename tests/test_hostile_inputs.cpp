@@ -30,6 +30,8 @@ using megaring::Nanoseconds;
 using megaring::OpcodeGrants;
 using megaring::Producer;
 using megaring::PublishOptions;
+using megaring::RegionHandle;
+using megaring::RegionPolicy;
 using megaring::RegistryConfig;
 using megaring::SlotRequest;
 using megaring::TenantConfig;
@@ -82,12 +84,15 @@ TenantConfig quota_config(const char* label) {
 }
 
 // A running CPU runtime, a registry with tenants a and b, a runtime buffer
-// `buf` (64 bytes), a freed one, and a 64-byte buffer per tenant.
+// `buf` (64 bytes), a freed one, and a 64-byte buffer per tenant; with a
+// staging arena, the runtime's sealed immutable region `reg` and mutable
+// region `mut` (64 bytes each), and a freed region.
 struct World {
   std::unique_ptr<Runtime> rt;
   std::unique_ptr<TenantRegistry> registry;
   TenantHandle a, b;
   BufferHandle buf = 0, freed = 0, a_buf = 0, b_buf = 0;
+  RegionHandle reg = 0, mut = 0, freed_reg = 0;
   uint8_t host[128] = {};
 
   bool build(const Config& config) {
@@ -96,6 +101,11 @@ struct World {
     if (!registry->register_tenant(quota_config("a"), &a)) return false;
     if (!registry->register_tenant(quota_config("b"), &b)) return false;
     if (!rt->alloc_buffer(64, &buf) || !rt->alloc_buffer(64, &freed) || !rt->free_buffer(freed))
+      return false;
+    if (config.staging_arena_bytes != 0 &&
+        (!rt->create_region(RegionPolicy::kImmutable, 64, &reg) || !rt->seal_region(reg) ||
+         !rt->create_region(RegionPolicy::kMutable, 64, &mut) ||
+         !rt->create_region(RegionPolicy::kMutable, 64, &freed_reg) || !rt->free_region(freed_reg)))
       return false;
     return a.alloc_buffer(64, &a_buf).is_ok() && b.alloc_buffer(64, &b_buf).is_ok();
   }
@@ -134,6 +144,17 @@ struct Row {
   std::function<Code(World&)> call;
   Code expected;
 };
+
+// A region of a runtime whose staging arena is `arena` bytes.
+Code create_with_region(uint64_t arena) {
+  Config c;
+  c.backend = Backend::kCpu;
+  c.staging_arena_bytes = arena;
+  std::unique_ptr<Runtime> rt;
+  if (!Runtime::create(c, &rt)) return kSetupFailed;
+  RegionHandle h;
+  return of(rt->create_region(RegionPolicy::kMutable, 8, &h));
+}
 
 // Runtime::create with one field changed. Success shuts the runtime down.
 Code create_with(const std::function<void(Config&)>& change) {
@@ -510,6 +531,62 @@ std::vector<Row> rows() {
          uint32_t op; if (!w.a.global_opcode(MR_OP_ATOMIC_ADD, &op)) return kSetupFailed;
          SlotRequest r = ops::atomic_add(w.a_buf, 0, 1); r.opcode = op;
          return w.slot(with(r, 0, w.a.id())); }, F(MR_FAULT_NOT_GRANTED)},
+
+      // --- Staging regions and descriptors (the world has a 64 KiB arena) ------
+      {"create: staging_arena_bytes 2^40 + 1", [](W) { return create_with([](Config& c) { c.staging_arena_bytes = megaring::kMaxStagingArenaBytes + 1; }); }, R(Result::kInvalidArgument)},
+      {"create: staging_arena_bytes 2^64 - 1", [](W) { return create_with([](Config& c) { c.staging_arena_bytes = kMax; }); }, R(Result::kInvalidArgument)},
+      {"create: max_regions 0", [](W) { return create_with([](Config& c) { c.max_regions = 0; }); }, R(Result::kInvalidArgument)},
+      {"create: max_regions 65536", [](W) { return create_with([](Config& c) { c.max_regions = 65536; }); }, R(Result::kInvalidArgument)},
+      {"create_region: no arena", [](W) { return create_with_region(0); }, R(Result::kOutOfMemory)},
+      {"create_region: handle null", [](W w) { return of(w.rt->create_region(RegionPolicy::kMutable, 8, nullptr)); }, R(Result::kInvalidArgument)},
+      {"create_region: 0 bytes", [](W w) { RegionHandle h; return of(w.rt->create_region(RegionPolicy::kMutable, 0, &h)); }, R(Result::kInvalidArgument)},
+      {"create_region: 2^64 - 1", [](W w) { RegionHandle h; return of(w.rt->create_region(RegionPolicy::kMutable, kMax, &h)); }, R(Result::kOutOfMemory)},
+      {"create_region: 2^64 - 63 (rounding wraps)", [](W w) { RegionHandle h; return of(w.rt->create_region(RegionPolicy::kMutable, kMax - 62, &h)); }, R(Result::kOutOfMemory)},
+      {"create_region: policy 0", [](W w) { RegionHandle h; return of(w.rt->create_region(static_cast<RegionPolicy>(0), 8, &h)); }, R(Result::kInvalidArgument)},
+      {"create_region: policy max", [](W w) { RegionHandle h; return of(w.rt->create_region(static_cast<RegionPolicy>(~0u), 8, &h)); }, R(Result::kInvalidArgument)},
+      {"create_region: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); RegionHandle h; return of(w.rt->create_region(RegionPolicy::kMutable, 8, &h)); }, R(Result::kShutdown)},
+      {"create_region: after abort", [](W w) { (void)w.rt->abort(); RegionHandle h; return of(w.rt->create_region(RegionPolicy::kMutable, 8, &h)); }, R(Result::kAborted)},
+      {"write_region: offset max, 2 bytes", [](W w) { return of(w.rt->write_region(w.mut, kMax, w.host, 2)); }, R(Result::kInvalidArgument)},
+      {"write_region: source null", [](W w) { return of(w.rt->write_region(w.mut, 0, nullptr, 1)); }, R(Result::kInvalidArgument)},
+      {"write_region: sealed", [](W w) { return of(w.rt->write_region(w.reg, 0, w.host, 1)); }, R(Result::kInvalidArgument)},
+      {"write_region: freed handle", [](W w) { return of(w.rt->write_region(w.freed_reg, 0, w.host, 1)); }, R(Result::kInvalidArgument)},
+      {"write_region: handle 0", [](W w) { return of(w.rt->write_region(0, 0, w.host, 1)); }, R(Result::kInvalidArgument)},
+      {"write_region: after shutdown (regions stay)", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->write_region(w.mut, 0, w.host, 8)); }, kOk},
+      {"append_region: not append-only", [](W w) { return of(w.rt->append_region(w.mut, w.host, 1, nullptr)); }, R(Result::kInvalidArgument)},
+      {"append_region: 2^64 - 1 bytes after 1", [](W w) {
+         RegionHandle h; if (!w.rt->create_region(RegionPolicy::kAppendOnly, 64, &h) || !w.rt->append_region(h, w.host, 1, nullptr)) return kSetupFailed;
+         return of(w.rt->append_region(h, w.host, kMax, nullptr)); }, R(Result::kInvalidArgument)},
+      {"read_region: 2^64 - 1 bytes at 1", [](W w) { return of(w.rt->read_region(w.mut, 1, w.host, kMax)); }, R(Result::kInvalidArgument)},
+      {"read_region: destination null", [](W w) { return of(w.rt->read_region(w.mut, 0, nullptr, 1)); }, R(Result::kInvalidArgument)},
+      {"free_region: twice", [](W w) { return of(w.rt->free_region(w.freed_reg)); }, R(Result::kInvalidArgument)},
+      {"free_region: after shutdown", [](W w) { w.registry.reset(); (void)w.rt->shutdown(); return of(w.rt->free_region(w.mut)); }, kOk},
+      {"slot: descriptor offset 2^64 - 1, 2 bytes", [](W w) { return w.slot(ops::stage_to_buffer({w.reg, kMax, 2}, w.buf, 0)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: descriptor 2^64 - 1 bytes at 1", [](W w) { return w.slot(ops::stage_to_buffer({w.reg, 1, kMax}, w.buf, 0)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: descriptor 2^63 + 2^63", [](W w) { return w.slot(ops::stage_to_buffer({w.reg, k2p63, k2p63}, w.buf, 0)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: descriptor into a mutable region", [](W w) { return w.slot(ops::stage_to_buffer({w.mut, 0, 1}, w.buf, 0)); }, F(MR_FAULT_REGION_POLICY)},
+      {"slot: descriptor, region handle 0", [](W w) { return w.slot(ops::stage_to_buffer({0, 0, 1}, w.buf, 0)); }, F(MR_FAULT_BAD_REGION)},
+      {"slot: descriptor, freed region", [](W w) { return w.slot(ops::stage_to_buffer({w.freed_reg, 0, 1}, w.buf, 0)); }, F(MR_FAULT_BAD_REGION)},
+      {"slot: descriptor, region 2^32 + reg", [](W w) { SlotRequest r = ops::stage_to_buffer({w.reg, 0, 1}, w.buf, 0); r.args[0] += k2p32; return w.slot(r); }, F(MR_FAULT_BAD_REGION)},
+      {"slot: descriptor, buffer offset 2^64 - 1", [](W w) { return w.slot(ops::stage_to_buffer({w.reg, 0, 2}, w.buf, kMax)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: buffer_to_staging into a sealed region", [](W w) { return w.slot(ops::buffer_to_staging(w.buf, 0, w.reg, 0, 1)); }, F(MR_FAULT_REGION_POLICY)},
+      {"slot: buffer_to_staging 2^64 - 1 bytes at 1", [](W w) { return w.slot(ops::buffer_to_staging(w.buf, 0, w.mut, 1, kMax)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: axpy count 2^32 - 1", [](W w) { return w.slot(ops::axpy_f32(w.buf, 0, w.a_buf, 0, ~0u, 1.0f)); }, F(MR_FAULT_OUT_OF_BOUNDS)},
+      {"slot: axpy shifted overlap", [](W w) { return w.slot(ops::axpy_f32(w.buf, 0, w.buf, 4, 4, 1.0f)); }, F(MR_FAULT_BAD_ARGUMENT)},
+      {"slot: axpy misaligned", [](W w) { return w.slot(ops::axpy_f32(w.buf, 2, w.a_buf, 0, 1, 1.0f)); }, F(MR_FAULT_MISALIGNED)},
+      {"tenant create_region: past the staging quota", [](W w) { RegionHandle h; (void)w.a.reserve_staging_bytes(990); return of(w.a.create_region(RegionPolicy::kMutable, 11, &h)); }, R(Result::kStagingBackpressure)},
+      {"tenant create_region: 2^64 - 1, quota unchanged", [](W w) {
+         RegionHandle h; const Code c = of(w.a.create_region(RegionPolicy::kMutable, kMax, &h));
+         return w.a.quota_counters().staging_bytes_in_use == 0 ? c : kSetupFailed; }, R(Result::kStagingBackpressure)},
+      {"tenant create_region: handle null", [](W w) { return of(w.a.create_region(RegionPolicy::kMutable, 8, nullptr)); }, R(Result::kInvalidArgument)},
+      {"tenant write_region: the runtime's region", [](W w) { return of(w.a.write_region(w.mut, 0, w.host, 1)); }, R(Result::kInvalidArgument)},
+      {"tenant free_region: another tenant's", [](W w) { RegionHandle h; if (!w.b.create_region(RegionPolicy::kMutable, 8, &h)) return kSetupFailed; return of(w.a.free_region(h)); }, R(Result::kInvalidArgument)},
+      {"tenant create_region: after unregister", [](W w) { (void)w.registry->unregister_tenant(w.a); RegionHandle h; return of(w.a.create_region(RegionPolicy::kMutable, 8, &h)); }, R(Result::kRevoked)},
+      {"tenant slot: another tenant's region", [](W w) {
+         RegionHandle h; if (!w.b.create_region(RegionPolicy::kImmutable, 8, &h) || !w.b.seal_region(h)) return kSetupFailed;
+         uint32_t op; if (!w.a.global_opcode(MR_OP_STAGE_TO_BUFFER, &op)) return kSetupFailed;
+         SlotRequest r = ops::stage_to_buffer({h, 0, 8}, w.a_buf, 0); r.opcode = op;
+         return w.slot(with(r, 0, w.a.id())); }, F(MR_FAULT_BAD_REGION)},
+      {"empty handle: create_region", [](W) { RegionHandle h; return of(TenantHandle().create_region(RegionPolicy::kMutable, 8, &h)); }, R(Result::kInvalidArgument)},
   };
 }
 
@@ -522,6 +599,7 @@ TEST_P(HostileInputTest, ReturnsItsCode) {
   World world;
   Config config;
   config.backend = Backend::kCpu;
+  config.staging_arena_bytes = 64 << 10;
   ASSERT_TRUE(world.build(config)) << "world set-up failed";
   const Code got = row.call(world);
   EXPECT_EQ(got, row.expected) << row.name;

@@ -108,6 +108,8 @@ struct ConsumerParams {
   mr_tenant_entry* tenants;    // [max_tenants]; index 0 is never a tenant
   mr_tenant_counters* tenant_counters;  // [max_tenants]
   mr_tenant_grants* tenant_grants;      // [max_tenants]: each index's opcode grants
+  mr_region_entry* regions;    // [max_regions]: the staging regions (regions beside buffers)
+  uint32_t max_regions;
   uint32_t max_buffers;
   uint32_t max_tenants;
   uint32_t capacity;           // power of two; of each ring and of the staged queue
@@ -154,7 +156,7 @@ struct Consumer {
   void (*cpu_worker_timeline)(const ConsumerParams& params, unsigned unit);
 };
 
-// The built-in consumer: megaring's opcodes only (MR_OP_NOP ... MR_OP_DELAY_NS).
+// The built-in consumer: megaring's opcodes only (MR_OP_NOP ... MR_OP_AXPY_F32).
 const Consumer& builtin_consumer() noexcept;
 
 }  // namespace megaring

@@ -37,6 +37,16 @@
 //                        bounds-, owner- and alignment-checked; on failure
 //                        null with out's FAULT code set. `which` (0 or 1)
 //                        names one of two buffers live at once.
+//   resolve_region(handle, offset, bytes, access, out) -> uint8_t* or null
+//                        collective: the consumer address of a staging
+//                        region range (host memory the consumer reaches),
+//                        checked as the built-ins check it (slot_abi.h,
+//                        "Staging"): handle, generation, owner, policy and
+//                        range. access megaring::kRegionRead (a descriptor:
+//                        immutable or append-only, within the committed
+//                        length) or kRegionWrite (mutable, within the size);
+//                        on failure null with out's FAULT code set
+//                        (BAD_REGION, REGION_POLICY, OUT_OF_BOUNDS).
 //   block_sum(value)     collective: the sum over the block, valid in rank 0
 //   abort_requested()    collective: the runtime is aborting, the same
 //                        answer in every thread. A long handler calls it

@@ -63,6 +63,10 @@ inline constexpr uint32_t kMaxPollBackoffNs = 1'000'000'000;  // Config::poll_ba
 // alloc_buffer's size: 2^48 bytes (256 TiB) is beyond any device or host
 // memory, and keeps every size and offset sum in a slot far from 2^64.
 inline constexpr uint64_t kMaxBufferBytes = 1ull << 48;
+inline constexpr uint32_t kMaxRegions = MR_BUFFER_INDEX_MASK;  // Config::max_regions
+// Config::staging_arena_bytes: 2^40 bytes (1 TiB) of pinned host memory is
+// past any machine's, and keeps every region offset sum far from 2^64.
+inline constexpr uint64_t kMaxStagingArenaBytes = 1ull << 40;
 
 struct Config {
   Backend backend = Backend::kAuto;  // one of the three values above
@@ -82,6 +86,13 @@ struct Config {
   // Tenant-table entries in consumer memory, in [1, kMaxTenants]; index 0 is
   // never a tenant, so a TenantRegistry can hold max_tenants - 1 tenants.
   uint32_t max_tenants = 1024;
+  // Staging (Runtime::create_region): the arena's size in bytes, pinned
+  // host memory the consumer reaches (mapped into the GPU), allocated at
+  // create() and held until the runtime goes; 0 (the default) = no staging.
+  // At most kMaxStagingArenaBytes. Regions are cut from it in 64-byte lines.
+  uint64_t staging_arena_bytes = 0;
+  // Region-table entries in consumer memory, in [1, kMaxRegions].
+  uint32_t max_regions = 256;
   // First ticket, at most 2^56 - 2^40 (tests use values near 2^32 to cross
   // the 32-bit boundary).
   uint64_t initial_ticket = 0;
@@ -137,6 +148,22 @@ struct SlotRequest {
 };
 
 using BufferHandle = uint32_t;
+// A staging region: [15:0] table index, [31:16] generation, never 0.
+using RegionHandle = uint32_t;
+// What may change a region's bytes once created (slot_abi.h, "Staging").
+enum class RegionPolicy : uint32_t {
+  kImmutable = MR_REGION_IMMUTABLE,    // write_region until seal_region, then never
+  kAppendOnly = MR_REGION_APPEND_ONLY, // append_region at the committed end only
+  kMutable = MR_REGION_MUTABLE,        // anyone, anytime; never a descriptor
+};
+// A zero-copy reference to staged bytes: slots name it, the consumer checks
+// it (handle, generation, owner, policy, range within what is committed)
+// before it reads a byte.
+struct StagingDescriptor {
+  RegionHandle region = 0;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+};
 
 namespace ops {
 SlotRequest nop(uint64_t echo = 0);
@@ -148,6 +175,13 @@ SlotRequest copy(BufferHandle dst, uint64_t dst_offset, BufferHandle src, uint64
 SlotRequest reduce_add_u32(BufferHandle buffer, uint64_t offset, uint64_t count);
 SlotRequest fence();
 SlotRequest delay_ns(uint64_t ns);
+// Staging: a descriptor's bytes into a buffer; a buffer range into a mutable
+// region (results for the host); y[i] = fmaf(alpha, x[i], y[i]) over f32.
+SlotRequest stage_to_buffer(const StagingDescriptor& source, BufferHandle dst, uint64_t dst_offset);
+SlotRequest buffer_to_staging(BufferHandle src, uint64_t src_offset, RegionHandle region,
+                              uint64_t region_offset, uint64_t bytes);
+SlotRequest axpy_f32(BufferHandle y, uint64_t y_offset, BufferHandle x, uint64_t x_offset,
+                     uint32_t count, float alpha);
 }  // namespace ops
 
 // A published slot. A `kept` ticket's completion is held until wait() reads
@@ -334,6 +368,29 @@ class Runtime {
   Status write_buffer(BufferHandle handle, uint64_t offset, const void* src, uint64_t bytes) noexcept;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) noexcept;
 
+  // Staging regions, cut from the staging arena (Config::staging_arena_bytes):
+  // host memory that slots name by descriptor (ops::stage_to_buffer) or
+  // write results into (ops::buffer_to_staging, mutable regions only).
+  // `bytes` in [1, the arena's size]; kOutOfMemory when the arena or the
+  // region table is full. The policy fixes what may change the bytes:
+  //   kImmutable: write_region until seal_region; descriptors read nothing
+  //     before the seal and everything after; no write after it.
+  //   kAppendOnly: append_region adds at the committed end (the length is
+  //     published after the bytes); descriptors read below it; nothing
+  //     below it ever changes.
+  //   kMutable: write_region and the consumer's writes anywhere, anytime;
+  //     no descriptor may name it.
+  // read_region reads any region (results: after the slots that write them
+  // completed). free_region retires the handle as free_buffer does (slots
+  // published after it fault BAD_REGION; the bytes go back to the arena once
+  // every earlier slot completed). Ranges are checked without overflow.
+  Status create_region(RegionPolicy policy, uint64_t bytes, RegionHandle* handle) noexcept;
+  Status write_region(RegionHandle handle, uint64_t offset, const void* src, uint64_t bytes) noexcept;
+  Status seal_region(RegionHandle handle) noexcept;
+  // Appends at the committed end; *offset (may be null) is where the bytes went.
+  Status append_region(RegionHandle handle, const void* src, uint64_t bytes, uint64_t* offset) noexcept;
+  Status read_region(RegionHandle handle, uint64_t offset, void* dst, uint64_t bytes) noexcept;
+  Status free_region(RegionHandle handle) noexcept;
   // Timeline mode (Config::timeline_capacity > 0): a snapshot of the records
   // of completed tickets, safe while slots are still running (records being
   // overwritten are left out). kInvalidArgument when the mode is off.

@@ -29,8 +29,16 @@
  *                       megaring/consumer.hpp, ConsumerPrivate)
  *     the fetched cursor and staged slot copies (fetcher), the claim cursor
  *     (executors), outcomes and done flags (executors), the done cursor
- *     (completer); the buffer and tenant tables (host-written, executor-read);
+ *     (completer); the buffer, region and tenant tables (host-written,
+ *     executor-read);
  *     tenant counters (executor-written; the host reads copies).
+ *
+ *   staging arena      (pinned, host-mapped; Config::staging_arena_bytes)
+ *     regions of it by handle (mr_region_entry): immutable and append-only
+ *     ones host-written, consumer-read below their committed length;
+ *     mutable ones the consumer writes (BUFFER_TO_STAGING) and the host
+ *     reads after that slot completed (or writes before publishing one):
+ *     never both sides at once.
  *
  * After the consumer has stopped (kernel exited, workers joined), the host
  * owns the completion region and writes ABORTED records for tickets that were
@@ -238,7 +246,22 @@ extern "C" {
                                result = a0. For tests and benchmarks.           */
 #define MR_OP_READ_CLOCK 9u /* result = the consumer's clock in ns (GPU
                                globaltimer; host steady clock on the CPU)       */
-#define MR_OP_BUILTIN_END 10u
+/* Staging (host memory the consumer reads or writes; regions of the runtime's
+ * staging arena, by handle). A descriptor is (region=a0, offset=a1, bytes=a2):
+ * it may name only an immutable or append-only region, within what the host
+ * has committed (sealed, or appended), so nothing a consumer read can change
+ * after it validated it. Checked in this order: region (BAD_REGION,
+ * REGION_POLICY, OUT_OF_BOUNDS), then the buffer (BAD_HANDLE, OUT_OF_BOUNDS). */
+#define MR_OP_STAGE_TO_BUFFER 10u   /* descriptor a0..a2 -> buf=a3 off=a4;
+                                       result = bytes                           */
+#define MR_OP_BUFFER_TO_STAGING 11u /* buf=a3 off=a4 -> mutable region=a0 off=a1,
+                                       bytes=a2 (results back to the host);
+                                       result = bytes                           */
+#define MR_OP_AXPY_F32 12u /* y=a0 y_off=a1 x=a2 x_off=a3 (4-aligned f32),
+                              a4 = count (low 32 bits) | alpha's f32 bits (high
+                              32): y[i] = fmaf(alpha, x[i], y[i]); the ranges
+                              are the same or disjoint; result = count        */
+#define MR_OP_BUILTIN_END 13u
 #define MR_OP_SYSTEM_END 256u
 #define MR_OP_USER_BASE MR_OP_SYSTEM_END
 /* Tenant opcode windows live in [MR_OP_TENANT_BASE, MR_OP_TENANT_END): a
@@ -276,12 +299,21 @@ extern "C" {
 #define MR_FAULT_OUT_OF_WINDOW 7u  /* opcode outside the slot's tenant window    */
 #define MR_FAULT_BAD_TENANT 8u     /* tenant id unknown, stale or beyond the table */
 #define MR_FAULT_NOT_GRANTED 9u    /* tenant-local opcode not in the tenant's grants */
-#define MR_FAULT_CODE_COUNT 10u
+#define MR_FAULT_BAD_REGION 10u    /* region handle unknown, freed or another tenant's */
+#define MR_FAULT_REGION_POLICY 11u /* descriptor into a mutable region, or a consumer
+                                      write into an immutable/append-only one */
+#define MR_FAULT_CODE_COUNT 12u
 
 /* Buffer handles: [15:0] table index, [31:16] generation (never 0).
  * Handle 0 is never valid. */
 #define MR_BUFFER_INDEX_BITS 16u
 #define MR_BUFFER_INDEX_MASK 0xFFFFu
+
+/* Staging region handles: as buffer handles ([15:0] index, [31:16]
+ * generation, never 0). Region policies: */
+#define MR_REGION_IMMUTABLE 1u   /* host writes until sealed, then never      */
+#define MR_REGION_APPEND_ONLY 2u /* host appends at the committed end only     */
+#define MR_REGION_MUTABLE 3u     /* anyone, anytime: never a descriptor        */
 
 /* Tenant ids: [15:0] tenant-table index (never 0), [31:16] generation (never
  * 0). Tenant 0 means "no tenant": the runtime's own, privileged slots. */
@@ -354,6 +386,24 @@ typedef struct mr_buffer_entry {
   uint64_t retire_ticket; /* slots with tickets >= this fault BAD_HANDLE:
                              set by free_buffer; ~0 while the buffer lives */
 } mr_buffer_entry;
+
+/* One staging-region entry (consumer-private memory, beside the buffer
+ * table; host-written). Written whole (handle last) before any slot can
+ * name it, as a buffer entry; `committed` is the one word that changes
+ * while slots may read it: the host stores it with RELEASE after the bytes
+ * it covers, and the consumer ACQUIRES it before reading them. */
+typedef struct mr_region_entry {
+  uint64_t base;          /* consumer address of the region's first byte    */
+  uint64_t bytes;
+  uint64_t committed;     /* what a descriptor may read: immutable 0 until
+                             sealed, then bytes; append-only, the committed
+                             end; mutable 0                                 */
+  uint64_t retire_ticket; /* as mr_buffer_entry's                           */
+  uint32_t handle;        /* full handle incl. generation; 0 = free slot    */
+  uint32_t owner;         /* tenant id, or 0: the runtime's                 */
+  uint32_t policy;        /* MR_REGION_*                                    */
+  uint32_t pad;
+} mr_region_entry;
 
 /* One tenant-table entry (consumer-private memory; host-written).
  * Revocation changes the state word alone. Registration reuses an index only
@@ -486,6 +536,8 @@ MR_STATIC_ASSERT(sizeof(mr_buffer_entry) == 32, "buffer entry is 32 bytes");
 MR_STATIC_ASSERT(offsetof(mr_buffer_entry, retire_ticket) == 24, "retire ticket at 24");
 MR_STATIC_ASSERT(sizeof(mr_timeline_record) == 32, "timeline record is 32 bytes");
 MR_STATIC_ASSERT(offsetof(mr_buffer_entry, owner) == 20, "buffer owner at 20");
+MR_STATIC_ASSERT(sizeof(mr_region_entry) == 48, "region entry is 48 bytes");
+MR_STATIC_ASSERT(offsetof(mr_region_entry, handle) == 32, "region handle at 32");
 MR_STATIC_ASSERT(sizeof(mr_tenant_entry) == 16, "tenant entry is 16 bytes");
 MR_STATIC_ASSERT(offsetof(mr_tenant_entry, state) == 4, "tenant state at 4");
 MR_STATIC_ASSERT(sizeof(mr_tenant_counters) == 32, "tenant counters are 32 bytes");

@@ -22,7 +22,7 @@
 // needs user opcodes asks for opcode_cap > MR_OP_USER_BASE). Otherwise the
 // slot completes FAULT (MR_FAULT_OUT_OF_WINDOW / MR_FAULT_BAD_TENANT) or
 // REVOKED, counted per tenant on the consumer. A tenant's slots may name only
-// buffers it allocated through its handle.
+// buffers and staging regions it created through its handle.
 //
 // Opcode grants. Within its window a tenant runs only the local opcodes it
 // was granted, built-ins and user opcodes alike: TenantConfig::grants at
@@ -168,6 +168,9 @@ struct TenantQuotaCounters {
   uint64_t resident_handles_in_use = 0;
   uint64_t resident_handles_reserved = 0;  // by reserve_resident_handles
   uint64_t resident_buffers = 0;           // live buffers of the tenant, one handle each
+  // staging_bytes_in_use = explicit reservations + staging_region_bytes.
+  uint64_t staging_region_bytes = 0;       // sizes of the tenant's live staging regions
+  uint64_t staging_regions = 0;            // live staging regions of the tenant
 };
 
 struct TenantRuntimeCounters {
@@ -271,6 +274,20 @@ class TenantHandle {
                       uint64_t bytes) const;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;
 
+  // Staging regions of this tenant (Runtime::create_region): each region's
+  // size is charged to the staging_bytes quota (kStagingBackpressure past
+  // it) until free_region, which gives it back at once (the arena range
+  // follows once the slots published before completed). Only this tenant's
+  // slots (and tenant-less ones) may name them; another tenant's handle is
+  // kInvalidArgument here and faults MR_FAULT_BAD_REGION in a slot.
+  // Unregistering the tenant frees them.
+  Status create_region(RegionPolicy policy, uint64_t bytes, RegionHandle* handle) const;
+  Status free_region(RegionHandle handle) const;
+  Status write_region(RegionHandle handle, uint64_t offset, const void* src, uint64_t bytes) const;
+  Status seal_region(RegionHandle handle) const;
+  Status append_region(RegionHandle handle, const void* src, uint64_t bytes,
+                       uint64_t* offset) const;
+  Status read_region(RegionHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;
   TenantQuotaCounters quota_counters() const;
   TenantRuntimeCounters runtime_counters() const;
 

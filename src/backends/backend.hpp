@@ -27,6 +27,17 @@ struct HostRegions {
 // The rings a configuration asks for: ring 0 and one per producer.
 inline uint32_t ring_count(const Config& config) { return config.producer_rings + 1; }
 
+// The staging arena (Config::staging_arena_bytes): host memory the consumer
+// reaches (pinned and device-mapped on the GPU), allocated by init() and
+// freed with the backend, never while the consumer runs (cudaFreeHost could
+// wait on the persistent kernel). `host` is where the host reads and writes
+// it; `consumer` is the same bytes' address for the consumer.
+struct StagingArena {
+  uint8_t* host = nullptr;
+  uint64_t consumer = 0;
+  uint64_t bytes = 0;
+};
+
 class ConsumerBackend {
  public:
   virtual ~ConsumerBackend() = default;
@@ -69,6 +80,15 @@ class ConsumerBackend {
   virtual Status retire_table_entry(uint32_t index, uint64_t retire_ticket) = 0;
   virtual Status clear_table_handle(uint32_t index) = 0;
 
+  // Staging regions (params().regions, beside the buffer table): the same
+  // writes as the buffer table's, and the committed length of a live entry
+  // (a RELEASE after the region bytes the host wrote: table_writes.hpp).
+  const StagingArena& staging() const { return staging_; }
+  virtual Status write_region_entry(uint32_t index, const mr_region_entry& entry) = 0;
+  virtual Status set_region_committed(uint32_t index, uint64_t committed) = 0;
+  virtual Status retire_region_entry(uint32_t index, uint64_t retire_ticket) = 0;
+  virtual Status clear_region_handle(uint32_t index) = 0;
+
   // Tenant table: write a whole entry and its grants (tenant word first;
   // see admit_slot), change the state word of a live entry (revocation) or
   // its grants, read the tenant words, and copy an index's consumer-written
@@ -101,6 +121,7 @@ class ConsumerBackend {
  protected:
   HostRegions host_;
   ConsumerParams params_{};
+  StagingArena staging_;
 };
 
 std::unique_ptr<ConsumerBackend> make_cpu_backend();

@@ -69,6 +69,12 @@ struct AtomicTableStore {
     // (table_writes.hpp says which, for each write).
     DevRef<Word>(*table_word).store(value, cuda::std::memory_order_relaxed);
   }
+  template <class Word>
+  void release_store(Word* table_word, Word value) {
+    // RELEASE: this thread's writes before it (a region's bytes) before the
+    // word; the consumer ACQUIRES it (load_region).
+    DevRef<Word>(*table_word).store(value, cuda::std::memory_order_release);
+  }
   void fence() {
     // RELEASE: the stores before it before those after it (table_writes.hpp
     // names them for each write).
@@ -104,6 +110,15 @@ class CpuBackend final : public ConsumerBackend {
     tenant_table_size_ = config.max_tenants;
     consumer_.tenant_counters = allocate_host_zeroed<mr_tenant_counters>(config.max_tenants);
     consumer_.tenant_grants = allocate_host_zeroed<mr_tenant_grants>(config.max_tenants);
+    consumer_.regions = allocate_host_zeroed<mr_region_entry>(config.max_regions);
+    if (config.staging_arena_bytes != 0) {
+      consumer_.staging = allocate_host_zeroed<uint8_t>(config.staging_arena_bytes);
+      if (!consumer_.staging)
+        return Status(Result::kOutOfMemory, "cpu backend: staging arena allocation failed");
+      staging_.host = consumer_.staging.get();
+      staging_.consumer = reinterpret_cast<uint64_t>(staging_.host);  // the workers are host threads
+      staging_.bytes = config.staging_arena_bytes;
+    }
     if (config.timeline_capacity != 0) {
       consumer_.timeline = allocate_host_zeroed<mr_timeline_record>(config.timeline_capacity);
       params_.timeline_mask = config.timeline_capacity - 1;
@@ -111,7 +126,7 @@ class CpuBackend final : public ConsumerBackend {
     }
     if (!shared_.slots || !shared_.submission || !shared_.completions || !shared_.ring_done || !shared_.completion_control ||
         !consumer_.priv || !consumer_.done_flags || !consumer_.staged || !consumer_.outcomes || !consumer_.buffers || !consumer_.tenants ||
-        !consumer_.tenant_counters || !consumer_.tenant_grants || (config.timeline_capacity != 0 && !consumer_.timeline))
+        !consumer_.tenant_counters || !consumer_.tenant_grants || !consumer_.regions || (config.timeline_capacity != 0 && !consumer_.timeline))
       return Status(Result::kOutOfMemory, "cpu backend: ring allocation failed");
     host_.slots = shared_.slots.get();
     host_.submission = shared_.submission.get();
@@ -131,6 +146,8 @@ class CpuBackend final : public ConsumerBackend {
     params_.tenants = consumer_.tenants.get();
     params_.tenant_counters = consumer_.tenant_counters.get();
     params_.tenant_grants = consumer_.tenant_grants.get();
+    params_.regions = consumer_.regions.get();
+    params_.max_regions = config.max_regions;
     params_.timeline = consumer_.timeline.get();  // null unless timeline mode
     params_.rings = rings;
     params_.units = config.workers == 0 ? 2 : config.workers;
@@ -228,6 +245,22 @@ class CpuBackend final : public ConsumerBackend {
     AtomicTableStore store;
     return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
   }
+  Status write_region_entry(uint32_t index, const mr_region_entry& entry) override {
+    AtomicTableStore store;
+    return table_writes::write_region_entry(store, &params_.regions[index], entry);
+  }
+  Status set_region_committed(uint32_t index, uint64_t committed) override {
+    AtomicTableStore store;
+    return table_writes::set_region_committed(store, &params_.regions[index], committed);
+  }
+  Status retire_region_entry(uint32_t index, uint64_t retire_ticket) override {
+    AtomicTableStore store;
+    return table_writes::retire_region_entry(store, &params_.regions[index], retire_ticket);
+  }
+  Status clear_region_handle(uint32_t index) override {
+    AtomicTableStore store;
+    return table_writes::clear_region_handle(store, &params_.regions[index]);
+  }
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry,
                             const mr_tenant_grants& grants) override {
     AtomicTableStore store;
@@ -321,6 +354,8 @@ class CpuBackend final : public ConsumerBackend {
     HostArray<mr_completion> outcomes;
     HostArray<mr_buffer_entry> buffers;
     HostArray<mr_tenant_entry> tenants;
+    HostArray<mr_region_entry> regions;
+    HostArray<uint8_t> staging;  // the staging arena (Config::staging_arena_bytes)
     HostArray<mr_tenant_counters> tenant_counters;
     HostArray<mr_tenant_grants> tenant_grants;
     HostArray<mr_timeline_record> timeline;  // timeline mode only

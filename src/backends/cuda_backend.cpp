@@ -173,6 +173,7 @@ struct CudaResources {
   PinnedArray<mr_completion> completions;
   PinnedArray<mr_ring_done> ring_done;
   PinnedArray<mr_completion_control> completion_control;
+  PinnedArray<uint8_t> staging;  // the staging arena (Config::staging_arena_bytes)
   DeviceBytes private_block;  // ConsumerPrivate, the staged slots, the tables, ...
 };
 
@@ -199,6 +200,14 @@ class CopyTableStore {
     staged_bytes_ += sizeof(Word);
     run_bytes_ += sizeof(Word);
   }
+  template <class Word>
+  void release_store(Word* table_word, Word value) {
+    // The host's earlier stores (a region's bytes, in pinned memory) are
+    // visible to the device before a copy issued after them starts; the
+    // fence also orders every table word before this one.
+    fence();
+    store(table_word, value);
+  }
   void fence() {
     send_run();
     if (err_ == cudaSuccess) err_ = cudaStreamSynchronize(stream_);
@@ -219,8 +228,11 @@ class CopyTableStore {
   cudaStream_t stream_;
   cudaError_t err_ = cudaSuccess;  // the first; nothing is stored after it
   // The values, until the next wait: room for the largest write (a tenant
-  // entry and its grants) without a wait that only a full buffer asks for.
-  uint8_t staged_[sizeof(mr_tenant_entry) + sizeof(mr_tenant_grants)];
+  // entry and its grants, or a region entry) without a wait that only a
+  // full buffer asks for.
+  static constexpr size_t kLargestWrite =
+      std::max(sizeof(mr_tenant_entry) + sizeof(mr_tenant_grants), sizeof(mr_region_entry));
+  uint8_t staged_[kLargestWrite];
   size_t staged_bytes_ = 0;
   uint8_t* run_start_ = nullptr;  // the table bytes the pending copy covers
   const uint8_t* run_source_ = nullptr;
@@ -280,7 +292,18 @@ class CudaBackend final : public ConsumerBackend {
     if (st) st = allocate_pinned(uint64_t{cap} * rings, &r.completions);
     if (st) st = allocate_pinned(rings, &r.ring_done);
     if (st) st = allocate_pinned(1, &r.completion_control);
+    if (st && config.staging_arena_bytes != 0)
+      st = allocate_pinned(config.staging_arena_bytes, &r.staging);
     if (!st) return st;
+    if (config.staging_arena_bytes != 0) {
+      // Mapped pinned memory (allocate_pinned): the kernel reaches it at its
+      // device address; the host writes it where it is.
+      void* consumer_address = nullptr;
+      MR_CUDA_TRY(cudaHostGetDevicePointer(&consumer_address, r.staging.get(), 0));
+      staging_.host = r.staging.get();
+      staging_.consumer = reinterpret_cast<uint64_t>(consumer_address);
+      staging_.bytes = config.staging_arena_bytes;
+    }
     host_.slots = r.slots.get();
     host_.submission = r.submission.get();
     host_.completions = r.completions.get();
@@ -311,8 +334,10 @@ class CudaBackend final : public ConsumerBackend {
     const size_t counters_bytes = line(sizeof(mr_tenant_counters) * config.max_tenants);
     const size_t tenants_bytes = line(sizeof(mr_tenant_entry) * config.max_tenants);
     const size_t grants_bytes = line(sizeof(mr_tenant_grants) * config.max_tenants);
+    const size_t regions_bytes = line(sizeof(mr_region_entry) * config.max_regions);
     const size_t total = priv_bytes + flags_bytes + staged_bytes + outcomes_bytes + table_bytes +
-                         timeline_bytes + counters_bytes + tenants_bytes + grants_bytes;
+                         timeline_bytes + counters_bytes + tenants_bytes + grants_bytes +
+                         regions_bytes;
     // Allocated in the kernel's own stream, so that the allocation is
     // stream-ordered before the kernel that uses it, for tools that check
     // stream order (nothing runs on the device yet, so nothing waits); and
@@ -341,6 +366,8 @@ class CudaBackend final : public ConsumerBackend {
     params_.tenant_counters = reinterpret_cast<mr_tenant_counters*>(take(counters_bytes));
     params_.tenants = reinterpret_cast<mr_tenant_entry*>(take(tenants_bytes));
     params_.tenant_grants = reinterpret_cast<mr_tenant_grants*>(take(grants_bytes));
+    params_.regions = reinterpret_cast<mr_region_entry*>(take(regions_bytes));
+    params_.max_regions = config.max_regions;
     requested_units_ = config.workers;
     tenant_table_size_ = config.max_tenants;
     return Status::ok();
@@ -506,6 +533,26 @@ class CudaBackend final : public ConsumerBackend {
     CudaCallScope scope(device_);
     CopyTableStore store(control_stream());
     return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
+  }
+  Status write_region_entry(uint32_t index, const mr_region_entry& entry) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::write_region_entry(store, &params_.regions[index], entry);
+  }
+  Status set_region_committed(uint32_t index, uint64_t committed) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::set_region_committed(store, &params_.regions[index], committed);
+  }
+  Status retire_region_entry(uint32_t index, uint64_t retire_ticket) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::retire_region_entry(store, &params_.regions[index], retire_ticket);
+  }
+  Status clear_region_handle(uint32_t index) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::clear_region_handle(store, &params_.regions[index]);
   }
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry,
                             const mr_tenant_grants& grants) override {

@@ -6,6 +6,9 @@
 //       uint64_t) of table memory, which the consumer reads whole, old or new;
 //   void fence()    every word stored before it lands before any stored
 //       after it (a RELEASE);
+//   void release_store(Word* table_word, Word value)  one word, after every
+//       write of this thread before it, host memory included (a RELEASE
+//       store: what a staging region's committed length needs);
 //   Status finish() every word stored has landed (slots published after this
 //       returns see them); the first error of any store or fence, after
 //       which the store wrote nothing more.
@@ -49,6 +52,48 @@ Status retire_buffer_entry(TableStore& store, mr_buffer_entry* table_entry,
 // The handle of a retired entry, once no slot can name it any more.
 template <class TableStore>
 Status clear_buffer_handle(TableStore& store, mr_buffer_entry* table_entry) {
+  // RELEASE: the entry's earlier words (its retire ticket) before the cleared handle.
+  store.fence();
+  store.store(&table_entry->handle, uint32_t{0});
+  return store.finish();
+}
+
+// A whole region entry, as a buffer entry: the body, a RELEASE, the handle.
+template <class TableStore>
+Status write_region_entry(TableStore& store, mr_region_entry* table_entry,
+                          const mr_region_entry& entry) {
+  store.store(&table_entry->base, entry.base);
+  store.store(&table_entry->bytes, entry.bytes);
+  store.store(&table_entry->committed, entry.committed);
+  store.store(&table_entry->retire_ticket, entry.retire_ticket);
+  store.store(&table_entry->owner, entry.owner);
+  store.store(&table_entry->policy, entry.policy);
+  // RELEASE: the body before the handle that makes the entry match a slot.
+  store.fence();
+  store.store(&table_entry->handle, entry.handle);
+  return store.finish();
+}
+
+// A region's committed length (a seal, an append): the region's bytes were
+// written before this is called; the store is a RELEASE of them (the
+// store's release_store), which load_region's ACQUIRE pairs with, so a slot
+// that sees the new length sees the bytes. Slots published after this
+// returns see it through their header release anyway.
+template <class TableStore>
+Status set_region_committed(TableStore& store, mr_region_entry* table_entry, uint64_t committed) {
+  store.release_store(&table_entry->committed, committed);
+  return store.finish();
+}
+
+template <class TableStore>
+Status retire_region_entry(TableStore& store, mr_region_entry* table_entry,
+                           uint64_t retire_ticket) {
+  store.store(&table_entry->retire_ticket, retire_ticket);
+  return store.finish();
+}
+
+template <class TableStore>
+Status clear_region_handle(TableStore& store, mr_region_entry* table_entry) {
   // RELEASE: the entry's earlier words (its retire ticket) before the cleared handle.
   store.fence();
   store.store(&table_entry->handle, uint32_t{0});

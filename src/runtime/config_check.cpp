@@ -24,6 +24,10 @@ Status Runtime::Impl::check_config(const Config& config) {
     return Status(Result::kInvalidArgument, "max_buffers must be in [1, 65535]");
   if (config.max_tenants == 0 || config.max_tenants > kMaxTenants)
     return Status(Result::kInvalidArgument, "max_tenants must be in [1, 65536]");
+  if (config.max_regions == 0 || config.max_regions > kMaxRegions)
+    return Status(Result::kInvalidArgument, "max_regions must be in [1, 65535]");
+  if (config.staging_arena_bytes > kMaxStagingArenaBytes)
+    return Status(Result::kInvalidArgument, "staging_arena_bytes must be at most 2^40");
   if (config.initial_ticket > MR_TICKET_MASK - (1ull << 40))
     return Status(Result::kInvalidArgument, "initial_ticket too close to the 2^56 ticket limit");
   if (config.poll_backoff_min_ns > config.poll_backoff_max_ns)

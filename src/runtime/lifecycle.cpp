@@ -79,6 +79,8 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   }
   buffers_ = std::make_unique<detail::BufferTable>(*backend_, *this);
   buffers_->init(config_.max_buffers);
+  regions_ = std::make_unique<detail::RegionTable>(*backend_, *this);
+  regions_->init(config_.max_regions);
 
   ConsumerParams& p = backend_->params();
   p.capacity = cap;
@@ -227,6 +229,7 @@ Status Runtime::Impl::stop_consumer_locked(Nanoseconds join_timeout) {
   finalize_locked();
   ring_->reap(true);
   buffers_->collect(true);
+  regions_->collect(true);
   state_.store(failure_.is_ok() ? State::kStopped : State::kFailed);
   return st;
 }

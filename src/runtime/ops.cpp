@@ -2,6 +2,8 @@
 // The slot builders (megaring::ops), and the backend helpers of runtime.hpp.
 #include <cuda_runtime_api.h>
 
+#include <cstring>
+
 #include "megaring/runtime.hpp"
 
 namespace megaring {
@@ -51,6 +53,20 @@ SlotRequest reduce_add_u32(BufferHandle buffer, uint64_t offset, uint64_t count)
 }
 SlotRequest fence() { return make(MR_OP_FENCE); }
 SlotRequest delay_ns(uint64_t ns) { return make(MR_OP_DELAY_NS, ns); }
+SlotRequest stage_to_buffer(const StagingDescriptor& source, BufferHandle dst, uint64_t dst_offset) {
+  return make(MR_OP_STAGE_TO_BUFFER, source.region, source.offset, source.bytes, dst, dst_offset);
+}
+SlotRequest buffer_to_staging(BufferHandle src, uint64_t src_offset, RegionHandle region,
+                              uint64_t region_offset, uint64_t bytes) {
+  return make(MR_OP_BUFFER_TO_STAGING, region, region_offset, bytes, src, src_offset);
+}
+SlotRequest axpy_f32(BufferHandle y, uint64_t y_offset, BufferHandle x, uint64_t x_offset,
+                     uint32_t count, float alpha) {
+  uint32_t alpha_bits = 0;
+  std::memcpy(&alpha_bits, &alpha, sizeof alpha_bits);
+  return make(MR_OP_AXPY_F32, y, y_offset, x, x_offset,
+              (uint64_t{alpha_bits} << 32) | uint64_t{count});
+}
 }  // namespace ops
 
 }  // namespace megaring

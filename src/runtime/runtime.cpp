@@ -123,6 +123,27 @@ Status Runtime::read_buffer(BufferHandle handle, uint64_t offset, void* dst,
                             uint64_t bytes) noexcept {
   MR_GUARD(impl_->copy_buffer(handle, offset, dst, bytes, false))
 }
+Status Runtime::create_region(RegionPolicy policy, uint64_t bytes, RegionHandle* handle) noexcept {
+  MR_GUARD(impl_->create_region(policy, bytes, 0, handle))
+}
+Status Runtime::write_region(RegionHandle handle, uint64_t offset, const void* src,
+                             uint64_t bytes) noexcept {
+  MR_GUARD(impl_->region_table().write(handle, offset, src, bytes))
+}
+Status Runtime::seal_region(RegionHandle handle) noexcept {
+  MR_GUARD(impl_->region_table().seal(handle))
+}
+Status Runtime::append_region(RegionHandle handle, const void* src, uint64_t bytes,
+                              uint64_t* offset) noexcept {
+  MR_GUARD(impl_->region_table().append(handle, src, bytes, offset))
+}
+Status Runtime::read_region(RegionHandle handle, uint64_t offset, void* dst,
+                            uint64_t bytes) noexcept {
+  MR_GUARD(impl_->region_table().read(handle, offset, dst, bytes))
+}
+Status Runtime::free_region(RegionHandle handle) noexcept {
+  MR_GUARD(impl_->region_table().free(handle, nullptr))
+}
 Status Runtime::timeline(Timeline* out) noexcept { MR_GUARD(impl_->timeline(out)) }
 Status Runtime::write_timeline_trace(const std::string& path) noexcept {
   MR_GUARD(([&]() -> Status {
@@ -167,6 +188,10 @@ Status RuntimeInternals::alloc_owned_buffer(Runtime& runtime, uint64_t bytes, ui
 Status RuntimeInternals::register_owned_buffer(Runtime& runtime, const void* memory, uint64_t bytes,
                                                uint32_t owner, BufferHandle* handle) {
   MR_GUARD(runtime.impl_->register_buffer(memory, bytes, owner, handle))
+}
+Status RuntimeInternals::create_owned_region(Runtime& runtime, RegionPolicy policy, uint64_t bytes,
+                                             uint32_t owner, RegionHandle* handle) {
+  MR_GUARD(runtime.impl_->create_region(policy, bytes, owner, handle))
 }
 uint32_t RuntimeInternals::max_tenants(const Runtime& runtime) {
   return runtime.impl_->config().max_tenants;

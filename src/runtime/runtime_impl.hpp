@@ -24,6 +24,7 @@
 #include "ring/host_ring.hpp"
 #include "ring/shared_ring.hpp"
 #include "runtime/buffer_table.hpp"
+#include "runtime/region_table.hpp"
 #include "runtime/runtime_link.hpp"
 #include "runtime/timeline_recorder.hpp"
 
@@ -45,6 +46,12 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
                      bool to_buffer) {
     return buffers_->copy(handle, offset, host_ptr, bytes, to_buffer);
   }
+  // Staging regions (region_table.hpp); creating one needs a running runtime.
+  Status create_region(RegionPolicy policy, uint64_t bytes, uint32_t owner, RegionHandle* handle) {
+    if (state_.load() != State::kRunning) return closed_status();
+    return regions_->create(policy, bytes, owner, handle);
+  }
+  detail::RegionTable& region_table() { return *regions_; }
   Status timeline(Timeline* out) const {
     return timeline_.snapshot(*backend_, *ring_, config_.initial_ticket, out);
   }
@@ -97,6 +104,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   // runtime; Producers borrow them.
   std::vector<std::shared_ptr<detail::ProducerRing>> producer_rings_;
   std::unique_ptr<detail::BufferTable> buffers_;
+  std::unique_ptr<detail::RegionTable> regions_;
   uint64_t user_first_ticket_ = 0;  // stats() counts from here (see start_user_counts)
 
   // Lifecycle. `finalized_` is set once the consumer stopped and the host

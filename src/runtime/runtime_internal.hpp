@@ -44,6 +44,9 @@ struct RuntimeInternals {
   // register_buffer whose table entry names an owning tenant.
   static Status register_owned_buffer(Runtime& runtime, const void* memory, uint64_t bytes,
                                       uint32_t owner, BufferHandle* handle);
+  // create_region whose table entry names an owning tenant.
+  static Status create_owned_region(Runtime& runtime, RegionPolicy policy, uint64_t bytes,
+                                    uint32_t owner, RegionHandle* handle);
   // Tenant table (see mr_tenant_entry for when each may be called).
   static uint32_t max_tenants(const Runtime& runtime);
   static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry,

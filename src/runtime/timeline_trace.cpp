@@ -28,6 +28,9 @@ const char* opcode_name(uint32_t opcode) {
     case MR_OP_FENCE: return "FENCE";
     case MR_OP_DELAY_NS: return "DELAY_NS";
     case MR_OP_READ_CLOCK: return "READ_CLOCK";
+    case MR_OP_STAGE_TO_BUFFER: return "STAGE_TO_BUFFER";
+    case MR_OP_BUFFER_TO_STAGING: return "BUFFER_TO_STAGING";
+    case MR_OP_AXPY_F32: return "AXPY_F32";
     default: return opcode >= MR_OP_USER_BASE ? "user" : "system";
   }
 }

@@ -196,11 +196,16 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
 
 // A revoked tenant holds nothing: zeroes its reservations and hands back the
 // buffers it held, for the caller to free (or not: a runtime being destroyed
-// frees them itself).
-std::vector<BufferHandle> RegistryCore::release_quotas(TenantState& state) {
+// frees them itself), and its staging regions in *regions (if not null).
+std::vector<BufferHandle> RegistryCore::release_quotas(TenantState& state,
+                                                       std::vector<RegionHandle>* regions) {
   std::lock_guard<std::mutex> lock(state.usage.mutex);
   std::vector<BufferHandle> buffers(state.usage.buffers.begin(), state.usage.buffers.end());
   state.usage.buffers.clear();
+  if (regions != nullptr)
+    for (const auto& r : state.usage.regions) regions->push_back(r.first);
+  state.usage.regions.clear();
+  state.usage.region_bytes = 0;
   state.usage.staging_reserved = 0;
   state.usage.resident_reserved = 0;
   return buffers;
@@ -220,7 +225,9 @@ Status RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state
   Status st = RuntimeInternals::set_tenant_state(runtime_, state->identity.index, MR_TENANT_REVOKED);
   // Slots published before still hold the buffers; free_buffer defers the
   // memory until they completed.
-  for (BufferHandle h : release_quotas(*state)) (void)runtime_.free_buffer(h);
+  std::vector<RegionHandle> regions;
+  for (BufferHandle h : release_quotas(*state, &regions)) (void)runtime_.free_buffer(h);
+  for (RegionHandle h : regions) (void)runtime_.free_region(h);
   table_.draining.push_back(state);
   draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();

@@ -108,7 +108,8 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
 
  private:
   Status check_config_and_size_table();
-  static std::vector<BufferHandle> release_quotas(TenantState& state);
+  static std::vector<BufferHandle> release_quotas(TenantState& state,
+                                                  std::vector<RegionHandle>* regions = nullptr);
   // Frees the ids and windows of revoked tenants that fully drained.
   void retire_drained_locked();
   void read_device_counters_locked(TenantState& state);

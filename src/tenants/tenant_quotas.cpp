@@ -57,7 +57,7 @@ Status TenantHandle::reserve_staging_bytes(uint64_t bytes) const {
     TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.usage.mutex);
     if (t.revoked.load()) return detail::revoked_status(t.identity.id);
-    Status st = check_quota(t.usage.staging_reserved, bytes, t.identity.quotas.staging_bytes,
+    Status st = check_quota(t.usage.staging_in_use_locked(), bytes, t.identity.quotas.staging_bytes,
                             Result::kStagingBackpressure, "staging bytes");
     if (st) t.usage.staging_reserved += bytes;
     return st;
@@ -70,6 +70,7 @@ Status TenantHandle::release_staging_bytes(uint64_t bytes) const {
     TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.usage.mutex);
     if (t.revoked.load()) return detail::revoked_status(t.identity.id);
+    // Only explicit reservations: a region's bytes go back with free_region.
     if (bytes > t.usage.staging_reserved)
       return underflow("staging bytes", bytes, t.usage.staging_reserved);
     t.usage.staging_reserved -= bytes;
@@ -228,7 +229,9 @@ TenantQuotaCounters TenantHandle::quota_counters() const {
   c.staging_bytes_limit = t.identity.quotas.staging_bytes;
   c.resident_handles_limit = t.identity.quotas.resident_handles;
   std::lock_guard<std::mutex> lock(t.usage.mutex);  // one consistent cut of the quotas
-  c.staging_bytes_in_use = t.usage.staging_reserved;
+  c.staging_bytes_in_use = t.usage.staging_in_use_locked();
+  c.staging_region_bytes = t.usage.region_bytes;
+  c.staging_regions = t.usage.regions.size();
   c.resident_handles_in_use = t.usage.resident_in_use_locked();
   c.resident_handles_reserved = t.usage.resident_reserved;
   c.resident_buffers = t.usage.buffers.size();

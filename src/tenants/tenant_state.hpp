@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "megaring/tenant.hpp"
@@ -63,14 +64,19 @@ struct SlotCounters {
 // or by an alloc_buffer between its quota check and the buffer table:
 // resident_in_use_locked() = resident_reserved + allocating + buffers.size(), so
 // release_resident_handles() can give back only what was reserved, never
-// a buffer's handle. Revocation zeroes all of them.
+// a buffer's handle. Staging bytes likewise: staging_in_use_locked() =
+// staging_reserved + region_bytes (the regions' sizes, a create in progress
+// included). Revocation zeroes all of them.
 struct QuotaUsage {
   mutable std::mutex mutex;
   uint64_t staging_reserved = 0;
   uint64_t resident_reserved = 0;
   uint64_t allocating = 0;
   std::unordered_set<BufferHandle> buffers;
+  uint64_t region_bytes = 0;
+  std::unordered_map<RegionHandle, uint64_t> regions;  // live regions and their sizes
 
+  uint64_t staging_in_use_locked() const { return staging_reserved + region_bytes; }
   uint64_t resident_in_use_locked() const {
     return resident_reserved + allocating + buffers.size();
   }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Built-in opcode handlers (MR_OP_NOP ... MR_OP_DELAY_NS), shared by the GPU
+// Built-in opcode handlers (MR_OP_NOP ... MR_OP_AXPY_F32; the staging ones in
+// staging_ops.cuh), shared by the GPU
 // megakernel and the CPU backend. Argument layouts are in slot_abi.h.
 // Every handler is block-collective (see exec_context.cuh) and validates its
 // arguments from the private slot copy; bad arguments become FAULT outcomes.
@@ -8,6 +9,7 @@
 #include <cstdint>
 
 #include "megaring/consumer/exec_context.cuh"
+#include "megaring/consumer/staging_ops.cuh"
 
 namespace megaring {
 
@@ -127,6 +129,9 @@ MR_HDI bool execute_builtin(Ctx& ctx, const mr_slot& s, Outcome& out) {
     case MR_OP_FENCE: op_fence(ctx, s, out); return true;
     case MR_OP_DELAY_NS: op_delay_ns(ctx, s, out); return true;
     case MR_OP_READ_CLOCK: out.result = now_ns(); return true;  // rank 0's value is used
+    case MR_OP_STAGE_TO_BUFFER: op_stage_to_buffer(ctx, s, out); return true;
+    case MR_OP_BUFFER_TO_STAGING: op_buffer_to_staging(ctx, s, out); return true;
+    case MR_OP_AXPY_F32: op_axpy_f32(ctx, s, out); return true;
     default: return false;
   }
 }

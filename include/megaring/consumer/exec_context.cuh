@@ -15,6 +15,7 @@
 
 #include "megaring/detail/checked.hpp"
 #include "megaring/consumer/consumer_core.cuh"
+#include "megaring/consumer/region_access.cuh"
 
 #if defined(__CUDACC__)
 #include <cub/block/block_reduce.cuh>
@@ -92,6 +93,11 @@ struct HostExec {
     return check_range(load_entry(p, handle), origin_, tenant_, handle, offset, bytes, align,
                        out);
   }
+  MR_HDI uint8_t* resolve_region(uint64_t handle, uint64_t offset, uint64_t bytes,
+                                 uint32_t access, Outcome& out) const {
+    return check_region(load_region(p, handle), origin_, tenant_, handle, offset, bytes, access,
+                        out);
+  }
   MR_HDI uint64_t block_sum(uint64_t value) const { return value; }
   MR_HDI bool abort_requested() const { return detail::abort_requested(p); }
   MR_HDI bool wait_prefix() const { return wait_for_prefix(p, seq_); }
@@ -112,6 +118,7 @@ struct BlockShared {
   uint16_t refused_status;
   uint16_t refused_fault;
   mr_buffer_entry entries[2];
+  mr_region_entry region;  // resolve_region's copy
   typename cub::BlockReduce<unsigned long long, kThreads>::TempStorage reduce;
 };
 
@@ -150,6 +157,17 @@ struct DeviceExec {
     sync();
     return check_range(shared->entries[which], shared->origin, shared->slot.tenant, handle, offset,
                        bytes, align, out);
+  }
+
+  // Collective, as resolve: rank 0 reads the region's entry once (its
+  // committed length with it), every thread checks that one copy.
+  MR_HDI uint8_t* resolve_region(uint64_t handle, uint64_t offset, uint64_t bytes,
+                                 uint32_t access, Outcome& out) const {
+    sync();
+    if (rank() == 0) shared->region = load_region(p, handle);
+    sync();
+    return check_region(shared->region, shared->origin, shared->slot.tenant, handle, offset,
+                        bytes, access, out);
   }
 
   // Collective sum (CUB BlockReduce); the total is valid in rank 0.
