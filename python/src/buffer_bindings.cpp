@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+// megaring.Buffer: memory a runtime's slots name by handle. alloc_buffer
+// makes it (zero-filled host memory on the CPU backend, device memory on a
+// GPU), register_buffer takes a caller's DLPack tensor without a copy;
+// both are registered with Runtime::register_buffer. Read, write, free, and
+// export as DLPack (a zero-copy view that keeps the memory alive).
+#include <cuda_runtime_api.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "runtime_core.hpp"
+
+namespace megaring::python {
+
+Status OwnedMemory::allocate(bool device, int device_id, uint64_t bytes,
+                             std::shared_ptr<OwnedMemory>* out) {
+  if (bytes > kMaxBufferBytes)
+    return Status(Result::kInvalidArgument, "buffer of " + std::to_string(bytes) +
+                                                " bytes exceeds kMaxBufferBytes (2^48)");
+  // At least one 64-byte line, so that even an empty buffer has an address
+  // (register_buffer refuses null); bytes <= 2^48 cannot overflow here.
+  const uint64_t rounded = std::max<uint64_t>(64, (bytes + 63) / 64 * 64);
+  void* data = nullptr;
+  if (!device) {
+    data = std::aligned_alloc(64, rounded);
+    if (data == nullptr) return Status(Result::kOutOfMemory, "host allocation failed");
+    std::memset(data, 0, rounded);
+  } else {
+    int previous = 0;
+    if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device_id) != cudaSuccess)
+      return Status(Result::kCudaError, "cudaSetDevice failed");
+    cudaError_t err = cudaMalloc(&data, rounded);
+    if (err == cudaSuccess) err = cudaMemset(data, 0, rounded);
+    if (err == cudaSuccess) err = cudaDeviceSynchronize();
+    (void)cudaSetDevice(previous);
+    if (err != cudaSuccess) {
+      if (data != nullptr) (void)cudaFree(data);
+      (void)cudaGetLastError();
+      return Status(err == cudaErrorMemoryAllocation ? Result::kOutOfMemory : Result::kCudaError,
+                    std::string("device allocation failed: ") + cudaGetErrorString(err));
+    }
+  }
+  out->reset(new OwnedMemory(data, device, device_id));
+  return Status::ok();
+}
+
+OwnedMemory::~OwnedMemory() {
+  if (!device_) {
+    std::free(data_);
+    return;
+  }
+  int previous = 0;
+  if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_id_) == cudaSuccess) {
+    (void)cudaFree(data_);
+    (void)cudaSetDevice(previous);
+  }
+}
+
+namespace {
+
+PyBuffer& live_buffer(PyBuffer& b) {
+  if (!b.live()) raise_invalid("buffer " + std::to_string(b.handle()) + " was freed");
+  return b;
+}
+
+// [offset, offset + nbytes) within the buffer, checked without overflow
+// before anything is allocated for it.
+uint64_t checked_length(const PyBuffer& b, uint64_t offset, nb::handle nbytes) {
+  if (offset > b.nbytes()) raise_invalid("offset past the end of the buffer");
+  if (nbytes.is_none()) return b.nbytes() - offset;
+  const uint64_t n = nb::cast<uint64_t>(nbytes);
+  if (n > b.nbytes() - offset) raise_invalid("range past the end of the buffer");
+  return n;
+}
+
+// A contiguous Py_buffer of `obj` (writable if asked), released on scope exit.
+class BufferView {
+ public:
+  BufferView(nb::handle obj, bool writable) {
+    const int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj.ptr(), &view_, flags) != 0) {
+      PyErr_Clear();
+      raise_invalid(writable ? "expected a writable, contiguous buffer-protocol object"
+                             : "expected a contiguous buffer-protocol object (bytes, numpy array...)");
+    }
+  }
+  ~BufferView() { PyBuffer_Release(&view_); }
+  void* data() const { return view_.buf; }
+  uint64_t size() const { return static_cast<uint64_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
+bool c_contiguous(const nb::ndarray<>& a) {
+  int64_t expected = 1;  // strides are in elements
+  for (size_t i = a.ndim(); i-- > 0;) {
+    if (a.shape(i) != 1 && a.stride(i) != expected) return false;
+    expected *= static_cast<int64_t>(a.shape(i));
+  }
+  return true;
+}
+
+// A one-dimensional uint8 view of the buffer's memory whose owner holds it.
+nb::object view_of(PyBuffer& b) {
+  live_buffer(b);
+  if (b.external()) raise_invalid("a registered tensor is exported by the tensor itself");
+  auto* hold = new std::shared_ptr<OwnedMemory>(b.memory());
+  nb::capsule owner(hold, [](void* p) noexcept { delete static_cast<std::shared_ptr<OwnedMemory>*>(p); });
+  const size_t shape[1] = {static_cast<size_t>(b.nbytes())};
+  nb::ndarray<nb::array_api, uint8_t, nb::ndim<1>> array(b.memory()->data(), 1, shape, owner, nullptr,
+                                          nb::dtype<uint8_t>(), b.dl_device_type(),
+                                          b.dl_device_id());
+  return nb::cast(array);
+}
+
+}  // namespace
+
+PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes) {
+  std::shared_ptr<OwnedMemory> memory;
+  check(OwnedMemory::allocate(self.cuda(), self.device(), nbytes, &memory));
+  BufferHandle handle = 0;
+  check(self.runtime().register_buffer(memory->data(), nbytes, &handle));
+  self.registrations()[handle] = PyRuntime::Registration{memory, nb::object()};
+  return PyBuffer(&self, handle, nbytes, memory, nb::object(), self.cuda() ? kDlCuda : kDlCpu);
+}
+
+PyBuffer register_buffer(PyRuntime& self, nb::handle tensor) {
+  nb::ndarray<> array;
+  if (!nb::try_cast(tensor, array, false))
+    raise_invalid("register_buffer needs a writable tensor with __dlpack__ or the buffer protocol");
+  const int type = array.device_type();
+  if (self.cuda()) {
+    if ((type != kDlCuda && type != kDlCudaManaged) || array.device_id() != self.device())
+      raise_invalid("the CUDA backend registers memory of its own GPU (device " +
+                    std::to_string(self.device()) + ") only");
+  } else if (type != kDlCpu && type != kDlCudaHost) {
+    raise_invalid("the CPU backend registers host memory only");
+  }
+  if (!c_contiguous(array)) raise_invalid("register_buffer needs contiguous memory");
+  const uint64_t nbytes = array.nbytes();
+  BufferHandle handle = 0;
+  check(self.runtime().register_buffer(array.data(), nbytes, &handle));
+  // The tensor and its DLPack import stay referenced until the memory is
+  // the caller's again.
+  nb::object keep = nb::make_tuple(nb::borrow(tensor), nb::cast(array));
+  self.registrations()[handle] = PyRuntime::Registration{nullptr, keep};
+  return PyBuffer(&self, handle, nbytes, nullptr, keep, type);
+}
+
+void bind_buffer(nb::module_& m) {
+  nb::class_<PyBuffer>(m, "Buffer", "Memory that slots name by handle.")
+      .def_prop_ro("handle", &PyBuffer::handle)
+      .def_prop_ro("nbytes", &PyBuffer::nbytes)
+      .def_prop_ro("live", &PyBuffer::live)
+      .def_prop_ro("external", &PyBuffer::external)
+      .def("__len__", [](const PyBuffer& b) { return b.nbytes(); })
+      .def("__index__", &PyBuffer::handle)
+      .def("read", [](PyBuffer& b, uint64_t offset, nb::handle nbytes) {
+        const uint64_t n = checked_length(live_buffer(b), offset, nbytes);
+        nb::bytes out(nullptr, n);
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = b.owner().runtime().read_buffer(b.handle(), offset,
+                                               const_cast<char*>(out.c_str()), n);
+        }
+        check(st);
+        return out;
+      }, nb::arg("offset") = 0, nb::arg("nbytes").none() = nb::none(),
+         "Copies bytes out of the buffer (wait for the slots that write them first).")
+      .def("read_into", [](PyBuffer& b, nb::handle out, uint64_t offset) {
+        BufferView view(out, true);
+        checked_length(live_buffer(b), offset, nb::int_(view.size()));
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = b.owner().runtime().read_buffer(b.handle(), offset, view.data(), view.size());
+        }
+        check(st);
+      }, nb::arg("out"), nb::arg("offset") = 0,
+         "Fills a writable buffer-protocol object (numpy array, bytearray) from the buffer.")
+      .def("write", [](PyBuffer& b, nb::handle data, uint64_t offset) {
+        BufferView view(data, false);
+        checked_length(live_buffer(b), offset, nb::int_(view.size()));
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = b.owner().runtime().write_buffer(b.handle(), offset, view.data(), view.size());
+        }
+        check(st);
+      }, nb::arg("data"), nb::arg("offset") = 0)
+      .def("free", [](PyBuffer& b, nb::handle timeout) {
+        if (!b.live()) return;
+        PyRuntime& rt = b.owner();
+        const Nanoseconds t = to_timeout(timeout);
+        if (!rt.stopped()) {
+          Status st;
+          {
+            nb::gil_scoped_release release;  // waits for the slots that may touch it
+            st = rt.runtime().unregister_buffer(b.handle(), t);
+          }
+          check(st);  // kTimeout: the memory stays held (retired); free() again waits on
+        }
+        rt.registrations().erase(b.handle());
+        b.retire();
+      }, nb::arg("timeout").none() = nb::none(),
+         "Unregisters the buffer once no slot can touch it; exported views keep the memory.")
+      .def("__dlpack__", [](PyBuffer& b, nb::kwargs kwargs) {
+        return view_of(b).attr("__dlpack__")(**kwargs);
+      }, nb::arg("kwargs"))
+      .def("__dlpack_device__", [](PyBuffer& b) {
+        return nb::make_tuple(b.dl_device_type(), b.dl_device_id());
+      })
+      .def("__repr__", [](const PyBuffer& b) {
+        return "Buffer(handle=" + std::to_string(b.handle()) + ", nbytes=" +
+               std::to_string(b.nbytes()) + (b.live() ? ")" : ", freed)");
+      });
+}
+
+}  // namespace megaring::python

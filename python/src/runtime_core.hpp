@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// The binding's stateful objects: a Runtime, the memory behind Python-made
+// buffers, and a Buffer. Every buffer the binding hands out is registered
+// memory (Runtime::register_buffer), either the binding's own allocation or
+// a caller's tensor, so its lifetime is the binding's to decide: memory is
+// freed only once megaring no longer reaches it (unregister returned OK, or
+// the runtime is gone) and no exported DLPack view holds it.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+#include <functional>
+#include <memory>
+#include <unordered_map>
+
+#include "common.hpp"
+
+namespace megaring::python {
+
+// DLPack device types (dlpack.h's DLDeviceType).
+inline constexpr int kDlCpu = 1;
+inline constexpr int kDlCuda = 2;
+inline constexpr int kDlCudaHost = 3;
+inline constexpr int kDlCudaManaged = 13;
+
+// Zero-filled memory the binding allocated: host memory (CPU backend) or
+// device memory of the runtime's GPU. Freed by the last owner.
+class OwnedMemory {
+ public:
+  static Status allocate(bool device, int device_id, uint64_t bytes,
+                         std::shared_ptr<OwnedMemory>* out);
+  ~OwnedMemory();
+  OwnedMemory(const OwnedMemory&) = delete;
+  OwnedMemory& operator=(const OwnedMemory&) = delete;
+  void* data() const noexcept { return data_; }
+
+ private:
+  OwnedMemory(void* data, bool device, int device_id)
+      : data_(data), device_(device), device_id_(device_id) {}
+  void* data_;
+  bool device_;
+  int device_id_;
+};
+
+class PyRuntime {
+ public:
+  // What keeps a registered buffer's memory alive while megaring may touch
+  // it. Read and written only with the GIL held (the GIL is its lock).
+  struct Registration {
+    std::shared_ptr<OwnedMemory> memory;  // the binding's allocation, or
+    nb::object keep;                      // the caller's tensor (and its DLPack import)
+  };
+
+  explicit PyRuntime(std::unique_ptr<Runtime> runtime, int device)
+      : runtime_(std::move(runtime)), device_(device) {}
+  // Stops the consumer (the runtime's destructor aborts it) with the GIL
+  // released, so a tenant callback waiting for the GIL can finish, and only
+  // then lets the registered memory go.
+  ~PyRuntime();
+
+  Runtime& runtime() { return *runtime_; }
+  int device() const { return device_; }
+  bool cuda() const { return runtime_->backend() == Backend::kCuda; }
+  // True once shutdown() or abort() returned OK: the consumer has stopped
+  // and no slot can touch any buffer any more.
+  bool stopped() const { return stopped_; }
+  void set_stopped() { stopped_ = true; }
+  std::unordered_map<BufferHandle, Registration>& registrations() { return registrations_; }
+
+ private:
+  std::unordered_map<BufferHandle, Registration> registrations_;
+  std::unique_ptr<Runtime> runtime_;  // declared last: destroyed first
+  int device_;
+  bool stopped_ = false;
+};
+
+class PyBuffer {
+ public:
+  PyBuffer(PyRuntime* owner, BufferHandle handle, uint64_t nbytes,
+           std::shared_ptr<OwnedMemory> memory, nb::object external, int dl_device_type)
+      : owner_(owner), handle_(handle), nbytes_(nbytes), memory_(std::move(memory)),
+        external_(std::move(external)), dl_device_type_(dl_device_type) {}
+
+  BufferHandle handle() const { return handle_; }
+  uint64_t nbytes() const { return nbytes_; }
+  bool live() const { return live_; }
+  bool external() const { return external_.is_valid(); }
+  int dl_device_type() const { return dl_device_type_; }
+  int dl_device_id() const { return owner_->device(); }
+  PyRuntime& owner() { return *owner_; }
+  const std::shared_ptr<OwnedMemory>& memory() const { return memory_; }
+  // After a successful unregister (or once the runtime stopped): the
+  // buffer no longer names memory; exported views keep theirs.
+  void retire() {
+    live_ = false;
+    memory_.reset();
+    external_ = nb::object();
+  }
+
+ private:
+  PyRuntime* owner_;  // kept alive by the Python Buffer (keep_alive)
+  BufferHandle handle_;
+  uint64_t nbytes_;
+  std::shared_ptr<OwnedMemory> memory_;
+  nb::object external_;
+  int dl_device_type_;
+  bool live_ = true;
+};
+
+void bind_buffer(nb::module_& m);
+PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes);
+PyBuffer register_buffer(PyRuntime& self, nb::handle tensor);
+// Runs fn(slice) with the GIL released, slice by slice, checking for
+// signals (Ctrl-C) between slices; fn returns kTimeout when a slice ends.
+Status wait_sliced(Nanoseconds timeout, const std::function<Status(Nanoseconds)>& fn);
+
+}  // namespace megaring::python

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: Apache-2.0
+// megaring.TenantRegistry and megaring.Tenant. The GIL rule: every call
+// that may wait for the drain pump releases the GIL, and the completion
+// callback (run on the pump thread, or whichever thread delivers) takes it
+// only for the Python call itself.
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <string>
+#include <vector>
+
+#include "megaring/tenant.hpp"
+#include "runtime_core.hpp"
+
+namespace megaring::python {
+namespace {
+
+// A Python callable the C++ registry may copy, call and destroy on any
+// thread: each touch of the object takes the GIL.
+class PyCallback {
+ public:
+  explicit PyCallback(nb::handle fn) : fn_(fn.ptr()) { Py_INCREF(fn_); }
+  ~PyCallback() {
+    if (!nb::is_alive()) return;  // interpreter gone: nothing left to release
+    nb::gil_scoped_acquire gil;
+    Py_DECREF(fn_);
+  }
+  PyCallback(const PyCallback&) = delete;
+  PyCallback& operator=(const PyCallback&) = delete;
+  void operator()(const Completion& c) const noexcept {
+    if (!nb::is_alive()) return;
+    nb::gil_scoped_acquire gil;
+    try {
+      nb::handle fn(fn_);
+      fn(c);
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable(nb::handle(fn_));  // never into the pump
+    } catch (...) {
+      PyErr_SetString(PyExc_RuntimeError, "megaring: on_completion callback failed");
+      PyErr_WriteUnraisable(fn_);
+    }
+  }
+
+ private:
+  PyObject* fn_;
+};
+
+class PyRegistry {
+ public:
+  explicit PyRegistry(std::unique_ptr<TenantRegistry> registry) : registry_(std::move(registry)) {}
+  // The close waits for the pump thread, which may be waiting for the GIL.
+  ~PyRegistry() { close(); }
+  void close() {
+    nb::gil_scoped_release release;
+    registry_.reset();
+  }
+  TenantRegistry& get() {
+    if (!registry_) raise_status(Status(Result::kRevoked, "the registry is closed"));
+    return *registry_;
+  }
+
+ private:
+  std::unique_ptr<TenantRegistry> registry_;
+};
+
+TenantPublishOptions tenant_options(bool keep, nb::handle timeout) {
+  TenantPublishOptions o;
+  o.keep_result = keep;
+  o.timeout = timeout.is_none() ? kForever : to_timeout(timeout);
+  return o;
+}
+
+nb::dict runtime_counters(const TenantHandle& t) {
+  const TenantRuntimeCounters c = t.runtime_counters();
+  nb::dict d;
+  d["published"] = c.published;
+  d["drained"] = c.drained;
+  d["completed_ok"] = c.completed_ok;
+  d["faulted"] = c.faulted;
+  d["revoked"] = c.revoked;
+  d["aborted"] = c.aborted;
+  nb::list faults;
+  for (uint64_t f : c.faults_by_code) faults.append(f);
+  d["faults_by_code"] = faults;
+  d["backpressure_events"] = c.backpressure_events;
+  d["pipeline_errors"] = c.pipeline_errors;
+  d["device_admitted"] = c.device_admitted;
+  d["device_out_of_window"] = c.device_out_of_window;
+  d["device_revoked"] = c.device_revoked;
+  d["device_not_granted"] = c.device_not_granted;
+  return d;
+}
+
+nb::dict quota_counters(const TenantHandle& t) {
+  const TenantQuotaCounters q = t.quota_counters();
+  nb::dict d;
+  d["max_outstanding_slots"] = q.max_outstanding_slots;
+  d["outstanding_slots"] = q.outstanding_slots;
+  d["staging_bytes_limit"] = q.staging_bytes_limit;
+  d["staging_bytes_in_use"] = q.staging_bytes_in_use;
+  d["resident_handles_limit"] = q.resident_handles_limit;
+  d["resident_handles_in_use"] = q.resident_handles_in_use;
+  return d;
+}
+
+Ticket tenant_publish(const TenantHandle& t, nb::handle op, nb::args args, bool keep,
+                      nb::handle timeout) {
+  const SlotRequest request = to_request(op, args);
+  const TenantPublishOptions options = tenant_options(keep, timeout);
+  Ticket ticket;
+  Status st;
+  {
+    nb::gil_scoped_release release;  // may wait for quota the pump gives back
+    st = t.publish_slot(request, &ticket, options);
+  }
+  check(st);
+  return ticket;
+}
+
+}  // namespace
+
+void bind_tenants(nb::module_& m) {
+  nb::class_<TenantHandle>(m, "Tenant", "A client of a shared runtime: its own opcode window and quotas.")
+      .def_prop_ro("id", &TenantHandle::id)
+      .def_prop_ro("label", [](const TenantHandle& t) { return t.label(); })
+      .def_prop_ro("base_opcode", &TenantHandle::base_opcode)
+      .def_prop_ro("opcode_cap", &TenantHandle::opcode_cap)
+      .def_prop_ro("revoked", &TenantHandle::revoked)
+      .def_prop_ro("published_count", &TenantHandle::published_count)
+      .def_prop_ro("drained_count", &TenantHandle::drained_count)
+      .def("publish", &tenant_publish, nb::arg("op"), nb::arg("args"), nb::kw_only(),
+           nb::arg("keep") = false, nb::arg("timeout").none() = nb::none(),
+           "Publishes a slot with a tenant-local opcode; timeout=None waits for quota and ring space.")
+      .def("publish_batch", [](const TenantHandle& t, nb::handle slots, bool keep, nb::handle timeout) {
+        std::vector<SlotRequest> requests;
+        for (nb::handle s : slots) {
+          if (!nb::isinstance<SlotRequest>(s)) raise_invalid("publish_batch takes a sequence of megaring.Slot");
+          requests.push_back(nb::cast<SlotRequest>(s));
+        }
+        if (requests.size() > UINT32_MAX) raise_invalid("batch too large");
+        const TenantPublishOptions options = tenant_options(keep, timeout);
+        Ticket first;
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = t.publish_batch(requests.data(), static_cast<uint32_t>(requests.size()), &first, options);
+        }
+        check(st);
+        std::vector<Ticket> tickets(requests.size());
+        for (size_t i = 0; i < tickets.size(); ++i) tickets[i] = Ticket{first.value + i, first.kept};
+        return tickets;
+      }, nb::arg("slots"), nb::kw_only(), nb::arg("keep") = false, nb::arg("timeout").none() = nb::none())
+      .def("wait", [](const TenantHandle& t, const Ticket& ticket, nb::handle timeout) {
+        Completion c;
+        check(wait_sliced(to_timeout(timeout), [&](Nanoseconds s) { return t.wait(ticket, &c, s); }));
+        return c;
+      }, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())
+      .def("release", [](const TenantHandle& t, const Ticket& ticket) { check(t.release(ticket)); },
+           nb::arg("ticket"))
+      .def("quiesce", [](const TenantHandle& t, nb::handle timeout) {
+        // Sliced: each slice ends kQuiesceTimeout, which the slicer must see as kTimeout.
+        Status last;
+        Status st = wait_sliced(to_timeout(timeout), [&](Nanoseconds s) {
+          last = t.quiesce(s);
+          return last.code() == Result::kQuiesceTimeout ? Status(Result::kTimeout, "") : last;
+        });
+        check(st.code() == Result::kTimeout ? last : st);
+      }, nb::arg("timeout").none() = nb::none(), "Waits until every published slot has drained.")
+      .def("counters", &runtime_counters)
+      .def("quota_counters", &quota_counters)
+      .def("global_opcode", [](const TenantHandle& t, uint32_t local) {
+        uint32_t global = 0;
+        check(t.global_opcode(local, &global));
+        return global;
+      }, nb::arg("local"))
+      .def("set_grants", [](const TenantHandle& t, nb::handle opcodes) {
+        check(t.set_grants(opcodes.is_none() ? OpcodeGrants::everything()
+                                             : OpcodeGrants::only(nb::cast<std::vector<uint32_t>>(opcodes))));
+      }, nb::arg("opcodes").none(), "None grants the whole window; else exactly these local opcodes.")
+      .def("__repr__", [](const TenantHandle& t) {
+        return "Tenant(id=" + std::to_string(t.id()) + ", label='" + t.label() + "')";
+      });
+
+  nb::class_<PyRegistry>(m, "TenantRegistry", "Tenants of one runtime and their drain pump.")
+      .def("__init__", [](PyRegistry* self, PyRuntime& runtime, const std::string& pump,
+                          uint32_t max_tenants, nb::handle close_timeout) {
+        RegistryConfig config;
+        if (pump == "thread") config.pump = PumpMode::kThread;
+        else if (pump == "manual") config.pump = PumpMode::kManual;
+        else raise_invalid("pump must be 'thread' or 'manual'");
+        config.max_tenants = max_tenants;
+        config.close_timeout = to_timeout(close_timeout);
+        std::unique_ptr<TenantRegistry> registry;
+        check(TenantRegistry::create(runtime.runtime(), config, &registry));
+        new (self) PyRegistry(std::move(registry));
+      }, nb::arg("runtime"), nb::kw_only(), nb::arg("pump") = "thread", nb::arg("max_tenants") = 0,
+         nb::arg("close_timeout") = 10.0, nb::keep_alive<1, 2>())
+      .def("register", [](PyRegistry& self, const std::string& label, uint32_t opcode_cap,
+                          uint64_t max_outstanding_slots, uint64_t staging_bytes,
+                          uint64_t resident_handles, nb::handle on_completion, nb::handle grants) {
+        TenantConfig config;
+        config.label = label;
+        config.quotas.opcode_cap = opcode_cap;
+        config.quotas.max_outstanding_slots = max_outstanding_slots;
+        config.quotas.staging_bytes = staging_bytes;
+        config.quotas.resident_handles = resident_handles;
+        if (!on_completion.is_none()) {
+          if (!PyCallable_Check(on_completion.ptr())) raise_invalid("on_completion must be callable");
+          auto callback = std::make_shared<PyCallback>(on_completion);
+          config.on_completion = [callback](const Completion& c) { (*callback)(c); };
+        }
+        if (!grants.is_none()) config.grants = OpcodeGrants::only(nb::cast<std::vector<uint32_t>>(grants));
+        TenantHandle handle;
+        Status st;
+        TenantRegistry& registry = self.get();
+        {
+          nb::gil_scoped_release release;
+          st = registry.register_tenant(config, &handle);
+        }
+        check(st);
+        return handle;
+      }, nb::arg("label") = "", nb::kw_only(), nb::arg("opcode_cap") = 16,
+         nb::arg("max_outstanding_slots") = 256, nb::arg("staging_bytes") = 64ull << 20,
+         nb::arg("resident_handles") = 64, nb::arg("on_completion").none() = nb::none(),
+         nb::arg("grants").none() = nb::none())
+      .def("unregister", [](PyRegistry& self, const TenantHandle& tenant) {
+        TenantRegistry& registry = self.get();
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = registry.unregister_tenant(tenant);
+        }
+        check(st);
+      }, nb::arg("tenant"))
+      .def("pump_once", [](PyRegistry& self) {
+        TenantRegistry& registry = self.get();
+        nb::gil_scoped_release release;  // callbacks it runs take the GIL
+        return registry.pump_once();
+      })
+      .def("stats", [](PyRegistry& self) {
+        const RegistryStats s = self.get().stats();
+        nb::dict d;
+        d["live_tenants"] = s.live_tenants;
+        d["draining_tenants"] = s.draining_tenants;
+        d["drained_slots"] = s.drained_slots;
+        d["untenanted_slots"] = s.untenanted_slots;
+        return d;
+      })
+      .def("close", &PyRegistry::close, "Revokes every tenant and drains their slots.")
+      .def("__enter__", [](nb::handle self) { return nb::borrow(self); })
+      .def("__exit__", [](PyRegistry& self, nb::args) { self.close(); });
+}
+
+}  // namespace megaring::python
