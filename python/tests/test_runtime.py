@@ -134,3 +134,25 @@ def test_context_manager_shuts_down():
             raise RuntimeError("boom")
     with pytest.raises(megaring.Shutdown):
         rt2.publish(ops.nop(1))
+
+
+def test_a_long_wait_answers_ctrl_c():
+    """wait() sleeps in slices and looks for signals between them."""
+    import _thread
+
+    rt = megaring.Runtime(backend="cpu", workers=1)
+    try:
+        for _ in range(30):  # 30 s of work on one worker
+            rt.publish(ops.delay_ns(1_000_000_000))
+        last = rt.publish(ops.nop(1), keep=True)
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        t0 = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            rt.wait(last)
+        # Generous: the work queued ahead takes 30 s; an interrupt seen only
+        # when the wait ends would take that long.
+        assert time.monotonic() - t0 < 20
+        timer.join()
+    finally:
+        rt.abort()
