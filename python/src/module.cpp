@@ -40,8 +40,13 @@ BufferHandle buffer_handle(nb::handle buffer) {
 
 // Slot arguments are 64-bit words: a Python int in [0, 2^64) or a negative
 // one down to -2^63 (stored two's complement, as C would).
-static uint64_t slot_word(nb::handle value) {
-  if (!nb::isinstance<nb::int_>(value)) raise_invalid("slot arguments must be ints");
+// Anything with __index__ counts (a Buffer gives its handle).
+static uint64_t slot_word(nb::handle arg) {
+  nb::object value = nb::steal(PyNumber_Index(arg.ptr()));
+  if (!value.is_valid()) {
+    PyErr_Clear();
+    raise_invalid("slot arguments must be ints (or have __index__, as a Buffer does)");
+  }
   uint64_t word = 0;
   if (nb::try_cast<uint64_t>(value, word, false)) return word;
   int64_t signed_word = 0;

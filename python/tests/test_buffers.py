@@ -20,6 +20,9 @@ def test_registered_numpy_array_receives_store_u32(rt):
     assert c.ok and c.result == 0xDEADBEEF
     assert arr[2] == 0xDEADBEEF  # the slot wrote the array itself: no copy
     assert arr.sum() == 0xDEADBEEF
+    assert rt.call(megaring.OP_STORE_U32, buf, 4, 7).ok  # a Buffer as a slot word: its handle
+    assert arr[1] == 7
+    arr[1] = 0
     arr[5] = 41  # and host writes are what slots read
     assert rt.call(ops.reduce_add_u32(buf, 0, 16)).result == 0xDEADBEEF + 41
     assert buf.read(20, 4) == np.uint32(41).tobytes()
@@ -100,6 +103,7 @@ def test_write_from_buffer_protocol_objects(rt):
         buf.write(np.zeros(8, dtype=np.uint8)[::2])  # not contiguous
 
 
+@pytest.mark.gpu
 def test_gpu_tensor_registration():
     if not megaring.cuda_device_available():
         pytest.skip("no CUDA GPU")

@@ -49,6 +49,10 @@ def test_runtime_errors(rt):
         megaring.Slot(megaring.OP_NOP, 1, 2, 3, 4, 5, 6)  # six words
     with pytest.raises(megaring.InvalidArgument):
         rt.publish(ops.nop(1), 2)  # a Slot takes no more words
+    with pytest.raises(megaring.InvalidArgument):
+        rt.publish(megaring.OP_NOP, "7")
+    with pytest.raises(megaring.InvalidArgument):
+        rt.publish(megaring.OP_NOP, 2**64)
 
 
 def test_ring_full_when_not_blocking():
