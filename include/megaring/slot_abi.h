@@ -71,17 +71,20 @@
  *   2. a READY normal ring, on the same rule for normal; else
  *   3. a READY ring of the highest class that has one;
  * round robin among the READY rings of the picked class. Bound: while a
- * normal or bulk ring stays READY, at most MR_PRIORITY_CREDIT_SLOTS + one
- * turn (kRingTurnRounds rounds of at most a round's bodies: 4 x 256 on a
- * crew of four warps, or 4 x capacity if that is smaller) of
- * higher-class slots are staged before one of its class is (normal: plus
- * one bulk turn, picked first); below that, higher classes go first. While
- * any ring is critical, a normal or bulk ring's turn is kRingTurnRounds
+ * bulk ring stays READY, between two slots of its class (and from the
+ * poll that first finds it READY to the first) at most
+ * MR_PRIORITY_CREDIT_SLOTS + one turn of slots of other classes are
+ * staged; for normal, one bulk turn more (a bulk turn due at the same poll
+ * goes first). A turn: kRingTurnRounds rounds and the round that ends it,
+ * each of at most a round's bodies (256 on a crew of four warps) and at
+ * most capacity. Below the credit, higher classes go first. While any ring
+ * is critical, a normal or bulk ring's turn is kRingTurnRounds rounds
  * (never the longer turn of a ring found alone), and its rounds stage only
  * while the staged queue holds fewer than capacity / 2 (normal) or
- * min(MR_PRIORITY_BULK_BACKLOG, capacity / 4) (bulk; at least 1) slots,
- * so a critical slot queues behind at most that many lower-class slots.
- * Staged slots run in staged order: a class orders fetching, not execution.
+ * min(MR_PRIORITY_BULK_BACKLOG, capacity / 4) (bulk; at least 1) slots: a
+ * critical slot is staged behind at most capacity / 2 lower-class slots,
+ * that bulk bound if they are all bulk. Staged slots run in staged order:
+ * a class orders fetching, not execution.
  *
  * ---------------------------------------------------------------------------
  * Tickets
