@@ -373,10 +373,11 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   // While a ring is critical, a lower class's round fills it only part way
   // (ring_priority.cuh, staged_limit).
   if (p.rings > 1) {
-    const uint64_t staged_now = st.seq - st.done_seen;
-    const uint64_t limit =
-        staged_limit(st.schedule->turn_rank, p.capacity, st.schedule->critical_present != 0);
-    const uint64_t room = staged_now < limit ? limit - staged_now : 0;
+    // The queue ends `limit` past the completer's cursor (seq never passes
+    // done_seen + capacity, so with limit = capacity the room is as before).
+    const uint64_t end =
+        st.done_seen + staged_limit(st.schedule->turn_rank, p.capacity, st.schedule->critical_present != 0);
+    const uint64_t room = end > st.seq ? end - st.seq : 0;
     if (n_body > room) n_body = static_cast<uint32_t>(room);
   }
   uint64_t left = backlog - n_body;
