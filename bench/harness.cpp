@@ -203,6 +203,9 @@ std::string format_row(const Arm& a) {
                     bound->number(), fmt_rate(flood->number()).c_str(), ratio->number());
     else if (bound)
       std::snprintf(buf, sizeof(buf), "bound: <= %.0f bulk slots queued ahead", bound->number());
+    else if (flood && ratio && !ahead)
+      std::snprintf(buf, sizeof(buf), "no classes; flood %s slots/s; p99 %.2fx alone",
+                    fmt_rate(flood->number()).c_str(), ratio->number());
     else if (flood && ratio && ahead)
       std::snprintf(buf, sizeof(buf), "max %.0f queued ahead; flood %s slots/s; p99 %.2fx alone",
                     ahead->number(), fmt_rate(flood->number()).c_str(), ratio->number());

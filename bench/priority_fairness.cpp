@@ -150,7 +150,7 @@ void run_priority(const FairnessOptions& o, std::vector<Arm>* arms, void (*on_ar
     if (r.ok) {
       a.has_latency = true;
       a.latency = summarize(r.ns);
-      a.extra["prio_bound"] = static_cast<unsigned long long>(bound);
+      if (classes || !flood) a.extra["prio_bound"] = static_cast<unsigned long long>(bound);
       if (flood) {
         a.extra["flood_slots_per_s"] = seconds > 0 ? flood_published / seconds : 0.0;
         if (alone.has_latency && alone.latency.p99 > 0)
