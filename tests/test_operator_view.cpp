@@ -22,6 +22,8 @@
 
 #include "backend_fixture.hpp"
 #include "metrics_parser.hpp"
+#include "runtime/operator_watch.hpp"
+#include "support/prometheus_text.hpp"
 #include "tenant_test_ops.hpp"
 
 namespace megaring_test {
@@ -471,6 +473,49 @@ TEST(LogLevels, ParseLikeNcclDebug) {
   EXPECT_EQ(megaring::parse_log_level("INFOX", &known), LogLevel::kWarn);
   EXPECT_FALSE(known);
   EXPECT_STREQ(megaring::log_level_name(LogLevel::kTrace), "TRACE");
+}
+
+// The observed ages (AgeSource::kObserved): from the first look that saw
+// a value, restarted by a new value, and for DONE_COUNT by an idle look.
+TEST(OperatorWatch, ObservedAgesCountFromTheFirstLook) {
+  megaring::detail::OperatorWatch w;
+  EXPECT_EQ(w.observe_heartbeat(5, 100), 0);
+  EXPECT_EQ(w.observe_heartbeat(5, 250), 150);
+  EXPECT_EQ(w.observe_heartbeat(6, 300), 0);
+  EXPECT_EQ(w.observe_heartbeat(6, 400), 100);
+  EXPECT_EQ(w.observe_done(0, 10, true, 1000), 0);
+  EXPECT_EQ(w.observe_done(0, 10, true, 1500), 500);
+  EXPECT_EQ(w.observe_done(0, 11, true, 1600), 0);
+  EXPECT_EQ(w.observe_done(0, 11, false, 1700), -1);
+  EXPECT_EQ(w.observe_done(0, 11, true, 1800), 0);  // idle in between: counts from here
+  EXPECT_EQ(w.observe_done(3, 11, true, 1900), 0);  // each ring its own
+  EXPECT_EQ(w.observe_done(0, 11, true, 2000), 200);
+  EXPECT_EQ(w.observe_done(MR_MAX_RINGS, 1, true, 1), -1);  // no such ring
+  int64_t age = 0;
+  EXPECT_TRUE(w.last_error(10, &age).is_ok());
+  EXPECT_EQ(age, -1);
+  w.note_error(Status::ok(), 20);  // not an error
+  EXPECT_TRUE(w.last_error(30, &age).is_ok());
+  w.note_error(Status(Result::kTimeout, "first"), 40);
+  w.note_error(Status(Result::kCudaError, "second"), 50);
+  const Status last = w.last_error(80, &age);
+  EXPECT_EQ(last.code(), Result::kCudaError);
+  EXPECT_EQ(last.message(), "second");
+  EXPECT_EQ(age, 30);
+}
+
+TEST(PrometheusEscape, TheThreeEscapesAndValidUtf8) {
+  using megaring::detail::prometheus_escape;
+  EXPECT_EQ(prometheus_escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+  EXPECT_EQ(prometheus_escape("say \"hi\"\n", false), "say \"hi\"\\n");  // HELP keeps quotes
+  const std::string bad = "\xEF\xBF\xBD";
+  EXPECT_EQ(prometheus_escape("\xff"), bad);
+  EXPECT_EQ(prometheus_escape("\xc0\x80"), bad + bad);             // overlong NUL
+  EXPECT_EQ(prometheus_escape("\xed\xa0\x80"), bad + bad + bad);  // a surrogate
+  EXPECT_EQ(prometheus_escape("\xe2\x82"), bad + bad);             // cut short
+  EXPECT_EQ(prometheus_escape("\xf4\x90\x80\x80"), bad + bad + bad + bad);  // past U+10FFFF
+  EXPECT_EQ(prometheus_escape("\xe2\x82\xac \xf0\x9f\x98\x80"), "\xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(prometheus_escape(std::string("a\0b", 3)), std::string("a\0b", 3));
 }
 
 TEST(MetricsParser, RefusesWhatIsNotExposition) {
