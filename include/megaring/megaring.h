@@ -301,7 +301,9 @@ mr_result_t mr_runtime_health(mr_runtime_t* runtime, mr_health_t* health);
 /* Text: Runtime::dump_state and Runtime::metrics_text (Prometheus text
  * exposition). Writes at most `capacity` bytes, NUL included (cut to fit);
  * *length (may be NULL) gets the whole text's length without the NUL, so a
- * call with buffer NULL and capacity 0 asks how much room it needs. */
+ * call with buffer NULL and capacity 0 asks how much room it needs. The
+ * text changes from call to call (counters, ages): give room to spare, and
+ * call again if *length >= capacity. */
 mr_result_t mr_runtime_dump_state(mr_runtime_t* runtime, char* buffer, size_t capacity,
                                   size_t* length);
 mr_result_t mr_runtime_metrics_text(mr_runtime_t* runtime, char* buffer, size_t capacity,
