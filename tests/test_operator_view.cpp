@@ -8,6 +8,7 @@
 #include <cuda/atomic>
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -451,6 +452,40 @@ TEST_P(OperatorViewTest, TenantMetricsCarryEscapedLabelsAndTheCounters) {
   EXPECT_EQ(m.samples_of("megaring_tenant_published_total"), 2u);
   // The raw text: the label's bytes escaped, one sample a line.
   EXPECT_NE(text.find("label=\"a\\\"b\\\\c\\nd}e,f=\\\"g\xEF\xBF\xBD"), std::string::npos) << text;
+}
+
+// Looks while slots flow on two executors (under ThreadSanitizer in CI: the
+// notes and cursors are read while the consumer writes them): every look
+// succeeds and names only tickets that were published.
+TEST_P(OperatorViewTest, LooksWhileSlotsFlow) {
+  Config c = base_config();
+  c.workers = 2;
+  const Status created = Runtime::create(c, tenant_test_consumer(), &rt_);
+  ASSERT_TRUE(created.is_ok()) << created.to_string();
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> looks{0}, bad{0};
+  std::thread looker([&] {
+    while (!done.load()) {
+      StateDump d;
+      std::string text;
+      if (!rt_->dump_state(&d) || !rt_->metrics_text(&text)) {
+        bad.fetch_add(1);
+        continue;
+      }
+      for (const UnitView& u : d.units)
+        if (u.started && (u.ring != 0 || u.ticket >= d.rings[0].published_end || u.opcode != MR_OP_NOP))
+          bad.fetch_add(1);
+      looks.fetch_add(1);
+    }
+  });
+  std::vector<SlotRequest> batch(64, ops::nop(1));
+  Ticket t;
+  for (int i = 0; i < 200; ++i) MR_EXPECT_OK(rt_->publish_batch(batch.data(), 64, &t));
+  MR_EXPECT_OK(rt_->wait_done(Ticket{t.value + 63}, scaled(seconds(30))));
+  done.store(true);
+  looker.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_GT(looks.load(), 0u);
 }
 
 MEGARING_INSTANTIATE_BACKENDS(OperatorViewTest);
