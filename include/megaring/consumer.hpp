@@ -71,6 +71,20 @@ struct alignas(64) ConsumerPrivate {
   alignas(64) uint32_t ring_class[MR_MAX_RINGS];
 };
 
+// What an executor is running, for the operator's view (Runtime::dump_state):
+// its leader stores these, relaxed, as it takes a slot (once a chunk for a
+// chunk that one thread runs alone). Consumer-private, a line a unit, one
+// writer each: no host memory, no fence, no line another unit writes. The
+// host reads each word whole; `what` is 0 until the unit's first slot.
+struct alignas(64) UnitNote {
+  uint64_t ticket;         // the ring's ticket
+  uint64_t tenant_opcode;  // slot.tenant << 32 | slot.opcode (as published)
+  uint64_t what;           // 1 | ring << 8 | chunk slots << 16
+};
+inline constexpr uint64_t unit_note_what(uint32_t ring, uint32_t chunk_slots) {
+  return 1u | (uint64_t{ring} << 8) | (uint64_t{chunk_slots} << 16);
+}
+
 // The private words before the consumer starts: every ring's tickets, and
 // the sequence, from `first_ticket`.
 inline ConsumerPrivate initial_private(uint64_t first_ticket) {
@@ -113,6 +127,7 @@ struct ConsumerParams {
   mr_tenant_counters* tenant_counters;  // [max_tenants]
   mr_tenant_grants* tenant_grants;      // [max_tenants]: each index's opcode grants
   mr_region_entry* regions;    // [max_regions]: the staging regions (regions beside buffers)
+  detail::UnitNote* unit_notes;  // [units]: what each executor runs (null: not noted)
   uint32_t max_regions;
   uint32_t max_buffers;
   uint32_t max_tenants;

@@ -204,6 +204,7 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
         // One abort check for the chunk, not one a slot (each is an L2 round
         // trip, longer than the slot): these slots wait for nothing.
         const uint32_t runnable = abort_requested(p) ? 0u : count;
+        note_unit(p, unit, chunk[0], count);
         uint32_t ran = 0;
         for (; ran < runnable; ++ran) {
           mr_slot slot = chunk[ran];
@@ -227,6 +228,7 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
     for (uint32_t j = 0; j < count; ++j) {
       if (threadIdx.x == 0) {
         shared.seq = first + j;
+        note_unit(p, unit, chunk[j], 1);
         shared.slot = chunk[j];
         shared.origin = unstage(shared.slot);
         // Between slots: an abort leaves the rest of the chunk to the host.
@@ -399,6 +401,7 @@ void cpu_executor(const ConsumerParams& p, unsigned unit) {
         break;
       }
       const uint64_t seq = first + j;
+      note_unit(p, unit, chunk[j], 1);
       mr_slot slot = chunk[j];
       const SlotOrigin origin = unstage(slot);
       Outcome out;

@@ -269,6 +269,56 @@ mr_result_t mr_buffer_register(mr_runtime_t* runtime, void* memory, uint64_t byt
                                uint32_t* handle);
 mr_result_t mr_buffer_unregister(mr_runtime_t* runtime, uint32_t handle, int64_t timeout_ns);
 
+/* ---- The operator's view (megaring/health.hpp, megaring/log.hpp) -------
+ * Nothing here publishes a slot; every call is safe after finalize too. */
+#define MR_RUNTIME_STATE_RUNNING 0  /* megaring::RuntimeState's numbers */
+#define MR_RUNTIME_STATE_DRAINING 1
+#define MR_RUNTIME_STATE_STOPPED 2
+#define MR_RUNTIME_STATE_ABORTED 3
+#define MR_RUNTIME_STATE_FAILED 4   /* the consumer died */
+#define MR_RUNTIME_STATE_WEDGED 5   /* the consumer could not be stopped */
+#define MR_AGE_SOURCE_NONE 0        /* megaring::AgeSource's numbers */
+#define MR_AGE_SOURCE_SAME_CLOCK 1
+#define MR_AGE_SOURCE_CALIBRATED 2
+#define MR_AGE_SOURCE_RECORDED 3
+#define MR_AGE_SOURCE_OBSERVED 4    /* a lower bound */
+
+/* megaring::Health. */
+typedef struct mr_health_t {
+  uint32_t struct_size; /* set by the caller: sizeof(mr_health_t) */
+  int32_t state;        /* MR_RUNTIME_STATE_* */
+  uint32_t consumer_alive;
+  int32_t heartbeat_age_source; /* MR_AGE_SOURCE_* */
+  uint64_t heartbeat_ns;        /* the consumer's stamp, on its clock */
+  int64_t heartbeat_age_ns;     /* host ns, -1 if unknown */
+  int32_t last_error;           /* mr_result_t; MR_RESULT_SUCCESS if none */
+  uint32_t reserved;
+  int64_t last_error_age_ns;    /* -1 if none */
+  char last_error_message[256]; /* NUL-terminated, cut to fit */
+} mr_health_t;
+mr_result_t mr_runtime_health(mr_runtime_t* runtime, mr_health_t* health);
+
+/* Text: Runtime::dump_state and Runtime::metrics_text (Prometheus text
+ * exposition). Writes at most `capacity` bytes, NUL included (cut to fit);
+ * *length (may be NULL) gets the whole text's length without the NUL, so a
+ * call with buffer NULL and capacity 0 asks how much room it needs. The
+ * text changes from call to call (counters, ages): give room to spare, and
+ * call again if *length >= capacity. */
+mr_result_t mr_runtime_dump_state(mr_runtime_t* runtime, char* buffer, size_t capacity,
+                                  size_t* length);
+mr_result_t mr_runtime_metrics_text(mr_runtime_t* runtime, char* buffer, size_t capacity,
+                                    size_t* length);
+
+/* The log (megaring::set_log_callback): messages at `level` (MR_LOG_*) and
+ * more severe go to callback(level, message, user); callback NULL or level
+ * MR_LOG_NONE goes back to MEGARING_DEBUG's output. */
+#define MR_LOG_NONE 0
+#define MR_LOG_WARN 1
+#define MR_LOG_INFO 2
+#define MR_LOG_TRACE 3
+typedef void (*mr_log_callback_t)(int32_t level, const char* message, void* user);
+mr_result_t mr_set_log_callback(int32_t level, mr_log_callback_t callback, void* user);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -84,6 +84,9 @@ typedef struct mr_registry_stats_t {
   uint64_t untenanted_slots;
 } mr_registry_stats_t;
 mr_result_t mr_registry_stats(mr_registry_t* registry, mr_registry_stats_t* stats);
+/* TenantRegistry::metrics_text, written as mr_runtime_metrics_text writes. */
+mr_result_t mr_registry_metrics_text(mr_registry_t* registry, char* buffer, size_t capacity,
+                                     size_t* length);
 
 /* ---- Tenants (megaring::TenantHandle) ----------------------------------- */
 typedef struct mr_tenant_s mr_tenant_t;

@@ -26,6 +26,7 @@
 
 #include "megaring/consumer.hpp"
 #include "megaring/consumer/cost_count.hpp"
+#include "megaring/health.hpp"
 #include "megaring/slot_abi.h"
 #include "megaring/status.hpp"
 
@@ -136,6 +137,10 @@ struct Config {
   // locks), read with Runtime::consumer_costs(). bench --cost-model turns
   // the counts into modelled GPU throughput.
   bool count_costs = false;
+  // The operator's view: when wait(), wait_done() or call() times out, also
+  // write dump_state() to the log at WARN (megaring/log.hpp; the timeout
+  // itself is logged either way).
+  bool dump_on_wait_timeout = false;
 };
 
 // One slot to publish. Argument meanings per opcode are in slot_abi.h; the
@@ -414,6 +419,20 @@ class Runtime {
   // chrome://tracing: one track per consumer unit, host publishes and reap
   // passes beside them, and a flow arrow from each publish to its slot.
   Status write_timeline_trace(const std::string& path) noexcept;
+
+  // The operator's view (megaring/health.hpp; README, "Operating it"). No
+  // call publishes a slot; each is safe at any time, after shutdown too.
+  // health: state, whether the consumer is alive, heartbeat age, last error.
+  Status health(Health* out) noexcept;
+  // dump_state: health, every ring's cursors, the consumer's cursors, what
+  // each executor runs, the oldest outstanding ticket; as a struct or as
+  // text (several lines).
+  Status dump_state(StateDump* out) noexcept;
+  Status dump_state(std::string* out) noexcept;
+  // metrics_text: stats(), consumer_counters() and health as Prometheus
+  // text exposition (counters and gauges named megaring_*). It reaps, as
+  // stats() does.
+  Status metrics_text(std::string* out) noexcept;
 
   // Graceful stop: refuse new publishes, drain, let the consumer exit, free
   // device memory. On timeout it aborts and returns kTimeout.

@@ -31,7 +31,9 @@
  *     (executors), outcomes and done flags (executors), the done cursor
  *     (completer); the buffer, region and tenant tables (host-written,
  *     executor-read);
- *     tenant counters (executor-written; the host reads copies).
+ *     tenant counters (executor-written; the host reads copies);
+ *     each executor's note of the slot it runs (its leader writes, a line
+ *     each; the host reads copies: Runtime::dump_state).
  *
  *   staging arena      (pinned, host-mapped; Config::staging_arena_bytes)
  *     regions of it by handle (mr_region_entry): immutable and append-only

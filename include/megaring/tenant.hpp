@@ -358,6 +358,11 @@ class TenantRegistry {
 
   RegistryStats stats() const noexcept;
 
+  // Every live and draining tenant's counters, and the registry's, as
+  // Prometheus text exposition (megaring_tenant_*, labelled
+  // tenant="<id>",label="<label>", the label escaped as the format asks).
+  Status metrics_text(std::string* out) const noexcept;
+
  private:
   explicit TenantRegistry(std::shared_ptr<detail::RegistryCore> core);
   std::shared_ptr<detail::RegistryCore> core_;

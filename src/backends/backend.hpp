@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "megaring/consumer.hpp"
 #include "megaring/detail/atomic_ref.hpp"
@@ -104,6 +105,11 @@ class ConsumerBackend {
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;
   // The consumer-private diagnostic counters (ConsumerPrivate).
   virtual Status read_consumer_counters(ConsumerCounters* out) = 0;
+  // The operator's view (Runtime::dump_state): the consumer's sequence
+  // cursors (fetched, claim_cursor, done_cursor) and each executor's note
+  // (notes->size() becomes units()). A copy while the consumer runs: each
+  // word read whole, not a consistent cut.
+  virtual Status read_consumer_state(uint64_t cursors[3], std::vector<UnitNote>* notes) = 0;
   // Config::count_costs: the executors' cost counters summed, and the I/O
   // unit's (fetcher and completer) on their own (CPU backend).
   virtual Status read_consumer_costs(CostCounters* executors, CostCounters* io) {

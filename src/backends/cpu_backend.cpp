@@ -151,6 +151,9 @@ class CpuBackend final : public ConsumerBackend {
     params_.timeline = consumer_.timeline.get();  // null unless timeline mode
     params_.rings = rings;
     params_.units = config.workers == 0 ? 2 : config.workers;
+    consumer_.unit_notes = allocate_host_zeroed<UnitNote>(params_.units);
+    if (!consumer_.unit_notes) return Status(Result::kOutOfMemory, "cpu backend: unit notes");
+    params_.unit_notes = consumer_.unit_notes.get();
     if (config.count_costs) {
       costs_.reset(new (std::nothrow) CostCounters[params_.units + 1]());  // + the I/O thread
       if (!costs_) return Status(Result::kOutOfMemory, "cpu backend: cost counters");
@@ -311,6 +314,23 @@ class CpuBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status read_consumer_state(uint64_t cursors[3], std::vector<UnitNote>* notes) override {
+    ConsumerPrivate& priv = *params_.priv;
+    // Relaxed: a diagnostic copy; each word is read whole.
+    cursors[0] = DevRef<uint64_t>(priv.fetched).load(cuda::std::memory_order_relaxed);
+    cursors[1] = DevRef<uint64_t>(priv.claim_cursor).load(cuda::std::memory_order_relaxed);
+    cursors[2] = DevRef<uint64_t>(priv.done_cursor).load(cuda::std::memory_order_relaxed);
+    notes->assign(params_.units, UnitNote{});
+    for (uint32_t u = 0; u < params_.units; ++u) {
+      UnitNote& from = params_.unit_notes[u];
+      UnitNote& to = (*notes)[u];
+      to.ticket = DevRef<uint64_t>(from.ticket).load(cuda::std::memory_order_relaxed);
+      to.tenant_opcode = DevRef<uint64_t>(from.tenant_opcode).load(cuda::std::memory_order_relaxed);
+      to.what = DevRef<uint64_t>(from.what).load(cuda::std::memory_order_relaxed);
+    }
+    return Status::ok();
+  }
+
   Status read_consumer_costs(CostCounters* executors, CostCounters* io) override {
     if (!costs_) return ConsumerBackend::read_consumer_costs(executors, io);
     // Relaxed loads: each unit writes its own counters (cost_count.hpp).
@@ -364,6 +384,7 @@ class CpuBackend final : public ConsumerBackend {
     HostArray<mr_tenant_counters> tenant_counters;
     HostArray<mr_tenant_grants> tenant_grants;
     HostArray<mr_timeline_record> timeline;  // timeline mode only
+    HostArray<UnitNote> unit_notes;          // [units]
   };
   SharedRegions shared_;
   ConsumerMemory consumer_;

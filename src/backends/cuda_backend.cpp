@@ -176,6 +176,7 @@ struct CudaResources {
   PinnedArray<mr_completion_control> completion_control;
   PinnedArray<uint8_t> staging;  // the staging arena (Config::staging_arena_bytes)
   DeviceBytes private_block;  // ConsumerPrivate, the staged slots, the tables, ...
+  DeviceBytes unit_notes;     // UnitNote [units], sized at start()
 };
 
 class CudaBackend final : public ConsumerBackend {
@@ -342,6 +343,14 @@ class CudaBackend final : public ConsumerBackend {
                     std::to_string(executors) + " executor blocks requested but only " +
                         std::to_string(resident) + " blocks (the I/O block included) can be co-resident");
     params_.units = executors;
+    // The executors' notes (dump_state), allocated as the private block is
+    // (kernel stream, before the launch), once the unit count is known.
+    const size_t notes_bytes = sizeof(UnitNote) * executors;
+    Status st = allocate_device(notes_bytes, kernel_stream(), &resources_->unit_notes);
+    if (!st) return st;
+    MR_CUDA_TRY(cudaMemsetAsync(resources_->unit_notes.get(), 0, notes_bytes, kernel_stream()));
+    MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream()));
+    params_.unit_notes = reinterpret_cast<UnitNote*>(resources_->unit_notes.get());
     // Initialisation copies ran on the control stream and were synchronised
     // there; host-mapped words are plain host stores. No device-wide sync.
     MR_CUDA_TRY(launch(params_, static_cast<unsigned>(grid), kernel_stream()));
@@ -542,6 +551,20 @@ class CudaBackend final : public ConsumerBackend {
     out->flushes = priv.flushes;
     out->records_written = priv.records_written;
     return Status::ok();
+  }
+
+  Status read_consumer_state(uint64_t cursors[3], std::vector<UnitNote>* notes) override {
+    // Copy-engine reads of words the kernel writes, each read whole.
+    ConsumerPrivate priv;
+    Status st = copy_sync(&priv, params_.priv, sizeof(priv), cudaMemcpyDeviceToHost);
+    if (!st) return st;
+    cursors[0] = priv.fetched;
+    cursors[1] = priv.claim_cursor;
+    cursors[2] = priv.done_cursor;
+    notes->assign(params_.units, UnitNote{});
+    if (params_.unit_notes == nullptr || params_.units == 0) return Status::ok();  // not started
+    return copy_sync(notes->data(), params_.unit_notes, sizeof(UnitNote) * params_.units,
+                     cudaMemcpyDeviceToHost);
   }
 
   Status read_timeline(mr_timeline_record* dst) override {

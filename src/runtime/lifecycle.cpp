@@ -10,6 +10,7 @@
 
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
+#include "support/log.hpp"
 #include "support/nvtx.hpp"
 #include "runtime/runtime_impl.hpp"
 
@@ -43,8 +44,21 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
                                                 std::to_string(config.workers));
   backend_ = kind == Backend::kCuda ? detail::make_cuda_backend() : detail::make_cpu_backend();
   st = backend_->init(config);
-  if (!st) return st;
-  return start_consumer(consumer);
+  if (st) st = start_consumer(consumer);
+  if (!st) {
+    MR_LOG(LogLevel::kWarn, "create failed: " + st.to_string());
+    return st;
+  }
+  MR_LOG(LogLevel::kInfo,
+         std::string("create: backend ") + backend_name(kind) + " (" + backend_->device_name() +
+             "), consumer '" + consumer.name + "', " + std::to_string(backend_->units()) +
+             " executors, ring_capacity " + std::to_string(config.ring_capacity) +
+             ", producer_rings " + std::to_string(config.producer_rings) + ", max_buffers " +
+             std::to_string(config.max_buffers) + ", max_tenants " + std::to_string(config.max_tenants) +
+             ", staging_arena_bytes " + std::to_string(config.staging_arena_bytes) +
+             ", timeline_capacity " + std::to_string(config.timeline_capacity) +
+             ", initial_ticket " + std::to_string(config.initial_ticket));
+  return Status::ok();
 }
 
 Status Runtime::Impl::start_consumer(const Consumer& consumer) {
@@ -184,6 +198,7 @@ Status Runtime::Impl::check_consumer() {
   if (st) return st;
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
   if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
+    note_error(Status(st.code(), "consumer died: " + st.message()));
     failure_ = st;
     request_consumer_abort();
     close_ring(State::kFailed, Result::kAborted);
@@ -220,10 +235,13 @@ Status Runtime::Impl::stop_consumer_locked(Nanoseconds join_timeout) {
   if (!st) {
     if (st.code() == Result::kTimeout) {
       state_.store(State::kWedged);
-      return Status(Result::kTimeout, st.message() +
+      Status wedged(Result::kTimeout, st.message() +
                                           "; the consumer still owns the ring, whose memory is "
                                           "left allocated. Stop the process.");
+      note_error(wedged);
+      return wedged;
     }
+    note_error(Status(st.code(), "consumer died while stopping: " + st.message()));
     failure_ = st;  // died while stopping: still nothing runs on the device
   }
   finalize_locked();
@@ -275,15 +293,18 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
       request_consumer_abort();
       Status st = stop_consumer_locked(config_.abort_timeout);
       if (!st && st.code() == Result::kTimeout) return st;
-      return Status(Result::kTimeout, "shutdown drained " + std::to_string(done - config_.initial_ticket) +
-                                          " of " + std::to_string(end - config_.initial_ticket) +
-                                          " ring-0 slots (and the producers' rings " +
-                                          (producers_drained() ? "" : "not ") +
-                                          "wholly) before its timeout; the rest were aborted");
+      Status timed_out(Result::kTimeout, "shutdown drained " + std::to_string(done - config_.initial_ticket) +
+                                             " of " + std::to_string(end - config_.initial_ticket) +
+                                             " ring-0 slots (and the producers' rings " +
+                                             (producers_drained() ? "" : "not ") +
+                                             "wholly) before its timeout; the rest were aborted");
+      note_error(timed_out);
+      return timed_out;
     }
     if (waiter.due_for_health_check()) {
       Status st = consumer_health();
       if (!st) {
+        note_error(Status(st.code(), "consumer died during shutdown: " + st.message()));
         failure_ = st;
         request_consumer_abort();
         state_.store(State::kFailed);
@@ -298,7 +319,11 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   // drain that finished just in time is not mistaken for a wedged consumer.
   const auto now = Clock::now();
   const Nanoseconds left = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
-  return stop_consumer_locked(std::max(left, config_.abort_timeout));
+  Status stopped = stop_consumer_locked(std::max(left, config_.abort_timeout));
+  if (stopped)
+    MR_LOG(LogLevel::kInfo, "shutdown: drained; " + std::to_string(end - user_first_ticket_) +
+                                " ring-0 slots published in all; consumer stopped");
+  return stopped;
 }
 
 Status Runtime::Impl::abort() {
@@ -314,7 +339,12 @@ Status Runtime::Impl::abort() {
   if (s == State::kStopped || s == State::kFailed) return Status::ok();
   if (s == State::kWedged) return Status(Result::kTimeout, "consumer did not stop");
   close_ring(State::kDraining, Result::kAborted);
-  return stop_consumer_locked(config_.abort_timeout);
+  const uint64_t done = ring_->done_count();
+  const uint64_t end = ring_->published_end();
+  Status st = stop_consumer_locked(config_.abort_timeout);
+  note_error(Status(Result::kAborted, "abort(): " + std::to_string(end - std::min(done, end)) +
+                                          " ring-0 slots were not completed when it was called"));
+  return st;
 }
 
 // ---------------------------------------------------------------------------

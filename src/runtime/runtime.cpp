@@ -51,10 +51,18 @@ Status Runtime::publish_batch(const SlotRequest* requests, uint32_t count, Ticke
   MR_GUARD(impl_->ring().publish(requests, count, first_ticket, options))
 }
 Status Runtime::wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) noexcept {
-  MR_GUARD(impl_->ring().wait(ticket, completion, timeout))
+  MR_GUARD(([&]() -> Status {
+    Status st = impl_->ring().wait(ticket, completion, timeout);
+    if (st.code() == Result::kTimeout) impl_->on_wait_timeout("wait", ticket.value, st);
+    return st;
+  })())
 }
 Status Runtime::wait_done(const Ticket& ticket, Nanoseconds timeout) noexcept {
-  MR_GUARD(impl_->ring().wait_done(ticket, timeout))
+  MR_GUARD(([&]() -> Status {
+    Status st = impl_->ring().wait_done(ticket, timeout);
+    if (st.code() == Result::kTimeout) impl_->on_wait_timeout("wait_done", ticket.value, st);
+    return st;
+  })())
 }
 Status Runtime::release(const Ticket& ticket) noexcept { MR_GUARD(impl_->ring().release(ticket)) }
 Status Runtime::call(const SlotRequest& request, Completion* completion,
@@ -68,6 +76,7 @@ Status Runtime::call(const SlotRequest& request, Completion* completion,
     Status st = ring.publish(&request, 1, &ticket, options);
     if (!st) return st;
     st = ring.wait(ticket, completion, timeout);
+    if (st.code() == Result::kTimeout) impl_->on_wait_timeout("call", ticket.value, st);
     if (!st) (void)ring.release(ticket);  // never leave a kept ticket behind
     return st;
   })())
@@ -156,6 +165,19 @@ Status Runtime::write_timeline_trace(const std::string& path) noexcept {
     return detail::write_chrome_trace(t, path);
   })())
 }
+Status Runtime::health(Health* out) noexcept { MR_GUARD(impl_->health(out)) }
+Status Runtime::dump_state(StateDump* out) noexcept { MR_GUARD(impl_->dump_state(out)) }
+Status Runtime::dump_state(std::string* out) noexcept {
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  MR_GUARD(([&]() -> Status {
+    StateDump dump;
+    Status st = impl_->dump_state(&dump);
+    if (!st) return st;
+    *out = format_state_dump(dump);
+    return Status::ok();
+  })())
+}
+Status Runtime::metrics_text(std::string* out) noexcept { MR_GUARD(impl_->metrics_text(out)) }
 Status Runtime::shutdown(Nanoseconds timeout) noexcept { MR_GUARD(impl_->shutdown(timeout)) }
 Status Runtime::abort() noexcept { MR_GUARD(impl_->abort()) }
 

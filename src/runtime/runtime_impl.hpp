@@ -23,7 +23,9 @@
 #include "megaring/runtime.hpp"
 #include "ring/host_ring.hpp"
 #include "ring/shared_ring.hpp"
+#include "megaring/health.hpp"
 #include "runtime/buffer_table.hpp"
+#include "runtime/operator_watch.hpp"
 #include "runtime/region_table.hpp"
 #include "runtime/runtime_link.hpp"
 #include "runtime/timeline_recorder.hpp"
@@ -57,6 +59,15 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   }
   RuntimeStats stats();
   uint64_t heartbeat() const;
+  // The operator's view (operator_view.cpp, runtime_metrics.cpp).
+  Status health(Health* out);
+  Status dump_state(StateDump* out);
+  Status metrics_text(std::string* out);
+  // Remembers an error for health() (and logs it at WARN).
+  void note_error(const Status& error);
+  // A wait*() that timed out: noted, logged, and with
+  // Config::dump_on_wait_timeout the state dumped to the log.
+  void on_wait_timeout(const char* call, uint64_t ticket, const Status& st);
   // Drain mode (runtime_internal.hpp).
   size_t drain(std::vector<detail::DrainRecord>* records);
   Status check_tenant_index(uint32_t index) const;
@@ -116,6 +127,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   std::atomic<bool> finalized_{false};
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
   std::atomic<uint64_t> health_checks_{0};  // RuntimeInternals::health_checks
+  detail::OperatorWatch watch_;  // last error, and what looks saw (operator_view.cpp)
   // Ended by ~Runtime; layers above register their end hooks (runtime_link.hpp).
   std::shared_ptr<detail::RuntimeLink> link_ = std::make_shared<detail::RuntimeLink>();
 };

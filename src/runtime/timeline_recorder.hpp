@@ -22,6 +22,14 @@ class TimelineRecorder {
     return events_.init(capacity);
   }
   bool on() const { return on_; }
+  // The calibrated consumer clock - host clock (0 until calibrate()).
+  int64_t clock_offset_ns() const { return clock_offset_ns_; }
+  // Ticket `ticket`'s publish time (host steady clock), 0 if not recorded;
+  // meaningful while the ticket is outstanding (its entry is not reused
+  // before it completes: the capacity is at least twice the ring's).
+  int64_t publish_ns(uint64_t ticket) const {
+    return on_ ? events_.publish_ns(ticket & events_.mask()) : 0;
+  }
   // What the shared ring records into, or null when off.
   RingTimeline* ring_timeline() { return on_ ? &events_ : nullptr; }
 

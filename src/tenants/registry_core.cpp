@@ -11,7 +11,9 @@
 
 #include "megaring/detail/checked.hpp"
 #include "megaring/detail/host_waiter.hpp"
+#include "support/log.hpp"
 #include "support/nvtx.hpp"
+#include "support/prometheus_text.hpp"
 #include "tenants/tenant_grants.hpp"
 #include "tenants/tenant_refusals.hpp"
 
@@ -190,6 +192,10 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
   table_.free_indices.pop_back();
   table_.by_index[index] = state;
   ++table_.live;
+  MR_LOG(LogLevel::kInfo, "tenant registered: id " + std::to_string(id) + ", label \"" +
+                              prometheus_escape(config.label) + "\", opcodes [" +
+                              std::to_string(base) + ", +" + std::to_string(q.opcode_cap) +
+                              "), max_outstanding_slots " + std::to_string(q.max_outstanding_slots));
   *out = TenantHandle(std::move(state));
   return Status();
 }
@@ -221,6 +227,8 @@ Status RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state
   if (state->revoked.exchange(true, std::memory_order_seq_cst))
     return revoked_status(state->identity.id);
   --table_.live;
+  MR_LOG(LogLevel::kInfo, "tenant unregistered: id " + std::to_string(state->identity.id) +
+                              ", label \"" + prometheus_escape(state->identity.label) + "\"");
   // Queued slots of this tenant complete REVOKED from here on.
   Status st = RuntimeInternals::set_tenant_state(runtime_, state->identity.index, MR_TENANT_REVOKED);
   // Slots published before still hold the buffers; free_buffer defers the
@@ -232,6 +240,14 @@ Status RegistryCore::unregister_tenant(const std::shared_ptr<TenantState>& state
   draining_any_.store(true, std::memory_order_release);
   retire_drained_locked();
   return st;
+}
+
+std::vector<std::shared_ptr<TenantState>> RegistryCore::tenants() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::shared_ptr<TenantState>> out;
+  for (const auto& s : table_.by_index)
+    if (s) out.push_back(s);
+  return out;
 }
 
 void RegistryCore::on_runtime_end() {

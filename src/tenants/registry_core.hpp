@@ -90,6 +90,8 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
   OpcodeGrants grants(const TenantState& state) const;
   size_t pump_once();
   RegistryStats stats() const;
+  // The live and draining tenants, by index (TenantRegistry::metrics_text).
+  std::vector<std::shared_ptr<TenantState>> tenants() const;
 
   bool manual() const { return config_.pump == PumpMode::kManual; }
   bool closed() const { return closed_.load(std::memory_order_acquire); }

@@ -808,6 +808,22 @@ MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* coun
   }
 }
 
+// E1, the operator's view: the executor's leader notes the slot it takes
+// (its staged copy, before unstage) in its own line of consumer memory:
+// three relaxed stores, read by Runtime::dump_state only; a chunk that one
+// thread runs alone is noted once, by its first slot.
+MR_HDI void note_unit(const ConsumerParams& p, uint32_t unit, const mr_slot& staged,
+                      uint32_t chunk_slots) {
+  if (p.unit_notes == nullptr) return;
+  UnitNote& n = p.unit_notes[unit];
+  DevRef<uint64_t>(n.ticket).store(staged.header, cuda::std::memory_order_relaxed);
+  DevRef<uint64_t>(n.tenant_opcode)
+      .store((static_cast<uint64_t>(staged.tenant) << 32) | staged.opcode,
+             cuda::std::memory_order_relaxed);
+  DevRef<uint64_t>(n.what).store(unit_note_what(staged.reserved & (MR_MAX_RINGS - 1), chunk_slots),
+                                 cuda::std::memory_order_relaxed);
+}
+
 // E1 (admission), leader only, on the private slot copy. A tenant-less slot
 // (tenant 0) runs as published, unless its opcode lies in the tenant-window
 // range. A tenant slot runs only if its id matches an ACTIVE entry of the

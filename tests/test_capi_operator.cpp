@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+// The C API's operator's view (megaring/megaring.h): mr_runtime_health,
+// mr_runtime_dump_state, mr_runtime_metrics_text, mr_registry_metrics_text
+// (the text calls' length query and cut) and mr_set_log_callback.
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "capi_test_util.hpp"
+
+namespace megaring_test {
+namespace {
+
+// The whole text: a length query, then reads until it fits (the text moves
+// between calls: counters and ages change its length).
+std::string text_of(mr_result_t (*fn)(mr_runtime_t*, char*, size_t, size_t*), mr_runtime_t* rt) {
+  size_t length = 0;
+  if (fn(rt, nullptr, 0, &length) != MR_RESULT_SUCCESS) return "<length query failed>";
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    std::vector<char> buffer(length + 64, 'x');
+    if (fn(rt, buffer.data(), buffer.size(), &length) != MR_RESULT_SUCCESS) return "<read failed>";
+    if (length < buffer.size()) {
+      if (buffer[length] != '\0') return "<not terminated>";
+      return std::string(buffer.data(), length);
+    }
+  }
+  return "<never fitted>";
+}
+
+TEST(CApiOperatorView, HealthThroughTheLifecycle) {
+  CRuntime rt;
+  ASSERT_MR(rt.create(cpu_config()), MR_RESULT_SUCCESS);
+  mr_completion_t c;
+  const mr_slot_request_t r = nop(3);
+  ASSERT_MR(mr_runtime_call(rt.get(), &r, kLong, &c), MR_RESULT_SUCCESS);
+  mr_health_t h;
+  h.struct_size = sizeof h;
+  ASSERT_MR(mr_runtime_health(rt.get(), &h), MR_RESULT_SUCCESS);
+  EXPECT_EQ(h.state, MR_RUNTIME_STATE_RUNNING);
+  EXPECT_EQ(h.consumer_alive, 1u);
+  EXPECT_EQ(h.heartbeat_age_source, MR_AGE_SOURCE_SAME_CLOCK);
+  EXPECT_GE(h.heartbeat_age_ns, 0);
+  EXPECT_EQ(h.last_error, MR_RESULT_SUCCESS);
+  EXPECT_STREQ(h.last_error_message, "");
+  ASSERT_MR(mr_runtime_abort(rt.get()), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_runtime_health(rt.get(), &h), MR_RESULT_SUCCESS);
+  EXPECT_EQ(h.state, MR_RUNTIME_STATE_ABORTED);
+  EXPECT_EQ(h.consumer_alive, 0u);
+  EXPECT_EQ(h.last_error, MR_RESULT_ABORTED);
+  EXPECT_NE(std::strstr(h.last_error_message, "abort()"), nullptr) << h.last_error_message;
+  EXPECT_MR(mr_runtime_health(nullptr, &h), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_runtime_health(rt.get(), nullptr), MR_RESULT_INVALID_ARGUMENT);
+  h.struct_size = 8;  // older than any version
+  EXPECT_MR(mr_runtime_health(rt.get(), &h), MR_RESULT_INVALID_ARGUMENT);
+}
+
+TEST(CApiOperatorView, TextCallsQueryTheLengthAndCutToFit) {
+  CRuntime rt;
+  ASSERT_MR(rt.create(cpu_config()), MR_RESULT_SUCCESS);
+  mr_completion_t c;
+  const mr_slot_request_t r = nop(1);
+  ASSERT_MR(mr_runtime_call(rt.get(), &r, kLong, &c), MR_RESULT_SUCCESS);
+  const std::string dump = text_of(&mr_runtime_dump_state, rt.get());
+  EXPECT_EQ(dump.rfind("megaring state: running", 0), 0u) << dump;
+  const std::string metrics = text_of(&mr_runtime_metrics_text, rt.get());
+  EXPECT_NE(metrics.find("\nmegaring_slots_published_total 1\n"), std::string::npos) << metrics;
+
+  char small[10];
+  std::memset(small, 'x', sizeof small);
+  size_t length = 0;
+  ASSERT_MR(mr_runtime_dump_state(rt.get(), small, sizeof small, &length), MR_RESULT_SUCCESS);
+  EXPECT_GT(length, sizeof small);
+  EXPECT_EQ(small[9], '\0');
+  EXPECT_EQ(std::string(small), std::string("megaring ", 9));
+  ASSERT_MR(mr_runtime_dump_state(rt.get(), small, 1, nullptr), MR_RESULT_SUCCESS);
+  EXPECT_EQ(small[0], '\0');
+  EXPECT_MR(mr_runtime_dump_state(rt.get(), nullptr, 5, &length), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_runtime_metrics_text(nullptr, small, sizeof small, &length), MR_RESULT_INVALID_ARGUMENT);
+
+  mr_registry_config_t rc;
+  ASSERT_MR(mr_registry_config_init(&rc), MR_RESULT_SUCCESS);
+  mr_registry_t* reg = nullptr;
+  ASSERT_MR(mr_registry_create(rt.get(), &rc, &reg), MR_RESULT_SUCCESS);
+  length = 0;
+  ASSERT_MR(mr_registry_metrics_text(reg, nullptr, 0, &length), MR_RESULT_SUCCESS);
+  std::vector<char> buffer(length + 1);
+  ASSERT_MR(mr_registry_metrics_text(reg, buffer.data(), buffer.size(), &length), MR_RESULT_SUCCESS);
+  EXPECT_NE(std::string(buffer.data()).find("megaring_registry_live_tenants 0\n"), std::string::npos);
+  EXPECT_MR(mr_registry_metrics_text(nullptr, nullptr, 0, &length), MR_RESULT_INVALID_ARGUMENT);
+  ASSERT_MR(mr_registry_destroy(reg), MR_RESULT_SUCCESS);
+}
+
+struct CLogLines {
+  std::mutex mutex;
+  std::vector<std::pair<int32_t, std::string>> lines;
+  static void callback(int32_t level, const char* message, void* user) {
+    auto* self = static_cast<CLogLines*>(user);
+    std::lock_guard<std::mutex> lock(self->mutex);
+    self->lines.emplace_back(level, message);
+  }
+};
+
+TEST(CApiOperatorView, LogCallback) {
+  EXPECT_MR(mr_set_log_callback(7, nullptr, nullptr), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_set_log_callback(-1, nullptr, nullptr), MR_RESULT_INVALID_ARGUMENT);
+  CLogLines log;
+  ASSERT_MR(mr_set_log_callback(MR_LOG_INFO, &CLogLines::callback, &log), MR_RESULT_SUCCESS);
+  {
+    CRuntime rt;
+    ASSERT_MR(rt.create(cpu_config()), MR_RESULT_SUCCESS);
+    ASSERT_MR(mr_runtime_finalize(rt.get(), kLong), MR_RESULT_SUCCESS);
+  }
+  ASSERT_MR(mr_set_log_callback(MR_LOG_NONE, nullptr, nullptr), MR_RESULT_SUCCESS);
+  bool created = false;
+  for (const auto& l : log.lines)
+    created |= l.first == MR_LOG_INFO && l.second.rfind("create: backend cpu", 0) == 0;
+  EXPECT_TRUE(created);
+  const size_t before = log.lines.size();
+  CRuntime other;
+  ASSERT_MR(other.create(cpu_config()), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_runtime_finalize(other.get(), kLong), MR_RESULT_SUCCESS);
+  EXPECT_EQ(log.lines.size(), before);
+}
+
+}  // namespace
+}  // namespace megaring_test
