@@ -115,7 +115,14 @@ TEST_P(RingLifecycleTest, FetcherStagesEveryTicketOnceAndABacklogInRounds) {
       << after.fetch_rounds << " fetch rounds for " << kBacklog + 1
       << " tickets: the backlog was not fetched in bulk";
   EXPECT_GE(after.flushes, 1u);
-  EXPECT_LE(after.flushes * 8, kBacklog + 1)
+  // The completer publishes a run once its oldest ticket waited 1 us
+  // (completion_flush_ns), so how many NOPs share a DONE_COUNT store is
+  // how many the executor runs in a microsecond: at least 8 in a plain or
+  // ASan build, but fewer under ThreadSanitizer (58 stores for 401 tickets
+  // in the CI rehearsal of 2026-12-05, once executors noted each slot for
+  // dump_state). There, one store a ticket is what would be wrong.
+  const uint64_t min_per_flush = built_with_tsan() ? 2 : 8;
+  EXPECT_LE(after.flushes * min_per_flush, kBacklog + 1)
       << after.flushes << " DONE_COUNT stores for " << kBacklog + 1 << " tickets";
   EXPECT_EQ(after.records_written, 0u) << "records written for OK tickets nobody kept";
   Completion c;
