@@ -143,7 +143,12 @@ def test_context_manager_shuts_down():
 def test_a_long_wait_answers_ctrl_c():
     """wait() sleeps in slices and looks for signals between them."""
     import _thread
+    import signal
 
+    # A process started in the background by a non-interactive shell (as CI
+    # may start this one) inherits SIGINT ignored, and then Python neither
+    # installs its handler nor lets interrupt_main() do anything: install it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     rt = megaring.Runtime(backend="cpu", workers=1)
     try:
         for _ in range(30):  # 30 s of work on one worker
@@ -160,3 +165,4 @@ def test_a_long_wait_answers_ctrl_c():
         timer.join()
     finally:
         rt.abort()
+        signal.signal(signal.SIGINT, previous)
