@@ -74,6 +74,20 @@ Status to_ticket(const mr_ticket_t& in, Ticket* out);
 mr_ticket_t from_ticket(const Ticket& ticket) noexcept;
 mr_completion_t from_completion(const Completion& completion) noexcept;
 
+// The body of mr_runtime_wait, mr_producer_wait and mr_tenant_wait: the
+// ticket checked, the owner's wait, the completion copied out on success.
+template <class Owner>
+Status wait_on(Owner& owner, const mr_ticket_t& ticket, int64_t timeout_ns,
+               mr_completion_t* completion) {
+  Ticket t;
+  Status st = to_ticket(ticket, &t);
+  if (!st) return st;
+  Completion c;
+  st = owner.wait(t, &c, to_duration(timeout_ns));
+  if (st) *completion = from_completion(c);
+  return st;
+}
+
 // Sized structs: struct_size is the first word (configs: struct_version
 // the second). `min_size` is the first version's size, `known_size` this
 // library's; a caller's size between them is an older caller's.

@@ -81,13 +81,7 @@ mr_result_t mr_producer_wait(mr_producer_t* producer, const mr_ticket_t* ticket,
     MR_CAPI_REQUIRE(producer);
     MR_CAPI_REQUIRE(ticket);
     MR_CAPI_REQUIRE(completion);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    megaring::Completion c;
-    st = producer->producer->wait(t, &c, megaring::capi::to_duration(timeout_ns));
-    if (st) *completion = megaring::capi::from_completion(c);
-    return st;
+    return megaring::capi::wait_on(*producer->producer, *ticket, timeout_ns, completion);
   });
 }
 

@@ -191,13 +191,7 @@ mr_result_t mr_runtime_wait(mr_runtime_t* runtime, const mr_ticket_t* ticket, in
     MR_CAPI_REQUIRE(runtime);
     MR_CAPI_REQUIRE(ticket);
     MR_CAPI_REQUIRE(completion);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    megaring::Completion c;
-    st = runtime->runtime->wait(t, &c, megaring::capi::to_duration(timeout_ns));
-    if (st) *completion = megaring::capi::from_completion(c);
-    return st;
+    return megaring::capi::wait_on(*runtime->runtime, *ticket, timeout_ns, completion);
   });
 }
 

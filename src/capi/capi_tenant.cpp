@@ -60,13 +60,7 @@ mr_result_t mr_tenant_wait(mr_tenant_t* tenant, const mr_ticket_t* ticket, int64
     MR_CAPI_REQUIRE(tenant);
     MR_CAPI_REQUIRE(ticket);
     MR_CAPI_REQUIRE(completion);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    megaring::Completion c;
-    st = tenant->handle.wait(t, &c, megaring::capi::to_duration(timeout_ns));
-    if (st) *completion = megaring::capi::from_completion(c);
-    return st;
+    return megaring::capi::wait_on(tenant->handle, *ticket, timeout_ns, completion);
   });
 }
 
