@@ -37,6 +37,7 @@ bool timeline_cost_arms_apply(const BenchRun& run);  // whether they run at all
 void interference_arms(BenchRun& run);   // interference_arms.cpp: interf.*
 void host_cost_arms(BenchRun& run);      // host_cost.cpp: host.megaring.p*, host.moodycamel.p*
 void fairness_arms(BenchRun& run);       // fairness.cpp: fair.*
+void control_arms(BenchRun& run);        // control_arms.cpp: ctl.*
 
 // ---------------------------------------------------------------------------
 // Measurements shared between families

@@ -72,6 +72,8 @@ const ArmFamily kArmFamilies[] = {
     {{"host"}, "host cost (CPU backend vs moodycamel)", nullptr, false, host_cost_arms, nullptr},
     {{"fair"}, "tenant fairness (light tenant beside a flood)", "tenant fairness", false,
      fairness_arms, nullptr},
+    {{"ctl"}, "control operations (set_grants), idle and beside a flood", "control", false,
+     control_arms, nullptr},
 };
 
 }  // namespace

@@ -56,7 +56,7 @@ void usage(const char* argv0) {
       "          [--host-consumers N] [--scaling-batch N] [--workers N] [--backoff-max NS]\n"
       "          [--fetch-warps N]\n"
       "  --short        small counts (CI: under a minute on 2 cores, CPU backend)\n"
-      "  --arms LIST    comma list of rt,tput,scaling,interf,host,fair (default: all)\n"
+      "  --arms LIST    comma list of rt,tput,scaling,interf,host,fair,ctl (default: all)\n"
       "  --json PATH    write the JSON report to PATH\n"
       "  --results-dir  write it to DIR/<date>_<device>.json instead\n"
       "  --backend      megaring backend for the rt/tput/scaling arms (default auto);\n"
@@ -101,8 +101,9 @@ bool parse_options(int argc, char** argv, Options* o) {
         if (item == "interference") item = "interf";
         if (item == "host_cost" || item == "hostcost") item = "host";
         if (item == "fairness") item = "fair";
+        if (item == "control") item = "ctl";
         if (item != "rt" && item != "tput" && item != "scaling" && item != "interf" &&
-            item != "host" && item != "fair") {
+            item != "host" && item != "fair" && item != "ctl") {
           std::fprintf(stderr, "megaring_bench: unknown arm '%s'\n", item.c_str());
           return false;
         }

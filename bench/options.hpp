@@ -18,7 +18,7 @@ namespace mrbench {
 
 struct Options {
   bool short_mode = false;
-  std::set<std::string> arms = {"rt", "tput", "scaling", "interf", "host", "fair"};
+  std::set<std::string> arms = {"rt", "tput", "scaling", "interf", "host", "fair", "ctl"};
   std::string json_path;
   std::string results_dir;
   megaring::Backend backend = megaring::Backend::kAuto;

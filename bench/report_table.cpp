@@ -21,6 +21,7 @@ const char* group_note(const std::string& g) {
   if (g == "host_cost") return "latency: the publish()/enqueue() call (every 64th), back-pressure included";
   if (g == "fairness")
     return "latency: a light tenant's kept NOP, publish to wait() return; beside: the flood's drain rate";
+  if (g == "control") return "latency: set_grants called to returned (park every executor, write, release)";
   return "";
 }
 
@@ -31,6 +32,7 @@ const char* group_title(const std::string& g) {
   if (g == "interference") return "interference (GEMM beside an idle megakernel)";
   if (g == "host_cost") return "host cost per slot (CPU backend vs moodycamel)";
   if (g == "fairness") return "tenant fairness (light tenant beside a flooding one)";
+  if (g == "control") return "control operations";
   return g.c_str();
 }
 
@@ -38,7 +40,7 @@ const char* group_title(const std::string& g) {
 
 void print_table(const std::vector<Arm>& arms) {
   const char* groups[] = {"round_trip", "throughput", "scaling", "interference", "host_cost",
-                          "fairness"};
+                          "fairness", "control"};
   for (const char* g : groups) {
     bool any = false;
     for (const Arm& a : arms) any |= a.group == g;

@@ -458,6 +458,9 @@ class Driver {
     }
     if (want == Result::kSuccess && (!t.live || registry_ == nullptr || rt_ == nullptr))
       want = Result::kRevoked;
+    // A control operation needs a running consumer (runtime.hpp, "Control
+    // operations"): after an abort it is refused, the grants unchanged.
+    if (want == Result::kSuccess && life_ == Life::kAborted) want = Result::kAborted;
     OpcodeGrants before;
     expect(t.handle.grants(&before), {Result::kSuccess});
     const Status st = t.handle.set_grants(grants);

@@ -58,6 +58,23 @@ struct TestOps {
         out.status = static_cast<uint16_t>(s.args[1]);
         out.fault = static_cast<uint16_t>(s.args[2]);
         return true;
+      case kOpReadGrants: {
+        if (ctx.rank() == 0) {
+          const megaring::ConsumerParams& p = ctx.params();
+          const uint32_t index = s.tenant & 0xFFFFu;
+          if (index >= p.max_tenants) {
+            out.set_fault(MR_FAULT_BAD_ARGUMENT);
+            return true;
+          }
+          mr_tenant_grants& g = p.tenant_grants[index];
+          // Relaxed: table words, read whole; which grants they show is the test.
+          const uint64_t w1 = megaring::detail::DevRef<uint64_t>(g.words[1]).load(cuda::std::memory_order_relaxed);
+          megaring::detail::pause_ns(static_cast<uint32_t>(s.args[0]));
+          const uint64_t w2 = megaring::detail::DevRef<uint64_t>(g.words[2]).load(cuda::std::memory_order_relaxed);
+          out.result = (w1 & 0xFFFFFFFFu) | (w2 << 32);
+        }
+        return true;
+      }
       case kOpIdentify:
         out.result = (static_cast<uint64_t>(s.tenant) << 32) | s.opcode;
         return true;
@@ -68,6 +85,25 @@ struct TestOps {
 };
 
 }  // namespace
+
+uint32_t* gate_word(bool cuda) {
+  if (cuda) {
+    static uint32_t* const pinned = [] {
+      void* p = nullptr;
+      return cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
+                 ? static_cast<uint32_t*>(p)
+                 : nullptr;
+    }();
+    return pinned;
+  }
+  alignas(64) static uint32_t host_word[16];
+  return host_word;
+}
+
+void set_gate(bool cuda, uint32_t value) {
+  // RELEASE (system): the gate slot acquires it on the consumer.
+  megaring::detail::SysRef<uint32_t>(*gate_word(cuda)).store(value, cuda::std::memory_order_release);
+}
 
 const megaring::Consumer& tenant_test_consumer() {
   static const megaring::Consumer c = megaring::make_consumer<TestOps>("tenant-test");

@@ -20,10 +20,10 @@ namespace megaring_test {
 namespace {
 
 TEST(CApiResults, NumbersAndStringsAreTheCppOnes) {
-  for (int r = 0; r <= MR_RESULT_REGISTRY_FULL; ++r)
+  for (int r = 0; r <= MR_RESULT_IN_USE; ++r)
     EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(r)),
                  megaring::result_string(static_cast<megaring::Result>(r)));
-  EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(MR_RESULT_REGISTRY_FULL + 1)),
+  EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(MR_RESULT_IN_USE + 1)),
                "unknown result");
   EXPECT_STREQ(mr_result_string(static_cast<mr_result_t>(1000)), "unknown result");
 }

@@ -161,6 +161,42 @@ TEST_P(ExternalBufferTest, UnregisterReturnsOnlyOnceNoSlotCanTouchTheMemory) {
   MR_ASSERT_OK(rt_->wait(slow, &c, scaled(seconds(30))));
 }
 
+// The caller's other choice (WhileInUse::kFail): while a slot published
+// before is outstanding, unregister refuses with kInUse and the buffer stays
+// registered (a slot published after it still runs in the memory); once
+// nothing is outstanding it unregisters at once.
+TEST_P(ExternalBufferTest, UnregisterCanFailInsteadOfWaiting) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/1));
+  CallerMemory memory(backend(), 64);
+  BufferHandle ext = 0;
+  MR_ASSERT_OK(rt_->register_buffer(memory.get(), 64, &ext));
+  megaring::PublishOptions keep;
+  keep.keep_result = true;
+  Ticket slow, late;
+  MR_ASSERT_OK(rt_->publish(delay_ns(300'000'000), &slow, keep));
+  MR_ASSERT_OK(rt_->publish(store_u32(ext, 0, 42), &late, keep));
+  MR_EXPECT_RESULT(rt_->unregister_buffer(ext, scaled(seconds(30)), megaring::WhileInUse::kFail),
+                   Result::kInUse)
+      << "the store is still queued behind the delay";
+  Ticket after;
+  MR_ASSERT_OK(rt_->publish(store_u32(ext, 4, 43), &after, keep));
+  Completion c;
+  MR_ASSERT_OK(rt_->wait(after, &c, scaled(seconds(30))));
+  EXPECT_TRUE(c.ok()) << "still registered: fault " << c.fault;
+  EXPECT_EQ(memory.u32(0), 42u);
+  EXPECT_EQ(memory.u32(1), 43u);
+  MR_ASSERT_OK(rt_->unregister_buffer(ext, megaring::Nanoseconds(0), megaring::WhileInUse::kFail))
+      << "nothing outstanding now";
+  Ticket stale;
+  MR_ASSERT_OK(rt_->publish(store_u32(ext, 8, 44), &stale, keep));
+  MR_ASSERT_OK(rt_->wait(stale, &c, scaled(seconds(30))));
+  EXPECT_EQ(c.fault, MR_FAULT_BAD_HANDLE);
+  EXPECT_EQ(memory.u32(2), 0u);
+  MR_EXPECT_RESULT(rt_->unregister_buffer(ext, megaring::Nanoseconds(0),
+                                          static_cast<megaring::WhileInUse>(7)),
+                   Result::kInvalidArgument);
+}
+
 TEST_P(ExternalBufferTest, RefusesBadRegistrationsWithClearErrors) {
   ASSERT_NO_FATAL_FAILURE(start());
   CallerMemory memory(backend(), 64);

@@ -45,26 +45,10 @@ namespace ops = megaring::ops;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// The gate word (tenant_test_ops.hpp, kOpGate): host memory on the CPU
-// backend; pinned and mapped on the GPU, allocated before any runtime runs
-// and never freed (see test_tenant.cpp).
-uint32_t* gate_word(Backend backend) {
-  if (backend == Backend::kCuda) {
-    static uint32_t* const pinned = [] {
-      void* p = nullptr;
-      return cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
-                 ? static_cast<uint32_t*>(p)
-                 : nullptr;
-    }();
-    return pinned;
-  }
-  alignas(64) static uint32_t host_word[16];
-  return host_word;
-}
+// The gate word (tenant_test_ops.hpp, kOpGate).
+uint32_t* gate_word(Backend backend) { return megaring_test::gate_word(backend == Backend::kCuda); }
 void set_gate(Backend backend, uint32_t value) {
-  // RELEASE (system): the gate slot acquires it on the consumer.
-  cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(*gate_word(backend))
-      .store(value, cuda::std::memory_order_release);
+  megaring_test::set_gate(backend == Backend::kCuda, value);
 }
 
 // Collects log messages (set_log_callback); the log is process-wide.

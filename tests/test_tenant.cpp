@@ -1124,7 +1124,7 @@ MEGARING_INSTANTIATE_BACKENDS(TenantTest);
 // One result type for the whole API: every code, the tenant ones included,
 // has a name of its own; a value past the last one reads as unknown.
 TEST(ResultTest, EveryResultHasItsOwnName) {
-  constexpr int kLast = static_cast<int>(Result::kRegistryFull);
+  constexpr int kLast = static_cast<int>(Result::kInUse);
   std::set<std::string> names;
   for (int r = 0; r <= kLast; ++r) {
     const std::string name = megaring::result_string(static_cast<Result>(r));
@@ -1132,7 +1132,7 @@ TEST(ResultTest, EveryResultHasItsOwnName) {
     EXPECT_TRUE(names.insert(name).second) << "result " << r << " repeats \"" << name << "\"";
   }
   EXPECT_STREQ(megaring::result_string(static_cast<Result>(kLast + 1)), "unknown result")
-      << "a code past kRegistryFull: name it and extend this test";
+      << "a code past kInUse: name it and extend this test";
   const Status st(Result::kBackpressure, "4 slots outstanding", 4, 8);
   EXPECT_EQ(st.to_string(), "backpressure: 4 slots outstanding");
   EXPECT_EQ(st.value(), 4u);

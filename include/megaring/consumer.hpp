@@ -54,6 +54,12 @@ struct alignas(64) ConsumerPrivate {
   // which never read host memory. Written by the fetcher only.
   alignas(64) uint64_t stop_seq;
   uint32_t abort_seen;
+  // Control operations (src/runtime/control_barrier.hpp): the epoch of the
+  // newest request, and the newest epoch released. Written by the host only
+  // (the table-write path), each after every table word stored before it;
+  // read by the executors between chunks (claim_chunk, park_for_control).
+  alignas(64) uint64_t control_request;
+  uint64_t control_release;
   // Diagnostics (Runtime::consumer_counters), each with one writer, so
   // plain relaxed stores: the fetcher's rounds that copied slots, the tickets
   // they copied, its rounds that only found headers and its polls that found
@@ -76,8 +82,12 @@ struct alignas(64) UnitNote {
   uint64_t ticket;         // the ring's ticket
   uint64_t tenant_opcode;  // slot.tenant << 32 | slot.opcode (as published)
   uint64_t what;           // 1 | ring << 8 | chunk slots << 16
+  // The newest control epoch this executor parked for (park_for_control):
+  // its acknowledgement, a RELEASE after every table load of the slots it
+  // ran before. The host waits for every executor's.
+  uint64_t control_parked;
 };
-inline constexpr uint64_t unit_note_what(uint32_t ring, uint32_t chunk_slots) {
+__host__ __device__ inline constexpr uint64_t unit_note_what(uint32_t ring, uint32_t chunk_slots) {
   return 1u | (uint64_t{ring} << 8) | (uint64_t{chunk_slots} << 16);
 }
 

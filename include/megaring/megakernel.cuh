@@ -165,6 +165,7 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
   __shared__ uint32_t stop;
   DeviceExec<kThreads> ctx{p, &shared};
   const uint32_t unit = blockIdx.x - 1;
+  uint64_t control_seen = 0;  // thread 0's: the newest control epoch it answered
   for (;;) {
     // Every thread has read the last chunk's verdicts (shared.next, stop)
     // before thread 0 overwrites them with the next claim's.
@@ -172,7 +173,7 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
     if (threadIdx.x == 0) {
       uint64_t first = 0;
       uint32_t count = 0;
-      shared.next = static_cast<uint32_t>(claim_chunk(p, &first, &count));
+      shared.next = static_cast<uint32_t>(claim_chunk(p, unit, &control_seen, &first, &count));
       chunk_first = first;
       chunk_count = count;
     }
@@ -391,7 +392,8 @@ void cpu_executor(const ConsumerParams& p, unsigned unit) {
   uint32_t count = 0;
   mr_slot chunk[kMaxChunk];
   bool stop = false;
-  while (!stop && claim_chunk(p, &first, &count) == Next::kRun) {
+  uint64_t control_seen = 0;  // the newest control epoch this executor answered
+  while (!stop && claim_chunk(p, unit, &control_seen, &first, &count) == Next::kRun) {
     // Plain copies: claim_chunk's acquire of `fetched` ordered them.
     for (uint32_t j = 0; j < count; ++j) chunk[j] = p.staged[(first + j) & p.mask];
     const uint64_t claim_ns = kTimeline ? now_ns() : 0;

@@ -64,6 +64,7 @@ typedef enum mr_result_t {
   MR_RESULT_RESOURCE_UNDERFLOW = 16,
   MR_RESULT_QUIESCE_TIMEOUT = 17,
   MR_RESULT_REGISTRY_FULL = 18,
+  MR_RESULT_IN_USE = 19,
   MR_RESULT_MAX_ENUM_ = 0x7FFFFFFF /* not a result: keeps the enum 32 bits wide */
 } mr_result_t;
 

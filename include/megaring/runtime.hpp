@@ -141,6 +141,42 @@ struct Config {
   // write dump_state() to the log at WARN (megaring/log.hpp; the timeout
   // itself is logged either way).
   bool dump_on_wait_timeout = false;
+  // Control operations (TenantHandle::set_grants, ...; "Control
+  // operations" below): the longest one waits for the topology token and
+  // for every executor to reach a point between slots. Past it the
+  // operation is cancelled with kTimeout, the tables unchanged. Positive, at
+  // most kMaxControlTimeout. An executor reaches such a point when it
+  // finishes its chunk (at most 16 slots): a slot that runs longer than this
+  // makes control operations time out while it runs.
+  Nanoseconds control_timeout = std::chrono::seconds(1);
+};
+inline constexpr Nanoseconds kMaxControlTimeout = std::chrono::hours(1);
+
+// What unregister_buffer does while slots published before it may still use
+// the buffer: wait for them (up to its timeout), or fail with kInUse and
+// leave the buffer registered.
+enum class WhileInUse : uint32_t { kWait, kFail };
+
+// Control operations: changes to the consumer's tables that slots already
+// queued or running could see (a tenant's grants, ...). One runs at a time
+// (the topology token). Every executor parks at a point between slots and
+// acknowledges; the change is written while none runs a slot; then all go
+// on. So no slot ever runs under a half-applied change. If a step fails,
+// the steps before it are undone and the call returns that error with the
+// tables as before. If the executors do not all park within
+// Config::control_timeout, or the runtime stops or fails meanwhile, the
+// operation is cancelled: nothing was written, and the call fails (kTimeout
+// naming the executors that did not answer, or the runtime's status). The
+// consumer's I/O unit keeps fetching and completing throughout; executors
+// stop for the length of the change (a few table writes). Counted here
+// since the runtime started:
+struct ControlStats {
+  uint64_t operations = 0;   // applied
+  uint64_t rolled_back = 0;  // a step failed; undone
+  uint64_t cancelled = 0;    // the token or the executors not in time, or the runtime closed
+  uint64_t last_ns = 0;      // the last operation's duration (any outcome), token to release
+  uint64_t max_ns = 0;
+  uint64_t total_ns = 0;
 };
 
 // One slot to publish. Argument meanings per opcode are in slot_abi.h; the
@@ -334,6 +370,8 @@ class Runtime {
   // The consumer's own counters (a copy from consumer memory; not a
   // consistent cut while slots run).
   Status consumer_counters(ConsumerCounters* out) noexcept;
+  // Control operations so far (ControlStats).
+  Status control_stats(ControlStats* out) noexcept;
   // Config::count_costs: the consumer units' cost counters, summed
   // (kInvalidArgument when counting is off) ...
   Status consumer_costs(CostCounters* out) noexcept;
@@ -365,8 +403,13 @@ class Runtime {
   // memory in use; a later unregister_buffer(handle) waits on. free_buffer()
   // on a registered buffer retires it without waiting; the memory is then
   // the caller's once every slot published before has completed.
+  // With WhileInUse::kFail, unregister_buffer does not retire a buffer that
+  // a slot published before the call may still use (any slot of any ring not
+  // yet completed: megaring does not read slot arguments, so "may use" is
+  // "is outstanding"): it returns kInUse and the handle stays registered.
   Status register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) noexcept;
-  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever) noexcept;
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever,
+                           WhileInUse while_in_use = WhileInUse::kWait) noexcept;
   // write_buffer / read_buffer are not ordered with slots in flight on the
   // same buffer (as cudaMemcpy is not with a running kernel): wait for those
   // slots first.

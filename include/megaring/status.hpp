@@ -74,6 +74,8 @@ enum class Result : int {
                           // value() = what there is, limit() = what was asked
   kQuiesceTimeout,        // the bound passed with slots outstanding: value() = outstanding
   kRegistryFull,          // no tenant id or opcode window left
+  // Control plane.
+  kInUse,  // unregister_buffer(..., WhileInUse::kFail): slots published before may still use it
 };
 
 // Short stable name of a result, e.g. "ring full".

@@ -269,7 +269,8 @@ class TenantHandle {
   // registered buffers without waiting: their memory is the caller's once
   // the tenant's slots drained (quiesce).
   Status register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) const;
-  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever) const;
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever,
+                           WhileInUse while_in_use = WhileInUse::kWait) const;
   Status write_buffer(BufferHandle handle, uint64_t offset, const void* src,
                       uint64_t bytes) const;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;

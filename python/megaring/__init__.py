@@ -33,7 +33,7 @@ from ._core import (  # noqa: F401  opcodes, statuses
     STATUS_FAULT, STATUS_OK, STATUS_REVOKED,
 )
 from ._errors import (  # noqa: F401
-    Aborted, Backpressure, CudaError, Error, Internal, InvalidArgument, IoError, NoDevice,
+    Aborted, Backpressure, CudaError, Error, InUse, Internal, InvalidArgument, IoError, NoDevice,
     OpcodeOutOfRange, OutOfMemory, QuiesceTimeout, RegistryFull, ResidentBackpressure,
     ResourceUnderflow, Result, Revoked, RingFull, Shutdown, StagingBackpressure, Timeout,
 )

@@ -30,6 +30,7 @@ class Result(enum.IntEnum):
     RESOURCE_UNDERFLOW = 16
     QUIESCE_TIMEOUT = 17
     REGISTRY_FULL = 18
+    IN_USE = 19
 
 
 class Error(Exception):
@@ -122,6 +123,10 @@ class RegistryFull(Error):
     """No tenant id or opcode window left."""
 
 
+class InUse(Error):
+    """unregister_buffer refused: slots published before may still use the buffer."""
+
+
 _CLASSES = {
     Result.INVALID_ARGUMENT: InvalidArgument,
     Result.RING_FULL: RingFull,
@@ -141,6 +146,7 @@ _CLASSES = {
     Result.RESOURCE_UNDERFLOW: ResourceUnderflow,
     Result.QUIESCE_TIMEOUT: QuiesceTimeout,
     Result.REGISTRY_FULL: RegistryFull,
+    Result.IN_USE: InUse,
 }
 
 

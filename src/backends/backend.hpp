@@ -101,6 +101,14 @@ class ConsumerBackend {
   // Copies every entry's tenant word (Config::max_tenants of them).
   virtual Status read_tenant_ids(uint32_t* ids) = 0;
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;
+  // Control operations (runtime/control_barrier.hpp): stores the request or
+  // the release epoch (table_writes::set_control_word), and copies each
+  // executor's parked epoch (UnitNote::control_parked; parked->size()
+  // becomes units()), an ACQUIRE of each: the executor's table loads before
+  // it happen before the host's writes after.
+  enum class ControlWord { kRequest, kRelease };
+  virtual Status write_control_word(ControlWord which, uint64_t epoch) = 0;
+  virtual Status read_control_parked(std::vector<uint64_t>* parked) = 0;
   // The consumer-private diagnostic counters (ConsumerPrivate).
   virtual Status read_consumer_counters(ConsumerCounters* out) = 0;
   // The operator's view (Runtime::dump_state): the consumer's sequence

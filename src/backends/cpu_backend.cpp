@@ -309,6 +309,21 @@ class CpuBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status write_control_word(ControlWord which, uint64_t epoch) override {
+    AtomicTableStore store;
+    ConsumerPrivate& priv = *params_.priv;
+    return table_writes::set_control_word(
+        store, which == ControlWord::kRequest ? &priv.control_request : &priv.control_release, epoch);
+  }
+  Status read_control_parked(std::vector<uint64_t>* parked) override {
+    parked->assign(params_.units, 0);
+    for (uint32_t u = 0; u < params_.units; ++u)
+      // ACQUIRE: pairs with park_for_control's release; the executor's table
+      // loads before it happen before the change this caller writes next.
+      (*parked)[u] = DevRef<uint64_t>(params_.unit_notes[u].control_parked)
+                         .load(cuda::std::memory_order_acquire);
+    return Status::ok();
+  }
   Status read_consumer_state(uint64_t cursors[3], std::vector<UnitNote>* notes) override {
     ConsumerPrivate& priv = *params_.priv;
     // Relaxed: a diagnostic copy; each word is read whole.
@@ -322,6 +337,7 @@ class CpuBackend final : public ConsumerBackend {
       to.ticket = DevRef<uint64_t>(from.ticket).load(cuda::std::memory_order_relaxed);
       to.tenant_opcode = DevRef<uint64_t>(from.tenant_opcode).load(cuda::std::memory_order_relaxed);
       to.what = DevRef<uint64_t>(from.what).load(cuda::std::memory_order_relaxed);
+      to.control_parked = DevRef<uint64_t>(from.control_parked).load(cuda::std::memory_order_relaxed);
     }
     return Status::ok();
   }

@@ -561,6 +561,29 @@ class CudaBackend final : public ConsumerBackend {
                      cudaMemcpyDeviceToHost);
   }
 
+  Status write_control_word(ControlWord which, uint64_t epoch) override {
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    ConsumerPrivate* priv = params_.priv;
+    return table_writes::set_control_word(
+        store, which == ControlWord::kRequest ? &priv->control_request : &priv->control_release,
+        epoch);
+  }
+  Status read_control_parked(std::vector<uint64_t>* parked) override {
+    // A copy-engine read of the notes: each word whole. The copy starts after
+    // the executor's release store reached device memory for any word it
+    // returns, which orders the executor's earlier table loads before the
+    // host's table copies issued after this returns.
+    std::vector<UnitNote> notes(params_.units);
+    parked->assign(params_.units, 0);
+    if (params_.unit_notes == nullptr || params_.units == 0) return Status::ok();  // not started
+    const Status st = copy_sync(notes.data(), params_.unit_notes, sizeof(UnitNote) * params_.units,
+                                cudaMemcpyDeviceToHost);
+    if (!st) return st;
+    for (uint32_t u = 0; u < params_.units; ++u) (*parked)[u] = notes[u].control_parked;
+    return Status::ok();
+  }
+
   Status read_timeline(mr_timeline_record* dst) override {
     // A copy-engine snapshot while the kernel may write: the caller keeps
     // only records that no running ticket can be overwriting.

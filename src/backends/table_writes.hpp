@@ -141,4 +141,14 @@ Status set_tenant_state(TableStore& store, mr_tenant_entry* table_entry, uint32_
   return store.finish();
 }
 
+// A control word (ConsumerPrivate::control_request or control_release:
+// control_barrier.hpp): a RELEASE after every table word stored before it,
+// landed when this returns. An executor that acquires a release epoch reads
+// the change's words in the slots after it.
+template <class TableStore>
+Status set_control_word(TableStore& store, uint64_t* word, uint64_t epoch) {
+  store.release_store(word, epoch);
+  return store.finish();
+}
+
 }  // namespace megaring::detail::table_writes

@@ -27,6 +27,7 @@ MR_CAPI_SAME(MR_RESULT_RESIDENT_BACKPRESSURE, kResidentBackpressure);
 MR_CAPI_SAME(MR_RESULT_RESOURCE_UNDERFLOW, kResourceUnderflow);
 MR_CAPI_SAME(MR_RESULT_QUIESCE_TIMEOUT, kQuiesceTimeout);
 MR_CAPI_SAME(MR_RESULT_REGISTRY_FULL, kRegistryFull);
+MR_CAPI_SAME(MR_RESULT_IN_USE, kInUse);
 #undef MR_CAPI_SAME
 static_assert(sizeof(mr_result_t) == 4, "mr_result_t is 32 bits wide");
 }  // namespace

@@ -145,7 +145,8 @@ bool BufferTable::pending_external_locked(BufferHandle handle) const {
   return false;
 }
 
-Status BufferTable::unregister_external(BufferHandle handle, Nanoseconds timeout) {
+Status BufferTable::unregister_external(BufferHandle handle, Nanoseconds timeout,
+                                       bool fail_if_in_use) {
   const auto deadline = deadline_after(timeout);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -155,6 +156,13 @@ Status BufferTable::unregister_external(BufferHandle handle, Nanoseconds timeout
                                                   " was allocated by alloc_buffer: free_buffer frees it");
     // A live handle is retired now; one retired before (an unregister that
     // timed out, or free_buffer) is waited for again.
+    // kInUse: the slots outstanding now (every ring's, up to its end) may
+    // name it. Slots published after this look and before the retire below
+    // are waited for as usual.
+    if (e != nullptr && fail_if_in_use && !rings_.completed(rings_.retire_cut()))
+      return Status(Result::kInUse, "buffer " + std::to_string(handle) +
+                                        " stays registered: slots published before may still use "
+                                        "it (WhileInUse::kFail)");
     if (e != nullptr) {
       Status st = free_locked(handle);
       if (!st) return st;

@@ -55,7 +55,9 @@ class BufferTable {
   Status free(BufferHandle handle);
   // A registered buffer's free that returns once no slot can reach the
   // memory, or kTimeout with the handle retired (a later call waits on).
-  Status unregister_external(BufferHandle handle, Nanoseconds timeout);
+  // fail_if_in_use: a live handle that slots published before may still use
+  // (progress.completed(retire_cut()) is false) is not retired: kInUse.
+  Status unregister_external(BufferHandle handle, Nanoseconds timeout, bool fail_if_in_use = false);
   // Copies between host memory and a buffer range, under the table lock so
   // that a concurrent free cannot release the memory mid-copy.
   Status copy(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes, bool to_buffer);

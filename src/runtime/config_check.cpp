@@ -53,6 +53,8 @@ Status Runtime::Impl::check_config(const Config& config) {
     return Status(Result::kInvalidArgument, "timeline mode works with ring 0 alone: "
                                              "producer_rings must be 0");
   if (!detail::valid_timeout(config.abort_timeout)) return Status(Result::kInvalidArgument, "abort_timeout is negative");
+  if (config.control_timeout <= Nanoseconds::zero() || config.control_timeout > kMaxControlTimeout)
+    return Status(Result::kInvalidArgument, "control_timeout must be positive and at most an hour");
   return Status::ok();
 }
 

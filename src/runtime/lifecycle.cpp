@@ -92,6 +92,7 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
     producer_rings_.back()->host.store(this, std::memory_order_release);
   }
   buffers_ = std::make_unique<detail::BufferTable>(*backend_, *this);
+  control_ = std::make_unique<detail::ControlBarrier>(*backend_, *this);
   buffers_->init(config_.max_buffers);
   regions_ = std::make_unique<detail::RegionTable>(*backend_, *this);
   regions_->init(config_.max_regions);
@@ -402,15 +403,20 @@ Status Runtime::Impl::register_buffer(const void* memory, uint64_t bytes, uint32
 
 // In slices, with a look at the consumer between them: a consumer that
 // died stops the runtime (its slots then never run), and the wait ends.
-Status Runtime::Impl::unregister_buffer(BufferHandle handle, Nanoseconds timeout) {
+Status Runtime::Impl::unregister_buffer(BufferHandle handle, Nanoseconds timeout,
+                                        WhileInUse while_in_use) {
   if (!detail::valid_timeout(timeout))
     return Status(Result::kInvalidArgument, "unregister_buffer timeout is negative");
+  if (while_in_use != WhileInUse::kWait && while_in_use != WhileInUse::kFail)
+    return Status(Result::kInvalidArgument, "unregister_buffer: while_in_use is neither kWait nor kFail");
+  bool fail_if_in_use = while_in_use == WhileInUse::kFail;  // the first call decides
   constexpr Nanoseconds kSlice = std::chrono::milliseconds(10);
   const auto deadline = detail::deadline_after(timeout);
   for (;;) {
     const auto now = Clock::now();
     const Nanoseconds left = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
-    Status st = buffers_->unregister_external(handle, std::min(left, kSlice));
+    Status st = buffers_->unregister_external(handle, std::min(left, kSlice), fail_if_in_use);
+    fail_if_in_use = false;  // retired: what is left is the wait
     if (st.code() != Result::kTimeout || left <= kSlice) return st;
     (void)check_consumer();  // a dead consumer finalizes the runtime: the next look ends it
   }

@@ -95,6 +95,13 @@ Status Runtime::consumer_counters(ConsumerCounters* out) noexcept {
   if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
   MR_GUARD(impl_->backend().read_consumer_counters(out))
 }
+Status Runtime::control_stats(ControlStats* out) noexcept {
+  if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  MR_GUARD(([&]() -> Status {
+    *out = impl_->control().stats();
+    return Status::ok();
+  })())
+}
 Status Runtime::consumer_costs(CostCounters* out) noexcept {
   if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
   MR_GUARD(([&]() -> Status {
@@ -121,8 +128,9 @@ Status Runtime::free_buffer(BufferHandle handle) noexcept { MR_GUARD(impl_->free
 Status Runtime::register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->register_buffer(memory, bytes, 0, handle))
 }
-Status Runtime::unregister_buffer(BufferHandle handle, Nanoseconds timeout) noexcept {
-  MR_GUARD(impl_->unregister_buffer(handle, timeout))
+Status Runtime::unregister_buffer(BufferHandle handle, Nanoseconds timeout,
+                                  WhileInUse while_in_use) noexcept {
+  MR_GUARD(impl_->unregister_buffer(handle, timeout, while_in_use))
 }
 Status Runtime::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
                              uint64_t bytes) noexcept {
@@ -226,10 +234,20 @@ Status RuntimeInternals::write_tenant_entry(Runtime& runtime, uint32_t index,
   return runtime.impl_->backend().write_tenant_entry(index, entry, grants);
 }
 Status RuntimeInternals::set_tenant_grants(Runtime& runtime, uint32_t index,
-                                           const mr_tenant_grants& grants) {
+                                           const mr_tenant_grants& grants,
+                                           const mr_tenant_grants& previous) {
   Status st = runtime.impl_->check_tenant_index(index);
   if (!st) return st;
-  return runtime.impl_->backend().set_tenant_grants(index, grants);
+  // A control operation: the words change together while no slot runs, so
+  // a slot that reads several of them sees the old grants or the new.
+  detail::ConsumerBackend& backend = runtime.impl_->backend();
+  const std::vector<detail::ControlStep> steps = {
+      {[&] { return backend.set_tenant_grants(index, grants); },
+       [&] { return backend.set_tenant_grants(index, previous); }}};
+  return runtime.impl_->run_control("set_grants", steps);
+}
+void RuntimeInternals::inject_control_failure(Runtime& runtime, uint32_t step) {
+  runtime.impl_->control().inject_failure_at(step);
 }
 Status RuntimeInternals::set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state) {
   Status st = runtime.impl_->check_tenant_index(index);

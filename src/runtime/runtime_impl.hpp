@@ -25,6 +25,7 @@
 #include "ring/shared_ring.hpp"
 #include "megaring/health.hpp"
 #include "runtime/buffer_table.hpp"
+#include "runtime/control_barrier.hpp"
 #include "runtime/operator_watch.hpp"
 #include "runtime/region_table.hpp"
 #include "runtime/runtime_link.hpp"
@@ -43,7 +44,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
   Status register_buffer(const void* memory, uint64_t bytes, uint32_t owner, BufferHandle* handle);
-  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout);
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout, WhileInUse while_in_use);
   Status copy_buffer(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes,
                      bool to_buffer) {
     return buffers_->copy(handle, offset, host_ptr, bytes, to_buffer);
@@ -54,6 +55,11 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
     return regions_->create(policy, bytes, owner, handle);
   }
   detail::RegionTable& region_table() { return *regions_; }
+  // Control operations (control_barrier.hpp), bounded by Config::control_timeout.
+  detail::ControlBarrier& control() { return *control_; }
+  Status run_control(const char* what, const std::vector<detail::ControlStep>& steps) {
+    return control_->run(what, steps, config_.control_timeout);
+  }
   Status timeline(Timeline* out) const {
     return timeline_.snapshot(*backend_, *ring_, config_.initial_ticket, out);
   }
@@ -116,6 +122,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   std::vector<std::shared_ptr<detail::ProducerRing>> producer_rings_;
   std::unique_ptr<detail::BufferTable> buffers_;
   std::unique_ptr<detail::RegionTable> regions_;
+  std::unique_ptr<detail::ControlBarrier> control_;
   uint64_t user_first_ticket_ = 0;  // stats() counts from here (see start_user_counts)
 
   // Lifecycle. `finalized_` is set once the consumer stopped and the host

@@ -52,7 +52,12 @@ struct RuntimeInternals {
   static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry,
                                    const mr_tenant_grants& grants);
   static Status set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state);
-  static Status set_tenant_grants(Runtime& runtime, uint32_t index, const mr_tenant_grants& grants);
+  // A control operation (control_barrier.hpp); `previous` is what it undoes to.
+  static Status set_tenant_grants(Runtime& runtime, uint32_t index, const mr_tenant_grants& grants,
+                                  const mr_tenant_grants& previous);
+  // Tests: the next control operation's step `step` fails once it applied
+  // (its rollback runs).
+  static void inject_control_failure(Runtime& runtime, uint32_t step);
   // The tenant word of every entry, [max_tenants]: a new registry continues
   // each index's generations, so no id of an earlier registry ever returns.
   static Status read_tenant_ids(Runtime& runtime, std::vector<uint32_t>* ids);

@@ -25,6 +25,7 @@ const char* result_string(Result result) noexcept {
     case Result::kResourceUnderflow: return "resource underflow";
     case Result::kQuiesceTimeout: return "quiesce timeout";
     case Result::kRegistryFull: return "registry full";
+    case Result::kInUse: return "in use";
   }
   return "unknown result";
 }

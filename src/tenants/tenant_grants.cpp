@@ -75,7 +75,11 @@ Status RegistryCore::set_grants(TenantState& state, const OpcodeGrants& grants) 
     return Status(Result::kInvalidArgument, "tenant belongs to another registry");
   if (closed()) return closed_status();
   if (state.revoked.load(std::memory_order_seq_cst)) return revoked_status(state.identity.id);
-  st = RuntimeInternals::set_tenant_grants(runtime_, state.identity.index, bitmap);
+  mr_tenant_grants previous{};
+  OpcodeGrants unused;
+  st = grant_bitmap(state.grants, state.identity.quotas.opcode_cap, &previous, &unused);
+  if (!st) return Status(Result::kInternal, "set_grants: the current grants: " + st.to_string());
+  st = RuntimeInternals::set_tenant_grants(runtime_, state.identity.index, bitmap, previous);
   if (!st) return st;
   state.grants = std::move(normalized);
   return Status::ok();

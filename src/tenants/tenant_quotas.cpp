@@ -194,11 +194,14 @@ Status TenantHandle::free_buffer(BufferHandle handle) const {
   });
 }
 
-Status TenantHandle::unregister_buffer(BufferHandle handle, Nanoseconds timeout) const {
+Status TenantHandle::unregister_buffer(BufferHandle handle, Nanoseconds timeout,
+                                       WhileInUse while_in_use) const {
   return detail::guarded([&]() -> Status {
     if (!state_) return detail::empty_handle();
     TenantState& t = *state_;
-    return drop_buffer(t, handle, [&] { return t.core->runtime().unregister_buffer(handle, timeout); });
+    return drop_buffer(t, handle, [&] {
+      return t.core->runtime().unregister_buffer(handle, timeout, while_in_use);
+    });
   });
 }
 

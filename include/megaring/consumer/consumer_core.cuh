@@ -710,22 +710,55 @@ MR_UNROLL
 // executors busy.
 inline constexpr uint32_t kMaxChunk = 16;
 
+// Control operations (src/runtime/control_barrier.hpp): an executor that
+// finds a request newer than the last one it answered parks, between
+// chunks, so that no slot of its runs while the host changes the tables. It
+// acknowledges the epoch in its note (RELEASE: every table load of the
+// slots it ran happens before the host's writes that follow the
+// acknowledgement), then waits until the host releases that epoch, or an
+// abort. Returns kExit on abort.
+MR_HDI Next park_for_control(const ConsumerParams& p, uint32_t unit, uint64_t epoch) {
+  if (p.unit_notes != nullptr)
+    DevRef<uint64_t>(p.unit_notes[unit].control_parked).store(epoch, cuda::std::memory_order_release);
+  Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
+  for (;;) {
+    // ACQUIRE (device): the host stores the release epoch after every table
+    // word of the change has landed (the table store's finish); the slots
+    // this executor runs next read them.
+    if (DevRef<uint64_t>(p.priv->control_release).load(cuda::std::memory_order_acquire) >= epoch)
+      return Next::kRun;
+    if (abort_requested(p)) return Next::kExit;
+    backoff.pause();
+  }
+}
+
 // E1: claims a chunk [*first, *first + *count) of staged tickets. Returns
 // kExit on abort, or once every ticket below stop_at has been claimed.
-MR_HDI Next claim_chunk(const ConsumerParams& p, uint64_t* first, uint32_t* count) {
+// Between chunks it answers control requests newer than *control_seen (the
+// executor's own, from 0).
+MR_HDI Next claim_chunk(const ConsumerParams& p, uint32_t unit, uint64_t* control_seen,
+                        uint64_t* first, uint32_t* count) {
   DevRef<uint64_t> claim(p.priv->claim_cursor);
   Backoff backoff(p.poll_backoff_min_ns, p.poll_backoff_max_ns);
   for (;;) {
-    // Three loads in flight together (device memory: one L2 round trip, not
-    // three): the relaxed ones first, as a GPU thread's acquire load holds
+    // Four loads in flight together (device memory: one L2 round trip, not
+    // four): the relaxed ones first, as a GPU thread's acquire load holds
     // back every load after it. The cursor read before `fetched` is only a
     // guess; the CAS below checks it.
     const bool abort = abort_requested(p);
+    // Relaxed: a request; park_for_control's acquire orders what follows it.
+    const uint64_t control = DevRef<uint64_t>(p.priv->control_request).load(cuda::std::memory_order_relaxed);
     uint64_t c = claim.load(cuda::std::memory_order_relaxed);
     // ACQUIRE (device): pairs with the fetcher's release of `fetched`; the
     // staged copies below it are visible to the reads after the claim.
     const uint64_t fetched = DevRef<uint64_t>(p.priv->fetched).load(cuda::std::memory_order_acquire);
     if (abort) return Next::kExit;
+    if (control > *control_seen) {
+      *control_seen = control;
+      if (park_for_control(p, unit, control) == Next::kExit) return Next::kExit;
+      backoff.reset();
+      continue;  // the cursors again: they moved while it was parked
+    }
     if (c < fetched) {
       const uint64_t backlog = fetched - c;
       uint64_t k = backlog / p.units;

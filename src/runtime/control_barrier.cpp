@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// Control operations: the host side of the park-apply-release protocol
+// (control_barrier.hpp).
+#include "runtime/control_barrier.hpp"
+
+#include <algorithm>
+#include <string>
+#include <thread>
+
+#include "support/log.hpp"
+
+namespace megaring::detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t elapsed_ns(Clock::time_point since) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count());
+}
+
+// "unit 3 (ticket 812 of ring 1, tenant 7, opcode 256)" for the executors
+// that did not park, from the operator's notes.
+std::string describe_unparked(ConsumerBackend& backend, const std::vector<uint64_t>& parked,
+                              uint64_t epoch) {
+  uint64_t cursors[3] = {0, 0, 0};
+  std::vector<UnitNote> notes;
+  const bool have_notes = backend.read_consumer_state(cursors, &notes).is_ok();
+  std::string out;
+  uint32_t listed = 0;
+  for (uint32_t u = 0; u < parked.size(); ++u) {
+    if (parked[u] >= epoch) continue;
+    if (listed++ == 4) {
+      out += ", ...";
+      break;
+    }
+    if (!out.empty()) out += ", ";
+    out += "unit " + std::to_string(u);
+    if (have_notes && u < notes.size() && notes[u].what != 0) {
+      const UnitNote& n = notes[u];
+      out += " (last took ticket " + std::to_string(n.ticket) + " of ring " +
+             std::to_string((n.what >> 8) & 0xFFu) + ", tenant " +
+             std::to_string(n.tenant_opcode >> 32) + ", opcode " +
+             std::to_string(n.tenant_opcode & 0xFFFFFFFFu) + ")";
+    }
+  }
+  return out;
+}
+
+// "200 ms", or "1500 us" below a whole millisecond count.
+std::string format_bound(Nanoseconds bound) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(bound).count();
+  return us % 1000 == 0 ? std::to_string(us / 1000) + " ms" : std::to_string(us) + " us";
+}
+
+}  // namespace
+
+Status ControlBarrier::run(const char* what, const std::vector<ControlStep>& steps,
+                           Nanoseconds bound) {
+  const Clock::time_point began = Clock::now();
+  const Clock::time_point deadline =
+      bound >= std::chrono::hours(24 * 365) ? Clock::time_point::max() : began + bound;
+  std::unique_lock<std::timed_mutex> token(token_, std::defer_lock);
+  if (!token.try_lock_until(deadline)) {
+    record(Result::kTimeout, false, began);
+    return Status(Result::kTimeout, std::string(what) +
+                                        ": another control operation held the topology token "
+                                        "past this one's bound");
+  }
+  Status st = host_.publish_allowed();
+  if (!st) {
+    record(st.code(), false, began);
+    return Status(st.code(), std::string(what) + ": " + st.message());
+  }
+  const uint64_t epoch = ++epoch_;
+  st = backend_.write_control_word(ConsumerBackend::ControlWord::kRequest, epoch);
+  if (st) st = await_parked(what, epoch, deadline, bound);
+  bool rolled_back = false;
+  if (st) st = apply_steps(what, steps, &rolled_back);
+  // Step 5, whatever happened: every executor that parked, or parks later,
+  // for this epoch goes on. After a failed request store the consumer may
+  // never have seen the request; the release is harmless then.
+  const Status released = backend_.write_control_word(ConsumerBackend::ControlWord::kRelease, epoch);
+  if (st && !released) st = released;
+  record(st.code(), rolled_back, began);
+  if (!st) MR_LOG(LogLevel::kWarn, "control operation failed: " + st.to_string());
+  return st;
+}
+
+Status ControlBarrier::await_parked(const char* what, uint64_t epoch, Clock::time_point deadline,
+                                    Nanoseconds bound) {
+  std::vector<uint64_t> parked;
+  // An executor between slots answers within its poll backoff: yield (the
+  // thread stays runnable; a sleep on a loaded machine costs a scheduler
+  // slice) for up to kSpinFor, then sleep in growing steps, for executors
+  // that finish a long chunk first. Each look is one copy on the GPU.
+  constexpr auto kSpinFor = std::chrono::microseconds(200);
+  const Clock::time_point spin_until = Clock::now() + kSpinFor;
+  std::chrono::microseconds sleep(10);
+  for (;;) {
+    Status st = backend_.read_control_parked(&parked);
+    if (!st) return st;
+    if (std::all_of(parked.begin(), parked.end(), [&](uint64_t e) { return e >= epoch; }))
+      return Status::ok();
+    st = host_.publish_allowed();
+    if (st) st = host_.check_consumer();
+    if (!st) return Status(st.code(), std::string(what) + ": cancelled: " + st.message());
+    if (Clock::now() >= deadline) {
+      return Status(Result::kTimeout,
+                    std::string(what) + ": cancelled, tables unchanged: executors did not reach a "
+                                        "point between slots within " +
+                        format_bound(bound) + ": " + describe_unparked(backend_, parked, epoch));
+    }
+    if (Clock::now() < spin_until) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(sleep);
+      sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+    }
+  }
+}
+
+Status ControlBarrier::apply_steps(const char* what, const std::vector<ControlStep>& steps,
+                                   bool* rolled_back) {
+  const uint32_t inject = inject_at_.exchange(kNoInjection);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Status st = steps[i].apply();
+    if (st && i == inject)
+      st = Status(Result::kInternal, "injected failure (RuntimeInternals::inject_control_failure)");
+    if (st) continue;
+    // Undo the failed step (it may have written part of its words) and
+    // every one before it, newest first.
+    *rolled_back = true;
+    for (size_t j = i + 1; j-- > 0;) {
+      const Status undone = steps[j].undo();
+      if (!undone)
+        return Status(Result::kInternal, std::string(what) + ": step " + std::to_string(i) +
+                                             " failed (" + st.to_string() + ") and undoing step " +
+                                             std::to_string(j) + " failed too (" +
+                                             undone.to_string() + "): the tables are not known");
+    }
+    return Status(st.code(), std::string(what) + ": rolled back, tables unchanged: step " +
+                                 std::to_string(i) + " failed: " + st.message());
+  }
+  return Status::ok();
+}
+
+void ControlBarrier::record(Result outcome, bool rolled_back, Clock::time_point began) {
+  const uint64_t ns = elapsed_ns(began);
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  if (outcome == Result::kSuccess)
+    ++stats_.operations;
+  else if (rolled_back)
+    ++stats_.rolled_back;
+  else
+    ++stats_.cancelled;
+  stats_.last_ns = ns;
+  stats_.max_ns = std::max(stats_.max_ns, ns);
+  stats_.total_ns += ns;
+}
+
+ControlStats ControlBarrier::stats() const {
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  return stats_;
+}
+
+void ControlBarrier::inject_failure_at(uint32_t step) { inject_at_.store(step); }
+
+}  // namespace megaring::detail

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal: control operations, changes to the consumer's tables that no
+// slot may see half-applied (runtime.hpp, "Control operations").
+//
+// Protocol, for one operation (epoch E = the previous one + 1):
+//   1. Take the topology token: one operation at a time, in the order the
+//      token is taken.
+//   2. Store E as ConsumerPrivate::control_request.
+//   3. Wait until every executor has parked for E (UnitNote::control_parked
+//      >= E): each one is between chunks (claim_chunk), has no slot running
+//      and starts none until released. Its acknowledgement is a RELEASE
+//      after its table loads; the host reads it with an ACQUIRE.
+//   4. Apply the operation's steps in order. If one fails, undo it and every
+//      step before it, in reverse order (an undo rewrites the old words,
+//      whatever part of them its step wrote).
+//   5. Store E as ConsumerPrivate::control_release (after every word of
+//      steps 4 has landed): the executors go on, and read the new tables.
+// Cancellation: if step 3 does not finish within the operation's bound, or
+// the runtime stops accepting work, or the consumer dies, the release is
+// stored at once (nothing was written) and the operation fails: kTimeout
+// naming the executors that did not answer and what each was running, or
+// the runtime's closed or failed status. A unit that parks for E after its
+// release finds it released and goes on.
+//
+// Only the executors park: the I/O unit (fetcher and completer) reads none
+// of the tables a control operation changes. The consumer keeps fetching
+// and completing while an operation runs.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "megaring/runtime.hpp"
+#include "megaring/status.hpp"
+#include "ring/host_ring.hpp"
+
+namespace megaring::detail {
+
+// One change of a control operation: `apply` writes it, `undo` writes back
+// what was there before (after `apply` failed part way too).
+struct ControlStep {
+  std::function<Status()> apply;
+  std::function<Status()> undo;
+};
+
+class ControlBarrier {
+ public:
+  ControlBarrier(ConsumerBackend& backend, RingHost& host) : backend_(backend), host_(host) {}
+
+  // Runs `steps` as one control operation (see the top), waiting at most
+  // `bound` for the token and the executors together. `what` names the
+  // operation in errors and the log.
+  Status run(const char* what, const std::vector<ControlStep>& steps, Nanoseconds bound);
+
+  ControlStats stats() const;
+
+  // Tests (RuntimeInternals::inject_control_failure): the next operation's
+  // step number `step` (from 0) fails after it applied, as a table write
+  // that failed part way would, so that the rollback runs. Once.
+  void inject_failure_at(uint32_t step);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  // Step 3: OK once every executor parked for `epoch`.
+  Status await_parked(const char* what, uint64_t epoch, Clock::time_point deadline,
+                      Nanoseconds bound);
+  Status apply_steps(const char* what, const std::vector<ControlStep>& steps, bool* rolled_back);
+  void record(Result outcome, bool rolled_back, Clock::time_point began);
+
+  ConsumerBackend& backend_;
+  RingHost& host_;
+  std::timed_mutex token_;  // the topology token
+  uint64_t epoch_ = 0;      // the newest request; under token_
+  static constexpr uint32_t kNoInjection = ~0u;
+  std::atomic<uint32_t> inject_at_{kNoInjection};
+
+  mutable std::mutex stats_mutex_;
+  ControlStats stats_;
+};
+
+}  // namespace megaring::detail
