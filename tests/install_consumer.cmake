@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # install_consumer: `cmake --install` this build into a scratch prefix, then
-# configure, build and run tests/consumer against it with find_package, as a
-# downstream project would. Included from tests/CMakeLists.txt.
+# configure, build and run tests/consumer (C++, CUDA and C) and tests/consumer_c
+# (C alone) against it with find_package, as a downstream project would, and
+# (once) programs built with the installed megaring.pc's pkg-config flags.
+# Included from tests/CMakeLists.txt.
 #
 # The compiler settings of this build are passed through. A CUDA architecture
 # list ("80;90") travels with '|' for ';' (add_test would split it).
@@ -15,13 +17,19 @@ if(MEGARING_BUILD_SHARED)
 endif()
 foreach(_mr_runtime IN LISTS _mr_runtimes)
   set(_mr_name install_consumer)
+  set(_mr_pkg_config_check ON)  # once: megaring.pc names the static cudart
   if(_mr_runtime STREQUAL "Shared")
     set(_mr_name install_consumer_shared)
+    set(_mr_pkg_config_check ${MEGARING_BUILD_SHARED})
   endif()
   add_test(NAME ${_mr_name}
     COMMAND ${CMAKE_COMMAND}
       "-DMEGARING_BUILD_DIR=${PROJECT_BINARY_DIR}"
       "-DCONSUMER_SOURCE_DIR=${CMAKE_CURRENT_LIST_DIR}/consumer"
+      "-DCONSUMER_C_SOURCE_DIR=${CMAKE_CURRENT_LIST_DIR}/consumer_c"
+      "-DPKG_CONFIG_CHECK=${_mr_pkg_config_check}"
+      "-DC_COMPILER=${CMAKE_C_COMPILER}"
+      "-DLIBDIR=${CMAKE_INSTALL_LIBDIR}"
       "-DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/${_mr_name}"
       "-DCONFIG=$<CONFIG>"
       "-DGENERATOR=${CMAKE_GENERATOR}"
@@ -42,4 +50,5 @@ endforeach()
 unset(_mr_runtime)
 unset(_mr_runtimes)
 unset(_mr_name)
+unset(_mr_pkg_config_check)
 unset(_mr_cuda_archs)

@@ -6,7 +6,12 @@
 #      (-DCUDA_RUNTIME=Shared|Static, default Static as in CMake);
 #   4. check that it links libmegaring.so by its SONAME when megaring is a
 #      shared build (-DMEGARING_SHARED=ON), and not at all otherwise;
-#   5. run the consumer and the C consumer (the C API); each must exit 0.
+#   5. run the consumer and the C consumer (the C API); each must exit 0;
+#   6. configure, build and run tests/consumer_c (a project in C alone,
+#      CONSUMER_C_SOURCE_DIR) against the same prefix;
+#   7. with -DPKG_CONFIG_CHECK=ON, and pkg-config installed: build the C
+#      consumer and a C++ one with the installed megaring.pc's flags alone, and
+#      run them (without pkg-config the step says so and is skipped).
 # -DMEGARING_VERSION=x.y.z: the version the installed package must report.
 cmake_minimum_required(VERSION 3.25)
 
@@ -25,6 +30,9 @@ function(run_step name)
 endfunction()
 
 set(prefix "${WORK_DIR}/prefix")
+if("${LIBDIR}" STREQUAL "")
+  set(LIBDIR lib)  # GNUInstallDirs' CMAKE_INSTALL_LIBDIR of the megaring build
+endif()
 set(build "${WORK_DIR}/build")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -37,7 +45,7 @@ run_step("install" "${CMAKE_COMMAND}" --install "${MEGARING_BUILD_DIR}" --prefix
          ${config_args})
 foreach(f include/megaring/runtime.hpp include/megaring/megakernel.cuh
           include/megaring/slot_abi.h include/megaring/version.h include/megaring/megaring.h
-          include/megaring/megaring_tenants.h)
+          include/megaring/megaring_tenants.h ${LIBDIR}/pkgconfig/megaring.pc)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "install_consumer: ${f} was not installed")
   endif()
@@ -61,7 +69,7 @@ cache_set(CMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY OFF)
 if(NOT "${CONFIG}" STREQUAL "")
   cache_set(CMAKE_BUILD_TYPE "${CONFIG}")
 endif()
-foreach(pair MAKE_PROGRAM:CMAKE_MAKE_PROGRAM CXX_COMPILER:CMAKE_CXX_COMPILER
+foreach(pair MAKE_PROGRAM:CMAKE_MAKE_PROGRAM CXX_COMPILER:CMAKE_CXX_COMPILER C_COMPILER:CMAKE_C_COMPILER
              CUDA_COMPILER:CMAKE_CUDA_COMPILER CUDA_HOST_COMPILER:CMAKE_CUDA_HOST_COMPILER)
   string(REPLACE ":" ";" pair "${pair}")
   list(GET pair 0 in)
@@ -139,4 +147,48 @@ endif()
 
 run_step("run consumer" "${exe}")
 run_step("run C consumer" "${build}/bin/consumer_c${CMAKE_EXECUTABLE_SUFFIX}")
+
+# A shared libmegaring is found at run time from the prefix.
+set(run_env "${CMAKE_COMMAND}" -E env "LD_LIBRARY_PATH=${prefix}/${LIBDIR}:$ENV{LD_LIBRARY_PATH}")
+
+# A project in C alone: no C++ or CUDA language for CMake to add runtimes from.
+if(DEFINED CONSUMER_C_SOURCE_DIR)
+  set(build_c "${WORK_DIR}/build-c")
+  run_step("configure C-only consumer" "${CMAKE_COMMAND}" -C "${init}" -S "${CONSUMER_C_SOURCE_DIR}"
+           -B "${build_c}" -G "${GENERATOR}")
+  run_step("build C-only consumer" "${CMAKE_COMMAND}" --build "${build_c}" ${config_args})
+  run_step("run C-only consumer" ${run_env} "${build_c}/bin/consumer_c_only${CMAKE_EXECUTABLE_SUFFIX}")
+endif()
+
+# pkg-config: the flags of the installed megaring.pc, nothing else.
+if(PKG_CONFIG_CHECK)
+  find_program(PKG_CONFIG pkg-config)
+  if(NOT PKG_CONFIG)
+    message(STATUS "install_consumer: pkg-config not found, its check skipped")
+  else()
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${prefix}/${LIBDIR}/pkgconfig"
+                            "${PKG_CONFIG}" --cflags --libs megaring
+                    OUTPUT_VARIABLE pc_flags RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "install_consumer: pkg-config --cflags --libs megaring failed (${rc})")
+    endif()
+    separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+    set(cc "${C_COMPILER}")
+    if("${cc}" STREQUAL "")
+      set(cc cc)
+    endif()
+    set(cxx "${CXX_COMPILER}")
+    if("${cxx}" STREQUAL "")
+      set(cxx c++)
+    endif()
+    set(pc_dir "${WORK_DIR}/pkg-config")
+    file(MAKE_DIRECTORY "${pc_dir}")
+    run_step("build C consumer with pkg-config" "${cc}" -std=c99 "${CONSUMER_SOURCE_DIR}/main_c.c"
+             ${pc_flags} -o "${pc_dir}/consumer_c")
+    run_step("run C consumer built with pkg-config" ${run_env} "${pc_dir}/consumer_c")
+    run_step("build C++ consumer with pkg-config" "${cxx}" -std=c++17
+             "${CONSUMER_SOURCE_DIR}/main_pkg_config.cpp" ${pc_flags} -o "${pc_dir}/consumer_cpp")
+    run_step("run C++ consumer built with pkg-config" ${run_env} "${pc_dir}/consumer_cpp")
+  endif()
+endif()
 message(STATUS "install_consumer: OK")
