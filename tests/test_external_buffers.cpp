@@ -6,10 +6,12 @@
 // the GPU a cudaMalloc'd allocation (the `Gpu/` instances).
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "backend_fixture.hpp"
@@ -53,6 +55,13 @@ class CallerMemory {
     if (gpu_ && ptr_ != nullptr) (void)cudaFree(ptr_);
   }
   void* get() const { return ptr_; }
+  // Zeroes it (the caller's own write, while no registration names it).
+  void clear() {
+    if (gpu_)
+      (void)cudaMemset(ptr_, 0, bytes_);
+    else
+      std::memset(ptr_, 0, bytes_);
+  }
   // What the memory holds, read by the caller (not through the runtime).
   std::vector<uint8_t> bytes() const {
     std::vector<uint8_t> out(bytes_);
@@ -197,6 +206,72 @@ TEST_P(ExternalBufferTest, UnregisterCanFailInsteadOfWaiting) {
                    Result::kInvalidArgument);
 }
 
+// Registrations changing while three threads publish stores into whichever
+// buffer is registered now, each storing its handle: a slot runs entirely
+// under the registration its handle names (its store lands in that
+// registration's memory) or faults BAD_HANDLE (published after the retire,
+// or naming an index's earlier generation). After unregister returns, the
+// memory holds that registration's stores alone; a store from an earlier
+// registration of the same memory or index would show its handle.
+TEST_P(ExternalBufferTest, RegistrationsChangingUnderLoadNeverMixTwoRegistrations) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr uint32_t kWords = 256;
+  CallerMemory memories[2] = {CallerMemory(backend(), kWords * 4),
+                              CallerMemory(backend(), kWords * 4)};
+  ASSERT_NE(memories[0].get(), nullptr);
+  ASSERT_NE(memories[1].get(), nullptr);
+  std::atomic<uint32_t> current{0};  // the handle registered now; 0: none yet
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> ran{0}, faulted{0}, wrong{0};
+  std::vector<std::thread> producers;
+  for (uint64_t t = 0; t < 3; ++t) {
+    producers.emplace_back([&, t] {
+      Rng rng(t + 1);
+      while (!stop.load()) {
+        const uint32_t h = current.load();
+        if (h == 0) {
+          std::this_thread::yield();
+          continue;
+        }
+        Completion c;
+        const Status st = rt_->call(store_u32(h, 4 * rng.below(kWords), h), &c, scaled(seconds(30)));
+        if (st && c.ok())
+          ran++;
+        else if (st && c.fault == MR_FAULT_BAD_HANDLE)
+          faulted++;
+        else
+          wrong++;
+      }
+    });
+  }
+  for (int round = 0; round < 40 && !HasFailure(); ++round) {
+    CallerMemory& memory = memories[round % 2];
+    memory.clear();
+    BufferHandle h = 0;
+    MR_ASSERT_OK(rt_->register_buffer(memory.get(), kWords * 4, &h));
+    current.store(h);
+    const uint64_t ran_before = ran.load();
+    const auto until = std::chrono::steady_clock::now() + scaled(seconds(10));
+    while (ran.load() < ran_before + 20 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+    // Unregister while the threads still publish with h: some of their
+    // slots come before the retire and run, the rest fault.
+    MR_ASSERT_OK(rt_->unregister_buffer(h, scaled(seconds(30))));
+    const std::vector<uint8_t> bytes = memory.bytes();
+    for (uint32_t w = 0; w < kWords; ++w) {
+      uint32_t v;
+      std::memcpy(&v, bytes.data() + 4 * w, 4);
+      ASSERT_TRUE(v == 0 || v == h) << "round " << round << ", word " << w << " holds " << v
+                                    << ", registered as " << h;
+    }
+  }
+  stop.store(true);
+  for (auto& p : producers) p.join();
+  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_GT(ran.load(), 0u);
+  EXPECT_GT(faulted.load(), 0u) << "no slot raced a retire";
+}
+
 TEST_P(ExternalBufferTest, RefusesBadRegistrationsWithClearErrors) {
   ASSERT_NO_FATAL_FAILURE(start());
   CallerMemory memory(backend(), 64);
@@ -266,6 +341,51 @@ TEST_P(ExternalBufferTest, ATenantsRegisteredBufferHoldsAResidentHandleAndIsItsA
   MR_ASSERT_OK(a.unregister_buffer(ext, scaled(seconds(30))));
   EXPECT_EQ(a.quota_counters().resident_buffers, 0u) << "the handle is back";
   MR_EXPECT_OK(a.register_buffer(more.get(), 64, &second));
+  registry.reset();
+}
+
+// An unregister the runtime refuses (WhileInUse::kFail while a slot is
+// outstanding) holds the tenant's resident handle until it returns: a
+// registration racing it never takes the tenant past its quota of one.
+TEST_P(ExternalBufferTest, ARefusedUnregisterKeepsTheQuotaWhileItRuns) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/1));
+  std::unique_ptr<megaring::TenantRegistry> registry;
+  MR_ASSERT_OK(megaring::TenantRegistry::create(*rt_, {}, &registry));
+  megaring::TenantConfig one;
+  one.label = "one handle";
+  one.quotas.resident_handles = 1;
+  megaring::TenantHandle a;
+  MR_ASSERT_OK(registry->register_tenant(one, &a));
+  CallerMemory memory(backend(), 64), more(backend(), 64);
+  BufferHandle ext = 0;
+  MR_ASSERT_OK(a.register_buffer(memory.get(), 64, &ext));
+  // Outstanding for 2 s (two 1 s delays, MR_DELAY_MAX_NS each, on the one
+  // executor): far longer than the 200 refusals below take.
+  Ticket slow;
+  MR_ASSERT_OK(rt_->publish(delay_ns(1'000'000'000), &slow));
+  MR_ASSERT_OK(rt_->publish(delay_ns(1'000'000'000), &slow));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> refusals{0};
+  std::thread unregistering([&] {
+    while (!stop.load()) {
+      const Status st = a.unregister_buffer(ext, megaring::Nanoseconds(0), megaring::WhileInUse::kFail);
+      if (st.code() != Result::kInUse) break;  // the delay finished (it should not have)
+      refusals++;
+    }
+  });
+  uint64_t over_quota = 0, tries = 0;
+  while (refusals.load() < 200 && tries < 1'000'000) {
+    ++tries;
+    BufferHandle second = 0;
+    if (a.register_buffer(more.get(), 64, &second).is_ok()) {
+      ++over_quota;
+      (void)a.free_buffer(second);
+    }
+  }
+  stop.store(true);
+  unregistering.join();
+  EXPECT_EQ(over_quota, 0u) << "a second buffer registered while the first stayed: quota 1";
+  EXPECT_GE(refusals.load(), 200u) << "the delay ended before the race ran";
   registry.reset();
 }
 
