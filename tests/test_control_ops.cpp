@@ -13,6 +13,7 @@
 //   - an abort during an operation ends it with the runtime's status, and
 //     one after shutdown is refused;
 //   - operations from several threads run one at a time, all applied.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -119,12 +120,15 @@ class ControlOpsTest : public BackendTest {
     return t;
   }
   // Until the only executor runs `ticket` (dump_state's note).
-  void wait_until_running(const Ticket& ticket) {
+  void wait_until_running(const Ticket& ticket) { wait_until_held(ticket, /*any_unit=*/false); }
+  // Until executor 0 (or any, with any_unit) runs `ticket`.
+  void wait_until_held(const Ticket& ticket, bool any_unit = true) {
     const auto until = std::chrono::steady_clock::now() + scaled(seconds(20));
     for (;;) {
       megaring::StateDump d;
       MR_ASSERT_OK(rt_->dump_state(&d));
-      if (!d.units.empty() && d.units[0].busy && d.units[0].ticket == ticket.value) return;
+      for (size_t u = 0; u < (any_unit ? d.units.size() : std::min<size_t>(1, d.units.size())); ++u)
+        if (d.units[u].busy && d.units[u].ticket == ticket.value) return;
       ASSERT_LT(std::chrono::steady_clock::now(), until) << "the executor never took the slot";
       std::this_thread::sleep_for(milliseconds(1));
     }
@@ -236,6 +240,54 @@ TEST_P(ControlOpsTest, AHeldExecutorCancelsTheOperationWithinTheBound) {
   EXPECT_EQ(control_stats().operations, 1u);
 }
 
+// While one executor runs a long slot, an operation asks in short
+// attempts: the other executor goes on running slots between them, and the
+// registry (grants(), the pump) is never held for the operation's bound.
+TEST_P(ControlOpsTest, AHeldExecutorHoldsUpTheOthersOnlyBriefly) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/2, /*control_timeout=*/seconds(1)));
+  const Ticket gate = publish_gate();
+  ASSERT_NO_FATAL_FAILURE(wait_until_held(gate));
+  std::atomic<bool> op_done{false};
+  Status op_status;
+  std::thread op([&] {
+    op_status = tenant_.set_grants(kGrantsB);
+    op_done.store(true);
+  });
+  uint64_t calls = 0, grants_reads = 0;
+  while (!op_done.load()) {
+    Completion c;
+    if (rt_->call(megaring::ops::nop(calls), &c, scaled(seconds(30))).is_ok() && c.ok() &&
+        c.result == calls)
+      ++calls;
+    OpcodeGrants g;
+    if (tenant_.grants(&g).is_ok()) ++grants_reads;
+  }
+  op.join();
+  EXPECT_EQ(op_status.code(), Result::kTimeout) << op_status.to_string();
+  // Parked for the whole second, the free executor would run none.
+  EXPECT_GE(calls, 10u) << "NOPs run while the operation waited";
+  EXPECT_GE(grants_reads, 10u);
+  set_gate(cuda(), 1);
+}
+
+// An executor that left its loop (a handler abandoned its slot) runs no
+// slot any more: operations go on without it.
+TEST_P(ControlOpsTest, AnExecutorThatLeftDoesNotBlockOperations) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/2, /*control_timeout=*/seconds(10)));
+  SlotRequest abandon;
+  abandon.opcode = kOpReport;
+  abandon.args[1] = MR_STATUS_ABORTED;  // the handler abandons the slot: its executor leaves
+  Ticket t;
+  MR_ASSERT_OK(rt_->publish(abandon, &t));
+  // (The abandoned ticket holds DONE_COUNT back from now on, so the test
+  // reads the operations' outcome, not slots'.)
+  MR_ASSERT_OK(tenant_.set_grants(kGrantsB));
+  MR_ASSERT_OK(tenant_.set_grants(kGrantsA));
+  EXPECT_TRUE(host_grants_are(kGrantsA));
+  EXPECT_EQ(control_stats().operations, 2u);
+  (void)rt_->abort();  // the abandoned slot would hold a drain until its timeout
+}
+
 TEST_P(ControlOpsTest, AnAbortEndsAWaitingOperation) {
   ASSERT_NO_FATAL_FAILURE(start(/*workers=*/1, /*control_timeout=*/seconds(60)));
   ASSERT_NO_FATAL_FAILURE(wait_until_running(publish_gate()));
@@ -286,6 +338,54 @@ TEST_P(ControlOpsTest, OperationsFromSeveralThreadsRunOneAtATime) {
   // Whatever the last one set, the consumer's table and the host agree.
   const Completion c = read_grants();
   EXPECT_EQ(c.result, host_grants_are(kGrantsA) ? kReadA : kReadB);
+}
+
+// The topology token: operations from several threads never overlap (each
+// step finds no other step running), and one that cannot get the token
+// within its bound fails saying so.
+TEST_P(ControlOpsTest, TheTopologyTokenLetsOneOperationRunAtATime) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/2, /*control_timeout=*/seconds(10)));
+  std::atomic<int> inside{0}, overlaps{0}, applied{0};
+  const megaring::detail::ControlStep step{[&] {
+                                             if (inside.fetch_add(1) != 0) overlaps++;
+                                             std::this_thread::sleep_for(milliseconds(1));
+                                             inside.fetch_sub(1);
+                                             applied++;
+                                             return Status::ok();
+                                           },
+                                           [] { return Status::ok(); }};
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i)
+        if (!RuntimeInternals::run_control(*rt_, "test", {step}).is_ok()) failures++;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(overlaps.load(), 0) << "two operations' steps ran at once";
+  EXPECT_EQ(applied.load(), 40);
+}
+
+TEST_P(ControlOpsTest, AnOperationThatCannotGetTheTokenFailsWithinItsBound) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/2, /*control_timeout=*/milliseconds(100)));
+  std::atomic<bool> holding{false}, let_go{false};
+  const megaring::detail::ControlStep hold{[&] {
+                                             holding.store(true);
+                                             while (!let_go.load()) std::this_thread::yield();
+                                             return Status::ok();
+                                           },
+                                           [] { return Status::ok(); }};
+  std::thread holder([&] { MR_EXPECT_OK(RuntimeInternals::run_control(*rt_, "holder", {hold})); });
+  while (!holding.load()) std::this_thread::yield();
+  const Status st = tenant_.set_grants(kGrantsB);
+  let_go.store(true);
+  holder.join();
+  EXPECT_EQ(st.code(), Result::kTimeout) << st.to_string();
+  EXPECT_NE(st.to_string().find("topology token"), std::string::npos) << st.to_string();
+  EXPECT_TRUE(host_grants_are(kGrantsA));
+  MR_ASSERT_OK(tenant_.set_grants(kGrantsB));
+  EXPECT_EQ(read_grants().result, kReadB);
 }
 
 INSTANTIATE_TEST_SUITE_P(, ControlOpsTest, ::testing::Values(Backend::kCpu, Backend::kCuda),

@@ -360,7 +360,7 @@ TEST_P(ExternalBufferTest, ARefusedUnregisterKeepsTheQuotaWhileItRuns) {
   BufferHandle ext = 0;
   MR_ASSERT_OK(a.register_buffer(memory.get(), 64, &ext));
   // Outstanding for 2 s (two 1 s delays, MR_DELAY_MAX_NS each, on the one
-  // executor): far longer than the 200 refusals below take.
+  // executor): longer than the race below.
   Ticket slow;
   MR_ASSERT_OK(rt_->publish(delay_ns(1'000'000'000), &slow));
   MR_ASSERT_OK(rt_->publish(delay_ns(1'000'000'000), &slow));
@@ -373,9 +373,10 @@ TEST_P(ExternalBufferTest, ARefusedUnregisterKeepsTheQuotaWhileItRuns) {
       refusals++;
     }
   });
-  uint64_t over_quota = 0, tries = 0;
-  while (refusals.load() < 200 && tries < 1'000'000) {
-    ++tries;
+  // Race them for 1 s of the 2 (the window is a few instructions wide).
+  uint64_t over_quota = 0;
+  const auto race_until = std::chrono::steady_clock::now() + milliseconds(1000);
+  while (std::chrono::steady_clock::now() < race_until) {
     BufferHandle second = 0;
     if (a.register_buffer(more.get(), 64, &second).is_ok()) {
       ++over_quota;
@@ -385,7 +386,7 @@ TEST_P(ExternalBufferTest, ARefusedUnregisterKeepsTheQuotaWhileItRuns) {
   stop.store(true);
   unregistering.join();
   EXPECT_EQ(over_quota, 0u) << "a second buffer registered while the first stayed: quota 1";
-  EXPECT_GE(refusals.load(), 200u) << "the delay ended before the race ran";
+  EXPECT_GT(refusals.load(), 0u) << "the delay ended before the race ran";
   registry.reset();
 }
 

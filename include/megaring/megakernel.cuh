@@ -269,7 +269,10 @@ __device__ __forceinline__ void executor_block(const ConsumerParams& p) {
     }
     if (stop || shared.next == static_cast<uint32_t>(Next::kExit)) break;
   }
-  if (threadIdx.x == 0) unit_exit(p);
+  if (threadIdx.x == 0) {
+    leave_control(p, unit);
+    unit_exit(p);
+  }
 }
 
 // The persistent kernel: block 0 is the I/O unit, the others executors.
@@ -419,6 +422,7 @@ void cpu_executor(const ConsumerParams& p, unsigned unit) {
       finish_ticket(p, seq, origin, chunk[j].flags, out);
     }
   }
+  leave_control(p, unit);
   unit_exit(p);
 }
 

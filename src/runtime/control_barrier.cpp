@@ -48,6 +48,32 @@ std::string describe_unparked(ConsumerBackend& backend, const std::vector<uint64
   return out;
 }
 
+// Step 5 of an attempt: the release of its epoch, stored once, on every way
+// out (an exception from a step or an allocation included), so that no
+// executor stays parked for an operation that has ended.
+class ReleaseOnExit {
+ public:
+  ReleaseOnExit(ConsumerBackend& backend, uint64_t epoch) : backend_(backend), epoch_(epoch) {}
+  ReleaseOnExit(const ReleaseOnExit&) = delete;
+  ReleaseOnExit& operator=(const ReleaseOnExit&) = delete;
+  ~ReleaseOnExit() {
+    try {
+      (void)now();
+    } catch (...) {  // a Status message that could not be allocated: the store was tried
+    }
+  }
+  Status now() {
+    if (released_) return Status::ok();
+    released_ = true;
+    return backend_.write_control_word(ConsumerBackend::ControlWord::kRelease, epoch_);
+  }
+
+ private:
+  ConsumerBackend& backend_;
+  uint64_t epoch_;
+  bool released_ = false;
+};
+
 // "200 ms", or "1500 us" below a whole millisecond count.
 std::string format_bound(Nanoseconds bound) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(bound).count();
@@ -73,16 +99,31 @@ Status ControlBarrier::run(const char* what, const std::vector<ControlStep>& ste
     record(st.code(), false, began);
     return Status(st.code(), std::string(what) + ": " + st.message());
   }
-  const uint64_t epoch = ++epoch_;
-  st = backend_.write_control_word(ConsumerBackend::ControlWord::kRequest, epoch);
-  if (st) st = await_parked(what, epoch, deadline, bound);
   bool rolled_back = false;
-  if (st) st = apply_steps(what, steps, &rolled_back);
-  // Step 5, whatever happened: every executor that parked, or parks later,
-  // for this epoch goes on. After a failed request store the consumer may
-  // never have seen the request; the release is harmless then.
-  const Status released = backend_.write_control_word(ConsumerBackend::ControlWord::kRelease, epoch);
-  if (st && !released) st = released;
+  for (;;) {
+    const uint64_t epoch = ++epoch_;
+    ReleaseOnExit release(backend_, epoch);
+    st = backend_.write_control_word(ConsumerBackend::ControlWord::kRequest, epoch);
+    if (!st) break;
+    // An attempt waits kParkGrace at most: the executors that parked do not
+    // sit idle behind one that runs a long slot for the whole bound. Past
+    // it they go on, and after kRetryPause a new epoch asks again.
+    const Clock::time_point attempt_end =
+        deadline - began > kParkGrace + kRetryPause ? std::min(deadline, Clock::now() + kParkGrace)
+                                                    : deadline;
+    st = await_parked(what, epoch, attempt_end, bound);
+    if (st.code() == Result::kTimeout && attempt_end < deadline) {
+      st = release.now();
+      if (!st) break;
+      const Clock::time_point resume = std::min(deadline, Clock::now() + kRetryPause);
+      std::this_thread::sleep_until(resume);
+      continue;
+    }
+    if (st) st = apply_steps(what, steps, &rolled_back);
+    const Status released = release.now();
+    if (st && !released) st = released;
+    break;
+  }
   record(st.code(), rolled_back, began);
   if (!st) MR_LOG(LogLevel::kWarn, "control operation failed: " + st.to_string());
   return st;

@@ -15,12 +15,18 @@
 //      whatever part of them its step wrote).
 //   5. Store E as ConsumerPrivate::control_release (after every word of
 //      steps 4 has landed): the executors go on, and read the new tables.
+// Attempts: step 3 waits kParkGrace at most; if some executor has not parked
+// by then (it runs a long slot), E is released, and after kRetryPause the
+// operation asks again with a new epoch, so the executors that did park
+// are not held for the whole bound.
 // Cancellation: if step 3 does not finish within the operation's bound, or
 // the runtime stops accepting work, or the consumer dies, the release is
 // stored at once (nothing was written) and the operation fails: kTimeout
 // naming the executors that did not answer and what each was running, or
 // the runtime's closed or failed status. A unit that parks for E after its
-// release finds it released and goes on.
+// release finds it released and goes on. An executor that has left its
+// loop (abort, stop, a slot it abandoned) answers every later epoch
+// (leave_control in consumer_core.cuh): it runs no slot any more.
 //
 // Only the executors park: the I/O unit (fetcher and completer) reads none
 // of the tables a control operation changes. The consumer keeps fetching
@@ -66,6 +72,12 @@ class ControlBarrier {
 
  private:
   using Clock = std::chrono::steady_clock;
+  // How long an attempt's parked executors wait for the rest, and the pause
+  // before the next attempt (so a slot that runs long keeps the others
+  // parked at most a fifth of the time); bounds shorter than both together
+  // get one attempt.
+  static constexpr Nanoseconds kParkGrace = std::chrono::milliseconds(2);
+  static constexpr Nanoseconds kRetryPause = std::chrono::milliseconds(8);
   // Step 3: OK once every executor parked for `epoch`.
   Status await_parked(const char* what, uint64_t epoch, Clock::time_point deadline,
                       Nanoseconds bound);

@@ -246,6 +246,10 @@ Status RuntimeInternals::set_tenant_grants(Runtime& runtime, uint32_t index,
        [&] { return backend.set_tenant_grants(index, previous); }}};
   return runtime.impl_->run_control("set_grants", steps);
 }
+Status RuntimeInternals::run_control(Runtime& runtime, const char* what,
+                                     const std::vector<detail::ControlStep>& steps) {
+  MR_GUARD(runtime.impl_->run_control(what, steps))
+}
 void RuntimeInternals::inject_control_failure(Runtime& runtime, uint32_t step) {
   runtime.impl_->control().inject_failure_at(step);
 }

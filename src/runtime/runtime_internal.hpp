@@ -18,6 +18,7 @@
 
 #include "megaring/runtime.hpp"
 #include "ring/drain_record.hpp"
+#include "runtime/control_barrier.hpp"
 #include "runtime/runtime_link.hpp"
 
 namespace megaring::detail {
@@ -58,6 +59,9 @@ struct RuntimeInternals {
   // Tests: the next control operation's step `step` fails once it applied
   // (its rollback runs).
   static void inject_control_failure(Runtime& runtime, uint32_t step);
+  // Any steps as one control operation (control_barrier.hpp).
+  static Status run_control(Runtime& runtime, const char* what,
+                            const std::vector<ControlStep>& steps);
   // The tenant word of every entry, [max_tenants]: a new registry continues
   // each index's generations, so no id of an earlier registry ever returns.
   static Status read_tenant_ids(Runtime& runtime, std::vector<uint32_t>* ids);

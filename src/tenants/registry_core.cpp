@@ -148,6 +148,7 @@ Status RegistryCore::register_tenant(const TenantConfig& config, TenantHandle* o
   OpcodeGrants grants;
   Status checked = grant_bitmap(config.grants, q.opcode_cap, &grant_words, &grants);
   if (!checked) return checked;
+  std::lock_guard<std::mutex> serial(control_mutex_);  // no grants write in flight (set_grants)
   std::lock_guard<std::mutex> lock(mutex_);
   if (closing_)
     return closed() ? closed_status()
@@ -251,6 +252,12 @@ std::vector<std::shared_ptr<TenantState>> RegistryCore::tenants() const {
 }
 
 void RegistryCore::on_runtime_end() {
+  {
+    // A set_grants in flight uses the runtime: it ends within the runtime's
+    // control_timeout (the consumer still runs while end hooks run).
+    std::unique_lock<std::mutex> lock(mutex_);
+    control_done_.wait(lock, [&] { return controls_in_flight_ == 0; });
+  }
   runtime_gone_.store(true);
   try {
     close(/*drain=*/false);

@@ -5,13 +5,15 @@
 // tenants. registry_core.cpp holds the table's life, drain_pump.cpp the pump.
 //
 // Lock order: the pump's delivery (DrainPump::delivering, which only
-// close() waits for), a pump pass (DrainPump::pass_mutex), then the
+// close() waits for), a pump pass (DrainPump::pass_mutex), the registry's
+// control_mutex_ (never under a pump lock or mutex_), then the
 // registry's mutex_, then a tenant's QuotaUsage mutex. A tenant's
 // KeptResults is never locked with mutex_ or a QuotaUsage mutex held (the
 // pump puts into it inside its pass, with mutex_ let go).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -136,6 +138,13 @@ class RegistryCore final : public std::enable_shared_from_this<RegistryCore> {
   RegistryConfig config_;
 
   mutable std::mutex mutex_;  // guards table_, windows_, closing_, the tenants' DeviceCounters
+  // One control operation of this registry at a time (set_grants), held
+  // across its wait for the executors with mutex_ let go; register_tenant
+  // takes it too (an index is never reused under a grants write). Taken
+  // before mutex_, never while holding mutex_ or a pump lock.
+  std::mutex control_mutex_;
+  uint32_t controls_in_flight_ = 0;      // set_grants between its checks and its commit (mutex_)
+  std::condition_variable control_done_;  // controls_in_flight_ reached 0
   TenantTable table_;
   OpcodeWindows windows_;
   bool closing_ = false;  // close() started: no new registrations (guarded by mutex_)

@@ -67,22 +67,30 @@ Status RegistryCore::set_grants(TenantState& state, const OpcodeGrants& grants) 
   OpcodeGrants normalized;
   Status st = grant_bitmap(grants, state.identity.quotas.opcode_cap, &bitmap, &normalized);
   if (!st) return st;
-  // Under mutex_: unregister_tenant sets `revoked` under it, and the index
-  // is reused only after that, so these words never land in a successor's
-  // entry; and two calls write their words one after the other.
-  std::lock_guard<std::mutex> lock(mutex_);
   if (state.core.get() != this)
     return Status(Result::kInvalidArgument, "tenant belongs to another registry");
-  if (closed()) return closed_status();
-  if (state.revoked.load(std::memory_order_seq_cst)) return revoked_status(state.identity.id);
+  // A control operation (runtime.hpp): it may wait up to the runtime's
+  // control_timeout for the executors, so it runs with mutex_ let go (the
+  // pump and the registry's other calls go on) and under control_mutex_,
+  // which register_tenant takes too: an index this tenant leaves meanwhile
+  // is not reused until the words have landed, so they never reach a
+  // successor's entry. In flight, it holds off on_runtime_end.
+  std::lock_guard<std::mutex> serial(control_mutex_);
   mr_tenant_grants previous{};
-  OpcodeGrants unused;
-  st = grant_bitmap(state.grants, state.identity.quotas.opcode_cap, &previous, &unused);
-  if (!st) return Status(Result::kInternal, "set_grants: the current grants: " + st.to_string());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed()) return closed_status();
+    if (state.revoked.load(std::memory_order_seq_cst)) return revoked_status(state.identity.id);
+    OpcodeGrants unused;
+    st = grant_bitmap(state.grants, state.identity.quotas.opcode_cap, &previous, &unused);
+    if (!st) return Status(Result::kInternal, "set_grants: the current grants: " + st.to_string());
+    ++controls_in_flight_;
+  }
   st = RuntimeInternals::set_tenant_grants(runtime_, state.identity.index, bitmap, previous);
-  if (!st) return st;
-  state.grants = std::move(normalized);
-  return Status::ok();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (--controls_in_flight_ == 0) control_done_.notify_all();
+  if (st) state.grants = std::move(normalized);  // what the table holds now
+  return st;
 }
 
 OpcodeGrants RegistryCore::grants(const TenantState& state) const {

@@ -145,8 +145,10 @@ Status add_buffer(TenantState& t, BufferHandle* handle, Make&& make) {
 }
 
 // A buffer of the tenant goes, by `drop` (the runtime's free or
-// unregister); if the runtime refuses (or an unregister times out), the
-// tenant still holds it.
+// unregister); if the runtime refuses (an unregister that times out or
+// finds the buffer in use), the tenant still holds it. Meanwhile it counts
+// as `dropping`: its resident handle stays in use until the answer, so a
+// concurrent registration cannot take it (the quota holds at every moment).
 template <class Drop>
 Status drop_buffer(TenantState& t, BufferHandle handle, Drop&& drop) {
   {
@@ -155,12 +157,12 @@ Status drop_buffer(TenantState& t, BufferHandle handle, Drop&& drop) {
     if (t.usage.buffers.erase(handle) == 0)
       return Status(Result::kInvalidArgument,
                     "buffer " + std::to_string(handle) + " is not this tenant's");
+    ++t.usage.dropping;
   }
   Status st = drop();
-  if (!st) {
-    std::lock_guard<std::mutex> lock(t.usage.mutex);
-    if (!t.revoked.load()) t.usage.buffers.insert(handle);
-  }
+  std::lock_guard<std::mutex> lock(t.usage.mutex);
+  --t.usage.dropping;
+  if (!st && !t.revoked.load()) t.usage.buffers.insert(handle);
   return st;
 }
 }  // namespace

@@ -61,8 +61,11 @@ struct SlotCounters {
 
 // Staging bytes and resident handles, guarded by `mutex`. A resident
 // handle is held by an explicit reservation, by a buffer of the tenant,
-// or by an alloc_buffer between its quota check and the buffer table:
-// resident_in_use_locked() = resident_reserved + allocating + buffers.size(), so
+// or by an alloc_buffer between its quota check and the buffer table, or
+// by a buffer on its way out (a free or unregister the runtime may refuse:
+// it holds its handle until it returns):
+// resident_in_use_locked() = resident_reserved + allocating + dropping +
+// buffers.size(), so
 // release_resident_handles() can give back only what was reserved, never
 // a buffer's handle. Staging bytes likewise: staging_in_use_locked() =
 // staging_reserved + region_bytes (the regions' sizes, a create in progress
@@ -72,13 +75,14 @@ struct QuotaUsage {
   uint64_t staging_reserved = 0;
   uint64_t resident_reserved = 0;
   uint64_t allocating = 0;
+  uint64_t dropping = 0;
   std::unordered_set<BufferHandle> buffers;
   uint64_t region_bytes = 0;
   std::unordered_map<RegionHandle, uint64_t> regions;  // live regions and their sizes
 
   uint64_t staging_in_use_locked() const { return staging_reserved + region_bytes; }
   uint64_t resident_in_use_locked() const {
-    return resident_reserved + allocating + buffers.size();
+    return resident_reserved + allocating + dropping + buffers.size();
   }
 };
 

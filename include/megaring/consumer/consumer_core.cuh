@@ -732,6 +732,13 @@ MR_HDI Next park_for_control(const ConsumerParams& p, uint32_t unit, uint64_t ep
   }
 }
 
+// An executor that leaves its loop answers every later control request: it
+// runs no slot any more. RELEASE: its table loads before.
+MR_HDI void leave_control(const ConsumerParams& p, uint32_t unit) {
+  if (p.unit_notes != nullptr)
+    DevRef<uint64_t>(p.unit_notes[unit].control_parked).store(~0ull, cuda::std::memory_order_release);
+}
+
 // E1: claims a chunk [*first, *first + *count) of staged tickets. Returns
 // kExit on abort, or once every ticket below stop_at has been claimed.
 // Between chunks it answers control requests newer than *control_seen (the
