@@ -62,6 +62,32 @@
  * (model/rings_v4.pml checks the design: no loss, no duplicate, no ring
  * waiting for another).
  *
+ * Priorities. Each ring has a class (MR_RING_CLASS_*), chosen when a
+ * Producer opens it (ring 0: normal), in a consumer-private word the host
+ * writes through its table-write path and the fetcher reads (device memory,
+ * relaxed) beside each ring's header in a poll of all rings: never a PCIe
+ * read, never per slot. A stale class orders picks differently, nothing
+ * more. The poll picks (consumer/ring_priority.cuh):
+ *   1. a READY bulk ring, if at least MR_PRIORITY_CREDIT_SLOTS slots of
+ *      higher classes were staged since the last bulk slot was; else
+ *   2. a READY normal ring, on the same rule for normal; else
+ *   3. a READY ring of the highest class that has one;
+ * round robin among the READY rings of the picked class. Bound: while a
+ * bulk ring stays READY, between two slots of its class (and from the
+ * poll that first finds it READY to the first) at most
+ * MR_PRIORITY_CREDIT_SLOTS + one turn of slots of other classes are
+ * staged; for normal, one bulk turn more (a bulk turn due at the same poll
+ * goes first). A turn: kRingTurnRounds rounds and the round that ends it,
+ * each of at most a round's bodies (256 on a crew of four warps) and at
+ * most capacity. Below the credit, higher classes go first. While any ring
+ * is critical, a normal or bulk ring's turn is kRingTurnRounds rounds
+ * (never the longer turn of a ring found alone), and its rounds stage only
+ * while the staged queue holds fewer than capacity / 2 (normal) or
+ * min(MR_PRIORITY_BULK_BACKLOG, capacity / 4) (bulk; at least 1) slots: a
+ * critical slot is staged behind at most capacity / 2 lower-class slots,
+ * that bulk bound if they are all bulk. Staged slots run in staged order:
+ * a class orders fetching, not execution.
+ *
  * ---------------------------------------------------------------------------
  * Tickets
  * ---------------------------------------------------------------------------
@@ -202,6 +228,16 @@ extern "C" {
 
 /* Submission rings a runtime may have (Config::producer_rings). */
 #define MR_MAX_RINGS 16u
+
+/* Ring classes (see "Priorities" above); 0, normal, is what zeroed memory
+ * and ring 0 hold. A word of another value counts as normal. */
+#define MR_RING_CLASS_NORMAL 0u
+#define MR_RING_CLASS_CRITICAL 1u
+#define MR_RING_CLASS_BULK 2u
+/* Higher-class slots staged before a waiting lower class is picked. */
+#define MR_PRIORITY_CREDIT_SLOTS 256u
+/* The staged backlog a bulk round fills to at most while a ring is critical. */
+#define MR_PRIORITY_BULK_BACKLOG 128u
 
 #define MR_SLOT_BYTES 64u
 #define MR_SLOT_ARGS 5u

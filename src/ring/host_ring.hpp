@@ -163,6 +163,7 @@ struct ProducerRing {
   alignas(64) std::atomic<bool> owned{false};
   // The owner's alone, handed on with `owned`:
   uint64_t reaped;                       // every ticket below it is accounted for
+  uint32_t ring_class = MR_RING_CLASS_NORMAL;  // the owner's Priority (open_producer)
   std::unique_ptr<uint64_t[]> keep;      // [capacity]: t + 1 while t is kept, unread, in place
   KeptResults parked;                    // unread kept results moved out
 };

@@ -47,6 +47,7 @@ class Producer::Impl {
   }
 
   uint32_t ring() const { return ring_->ring; }
+  Priority priority() const { return static_cast<Priority>(ring_->ring_class); }
 
   uint64_t done_count() const {
     detail::RingHost* host = live_host();
@@ -279,6 +280,7 @@ std::unique_ptr<Producer> make_producer(std::shared_ptr<ProducerRing> ring) {
 Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Producer::~Producer() = default;
 uint32_t Producer::ring() const noexcept { return impl_->ring(); }
+Priority Producer::priority() const noexcept { return impl_->priority(); }
 uint64_t Producer::done_count() const noexcept { return impl_->done_count(); }
 Status Producer::publish(const SlotRequest& request, Ticket* ticket,
                          const PublishOptions& options) noexcept {

@@ -39,7 +39,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
 
   Status shutdown(Nanoseconds timeout);
   Status abort();
-  Status open_producer(std::unique_ptr<Producer>* out);
+  Status open_producer(std::unique_ptr<Producer>* out, Priority priority);
   Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
   Status register_buffer(const void* memory, uint64_t bytes, uint32_t owner, BufferHandle* handle);
