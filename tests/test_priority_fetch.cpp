@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Ring priorities at the fetcher (slot_abi.h, "Priorities";
 // consumer/ring_priority.cuh): the pick arithmetic alone, then fetch_round as
-// the CPU backend's I/O thread runs it, on rings filled by hand, checking
-// the staged order against the documented bounds by counting.
+// the CPU backend's I/O thread runs it, on rings filled by hand
+// (priority_fetch_fixture.hpp), checking the staged order against the
+// documented bounds by counting. The review's findings: test_priority_findings.cpp.
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -11,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <megaring/consumer/consumer_core.cuh>
+
+#include "priority_fetch_fixture.hpp"
 
 namespace megaring_test {
 namespace {
@@ -27,123 +30,129 @@ TEST(PriorityArithmetic, AClassWordIsARankAndAnythingElseIsNormal) {
 
 TEST(PriorityArithmetic, TheHighestReadyRankGoesFirstUntilALowerOnesCreditIsFull) {
   d::RingSchedule s;
-  d::init_ring_schedule(s);
+  d::init_ring_schedule(s, 0);
+  const auto charge = [](d::RingSchedule& sched, uint32_t rank, uint32_t n) {
+    d::charge_staged(sched, rank, n, 0, 0);
+  };
+  constexpr uint32_t kAllRoom = 7;
   const uint32_t all[3] = {1, 2, 4};
-  EXPECT_EQ(d::pick_rank(all, s), d::kRankCritical);
+  d::note_poll(s, all);
+  EXPECT_EQ(d::pick_rank(all, s, kAllRoom), d::kRankCritical);
   const uint32_t lower[3] = {0, 2, 4};
-  EXPECT_EQ(d::pick_rank(lower, s), d::kRankNormal);
+  EXPECT_EQ(d::pick_rank(lower, s, kAllRoom), d::kRankNormal);
   const uint32_t none[3] = {0, 0, 0};
-  EXPECT_EQ(d::pick_rank(none, s), d::kNoRank);
-  d::charge_staged(s, d::kRankCritical, MR_PRIORITY_CREDIT_SLOTS - 1);
-  EXPECT_EQ(d::pick_rank(all, s), d::kRankCritical) << "one slot short of the credit";
-  d::charge_staged(s, d::kRankCritical, 1);
-  EXPECT_EQ(d::pick_rank(all, s), d::kRankBulk) << "bulk's credit is full, and bulk goes first";
-  d::charge_staged(s, d::kRankBulk, 1);
+  EXPECT_EQ(d::pick_rank(none, s, kAllRoom), d::kNoRank);
+  charge(s, d::kRankCritical, MR_PRIORITY_CREDIT_SLOTS - 1);
+  EXPECT_EQ(d::pick_rank(all, s, kAllRoom), d::kRankCritical) << "one slot short of the credit";
+  charge(s, d::kRankCritical, 1);
+  EXPECT_EQ(d::pick_rank(all, s, kAllRoom), d::kRankBulk) << "bulk's credit is full, and bulk goes first";
+  charge(s, d::kRankBulk, 1);
   EXPECT_EQ(s.credit[d::kRankBulk], 0u);
   EXPECT_EQ(s.credit[d::kRankNormal], MR_PRIORITY_CREDIT_SLOTS) << "bulk slots do not pay normal";
-  EXPECT_EQ(d::pick_rank(all, s), d::kRankNormal);
-  const uint32_t no_normal[3] = {1, 0, 4};
-  EXPECT_EQ(d::pick_rank(no_normal, s), d::kRankCritical) << "a full credit of an idle class";
-  d::charge_staged(s, d::kRankNormal, 0);
+  EXPECT_EQ(d::pick_rank(all, s, kAllRoom), d::kRankNormal);
+  charge(s, d::kRankNormal, 0);
   EXPECT_EQ(s.credit[d::kRankNormal], MR_PRIORITY_CREDIT_SLOTS) << "nothing staged, nothing paid";
-  d::charge_staged(s, d::kRankCritical, 0xFFFFFFFFu);
+  charge(s, d::kRankCritical, 0xFFFFFFFFu);
   EXPECT_EQ(s.credit[d::kRankBulk], MR_PRIORITY_CREDIT_SLOTS) << "saturates, never wraps";
-  d::charge_staged(s, d::kNoRank, 5);  // not a rank: ignored
+  charge(s, d::kNoRank, 5);  // not a rank: ignored
   EXPECT_EQ(s.credit[d::kRankBulk], MR_PRIORITY_CREDIT_SLOTS);
+  // A due rank without room is passed over while another READY rank has
+  // room, and keeps its credit; with no rank able, the highest READY one.
+  const uint32_t no_bulk_room = kAllRoom & ~(1u << d::kRankBulk);
+  EXPECT_EQ(d::pick_rank(all, s, no_bulk_room), d::kRankNormal);
+  EXPECT_EQ(d::pick_rank(all, s, 1u << d::kRankCritical), d::kRankCritical);
+  EXPECT_EQ(d::pick_rank(lower, s, 1u << d::kRankCritical), d::kRankNormal) << "nobody READY has room";
+  EXPECT_EQ(d::pick_rank(all, s, 0), d::kRankCritical) << "the queue is full";
+  EXPECT_EQ(s.credit[d::kRankBulk], MR_PRIORITY_CREDIT_SLOTS);
+  // A poll that finds no normal ring READY: normal's credit is gone, and it
+  // earns none until a poll finds it waiting again.
+  const uint32_t no_normal[3] = {1, 0, 4};
+  d::note_poll(s, no_normal);
+  EXPECT_EQ(s.credit[d::kRankNormal], 0u);
+  EXPECT_EQ(s.credit[d::kRankBulk], MR_PRIORITY_CREDIT_SLOTS);
+  charge(s, d::kRankCritical, MR_PRIORITY_CREDIT_SLOTS);
+  EXPECT_EQ(s.credit[d::kRankNormal], 0u) << "credit earned while idle";
+  d::note_poll(s, all);
+  charge(s, d::kRankCritical, 3);
+  EXPECT_EQ(s.credit[d::kRankNormal], 3u);
 }
 
-TEST(PriorityArithmetic, ALowerClassFillsTheQueuePartWayOnlyBesideACriticalRing) {
-  for (uint32_t cap : {1u, 2u, 4u, 64u, 1024u, 1u << 20}) {
-    for (uint32_t rank = 0; rank < d::kPriorityRanks; ++rank)
-      EXPECT_EQ(d::staged_limit(rank, cap, false), cap) << "no critical ring: the whole queue";
-    EXPECT_EQ(d::staged_limit(d::kRankCritical, cap, true), cap);
-    EXPECT_EQ(d::staged_limit(d::kRankNormal, cap, true), std::max(cap / 2, 1u));
-    EXPECT_EQ(d::staged_limit(d::kRankBulk, cap, true),
-              std::max(std::min(cap / 4, MR_PRIORITY_BULK_BACKLOG), 1u));
+// A poll that finds a critical ring READY throttles the lower classes for
+// MR_PRIORITY_CRITICAL_POLLS picks of a lower class with room; idle polls
+// and picks of a class without room do not count.
+TEST(PriorityArithmetic, ThrottlingLastsMrPriorityCriticalPollsAfterACriticalRingWasReady) {
+  d::RingSchedule s;
+  d::init_ring_schedule(s, 0);
+  EXPECT_FALSE(d::critical_recent(s)) << "no critical ring was ever READY";
+  const uint32_t critical[3] = {1, 0, 4};
+  const uint32_t bulk[3] = {0, 0, 4};
+  const uint32_t none[3] = {0, 0, 0};
+  d::note_poll(s, critical);
+  d::note_pick(s, critical, d::kRankCritical, 7);
+  EXPECT_TRUE(d::critical_recent(s));
+  for (uint32_t i = 0; i + 1 < MR_PRIORITY_CRITICAL_POLLS; ++i) {
+    d::note_poll(s, bulk);
+    d::note_pick(s, bulk, d::kRankBulk, 7);
+    EXPECT_TRUE(d::critical_recent(s)) << "poll " << i;
+    d::note_poll(s, none);  // idle
+    d::note_pick(s, none, d::kNoRank, 7);
+    d::note_poll(s, bulk);  // bulk without room
+    d::note_pick(s, bulk, d::kRankBulk, 1);
+    EXPECT_TRUE(d::critical_recent(s)) << "poll " << i;
   }
+  d::note_poll(s, bulk);
+  d::note_pick(s, bulk, d::kRankBulk, 7);
+  EXPECT_FALSE(d::critical_recent(s));
+  d::note_poll(s, bulk);
+  d::note_pick(s, bulk, d::kRankBulk, 7);
+  EXPECT_FALSE(d::critical_recent(s));
+  d::note_poll(s, critical);
+  EXPECT_TRUE(d::critical_recent(s));
 }
 
-// fetch_round on hand-filled rings (as FetchRings in test_producer.cpp),
-// with each ring's class in the private words.
-class PriorityFetch : public ::testing::Test {
- protected:
-  void SetUp() override {
-    slots_.assign(uint64_t{kRings} * kCapacity, mr_slot{});
-    staged_.assign(kCapacity, mr_slot{});
-    submission_ = mr_submission_control{};
-    submission_.stop_at = ~0ull;
-    control_ = mr_completion_control{};
-    priv_ = d::initial_private(0);
-    p_.slots = slots_.data();
-    p_.submission = &submission_;
-    p_.completion_control = &control_;
-    p_.priv = &priv_;
-    p_.staged = staged_.data();
-    p_.capacity = kCapacity;
-    p_.mask = kCapacity - 1;
-    p_.rings = kRings;
-    p_.heartbeat_interval_ns = 1'000'000'000;
-    p_.fetch_warps = 4;
-    d::init_fetch_state(p_, st_, cursors_);
-    st_.crew_warps = 4;  // rounds of up to 256 bodies
-  }
-  void publish(uint32_t ring, uint64_t first, uint64_t n) {
-    for (uint64_t t = first; t < first + n; ++t) {
-      mr_slot& s = *d::ring_slot(p_, ring, t);
-      s.opcode = MR_OP_NOP;
-      s.args[0] = (uint64_t{ring} << 32) | t;
-      s.header = mr_make_header(t, MR_SLOT_READY);
-    }
-  }
-  // Rounds until `total` slots are staged (or `max_rounds`), the completer
-  // passing everything staged before each round (`follow`) or not at all;
-  // returns the staged rings in sequence order, each ring's in ticket order.
-  std::vector<uint32_t> fetch(uint64_t total, int max_rounds, bool follow = true) {
-    std::vector<uint32_t> order;
-    uint64_t* next = next_;  // across calls
-    for (int i = 0; i < max_rounds && order.size() < total; ++i) {
-      if (follow) priv_.done_cursor = st_.seq;
-      const uint64_t before = st_.seq;
-      EXPECT_NE(d::fetch_round(p_, st_), d::Progress::kExit);
-      for (uint64_t q = before; q < st_.seq; ++q) {
-        mr_slot copy = staged_[q & p_.mask];
-        const d::SlotOrigin origin = d::unstage(copy);
-        EXPECT_EQ(copy.args[0], (uint64_t{origin.ring} << 32) | origin.ticket) << "seq " << q;
-        EXPECT_EQ(origin.ticket, next[origin.ring]++) << "ring " << origin.ring << " out of order";
-        order.push_back(origin.ring);
-      }
-    }
-    return order;
-  }
-  // The most slots of other rings staged between two of `ring`'s (or
-  // before its first), up to its last.
-  static uint64_t widest_gap(const std::vector<uint32_t>& order, uint32_t ring) {
-    uint64_t gap = 0, widest = 0;
-    for (uint32_t r : order) {
-      if (r == ring) {
-        widest = std::max(widest, gap);
-        gap = 0;
-      } else {
-        ++gap;
-      }
-    }
-    return widest;
-  }
-
-  static constexpr uint32_t kRings = 4;
-  static constexpr uint32_t kCapacity = 8192;
-  // One turn: kRingTurnRounds rounds and the poll round that ends it, each
-  // of at most a round's bodies (256, a crew of four warps).
-  static constexpr uint64_t kTurnSlots = (d::kRingTurnRounds + 1) * 256;
-  std::vector<mr_slot> slots_, staged_;
-  mr_submission_control submission_{};
-  mr_completion_control control_{};
-  d::ConsumerPrivate priv_{};
-  megaring::ConsumerParams p_{};
-  d::FetchRingCursors cursors_{};
-  d::FetchState st_;
-  uint64_t next_[kRings] = {};  // each ring's next ticket to be staged
-};
+// While throttled, a lower rank's room is bounded by its own slots in the
+// queue (normal and bulk together below capacity / 2, bulk below
+// min(128, capacity / 4)), not by the critical slots there.
+TEST(PriorityArithmetic, ALowerRanksRoomCountsTheLowerSlotsInTheQueue) {
+  d::RingSchedule s;
+  d::init_ring_schedule(s, 1000);
+  constexpr uint32_t kCap = 1024;
+  EXPECT_EQ(d::rank_room(s, d::kRankBulk, 1300, 1000, kCap), 724u) << "unthrottled: the queue's room";
+  const uint32_t critical[3] = {1, 0, 0};
+  d::note_poll(s, critical);
+  ASSERT_TRUE(d::critical_recent(s));
+  EXPECT_EQ(d::rank_room(s, d::kRankCritical, 1300, 1000, kCap), 724u);
+  EXPECT_EQ(d::rank_room(s, d::kRankBulk, 1300, 1000, kCap), 128u) << "300 critical slots queued";
+  EXPECT_EQ(d::rank_room(s, d::kRankNormal, 1300, 1000, kCap), 512u);
+  EXPECT_EQ(d::rank_room(s, d::kRankBulk, 2024, 1000, kCap), 0u) << "the queue is full";
+  d::charge_staged(s, d::kRankBulk, 100, 1400, 1000);  // seq 1300 .. 1399
+  EXPECT_EQ(d::group_queued(s, d::kGroupBulk, 1000), 100u);
+  EXPECT_EQ(d::rank_room(s, d::kRankBulk, 1400, 1000, kCap), 28u);
+  EXPECT_EQ(d::rank_room(s, d::kRankNormal, 1400, 1000, kCap), 412u);
+  d::charge_staged(s, d::kRankNormal, 400, 1800, 1000);
+  EXPECT_EQ(d::rank_room(s, d::kRankNormal, 1800, 1000, kCap), 12u);
+  EXPECT_EQ(d::rank_room(s, d::kRankBulk, 1800, 1000, kCap), 12u) << "bulk counts against normal's limit too";
+  // The completer passes the bulk slots: 400 normal slots are left.
+  EXPECT_EQ(d::group_queued(s, d::kGroupBulk, 1400), 0u);
+  EXPECT_EQ(d::group_queued(s, d::kGroupLower, 1400), 400u);
+  EXPECT_EQ(d::rank_room(s, d::kRankBulk, 1800, 1400, kCap), 112u);
+  EXPECT_EQ(d::group_queued(s, d::kGroupLower, 1700), 100u) << "no more than the queue past the cursor";
+  EXPECT_EQ(d::group_queued(s, d::kGroupLower, 1800), 0u);
+  EXPECT_EQ(d::group_queued(s, d::kGroupLower, 5000), 0u);
+  // A count restarts once the completer has passed its group's slots.
+  d::charge_staged(s, d::kRankBulk, 10, 2010, 1900);
+  EXPECT_EQ(d::group_queued(s, d::kGroupBulk, 1900), 10u);
+  EXPECT_EQ(d::group_queued(s, d::kGroupLower, 1900), 10u);
+  EXPECT_EQ(d::group_limit(d::kGroupLower, 1), 1u);
+  EXPECT_EQ(d::group_limit(d::kGroupBulk, 2), 1u);
+  EXPECT_EQ(d::group_limit(d::kGroupBulk, 64), 16u);
+  EXPECT_EQ(d::group_limit(d::kGroupBulk, 1u << 20), MR_PRIORITY_BULK_BACKLOG);
+  EXPECT_EQ(d::group_limit(d::kGroupLower, 1u << 20), 1u << 19);
+  EXPECT_EQ(d::ranks_with_room(s, 2010, 1900, kCap), 7u);
+  d::charge_staged(s, d::kRankBulk, 118, 2128, 1900);
+  EXPECT_EQ(d::ranks_with_room(s, 2128, 1900, kCap), 3u) << "bulk at its limit";
+  EXPECT_EQ(d::ranks_with_room(s, 2924, 1900, kCap), 0u) << "the queue is full";
+}
 
 // Ring 1 (bulk) and ring 2 (critical) are READY together: the poll takes the
 // critical ring, and it keeps being taken until it is empty. Round robin
@@ -198,34 +207,46 @@ TEST_F(PriorityFetch, LowerClassesGetTheirShareOfACriticalFlood) {
   EXPECT_LT(last_of(2), last_of(3));
 }
 
-// While a ring is critical (ring 2, idle), a bulk ring's rounds stage only
-// until the staged queue holds min(128, capacity / 4) slots, a normal ring's
-// capacity / 2; once no ring is critical, either fills the queue.
+// While a critical ring (ring 2) was READY at a recent poll, a bulk ring's
+// rounds stage only while the staged queue holds fewer than
+// min(128, capacity / 4) bulk slots, a normal ring's while it holds fewer
+// than capacity / 2 lower-class slots; critical slots there do not count.
+// The completer passes nothing (a stall: the throttle stays on), then all.
 TEST_F(PriorityFetch, ALowerClassFillsTheStagedQueuePartWayWhileARingIsCritical) {
   p_.capacity = 64;
   p_.mask = 63;
   priv_.ring_class[1] = MR_RING_CLASS_BULK;
   priv_.ring_class[2] = MR_RING_CLASS_CRITICAL;
   publish(1, 0, 60);
-  (void)fetch(64, 40, /*follow=*/false);
-  EXPECT_EQ(st_.seq, 16u) << "bulk: a quarter of the queue";
+  publish(2, 0, 1);
+  (void)fetch(64, 12, /*follow=*/false);
+  EXPECT_EQ(st_.seq, 17u) << "the critical slot, then 16 bulk slots: a quarter of the queue";
+  EXPECT_EQ(next_[2], 1u);
   priv_.ring_class[1] = MR_RING_CLASS_NORMAL;
-  (void)fetch(64, 40, false);
-  EXPECT_EQ(st_.seq, 32u) << "normal: half of it";
+  publish(2, 1, 1);
+  (void)fetch(64, 20, false);
+  EXPECT_EQ(st_.seq, 34u) << "a critical slot, then normal to 32 lower-class slots: half of it";
+  EXPECT_EQ(next_[2], 2u);
   priv_.ring_class[2] = MR_RING_CLASS_NORMAL;  // no ring is critical now
   (void)fetch(64, 40, false);
-  EXPECT_EQ(st_.seq, 60u) << "the rest";
+  EXPECT_EQ(st_.seq, 34u) << "stalled: still throttled";
+  priv_.done_cursor = st_.seq;
+  (void)fetch(64, 40 * static_cast<int>(MR_PRIORITY_CRITICAL_POLLS), false);
+  EXPECT_EQ(st_.seq, 62u) << "the rest";
 }
 
 // A critical ring that becomes READY while a bulk ring's backlog is being
-// staged waits for the rest of that ring's turn, not for its backlog.
+// staged waits for the rest of that ring's turn, not for its backlog (the
+// critical ring was READY recently: slot_abi.h, "Priorities").
 TEST_F(PriorityFetch, ACriticalSlotWaitsAtMostATurnForABulkBacklog) {
   priv_.ring_class[1] = MR_RING_CLASS_BULK;
   priv_.ring_class[2] = MR_RING_CLASS_CRITICAL;
+  publish(2, 0, 1);  // READY once: the lower classes are throttled
   publish(1, 0, 6000);
-  (void)fetch(10, 3);  // bulk's turn under way
+  (void)fetch(11, 4);  // bulk's turn under way
+  ASSERT_EQ(next_[2], 1u);
   const uint64_t staged_before = st_.seq;
-  publish(2, 0, 1);
+  publish(2, 1, 1);
   uint64_t critical_at = ~0ull;
   for (int i = 0; i < 40 && critical_at == ~0ull; ++i) {
     priv_.done_cursor = st_.seq;

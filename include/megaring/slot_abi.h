@@ -238,6 +238,9 @@ extern "C" {
 #define MR_PRIORITY_CREDIT_SLOTS 256u
 /* The staged backlog a bulk round fills to at most while a ring is critical. */
 #define MR_PRIORITY_BULK_BACKLOG 128u
+/* Polls of all rings that throttle the lower classes after the last one
+ * that found a critical ring READY. */
+#define MR_PRIORITY_CRITICAL_POLLS 16u
 
 #define MR_SLOT_BYTES 64u
 #define MR_SLOT_ARGS 5u

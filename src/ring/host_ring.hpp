@@ -92,6 +92,10 @@ class RingHost {
   virtual bool consumer_finalized() const = 0;
   // A dead consumer turns into a failed, finalized runtime (its error).
   virtual Status check_consumer() = 0;
+  // Writes ring `ring`'s class word (MR_RING_CLASS_*; slot_abi.h,
+  // "Priorities") through the backend's table-write path; landed when it
+  // returns. The one way the host sets a ring's class.
+  virtual Status set_ring_class(uint32_t ring, uint32_t ring_class) = 0;
 
  protected:
   ~RingHost() = default;

@@ -41,6 +41,7 @@ class Producer::Impl {
     const uint32_t cap = capacity_or_zero();
     for (uint32_t i = 0; i < cap; ++i) ring_->keep[i] = 0;
     ring_->parked.clear();
+    reset_class();
     // RELEASE: our last use of the ring's owner-only words before the next
     // owner's acquire (Runtime::open_producer).
     ring_->owned.store(false, std::memory_order_release);
@@ -179,6 +180,19 @@ class Producer::Impl {
   }
 
  private:
+  // The ring goes back as normal (slot_abi.h, "Priorities"), while we still
+  // hold it, so the next owner's class is written after ours. A refused or
+  // failed write (the consumer stopped) leaves nobody to order; it must not
+  // escape a destructor.
+  void reset_class() noexcept {
+    if (ring_->ring_class == MR_RING_CLASS_NORMAL) return;
+    ring_->ring_class = MR_RING_CLASS_NORMAL;
+    try {
+      if (detail::RingHost* host = live_host())
+        (void)host->set_ring_class(ring_->ring, MR_RING_CLASS_NORMAL);
+    } catch (...) {
+    }
+  }
   detail::RingHost* live_host() const {
     // ACQUIRE: pairs with the runtime's release as it goes (see ProducerRing::host).
     return ring_->host.load(std::memory_order_acquire);

@@ -87,6 +87,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   Status closed_status() const override;
   bool consumer_finalized() const override { return finalized_.load(std::memory_order_acquire); }
   Status check_consumer() override;
+  Status set_ring_class(uint32_t ring, uint32_t ring_class) override;
 
   // RingProgress
   uint64_t retire_ticket() const override { return ring_->published_end(); }

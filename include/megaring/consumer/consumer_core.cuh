@@ -271,7 +271,7 @@ MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st, FetchRingC
   st.next = cursors.next;
   st.window = cursors.window;
   st.schedule = &cursors.schedule;
-  init_ring_schedule(cursors.schedule);
+  init_ring_schedule(cursors.schedule, p.first_ticket);
   for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) {
     st.next[r] = p.first_ticket;
     st.window[r] = 1;
@@ -370,14 +370,11 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   // position only after the completer is done with its ticket, the staged
   // position of the same number included. Several rings fill the queue
   // together, so it has back-pressure of its own (rings_v4.pml, M6).
-  // While a ring is critical, a lower class's round fills it only part way
-  // (ring_priority.cuh, staged_limit).
+  // While a critical ring was recently READY, a lower class's round stages
+  // only while the queue holds few of its slots (ring_priority.cuh,
+  // rank_room; with no throttle, the room is as before).
   if (p.rings > 1) {
-    // The queue ends `limit` past the completer's cursor (seq never passes
-    // done_seen + capacity, so with limit = capacity the room is as before).
-    const uint64_t end =
-        st.done_seen + staged_limit(st.schedule->turn_rank, p.capacity, st.schedule->critical_present != 0);
-    const uint64_t room = end > st.seq ? end - st.seq : 0;
+    const uint64_t room = rank_room(*st.schedule, st.schedule->turn_rank, st.seq, st.done_seen, p.capacity);
     if (n_body > room) n_body = static_cast<uint32_t>(room);
   }
   uint64_t left = backlog - n_body;
@@ -424,9 +421,8 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   uint32_t valid = 0;        // consecutive READY headers of `head` from first_head
   uint32_t ready_rings = 0;  // the poll of all rings: a READY bit a ring
   // ... and its classes (slot_abi.h, "Priorities"): the READY critical
-  // rings | the READY bulk rings << 16, and every critical ring.
+  // rings | the READY bulk rings << 16.
   uint32_t ranked_rings = 0;
-  uint32_t critical_rings = 0;
 #if defined(__CUDA_ARCH__)
   const uint32_t lane = threadIdx.x & 31u;
   const uint32_t crew_warp = st.crew_rank / kFetchLanes;  // 0 .. crew_warps - 1
@@ -489,18 +485,15 @@ MR_UNROLL
     const uint32_t mask = __ballot_sync(0xFFFFFFFFu, r_ready);
     const uint32_t ranked = __ballot_sync(0xFFFFFFFFu, r_ready && rank == kRankCritical) |
                             (__ballot_sync(0xFFFFFFFFu, r_ready && rank == kRankBulk) << 16);
-    const uint32_t critical = __ballot_sync(0xFFFFFFFFu, rank == kRankCritical);
     if (crew_warp == 0) {
       if (st.crew_warps > 1) {
         if (lane == 0) {
           st.crew->ready[par][0] = mask;
           st.crew->ready[par][1] = ranked;
-          st.crew->ready[par][2] = critical;
         }
       } else {
         ready_rings = mask;
         ranked_rings = ranked;
-        critical_rings = critical;
       }
     }
   }
@@ -591,7 +584,6 @@ MR_UNROLL
     if (poll_all) {
       ready_rings = st.crew->ready[par][0];
       ranked_rings = st.crew->ready[par][1];
-      critical_rings = st.crew->ready[par][2];
     }
     for (uint32_t g = 0; g < groups; ++g) {
       const uint32_t mask = st.crew->ready[par][g];
@@ -629,7 +621,6 @@ MR_UNROLL
       const uint32_t rank =
           ring_class_rank(DevRef<uint32_t>(p.priv->ring_class[r]).load(cuda::std::memory_order_relaxed));
       const uint64_t t = st.next[r];
-      if (rank == kRankCritical) critical_rings |= 1u << r;
       if (SysRef<uint64_t>(ring_slot(p, r, t)->header).load(cuda::std::memory_order_acquire) ==
           mr_make_header(t, MR_SLOT_READY)) {
         ready_rings |= 1u << r;
@@ -663,7 +654,7 @@ MR_UNROLL
   }
   st.done_seen = done_seen;
   if (n_body != 0) {
-    if (p.rings > 1) charge_staged(*st.schedule, st.schedule->turn_rank, n_body);
+    if (p.rings > 1) charge_staged(*st.schedule, st.schedule->turn_rank, n_body, st.seq + n_body, done_seen);
     st.body_next += n_body;
     st.seq += n_body;
     ++st.fetch_rounds;
@@ -698,8 +689,13 @@ MR_UNROLL
     const uint32_t bulk_ready = ranked_rings >> 16;
     const uint32_t ready_by_rank[kPriorityRanks] = {
         critical_ready, ready_rings & ~critical_ready & ~bulk_ready, bulk_ready};
-    const uint32_t rank = pick_rank(ready_by_rank, sched);
-    sched.critical_present = critical_rings;
+    // Which ranks wait, and whether a critical ring was READY, first: the
+    // throttle and the ranks with room follow from it.
+    note_poll(sched, ready_by_rank);
+    const bool throttled = critical_recent(sched);
+    const uint32_t room = ranks_with_room(sched, st.seq, st.done_seen, p.capacity);
+    const uint32_t rank = pick_rank(ready_by_rank, sched, room);
+    note_pick(sched, ready_by_rank, rank, room);
     const uint32_t r = rank == kNoRank ? kPollAllRings
                                        : next_ready_ring(ready_by_rank[rank], sched.last[rank], p.rings);
     if (r != kPollAllRings) {
@@ -712,8 +708,8 @@ MR_UNROLL
       if (st.window[r] < grown) st.window[r] = grown;
       st.head_ring = r;
       st.turn = 0;
-      // A lower class's turn is short while a ring is critical, alone or not.
-      st.turn_rounds = (ready_rings & ~(1u << r)) != 0 || (critical_rings != 0 && rank != kRankCritical)
+      // A lower class's turn is short while throttled, alone or not.
+      st.turn_rounds = (ready_rings & ~(1u << r)) != 0 || (throttled && rank != kRankCritical)
                            ? kRingTurnRounds
                            : kRingTurnRoundsAlone;
       sched.last[rank] = r;
