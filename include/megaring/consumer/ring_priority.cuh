@@ -122,8 +122,10 @@ MR_HDI uint64_t group_queued(const RingSchedule& s, uint32_t group, uint64_t don
 // groups' limits.
 MR_HDI uint64_t rank_room(const RingSchedule& s, uint32_t rank, uint64_t seq, uint64_t done_seen,
                           uint32_t capacity) {
-  const uint64_t backlog = seq - done_seen;
-  uint64_t room = backlog < capacity ? capacity - backlog : 0;
+  // The queue ends capacity past the completer's cursor (a cursor read
+  // ahead of seq only makes more room, as before classes).
+  const uint64_t end = done_seen + capacity;
+  uint64_t room = end > seq ? end - seq : 0;
   if (rank == kRankCritical || !critical_recent(s)) return room;
   for (uint32_t g = kGroupLower; g <= (rank == kRankBulk ? kGroupBulk : kGroupLower); ++g) {
     const uint64_t limit = group_limit(g, capacity);
