@@ -88,26 +88,39 @@ TEST(PriorityArithmetic, ThrottlingLastsMrPriorityCriticalPollsAfterACriticalRin
   const uint32_t bulk[3] = {0, 0, 4};
   const uint32_t none[3] = {0, 0, 0};
   d::note_poll(s, critical);
-  d::note_pick(s, critical, d::kRankCritical, 7);
+  d::note_pick(s, critical, d::kRankCritical, 7, 0);
   EXPECT_TRUE(d::critical_recent(s));
   for (uint32_t i = 0; i + 1 < MR_PRIORITY_CRITICAL_POLLS; ++i) {
     d::note_poll(s, bulk);
-    d::note_pick(s, bulk, d::kRankBulk, 7);
+    d::note_pick(s, bulk, d::kRankBulk, 7, 0);
     EXPECT_TRUE(d::critical_recent(s)) << "poll " << i;
     d::note_poll(s, none);  // idle
-    d::note_pick(s, none, d::kNoRank, 7);
+    d::note_pick(s, none, d::kNoRank, 7, 0);
     d::note_poll(s, bulk);  // bulk without room
-    d::note_pick(s, bulk, d::kRankBulk, 1);
+    d::note_pick(s, bulk, d::kRankBulk, 1, 0);
     EXPECT_TRUE(d::critical_recent(s)) << "poll " << i;
   }
   d::note_poll(s, bulk);
-  d::note_pick(s, bulk, d::kRankBulk, 7);
+  d::note_pick(s, bulk, d::kRankBulk, 7, 0);
   EXPECT_FALSE(d::critical_recent(s));
   d::note_poll(s, bulk);
-  d::note_pick(s, bulk, d::kRankBulk, 7);
+  d::note_pick(s, bulk, d::kRankBulk, 7, 0);
   EXPECT_FALSE(d::critical_recent(s));
   d::note_poll(s, critical);
   EXPECT_TRUE(d::critical_recent(s));
+  // While a staged critical slot waits to run (the completer is short of
+  // critical_end), lower-class picks do not count.
+  d::charge_staged(s, d::kRankCritical, 1, 101, 50);
+  for (uint32_t i = 0; i < 2 * MR_PRIORITY_CRITICAL_POLLS; ++i) {
+    d::note_poll(s, bulk);
+    d::note_pick(s, bulk, d::kRankBulk, 7, 100);
+  }
+  EXPECT_TRUE(d::critical_recent(s));
+  for (uint32_t i = 0; i < MR_PRIORITY_CRITICAL_POLLS; ++i) {
+    d::note_poll(s, bulk);
+    d::note_pick(s, bulk, d::kRankBulk, 7, 101);
+  }
+  EXPECT_FALSE(d::critical_recent(s));
 }
 
 // While throttled, a lower rank's room is bounded by its own slots in the

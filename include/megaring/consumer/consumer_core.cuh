@@ -695,7 +695,7 @@ MR_UNROLL
     const bool throttled = critical_recent(sched);
     const uint32_t room = ranks_with_room(sched, st.seq, st.done_seen, p.capacity);
     const uint32_t rank = pick_rank(ready_by_rank, sched, room);
-    note_pick(sched, ready_by_rank, rank, room);
+    note_pick(sched, ready_by_rank, rank, room, st.done_seen);
     const uint32_t r = rank == kNoRank ? kPollAllRings
                                        : next_ready_ring(ready_by_rank[rank], sched.last[rank], p.rings);
     if (r != kPollAllRings) {

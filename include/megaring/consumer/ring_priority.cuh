@@ -47,8 +47,9 @@ struct RingSchedule {
   // Polls left that throttle the lower classes (critical_recent; slot_abi.h,
   // "Priorities"): MR_PRIORITY_CRITICAL_POLLS after a poll that found a
   // critical ring READY, one less after each poll that picked a lower class
-  // with room.
+  // with room once the completer had passed critical_end.
   uint32_t critical_polls;
+  uint64_t critical_end;  // the sequence number after the last staged critical slot
   // Each group's slots in the staged queue, at most: the sequence number
   // after its last staged slot, and how many it staged since the queue last
   // held none of them (the completer had passed lower_end).
@@ -64,6 +65,7 @@ MR_HDI void init_ring_schedule(RingSchedule& s, uint64_t first_seq) {
   s.turn_rank = kRankNormal;  // ring 0's
   s.waiting = 0;
   s.critical_polls = 0;
+  s.critical_end = first_seq;
   for (uint32_t g = 0; g < kLowerGroups; ++g) {
     s.lower_count[g] = 0;
     s.lower_end[g] = first_seq;
@@ -71,8 +73,9 @@ MR_HDI void init_ring_schedule(RingSchedule& s, uint64_t first_seq) {
 }
 
 // Whether the lower classes are throttled (shorter turns, part of the
-// staged queue): a critical ring was READY at a poll, and fewer than
-// MR_PRIORITY_CRITICAL_POLLS polls since then picked a lower class with room.
+// staged queue): a critical ring was READY at a poll, and since the
+// completer passed the last critical slot, fewer than
+// MR_PRIORITY_CRITICAL_POLLS polls picked a lower class with room.
 MR_HDI bool critical_recent(const RingSchedule& s) { return s.critical_polls != 0; }
 
 // What a poll of all rings found, before its pick: which ranks wait (a
@@ -90,13 +93,16 @@ MR_HDI void note_poll(RingSchedule& s, const uint32_t ready_by_rank[kPriorityRan
 }
 
 // After the pick: a lower class picked with room, no critical ring READY,
-// is a throttled turn that counts towards the throttle's end. (An idle poll,
-// or one whose lower classes have no room, costs them nothing: it does not
-// count, so a stalled consumer stays throttled.)
+// once the completer (done_seen) has passed every staged critical slot, is
+// a throttled turn that counts towards the throttle's end. (An idle poll,
+// one whose lower classes have no room, and one while a critical slot
+// waits to run cost them nothing: they do not count, so neither a stalled
+// consumer nor a critical producer waiting for its call loses the throttle.)
 MR_HDI void note_pick(RingSchedule& s, const uint32_t ready_by_rank[kPriorityRanks], uint32_t rank,
-                      uint32_t room) {
+                      uint32_t room, uint64_t done_seen) {
   if (ready_by_rank[kRankCritical] == 0 && rank != kRankCritical && rank < kPriorityRanks &&
-      ((room >> rank) & 1u) != 0 && s.critical_polls != 0)
+      ((room >> rank) & 1u) != 0 && s.critical_polls != 0 &&
+      static_cast<int64_t>(s.critical_end - done_seen) <= 0)
     --s.critical_polls;
 }
 
@@ -182,7 +188,10 @@ MR_HDI void charge_staged(RingSchedule& s, uint32_t rank, uint32_t n, uint64_t s
     const uint32_t c = s.credit[r];  // <= MR_PRIORITY_CREDIT_SLOTS
     s.credit[r] = n >= MR_PRIORITY_CREDIT_SLOTS - c ? MR_PRIORITY_CREDIT_SLOTS : c + n;
   }
-  if (rank == kRankCritical) return;
+  if (rank == kRankCritical) {
+    s.critical_end = seq_end;
+    return;
+  }
   for (uint32_t g = kGroupLower; g <= (rank == kRankBulk ? kGroupBulk : kGroupLower); ++g) {
     // Its slots still queued (at most 2^31), then these after them.
     const uint32_t before = static_cast<uint32_t>(group_queued(s, g, done_seen));
