@@ -130,28 +130,30 @@ TEST_F(PriorityFetch, AStalledQueueKeepsTheThrottle) {
 // producer waiting for its call would otherwise find the throttle gone,
 // and its next slot behind a full queue).
 TEST_F(PriorityFetch, AQueuedCriticalSlotKeepsTheThrottle) {
-  p_.capacity = 64;
-  p_.mask = 63;
+  p_.capacity = 1024;
+  p_.mask = 1023;
   priv_.ring_class[1] = MR_RING_CLASS_BULK;
   priv_.ring_class[2] = MR_RING_CLASS_CRITICAL;
   publish(2, 0, 1);
   ASSERT_EQ(fetch(1, 10).size(), 1u);  // staged and passed: throttled
-  publish(1, 0, 60);
-  (void)fetch(16, 12, /*follow=*/false);
-  ASSERT_EQ(st_.seq, 17u) << "the first critical slot, then 16 bulk slots";
+  publish(1, 0, 1000);
+  (void)fetch(128, 20, /*follow=*/false);
+  ASSERT_EQ(st_.seq, 129u) << "the first critical slot, then 128 bulk slots";
   publish(2, 1, 1);
-  const auto critical = fetch(1, 12, false);
+  const auto critical = fetch(1, 20, false);
   ASSERT_EQ(critical.size(), 1u);
   ASSERT_EQ(critical[0], 2u);
-  const uint64_t critical_seq = st_.seq - 1;  // 17
-  // The completer passes one slot a round, never the critical one.
+  const uint64_t critical_seq = st_.seq - 1;  // 129
+  // The completer passes one slot a round, up to the critical one: bulk
+  // gets room a slot at a time, at many polls.
   std::vector<uint32_t> order;
-  for (int i = 0; i < 40 * static_cast<int>(MR_PRIORITY_CRITICAL_POLLS); ++i) {
+  for (int i = 0; i < 400; ++i) {
     if (priv_.done_cursor < critical_seq) ++priv_.done_cursor;
     step(&order, /*follow=*/false);
   }
   EXPECT_TRUE(d::critical_recent(cursors_.schedule));
-  EXPECT_LE(st_.seq, critical_seq + 1 + 16) << "bulk filled the queue behind a waiting critical slot";
+  EXPECT_LE(st_.seq, critical_seq + 1 + MR_PRIORITY_BULK_BACKLOG)
+      << "bulk filled the queue behind a waiting critical slot";
 }
 
 // Finding 3: a class earns no credit while none of its rings is READY.
