@@ -81,8 +81,10 @@
  * the completer); round robin among the READY rings of the picked class.
  * Throttle: from a poll that finds a critical ring READY until
  * MR_PRIORITY_CRITICAL_POLLS later polls have picked a normal or bulk ring
- * with room (idle polls, and picks of a class without room, do not count:
- * a stalled consumer stays throttled), a normal or bulk ring's turn is
+ * with room, counting only once the completer has passed every staged
+ * critical slot (idle polls, picks of a class without room, and picks while
+ * a critical slot waits to run do not count: neither a stalled consumer nor
+ * a critical caller waiting for its slot loses the throttle), a normal or bulk ring's turn is
  * kRingTurnRounds rounds (never the longer turn of a ring found alone),
  * and its rounds stage only while the staged queue holds fewer than
  * capacity / 2 normal and bulk slots (normal; bulk also) and fewer than
