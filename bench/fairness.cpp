@@ -197,6 +197,7 @@ void fairness_arms(BenchRun& run) {
   fo.flood_caps = run.sizes.fair_caps;
   fo.progress = [] { g_watchdog.touch(); };
   run_fairness(fo, &run.arms, &announce);
+  run_priority(fo, &run.arms, &announce);
 }
 
 }  // namespace mrbench

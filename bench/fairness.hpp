@@ -32,4 +32,11 @@ struct FairnessOptions {
 void run_fairness(const FairnessOptions& options, std::vector<Arm>* arms,
                   void (*on_arm)(const Arm&) = nullptr);
 
+// priority_fairness.cpp: fair.prio_critical_alone, fair.prio_critical_bulk_flood
+// and fair.prio_normal_flood: a critical producer's call round trip alone,
+// beside flood_threads bulk producers, and beside the same flood with every
+// ring normal; light_samples each.
+void run_priority(const FairnessOptions& options, std::vector<Arm>* arms,
+                  void (*on_arm)(const Arm&) = nullptr);
+
 }  // namespace mrbench

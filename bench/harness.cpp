@@ -197,7 +197,16 @@ std::string format_row(const Arm& a) {
     const Json* ahead = a.extra.find("max_ahead");
     const Json* flood = a.extra.find("flood_slots_per_s");
     const Json* ratio = a.extra.find("p99_vs_alone");
-    if (flood && ratio && ahead)
+    const Json* bound = a.extra.find("prio_bound");
+    if (bound && flood && ratio)
+      std::snprintf(buf, sizeof(buf), "bound: <= %.0f bulk slots queued ahead; flood %s slots/s; p99 %.2fx alone",
+                    bound->number(), fmt_rate(flood->number()).c_str(), ratio->number());
+    else if (bound)
+      std::snprintf(buf, sizeof(buf), "bound: <= %.0f bulk slots queued ahead", bound->number());
+    else if (flood && ratio && !ahead)
+      std::snprintf(buf, sizeof(buf), "no classes; flood %s slots/s; p99 %.2fx alone",
+                    fmt_rate(flood->number()).c_str(), ratio->number());
+    else if (flood && ratio && ahead)
       std::snprintf(buf, sizeof(buf), "max %.0f queued ahead; flood %s slots/s; p99 %.2fx alone",
                     ahead->number(), fmt_rate(flood->number()).c_str(), ratio->number());
     else if (ahead)

@@ -232,6 +232,45 @@ TEST(CApiProducer, OwnRingPublishWaitRelease) {
   EXPECT_MR(mr_producer_close(b), MR_RESULT_SUCCESS);
 }
 
+// A producer's class (slot_abi.h, "Priorities"): chosen at open, read back,
+// checked; a refused open takes no ring.
+TEST(CApiProducer, OpenWithAClass) {
+  mr_runtime_config_t config = cpu_config(64);
+  config.producer_rings = 2;
+  CRuntime rt;
+  ASSERT_MR(rt.create(config), MR_RESULT_SUCCESS);
+  mr_producer_t* critical = nullptr;
+  mr_producer_t* plain = nullptr;
+  mr_producer_t* bad = nullptr;
+  EXPECT_MR(mr_producer_open_class(rt.get(), 3, &bad), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_producer_open_class(rt.get(), 0xFFFFFFFFu, &bad), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_EQ(bad, nullptr);
+  EXPECT_MR(mr_producer_open_class(nullptr, MR_RING_CLASS_BULK, &bad), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_producer_open_class(rt.get(), MR_RING_CLASS_BULK, nullptr), MR_RESULT_INVALID_ARGUMENT);
+  ASSERT_MR(mr_producer_open_class(rt.get(), MR_RING_CLASS_CRITICAL, &critical), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_producer_open(rt.get(), &plain), MR_RESULT_SUCCESS);  // both rings taken: none leaked
+  uint32_t cls = 99;
+  ASSERT_MR(mr_producer_class(critical, &cls), MR_RESULT_SUCCESS);
+  EXPECT_EQ(cls, MR_RING_CLASS_CRITICAL);
+  ASSERT_MR(mr_producer_class(plain, &cls), MR_RESULT_SUCCESS);
+  EXPECT_EQ(cls, MR_RING_CLASS_NORMAL);
+  EXPECT_MR(mr_producer_class(plain, nullptr), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_producer_class(nullptr, &cls), MR_RESULT_INVALID_ARGUMENT);
+  mr_ticket_t t{};
+  mr_completion_t c{};
+  const mr_slot_request_t echo = nop(9);
+  ASSERT_MR(mr_producer_publish(critical, &echo, MR_PUBLISH_KEEP_RESULT, MR_FOREVER, &t),
+            MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_producer_wait(critical, &t, kLong, &c), MR_RESULT_SUCCESS);
+  EXPECT_EQ(c.result, 9u);
+  EXPECT_MR(mr_producer_close(critical), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_producer_open_class(rt.get(), MR_RING_CLASS_BULK, &critical), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_producer_class(critical, &cls), MR_RESULT_SUCCESS);
+  EXPECT_EQ(cls, MR_RING_CLASS_BULK);
+  EXPECT_MR(mr_producer_close(critical), MR_RESULT_SUCCESS);
+  EXPECT_MR(mr_producer_close(plain), MR_RESULT_SUCCESS);
+}
+
 // Conservation: kThreads threads publish kPerThread ATOMIC_ADDs each (in
 // batches, through the C API) onto a counter of their own with deltas 1..n,
 // and every 16th slot a kept NOP whose echo they check. Each counter must

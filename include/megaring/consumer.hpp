@@ -71,6 +71,11 @@ struct alignas(64) ConsumerPrivate {
   // ... and the completer's DONE_COUNT stores and records written.
   alignas(64) uint64_t flushes;
   uint64_t records_written;
+  // Each ring's class (MR_RING_CLASS_*, slot_abi.h "Priorities"): written by
+  // the host (Runtime::Impl::set_ring_class, through the table-write path,
+  // when a Producer opens the ring and when it releases it), read by the
+  // fetcher at its polls of all rings. 0, normal, until then.
+  alignas(64) uint32_t ring_class[MR_MAX_RINGS];
 };
 
 // What an executor is running, for the operator's view (Runtime::dump_state):

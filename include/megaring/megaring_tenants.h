@@ -25,6 +25,13 @@ typedef struct mr_producer_s mr_producer_t;
 /* RING_FULL when every producer ring is taken; INVALID_ARGUMENT when there
  * are none. The caller owns *out and frees it with mr_producer_close. */
 mr_result_t mr_producer_open(mr_runtime_t* runtime, mr_producer_t** out);
+/* The same, with the ring's class (megaring::Priority): MR_RING_CLASS_NORMAL,
+ * _CRITICAL or _BULK (slot_abi.h, "Priorities"; mr_producer_open: normal);
+ * INVALID_ARGUMENT for another value. The ring is normal again once the
+ * producer is closed. */
+mr_result_t mr_producer_open_class(mr_runtime_t* runtime, uint32_t ring_class, mr_producer_t** out);
+/* The class it was opened with (MR_RING_CLASS_*). */
+mr_result_t mr_producer_class(mr_producer_t* producer, uint32_t* ring_class);
 /* Gives the ring back (unread kept results are dropped) and frees it. */
 mr_result_t mr_producer_close(mr_producer_t* producer);
 mr_result_t mr_producer_ring(mr_producer_t* producer, uint32_t* ring);

@@ -16,7 +16,7 @@
 // and no line that other producers write), it reaps its own ring without a
 // lock, and a producer that stalls (preempted, or dead, between or inside
 // its publishes) holds up nobody else. The consumer serves the rings in
-// turn (slot_abi.h, "Rings"). A slot that runs long holds back its own
+// turn (slot_abi.h, "Rings"), higher classes first (Priority: "Priorities"). A slot that runs long holds back its own
 // ring's DONE_COUNT; the others are counted past it after 10 us, for the
 // 256 slots staged after it (the completer's look-ahead), and once
 // `capacity` slots are staged behind it the fetcher waits for it too.
@@ -59,6 +59,7 @@ class Producer {
   Producer& operator=(const Producer&) = delete;
 
   uint32_t ring() const noexcept;        // 1 .. Config::producer_rings
+  Priority priority() const noexcept;    // its class, from Runtime::open_producer
   uint64_t done_count() const noexcept;  // this ring's DONE_COUNT
 
   Status publish(const SlotRequest& request, Ticket* ticket,

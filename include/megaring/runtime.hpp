@@ -243,6 +243,18 @@ struct Completion {
   bool ok() const noexcept { return status == MR_STATUS_OK; }
 };
 
+// A producer ring's class (slot_abi.h, "Priorities"; README, "Priorities"):
+// the consumer fetches from critical rings first, then normal, then bulk,
+// and a waiting lower class is served at least once per
+// MR_PRIORITY_CREDIT_SLOTS higher-class slots (plus the turn in progress;
+// while critical rings keep the staged queue full, at most a queue of them).
+// Ring 0 is normal.
+enum class Priority : uint32_t {
+  kNormal = MR_RING_CLASS_NORMAL,
+  kCritical = MR_RING_CLASS_CRITICAL,
+  kBulk = MR_RING_CLASS_BULK,
+};
+
 enum class OnFull {
   kWait,  // wait (up to PublishOptions::timeout) for positions to free up
   kFail,  // return kRingFull at once
@@ -358,6 +370,10 @@ class Runtime {
   // when all Config::producer_rings are taken, kInvalidArgument when there
   // are none, kShutdown/kAborted once the runtime stops.
   Status open_producer(std::unique_ptr<Producer>* out) noexcept;
+  // The same, with the ring's class (kInvalidArgument for a value that is
+  // not a Priority). It holds while the Producer lives; destroying the
+  // Producer makes the ring normal again, and the next owner sets its own.
+  Status open_producer(std::unique_ptr<Producer>* out, Priority priority) noexcept;
 
   uint64_t done_count() const noexcept;     // ring 0's DONE_COUNT, absolute ticket value
   uint64_t heartbeat_ns() const noexcept;   // last consumer heartbeat (consumer clock)

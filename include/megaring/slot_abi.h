@@ -62,6 +62,55 @@
  * (model/rings_v4.pml checks the design: no loss, no duplicate, no ring
  * waiting for another).
  *
+ * Priorities. Each ring has a class (MR_RING_CLASS_*), chosen when a
+ * Producer opens it and back to normal when it is released (ring 0:
+ * normal), in a consumer-private word the host writes through its
+ * table-write path (Runtime::Impl::set_ring_class, the one writer) and the
+ * fetcher reads (device memory, relaxed) beside each ring's header in a
+ * poll of all rings: never a PCIe read, never per slot. A stale class
+ * orders picks differently, nothing more. The poll picks
+ * (consumer/ring_priority.cuh), among the classes with a READY ring and
+ * room (below):
+ *   1. bulk, if at least MR_PRIORITY_CREDIT_SLOTS slots of higher classes
+ *      were staged since the last bulk slot was, counted from the first
+ *      poll that found a bulk ring READY (a poll that finds none zeroes
+ *      the count: no credit is earned while idle); else
+ *   2. normal, on the same rule for normal; else
+ *   3. the highest class;
+ * if no READY class has room, the highest READY class (its turn waits for
+ * the completer); round robin among the READY rings of the picked class.
+ * Throttle: from a poll that finds a critical ring READY until
+ * MR_PRIORITY_CRITICAL_POLLS later polls have picked a normal or bulk ring
+ * with room, counting only once the completer has passed every staged
+ * critical slot (idle polls, picks of a class without room, and picks while
+ * a critical slot waits to run do not count: neither a stalled consumer nor
+ * a critical caller waiting for its slot loses the throttle), a normal or bulk ring's turn is
+ * kRingTurnRounds rounds (never the longer turn of a ring found alone),
+ * and its rounds stage only while the staged queue holds fewer than
+ * capacity / 2 normal and bulk slots (normal; bulk also) and fewer than
+ * min(MR_PRIORITY_BULK_BACKLOG, capacity / 4) bulk slots (bulk; each limit
+ * at least 1): that is the room of a lower class. Critical slots in the
+ * queue do not count against it, so a lower class gets room back once the
+ * completer passes its own slots. Unthrottled, every class's room is the
+ * queue's. Bounds:
+ *   - A critical slot is staged behind at most capacity / 2 lower-class
+ *     slots (that bulk bound if they are all bulk) when its ring was READY
+ *     within the throttle; past it (a critical ring idle while
+ *     MR_PRIORITY_CRITICAL_POLLS lower-class turns staged), its first slot
+ *     may wait for the rest of a lower class's turn (at most
+ *     kRingTurnRoundsAlone + 1 rounds) and a full queue.
+ *   - While a bulk ring stays READY, between two slots of its class (and
+ *     from the poll that first finds it READY to the first) at most
+ *     max(MR_PRIORITY_CREDIT_SLOTS, capacity) + one turn of slots of other
+ *     classes are staged (capacity: while throttled, its room comes back
+ *     once the completer passes its last slot, and seq stays within
+ *     capacity of the completer; MR_PRIORITY_CREDIT_SLOTS + one turn when
+ *     the completer keeps up); for normal, one bulk turn more (a bulk turn
+ *     due at the same poll goes first).
+ * A turn: kRingTurnRounds rounds and the round that ends it, each of at
+ * most a round's bodies (256 on a crew of four warps) and at most capacity.
+ * Staged slots run in staged order: a class orders fetching, not execution.
+ *
  * ---------------------------------------------------------------------------
  * Tickets
  * ---------------------------------------------------------------------------
@@ -202,6 +251,19 @@ extern "C" {
 
 /* Submission rings a runtime may have (Config::producer_rings). */
 #define MR_MAX_RINGS 16u
+
+/* Ring classes (see "Priorities" above); 0, normal, is what zeroed memory
+ * and ring 0 hold. A word of another value counts as normal. */
+#define MR_RING_CLASS_NORMAL 0u
+#define MR_RING_CLASS_CRITICAL 1u
+#define MR_RING_CLASS_BULK 2u
+/* Higher-class slots staged before a waiting lower class is picked. */
+#define MR_PRIORITY_CREDIT_SLOTS 256u
+/* The bulk slots the staged queue holds at most while throttled. */
+#define MR_PRIORITY_BULK_BACKLOG 128u
+/* The throttle's length: polls that pick a lower class with room, after the
+ * last poll that found a critical ring READY ("Priorities" above). */
+#define MR_PRIORITY_CRITICAL_POLLS 16u
 
 #define MR_SLOT_BYTES 64u
 #define MR_SLOT_ARGS 5u

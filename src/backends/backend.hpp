@@ -98,6 +98,8 @@ class ConsumerBackend {
                                     const mr_tenant_grants& grants) = 0;
   virtual Status set_tenant_state(uint32_t index, uint32_t state) = 0;
   virtual Status set_tenant_grants(uint32_t index, const mr_tenant_grants& grants) = 0;
+  // A ring's class word (MR_RING_CLASS_*; ring < Config::producer_rings + 1).
+  virtual Status set_ring_class(uint32_t ring, uint32_t ring_class) = 0;
   // Copies every entry's tenant word (Config::max_tenants of them).
   virtual Status read_tenant_ids(uint32_t* ids) = 0;
   virtual Status read_tenant_counters(uint32_t index, mr_tenant_counters* out) = 0;

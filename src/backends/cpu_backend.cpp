@@ -278,6 +278,11 @@ class CpuBackend final : public ConsumerBackend {
     AtomicTableStore store;
     return table_writes::set_tenant_grants(store, &params_.tenant_grants[index], grants);
   }
+  Status set_ring_class(uint32_t ring, uint32_t ring_class) override {
+    if (ring >= params_.rings) return Status(Result::kInvalidArgument, "no such ring");
+    AtomicTableStore store;
+    return table_writes::set_ring_class(store, &params_.priv->ring_class[ring], ring_class);
+  }
   Status read_tenant_ids(uint32_t* ids) override {
     // Host-written words; relaxed loads for the checker's sake.
     for (uint32_t i = 0; i < tenant_table_size_; ++i)

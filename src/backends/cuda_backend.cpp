@@ -514,6 +514,12 @@ class CudaBackend final : public ConsumerBackend {
     CopyTableStore store(control_stream());
     return table_writes::set_tenant_state(store, &params_.tenants[index], state);
   }
+  Status set_ring_class(uint32_t ring, uint32_t ring_class) override {
+    if (ring >= params_.rings) return Status(Result::kInvalidArgument, "no such ring");
+    CudaCallScope scope(device_);
+    CopyTableStore store(control_stream());
+    return table_writes::set_ring_class(store, &params_.priv->ring_class[ring], ring_class);
+  }
   Status set_tenant_grants(uint32_t index, const mr_tenant_grants& grants) override {
     CudaCallScope scope(device_);
     CopyTableStore store(control_stream());

@@ -151,4 +151,13 @@ Status set_control_word(TableStore& store, uint64_t* word, uint64_t epoch) {
   return store.finish();
 }
 
+// A ring's class (slot_abi.h, "Priorities"): one word, so the fetcher reads
+// the old class or the new; it orders only the fetcher's picks, and the
+// ring's next slots are published after finish() returns.
+template <class TableStore>
+Status set_ring_class(TableStore& store, uint32_t* class_word, uint32_t ring_class) {
+  store.store(class_word, ring_class);
+  return store.finish();
+}
+
 }  // namespace megaring::detail::table_writes

@@ -8,15 +8,37 @@ using megaring::capi::entry;
 
 extern "C" {
 
+namespace {
+
+// Both opens: Runtime::open_producer refuses a class that is not a Priority.
+Status open_producer(mr_runtime_t* runtime, uint32_t ring_class, mr_producer_t** out) {
+  MR_CAPI_REQUIRE(runtime);
+  MR_CAPI_REQUIRE(out);
+  auto handle = std::make_unique<mr_producer_s>();
+  handle->capacity = runtime->runtime->capacity();
+  Status st = runtime->runtime->open_producer(&handle->producer, static_cast<megaring::Priority>(ring_class));
+  if (!st) return st;
+  *out = handle.release();
+  return Status::ok();
+}
+
+}  // namespace
+
 mr_result_t mr_producer_open(mr_runtime_t* runtime, mr_producer_t** out) {
-  return entry("mr_producer_open", [&]() -> Status {
-    MR_CAPI_REQUIRE(runtime);
-    MR_CAPI_REQUIRE(out);
-    auto handle = std::make_unique<mr_producer_s>();
-    handle->capacity = runtime->runtime->capacity();
-    Status st = runtime->runtime->open_producer(&handle->producer);
-    if (!st) return st;
-    *out = handle.release();
+  return entry("mr_producer_open",
+               [&]() -> Status { return open_producer(runtime, MR_RING_CLASS_NORMAL, out); });
+}
+
+mr_result_t mr_producer_open_class(mr_runtime_t* runtime, uint32_t ring_class, mr_producer_t** out) {
+  return entry("mr_producer_open_class",
+               [&]() -> Status { return open_producer(runtime, ring_class, out); });
+}
+
+mr_result_t mr_producer_class(mr_producer_t* producer, uint32_t* ring_class) {
+  return entry("mr_producer_class", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    MR_CAPI_REQUIRE(ring_class);
+    *ring_class = static_cast<uint32_t>(producer->producer->priority());
     return Status::ok();
   });
 }

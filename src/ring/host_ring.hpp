@@ -92,6 +92,10 @@ class RingHost {
   virtual bool consumer_finalized() const = 0;
   // A dead consumer turns into a failed, finalized runtime (its error).
   virtual Status check_consumer() = 0;
+  // Writes ring `ring`'s class word (MR_RING_CLASS_*; slot_abi.h,
+  // "Priorities") through the backend's table-write path; landed when it
+  // returns. The one way the host sets a ring's class.
+  virtual Status set_ring_class(uint32_t ring, uint32_t ring_class) = 0;
 
  protected:
   ~RingHost() = default;
@@ -163,6 +167,7 @@ struct ProducerRing {
   alignas(64) std::atomic<bool> owned{false};
   // The owner's alone, handed on with `owned`:
   uint64_t reaped;                       // every ticket below it is accounted for
+  uint32_t ring_class = MR_RING_CLASS_NORMAL;  // the owner's Priority (open_producer)
   std::unique_ptr<uint64_t[]> keep;      // [capacity]: t + 1 while t is kept, unread, in place
   KeptResults parked;                    // unread kept results moved out
 };

@@ -41,12 +41,14 @@ class Producer::Impl {
     const uint32_t cap = capacity_or_zero();
     for (uint32_t i = 0; i < cap; ++i) ring_->keep[i] = 0;
     ring_->parked.clear();
+    reset_class();
     // RELEASE: our last use of the ring's owner-only words before the next
     // owner's acquire (Runtime::open_producer).
     ring_->owned.store(false, std::memory_order_release);
   }
 
   uint32_t ring() const { return ring_->ring; }
+  Priority priority() const { return static_cast<Priority>(ring_->ring_class); }
 
   uint64_t done_count() const {
     detail::RingHost* host = live_host();
@@ -178,6 +180,19 @@ class Producer::Impl {
   }
 
  private:
+  // The ring goes back as normal (slot_abi.h, "Priorities"), while we still
+  // hold it, so the next owner's class is written after ours. A refused or
+  // failed write (the consumer stopped) leaves nobody to order; it must not
+  // escape a destructor.
+  void reset_class() noexcept {
+    if (ring_->ring_class == MR_RING_CLASS_NORMAL) return;
+    ring_->ring_class = MR_RING_CLASS_NORMAL;
+    try {
+      if (detail::RingHost* host = live_host())
+        (void)host->set_ring_class(ring_->ring, MR_RING_CLASS_NORMAL);
+    } catch (...) {
+    }
+  }
   detail::RingHost* live_host() const {
     // ACQUIRE: pairs with the runtime's release as it goes (see ProducerRing::host).
     return ring_->host.load(std::memory_order_acquire);
@@ -279,6 +294,7 @@ std::unique_ptr<Producer> make_producer(std::shared_ptr<ProducerRing> ring) {
 Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Producer::~Producer() = default;
 uint32_t Producer::ring() const noexcept { return impl_->ring(); }
+Priority Producer::priority() const noexcept { return impl_->priority(); }
 uint64_t Producer::done_count() const noexcept { return impl_->done_count(); }
 Status Producer::publish(const SlotRequest& request, Ticket* ticket,
                          const PublishOptions& options) noexcept {

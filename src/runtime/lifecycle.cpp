@@ -351,8 +351,30 @@ Status Runtime::Impl::abort() {
 // ---------------------------------------------------------------------------
 // What spans the rings
 // ---------------------------------------------------------------------------
-Status Runtime::Impl::open_producer(std::unique_ptr<Producer>* out) {
+// The one entry that writes a ring's class word (open_producer, a
+// Producer's release; control operations to come): a class that is not
+// MR_RING_CLASS_* is refused, and so is a ring the runtime does not have.
+// Once the consumer has stopped there is nobody to order: kShutdown or
+// kAborted, and nothing is written.
+Status Runtime::Impl::set_ring_class(uint32_t ring, uint32_t ring_class) {
+  if (ring_class != MR_RING_CLASS_NORMAL && ring_class != MR_RING_CLASS_CRITICAL &&
+      ring_class != MR_RING_CLASS_BULK)
+    return Status(Result::kInvalidArgument,
+                  "priority " + std::to_string(ring_class) + " is not a Priority");
+  if (ring >= detail::ring_count(config_))
+    return Status(Result::kInvalidArgument, "no ring " + std::to_string(ring));
+  const State s = state_.load();
+  if (s != State::kRunning && s != State::kDraining) return closed_status();
+  return backend_->set_ring_class(ring, ring_class);
+}
+
+Status Runtime::Impl::open_producer(std::unique_ptr<Producer>* out, Priority priority) {
   if (out == nullptr) return Status(Result::kInvalidArgument, "out is null");
+  const uint32_t ring_class = static_cast<uint32_t>(priority);
+  if (ring_class != MR_RING_CLASS_NORMAL && ring_class != MR_RING_CLASS_CRITICAL &&
+      ring_class != MR_RING_CLASS_BULK)
+    return Status(Result::kInvalidArgument,
+                  "priority " + std::to_string(ring_class) + " is not a Priority");
   if (producer_rings_.empty())
     return Status(Result::kInvalidArgument, "no producer rings: set Config::producer_rings");
   Status st = publish_allowed();
@@ -362,6 +384,14 @@ Status Runtime::Impl::open_producer(std::unique_ptr<Producer>* out) {
     // ACQUIRE: the previous owner's last use of the ring happens before ours.
     if (!ring->owned.compare_exchange_strong(expected, true, std::memory_order_acquire)) continue;
     try {
+      // The class before the Producer exists, so before its first slot
+      // (the write has landed when it returns: table_writes.hpp).
+      st = set_ring_class(ring->ring, ring_class);
+      if (!st) {
+        ring->owned.store(false, std::memory_order_release);  // nobody took it
+        return st;
+      }
+      ring->ring_class = ring_class;
       *out = detail::make_producer(ring);
     } catch (...) {
       ring->owned.store(false, std::memory_order_release);  // nobody took it

@@ -119,7 +119,10 @@ Status Runtime::consumer_costs(CostCounters* executors, CostCounters* io) noexce
 }
 
 Status Runtime::open_producer(std::unique_ptr<Producer>* out) noexcept {
-  MR_GUARD(impl_->open_producer(out))
+  MR_GUARD(impl_->open_producer(out, Priority::kNormal))
+}
+Status Runtime::open_producer(std::unique_ptr<Producer>* out, Priority priority) noexcept {
+  MR_GUARD(impl_->open_producer(out, priority))
 }
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))

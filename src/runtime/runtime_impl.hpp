@@ -40,7 +40,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
 
   Status shutdown(Nanoseconds timeout);
   Status abort();
-  Status open_producer(std::unique_ptr<Producer>* out);
+  Status open_producer(std::unique_ptr<Producer>* out, Priority priority);
   Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
   Status register_buffer(const void* memory, uint64_t bytes, uint32_t owner, BufferHandle* handle);
@@ -93,6 +93,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   Status closed_status() const override;
   bool consumer_finalized() const override { return finalized_.load(std::memory_order_acquire); }
   Status check_consumer() override;
+  Status set_ring_class(uint32_t ring, uint32_t ring_class) override;
 
   // RingProgress
   uint64_t retire_ticket() const override { return ring_->published_end(); }

@@ -37,6 +37,7 @@
 #include "megaring/handler.cuh"
 #include "megaring/detail/atomic_ref.hpp"
 #include "megaring/consumer/cost_count.hpp"
+#include "megaring/consumer/ring_priority.cuh"
 #include "megaring/slot_abi.h"
 
 #if !defined(__CUDA_ARCH__)
@@ -227,6 +228,7 @@ inline constexpr uint32_t kRingTurnRoundsAlone = 16;
 struct FetchRingCursors {
   uint64_t next[MR_MAX_RINGS];    // FetchState::next
   uint32_t window[MR_MAX_RINGS];  // FetchState::window
+  RingSchedule schedule;          // FetchState::schedule
 };
 
 struct FetchState {
@@ -243,10 +245,12 @@ struct FetchState {
   // FetchRingCursors (init_fetch_state).
   uint64_t* next = nullptr;
   uint32_t* window = nullptr;
+  // The rings' classes as the polls saw them, and each class's wait
+  // (ring_priority.cuh); in the caller's FetchRingCursors.
+  RingSchedule* schedule = nullptr;
   uint32_t head_ring = 0;   // whose headers the next round reads, or kPollAllRings
   uint32_t turn = 0;        // rounds of the ring served since the poll that picked it
   uint32_t turn_rounds = kRingTurnRounds;  // its turn: kRingTurnRoundsAlone if it was alone
-  uint32_t last_found = 0;  // the ring the last poll of all rings took
   uint64_t stop_at = ~0ull; // ring 0's, once read
   uint32_t rounds = 0;
   // This thread's place in the crew: rank 0 (warp 0, lane 0) leads and is
@@ -266,6 +270,8 @@ MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st, FetchRingC
   st.seq = st.done_seen = st.body_next = p.first_ticket;
   st.next = cursors.next;
   st.window = cursors.window;
+  st.schedule = &cursors.schedule;
+  init_ring_schedule(cursors.schedule, p.first_ticket);
   for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) {
     st.next[r] = p.first_ticket;
     st.window[r] = 1;
@@ -364,8 +370,11 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   // position only after the completer is done with its ticket, the staged
   // position of the same number included. Several rings fill the queue
   // together, so it has back-pressure of its own (rings_v4.pml, M6).
+  // While a critical ring was recently READY, a lower class's round stages
+  // only while the queue holds few of its slots (ring_priority.cuh,
+  // rank_room; with no throttle, the room is as before).
   if (p.rings > 1) {
-    const uint64_t room = p.capacity - (st.seq - st.done_seen);
+    const uint64_t room = rank_room(*st.schedule, st.schedule->turn_rank, st.seq, st.done_seen, p.capacity);
     if (n_body > room) n_body = static_cast<uint32_t>(room);
   }
   uint64_t left = backlog - n_body;
@@ -411,6 +420,9 @@ MR_HDI Progress fetch_round(const ConsumerParams& p, FetchState& st) {
   uint64_t done_seen = st.done_seen;
   uint32_t valid = 0;        // consecutive READY headers of `head` from first_head
   uint32_t ready_rings = 0;  // the poll of all rings: a READY bit a ring
+  // ... and its classes (slot_abi.h, "Priorities"): the READY critical
+  // rings | the READY bulk rings << 16.
+  uint32_t ranked_rings = 0;
 #if defined(__CUDA_ARCH__)
   const uint32_t lane = threadIdx.x & 31u;
   const uint32_t crew_warp = st.crew_rank / kFetchLanes;  // 0 .. crew_warps - 1
@@ -454,8 +466,14 @@ MR_UNROLL
   bool ready[kHeads];
   if (poll_all) {
     // One header of each ring, thread r of warp 0 ring r's; ACQUIRE (system).
+    // The ring's class first (device memory, host-written; relaxed: it
+    // orders nothing, a stale one only orders the pick differently), so that
+    // the acquire does not hold it back.
     bool r_ready = false;
+    uint32_t rank = kNoRank;
     if (st.crew_rank < p.rings) {
+      rank = ring_class_rank(
+          DevRef<uint32_t>(p.priv->ring_class[st.crew_rank]).load(cuda::std::memory_order_relaxed));
       const uint64_t t = st.next[st.crew_rank];
       uint64_t h;
       asm volatile("ld.acquire.sys.global.u64 %0, [%1];"
@@ -465,11 +483,17 @@ MR_UNROLL
       r_ready = h == mr_make_header(t, MR_SLOT_READY);
     }
     const uint32_t mask = __ballot_sync(0xFFFFFFFFu, r_ready);
+    const uint32_t ranked = __ballot_sync(0xFFFFFFFFu, r_ready && rank == kRankCritical) |
+                            (__ballot_sync(0xFFFFFFFFu, r_ready && rank == kRankBulk) << 16);
     if (crew_warp == 0) {
       if (st.crew_warps > 1) {
-        if (lane == 0) st.crew->ready[par][0] = mask;
+        if (lane == 0) {
+          st.crew->ready[par][0] = mask;
+          st.crew->ready[par][1] = ranked;
+        }
       } else {
         ready_rings = mask;
+        ranked_rings = ranked;
       }
     }
   }
@@ -557,7 +581,10 @@ MR_UNROLL
   // body loads).
   fetch_crew_sync(st);
   if (st.crew_warps > 1) {
-    if (poll_all) ready_rings = st.crew->ready[par][0];
+    if (poll_all) {
+      ready_rings = st.crew->ready[par][0];
+      ranked_rings = st.crew->ready[par][1];
+    }
     for (uint32_t g = 0; g < groups; ++g) {
       const uint32_t mask = st.crew->ready[par][g];
       const uint32_t run = mask == 0xFFFFFFFFu ? 32u : static_cast<uint32_t>(__ffs(~mask)) - 1u;
@@ -590,10 +617,16 @@ MR_UNROLL
   // where it ignores fences); the device's fence is counted below.
   if (poll_all) {
     for (uint32_t r = 0; r < p.rings; ++r) {
+      // The class: relaxed, as on the device.
+      const uint32_t rank =
+          ring_class_rank(DevRef<uint32_t>(p.priv->ring_class[r]).load(cuda::std::memory_order_relaxed));
       const uint64_t t = st.next[r];
       if (SysRef<uint64_t>(ring_slot(p, r, t)->header).load(cuda::std::memory_order_acquire) ==
-          mr_make_header(t, MR_SLOT_READY))
+          mr_make_header(t, MR_SLOT_READY)) {
         ready_rings |= 1u << r;
+        if (rank == kRankCritical) ranked_rings |= 1u << r;
+        if (rank == kRankBulk) ranked_rings |= 1u << (r + 16);
+      }
     }
   } else {
     for (; valid < n_head; ++valid) {
@@ -621,6 +654,7 @@ MR_UNROLL
   }
   st.done_seen = done_seen;
   if (n_body != 0) {
+    if (p.rings > 1) charge_staged(*st.schedule, st.schedule->turn_rank, n_body, st.seq + n_body, done_seen);
     st.body_next += n_body;
     st.seq += n_body;
     ++st.fetch_rounds;
@@ -649,7 +683,21 @@ MR_UNROLL
   // (left == 0), so switching body_ring loses no backlog.
   const uint32_t window_cap = fetch_window_cap(st.crew_warps);
   if (poll_all) {
-    const uint32_t r = next_ready_ring(ready_rings, st.last_found, p.rings);
+    // The class to serve (ring_priority.cuh), then round robin within it.
+    RingSchedule& sched = *st.schedule;
+    const uint32_t critical_ready = ranked_rings & 0xFFFFu;
+    const uint32_t bulk_ready = ranked_rings >> 16;
+    const uint32_t ready_by_rank[kPriorityRanks] = {
+        critical_ready, ready_rings & ~critical_ready & ~bulk_ready, bulk_ready};
+    // Which ranks wait, and whether a critical ring was READY, first: the
+    // throttle and the ranks with room follow from it.
+    note_poll(sched, ready_by_rank);
+    const bool throttled = critical_recent(sched);
+    const uint32_t room = ranks_with_room(sched, st.seq, st.done_seen, p.capacity);
+    const uint32_t rank = pick_rank(ready_by_rank, sched, room);
+    note_pick(sched, ready_by_rank, rank, room, st.done_seen);
+    const uint32_t r = rank == kNoRank ? kPollAllRings
+                                       : next_ready_ring(ready_by_rank[rank], sched.last[rank], p.rings);
     if (r != kPollAllRings) {
       if (r != st.body_ring) {
         st.body_ring = r;
@@ -660,8 +708,12 @@ MR_UNROLL
       if (st.window[r] < grown) st.window[r] = grown;
       st.head_ring = r;
       st.turn = 0;
-      st.turn_rounds = (ready_rings & ~(1u << r)) != 0 ? kRingTurnRounds : kRingTurnRoundsAlone;
-      st.last_found = r;
+      // A lower class's turn is short while throttled, alone or not.
+      st.turn_rounds = (ready_rings & ~(1u << r)) != 0 || (throttled && rank != kRankCritical)
+                           ? kRingTurnRounds
+                           : kRingTurnRoundsAlone;
+      sched.last[rank] = r;
+      sched.turn_rank = rank;
     }
   } else {  // a round of one ring: its headers, its bodies, or both
     if (n_head != 0) {
