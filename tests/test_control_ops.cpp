@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include <megaring/producer.hpp>
 #include <megaring/tenant.hpp>
 
 #include "backend_fixture.hpp"
@@ -386,6 +387,38 @@ TEST_P(ControlOpsTest, AnOperationThatCannotGetTheTokenFailsWithinItsBound) {
   EXPECT_TRUE(host_grants_are(kGrantsA));
   MR_ASSERT_OK(tenant_.set_grants(kGrantsB));
   EXPECT_EQ(read_grants().result, kReadB);
+}
+
+// A producer ring's class changes as a control operation: applied and
+// counted, undone when a step fails, refused for a value that is not a
+// Priority and once the runtime has stopped; slots keep flowing throughout.
+TEST_P(ControlOpsTest, AProducersPriorityChangesAsAControlOperation) {
+  Config c = base_config();
+  c.workers = 2;
+  c.producer_rings = 1;
+  MR_ASSERT_OK(Runtime::create(c, tenant_test_consumer(), &rt_));
+  std::unique_ptr<megaring::Producer> p;
+  MR_ASSERT_OK(rt_->open_producer(&p, megaring::Priority::kBulk));
+  Completion done;
+  MR_ASSERT_OK(p->call(megaring::ops::nop(1), &done, scaled(seconds(30))));
+  MR_ASSERT_OK(p->set_priority(megaring::Priority::kCritical));
+  EXPECT_EQ(p->priority(), megaring::Priority::kCritical);
+  EXPECT_EQ(control_stats().operations, 1u);
+  MR_ASSERT_OK(p->call(megaring::ops::nop(2), &done, scaled(seconds(30))));
+  EXPECT_EQ(done.result, 2u);
+  RuntimeInternals::inject_control_failure(*rt_, 0);
+  EXPECT_FALSE(p->set_priority(megaring::Priority::kNormal).is_ok());
+  EXPECT_EQ(p->priority(), megaring::Priority::kCritical) << "rolled back";
+  EXPECT_EQ(control_stats().rolled_back, 1u);
+  EXPECT_EQ(p->set_priority(static_cast<megaring::Priority>(9)).code(), Result::kInvalidArgument);
+  EXPECT_EQ(p->priority(), megaring::Priority::kCritical);
+  MR_ASSERT_OK(p->set_priority(megaring::Priority::kNormal));
+  MR_ASSERT_OK(p->call(megaring::ops::nop(3), &done, scaled(seconds(30))));
+  EXPECT_EQ(done.result, 3u);
+  MR_ASSERT_OK(rt_->shutdown(scaled(seconds(30))));
+  EXPECT_FALSE(p->set_priority(megaring::Priority::kBulk).is_ok());
+  EXPECT_EQ(p->priority(), megaring::Priority::kNormal);
+  p.reset();
 }
 
 INSTANTIATE_TEST_SUITE_P(, ControlOpsTest, ::testing::Values(Backend::kCpu, Backend::kCuda),

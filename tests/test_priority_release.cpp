@@ -31,6 +31,10 @@ class RecordingHost final : public d::RingHost {
   Status closed_status() const override { return Status(Result::kShutdown, "fake"); }
   bool consumer_finalized() const override { return false; }
   Status check_consumer() override { return Status::ok(); }
+  Status change_ring_class(uint32_t ring, uint32_t from, uint32_t to) override {
+    (void)from;
+    return set_ring_class(ring, to);
+  }
   Status set_ring_class(uint32_t ring, uint32_t ring_class) override {
     // The ring is still held while its class is written: a next owner's
     // class cannot be overwritten by this reset.

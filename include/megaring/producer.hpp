@@ -59,7 +59,12 @@ class Producer {
   Producer& operator=(const Producer&) = delete;
 
   uint32_t ring() const noexcept;        // 1 .. Config::producer_rings
-  Priority priority() const noexcept;    // its class, from Runtime::open_producer
+  Priority priority() const noexcept;    // its class: open_producer's, or the last set_priority
+  // Changes the ring's class while the runtime runs, as a control operation
+  // (runtime.hpp, "Control operations"): the fetcher serves the ring by the
+  // new class from its next poll of all rings. kInvalidArgument for a value
+  // that is not a Priority; the class is unchanged on any error.
+  Status set_priority(Priority priority) noexcept;
   uint64_t done_count() const noexcept;  // this ring's DONE_COUNT
 
   Status publish(const SlotRequest& request, Ticket* ticket,

@@ -158,18 +158,21 @@ inline constexpr Nanoseconds kMaxControlTimeout = std::chrono::hours(1);
 enum class WhileInUse : uint32_t { kWait, kFail };
 
 // Control operations: changes to the consumer's tables that slots already
-// queued or running could see (a tenant's grants, ...). One runs at a time
-// (the topology token). Every executor parks at a point between slots and
-// acknowledges; the change is written while none runs a slot; then all go
-// on. So no slot ever runs under a half-applied change. If a step fails,
-// the steps before it are undone and the call returns that error with the
-// tables as before. If the executors do not all park within
-// Config::control_timeout, or the runtime stops or fails meanwhile, the
-// operation is cancelled: nothing was written, and the call fails (kTimeout
-// naming the executors that did not answer, or the runtime's status). The
-// consumer's I/O unit keeps fetching and completing throughout; executors
-// stop for the length of the change (a few table writes). Counted here
-// since the runtime started:
+// queued or running could see (TenantHandle::set_grants,
+// Producer::set_priority). One runs at a time (the topology token). Every
+// executor parks at a point between slots and acknowledges; the change is
+// written while none runs a slot; then all go on. So no slot ever runs
+// under a half-applied change. If a step fails, the steps before it are
+// undone and the call returns that error with the tables as before. The
+// executors are asked in attempts of 2 ms, 8 ms apart: behind an executor
+// that runs a long slot the others are held at most a fifth of the time.
+// If they do not all park within Config::control_timeout, or the runtime
+// stops or fails meanwhile, the operation is cancelled: nothing was
+// written, and the call fails (kTimeout naming the executors that did not
+// answer, or the runtime's status). The consumer's I/O unit keeps fetching
+// and completing throughout; the executors stop for the length of the
+// change (a few table writes) once all have parked. Counted here since the
+// runtime started:
 struct ControlStats {
   uint64_t operations = 0;   // applied
   uint64_t rolled_back = 0;  // a step failed; undone
@@ -423,6 +426,9 @@ class Runtime {
   // a slot published before the call may still use (any slot of any ring not
   // yet completed: megaring does not read slot arguments, so "may use" is
   // "is outstanding"): it returns kInUse and the handle stays registered.
+  // Past that check it retires the buffer and waits as kWait does, for the
+  // slots published between the check and the retire (on kTimeout the
+  // buffer is retired, as with kWait).
   Status register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) noexcept;
   Status unregister_buffer(BufferHandle handle, Nanoseconds timeout = kForever,
                            WhileInUse while_in_use = WhileInUse::kWait) noexcept;

@@ -96,6 +96,10 @@ class RingHost {
   // "Priorities") through the backend's table-write path; landed when it
   // returns. The one way the host sets a ring's class.
   virtual Status set_ring_class(uint32_t ring, uint32_t ring_class) = 0;
+  // A live ring's class from `from` to `to` as a control operation
+  // (runtime.hpp, "Control operations"; Producer::set_priority): undone to
+  // `from` if it fails.
+  virtual Status change_ring_class(uint32_t ring, uint32_t from, uint32_t to) = 0;
 
  protected:
   ~RingHost() = default;

@@ -49,6 +49,14 @@ class Producer::Impl {
 
   uint32_t ring() const { return ring_->ring; }
   Priority priority() const { return static_cast<Priority>(ring_->ring_class); }
+  Status set_priority(Priority priority) {
+    detail::RingHost* host = live_host();
+    if (host == nullptr) return runtime_gone();
+    const uint32_t to = static_cast<uint32_t>(priority);
+    Status st = host->change_ring_class(ring_->ring, ring_->ring_class, to);
+    if (st) ring_->ring_class = to;
+    return st;
+  }
 
   uint64_t done_count() const {
     detail::RingHost* host = live_host();
@@ -295,6 +303,9 @@ Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Producer::~Producer() = default;
 uint32_t Producer::ring() const noexcept { return impl_->ring(); }
 Priority Producer::priority() const noexcept { return impl_->priority(); }
+Status Producer::set_priority(Priority priority) noexcept {
+  MR_API_GUARD(impl_->set_priority(priority))
+}
 uint64_t Producer::done_count() const noexcept { return impl_->done_count(); }
 Status Producer::publish(const SlotRequest& request, Ticket* ticket,
                          const PublishOptions& options) noexcept {

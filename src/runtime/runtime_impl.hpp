@@ -94,6 +94,11 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   bool consumer_finalized() const override { return finalized_.load(std::memory_order_acquire); }
   Status check_consumer() override;
   Status set_ring_class(uint32_t ring, uint32_t ring_class) override;
+  Status change_ring_class(uint32_t ring, uint32_t from, uint32_t to) override {
+    const std::vector<detail::ControlStep> steps = {
+        {[&] { return set_ring_class(ring, to); }, [&] { return set_ring_class(ring, from); }}};
+    return run_control("set_priority", steps);
+  }
 
   // RingProgress
   uint64_t retire_ticket() const override { return ring_->published_end(); }
