@@ -176,8 +176,8 @@ TEST(CApiStaging, HostileArguments) {
   EXPECT_MR(mr_region_create(rt.get(), 0, 64, &h), kBad);
   EXPECT_MR(mr_region_create(rt.get(), 7, 64, &h), kBad);
   EXPECT_MR(mr_region_create(rt.get(), MR_REGION_MUTABLE, 0, &h), kBad);
-  EXPECT_NE(mr_region_create(rt.get(), MR_REGION_MUTABLE, ~0ull, &h), MR_RESULT_SUCCESS);
-  EXPECT_NE(mr_region_create(rt.get(), MR_REGION_MUTABLE, 4097, &h), MR_RESULT_SUCCESS);
+  EXPECT_MR(mr_region_create(rt.get(), MR_REGION_MUTABLE, ~0ull, &h), MR_RESULT_OUT_OF_MEMORY);
+  EXPECT_MR(mr_region_create(rt.get(), MR_REGION_MUTABLE, 4097, &h), MR_RESULT_OUT_OF_MEMORY);
   EXPECT_EQ(h, 0u);
   ASSERT_MR(mr_region_create(rt.get(), MR_REGION_MUTABLE, 64, &h), MR_RESULT_SUCCESS);
   EXPECT_MR(mr_region_write(rt.get(), h, 0, nullptr, 1), kBad);
@@ -203,7 +203,8 @@ TEST(CApiStaging, ARuntimeWithoutAnArenaHasNoRegions) {
   CRuntime rt;
   ASSERT_MR(rt.create(cpu_config(64)), MR_RESULT_SUCCESS);  // staging_arena_bytes 0
   uint32_t h = 0;
-  EXPECT_NE(mr_region_create(rt.get(), MR_REGION_MUTABLE, 64, &h), MR_RESULT_SUCCESS);
+  EXPECT_MR(mr_region_create(rt.get(), MR_REGION_MUTABLE, 64, &h), MR_RESULT_OUT_OF_MEMORY);
+  EXPECT_NE(std::string(mr_last_error()).find("no staging arena"), std::string::npos);
   EXPECT_EQ(h, 0u);
 }
 

@@ -30,8 +30,9 @@ extern "C" {
 
 /* ---- Regions of the runtime (tenant-less) ------------------------------- */
 
-/* bytes in [1, the arena's size]; OUT_OF_MEMORY when the arena or the region
- * table is full; INVALID_ARGUMENT without an arena or for another policy. */
+/* bytes in [1, the arena's size]; OUT_OF_MEMORY when the arena (there is none
+ * with staging_arena_bytes 0) or the region table is full; INVALID_ARGUMENT
+ * for bytes 0 or another policy. */
 mr_result_t mr_region_create(mr_runtime_t* runtime, uint32_t policy, uint64_t bytes,
                              uint32_t* handle);
 /* Retires the handle (slots published after it fault MR_FAULT_BAD_REGION;
