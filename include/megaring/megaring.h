@@ -130,8 +130,11 @@ typedef struct mr_completion_t {
 
 typedef struct mr_runtime_s mr_runtime_t;
 
-#define MR_RUNTIME_CONFIG_VERSION 1u
-/* megaring::Config (runtime.hpp documents every field and its bounds). */
+#define MR_RUNTIME_CONFIG_VERSION 2u
+/* megaring::Config (runtime.hpp documents every field and its bounds).
+ * Version 2 appends the fields after count_costs; a version-1 caller (80
+ * bytes, struct_version 1) gets their defaults. A struct_version needs at
+ * least that version's size, and its bytes past that size must be 0. */
 typedef struct mr_runtime_config_t {
   uint32_t struct_size;    /* sizeof(mr_runtime_config_t) */
   uint32_t struct_version; /* MR_RUNTIME_CONFIG_VERSION */
@@ -151,6 +154,11 @@ typedef struct mr_runtime_config_t {
   int64_t abort_timeout_ns;
   uint32_t timeline_capacity;
   uint32_t count_costs; /* 0 or 1 */
+  /* version 2; zero in any of them means the default */
+  uint64_t staging_arena_bytes; /* 0 = no staging arena (megaring_staging.h) */
+  uint32_t max_regions;         /* region-table entries; 0 = the default (256) */
+  uint32_t dump_on_wait_timeout; /* 0 or 1: a timed-out wait logs dump_state */
+  int64_t control_timeout_ns;   /* control operations' bound; 0 = the default (1 s) */
 } mr_runtime_config_t;
 
 /* Fills `config` with the defaults of megaring::Config, struct_size and
@@ -269,6 +277,32 @@ mr_result_t mr_buffer_read(mr_runtime_t* runtime, uint32_t handle, uint64_t offs
 mr_result_t mr_buffer_register(mr_runtime_t* runtime, void* memory, uint64_t bytes,
                                uint32_t* handle);
 mr_result_t mr_buffer_unregister(mr_runtime_t* runtime, uint32_t handle, int64_t timeout_ns);
+/* mr_buffer_unregister with flags (MR_UNREGISTER_*; unknown bits are
+ * INVALID_ARGUMENT). MR_UNREGISTER_FAIL_IF_IN_USE (WhileInUse::kFail): while
+ * any slot published before the call is not yet completed (megaring does not
+ * read slot arguments, so "may use the buffer" is "is outstanding"), return
+ * MR_RESULT_IN_USE at once and leave the buffer registered; without it, wait
+ * as mr_buffer_unregister does. Blocks (up to timeout_ns) only without it. */
+#define MR_UNREGISTER_FAIL_IF_IN_USE 1u
+mr_result_t mr_buffer_unregister_ex(mr_runtime_t* runtime, uint32_t handle, int64_t timeout_ns,
+                                    uint32_t flags);
+
+/* ---- Control operations (runtime.hpp, "Control operations") ------------
+ * Changes to the consumer's tables that queued slots could see (a tenant's
+ * grants: mr_tenant_set_grants) park every executor between slots, apply,
+ * release; one at a time, each bounded by control_timeout_ns. Counted since
+ * create (megaring::ControlStats); a copy, no device access, never blocks. */
+typedef struct mr_control_stats_t {
+  uint32_t struct_size; /* set by the caller: sizeof(mr_control_stats_t) */
+  uint32_t reserved;
+  uint64_t operations;  /* applied */
+  uint64_t rolled_back; /* a step failed; undone */
+  uint64_t cancelled;   /* the token or the executors not in time, or the runtime closed */
+  uint64_t last_ns;     /* the last operation's duration (any outcome) */
+  uint64_t max_ns;
+  uint64_t total_ns;
+} mr_control_stats_t;
+mr_result_t mr_runtime_control_stats(mr_runtime_t* runtime, mr_control_stats_t* stats);
 
 /* ---- The operator's view (megaring/health.hpp, megaring/log.hpp) -------
  * Nothing here publishes a slot; every call is safe after finalize too. */
@@ -325,5 +359,6 @@ mr_result_t mr_set_log_callback(int32_t level, mr_log_callback_t callback, void*
 #endif
 
 #include "megaring/megaring_tenants.h" /* registries, tenants, producers */
+#include "megaring/megaring_staging.h" /* staging regions, descriptors, their slots */
 
 #endif /* MEGARING_MEGARING_H_ */

@@ -104,7 +104,15 @@ typedef struct mr_tenant_s mr_tenant_t;
  * exceptions, longjmp) through megaring. */
 typedef void (*mr_completion_fn)(void* user_data, const mr_completion_t* completion);
 
-#define MR_TENANT_CONFIG_VERSION 1u
+/* Opcode grants (tenant.hpp, "Opcode grants"): which local opcodes of its
+ * window a tenant may run; a slot with another faults MR_FAULT_NOT_GRANTED. */
+#define MR_GRANTS_ALL 0u  /* every local opcode of the window (the default) */
+#define MR_GRANTS_ONLY 1u /* exactly the listed local opcodes (none if the list is empty) */
+#define MR_GRANTS_MAX_LIST 65536u /* longest list a call takes, duplicates included */
+
+/* Version 2 appends the grants at registration; a version-1 caller (64 bytes
+ * on LP64) gets MR_GRANTS_ALL. */
+#define MR_TENANT_CONFIG_VERSION 2u
 typedef struct mr_tenant_config_t {
   uint32_t struct_size;    /* sizeof(mr_tenant_config_t) */
   uint32_t struct_version; /* MR_TENANT_CONFIG_VERSION */
@@ -116,6 +124,10 @@ typedef struct mr_tenant_config_t {
   uint64_t resident_handles;
   mr_completion_fn on_completion; /* may be NULL */
   void* user_data;                /* passed to on_completion */
+  /* version 2 */
+  uint32_t grants_mode;           /* MR_GRANTS_ALL or MR_GRANTS_ONLY */
+  uint32_t grant_count;           /* MR_GRANTS_ONLY: entries of grant_opcodes */
+  const uint32_t* grant_opcodes;  /* local opcodes, copied; NULL only with grant_count 0 */
 } mr_tenant_config_t;
 
 mr_result_t mr_tenant_config_init_sized(mr_tenant_config_t* config, uint32_t struct_size);
@@ -160,6 +172,24 @@ mr_result_t mr_tenant_release(mr_tenant_t* tenant, const mr_ticket_t* ticket);
 /* Waits until every published slot has drained; QUIESCE_TIMEOUT first. */
 mr_result_t mr_tenant_quiesce(mr_tenant_t* tenant, int64_t timeout_ns);
 
+/* Replaces the tenant's grants (TenantHandle::set_grants), a control
+ * operation: it blocks until every executor parked between slots (at most
+ * the runtime's control_timeout_ns; then TIMEOUT and nothing changed); no
+ * slot runs under a mix of old and new grants. mode MR_GRANTS_ALL takes no
+ * list (count 0); MR_GRANTS_ONLY takes `count` local opcodes (opcodes NULL
+ * only with count 0, count at most MR_GRANTS_MAX_LIST). OPCODE_OUT_OF_RANGE
+ * for an opcode outside the window, INVALID_ARGUMENT for one past the grant
+ * limits (MR_GRANT_SYSTEM_END, MR_GRANT_USER_END); REVOKED once unregistered. */
+mr_result_t mr_tenant_set_grants(mr_tenant_t* tenant, uint32_t mode, const uint32_t* opcodes,
+                                 uint32_t count);
+/* The grants as last set (TenantHandle::grants; still answers once revoked):
+ * *mode, and for MR_GRANTS_ONLY the opcodes sorted without duplicates: the
+ * first min(*count, capacity) of them into `opcodes` (NULL only with
+ * capacity 0) and their number into *count (0 for MR_GRANTS_ALL); call again
+ * with more room if *count > capacity. Never blocks. */
+mr_result_t mr_tenant_get_grants(mr_tenant_t* tenant, uint32_t* mode, uint32_t* opcodes,
+                                 uint32_t capacity, uint32_t* count);
+
 /* TenantQuotaCounters and TenantRuntimeCounters in one struct. */
 typedef struct mr_tenant_counters_t {
   uint32_t struct_size; /* set by the caller: sizeof(mr_tenant_counters_t) */
@@ -190,6 +220,9 @@ typedef struct mr_tenant_counters_t {
   uint64_t device_out_of_window;
   uint64_t device_revoked;
   uint64_t device_not_granted; /* faulted MR_FAULT_NOT_GRANTED (opcode grants) */
+  /* appended (an older caller's smaller struct gets the fields above) */
+  uint64_t staging_region_bytes; /* sizes of the tenant's live staging regions */
+  uint64_t staging_regions;      /* live staging regions of the tenant */
 } mr_tenant_counters_t;
 mr_result_t mr_tenant_get_counters(mr_tenant_t* tenant, mr_tenant_counters_t* counters);
 
@@ -211,6 +244,9 @@ mr_result_t mr_tenant_buffer_register(mr_tenant_t* tenant, void* memory, uint64_
                                       uint32_t* handle);
 mr_result_t mr_tenant_buffer_unregister(mr_tenant_t* tenant, uint32_t handle,
                                         int64_t timeout_ns);
+/* With flags, as mr_buffer_unregister_ex (MR_UNREGISTER_FAIL_IF_IN_USE). */
+mr_result_t mr_tenant_buffer_unregister_ex(mr_tenant_t* tenant, uint32_t handle,
+                                           int64_t timeout_ns, uint32_t flags);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -19,8 +19,10 @@ from . import _core
 from ._core import (  # noqa: F401
     Buffer,
     Completion,
+    Region,
     Runtime,
     Slot,
+    StagingDescriptor,
     Tenant,
     TenantRegistry,
     Ticket,
@@ -31,6 +33,7 @@ from ._core import (  # noqa: F401  opcodes, statuses
     OP_ATOMIC_ADD, OP_AXPY_F32, OP_COPY, OP_DELAY_NS, OP_FENCE, OP_FILL, OP_INVALID, OP_NOP,
     OP_READ_CLOCK, OP_REDUCE_ADD_U32, OP_STORE_U32, OP_USER_BASE, SLOT_ARGS, STATUS_ABORTED,
     STATUS_FAULT, STATUS_OK, STATUS_REVOKED,
+    OP_BUFFER_TO_STAGING, OP_STAGE_TO_BUFFER, REGION_APPEND_ONLY, REGION_IMMUTABLE, REGION_MUTABLE,
 )
 from ._errors import (  # noqa: F401
     Aborted, Backpressure, CudaError, Error, InUse, Internal, InvalidArgument, IoError, NoDevice,

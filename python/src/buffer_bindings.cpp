@@ -194,22 +194,28 @@ void bind_buffer(nb::module_& m) {
         }
         check(st);
       }, nb::arg("data"), nb::arg("offset") = 0)
-      .def("free", [](PyBuffer& b, nb::handle timeout) {
+      .def("free", [](PyBuffer& b, nb::handle timeout, const std::string& while_in_use) {
         if (!b.live()) return;
         PyRuntime& rt = b.owner();
         const Nanoseconds t = to_timeout(timeout);
+        WhileInUse mode = WhileInUse::kWait;
+        if (while_in_use == "fail") mode = WhileInUse::kFail;
+        else if (while_in_use != "wait") raise_invalid("while_in_use must be 'wait' or 'fail'");
         if (!rt.stopped()) {
           Status st;
           {
             nb::gil_scoped_release release;  // waits for the slots that may touch it
-            st = rt.runtime().unregister_buffer(b.handle(), t);
+            st = rt.runtime().unregister_buffer(b.handle(), t, mode);
           }
-          check(st);  // kTimeout: the memory stays held (retired); free() again waits on
+          // kTimeout: the memory stays held (retired); free() again waits on.
+          // kInUse: nothing changed; the buffer stays live.
+          check(st);
         }
         rt.registrations().erase(b.handle());
         b.retire();
-      }, nb::arg("timeout").none() = nb::none(),
-         "Unregisters the buffer once no slot can touch it; exported views keep the memory.")
+      }, nb::arg("timeout").none() = nb::none(), nb::kw_only(), nb::arg("while_in_use") = "wait",
+         "Unregisters the buffer once no slot can touch it; exported views keep the memory. "
+         "while_in_use='fail' raises megaring.InUse instead of waiting while slots are outstanding.")
       .def("__dlpack__", [](PyBuffer& b, nb::kwargs kwargs) {
         return view_of(b).attr("__dlpack__")(**kwargs);
       }, nb::arg("kwargs"))

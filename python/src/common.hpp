@@ -9,6 +9,10 @@
 
 #include "megaring/runtime.hpp"
 
+namespace megaring {
+class TenantHandle;  // megaring/tenant.hpp
+}  // namespace megaring
+
 namespace megaring::python {
 
 namespace nb = nanobind;
@@ -28,6 +32,8 @@ Nanoseconds to_timeout(nb::handle seconds);
 
 // A buffer argument: a megaring.Buffer (its handle) or an int handle.
 BufferHandle buffer_handle(nb::handle buffer);
+// A region argument: a megaring.Region (its handle) or an int handle.
+RegionHandle region_handle(nb::handle region);
 
 // A slot argument: a megaring.Slot, or an opcode with up to MR_SLOT_ARGS
 // integer arguments.
@@ -36,5 +42,8 @@ SlotRequest to_request(nb::handle op, nb::handle args);
 void bind_types(nb::module_& m);    // Slot, Ticket, Completion, constants, ops
 void bind_runtime(nb::module_& m);  // Runtime, Buffer
 void bind_tenants(nb::module_& m);  // TenantRegistry, Tenant
+void bind_regions(nb::module_& m);  // Region, StagingDescriptor
+// Tenant.create_region (region_bindings.cpp).
+nb::object tenant_create_region(const TenantHandle& tenant, nb::handle policy, uint64_t nbytes);
 
 }  // namespace megaring::python

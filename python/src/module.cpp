@@ -38,6 +38,14 @@ BufferHandle buffer_handle(nb::handle buffer) {
   return nb::cast<BufferHandle>(handle);
 }
 
+RegionHandle region_handle(nb::handle region) {
+  nb::object handle = nb::hasattr(region, "handle") ? region.attr("handle") : nb::borrow(region);
+  RegionHandle h = 0;
+  if (!nb::isinstance<nb::int_>(handle) || !nb::try_cast<RegionHandle>(handle, h, false))
+    raise_invalid("expected a megaring.Region or an int handle in [0, 2^32)");
+  return h;
+}
+
 // Slot arguments are 64-bit words: a Python int in [0, 2^64) or a negative
 // one down to -2^63 (stored two's complement, as C would).
 // Anything with __index__ counts (a Buffer gives its handle).
@@ -98,6 +106,16 @@ static void bind_ops(nb::module_& m) {
   }, nb::arg("buffer"), nb::arg("offset"), nb::arg("count"));
   ops.def("fence", &megaring::ops::fence);
   ops.def("delay_ns", &megaring::ops::delay_ns, nb::arg("ns"));
+  ops.def("stage_to_buffer", [](const StagingDescriptor& source, nb::handle dst, uint64_t dst_off) {
+    return megaring::ops::stage_to_buffer(source, buffer_handle(dst), dst_off);
+  }, nb::arg("source"), nb::arg("dst"), nb::arg("dst_offset") = 0,
+     "A descriptor's bytes (Region.descriptor()) into a buffer.");
+  ops.def("buffer_to_staging", [](nb::handle src, uint64_t src_off, nb::handle region,
+                                  uint64_t region_off, uint64_t bytes) {
+    return megaring::ops::buffer_to_staging(buffer_handle(src), src_off, region_handle(region),
+                                            region_off, bytes);
+  }, nb::arg("src"), nb::arg("src_offset"), nb::arg("region"), nb::arg("region_offset"),
+     nb::arg("nbytes"), "A buffer range into a mutable region (results for the host).");
   ops.def("axpy_f32", [](nb::handle y, uint64_t y_off, nb::handle x, uint64_t x_off,
                          uint32_t count, float alpha) {
     return megaring::ops::axpy_f32(buffer_handle(y), y_off, buffer_handle(x), x_off, count, alpha);
@@ -155,6 +173,8 @@ void bind_types(nb::module_& m) {
   MR_PY_CONST(OP_ATOMIC_ADD); MR_PY_CONST(OP_FILL); MR_PY_CONST(OP_COPY);
   MR_PY_CONST(OP_REDUCE_ADD_U32); MR_PY_CONST(OP_FENCE); MR_PY_CONST(OP_DELAY_NS);
   MR_PY_CONST(OP_READ_CLOCK); MR_PY_CONST(OP_AXPY_F32); MR_PY_CONST(OP_USER_BASE);
+  MR_PY_CONST(OP_STAGE_TO_BUFFER); MR_PY_CONST(OP_BUFFER_TO_STAGING);
+  MR_PY_CONST(REGION_IMMUTABLE); MR_PY_CONST(REGION_APPEND_ONLY); MR_PY_CONST(REGION_MUTABLE);
   MR_PY_CONST(STATUS_OK); MR_PY_CONST(STATUS_FAULT); MR_PY_CONST(STATUS_ABORTED);
   MR_PY_CONST(STATUS_REVOKED); MR_PY_CONST(FAULT_CODE_COUNT);
 #undef MR_PY_CONST
@@ -166,6 +186,7 @@ void bind_types(nb::module_& m) {
 NB_MODULE(_core, m) {
   m.doc() = "megaring's C++ runtime (see the megaring package for the documented API)";
   megaring::python::bind_types(m);
+  megaring::python::bind_regions(m);
   megaring::python::bind_runtime(m);
   megaring::python::bind_tenants(m);
 }

@@ -54,7 +54,9 @@ Config parse_config(const std::string& backend, const nb::kwargs& options) {
     else if (key == "force_eager_module_loading") set_field(&c.force_eager_module_loading, value, k);
     else if (key == "timeline_capacity") set_field(&c.timeline_capacity, value, k);
     else if (key == "count_costs") set_field(&c.count_costs, value, k);
+    else if (key == "dump_on_wait_timeout") set_field(&c.dump_on_wait_timeout, value, k);
     else if (key == "abort_timeout") c.abort_timeout = to_timeout(value);
+    else if (key == "control_timeout") c.control_timeout = to_timeout(value);
     else raise_invalid("unknown config '" + key + "'");
   }
   if (c.device < 0) raise_invalid("config 'device' must be >= 0");
@@ -217,6 +219,21 @@ void bind_runtime(nb::module_& m) {
         d["records_written"] = c.records_written;
         return d;
       })
+      .def("control_stats", [](PyRuntime& self) {
+        ControlStats c;
+        check(self.runtime().control_stats(&c));
+        nb::dict d;
+        d["operations"] = c.operations;
+        d["rolled_back"] = c.rolled_back;
+        d["cancelled"] = c.cancelled;
+        d["last_ns"] = c.last_ns;
+        d["max_ns"] = c.max_ns;
+        d["total_ns"] = c.total_ns;
+        return d;
+      }, "Control operations (set_grants, ...) since create: applied, rolled back, cancelled, times.")
+      .def("create_region", &runtime_create_region, nb::arg("policy"), nb::arg("nbytes"),
+           nb::keep_alive<0, 1>(),
+           "A staging region ('immutable', 'append_only' or 'mutable') of the staging arena.")
       .def("shutdown", [](PyRuntime& self, nb::handle timeout) {
         Status st;
         {

@@ -108,6 +108,8 @@ class PyBuffer {
 };
 
 void bind_buffer(nb::module_& m);
+// Runtime.create_region (region_bindings.cpp): a megaring.Region.
+nb::object runtime_create_region(PyRuntime& runtime, nb::handle policy, uint64_t nbytes);
 PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes);
 PyBuffer register_buffer(PyRuntime& self, nb::handle tensor);
 // Runs fn(slice) with the GIL released, slice by slice, checking for

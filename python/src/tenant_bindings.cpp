@@ -100,6 +100,10 @@ nb::dict quota_counters(const TenantHandle& t) {
   d["staging_bytes_in_use"] = q.staging_bytes_in_use;
   d["resident_handles_limit"] = q.resident_handles_limit;
   d["resident_handles_in_use"] = q.resident_handles_in_use;
+  d["resident_handles_reserved"] = q.resident_handles_reserved;
+  d["resident_buffers"] = q.resident_buffers;
+  d["staging_region_bytes"] = q.staging_region_bytes;
+  d["staging_regions"] = q.staging_regions;
   return d;
 }
 
@@ -177,6 +181,14 @@ void bind_tenants(nb::module_& m) {
         check(t.set_grants(opcodes.is_none() ? OpcodeGrants::everything()
                                              : OpcodeGrants::only(nb::cast<std::vector<uint32_t>>(opcodes))));
       }, nb::arg("opcodes").none(), "None grants the whole window; else exactly these local opcodes.")
+      .def("grants", [](const TenantHandle& t) -> nb::object {
+        OpcodeGrants g;
+        check(t.grants(&g));
+        if (g.all) return nb::none();
+        return nb::cast(g.opcodes);
+      }, "The grants as last set: None (the whole window) or the local opcodes, sorted.")
+      .def("create_region", &tenant_create_region, nb::arg("policy"), nb::arg("nbytes"),
+           "A staging region of this tenant, charged to its staging_bytes quota.")
       .def("__repr__", [](const TenantHandle& t) {
         return "Tenant(id=" + std::to_string(t.id()) + ", label='" + t.label() + "')";
       });

@@ -167,4 +167,53 @@ Status init_sized_config(void* out, uint32_t struct_size, const void* defaults,
                     type);
 }
 
+Status to_grants(uint32_t mode, const uint32_t* opcodes, uint32_t count, const char* list_name,
+                 OpcodeGrants* out) {
+  if (mode == MR_GRANTS_ALL) {
+    if (count != 0)
+      return Status(Result::kInvalidArgument, "MR_GRANTS_ALL takes no opcode list (count " +
+                                                  std::to_string(count) + ")");
+    *out = OpcodeGrants::everything();
+    return Status::ok();
+  }
+  if (mode != MR_GRANTS_ONLY)
+    return Status(Result::kInvalidArgument,
+                  "grants mode " + std::to_string(mode) + " is not MR_GRANTS_ALL or MR_GRANTS_ONLY");
+  if (count > MR_GRANTS_MAX_LIST)
+    return Status(Result::kInvalidArgument, "a grant list of " + std::to_string(count) +
+                                                " opcodes exceeds MR_GRANTS_MAX_LIST");
+  if (count > 0 && opcodes == nullptr) return null_argument(list_name);
+  std::vector<uint32_t> list(opcodes, opcodes + count);
+  *out = OpcodeGrants::only(std::move(list));
+  return Status::ok();
+}
+
+Status read_versioned_config(const void* in, const uint32_t* version_sizes, uint32_t versions,
+                             const char* type, void* out) {
+  const uint32_t size = first_word(in);
+  uint32_t version = 0;
+  std::memcpy(&version, static_cast<const unsigned char*>(in) + sizeof(uint32_t), sizeof version);
+  uint32_t version_size = version_sizes[versions - 1];  // a bad version is refused below
+  if (version >= 1 && version <= versions) {
+    version_size = version_sizes[version - 1];
+    if (size >= version_sizes[0] && size < version_size)
+      return Status(Result::kInvalidArgument,
+                    std::string(type) + ".struct_version " + std::to_string(version) +
+                        " needs struct_size >= " + std::to_string(version_size) + ", not " +
+                        std::to_string(size));
+  }
+  return read_sized_config(in, version_sizes[0], version_size, versions, type, out);
+}
+
+Status init_versioned_config(void* out, uint32_t struct_size, const void* defaults,
+                             const uint32_t* version_sizes, uint32_t versions, const char* type) {
+  uint32_t version = 1;
+  while (version < versions && version_sizes[version] <= struct_size) ++version;
+  Status st = init_sized_config(out, struct_size, defaults, version_sizes[0],
+                                version_sizes[version - 1], type);
+  if (st)
+    std::memcpy(static_cast<unsigned char*>(out) + sizeof(uint32_t), &version, sizeof version);
+  return st;
+}
+
 }  // namespace megaring::capi

@@ -109,4 +109,23 @@ Status write_sized(void* out, const void* full, uint32_t min_size, uint32_t know
 Status init_sized_config(void* out, uint32_t struct_size, const void* defaults,
                          uint32_t min_size, uint32_t known_size, const char* type);
 
+// Opcode grants from the caller (MR_GRANTS_*, a list of `count` local
+// opcodes): kInvalidArgument for another mode, a list with MR_GRANTS_ALL, a
+// NULL list with count > 0 (named `list_name`), or count > MR_GRANTS_MAX_LIST.
+// The C++ call checks the opcodes themselves.
+Status to_grants(uint32_t mode, const uint32_t* opcodes, uint32_t count, const char* list_name,
+                 OpcodeGrants* out);
+
+// Versioned configs: version v (1-based) is version_sizes[v - 1] bytes,
+// each a prefix of the next. A caller's struct claims a version: it must be
+// at least that version's size, and is read as read_sized_config reads a
+// struct of that size (bytes beyond it must be zero: fields its version
+// does not have), so an older caller's missing fields keep the defaults.
+Status read_versioned_config(const void* in, const uint32_t* version_sizes, uint32_t versions,
+                             const char* type, void* out);
+// init_sized_config for a versioned config: the newest version that fits in
+// struct_size, written into struct_version.
+Status init_versioned_config(void* out, uint32_t struct_size, const void* defaults,
+                             const uint32_t* version_sizes, uint32_t versions, const char* type);
+
 }  // namespace megaring::capi

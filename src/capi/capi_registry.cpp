@@ -14,17 +14,20 @@ namespace {
 
 constexpr uint32_t kRegistryConfigV1Size = 40;
 constexpr uint32_t kRegistryStatsV1Size = 32;
-constexpr uint32_t kTenantConfigV1Size = 64;
+// Pointers differ in size between ABIs; on LP64 version 1 is 64 bytes and
+// version 2 (the grants) 80.
+constexpr uint32_t kTenantConfigSizes[] = {offsetof(mr_tenant_config_t, grants_mode),
+                                           sizeof(mr_tenant_config_t)};
+static_assert(MR_TENANT_CONFIG_VERSION == 2, "kTenantConfigSizes has a size per version");
 constexpr uint32_t kTenantInfoV1Size = 24;
 constexpr uint32_t kTenantCountersV1Size = 680;
 static_assert(sizeof(mr_registry_config_t) == kRegistryConfigV1Size &&
                   sizeof(mr_registry_stats_t) == kRegistryStatsV1Size &&
                   sizeof(mr_tenant_info_t) == kTenantInfoV1Size &&
-                  sizeof(mr_tenant_counters_t) == kTenantCountersV1Size,
+                  offsetof(mr_tenant_counters_t, staging_region_bytes) == kTenantCountersV1Size,
               "the first versions' sizes");
-// Pointers differ in size between ABIs; on LP64 the first version is 64 bytes.
-static_assert(sizeof(void*) != 8 || sizeof(mr_tenant_config_t) == kTenantConfigV1Size,
-              "mr_tenant_config_t v1 is 64 bytes on LP64");
+static_assert(sizeof(void*) != 8 || (kTenantConfigSizes[0] == 64 && kTenantConfigSizes[1] == 80),
+              "mr_tenant_config_t is 64 bytes (v1), 80 (v2) on LP64");
 static_assert(static_cast<int>(megaring::PumpMode::kThread) == MR_PUMP_THREAD &&
                   static_cast<int>(megaring::PumpMode::kManual) == MR_PUMP_MANUAL,
               "MR_PUMP_* are PumpMode's numbers");
@@ -134,8 +137,9 @@ mr_result_t mr_tenant_config_init_sized(mr_tenant_config_t* config, uint32_t str
   return entry("mr_tenant_config_init", [&]() -> Status {
     MR_CAPI_REQUIRE(config);
     const mr_tenant_config_t defaults = default_tenant_config();
-    return megaring::capi::init_sized_config(config, struct_size, &defaults, sizeof defaults,
-                                             sizeof defaults, "mr_tenant_config_t");
+    return megaring::capi::init_versioned_config(config, struct_size, &defaults,
+                                                 kTenantConfigSizes, MR_TENANT_CONFIG_VERSION,
+                                                 "mr_tenant_config_t");
   });
 }
 
@@ -146,13 +150,16 @@ mr_result_t mr_tenant_register(mr_registry_t* registry, const mr_tenant_config_t
     MR_CAPI_REQUIRE(config);
     MR_CAPI_REQUIRE(out);
     mr_tenant_config_t c = default_tenant_config();
-    Status st = megaring::capi::read_sized_config(config, sizeof c, sizeof c,
-                                                  MR_TENANT_CONFIG_VERSION, "mr_tenant_config_t",
-                                                  &c);
+    Status st = megaring::capi::read_versioned_config(config, kTenantConfigSizes,
+                                                      MR_TENANT_CONFIG_VERSION,
+                                                      "mr_tenant_config_t", &c);
     if (!st) return st;
     if (c.reserved != 0)
       return Status(megaring::Result::kInvalidArgument, "mr_tenant_config_t.reserved must be 0");
     megaring::TenantConfig cpp;
+    st = megaring::capi::to_grants(c.grants_mode, c.grant_opcodes, c.grant_count,
+                                   "mr_tenant_config_t.grant_opcodes", &cpp.grants);
+    if (!st) return st;
     cpp.label = c.label != nullptr ? c.label : "";
     cpp.quotas.opcode_cap = c.opcode_cap;
     cpp.quotas.max_outstanding_slots = c.max_outstanding_slots;
@@ -233,6 +240,8 @@ mr_result_t mr_tenant_get_counters(mr_tenant_t* tenant, mr_tenant_counters_t* co
     full.device_out_of_window = r.device_out_of_window;
     full.device_revoked = r.device_revoked;
     full.device_not_granted = r.device_not_granted;
+    full.staging_region_bytes = q.staging_region_bytes;
+    full.staging_regions = q.staging_regions;
     return megaring::capi::write_sized(counters, &full, kTenantCountersV1Size, sizeof full,
                                        "mr_tenant_counters_t");
   });

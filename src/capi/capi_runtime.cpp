@@ -15,7 +15,13 @@ namespace {
 
 // The first version's size: grows only by new versions, never changes.
 constexpr uint32_t kConfigV1Size = 80;
-static_assert(sizeof(mr_runtime_config_t) == kConfigV1Size, "mr_runtime_config_t v1 is 80 bytes");
+constexpr uint32_t kConfigV2Size = 104;  // + staging_arena_bytes .. control_timeout_ns
+constexpr uint32_t kConfigSizes[] = {kConfigV1Size, kConfigV2Size};
+static_assert(offsetof(mr_runtime_config_t, staging_arena_bytes) == kConfigV1Size,
+              "version 2 appends to the 80 bytes of version 1");
+static_assert(sizeof(mr_runtime_config_t) == kConfigV2Size &&
+                  MR_RUNTIME_CONFIG_VERSION == sizeof kConfigSizes / sizeof kConfigSizes[0],
+              "mr_runtime_config_t v2 is 104 bytes");
 constexpr uint32_t kInfoV1Size = 24;
 constexpr uint32_t kStatsV1Size = 600;
 static_assert(MR_FAULT_CODE_COUNT <= MR_FAULT_MAX + 1, "faults_by_code holds every fault code");
@@ -35,7 +41,7 @@ static_assert(static_cast<int>(Backend::kAuto) == MR_BACKEND_AUTO &&
 mr_runtime_config_t default_config() {
   const Config d;
   mr_runtime_config_t c{};
-  c.struct_size = kConfigV1Size;
+  c.struct_size = sizeof c;
   c.struct_version = MR_RUNTIME_CONFIG_VERSION;
   c.backend = static_cast<int32_t>(d.backend);
   c.device = d.device;
@@ -53,13 +59,17 @@ mr_runtime_config_t default_config() {
   c.abort_timeout_ns = d.abort_timeout.count();
   c.timeline_capacity = d.timeline_capacity;
   c.count_costs = d.count_costs ? 1u : 0u;
+  c.staging_arena_bytes = d.staging_arena_bytes;
+  c.max_regions = d.max_regions;
+  c.dump_on_wait_timeout = d.dump_on_wait_timeout ? 1u : 0u;
+  c.control_timeout_ns = d.control_timeout.count();
   return c;
 }
 
 Status to_config(const mr_runtime_config_t& c, Config* out) {
-  if (c.force_eager_module_loading > 1 || c.count_costs > 1)
+  if (c.force_eager_module_loading > 1 || c.count_costs > 1 || c.dump_on_wait_timeout > 1)
     return Status(megaring::Result::kInvalidArgument,
-                  "force_eager_module_loading and count_costs are 0 or 1");
+                  "force_eager_module_loading, count_costs and dump_on_wait_timeout are 0 or 1");
   // An out-of-range backend number reaches Runtime::create, which refuses it.
   out->backend = static_cast<Backend>(c.backend);
   out->device = c.device;
@@ -77,6 +87,13 @@ Status to_config(const mr_runtime_config_t& c, Config* out) {
   out->abort_timeout = megaring::capi::to_duration(c.abort_timeout_ns);
   out->timeline_capacity = c.timeline_capacity;
   out->count_costs = c.count_costs != 0;
+  // Version 2: zero is the default (the growth rule for new fields); the
+  // C++ checks bound the rest (a negative control timeout included).
+  out->staging_arena_bytes = c.staging_arena_bytes;
+  if (c.max_regions != 0) out->max_regions = c.max_regions;
+  out->dump_on_wait_timeout = c.dump_on_wait_timeout != 0;
+  if (c.control_timeout_ns != 0)
+    out->control_timeout = megaring::capi::to_duration(c.control_timeout_ns);
   return Status::ok();
 }
 
@@ -88,8 +105,8 @@ mr_result_t mr_runtime_config_init_sized(mr_runtime_config_t* config, uint32_t s
   return entry("mr_runtime_config_init", [&]() -> Status {
     MR_CAPI_REQUIRE(config);
     const mr_runtime_config_t defaults = default_config();
-    return megaring::capi::init_sized_config(config, struct_size, &defaults, kConfigV1Size,
-                                             sizeof defaults, "mr_runtime_config_t");
+    return megaring::capi::init_versioned_config(config, struct_size, &defaults, kConfigSizes,
+                                                 MR_RUNTIME_CONFIG_VERSION, "mr_runtime_config_t");
   });
 }
 
@@ -98,9 +115,9 @@ mr_result_t mr_runtime_create(const mr_runtime_config_t* config, mr_runtime_t** 
     MR_CAPI_REQUIRE(config);
     MR_CAPI_REQUIRE(out);
     mr_runtime_config_t known = default_config();
-    Status st = megaring::capi::read_sized_config(config, kConfigV1Size, sizeof known,
-                                                  MR_RUNTIME_CONFIG_VERSION, "mr_runtime_config_t",
-                                                  &known);
+    Status st = megaring::capi::read_versioned_config(config, kConfigSizes,
+                                                      MR_RUNTIME_CONFIG_VERSION,
+                                                      "mr_runtime_config_t", &known);
     if (!st) return st;
     Config cpp;
     if (!(st = to_config(known, &cpp))) return st;
