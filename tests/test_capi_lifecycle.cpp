@@ -267,6 +267,18 @@ TEST(CApiProducer, OpenWithAClass) {
   ASSERT_MR(mr_producer_open_class(rt.get(), MR_RING_CLASS_BULK, &critical), MR_RESULT_SUCCESS);
   ASSERT_MR(mr_producer_class(critical, &cls), MR_RESULT_SUCCESS);
   EXPECT_EQ(cls, MR_RING_CLASS_BULK);
+  // A class changed while it runs (a control operation).
+  ASSERT_MR(mr_producer_set_class(critical, MR_RING_CLASS_CRITICAL), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_producer_class(critical, &cls), MR_RESULT_SUCCESS);
+  EXPECT_EQ(cls, MR_RING_CLASS_CRITICAL);
+  EXPECT_MR(mr_producer_set_class(critical, 7), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_MR(mr_producer_set_class(nullptr, MR_RING_CLASS_BULK), MR_RESULT_INVALID_ARGUMENT);
+  ASSERT_MR(mr_producer_class(critical, &cls), MR_RESULT_SUCCESS);
+  EXPECT_EQ(cls, MR_RING_CLASS_CRITICAL);
+  ASSERT_MR(mr_producer_publish(critical, &echo, MR_PUBLISH_KEEP_RESULT, MR_FOREVER, &t),
+            MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_producer_wait(critical, &t, kLong, &c), MR_RESULT_SUCCESS);
+  EXPECT_EQ(c.result, 9u);
   EXPECT_MR(mr_producer_close(critical), MR_RESULT_SUCCESS);
   EXPECT_MR(mr_producer_close(plain), MR_RESULT_SUCCESS);
 }

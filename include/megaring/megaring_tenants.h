@@ -30,8 +30,13 @@ mr_result_t mr_producer_open(mr_runtime_t* runtime, mr_producer_t** out);
  * INVALID_ARGUMENT for another value. The ring is normal again once the
  * producer is closed. */
 mr_result_t mr_producer_open_class(mr_runtime_t* runtime, uint32_t ring_class, mr_producer_t** out);
-/* The class it was opened with (MR_RING_CLASS_*). */
+/* Its class (MR_RING_CLASS_*): the one it was opened with, or the last set. */
 mr_result_t mr_producer_class(mr_producer_t* producer, uint32_t* ring_class);
+/* Changes the ring's class while the runtime runs (Producer::set_priority: a
+ * control operation). Blocks until every executor acknowledged it, at most
+ * the runtime's control_timeout (TIMEOUT then, the class unchanged); writes
+ * to the device. INVALID_ARGUMENT for a value that is not MR_RING_CLASS_*. */
+mr_result_t mr_producer_set_class(mr_producer_t* producer, uint32_t ring_class);
 /* Gives the ring back (unread kept results are dropped) and frees it. */
 mr_result_t mr_producer_close(mr_producer_t* producer);
 mr_result_t mr_producer_ring(mr_producer_t* producer, uint32_t* ring);

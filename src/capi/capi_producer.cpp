@@ -43,6 +43,13 @@ mr_result_t mr_producer_class(mr_producer_t* producer, uint32_t* ring_class) {
   });
 }
 
+mr_result_t mr_producer_set_class(mr_producer_t* producer, uint32_t ring_class) {
+  return entry("mr_producer_set_class", [&]() -> Status {
+    MR_CAPI_REQUIRE(producer);
+    return producer->producer->set_priority(static_cast<megaring::Priority>(ring_class));
+  });
+}
+
 mr_result_t mr_producer_close(mr_producer_t* producer) {
   return entry("mr_producer_close", [&]() -> Status {
     MR_CAPI_REQUIRE(producer);

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "ring/host_ring.hpp"
 #include "support/log.hpp"
 
 namespace megaring::detail {

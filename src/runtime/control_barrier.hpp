@@ -43,9 +43,11 @@
 #include "backends/backend.hpp"
 #include "megaring/runtime.hpp"
 #include "megaring/status.hpp"
-#include "ring/host_ring.hpp"
 
 namespace megaring::detail {
+
+class RingHost;  // ring/host_ring.hpp (not included: tests include this
+                 // header beside the consumer's, which defines names it does)
 
 // One change of a control operation: `apply` writes it, `undo` writes back
 // what was there before (after `apply` failed part way too).
