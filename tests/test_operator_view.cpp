@@ -13,6 +13,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -32,6 +35,7 @@ using megaring::BufferHandle;
 using megaring::Completion;
 using megaring::Health;
 using megaring::LogLevel;
+using megaring::RegistryConfig;
 using megaring::RuntimeState;
 using megaring::SlotRequest;
 using megaring::StateDump;
@@ -122,6 +126,50 @@ class OperatorViewTest : public BackendTest {
   std::unique_ptr<Runtime> rt_;
   std::unique_ptr<TenantRegistry> registry_;
 };
+
+// The drain pump's thread carries a name (top -H, debuggers, nsys rows):
+// "megaring-pump", beside the CPU backend's "megaring-io" and
+// "megaring-wN"; it goes with its registry.
+std::vector<std::string> thread_names() {
+  std::vector<std::string> names;
+#if defined(__linux__)
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.push_back(name);
+  }
+#endif
+  return names;
+}
+size_t count_named(const std::string& name) {
+  const std::vector<std::string> names = thread_names();
+  return static_cast<size_t>(std::count(names.begin(), names.end(), name));
+}
+
+TEST_P(OperatorViewTest, ThePumpThreadIsNamed) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "thread names are read from /proc";
+#endif
+  ASSERT_NO_FATAL_FAILURE(start(base_config()));
+  EXPECT_EQ(count_named("megaring-pump"), 0u);
+  MR_ASSERT_OK(TenantRegistry::create(*rt_, RegistryConfig{}, &registry_));
+  // Each thread names itself as it starts.
+  const bool cpu = backend() == Backend::kCpu;
+  const auto all_named = [&] {
+    return count_named("megaring-pump") == 1 &&
+           (!cpu || (count_named("megaring-io") == 1 && count_named("megaring-w0") == 1));
+  };
+  const auto until = std::chrono::steady_clock::now() + scaled(seconds(10));
+  while (!all_named() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_EQ(count_named("megaring-pump"), 1u);
+  if (cpu) {
+    EXPECT_EQ(count_named("megaring-io"), 1u);
+    EXPECT_EQ(count_named("megaring-w0"), 1u);
+  }
+  registry_.reset();
+  EXPECT_EQ(count_named("megaring-pump"), 0u);
+}
 
 TEST_P(OperatorViewTest, HealthOfARunningRuntime) {
   ASSERT_NO_FATAL_FAILURE(start(base_config()));

@@ -20,13 +20,13 @@
 #include <vector>
 
 #if defined(__linux__)
-#include <pthread.h>
 #include <sys/prctl.h>
 #endif
 
 #include "backends/backend.hpp"
 #include "backends/owned.hpp"
 #include "backends/table_writes.hpp"
+#include "support/thread_name.hpp"
 
 namespace megaring::detail {
 namespace {
@@ -51,7 +51,7 @@ void prepare_worker_thread(unsigned unit, bool io, uint32_t poll_backoff_max_ns)
     std::snprintf(name, sizeof name, "megaring-io");
   else
     std::snprintf(name, sizeof name, "megaring-w%u", unit % 100000);
-  (void)pthread_setname_np(pthread_self(), name);
+  name_this_thread(name);
 #else
   (void)unit;
   (void)io;

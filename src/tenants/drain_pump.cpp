@@ -8,6 +8,7 @@
 
 #include "megaring/detail/host_waiter.hpp"
 #include "support/nvtx.hpp"
+#include "support/thread_name.hpp"
 #include "tenants/registry_core.hpp"
 
 namespace megaring::detail {
@@ -65,6 +66,7 @@ void count_drained(TenantState& t, uint64_t run) noexcept {
 }  // namespace
 
 void RegistryCore::pump_thread_main() {
+  name_this_thread("megaring-pump");
   const auto max_sleep_us =
       std::chrono::duration_cast<std::chrono::microseconds>(config_.pump_idle_sleep_max);
   HostWaiter waiter(static_cast<uint32_t>(std::clamp<int64_t>(max_sleep_us.count(), 1, 1000000)));
