@@ -35,22 +35,8 @@ using megaring::SlotRequest;
 using megaring::Ticket;
 namespace ops = megaring::ops;
 
-// The gate word (kOpGate, tenant_test_ops.hpp): pinned and mapped on the
-// GPU, allocated before any runtime starts and never freed (see
-// test_tenant.cpp, test_words).
-uint32_t* gate_word(Backend backend) {
-  if (backend == Backend::kCuda) {
-    static uint32_t* const pinned = [] {
-      void* p = nullptr;
-      return cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
-                 ? static_cast<uint32_t*>(p)
-                 : nullptr;
-    }();
-    return pinned;
-  }
-  alignas(64) static uint32_t host_word[16];
-  return host_word;
-}
+// The gate word (kOpGate, tenant_test_ops.hpp).
+uint32_t* gate_word(Backend backend) { return megaring_test::gate_word(backend == Backend::kCuda); }
 void set_gate(uint32_t* word, uint32_t value) {
   // RELEASE (system): the gate slot acquires it on the consumer.
   cuda::atomic_ref<uint32_t, cuda::thread_scope_system>(*word).store(value, cuda::std::memory_order_release);
