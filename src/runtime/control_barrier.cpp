@@ -143,11 +143,15 @@ Status ControlBarrier::await_parked(const char* what, uint64_t epoch, Clock::tim
   for (;;) {
     Status st = backend_.read_control_parked(&parked);
     if (!st) return st;
-    if (std::all_of(parked.begin(), parked.end(), [&](uint64_t e) { return e >= epoch; }))
-      return Status::ok();
+    // The runtime's state after the acknowledgements: an executor that left
+    // because of an abort answers as parked, and the abort was requested
+    // (publish_allowed refuses) before any executor could see it.
+    const bool all_parked =
+        std::all_of(parked.begin(), parked.end(), [&](uint64_t e) { return e >= epoch; });
     st = host_.publish_allowed();
     if (st) st = host_.check_consumer();
     if (!st) return Status(st.code(), std::string(what) + ": cancelled: " + st.message());
+    if (all_parked) return Status::ok();
     if (Clock::now() >= deadline) {
       return Status(Result::kTimeout,
                     std::string(what) + ": cancelled, tables unchanged: executors did not reach a "

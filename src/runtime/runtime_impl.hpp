@@ -87,8 +87,11 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   // RingHost
   const detail::HostRegions& regions() const override { return backend_->host(); }
   uint32_t ring_capacity() const override { return config_.ring_capacity; }
+  // Refused from the moment abort() is called (abort_requested_ is set
+  // before the consumer is told), not only once the ring is closed.
   Status publish_allowed() const override {
-    return state_.load() == State::kRunning ? Status::ok() : closed_status();
+    return state_.load() == State::kRunning && !abort_requested_.load() ? Status::ok()
+                                                                        : closed_status();
   }
   Status closed_status() const override;
   bool consumer_finalized() const override { return finalized_.load(std::memory_order_acquire); }
