@@ -83,13 +83,48 @@ std::string format_bound(Nanoseconds bound) {
 
 }  // namespace
 
+// The topology token (a flag under a mutex and a condition variable, not a
+// std::timed_mutex: ThreadSanitizer does not follow the timed lock
+// libstdc++ uses, pthread_mutex_clocklock). Given back when this goes.
+class ControlBarrier::TopologyToken {
+ public:
+  explicit TopologyToken(ControlBarrier& barrier) : b_(barrier) {}
+  TopologyToken(const TopologyToken&) = delete;
+  TopologyToken& operator=(const TopologyToken&) = delete;
+  ~TopologyToken() {
+    if (!held_) return;
+    {
+      std::lock_guard<std::mutex> lock(b_.token_mutex_);
+      b_.token_held_ = false;
+    }
+    b_.token_free_.notify_one();
+  }
+  // Waits until `deadline` at most (in slices: a far deadline is no
+  // overflow); true once held.
+  bool take(Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(b_.token_mutex_);
+    while (b_.token_held_) {
+      const Clock::time_point now = Clock::now();
+      if (now >= deadline) return false;
+      b_.token_free_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)));
+    }
+    b_.token_held_ = true;
+    held_ = true;
+    return true;
+  }
+
+ private:
+  ControlBarrier& b_;
+  bool held_ = false;
+};
+
 Status ControlBarrier::run(const char* what, const std::vector<ControlStep>& steps,
                            Nanoseconds bound) {
   const Clock::time_point began = Clock::now();
   const Clock::time_point deadline =
       bound >= std::chrono::hours(24 * 365) ? Clock::time_point::max() : began + bound;
-  std::unique_lock<std::timed_mutex> token(token_, std::defer_lock);
-  if (!token.try_lock_until(deadline)) {
+  TopologyToken token(*this);
+  if (!token.take(deadline)) {
     record(Result::kTimeout, false, began);
     return Status(Result::kTimeout, std::string(what) +
                                         ": another control operation held the topology token "

@@ -35,6 +35,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -88,8 +89,11 @@ class ControlBarrier {
 
   ConsumerBackend& backend_;
   RingHost& host_;
-  std::timed_mutex token_;  // the topology token
-  uint64_t epoch_ = 0;      // the newest request; under token_
+  class TopologyToken;
+  std::mutex token_mutex_;  // guards token_held_
+  std::condition_variable token_free_;
+  bool token_held_ = false;  // the topology token
+  uint64_t epoch_ = 0;       // the newest request; only its holder touches it
   static constexpr uint32_t kNoInjection = ~0u;
   std::atomic<uint32_t> inject_at_{kNoInjection};
 
