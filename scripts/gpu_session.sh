@@ -30,6 +30,8 @@
 #
 # Output for the device tool's $OUT (at most 8 files a call), or build-gpu/out:
 #   tests: env.txt probe.txt (driver behaviours, order costs, doorbells, host-memory reads)
+#          coexist.txt (which application calls wait for a persistent kernel)
+#          python.txt (the package's gpu tests, with PyTorch)
 #          build.txt ctest-gpu.txt ctest-gpu-crew{1,7}.txt
 #          quickstart.txt consumer.txt sanitizer.txt summary.txt
 #   bench: env.txt build.txt bench.json bench.txt trace.json scaling-b8.txt
@@ -158,6 +160,16 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
              nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_fetch_bw' scripts/gpu_fetch_bw.cu &&
              '$BUILD/gpu_fetch_bw' || rc=1
              exit \$rc"
+  # Which of an application's calls (cudaDeviceSynchronize, cudaFree,
+  # cudaMalloc) wait for a persistent kernel in the primary context, in a
+  # context of its own and in a green context; whether a kernel there reaches
+  # primary-context memory; and what the application's stream capture does to
+  # a library thread's calls (scripts/gpu_coexist.cu, about 20 s; issue 17,
+  # item 3). A call that waits is reported, then released: never a hang.
+  run_step "gpu_coexist (contexts, capture)" "$DEST/coexist.txt" 75 \
+    bash -c "mkdir -p '$BUILD' &&
+             nvcc -std=c++17 -arch=sm_90 -o '$BUILD/gpu_coexist' scripts/gpu_coexist.cu -lcuda &&
+             '$BUILD/gpu_coexist'"
   run_step "build (Release, tests, samples, bench)" "$DEST/build.txt" 400 "$SELF" __build_all
   # A hang next to the persistent kernel must not eat the phase: 60 s a test.
   run_step "ctest -L gpu" "$DEST/ctest-gpu.txt" 300 \
@@ -181,6 +193,22 @@ if [[ "$PHASE" == tests || "$PHASE" == all ]]; then
     bash -c "ctest --test-dir '$BUILD' -R '^install_consumer' --output-on-failure &&
              '$BUILD/tests/install_consumer/build/bin/consumer' --backend cuda &&
              '$BUILD/tests/install_consumer_shared/build/bin/consumer' --backend cuda"
+  # The Python package beside PyTorch (the image's python3 holds torch and
+  # nanobind; nothing can be installed there): the extension built by CMake
+  # in a tree of its own (not pip: no network), packed with python/megaring
+  # into a site folder, then the gpu-marked pytest tests: PyTorch tensors as
+  # buffers, and suspend() around torch.cuda.synchronize() / empty_cache()
+  # (python/tests/test_torch_coexist.py). Its own build: a failure here must
+  # not take the C++ build down with it.
+  run_step "python package + pytest -m gpu (PyTorch)" "$DEST/python.txt" 200 \
+    bash -c "mr_py_build='$BUILD-python' && site='$BUILD-python/site' &&
+             cmake -S . -B \"\$mr_py_build\" -DCMAKE_BUILD_TYPE=Release -DMEGARING_BUILD_PYTHON=ON \
+               -DMEGARING_BUILD_TESTS=OFF -DMEGARING_BUILD_SAMPLES=OFF -DMEGARING_BUILD_BENCH=OFF \
+               -DPython_EXECUTABLE=\"\$(command -v python3)\" &&
+             cmake --build \"\$mr_py_build\" -j '$MR_JOBS' --target _core &&
+             rm -rf \"\$site\" && mkdir -p \"\$site\" && cp -r python/megaring \"\$site/\" &&
+             cp \"\$mr_py_build\"/python/_core*.so \"\$site/megaring/\" &&
+             PYTHONPATH=\"\$site\" python3 -m pytest -q -m gpu -p no:cacheprovider python/tests"
   # Last, with a short cap: it may hang, if it holds a launch back until the
   # kernel completes (NVIDIA/stdexec#964 suspects so), which a persistent
   # kernel never does unasked. Memory errors only: the runtime polls its
