@@ -10,27 +10,18 @@
 //   Nvtx.RuntimeEmitsRanges: a CPU-backend runtime emits its ranges in the
 //     "megaring" domain, as registered strings, balanced, once per API call.
 //   Nvtx.RuntimeMarksRingFullAndTenantBackpressure: and its markers.
-#include <dlfcn.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <nvtx3/nvtx3.hpp>
-
+// The payloads ranges carry: tests/test_nvtx_payload.cpp (same binary).
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <megaring/producer.hpp>
 
-#include "backend_fixture.hpp"
 #include "megaring/tenant.hpp"
-#include "nvtx_injection/recorder.h"
+#include "nvtx_injection/recorder_client.hpp"
 
 #ifndef MEGARING_TEST_NVTX_ENABLED
 #error "tests/CMakeLists.txt passes MEGARING_TEST_NVTX_ENABLED (the MEGARING_NVTX option)"
@@ -44,111 +35,11 @@ using megaring::SlotRequest;
 using megaring::Ticket;
 using megaring_test::Config;
 using megaring_test::Runtime;
-using megaring_test::Watchdog;
-
-constexpr const char* kInjectionVar = "NVTX_INJECTION64_PATH";
-constexpr const char* kDomain = "megaring";
-
-uint64_t this_tid() { return static_cast<uint64_t>(::syscall(SYS_gettid)); }
-
-// The recorder's query functions, from the library NVTX loaded.
-struct Recorder {
-  mr_nvtx_init_count_fn init_count = nullptr;
-  mr_nvtx_reset_fn reset = nullptr;
-  mr_nvtx_count_fn count = nullptr;
-  mr_nvtx_domain_creates_fn domain_creates = nullptr;
-  mr_nvtx_open_ranges_fn open_ranges = nullptr;
-  mr_nvtx_event_count_fn event_count = nullptr;
-  mr_nvtx_event_fn event = nullptr;
-
-  struct Event {
-    std::string domain, message;
-    int kind = 0;
-    int message_type = 0;
-    uint64_t tid = 0;
-  };
-  std::vector<Event> events() const {
-    std::vector<Event> out;
-    const size_t n = event_count();
-    for (size_t i = 0; i < n; ++i) {
-      const char* d = nullptr;
-      const char* m = nullptr;
-      Event e;
-      if (!event(i, &d, &m, &e.kind, &e.message_type, &e.tid)) break;
-      e.domain = d;
-      e.message = m;
-      out.push_back(std::move(e));
-    }
-    return out;
-  }
-  // Ranges opened (push or start) / closed (pop or end) named `message` in `domain`.
-  size_t opened(const char* domain, const char* message) const {
-    return count(domain, message, MR_NVTX_PUSH) + count(domain, message, MR_NVTX_START);
-  }
-  size_t closed(const char* domain, const char* message) const {
-    return count(domain, message, MR_NVTX_POP) + count(domain, message, MR_NVTX_END);
-  }
-};
-
-template <class Fn>
-void load_symbol(void* handle, const char* name, Fn* out) {
-  *out = reinterpret_cast<Fn>(dlsym(handle, name));
-  ASSERT_NE(*out, nullptr) << "recorder library lacks " << name << ": " << dlerror();
-}
-
-// Everything recorded, per (domain, message): "opened/closed [kinds]".
-std::string summary(const std::vector<Recorder::Event>& events) {
-  std::map<std::pair<std::string, std::string>, std::map<int, size_t>> by_name;
-  for (const auto& e : events) ++by_name[{e.domain, e.message}][e.kind];
-  static const char* const kinds[] = {"push", "pop", "start", "end", "mark"};
-  std::ostringstream os;
-  os << events.size() << " NVTX events recorded:";
-  for (const auto& entry : by_name) {
-    os << "\n  [" << (entry.first.first.empty() ? "<global>" : entry.first.first) << "] "
-       << entry.first.second << ":";
-    for (const auto& k : entry.second) os << " " << kinds[k.first] << "=" << k.second;
-  }
-  return os.str();
-}
-
-bool starts_with(const std::string& s, const char* prefix) {
-  return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-class Nvtx : public ::testing::Test {
- protected:
-  void SetUp() override {
-    watchdog_ = std::make_unique<Watchdog>(megaring_test::current_test_name(),
-                                           Watchdog::default_limit());
-    const char* path = std::getenv(kInjectionVar);
-    ASSERT_TRUE(path != nullptr && *path != '\0')
-        << kInjectionVar << " is not set: run this test through ctest, which sets it to the "
-        << "path of libmegaring_nvtx_recorder.so (tests/CMakeLists.txt), or set it by hand";
-    // The first NVTX call in the process loads the injection library named by
-    // the variable; RTLD_NOLOAD then proves NVTX (not this test) loaded it.
-    nvtxInitialize(nullptr);
-    void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    ASSERT_NE(handle, nullptr) << "NVTX did not load the injection library " << path << ": "
-                               << dlerror();
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_init_count", &rec_.init_count));
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_reset", &rec_.reset));
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_count", &rec_.count));
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_domain_creates", &rec_.domain_creates));
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_open_ranges", &rec_.open_ranges));
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_event_count", &rec_.event_count));
-    ASSERT_NO_FATAL_FAILURE(load_symbol(handle, "mr_nvtx_event", &rec_.event));
-    // The handle stays open (NVTX holds the library for the process anyway).
-    ASSERT_GE(rec_.init_count(), 1)
-        << "the recorder was loaded but NVTX never called its InitializeInjectionNvtx2";
-    rec_.reset();
-  }
-  void TearDown() override { watchdog_.reset(); }
-
-  Recorder rec_;
-
- private:
-  std::unique_ptr<Watchdog> watchdog_;
-};
+using nvtx_test::kDomain;
+using nvtx_test::Nvtx;
+using nvtx_test::starts_with;
+using nvtx_test::summary;
+using nvtx_test::this_tid;
 
 struct ProbeDomain {
   static constexpr const char* name{"megaring_test_probe"};

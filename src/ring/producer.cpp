@@ -65,7 +65,11 @@ class Producer::Impl {
 
   Status publish(const SlotRequest* requests, uint32_t count, Ticket* first,
                  const PublishOptions& options) {
-    MR_NVTX_RANGE("megaring::producer_publish");
+    // P1's first ticket, read before the range opens so that it carries it
+    // (a refused call's range shows the tickets it would have taken).
+    // Relaxed: we are the tail's only writer.
+    const uint64_t t0 = ring_->tail.load(std::memory_order_relaxed);
+    MR_NVTX_TICKETS_RANGE("megaring::producer_publish", t0, count, 0, ring_->ring);
     detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     if (requests == nullptr || first == nullptr || count == 0)
@@ -77,8 +81,6 @@ class Producer::Impl {
       return Status(Result::kInvalidArgument, "batch of " + std::to_string(count) +
                                                   " exceeds ring capacity " + std::to_string(cap));
     // P1, our ring alone: room once ticket t - capacity is reaped.
-    // Relaxed: we are the tail's only writer.
-    const uint64_t t0 = ring_->tail.load(std::memory_order_relaxed);
     Status st = wait_for_room(host, t0 + count, options);
     if (!st) return st;
     // The tail, then a SEQ_CST fence, before the slots: pairs with
@@ -101,7 +103,7 @@ class Producer::Impl {
   }
 
   Status wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) {
-    MR_NVTX_RANGE("megaring::producer_wait");
+    MR_NVTX_TICKETS_RANGE("megaring::producer_wait", ticket.value, 1, 0, ring_->ring);
     detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
@@ -147,7 +149,7 @@ class Producer::Impl {
   }
 
   Status wait_done(const Ticket& ticket, Nanoseconds timeout) {
-    MR_NVTX_RANGE("megaring::producer_wait_done");
+    MR_NVTX_TICKETS_RANGE("megaring::producer_wait_done", ticket.value, 1, 0, ring_->ring);
     detail::RingHost* host = live_host();
     if (host == nullptr) return runtime_gone();
     if (!detail::valid_timeout(timeout))

@@ -107,6 +107,9 @@ Status SharedRing::publish(const SlotRequest* requests, uint32_t count, Ticket* 
   // Relaxed: set by a test before any publish runs.
   if (const auto hook = hooks_.reserve.load(std::memory_order_relaxed))
     hook(hooks_.reserve_arg.load(std::memory_order_relaxed), t0, count);
+  // Nested in megaring::publish, which opened before the tickets were known
+  // (and covers any wait for room): the slot writes and their release.
+  MR_NVTX_TICKETS_RANGE("megaring::publish_slots", t0, count, origin.tenant, 0);
   const HostRegions& h = host_.regions();
   const int64_t publish_ns = timeline_ != nullptr ? RingTimeline::now_ns() : 0;  // one read a batch
   // KEEP_RESULT is ours to set: the completer writes a record for this
@@ -148,7 +151,9 @@ size_t SharedRing::reap(bool block, bool park_kept, std::vector<DrainRecord>* dr
   const uint64_t end = finalized ? published_end() : done_count();
   const uint64_t start = reaped_.load(std::memory_order_relaxed);
   if (start >= end) return 0;
-  MR_NVTX_RANGE("megaring::reap");
+  // The tickets completed when the pass began (it may stop early, at a kept
+  // result not yet read).
+  MR_NVTX_TICKETS_RANGE("megaring::reap", start, end - start, 0, 0);
   // Reserve up front, so that only parking can throw below. A pass that
   // throws commits nothing: its counts and reaped_ are stored after the loop,
   // and the next pass goes over the same tickets (results it parked stay
@@ -222,7 +227,7 @@ bool SharedRing::park(uint64_t r, uint64_t pos, const RecordWords& words) {
 }
 
 Status SharedRing::wait(const Ticket& ticket, Completion* completion, Nanoseconds timeout) {
-  MR_NVTX_RANGE("megaring::wait");
+  MR_NVTX_TICKETS_RANGE("megaring::wait", ticket.value, 1, 0, 0);
   if (completion == nullptr) return Status(Result::kInvalidArgument, "completion is null");
   if (!valid_timeout(timeout)) return negative_timeout("wait timeout");
   if (!ticket.kept)
@@ -296,7 +301,7 @@ bool SharedRing::take_parked(uint64_t t, uint64_t pos, Completion* out, Status* 
 }
 
 Status SharedRing::wait_done(const Ticket& ticket, Nanoseconds timeout) {
-  MR_NVTX_RANGE("megaring::wait_done");
+  MR_NVTX_TICKETS_RANGE("megaring::wait_done", ticket.value, 1, 0, 0);
   if (!valid_timeout(timeout)) return negative_timeout("wait_done timeout");
   const uint64_t t = ticket.value;
   if (t >= published_end())

@@ -9,75 +9,27 @@
 // NVTX_CBID_CORE_*, NVTX_CBID_CORE2_*), a pointer to that instance's
 // implementation function pointer; the tool stores its own function there.
 // Pointers left unassigned become no-ops once initialisation finishes.
-#define NVTX_NO_IMPL  // types and declarations only: a tool, not an NVTX user
-#include <nvtx3/nvToolsExt.h>
-
+// The payload extension attaches separately (payload_ext.cpp).
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "recorder.h"
+#include "recorder_state.hpp"
 
 #define MR_RECORDER_API __attribute__((visibility("default")))
 
-// The opaque handle types NVTX leaves to the tool to define.
-struct nvtxDomainRegistration_st {
-  const char* name;  // interned
-};
-struct nvtxStringRegistration_st {
-  const char* value;  // interned
-};
-
 namespace {
 
-struct Event {
-  const char* domain;   // interned
-  const char* message;  // interned
-  int kind;
-  int message_type;
-  uint64_t tid;
-};
-
-struct OpenRange {
-  const char* domain;
-  const char* message;
-};
-
-struct Recorder {
-  std::mutex mutex;
-  // Interned strings: node-based, so the c_str()s stay put for good.
-  std::unordered_set<std::string> strings;
-  std::unordered_map<std::string, std::unique_ptr<nvtxDomainRegistration_st>> domains;
-  std::unordered_map<std::string, size_t> domain_creates;
-  // Registered strings handed out, keyed by handle (to validate handles).
-  std::unordered_map<const nvtxStringRegistration_st*, std::unique_ptr<nvtxStringRegistration_st>>
-      registered;
-  std::vector<Event> events;
-  // Push/pop stacks per (thread, domain); start/end ranges by id.
-  std::map<std::pair<uint64_t, const nvtxDomainRegistration_st*>, std::vector<const char*>> stacks;
-  std::unordered_map<nvtxRangeId_t, OpenRange> started;
-  nvtxRangeId_t next_range_id = 1;
-  int init_count = 0;
-
-  const char* intern(const std::string& s) { return strings.insert(s).first->c_str(); }
-};
-
-// Never destroyed: NVTX may call in from other libraries' static destructors
-// at exit. Reachable through the static pointer, so not a leak for LSan.
-Recorder& rec() {
-  static Recorder* r = new Recorder;
-  return *r;
-}
+using mr_nvtx_recorder::Event;
+using mr_nvtx_recorder::payloads_of;
+using mr_nvtx_recorder::rec;
+using mr_nvtx_recorder::Recorder;
 
 uint64_t this_tid() { return static_cast<uint64_t>(::syscall(SYS_gettid)); }
 
@@ -120,12 +72,14 @@ std::pair<const char*, int> message_of_wide(Recorder& r, const wchar_t* m) {
 
 // --- recording primitives (take the lock) ----------------------------------
 template <class MessageFn>
-int do_push(nvtxDomainHandle_t domain, MessageFn message) {
+int do_push(nvtxDomainHandle_t domain, MessageFn message,
+            const nvtxEventAttributes_t* attributes = nullptr) {
   Recorder& r = rec();
   const uint64_t tid = this_tid();
   std::lock_guard<std::mutex> lock(r.mutex);
   const auto m = message(r);
-  r.events.push_back({domain_name(r, domain), m.first, MR_NVTX_PUSH, m.second, tid});
+  r.events.push_back({domain_name(r, domain), m.first, MR_NVTX_PUSH, m.second, tid,
+                      payloads_of(r, domain, attributes)});
   auto& stack = r.stacks[{tid, domain}];
   stack.push_back(m.first);
   return static_cast<int>(stack.size()) - 1;  // 0-based level of the new range
@@ -143,18 +97,20 @@ int do_pop(nvtxDomainHandle_t domain) {
     stack.pop_back();
     level = static_cast<int>(stack.size());
   }
-  r.events.push_back({domain_name(r, domain), message, MR_NVTX_POP, MR_NVTX_MSG_NONE, tid});
+  r.events.push_back({domain_name(r, domain), message, MR_NVTX_POP, MR_NVTX_MSG_NONE, tid, {}});
   return level;
 }
 
 template <class MessageFn>
-nvtxRangeId_t do_start(nvtxDomainHandle_t domain, MessageFn message) {
+nvtxRangeId_t do_start(nvtxDomainHandle_t domain, MessageFn message,
+                       const nvtxEventAttributes_t* attributes = nullptr) {
   Recorder& r = rec();
   const uint64_t tid = this_tid();
   std::lock_guard<std::mutex> lock(r.mutex);
   const auto m = message(r);
   const char* d = domain_name(r, domain);
-  r.events.push_back({d, m.first, MR_NVTX_START, m.second, tid});
+  r.events.push_back({d, m.first, MR_NVTX_START, m.second, tid,
+                      payloads_of(r, domain, attributes)});
   const nvtxRangeId_t id = r.next_range_id++;
   r.started[id] = {d, m.first};
   return id;
@@ -173,16 +129,18 @@ void do_end(nvtxDomainHandle_t domain, nvtxRangeId_t id) {
     if (domain == nullptr) d = it->second.domain;
     r.started.erase(it);
   }
-  r.events.push_back({d, message, MR_NVTX_END, MR_NVTX_MSG_NONE, tid});
+  r.events.push_back({d, message, MR_NVTX_END, MR_NVTX_MSG_NONE, tid, {}});
 }
 
 template <class MessageFn>
-void do_mark(nvtxDomainHandle_t domain, MessageFn message) {
+void do_mark(nvtxDomainHandle_t domain, MessageFn message,
+             const nvtxEventAttributes_t* attributes = nullptr) {
   Recorder& r = rec();
   const uint64_t tid = this_tid();
   std::lock_guard<std::mutex> lock(r.mutex);
   const auto m = message(r);
-  r.events.push_back({domain_name(r, domain), m.first, MR_NVTX_MARK, m.second, tid});
+  r.events.push_back({domain_name(r, domain), m.first, MR_NVTX_MARK, m.second, tid,
+                      payloads_of(r, domain, attributes)});
 }
 
 // --- CORE2 (domain) callbacks ----------------------------------------------
@@ -219,15 +177,15 @@ nvtxStringHandle_t NVTX_API DomainRegisterStringW(nvtxDomainHandle_t, const wcha
 }
 
 int NVTX_API DomainRangePushEx(nvtxDomainHandle_t d, const nvtxEventAttributes_t* a) {
-  return do_push(d, [a](Recorder& r) { return message_of(r, a); });
+  return do_push(d, [a](Recorder& r) { return message_of(r, a); }, a);
 }
 int NVTX_API DomainRangePop(nvtxDomainHandle_t d) { return do_pop(d); }
 nvtxRangeId_t NVTX_API DomainRangeStartEx(nvtxDomainHandle_t d, const nvtxEventAttributes_t* a) {
-  return do_start(d, [a](Recorder& r) { return message_of(r, a); });
+  return do_start(d, [a](Recorder& r) { return message_of(r, a); }, a);
 }
 void NVTX_API DomainRangeEnd(nvtxDomainHandle_t d, nvtxRangeId_t id) { do_end(d, id); }
 void NVTX_API DomainMarkEx(nvtxDomainHandle_t d, const nvtxEventAttributes_t* a) {
-  do_mark(d, [a](Recorder& r) { return message_of(r, a); });
+  do_mark(d, [a](Recorder& r) { return message_of(r, a); }, a);
 }
 
 // --- CORE (global domain) callbacks ----------------------------------------
