@@ -162,3 +162,20 @@ def test_threads_share_a_producer(prt):
         assert all(not t.is_alive() for t in threads)
         assert results == {k: [k * 1000 + i for i in range(100)] for k in range(3)}
         assert p.done_count == 300
+
+
+def test_producer_after_shutdown():
+    rt = megaring.Runtime(backend="cpu", ring_capacity=64, producer_rings=1)
+    p = rt.open_producer("bulk")
+    t = p.publish(ops.nop(3), keep=True)
+    rt.shutdown()  # completes what the producer published before
+    assert p.wait(t, timeout=30).result == 3
+    for call in (lambda: p.publish(ops.nop(1)), lambda: p.call(ops.nop(1), timeout=1),
+                 lambda: p.set_priority("critical")):
+        with pytest.raises(megaring.Shutdown) as err:
+            call()
+        assert err.value.code == megaring.Result.SHUTDOWN
+    assert p.priority == "bulk" and p.done_count == t.value + 1
+    del rt  # the producer holds the runtime: its calls still answer
+    assert p.priority == "bulk"
+    p.close()
