@@ -97,6 +97,8 @@ def test_free_fails_while_a_slot_may_use_the_buffer():
             t = registry.register("busy")
             arr = np.zeros(4, dtype=np.uint32)
             buf = t.register_buffer(arr)
+            # Two one-second DELAY slots hold the only worker.
+            t.publish(ops.delay_ns(DELAY_MAX_NS), timeout=30)
             last = t.publish(ops.delay_ns(DELAY_MAX_NS), keep=True, timeout=30)
             with pytest.raises(megaring.InUse) as err:
                 buf.free(while_in_use="fail")
