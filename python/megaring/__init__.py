@@ -19,6 +19,7 @@ from . import _core
 from ._core import (  # noqa: F401
     Buffer,
     Completion,
+    Producer,
     Region,
     Runtime,
     Slot,

@@ -2,8 +2,9 @@
 // megaring.Buffer: memory a runtime's slots name by handle. alloc_buffer
 // makes it (zero-filled host memory on the CPU backend, device memory on a
 // GPU), register_buffer takes a caller's DLPack tensor without a copy;
-// both are registered with Runtime::register_buffer. Read, write, free, and
-// export as DLPack (a zero-copy view that keeps the memory alive).
+// both are registered with Runtime::register_buffer (a Tenant's, with
+// TenantHandle::register_buffer). Read, write, free, and export as DLPack
+// (a zero-copy view that keeps the memory alive).
 #include <cuda_runtime_api.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
@@ -67,6 +68,30 @@ PyBuffer& live_buffer(PyBuffer& b) {
   return b;
 }
 
+// Host copies go through the buffer's tenant when it has one (which checks
+// that the handle is still the tenant's: kRevoked once it was unregistered).
+Status copy_bytes(PyBuffer& b, uint64_t offset, void* host, uint64_t n, bool to_buffer) {
+  const std::optional<TenantHandle>& t = b.tenant();
+  Runtime& rt = b.owner().runtime();
+  if (to_buffer)
+    return t ? t->write_buffer(b.handle(), offset, host, n) : rt.write_buffer(b.handle(), offset, host, n);
+  return t ? t->read_buffer(b.handle(), offset, host, n) : rt.read_buffer(b.handle(), offset, host, n);
+}
+
+// Unregisters the buffer (its tenant's call for a tenant's buffer). A
+// revoked tenant already retired its buffers without waiting (tenant.hpp):
+// the runtime's unregister then waits for the slots published before, and
+// answers kInvalidArgument once none is left (the handle is gone); either
+// way the memory is the caller's again.
+Status unregister(PyBuffer& b, Nanoseconds timeout, WhileInUse mode) {
+  Runtime& rt = b.owner().runtime();
+  if (!b.tenant()) return rt.unregister_buffer(b.handle(), timeout, mode);
+  Status st = b.tenant()->unregister_buffer(b.handle(), timeout, mode);
+  if (st.code() != Result::kRevoked) return st;
+  Status waited = rt.unregister_buffer(b.handle(), timeout, WhileInUse::kWait);
+  return waited.code() == Result::kInvalidArgument ? Status::ok() : waited;
+}
+
 // [offset, offset + nbytes) within the buffer, checked without overflow
 // before anything is allocated for it.
 uint64_t checked_length(const PyBuffer& b, uint64_t offset, nb::handle nbytes) {
@@ -109,6 +134,7 @@ bool c_contiguous(const nb::ndarray<>& a) {
 nb::object view_of(PyBuffer& b) {
   live_buffer(b);
   if (b.external()) raise_invalid("a registered tensor is exported by the tensor itself");
+  if (!b.memory()) raise_invalid("buffer " + std::to_string(b.handle()) + " has no memory to export");
   auto* hold = new std::shared_ptr<OwnedMemory>(b.memory());
   nb::capsule owner(hold, [](void* p) noexcept { delete static_cast<std::shared_ptr<OwnedMemory>*>(p); });
   const size_t shape[1] = {static_cast<size_t>(b.nbytes())};
@@ -120,16 +146,36 @@ nb::object view_of(PyBuffer& b) {
 
 }  // namespace
 
-PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes) {
-  std::shared_ptr<OwnedMemory> memory;
-  check(OwnedMemory::allocate(self.cuda(), self.device(), nbytes, &memory));
+// Registers [data, data + nbytes) with the runtime, or with the tenant
+// (charged to its resident-handle quota).
+static BufferHandle register_memory(PyRuntime& self, const TenantHandle* tenant, void* data,
+                                    uint64_t nbytes) {
   BufferHandle handle = 0;
-  check(self.runtime().register_buffer(memory->data(), nbytes, &handle));
-  self.registrations()[handle] = PyRuntime::Registration{memory, nb::object()};
-  return PyBuffer(&self, handle, nbytes, memory, nb::object(), self.cuda() ? kDlCuda : kDlCpu);
+  Status st;
+  {
+    nb::gil_scoped_release release;  // a tenant's registration takes its mutex
+    st = tenant != nullptr ? tenant->register_buffer(data, nbytes, &handle)
+                           : self.runtime().register_buffer(data, nbytes, &handle);
+  }
+  check(st);
+  return handle;
 }
 
-PyBuffer register_buffer(PyRuntime& self, nb::handle tensor) {
+static std::optional<TenantHandle> owner_of(const TenantHandle* tenant) {
+  if (tenant == nullptr) return std::nullopt;
+  return *tenant;
+}
+
+PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes, const TenantHandle* tenant) {
+  std::shared_ptr<OwnedMemory> memory;
+  check(OwnedMemory::allocate(self.cuda(), self.device(), nbytes, &memory));
+  const BufferHandle handle = register_memory(self, tenant, memory->data(), nbytes);
+  self.registrations()[handle] = PyRuntime::Registration{memory, nb::object()};
+  return PyBuffer(&self, handle, nbytes, memory, nb::object(), self.cuda() ? kDlCuda : kDlCpu,
+                  owner_of(tenant));
+}
+
+PyBuffer register_buffer(PyRuntime& self, nb::handle tensor, const TenantHandle* tenant) {
   nb::ndarray<> array;
   if (!nb::try_cast(tensor, array, false))
     raise_invalid("register_buffer needs a writable tensor with __dlpack__ or the buffer protocol");
@@ -143,13 +189,12 @@ PyBuffer register_buffer(PyRuntime& self, nb::handle tensor) {
   }
   if (!c_contiguous(array)) raise_invalid("register_buffer needs contiguous memory");
   const uint64_t nbytes = array.nbytes();
-  BufferHandle handle = 0;
-  check(self.runtime().register_buffer(array.data(), nbytes, &handle));
+  const BufferHandle handle = register_memory(self, tenant, array.data(), nbytes);
   // The tensor and its DLPack import stay referenced until the memory is
   // the caller's again.
   nb::object keep = nb::make_tuple(nb::borrow(tensor), nb::cast(array));
   self.registrations()[handle] = PyRuntime::Registration{nullptr, keep};
-  return PyBuffer(&self, handle, nbytes, nullptr, keep, type);
+  return PyBuffer(&self, handle, nbytes, nullptr, keep, type, owner_of(tenant));
 }
 
 void bind_buffer(nb::module_& m) {
@@ -158,6 +203,8 @@ void bind_buffer(nb::module_& m) {
       .def_prop_ro("nbytes", &PyBuffer::nbytes)
       .def_prop_ro("live", &PyBuffer::live)
       .def_prop_ro("external", &PyBuffer::external)
+      .def_prop_ro("tenant_owned", [](const PyBuffer& b) { return b.tenant().has_value(); },
+                   "True for a Tenant's buffer (Tenant.alloc_buffer / register_buffer).")
       .def("__len__", [](const PyBuffer& b) { return b.nbytes(); })
       .def("__index__", &PyBuffer::handle)
       .def("read", [](PyBuffer& b, uint64_t offset, nb::handle nbytes) {
@@ -166,8 +213,7 @@ void bind_buffer(nb::module_& m) {
         Status st;
         {
           nb::gil_scoped_release release;
-          st = b.owner().runtime().read_buffer(b.handle(), offset,
-                                               const_cast<char*>(out.c_str()), n);
+          st = copy_bytes(b, offset, const_cast<char*>(out.c_str()), n, false);
         }
         check(st);
         return out;
@@ -179,7 +225,7 @@ void bind_buffer(nb::module_& m) {
         Status st;
         {
           nb::gil_scoped_release release;
-          st = b.owner().runtime().read_buffer(b.handle(), offset, view.data(), view.size());
+          st = copy_bytes(b, offset, view.data(), view.size(), false);
         }
         check(st);
       }, nb::arg("out"), nb::arg("offset") = 0,
@@ -190,7 +236,7 @@ void bind_buffer(nb::module_& m) {
         Status st;
         {
           nb::gil_scoped_release release;
-          st = b.owner().runtime().write_buffer(b.handle(), offset, view.data(), view.size());
+          st = copy_bytes(b, offset, view.data(), view.size(), true);
         }
         check(st);
       }, nb::arg("data"), nb::arg("offset") = 0)
@@ -205,7 +251,7 @@ void bind_buffer(nb::module_& m) {
           Status st;
           {
             nb::gil_scoped_release release;  // waits for the slots that may touch it
-            st = rt.runtime().unregister_buffer(b.handle(), t, mode);
+            st = unregister(b, t, mode);
           }
           // kTimeout: the memory stays held (retired); free() again waits on.
           // kInUse: nothing changed; the buffer stays live.

@@ -63,14 +63,6 @@ Config parse_config(const std::string& backend, const nb::kwargs& options) {
   return c;
 }
 
-PublishOptions publish_options(bool keep, bool block, nb::handle timeout) {
-  PublishOptions o;
-  o.keep_result = keep;
-  o.on_full = block ? OnFull::kWait : OnFull::kFail;
-  o.timeout = to_timeout(timeout);
-  return o;
-}
-
 nb::dict stats_dict(const RuntimeStats& s) {
   nb::dict d;
   d["published"] = s.published;
@@ -105,12 +97,7 @@ Ticket publish(PyRuntime& self, nb::handle op, nb::args args, bool keep, bool bl
 
 std::vector<Ticket> publish_batch(PyRuntime& self, nb::handle slots, bool keep, bool block,
                                   nb::handle timeout) {
-  std::vector<SlotRequest> requests;
-  for (nb::handle s : slots) {
-    if (!nb::isinstance<SlotRequest>(s)) raise_invalid("publish_batch takes a sequence of megaring.Slot");
-    requests.push_back(nb::cast<SlotRequest>(s));
-  }
-  if (requests.size() > UINT32_MAX) raise_invalid("batch too large");
+  const std::vector<SlotRequest> requests = slot_batch(slots);
   const PublishOptions options = publish_options(keep, block, timeout);
   Ticket first;
   Status st;
@@ -120,12 +107,34 @@ std::vector<Ticket> publish_batch(PyRuntime& self, nb::handle slots, bool keep, 
                                       &first, options);
   }
   check(st);
-  std::vector<Ticket> tickets(requests.size());
-  for (size_t i = 0; i < tickets.size(); ++i) tickets[i] = Ticket{first.value + i, first.kept};
-  return tickets;
+  return batch_tickets(first, requests.size());
 }
 
 }  // namespace
+
+PublishOptions publish_options(bool keep, bool block, nb::handle timeout) {
+  PublishOptions o;
+  o.keep_result = keep;
+  o.on_full = block ? OnFull::kWait : OnFull::kFail;
+  o.timeout = to_timeout(timeout);
+  return o;
+}
+
+std::vector<SlotRequest> slot_batch(nb::handle slots) {
+  std::vector<SlotRequest> requests;
+  for (nb::handle s : slots) {
+    if (!nb::isinstance<SlotRequest>(s)) raise_invalid("publish_batch takes a sequence of megaring.Slot");
+    requests.push_back(nb::cast<SlotRequest>(s));
+  }
+  if (requests.size() > UINT32_MAX) raise_invalid("batch too large");
+  return requests;
+}
+
+std::vector<Ticket> batch_tickets(const Ticket& first, size_t count) {
+  std::vector<Ticket> tickets(count);
+  for (size_t i = 0; i < count; ++i) tickets[i] = Ticket{first.value + i, first.kept};
+  return tickets;
+}
 
 // Runs wait-like `fn(slice)` with the GIL released, in slices, so that
 // Ctrl-C (a pending signal) interrupts a long wait between two slices.
@@ -231,6 +240,9 @@ void bind_runtime(nb::module_& m) {
         d["total_ns"] = c.total_ns;
         return d;
       }, "Control operations (set_grants, ...) since create: applied, rolled back, cancelled, times.")
+      .def("open_producer", &open_producer, nb::arg("priority") = "normal", nb::keep_alive<0, 1>(),
+           "A Producer: a ring of its own (Runtime(producer_rings=N)) of class "
+           "'normal', 'critical' or 'bulk'.")
       .def("create_region", &runtime_create_region, nb::arg("policy"), nb::arg("nbytes"),
            nb::keep_alive<0, 1>(),
            "A staging region ('immutable', 'append_only' or 'mutable') of the staging arena.")
@@ -243,9 +255,11 @@ void bind_runtime(nb::module_& m) {
         if (st) self.set_stopped();  // kTimeout: it aborted, but maybe not stopped
         check(st);
       }, nb::arg("timeout").none() = 30.0)
-      .def("alloc_buffer", &alloc_buffer, nb::arg("nbytes"), nb::keep_alive<0, 1>(),
+      .def("alloc_buffer", [](PyRuntime& self, uint64_t nbytes) { return alloc_buffer(self, nbytes); },
+           nb::arg("nbytes"), nb::keep_alive<0, 1>(),
            "Zero-filled memory for slots (host memory on the CPU backend, device memory on a GPU).")
-      .def("register_buffer", &register_buffer, nb::arg("tensor"), nb::keep_alive<0, 1>(),
+      .def("register_buffer", [](PyRuntime& self, nb::handle tensor) { return register_buffer(self, tensor); },
+           nb::arg("tensor"), nb::keep_alive<0, 1>(),
            "A caller's contiguous DLPack tensor (numpy, torch, cupy) as a buffer, without a copy.")
       .def("__enter__", [](nb::handle self) { return nb::borrow(self); })
       .def("__exit__", [](nb::handle self, nb::args) { self.attr("shutdown")(); })
@@ -259,6 +273,7 @@ void bind_runtime(nb::module_& m) {
         check(st);
       });
   bind_buffer(m);
+  bind_producer(m);
 }
 
 }  // namespace megaring::python

@@ -11,9 +11,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common.hpp"
+#include "megaring/tenant.hpp"
 
 namespace megaring::python {
 
@@ -74,12 +78,26 @@ class PyRuntime {
   bool stopped_ = false;
 };
 
+// A Tenant of the binding: the C++ handle and the Python Runtime it serves,
+// held so that a tenant's buffers can keep their memory registered with it
+// (PyRuntime::registrations) for as long as a slot may touch it.
+struct PyTenant : TenantHandle {
+  PyTenant(const TenantHandle& handle, nb::object runtime_object)
+      : TenantHandle(handle), runtime(std::move(runtime_object)) {}
+  PyRuntime& py_runtime() const { return *nb::inst_ptr<PyRuntime>(runtime); }
+  nb::object runtime;  // the megaring.Runtime
+};
+
+// A buffer of the runtime's, or of a tenant's (tenant() set: its calls go
+// through the TenantHandle, which checks ownership and counts the quota).
 class PyBuffer {
  public:
   PyBuffer(PyRuntime* owner, BufferHandle handle, uint64_t nbytes,
-           std::shared_ptr<OwnedMemory> memory, nb::object external, int dl_device_type)
+           std::shared_ptr<OwnedMemory> memory, nb::object external, int dl_device_type,
+           std::optional<TenantHandle> tenant = std::nullopt)
       : owner_(owner), handle_(handle), nbytes_(nbytes), memory_(std::move(memory)),
-        external_(std::move(external)), dl_device_type_(dl_device_type) {}
+        external_(std::move(external)), dl_device_type_(dl_device_type),
+        tenant_(std::move(tenant)) {}
 
   BufferHandle handle() const { return handle_; }
   uint64_t nbytes() const { return nbytes_; }
@@ -88,6 +106,7 @@ class PyBuffer {
   int dl_device_type() const { return dl_device_type_; }
   int dl_device_id() const { return owner_->device(); }
   PyRuntime& owner() { return *owner_; }
+  const std::optional<TenantHandle>& tenant() const { return tenant_; }
   const std::shared_ptr<OwnedMemory>& memory() const { return memory_; }
   // After a successful unregister (or once the runtime stopped): the
   // buffer no longer names memory; exported views keep theirs.
@@ -104,14 +123,25 @@ class PyBuffer {
   std::shared_ptr<OwnedMemory> memory_;
   nb::object external_;
   int dl_device_type_;
+  std::optional<TenantHandle> tenant_;
   bool live_ = true;
 };
 
 void bind_buffer(nb::module_& m);
 // Runtime.create_region (region_bindings.cpp): a megaring.Region.
 nb::object runtime_create_region(PyRuntime& runtime, nb::handle policy, uint64_t nbytes);
-PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes);
-PyBuffer register_buffer(PyRuntime& self, nb::handle tensor);
+// The runtime's buffers (tenant null) or a tenant's, charged to its
+// resident-handle quota; both are registered memory the binding holds.
+PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes, const TenantHandle* tenant = nullptr);
+PyBuffer register_buffer(PyRuntime& self, nb::handle tensor, const TenantHandle* tenant = nullptr);
+// Runtime.open_producer (producer_bindings.cpp).
+void bind_producer(nb::module_& m);
+nb::object open_producer(PyRuntime& runtime, const std::string& priority);
+// publish()'s keyword arguments as the C++ options.
+PublishOptions publish_options(bool keep, bool block, nb::handle timeout);
+// A sequence of megaring.Slot (publish_batch), and the tickets a batch got.
+std::vector<SlotRequest> slot_batch(nb::handle slots);
+std::vector<Ticket> batch_tickets(const Ticket& first, size_t count);
 // Runs fn(slice) with the GIL released, slice by slice, checking for
 // signals (Ctrl-C) between slices; fn returns kTimeout when a slice ends.
 Status wait_sliced(Nanoseconds timeout, const std::function<Status(Nanoseconds)>& fn);

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// megaring.TenantRegistry and megaring.Tenant. The GIL rule: every call
+// megaring.TenantRegistry and megaring.Tenant (a Tenant holds its Runtime,
+// whose registrations keep a tenant buffer's memory: buffer_bindings.cpp).
+// The GIL rule: every call
 // that may wait for the drain pump releases the GIL, and the completion
 // callback (run on the pump thread, or whichever thread delivers) takes it
 // only for the Python call itself.
@@ -47,7 +49,8 @@ class PyCallback {
 
 class PyRegistry {
  public:
-  explicit PyRegistry(std::unique_ptr<TenantRegistry> registry) : registry_(std::move(registry)) {}
+  PyRegistry(std::unique_ptr<TenantRegistry> registry, nb::object runtime)
+      : registry_(std::move(registry)), runtime_(std::move(runtime)) {}
   // The close waits for the pump thread, which may be waiting for the GIL.
   ~PyRegistry() { close(); }
   void close() {
@@ -58,9 +61,11 @@ class PyRegistry {
     if (!registry_) raise_status(Status(Result::kRevoked, "the registry is closed"));
     return *registry_;
   }
+  const nb::object& runtime() const { return runtime_; }
 
  private:
   std::unique_ptr<TenantRegistry> registry_;
+  nb::object runtime_;  // the megaring.Runtime, which each Tenant holds too
 };
 
 TenantPublishOptions tenant_options(bool keep, nb::handle timeout) {
@@ -70,7 +75,7 @@ TenantPublishOptions tenant_options(bool keep, nb::handle timeout) {
   return o;
 }
 
-nb::dict runtime_counters(const TenantHandle& t) {
+nb::dict runtime_counters(const PyTenant& t) {
   const TenantRuntimeCounters c = t.runtime_counters();
   nb::dict d;
   d["published"] = c.published;
@@ -91,7 +96,7 @@ nb::dict runtime_counters(const TenantHandle& t) {
   return d;
 }
 
-nb::dict quota_counters(const TenantHandle& t) {
+nb::dict quota_counters(const PyTenant& t) {
   const TenantQuotaCounters q = t.quota_counters();
   nb::dict d;
   d["max_outstanding_slots"] = q.max_outstanding_slots;
@@ -107,7 +112,7 @@ nb::dict quota_counters(const TenantHandle& t) {
   return d;
 }
 
-Ticket tenant_publish(const TenantHandle& t, nb::handle op, nb::args args, bool keep,
+Ticket tenant_publish(const PyTenant& t, nb::handle op, nb::args args, bool keep,
                       nb::handle timeout) {
   const SlotRequest request = to_request(op, args);
   const TenantPublishOptions options = tenant_options(keep, timeout);
@@ -124,9 +129,9 @@ Ticket tenant_publish(const TenantHandle& t, nb::handle op, nb::args args, bool 
 }  // namespace
 
 void bind_tenants(nb::module_& m) {
-  nb::class_<TenantHandle>(m, "Tenant", "A client of a shared runtime: its own opcode window and quotas.")
+  nb::class_<PyTenant>(m, "Tenant", "A client of a shared runtime: its own opcode window and quotas.")
       .def_prop_ro("id", &TenantHandle::id)
-      .def_prop_ro("label", [](const TenantHandle& t) { return t.label(); })
+      .def_prop_ro("label", [](const PyTenant& t) { return t.label(); })
       .def_prop_ro("base_opcode", &TenantHandle::base_opcode)
       .def_prop_ro("opcode_cap", &TenantHandle::opcode_cap)
       .def_prop_ro("revoked", &TenantHandle::revoked)
@@ -135,13 +140,8 @@ void bind_tenants(nb::module_& m) {
       .def("publish", &tenant_publish, nb::arg("op"), nb::arg("args"), nb::kw_only(),
            nb::arg("keep") = false, nb::arg("timeout").none() = nb::none(),
            "Publishes a slot with a tenant-local opcode; timeout=None waits for quota and ring space.")
-      .def("publish_batch", [](const TenantHandle& t, nb::handle slots, bool keep, nb::handle timeout) {
-        std::vector<SlotRequest> requests;
-        for (nb::handle s : slots) {
-          if (!nb::isinstance<SlotRequest>(s)) raise_invalid("publish_batch takes a sequence of megaring.Slot");
-          requests.push_back(nb::cast<SlotRequest>(s));
-        }
-        if (requests.size() > UINT32_MAX) raise_invalid("batch too large");
+      .def("publish_batch", [](const PyTenant& t, nb::handle slots, bool keep, nb::handle timeout) {
+        const std::vector<SlotRequest> requests = slot_batch(slots);
         const TenantPublishOptions options = tenant_options(keep, timeout);
         Ticket first;
         Status st;
@@ -150,18 +150,16 @@ void bind_tenants(nb::module_& m) {
           st = t.publish_batch(requests.data(), static_cast<uint32_t>(requests.size()), &first, options);
         }
         check(st);
-        std::vector<Ticket> tickets(requests.size());
-        for (size_t i = 0; i < tickets.size(); ++i) tickets[i] = Ticket{first.value + i, first.kept};
-        return tickets;
+        return batch_tickets(first, requests.size());
       }, nb::arg("slots"), nb::kw_only(), nb::arg("keep") = false, nb::arg("timeout").none() = nb::none())
-      .def("wait", [](const TenantHandle& t, const Ticket& ticket, nb::handle timeout) {
+      .def("wait", [](const PyTenant& t, const Ticket& ticket, nb::handle timeout) {
         Completion c;
         check(wait_sliced(to_timeout(timeout), [&](Nanoseconds s) { return t.wait(ticket, &c, s); }));
         return c;
       }, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())
-      .def("release", [](const TenantHandle& t, const Ticket& ticket) { check(t.release(ticket)); },
+      .def("release", [](const PyTenant& t, const Ticket& ticket) { check(t.release(ticket)); },
            nb::arg("ticket"))
-      .def("quiesce", [](const TenantHandle& t, nb::handle timeout) {
+      .def("quiesce", [](const PyTenant& t, nb::handle timeout) {
         // Sliced: each slice ends kQuiesceTimeout, which the slicer must see as kTimeout.
         Status last;
         Status st = wait_sliced(to_timeout(timeout), [&](Nanoseconds s) {
@@ -172,24 +170,36 @@ void bind_tenants(nb::module_& m) {
       }, nb::arg("timeout").none() = nb::none(), "Waits until every published slot has drained.")
       .def("counters", &runtime_counters)
       .def("quota_counters", &quota_counters)
-      .def("global_opcode", [](const TenantHandle& t, uint32_t local) {
+      .def("global_opcode", [](const PyTenant& t, uint32_t local) {
         uint32_t global = 0;
         check(t.global_opcode(local, &global));
         return global;
       }, nb::arg("local"))
-      .def("set_grants", [](const TenantHandle& t, nb::handle opcodes) {
+      .def("set_grants", [](const PyTenant& t, nb::handle opcodes) {
         check(t.set_grants(opcodes.is_none() ? OpcodeGrants::everything()
                                              : OpcodeGrants::only(nb::cast<std::vector<uint32_t>>(opcodes))));
       }, nb::arg("opcodes").none(), "None grants the whole window; else exactly these local opcodes.")
-      .def("grants", [](const TenantHandle& t) -> nb::object {
+      .def("grants", [](const PyTenant& t) -> nb::object {
         OpcodeGrants g;
         check(t.grants(&g));
         if (g.all) return nb::none();
         return nb::cast(g.opcodes);
       }, "The grants as last set: None (the whole window) or the local opcodes, sorted.")
-      .def("create_region", &tenant_create_region, nb::arg("policy"), nb::arg("nbytes"),
-           "A staging region of this tenant, charged to its staging_bytes quota.")
-      .def("__repr__", [](const TenantHandle& t) {
+      .def("create_region", [](const PyTenant& t, nb::handle policy, uint64_t nbytes) {
+        return tenant_create_region(t, policy, nbytes);
+      }, nb::arg("policy"), nb::arg("nbytes"),
+         "A staging region of this tenant, charged to its staging_bytes quota.")
+      .def("alloc_buffer", [](const PyTenant& t, uint64_t nbytes) {
+        return alloc_buffer(t.py_runtime(), nbytes, &t);
+      }, nb::arg("nbytes"), nb::keep_alive<0, 1>(),
+         "Zero-filled memory only this tenant's slots (and tenant-less ones) may name; "
+         "one resident handle of its quota until free().")
+      .def("register_buffer", [](const PyTenant& t, nb::handle tensor) {
+        return register_buffer(t.py_runtime(), tensor, &t);
+      }, nb::arg("tensor"), nb::keep_alive<0, 1>(),
+         "A caller's DLPack tensor as this tenant's buffer, as Runtime.register_buffer; "
+         "one resident handle of its quota until free().")
+      .def("__repr__", [](const PyTenant& t) {
         return "Tenant(id=" + std::to_string(t.id()) + ", label='" + t.label() + "')";
       });
 
@@ -204,7 +214,7 @@ void bind_tenants(nb::module_& m) {
         config.close_timeout = to_timeout(close_timeout);
         std::unique_ptr<TenantRegistry> registry;
         check(TenantRegistry::create(runtime.runtime(), config, &registry));
-        new (self) PyRegistry(std::move(registry));
+        new (self) PyRegistry(std::move(registry), nb::find(&runtime));
       }, nb::arg("runtime"), nb::kw_only(), nb::arg("pump") = "thread", nb::arg("max_tenants") = 0,
          nb::arg("close_timeout") = 10.0, nb::keep_alive<1, 2>())
       .def("register", [](PyRegistry& self, const std::string& label, uint32_t opcode_cap,
@@ -230,12 +240,12 @@ void bind_tenants(nb::module_& m) {
           st = registry.register_tenant(config, &handle);
         }
         check(st);
-        return handle;
+        return PyTenant(handle, self.runtime());
       }, nb::arg("label") = "", nb::kw_only(), nb::arg("opcode_cap") = 16,
          nb::arg("max_outstanding_slots") = 256, nb::arg("staging_bytes") = 64ull << 20,
          nb::arg("resident_handles") = 64, nb::arg("on_completion").none() = nb::none(),
          nb::arg("grants").none() = nb::none())
-      .def("unregister", [](PyRegistry& self, const TenantHandle& tenant) {
+      .def("unregister", [](PyRegistry& self, const PyTenant& tenant) {
         TenantRegistry& registry = self.get();
         Status st;
         {
