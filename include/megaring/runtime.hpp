@@ -164,8 +164,9 @@ enum class WhileInUse : uint32_t { kWait, kFail };
 // written while none runs a slot; then all go on. So no slot ever runs
 // under a half-applied change. If a step fails, the steps before it are
 // undone and the call returns that error with the tables as before. The
-// executors are asked in attempts of 2 ms, 8 ms apart: behind an executor
-// that runs a long slot the others are held at most a fifth of the time.
+// executors are asked in attempts (a grace of 2 ms, doubling to 64 ms, then
+// a pause of four graces): behind an executor that runs a long slot the
+// others are held at most a fifth of the time.
 // If they do not all park within Config::control_timeout, or the runtime
 // stops or fails meanwhile, the operation is cancelled: nothing was
 // written, and the call fails (kTimeout naming the executors that did not

@@ -136,23 +136,26 @@ Status ControlBarrier::run(const char* what, const std::vector<ControlStep>& ste
     return Status(st.code(), std::string(what) + ": " + st.message());
   }
   bool rolled_back = false;
+  const bool attempts = deadline - began > kParkGrace * (1 + kPauseGraces);
+  Nanoseconds grace = kParkGrace;
   for (;;) {
     const uint64_t epoch = ++epoch_;
     ReleaseOnExit release(backend_, epoch);
     st = backend_.write_control_word(ConsumerBackend::ControlWord::kRequest, epoch);
     if (!st) break;
-    // An attempt waits kParkGrace at most: the executors that parked do not
+    // An attempt waits its grace at most: the executors that parked do not
     // sit idle behind one that runs a long slot for the whole bound. Past
-    // it they go on, and after kRetryPause a new epoch asks again.
+    // it they go on, and after kPauseGraces graces a new epoch asks again,
+    // with twice the grace (control_barrier.hpp, Attempts).
     const Clock::time_point attempt_end =
-        deadline - began > kParkGrace + kRetryPause ? std::min(deadline, Clock::now() + kParkGrace)
-                                                    : deadline;
+        attempts ? std::min(deadline, Clock::now() + grace) : deadline;
     st = await_parked(what, epoch, attempt_end, bound);
     if (st.code() == Result::kTimeout && attempt_end < deadline) {
       st = release.now();
       if (!st) break;
-      const Clock::time_point resume = std::min(deadline, Clock::now() + kRetryPause);
+      const Clock::time_point resume = std::min(deadline, Clock::now() + grace * kPauseGraces);
       std::this_thread::sleep_until(resume);
+      grace = std::min(grace * 2, kMaxParkGrace);
       continue;
     }
     if (st) st = apply_steps(what, steps, &rolled_back);

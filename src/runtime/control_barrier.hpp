@@ -15,10 +15,15 @@
 //      whatever part of them its step wrote).
 //   5. Store E as ConsumerPrivate::control_release (after every word of
 //      steps 4 has landed): the executors go on, and read the new tables.
-// Attempts: step 3 waits kParkGrace at most; if some executor has not parked
-// by then (it runs a long slot), E is released, and after kRetryPause the
-// operation asks again with a new epoch, so the executors that did park
-// are not held for the whole bound.
+// Attempts: step 3 waits an attempt's grace at most; if some executor has
+// not parked by then (it runs a long slot, or it was not scheduled), E is
+// released, and after a pause of four graces the operation asks again with
+// a new epoch, so the executors that did park are held a fifth of the time
+// at most, not for the whole bound. The grace doubles from kParkGrace up to
+// kMaxParkGrace with each attempt: on an oversubscribed machine an idle
+// executor may wait a scheduler slice or more to run again, and a fixed
+// 2 ms window could miss it for the whole bound (a property test saw that
+// at a load of 6 on 2 cores).
 // Cancellation: if step 3 does not finish within the operation's bound, or
 // the runtime stops accepting work, or the consumer dies, the release is
 // stored at once (nothing was written) and the operation fails: kTimeout
@@ -75,12 +80,14 @@ class ControlBarrier {
 
  private:
   using Clock = std::chrono::steady_clock;
-  // How long an attempt's parked executors wait for the rest, and the pause
-  // before the next attempt (so a slot that runs long keeps the others
-  // parked at most a fifth of the time); bounds shorter than both together
-  // get one attempt.
+  // How long the first attempt's parked executors wait for the rest, and
+  // the most any attempt waits (the grace doubles between them); the pause
+  // before the next attempt is kPauseGraces graces (so a slot that runs long
+  // keeps the others parked at most a fifth of the time). Bounds shorter
+  // than the first grace and pause together get one attempt.
   static constexpr Nanoseconds kParkGrace = std::chrono::milliseconds(2);
-  static constexpr Nanoseconds kRetryPause = std::chrono::milliseconds(8);
+  static constexpr Nanoseconds kMaxParkGrace = std::chrono::milliseconds(64);
+  static constexpr int kPauseGraces = 4;
   // Step 3: OK once every executor parked for `epoch`.
   Status await_parked(const char* what, uint64_t epoch, Clock::time_point deadline,
                       Nanoseconds bound);
