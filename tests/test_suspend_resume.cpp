@@ -370,8 +370,10 @@ TEST_P(SuspendTest, StagedSlotsCompleteBeforeSuspendReturns) {
   ASSERT_NO_FATAL_FAILURE(start(/*workers=*/1));
   Ticket held, behind;
   MR_ASSERT_OK(rt_->publish(gate(), &held, kept()));
-  MR_ASSERT_OK(rt_->publish(nop(0xB0), &behind, kept()));
   ASSERT_NO_FATAL_FAILURE(wait_until_held(held));
+  // Staged behind the held slot, and not yet claimed: the only executor is
+  // busy.
+  MR_ASSERT_OK(rt_->publish(nop(0xB0), &behind, kept()));
   ASSERT_NO_FATAL_FAILURE(wait_until_fetched(behind));
   MR_EXPECT_RESULT(rt_->suspend(milliseconds(30)), Result::kTimeout);
   EXPECT_EQ(rt_->consumer_phase(), ConsumerPhase::kSuspending);
@@ -382,8 +384,8 @@ TEST_P(SuspendTest, StagedSlotsCompleteBeforeSuspendReturns) {
   EXPECT_EQ(rt_->done_count(), held.value) << "the held slot has not completed";
   set_gate(cuda(), 1);
   MR_ASSERT_OK(rt_->suspend(scaled(seconds(30))));
-  // Both were staged before the request (the executor ran the first): both
-  // completed before suspend returned.
+  // Both were staged before the request: both completed before suspend
+  // returned.
   EXPECT_GE(rt_->done_count(), behind.value + 1);
   const uint64_t frozen = rt_->done_count();
   Ticket late;
