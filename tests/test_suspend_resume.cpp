@@ -15,7 +15,8 @@
 //     completes once the gate opens; resume() waits for a suspension in
 //     progress;
 //   - control operations while suspended apply at once, and the slots after
-//     resume run under them;
+//     resume run under them; after a resume they wait for the executors
+//     again;
 //   - shutdown and abort of a suspended (or suspending) runtime end every
 //     ticket; destroying a suspended runtime does not hang.
 #include <atomic>
@@ -108,12 +109,12 @@ class SuspendTest : public BackendTest {
   bool cuda() const { return backend() == Backend::kCuda; }
 
   void start(uint32_t workers, uint32_t producer_rings = 0, uint32_t capacity = 1024,
-             bool with_tenant = false) {
+             bool with_tenant = false, Nanoseconds control_timeout = seconds(1)) {
     Config c = base_config();
     c.workers = workers;
     c.producer_rings = producer_rings;
     c.ring_capacity = capacity;
-    c.control_timeout = scaled(seconds(1));
+    c.control_timeout = scaled(control_timeout);
     const Status st = Runtime::create(c, tenant_test_consumer(), &rt_);
     ASSERT_TRUE(st.is_ok()) << st.to_string();
     if (!with_tenant) return;
@@ -464,6 +465,28 @@ TEST_P(SuspendTest, ControlOperationsWhileSuspendedApplyAtOnce) {
   Completion c;
   MR_ASSERT_OK(producer->call(nop(0xD0), &c, scaled(seconds(30))));
   EXPECT_EQ(c.result, 0xD0u);
+}
+
+// After a resume, a control operation waits for the executors again (the
+// relaunch resets their acknowledgements): one held by a gate slot makes it
+// time out, with the tables unchanged.
+TEST_P(SuspendTest, ControlOperationsAfterResumeWaitForTheExecutors) {
+  ASSERT_NO_FATAL_FAILURE(start(/*workers=*/1, 0, 1024, /*with_tenant=*/true, milliseconds(100)));
+  MR_ASSERT_OK(rt_->suspend(scaled(seconds(30))));
+  MR_ASSERT_OK(rt_->resume());
+  Ticket held;
+  MR_ASSERT_OK(rt_->publish(gate(), &held, kept()));
+  ASSERT_NO_FATAL_FAILURE(wait_until_held(held));
+  MR_EXPECT_RESULT(tenant_.set_grants(kGrantsB), Result::kTimeout);
+  set_gate(cuda(), 1);
+  EXPECT_EQ(wait_kept(held).status, MR_STATUS_OK);
+  SlotRequest r;
+  r.opcode = kOpReadGrants;
+  Ticket t;
+  MR_ASSERT_OK(tenant_.publish_slot(r, &t, tenant_kept()));
+  Completion c;
+  MR_ASSERT_OK(tenant_.wait(t, &c, scaled(seconds(30))));
+  EXPECT_EQ(c.result, kReadA) << "the cancelled operation left the tables unchanged";
 }
 
 TEST_P(SuspendTest, ShutdownOfASuspendedRuntimeDrainsEverything) {
