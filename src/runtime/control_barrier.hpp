@@ -26,7 +26,11 @@
 // the runtime's closed or failed status. A unit that parks for E after its
 // release finds it released and goes on. An executor that has left its
 // loop (abort, stop, a slot it abandoned) answers every later epoch
-// (leave_control in consumer_core.cuh): it runs no slot any more.
+// (leave_control in consumer_core.cuh): it runs no slot any more. So while
+// the runtime is suspended (Runtime::suspend: every unit has left) an
+// operation applies at once; the relaunch resets the acknowledgements
+// (ConsumerBackend::restart) while holding the topology token, so that no
+// operation takes an old one for an answer.
 //
 // Only the executors park: the I/O unit (fetcher and completer) reads none
 // of the tables a control operation changes. The consumer keeps fetching
