@@ -296,6 +296,7 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
       return timed_out;
     }
   }
+  token.reset();  // control operations now find the ring closed
   const uint64_t end = ring_->published_end();
   // The producers' rings drain first: the consumer stops at ring 0's stop_at,
   // so what they published must be done by then. Their tails include every
