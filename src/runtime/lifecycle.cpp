@@ -279,22 +279,8 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   if (s != State::kRunning) return failure_.is_ok() ? closed_status() : failure_;
   close_ring(State::kDraining, Result::kShutdown);
   if (phase_.load() != Phase::kLive) {
-    Status resumed = token && token->held()
-                         ? await_suspended_locked(deadline)
-                         : Status(Result::kTimeout, "a control operation held the topology token");
-    if (resumed) resumed = relaunch_locked();
-    if (!resumed) {
-      if (state_.load() == State::kFailed) return resumed;  // finalized: every ticket answered
-      // Out of time (or aborted) before the consumer could drain.
-      close_reason_.store(Result::kAborted);
-      request_consumer_abort();
-      Status st = stop_consumer_locked(config_.abort_timeout);
-      if (!st && st.code() == Result::kTimeout) return st;
-      Status timed_out(resumed.code(), "shutdown of a suspended runtime: " + resumed.message() +
-                                           "; the slots not completed were aborted");
-      note_error(timed_out);
-      return timed_out;
-    }
+    Status resumed = resume_to_drain_locked(deadline, token && token->held());
+    if (!resumed) return resumed;
   }
   token.reset();  // control operations now find the ring closed
   const uint64_t end = ring_->published_end();

@@ -149,6 +149,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   // an abort, or its death; then starts it again (kLive).
   Status await_suspended_locked(std::chrono::steady_clock::time_point deadline);
   Status relaunch_locked();
+  Status resume_to_drain_locked(std::chrono::steady_clock::time_point deadline, bool token_held);
 
   Config config_;
   std::unique_ptr<detail::ConsumerBackend> backend_;

@@ -118,6 +118,25 @@ Status Runtime::Impl::await_suspended_locked(Clock::time_point deadline) {
   return Status::ok();
 }
 
+// shutdown() of a suspended or suspending runtime, its ring closed: the
+// consumer starts again (once it has exited) to drain. If it cannot by the
+// deadline (or an abort, or without the topology token), what is not
+// completed is aborted, as a shutdown that times out does.
+Status Runtime::Impl::resume_to_drain_locked(Clock::time_point deadline, bool token_held) {
+  Status resumed = token_held ? await_suspended_locked(deadline)
+                              : Status(Result::kTimeout, "a control operation held the topology token");
+  if (resumed) resumed = relaunch_locked();
+  if (resumed || state_.load() == State::kFailed) return resumed;  // failed: finalized
+  close_reason_.store(Result::kAborted);
+  request_consumer_abort();
+  Status st = stop_consumer_locked(config_.abort_timeout);
+  if (!st && st.code() == Result::kTimeout) return st;
+  Status timed_out(resumed.code(), "shutdown of a suspended runtime: " + resumed.message() +
+                                       "; the slots not completed were aborted");
+  note_error(timed_out);
+  return timed_out;
+}
+
 Status Runtime::Impl::relaunch_locked() {
   // Relaxed: no request any more; the restart orders it before the consumer.
   SysRef<uint64_t>(regions().submission->stop_at).store(~0ull, cuda::std::memory_order_relaxed);
