@@ -441,8 +441,9 @@ typedef struct mr_ring_done {
 typedef struct mr_completion_control {
   uint64_t heartbeat_ns; /* consumer clock (GPU globaltimer), rate-limited    */
   uint64_t pad1[7];
-  uint32_t exited_units; /* written once, by the last consumer unit (block or
-                            worker) to return: the count that ran            */
+  uint32_t exited_units; /* written once a run, by the last consumer unit
+                            (block or worker) to return: the count that ran;
+                            the host resets it before a relaunch (resume)    */
   uint32_t pad2[15];
 } mr_completion_control;
 
