@@ -569,6 +569,7 @@ class Driver {
 
   void lifecycle() {
     const uint8_t which = in_.u8();
+    if (which % 16 == 8 && rt_ != nullptr) return suspend_and_resume();
     if (which % 16 != 0 || rt_ == nullptr) return;
     switch ((which / 16) % 4) {
       case 0:
@@ -599,6 +600,19 @@ class Driver {
           if (t.live) revoke_in_model(t);
         return;
     }
+  }
+
+  // A suspension and a resume, back to back: slots in flight finish, the
+  // rest wait and then run, and nothing the model knows changes.
+  void suspend_and_resume() {
+    call_ = "Runtime::suspend";
+    const Status st = rt_->suspend(seconds(30));
+    if (life_ != Life::kRunning) return expect(st, {Result::kShutdown, Result::kAborted});
+    expect(st, {Result::kSuccess});
+    if (!st) return;
+    if (rt_->consumer_phase() != megaring::ConsumerPhase::kSuspended) return fail("suspended, but not so reported");
+    call_ = "Runtime::resume";
+    expect(rt_->resume(), {Result::kSuccess});
   }
 
   // Destroys the registry: every tenant revoked, queued slots drained.

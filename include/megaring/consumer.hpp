@@ -46,7 +46,9 @@ struct alignas(64) ConsumerPrivate {
   // its ring's DONE_COUNT (RELEASE after them; FENCE slots wait on it, and
   // the fetcher, before it reuses a staged position).
   alignas(64) uint64_t done_cursor;
-  // Units that left the loop: executors, then the I/O unit last.
+  // Units that left the loop: executors, then the I/O unit last. Written
+  // by the units while a run lasts; reset to 0 by the host between runs
+  // (ConsumerBackend::restart), with stop_seq.
   alignas(64) uint32_t exited_units;
   // The sequence number at which the consumer stops (the fetcher's count
   // once it has fetched ring 0 up to stop_at; ~0 until then), and the abort
@@ -76,6 +78,15 @@ struct alignas(64) ConsumerPrivate {
   // when a Producer opens the ring and when it releases it), read by the
   // fetcher at its polls of all rings. 0, normal, until then.
   alignas(64) uint32_t ring_class[MR_MAX_RINGS];
+  // Where a run that stopped gracefully left off (Runtime::suspend): the
+  // sequence it staged, and each ring's first ticket it did not stage
+  // (fetched_end: validated bodies it had not copied are read again). Once
+  // the run drained, each ring's DONE_COUNT too. Written by the fetcher only,
+  // as it stops (save_resume_cursors); read by the next run's fetcher and
+  // completer as they start (ConsumerParams::resume). The relaunch orders
+  // the two runs (thread join and start; kernel completion and launch).
+  alignas(64) uint64_t resume_seq;
+  uint64_t resume_next[MR_MAX_RINGS];
 };
 
 // What an executor is running, for the operator's view (Runtime::dump_state):
@@ -156,6 +167,10 @@ struct ConsumerParams {
   // The completer publishes a run of finished tickets once its oldest has
   // waited this long, even if the run is short and more are running.
   uint32_t completion_flush_ns;
+  // 0: every cursor starts from first_ticket (the first run). 1: from where
+  // the last run stopped (priv->resume_seq, resume_next: a relaunch after
+  // Runtime::suspend).
+  uint32_t resume;
   // Timeline mode (the *_timeline entry points only): per-ticket records.
   mr_timeline_record* timeline;  // [timeline_mask + 1], consumer-private
   uint64_t timeline_mask;

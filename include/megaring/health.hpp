@@ -23,6 +23,16 @@ enum class RuntimeState {
 };
 const char* runtime_state_name(RuntimeState state) noexcept;
 
+// The consumer of a running runtime (Runtime::suspend, Runtime::resume).
+enum class ConsumerPhase {
+  kLive,        // started or resumed: it serves the rings
+  kSuspending,  // suspend() asked it to stop and it has not exited yet
+                // (slots it had staged still run)
+  kSuspended,   // stopped: nothing of it runs; rings, tables and slots
+                // published meanwhile wait for resume()
+};
+const char* consumer_phase_name(ConsumerPhase phase) noexcept;
+
 // Where an age in host nanoseconds comes from.
 enum class AgeSource {
   kNone,        // unknown (nothing to measure, or no look saw it yet)
@@ -43,6 +53,9 @@ struct Health {
   // Running or draining, not every unit exited, and the backend's check
   // (on the GPU a cudaStreamQuery of the kernel) passes.
   bool consumer_alive = false;
+  // While state is kRunning: whether the consumer is suspended (then not
+  // alive, and its heartbeat ages: that is no failure). kLive otherwise.
+  ConsumerPhase consumer_phase = ConsumerPhase::kLive;
   // The consumer's last heartbeat stamp, on its own clock (the fetcher
   // stamps it at most every Config::heartbeat_interval_ns, between rounds).
   uint64_t heartbeat_ns = 0;

@@ -182,6 +182,28 @@ mr_result_t mr_runtime_create(const mr_runtime_config_t* config, mr_runtime_t** 
 mr_result_t mr_runtime_finalize(mr_runtime_t* runtime, int64_t timeout_ns);
 /* Immediate stop: every slot not completed reads MR_STATUS_ABORTED. */
 mr_result_t mr_runtime_abort(mr_runtime_t* runtime);
+/* Suspension (Runtime::suspend / resume; README, "Beside PyTorch"). Both
+ * block and touch the device. mr_runtime_suspend stops the consumer: it
+ * returns SUCCESS once the consumer exited (on the GPU the persistent
+ * kernel has returned, so cudaDeviceSynchronize no longer waits on it),
+ * after every slot it had staged completed. Rings, buffers, regions,
+ * tenants and grants stay; publishing goes on (the slots wait in their
+ * rings) and waits wait. SUCCESS at once when already suspended; TIMEOUT
+ * when a staged slot still runs at the timeout (the runtime stays
+ * suspending: suspend again to wait again). mr_runtime_resume starts the
+ * consumer again where each ring stopped (every ticket runs once, in its
+ * ring's order), after waiting for a suspension in progress;
+ * INVALID_ARGUMENT when not suspended. After finalize/abort: SHUTDOWN or
+ * ABORTED. Finalize of a suspended runtime resumes it and drains. */
+mr_result_t mr_runtime_suspend(mr_runtime_t* runtime, int64_t timeout_ns);
+mr_result_t mr_runtime_resume(mr_runtime_t* runtime);
+typedef enum mr_consumer_phase_t {
+  MR_CONSUMER_LIVE = 0,
+  MR_CONSUMER_SUSPENDING = 1,
+  MR_CONSUMER_SUSPENDED = 2
+} mr_consumer_phase_t;
+/* The consumer's phase while running (MR_CONSUMER_LIVE otherwise). */
+mr_result_t mr_runtime_consumer_phase(mr_runtime_t* runtime, mr_consumer_phase_t* phase);
 /* Frees the runtime (aborting it if it still runs). Close its producers
  * and stop publishing through its tenants first; a registry or tenant
  * handle may outlive it (their calls then fail with REVOKED). Must not race

@@ -485,6 +485,33 @@ class Runtime {
   // stats() does.
   Status metrics_text(std::string* out) noexcept;
 
+  // Suspension (README, "Beside PyTorch"): a persistent kernel makes every
+  // device-wide synchronisation of the application (cudaDeviceSynchronize,
+  // torch.cuda.synchronize, cudaFree) wait for it. suspend() stops the
+  // consumer and returns once it has exited: every slot it had staged
+  // completed as usual first; on the GPU the kernel has returned. Rings,
+  // buffers, regions, tenants, grants and ring classes stay; publishers may
+  // go on publishing (a full ring back-pressures as usual) and waits wait.
+  // resume() starts the consumer again where each ring stopped: every
+  // ticket runs once, in its ring's order. Both block, and touch the device.
+  //   suspend(t): OK once the consumer exited; OK at once if suspended.
+  //     kTimeout if a slot it staged still runs at t: the runtime stays
+  //     suspending (the consumer exits once the slot ends); suspend() again
+  //     waits again, resume() waits for the exit and then starts it.
+  //   resume(): OK once started; kInvalidArgument if not suspended or
+  //     suspending; waits for a suspension in progress (abort() ends the
+  //     wait).
+  //   After shutdown/abort (or a failure): closed_status (kShutdown,
+  //     kAborted) or the failure. shutdown() of a suspended runtime resumes
+  //     it and drains; abort() aborts what is not completed; ~Runtime too.
+  // Control operations (set_grants, Producer::set_priority) while suspended
+  // apply at once: no slot runs; the slots after resume() see them.
+  Status suspend(Nanoseconds timeout = kForever) noexcept;
+  Status resume() noexcept;
+  // kLive, kSuspending or kSuspended (health.hpp), while running; kLive
+  // otherwise.
+  ConsumerPhase consumer_phase() const noexcept;
+
   // Graceful stop: refuse new publishes, drain, let the consumer exit, free
   // device memory. On timeout it aborts and returns kTimeout.
   Status shutdown(Nanoseconds timeout = std::chrono::seconds(30)) noexcept;

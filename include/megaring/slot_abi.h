@@ -416,10 +416,16 @@ typedef struct mr_completion {
 #define MR_FAULT_MAX 63u
 
 /* Host-written control words the consumer polls. */
+/* stop_at's suspension request (Runtime::suspend): never a ticket (tickets
+ * stay below 2^56). */
+#define MR_STOP_AT_SUSPEND (UINT64_MAX - 1u)
+
 typedef struct mr_submission_control {
   uint64_t stop_at;    /* consumer exits once it has fetched ring 0 up to this
                           ticket (the host drains the other rings first);
-                          UINT64_MAX while running (graceful shutdown)        */
+                          UINT64_MAX while running (graceful shutdown);
+                          MR_STOP_AT_SUSPEND: stop fetching now, finish what
+                          is staged, save where every ring stopped, exit      */
   uint64_t pad0[7];
   uint32_t abort_flag; /* non-zero: stop after the current slot              */
   uint32_t pad1[15];
@@ -435,8 +441,9 @@ typedef struct mr_ring_done {
 typedef struct mr_completion_control {
   uint64_t heartbeat_ns; /* consumer clock (GPU globaltimer), rate-limited    */
   uint64_t pad1[7];
-  uint32_t exited_units; /* written once, by the last consumer unit (block or
-                            worker) to return: the count that ran            */
+  uint32_t exited_units; /* written once a run, by the last consumer unit
+                            (block or worker) to return: the count that ran;
+                            the host resets it before a relaunch (resume)    */
   uint32_t pad2[15];
 } mr_completion_control;
 

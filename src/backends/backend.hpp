@@ -63,7 +63,19 @@ class ConsumerBackend {
                .load(cuda::std::memory_order_acquire) == params_.units + 1;  // + the I/O unit
   }
   // Waits for the consumer to exit, then reaps its resources (stream/threads).
+  // OK at once when it is not running (never started, or already joined).
   virtual Status join(Nanoseconds timeout) = 0;
+  // Runtime::resume: starts the consumer again, after join() returned OK on
+  // a run that stopped gracefully, from where that run stopped
+  // (params().resume, ConsumerPrivate::resume_seq), with the same params
+  // (the same grid and stream on the GPU). First it resets the words a run
+  // writes that the next must find fresh; each has one writer at a time,
+  // the units while a run lasts and the host between runs: exited_units
+  // (consumer-private and host), stop_seq and each executor's control
+  // acknowledgement (UnitNote::control_parked, left at ~0 by leave_control;
+  // the caller holds the topology token, so no control operation reads it
+  // meanwhile). The host's stop_at is the runtime's to reset.
+  virtual Status restart(const Consumer& consumer) = 0;
 
   // Consumer-side buffers (device memory on the GPU). Zero-filled.
   virtual Status alloc(uint64_t bytes, uint64_t* address) = 0;

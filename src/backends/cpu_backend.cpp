@@ -213,6 +213,18 @@ class CpuBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status restart(const Consumer& consumer) override {
+    if (!threads_.empty()) return Status(Result::kInternal, "cpu backend: restart while the workers run");
+    // Relaxed: the threads' start below orders these stores before them.
+    DevRef<uint32_t>(params_.priv->exited_units).store(0, cuda::std::memory_order_relaxed);
+    DevRef<uint64_t>(params_.priv->stop_seq).store(~0ull, cuda::std::memory_order_relaxed);
+    for (uint32_t u = 0; u < params_.units; ++u)
+      DevRef<uint64_t>(params_.unit_notes[u].control_parked).store(0, cuda::std::memory_order_relaxed);
+    SysRef<uint32_t>(host_.completion_control->exited_units).store(0, cuda::std::memory_order_relaxed);
+    params_.resume = 1;
+    return start(consumer);
+  }
+
   Status alloc(uint64_t bytes, uint64_t* address) override {
     HostArray<uint8_t> buffer = allocate_host_zeroed<uint8_t>(bytes);
     if (!buffer) return Status(Result::kOutOfMemory, "cpu backend: buffer allocation failed");

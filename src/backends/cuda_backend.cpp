@@ -358,6 +358,36 @@ class CudaBackend final : public ConsumerBackend {
     return Status::ok();
   }
 
+  Status restart(const Consumer& consumer) override {
+    if (kernel_running_.load()) return Status(Result::kInternal, "cuda backend: restart while the kernel runs");
+    CudaCallScope scope(device_);
+    auto launch = params_.timeline != nullptr ? consumer.gpu_launch_timeline : consumer.gpu_launch;
+    if (launch == nullptr || params_.unit_notes == nullptr)
+      return Status(Result::kInvalidArgument, "consumer has no GPU kernel, or never started");
+    // The words the last run wrote, fresh for the next (backend.hpp). The
+    // kernel has returned: copies on the control stream, synchronised, land
+    // before the launch below; the notes are read and written back whole.
+    const uint32_t no_units = 0;
+    const uint64_t no_stop = ~0ull;
+    Status st = copy_sync(&params_.priv->exited_units, &no_units, sizeof no_units, cudaMemcpyHostToDevice);
+    if (st) st = copy_sync(&params_.priv->stop_seq, &no_stop, sizeof no_stop, cudaMemcpyHostToDevice);
+    std::vector<UnitNote> notes(params_.units);
+    const size_t notes_bytes = sizeof(UnitNote) * params_.units;
+    if (st) st = copy_sync(notes.data(), params_.unit_notes, notes_bytes, cudaMemcpyDeviceToHost);
+    for (UnitNote& n : notes) n.control_parked = 0;
+    if (st) st = copy_sync(params_.unit_notes, notes.data(), notes_bytes, cudaMemcpyHostToDevice);
+    if (!st) return st;
+    // Relaxed: a host-mapped word the kernel does not run to read; the
+    // launch orders it.
+    SysRef<uint32_t>(host_.completion_control->exited_units).store(0, cuda::std::memory_order_relaxed);
+    params_.resume = 1;
+    // The same grid and stream as start(); gpu_launch checks the launch and
+    // the last error after it.
+    MR_CUDA_TRY(launch(params_, params_.units + 1, kernel_stream()));
+    kernel_running_ = true;
+    return Status::ok();
+  }
+
   // cudaStreamQuery on the running kernel. Its cudaErrorNotReady is recorded
   // as the calling thread's last error, like any error: clear it, so that
   // neither our next launch check nor the caller's own cudaGetLastError (we

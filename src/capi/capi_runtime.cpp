@@ -142,6 +142,33 @@ mr_result_t mr_runtime_abort(mr_runtime_t* runtime) {
   });
 }
 
+mr_result_t mr_runtime_suspend(mr_runtime_t* runtime, int64_t timeout_ns) {
+  return entry("mr_runtime_suspend", [&]() -> Status {
+    MR_CAPI_REQUIRE(runtime);
+    return runtime->runtime->suspend(megaring::capi::to_duration(timeout_ns));
+  });
+}
+
+mr_result_t mr_runtime_resume(mr_runtime_t* runtime) {
+  return entry("mr_runtime_resume", [&]() -> Status {
+    MR_CAPI_REQUIRE(runtime);
+    return runtime->runtime->resume();
+  });
+}
+
+mr_result_t mr_runtime_consumer_phase(mr_runtime_t* runtime, mr_consumer_phase_t* phase) {
+  return entry("mr_runtime_consumer_phase", [&]() -> Status {
+    MR_CAPI_REQUIRE(runtime);
+    MR_CAPI_REQUIRE(phase);
+    switch (runtime->runtime->consumer_phase()) {
+      case megaring::ConsumerPhase::kLive: *phase = MR_CONSUMER_LIVE; break;
+      case megaring::ConsumerPhase::kSuspending: *phase = MR_CONSUMER_SUSPENDING; break;
+      case megaring::ConsumerPhase::kSuspended: *phase = MR_CONSUMER_SUSPENDED; break;
+    }
+    return Status::ok();
+  });
+}
+
 mr_result_t mr_runtime_destroy(mr_runtime_t* runtime) {
   return entry("mr_runtime_destroy", [&]() -> Status {
     MR_CAPI_REQUIRE(runtime);

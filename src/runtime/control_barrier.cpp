@@ -83,40 +83,26 @@ std::string format_bound(Nanoseconds bound) {
 
 }  // namespace
 
-// The topology token (a flag under a mutex and a condition variable, not a
-// std::timed_mutex: ThreadSanitizer does not follow the timed lock
-// libstdc++ uses, pthread_mutex_clocklock). Given back when this goes.
-class ControlBarrier::TopologyToken {
- public:
-  explicit TopologyToken(ControlBarrier& barrier) : b_(barrier) {}
-  TopologyToken(const TopologyToken&) = delete;
-  TopologyToken& operator=(const TopologyToken&) = delete;
-  ~TopologyToken() {
-    if (!held_) return;
-    {
-      std::lock_guard<std::mutex> lock(b_.token_mutex_);
-      b_.token_held_ = false;
-    }
-    b_.token_free_.notify_one();
+ControlBarrier::TopologyToken::~TopologyToken() {
+  if (!held_) return;
+  {
+    std::lock_guard<std::mutex> lock(b_.token_mutex_);
+    b_.token_held_ = false;
   }
-  // Waits until `deadline` at most (in slices: a far deadline is no
-  // overflow); true once held.
-  bool take(Clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(b_.token_mutex_);
-    while (b_.token_held_) {
-      const Clock::time_point now = Clock::now();
-      if (now >= deadline) return false;
-      b_.token_free_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)));
-    }
-    b_.token_held_ = true;
-    held_ = true;
-    return true;
-  }
+  b_.token_free_.notify_one();
+}
 
- private:
-  ControlBarrier& b_;
-  bool held_ = false;
-};
+bool ControlBarrier::TopologyToken::take(Clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(b_.token_mutex_);
+  while (b_.token_held_) {
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) return false;
+    b_.token_free_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(100)));
+  }
+  b_.token_held_ = true;
+  held_ = true;
+  return true;
+}
 
 Status ControlBarrier::run(const char* what, const std::vector<ControlStep>& steps,
                            Nanoseconds bound) {

@@ -31,7 +31,11 @@
 // the runtime's closed or failed status. A unit that parks for E after its
 // release finds it released and goes on. An executor that has left its
 // loop (abort, stop, a slot it abandoned) answers every later epoch
-// (leave_control in consumer_core.cuh): it runs no slot any more.
+// (leave_control in consumer_core.cuh): it runs no slot any more. So while
+// the runtime is suspended (Runtime::suspend: every unit has left) an
+// operation applies at once; the relaunch resets the acknowledgements
+// (ConsumerBackend::restart) while holding the topology token, so that no
+// operation takes an old one for an answer.
 //
 // Only the executors park: the I/O unit (fetcher and completer) reads none
 // of the tables a control operation changes. The consumer keeps fetching
@@ -73,6 +77,27 @@ class ControlBarrier {
 
   ControlStats stats() const;
 
+  // The topology token (a flag under a mutex and a condition variable, not
+  // a std::timed_mutex: ThreadSanitizer does not follow the timed lock
+  // libstdc++ uses, pthread_mutex_clocklock). Given back when this goes.
+  // Runtime::suspend and resume hold it too, so that no control operation
+  // straddles a suspension; take it before the runtime's lifecycle lock.
+  class TopologyToken {
+   public:
+    explicit TopologyToken(ControlBarrier& barrier) : b_(barrier) {}
+    TopologyToken(const TopologyToken&) = delete;
+    TopologyToken& operator=(const TopologyToken&) = delete;
+    ~TopologyToken();
+    // Waits until `deadline` at most (in slices: a far deadline is no
+    // overflow); true once held.
+    bool take(std::chrono::steady_clock::time_point deadline);
+    bool held() const { return held_; }
+
+   private:
+    ControlBarrier& b_;
+    bool held_ = false;
+  };
+
   // Tests (RuntimeInternals::inject_control_failure): the next operation's
   // step number `step` (from 0) fails after it applied, as a table write
   // that failed part way would, so that the rollback runs. Once.
@@ -96,7 +121,6 @@ class ControlBarrier {
 
   ConsumerBackend& backend_;
   RingHost& host_;
-  class TopologyToken;
   std::mutex token_mutex_;  // guards token_held_
   std::condition_variable token_free_;
   bool token_held_ = false;  // the topology token

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -43,6 +44,7 @@ Status Runtime::Impl::init(const Config& config, const Consumer& consumer) {
                                                 " on the CPU backend, got " +
                                                 std::to_string(config.workers));
   backend_ = kind == Backend::kCuda ? detail::make_cuda_backend() : detail::make_cpu_backend();
+  consumer_ = consumer;
   st = backend_->init(config);
   if (st) st = start_consumer(consumer);
   if (!st) {
@@ -198,15 +200,18 @@ Status Runtime::Impl::check_consumer() {
   Status st = consumer_health();
   if (st) return st;
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
-  if (state_.load() == State::kRunning || state_.load() == State::kDraining) {
-    note_error(Status(st.code(), "consumer died: " + st.message()));
-    failure_ = st;
-    request_consumer_abort();
-    close_ring(State::kFailed, Result::kAborted);
-    // The kernel is gone: nothing on the device writes the regions any more.
-    finalize_locked();
-  }
+  if (state_.load() == State::kRunning || state_.load() == State::kDraining)
+    fail_locked(st, "consumer died: ");
   return failure_.is_ok() ? st : failure_;
+}
+
+void Runtime::Impl::fail_locked(const Status& st, const std::string& what) {
+  note_error(Status(st.code(), what + st.message()));
+  failure_ = st;
+  request_consumer_abort();
+  close_ring(State::kFailed, Result::kAborted);
+  // The kernel is gone: nothing on the device writes the regions any more.
+  finalize_locked();
 }
 
 // Also before the host takes over the records of a consumer it believes
@@ -257,12 +262,27 @@ Status Runtime::Impl::shutdown(Nanoseconds timeout) {
   MR_NVTX_RANGE("megaring::shutdown");
   if (!detail::valid_timeout(timeout))
     return Status(Result::kInvalidArgument, "shutdown timeout is negative");
-  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  const auto deadline = detail::deadline_after(timeout);
+  // A suspended consumer starts again to drain, holding the topology token
+  // as resume() does (taken before the lock: runtime_impl.hpp). Only
+  // suspend() moves the phase away from kLive, under this lock.
+  std::optional<detail::ControlBarrier::TopologyToken> token;
+  std::unique_lock<std::mutex> lock(lifecycle_mutex_);
+  if (state_.load() == State::kRunning && phase_.load() != Phase::kLive) {
+    lock.unlock();
+    token.emplace(control());
+    (void)token->take(deadline);
+    lock.lock();
+  }
   const State s = state_.load();
   if (s == State::kStopped) return Status::ok();
   if (s != State::kRunning) return failure_.is_ok() ? closed_status() : failure_;
-  const auto deadline = detail::deadline_after(timeout);
   close_ring(State::kDraining, Result::kShutdown);
+  if (phase_.load() != Phase::kLive) {
+    Status resumed = resume_to_drain_locked(deadline, token && token->held());
+    if (!resumed) return resumed;
+  }
+  token.reset();  // control operations now find the ring closed
   const uint64_t end = ring_->published_end();
   // The producers' rings drain first: the consumer stops at ring 0's stop_at,
   // so what they published must be done by then. Their tails include every

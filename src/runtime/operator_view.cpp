@@ -70,6 +70,7 @@ Status Runtime::Impl::health(Health* out) {
     case State::kFailed: h.state = RuntimeState::kFailed; break;
     case State::kWedged: h.state = RuntimeState::kWedged; break;
   }
+  h.consumer_phase = consumer_phase();  // suspended: not alive, and no failure
   h.consumer_alive = consumer.is_ok() &&
                      (h.state == RuntimeState::kRunning || h.state == RuntimeState::kDraining) &&
                      !backend_->consumer_exited();
@@ -175,7 +176,10 @@ std::string format_state_dump(const StateDump& d) {
   std::ostringstream o;
   const Health& h = d.health;
   o << "megaring state: " << runtime_state_name(h.state) << ", backend " << d.backend
-    << ", consumer " << (h.consumer_alive ? "alive" : "not alive") << "\n";
+    << ", consumer "
+    << (h.consumer_phase != ConsumerPhase::kLive ? consumer_phase_name(h.consumer_phase)
+                                                  : h.consumer_alive ? "alive" : "not alive")
+    << "\n";
   o << "  heartbeat: stamp " << h.heartbeat_ns << ", age "
     << age_text(h.heartbeat_age_ns, h.heartbeat_age_source) << "\n";
   o << "  last error: ";

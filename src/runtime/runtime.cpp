@@ -188,6 +188,9 @@ Status Runtime::dump_state(std::string* out) noexcept {
 Status Runtime::metrics_text(std::string* out) noexcept { MR_GUARD(impl_->metrics_text(out)) }
 Status Runtime::shutdown(Nanoseconds timeout) noexcept { MR_GUARD(impl_->shutdown(timeout)) }
 Status Runtime::abort() noexcept { MR_GUARD(impl_->abort()) }
+Status Runtime::suspend(Nanoseconds timeout) noexcept { MR_GUARD(impl_->suspend(timeout)) }
+Status Runtime::resume() noexcept { MR_GUARD(impl_->resume()) }
+ConsumerPhase Runtime::consumer_phase() const noexcept { return impl_->consumer_phase(); }
 
 // ---------------------------------------------------------------------------
 // The tenant layer's access (runtime_internal.hpp)

@@ -8,6 +8,21 @@
 //   kRunning/kDraining --abort, or consumer died--> kFailed (or kStopped)
 //   any stop that cannot join the consumer --> kWedged (regions leaked)
 //
+// Within kRunning, the consumer's phase (suspend.cpp; publishing goes on in
+// every phase, so paths that check state_ == kRunning need not know it):
+//
+//   kLive --suspend: stop_at = MR_STOP_AT_SUSPEND--> kSuspending
+//   kSuspending --consumer exited, joined--> kSuspended
+//     (a suspend() that times out leaves it kSuspending; the next suspend()
+//     or resume() waits for the exit)
+//   kSuspended --resume (or shutdown): stop_at = ~0, restart--> kLive
+//   a relaunch that fails, or a consumer that dies meanwhile --> kFailed
+//   abort() from any phase: the consumer (if running) stops, and every
+//     ticket not completed reads ABORTED, as from kLive.
+// suspend/resume hold the topology token (control_barrier.hpp), taken
+// before lifecycle_mutex_, and the mutex; shutdown takes the token before a
+// relaunch too.
+//
 // The components know nothing of each other or of the states: the rings ask
 // it (RingHost) whether publishing is allowed and whether the consumer is
 // alive; the buffer table asks it (RingProgress) how far the rings got.
@@ -40,6 +55,10 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
 
   Status shutdown(Nanoseconds timeout);
   Status abort();
+  // Suspension (suspend.cpp).
+  Status suspend(Nanoseconds timeout);
+  Status resume();
+  ConsumerPhase consumer_phase() const;
   Status open_producer(std::unique_ptr<Producer>* out, Priority priority);
   Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
   Status free_buffer(BufferHandle handle);
@@ -110,6 +129,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
 
  private:
   enum class State : int { kRunning, kDraining, kStopped, kFailed, kWedged };
+  enum class Phase : int { kLive, kSuspending, kSuspended };
 
   static Status check_config(const Config& config);
   Status start_consumer(const Consumer& consumer);
@@ -121,6 +141,15 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   void close_ring(State state, Result reason);
   void finalize_locked();
   Status stop_consumer_locked(Nanoseconds join_timeout);
+  // The consumer died (or could not start again): the runtime fails, and
+  // every ticket not completed reads ABORTED.
+  void fail_locked(const Status& st, const std::string& what);
+  // Suspension (suspend.cpp), with lifecycle_mutex_ held: waits until the
+  // suspending consumer exited and joins it (kSuspended), or the deadline,
+  // an abort, or its death; then starts it again (kLive).
+  Status await_suspended_locked(std::chrono::steady_clock::time_point deadline);
+  Status relaunch_locked();
+  Status resume_to_drain_locked(std::chrono::steady_clock::time_point deadline, bool token_held);
 
   Config config_;
   std::unique_ptr<detail::ConsumerBackend> backend_;
@@ -141,6 +170,8 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   std::atomic<Result> close_reason_{Result::kShutdown};
   std::atomic<bool> abort_requested_{false};
   std::atomic<bool> finalized_{false};
+  std::atomic<Phase> phase_{Phase::kLive};  // meaningful while kRunning (see the top)
+  Consumer consumer_{};  // what runs, for relaunches
   Status failure_;  // why the runtime failed (guarded by lifecycle_mutex_)
   std::atomic<uint64_t> health_checks_{0};  // RuntimeInternals::health_checks
   detail::OperatorWatch watch_;  // last error, and what looks saw (operator_view.cpp)

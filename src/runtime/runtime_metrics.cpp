@@ -73,6 +73,11 @@ Status Runtime::Impl::metrics_text(std::string* out) {
                              RuntimeState::kAborted, RuntimeState::kFailed, RuntimeState::kWedged})
     m.sample("megaring_runtime_state", PrometheusText::labels({{"state", runtime_state_name(state)}}),
              h.state == state ? 1 : 0);
+  m.family("megaring_consumer_phase", "gauge",
+           "1 for the consumer's phase (suspend/resume), 0 for the others; live unless running.");
+  for (ConsumerPhase phase : {ConsumerPhase::kLive, ConsumerPhase::kSuspending, ConsumerPhase::kSuspended})
+    m.sample("megaring_consumer_phase", PrometheusText::labels({{"phase", consumer_phase_name(phase)}}),
+             h.consumer_phase == phase ? 1 : 0);
   if (h.heartbeat_age_source != AgeSource::kNone) {
     m.family("megaring_heartbeat_age_seconds", "gauge",
              "Host seconds since the consumer's last heartbeat (a lower bound where source=\"observed\").");

@@ -264,23 +264,48 @@ struct FetchState {
   uint64_t fetch_rounds = 0, tickets_fetched = 0, header_rounds = 0, idle_polls = 0;  // diagnostics
 };
 
-// Every ring, and the sequence, from p.first_ticket; the rings' cursors in
-// `cursors`, which must outlive the state.
+// Where this run starts: ring r's first ticket to stage (r < MR_MAX_RINGS),
+// or with r == MR_MAX_RINGS the sequence. p.first_ticket for every one on
+// the first run; after a suspension, where the last run stopped (the
+// fetcher saved them, and the completer had published everything staged
+// below them, so they are the rings' DONE_COUNTs too). Relaxed: the
+// relaunch orders the last run's stores before this run.
+MR_HDI uint64_t start_cursor(const ConsumerParams& p, uint32_t r) {
+  if (p.resume == 0) return p.first_ticket;
+  return r == MR_MAX_RINGS
+             ? DevRef<uint64_t>(p.priv->resume_seq).load(cuda::std::memory_order_relaxed)
+             : DevRef<uint64_t>(p.priv->resume_next[r]).load(cuda::std::memory_order_relaxed);
+}
+
+// Every ring, and the sequence, from where this run starts (start_cursor);
+// the rings' cursors in `cursors`, which must outlive the state.
 MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st, FetchRingCursors& cursors) {
-  st.seq = st.done_seen = st.body_next = p.first_ticket;
+  st.seq = st.done_seen = start_cursor(p, MR_MAX_RINGS);
   st.next = cursors.next;
   st.window = cursors.window;
   st.schedule = &cursors.schedule;
-  init_ring_schedule(cursors.schedule, p.first_ticket);
+  init_ring_schedule(cursors.schedule, st.seq);
   for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) {
-    st.next[r] = p.first_ticket;
+    st.next[r] = start_cursor(p, r);
     st.window[r] = 1;
   }
+  st.body_next = st.next[0];  // body_ring 0: no backlog
 }
 
 // The first ticket of `ring` not yet copied into `staged`.
 MR_HDI uint64_t fetched_end(const FetchState& st, uint32_t ring) {
   return ring == st.body_ring ? st.body_next : st.next[ring];
+}
+
+// The fetcher's last act as it stops gracefully (a shutdown's stop_at or a
+// suspension), the leader only: where each ring and the sequence stopped,
+// for a relaunch (ConsumerPrivate::resume_seq). Validated bodies not yet
+// copied are dropped: their headers stay READY, and the next run reads them
+// again. Relaxed: read only by the next run (see start_cursor).
+MR_HDI void save_resume_cursors(const ConsumerParams& p, const FetchState& st) {
+  DevRef<uint64_t>(p.priv->resume_seq).store(st.seq, cuda::std::memory_order_relaxed);
+  for (uint32_t r = 0; r < MR_MAX_RINGS; ++r)
+    DevRef<uint64_t>(p.priv->resume_next[r]).store(fetched_end(st, r), cuda::std::memory_order_relaxed);
 }
 
 // The ring a poll of all rings takes from `ready` (a bit a ring): the first
@@ -740,15 +765,19 @@ MR_UNROLL
       DevRef<uint32_t>(p.priv->abort_seen).store(1, cuda::std::memory_order_relaxed);
     return Progress::kExit;
   }
-  if (stop_at != ~0ull && st.stop_at == ~0ull) st.stop_at = stop_at;
+  // A suspension (MR_STOP_AT_SUSPEND) stops at once: as a stop_at that
+  // ring 0 has passed, which costs the rounds no other test.
+  if (stop_at != ~0ull && st.stop_at == ~0ull) st.stop_at = stop_at == MR_STOP_AT_SUSPEND ? 0 : stop_at;
   // Every ticket of ring 0 that will exist is staged (the host drained the
-  // other rings before it set stop_at): the consumer stops at this sequence
-  // number.
+  // other rings before it set stop_at), or the host suspends the consumer:
+  // it stops at this sequence number, once everything staged completed.
   if (fetched_end(st, 0) >= st.stop_at) {
-    // Relaxed: compared with the claim and done cursors only, which never
-    // pass it; a late mirror only delays the exit.
-    if (st.crew_rank == 0)
+    if (st.crew_rank == 0) {
+      save_resume_cursors(p, st);
+      // Relaxed: compared with the claim and done cursors only, which never
+      // pass it; a late mirror only delays the exit.
       DevRef<uint64_t>(p.priv->stop_seq).store(st.seq, cuda::std::memory_order_relaxed);
+    }
     return Progress::kExit;
   }
   return productive ? Progress::kWorked : Progress::kIdle;
@@ -1015,11 +1044,11 @@ struct CompleteState {
   uint64_t flushes = 0, records_written = 0;  // diagnostics
 };
 
-// Every ring's count, and the sequence, from p.first_ticket.
+// Every ring's count, and the sequence, from where this run starts
+// (start_cursor: the DONE_COUNTs the last run published).
 MR_HDI void init_complete_state(const ConsumerParams& p, CompleteState& cs) {
-  cs.published = cs.scanned = p.first_ticket;
-  for (uint64_t& done : cs.ring_scanned) done = p.first_ticket;
-  for (uint64_t& done : cs.ring_published) done = p.first_ticket;
+  cs.published = cs.scanned = start_cursor(p, MR_MAX_RINGS);
+  for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) cs.ring_scanned[r] = cs.ring_published[r] = start_cursor(p, r);
 }
 
 // A record's two words as the executor left them in `outcomes`.
