@@ -15,6 +15,8 @@ Blocking calls (publish waiting for ring space, wait, call, shutdown,
 tenant waits) release the GIL while they wait. Every failure raises a
 subclass of megaring.Error carrying the result code.
 """
+import contextlib
+
 from . import _core
 from ._core import (  # noqa: F401
     Buffer,
@@ -43,6 +45,22 @@ from ._errors import (  # noqa: F401
 )
 
 __version__ = _core.VERSION
+
+
+@contextlib.contextmanager
+def _paused(self, timeout=None):
+    """Runtime.paused(timeout=None): suspend() on entry, resume() on exit (if
+    the runtime still runs), e.g. around torch.cuda.synchronize(),
+    torch.cuda.empty_cache() or a torch.cuda.graph() capture."""
+    self.suspend(timeout=timeout)
+    try:
+        yield self
+    finally:
+        if self.consumer_phase != "live":  # not if it was shut down meanwhile
+            self.resume()
+
+
+Runtime.paused = _paused
 
 # MR_FAULT_* names by code (slot_abi.h), for Completion.fault.
 FAULT_NAMES = (

@@ -240,6 +240,30 @@ void bind_runtime(nb::module_& m) {
         d["total_ns"] = c.total_ns;
         return d;
       }, "Control operations (set_grants, ...) since create: applied, rolled back, cancelled, times.")
+      .def("suspend", [](PyRuntime& self, nb::handle timeout) {
+        // Sliced, the GIL released: a slice that times out leaves the
+        // runtime suspending, and the next one waits again (Runtime::suspend).
+        check(blocking_wait(to_timeout(timeout),
+                            [&](Nanoseconds t) { return self.runtime().suspend(t); }));
+      }, nb::arg("timeout").none() = nb::none(),
+         "Stops the consumer once what it staged has completed, rings and tables intact: "
+         "no megaring kernel runs until resume(), so torch.cuda.synchronize() and "
+         "empty_cache() return. Slots published meanwhile wait. Raises Timeout if a "
+         "staged slot still runs (the runtime stays suspending).")
+      .def("resume", [](PyRuntime& self) {
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = self.runtime().resume();
+        }
+        check(st);
+      }, "Starts the consumer again where each ring stopped (after suspend()).")
+      .def_prop_ro("consumer_phase", [](PyRuntime& s) {
+        return std::string(consumer_phase_name(s.runtime().consumer_phase()));
+      }, "'live', 'suspending' or 'suspended' ('live' once the runtime has stopped).")
+      .def_prop_ro("is_suspended", [](PyRuntime& s) {
+        return s.runtime().consumer_phase() == ConsumerPhase::kSuspended;
+      })
       .def("open_producer", &open_producer, nb::arg("priority") = "normal", nb::keep_alive<0, 1>(),
            "A Producer: a ring of its own (Runtime(producer_rings=N)) of class "
            "'normal', 'critical' or 'bulk'.")
