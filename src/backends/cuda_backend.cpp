@@ -4,8 +4,8 @@
 // of the persistent megakernel on its own non-blocking stream.
 //
 // While a persistent kernel runs, nothing here may wait on the device as a
-// whole: device memory uses the stream-ordered allocator and copies run on a
-// separate non-blocking control stream (cudaFree, cudaDeviceSynchronize or
+// whole: device memory uses the stream-ordered allocator and copies run on
+// separate non-blocking streams of their own (cudaFree, cudaDeviceSynchronize or
 // legacy default-stream work would wait for the persistent kernel forever).
 // That holds before our own launch too, since another kernel may be resident.
 // One runtime per device per process: a second persistent kernel could not
@@ -13,7 +13,7 @@
 //
 // Who owns what (owned.hpp), and in which order it goes:
 //  * CudaResources, one object the backend holds through a unique_ptr: the
-//    kernel and control streams, the pinned regions (the ring, the
+//    kernel, control and word streams, the pinned regions (the ring, the
 //    completions, the control words, the zero staging) and the device block
 //    of consumer-private state. Its members are declared streams first, so
 //    the implicit destruction frees the device block (on the kernel stream,
@@ -167,7 +167,11 @@ bool query_refused_by_capture(cudaError_t err) {
 // stream, which must still exist), the pinned regions, then the streams.
 struct CudaResources {
   OwnedStream kernel_stream;   // the persistent kernel's
-  OwnedStream control_stream;  // copies and buffer allocations while it runs
+  OwnedStream control_stream;  // buffer allocations and the user's data copies while it runs
+  // The consumer's words: table entries, control epochs, notes, counters.
+  // Small copies, never queued behind a large write_buffer or read_buffer on
+  // another thread (a control operation's release would wait for it).
+  OwnedStream word_stream;
   PinnedArray<uint8_t> zero_staging;  // pinned zeros: buffers are cleared by the copy engine
   PinnedArray<mr_slot> slots;
   PinnedArray<mr_submission_control> submission;
@@ -226,6 +230,7 @@ class CudaBackend final : public ConsumerBackend {
     const uint32_t rings = ring_count(config);
     Status st = create_nonblocking_stream(&r.kernel_stream);
     if (st) st = create_nonblocking_stream(&r.control_stream);
+    if (st) st = create_nonblocking_stream(&r.word_stream);
     if (st) st = allocate_pinned(kZeroStagingBytes, &r.zero_staging);
     if (st) st = allocate_pinned(uint64_t{cap} * rings, &r.slots);
     if (st) st = allocate_pinned(1, &r.submission);
@@ -351,7 +356,7 @@ class CudaBackend final : public ConsumerBackend {
     MR_CUDA_TRY(cudaMemsetAsync(resources_->unit_notes.get(), 0, notes_bytes, kernel_stream()));
     MR_CUDA_TRY(cudaStreamSynchronize(kernel_stream()));
     params_.unit_notes = reinterpret_cast<UnitNote*>(resources_->unit_notes.get());
-    // Initialisation copies ran on the control stream and were synchronised
+    // Initialisation copies ran on the word stream and were synchronised
     // there; host-mapped words are plain host stores. No device-wide sync.
     MR_CUDA_TRY(launch(params_, static_cast<unsigned>(grid), kernel_stream()));
     kernel_running_ = true;
@@ -365,7 +370,7 @@ class CudaBackend final : public ConsumerBackend {
     if (launch == nullptr || params_.unit_notes == nullptr)
       return Status(Result::kInvalidArgument, "consumer has no GPU kernel, or never started");
     // The words the last run wrote, fresh for the next (backend.hpp). The
-    // kernel has returned: copies on the control stream, synchronised, land
+    // kernel has returned: copies on the word stream, synchronised, land
     // before the launch below; the notes are read and written back whole.
     const uint32_t no_units = 0;
     const uint64_t no_stop = ~0ull;
@@ -489,70 +494,70 @@ class CudaBackend final : public ConsumerBackend {
     return cuda_status(err, "freeing a buffer", __FILE__, __LINE__);
   }
   Status copy_in(uint64_t address, const void* src, uint64_t bytes) override {
-    return copy_sync(reinterpret_cast<void*>(address), src, bytes, cudaMemcpyHostToDevice);
+    return copy_bulk(reinterpret_cast<void*>(address), src, bytes, cudaMemcpyHostToDevice);
   }
   Status copy_out(void* dst, uint64_t address, uint64_t bytes) override {
-    return copy_sync(dst, reinterpret_cast<const void*>(address), bytes, cudaMemcpyDeviceToHost);
+    return copy_bulk(dst, reinterpret_cast<const void*>(address), bytes, cudaMemcpyDeviceToHost);
   }
 
   // The table writes: their order is table_writes.hpp's; their words go out
-  // as copies on the control stream (CopyTableStore).
+  // as copies on the word stream (CopyTableStore).
   Status write_table_entry(uint32_t index, const mr_buffer_entry& entry) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::write_buffer_entry(store, &params_.buffers[index], entry);
   }
   Status retire_table_entry(uint32_t index, uint64_t retire_ticket) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::retire_buffer_entry(store, &params_.buffers[index], retire_ticket);
   }
   Status clear_table_handle(uint32_t index) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::clear_buffer_handle(store, &params_.buffers[index]);
   }
   Status write_region_entry(uint32_t index, const mr_region_entry& entry) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::write_region_entry(store, &params_.regions[index], entry);
   }
   Status set_region_committed(uint32_t index, uint64_t committed) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::set_region_committed(store, &params_.regions[index], committed);
   }
   Status retire_region_entry(uint32_t index, uint64_t retire_ticket) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::retire_region_entry(store, &params_.regions[index], retire_ticket);
   }
   Status clear_region_handle(uint32_t index) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::clear_region_handle(store, &params_.regions[index]);
   }
   Status write_tenant_entry(uint32_t index, const mr_tenant_entry& entry,
                             const mr_tenant_grants& grants) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::write_tenant_entry(store, &params_.tenants[index], entry,
                                             &params_.tenant_grants[index], grants);
   }
   Status set_tenant_state(uint32_t index, uint32_t state) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::set_tenant_state(store, &params_.tenants[index], state);
   }
   Status set_ring_class(uint32_t ring, uint32_t ring_class) override {
     if (ring >= params_.rings) return Status(Result::kInvalidArgument, "no such ring");
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::set_ring_class(store, &params_.priv->ring_class[ring], ring_class);
   }
   Status set_tenant_grants(uint32_t index, const mr_tenant_grants& grants) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     return table_writes::set_tenant_grants(store, &params_.tenant_grants[index], grants);
   }
   Status read_tenant_ids(uint32_t* ids) override {
@@ -599,7 +604,7 @@ class CudaBackend final : public ConsumerBackend {
 
   Status write_control_word(ControlWord which, uint64_t epoch) override {
     CudaCallScope scope(device_);
-    CopyTableStore store(control_stream());
+    CopyTableStore store(word_stream());
     ConsumerPrivate* priv = params_.priv;
     return table_writes::set_control_word(
         store, which == ControlWord::kRequest ? &priv->control_request : &priv->control_release,
@@ -623,7 +628,7 @@ class CudaBackend final : public ConsumerBackend {
   Status read_timeline(mr_timeline_record* dst) override {
     // A copy-engine snapshot while the kernel may write: the caller keeps
     // only records that no running ticket can be overwriting.
-    return copy_sync(dst, params_.timeline, timeline_bytes_, cudaMemcpyDeviceToHost);
+    return copy_bulk(dst, params_.timeline, timeline_bytes_, cudaMemcpyDeviceToHost);
   }
 
   Backend kind() const override { return Backend::kCuda; }
@@ -632,14 +637,26 @@ class CudaBackend final : public ConsumerBackend {
  private:
   cudaStream_t kernel_stream() const { return resources_->kernel_stream.get(); }
   cudaStream_t control_stream() const { return resources_->control_stream.get(); }
+  cudaStream_t word_stream() const { return resources_->word_stream.get(); }
 
-  // One copy on the control stream, waited for: the copy engine needs no SM,
-  // and only our own stream is synchronised (never the device).
-  Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  // One copy on `stream`, waited for: the copy engine needs no SM, and only
+  // our own stream is synchronised (never the device). Every copy here is
+  // waited for before its call returns, so copies on the two streams need no
+  // order between them beyond their callers' (a buffer is zeroed before its
+  // table entry names it; a table handle is cleared before its memory goes).
+  Status copy_on(cudaStream_t stream, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
     CudaCallScope scope(device_);
-    MR_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, control_stream()));
-    MR_CUDA_TRY(cudaStreamSynchronize(control_stream()));
+    MR_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+    MR_CUDA_TRY(cudaStreamSynchronize(stream));
     return Status::ok();
+  }
+  // The consumer's words (word_stream).
+  Status copy_sync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    return copy_on(word_stream(), dst, src, bytes, kind);
+  }
+  // The user's data and the timeline (control_stream): up to a buffer's size.
+  Status copy_bulk(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    return copy_on(control_stream(), dst, src, bytes, kind);
   }
 
   int device_ = 0;

@@ -17,7 +17,7 @@
 namespace megaring::detail {
 
 // The TableStore of table_writes.hpp: table words go to device memory as
-// host-to-device copies on the control stream, consecutive words as one
+// host-to-device copies on the word stream, consecutive words as one
 // copy. A fence waits for the copies so far, so that every later word lands
 // after them; only our own stream is waited for, never the kernel.
 class CopyTableStore {
