@@ -51,8 +51,19 @@ __version__ = _core.VERSION
 def _paused(self, timeout=None):
     """Runtime.paused(timeout=None): suspend() on entry, resume() on exit (if
     the runtime still runs), e.g. around torch.cuda.synchronize(),
-    torch.cuda.empty_cache() or a torch.cuda.graph() capture."""
-    self.suspend(timeout=timeout)
+    torch.cuda.empty_cache() or a torch.cuda.graph() capture. If suspend()
+    raises (Timeout: a staged slot still runs), the runtime is resumed before
+    the error propagates."""
+    try:
+        self.suspend(timeout=timeout)
+    except BaseException:
+        # Not suspended (a staged slot still runs past the timeout, or an
+        # interrupt): left suspending, the consumer would stop for good once
+        # that slot ends. Take the request back: resume() waits for the exit
+        # and starts it again.
+        if self.consumer_phase != "live":
+            self.resume()
+        raise
     try:
         yield self
     finally:

@@ -12,6 +12,7 @@ The first test runs on the CPU backend too (the binding's contract); the rest
 need a CUDA GPU and torch, and skip without them.
 """
 import threading
+import time
 
 import pytest
 
@@ -60,6 +61,23 @@ def test_suspend_resume_binding_cpu():
             assert rt.is_suspended
             t = rt.publish(ops.nop(7), keep=True)
         assert rt.wait(t, timeout=30).result == 7
+        # A paused() whose suspend times out (a DELAY slot still runs) raises
+        # Timeout and leaves the runtime live, not suspending.
+        # (The DELAYs must have been staged before the suspend: a few tries.)
+        timed_out = False
+        for _ in range(5):
+            rt.publish(ops.delay_ns(300_000_000))
+            rt.publish(ops.delay_ns(300_000_000))
+            time.sleep(0.05)
+            try:
+                with rt.paused(timeout=0.01):
+                    pass
+            except megaring.Timeout:
+                timed_out = True
+                break
+        assert timed_out
+        assert rt.consumer_phase == "live"
+        assert rt.call(ops.nop(8), timeout=30).result == 8
         # paused() leaves a runtime shut down inside it alone.
         with rt.paused():
             rt.shutdown()

@@ -290,6 +290,16 @@ MR_HDI void init_fetch_state(const ConsumerParams& p, FetchState& st, FetchRingC
     st.window[r] = 1;
   }
   st.body_next = st.next[0];  // body_ring 0: no backlog
+  // The diagnostic counts go on from the last run's, so that
+  // Runtime::consumer_counters never goes back across a suspension (idle
+  // polls may lose the last run's few unstored ones). Relaxed, as
+  // start_cursor.
+  if (p.resume != 0) {
+    st.fetch_rounds = DevRef<uint64_t>(p.priv->fetch_rounds).load(cuda::std::memory_order_relaxed);
+    st.tickets_fetched = DevRef<uint64_t>(p.priv->tickets_fetched).load(cuda::std::memory_order_relaxed);
+    st.header_rounds = DevRef<uint64_t>(p.priv->header_rounds).load(cuda::std::memory_order_relaxed);
+    st.idle_polls = DevRef<uint64_t>(p.priv->idle_polls).load(cuda::std::memory_order_relaxed);
+  }
 }
 
 // The first ticket of `ring` not yet copied into `staged`.
@@ -1049,6 +1059,11 @@ struct CompleteState {
 MR_HDI void init_complete_state(const ConsumerParams& p, CompleteState& cs) {
   cs.published = cs.scanned = start_cursor(p, MR_MAX_RINGS);
   for (uint32_t r = 0; r < MR_MAX_RINGS; ++r) cs.ring_scanned[r] = cs.ring_published[r] = start_cursor(p, r);
+  // As init_fetch_state's: the diagnostics go on from the last run's.
+  if (p.resume != 0) {
+    cs.flushes = DevRef<uint64_t>(p.priv->flushes).load(cuda::std::memory_order_relaxed);
+    cs.records_written = DevRef<uint64_t>(p.priv->records_written).load(cuda::std::memory_order_relaxed);
+  }
 }
 
 // A record's two words as the executor left them in `outcomes`.
