@@ -213,6 +213,62 @@ TEST_P(RingLifecycleTest, AGlobalStreamCaptureElsewhereNeitherFailsNorIsBroken) 
   MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
 }
 
+// suspend() and resume() while another thread captures a stream in global
+// mode (torch.cuda.graph() inside Runtime.paused() from Python, with
+// another thread resuming): the join's stream queries, the relaunch's word
+// copies and its launch run in relaxed capture mode (CudaCallScope), so
+// none is refused (a refused relaunch would fail the runtime) and the
+// capture survives.
+TEST_P(RingLifecycleTest, SuspendAndResumeBesideAGlobalCaptureElsewhere) {
+  if (backend() != Backend::kCuda) GTEST_SKIP() << "CUDA stream capture";
+  std::unique_ptr<Runtime> rt;
+  ASSERT_NO_FATAL_FAILURE(create_runtime(base_config(), &rt));
+  cudaStream_t stream = nullptr;
+  int* device_word = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaMallocAsync(reinterpret_cast<void**>(&device_word), sizeof(int), stream),
+            cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  Completion c;
+  MR_ASSERT_OK(rt->call(ops::nop(1), &c, scaled(seconds(10))));
+
+  std::atomic<int> phase{0};  // 1: capturing; 2: end the capture
+  cudaError_t begin_err = cudaErrorUnknown, end_err = cudaErrorUnknown;
+  cudaGraph_t graph = nullptr;
+  std::thread capturer([&] {
+    begin_err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+    if (begin_err == cudaSuccess) (void)cudaMemsetAsync(device_word, 0, sizeof(int), stream);
+    phase.store(1, std::memory_order_release);  // RELEASE: begin_err
+    while (phase.load(std::memory_order_acquire) != 2)
+      std::this_thread::sleep_for(milliseconds(1));
+    if (begin_err == cudaSuccess) end_err = cudaStreamEndCapture(stream, &graph);
+  });
+  while (phase.load(std::memory_order_acquire) != 1) std::this_thread::sleep_for(milliseconds(1));
+  Ticket pending;
+  PublishOptions keep;
+  keep.keep_result = true;
+  const Status suspend_st = rt->suspend(scaled(seconds(10)));
+  const Status publish_st = rt->publish(ops::nop(2), &pending, keep);
+  const Status resume_st = rt->resume();
+  Status wait_st = publish_st;
+  if (wait_st) wait_st = rt->wait(pending, &c, scaled(seconds(10)));
+  phase.store(2, std::memory_order_release);
+  capturer.join();
+
+  MR_EXPECT_OK(suspend_st);
+  MR_EXPECT_OK(resume_st);
+  MR_EXPECT_OK(wait_st);
+  EXPECT_TRUE(c.ok());
+  EXPECT_EQ(c.result, 2u);
+  EXPECT_EQ(begin_err, cudaSuccess) << cudaGetErrorString(begin_err);
+  EXPECT_EQ(end_err, cudaSuccess) << "the capture was invalidated: " << cudaGetErrorString(end_err);
+  if (graph != nullptr) EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cudaFreeAsync(device_word, stream), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+  MR_EXPECT_OK(rt->shutdown(scaled(seconds(10))));
+}
+
 // The runtime's health checks query the kernel's stream, and the CUDA
 // runtime records the cudaErrorNotReady they get as the thread's last error.
 // Neither that nor any other stale error of the calling thread may make a
