@@ -15,6 +15,7 @@
 #include <megaring/tenant.hpp>
 
 #include "backend_fixture.hpp"
+#include "gated_runtime_fixture.hpp"
 #include "tenant_test_ops.hpp"
 
 namespace megaring_test {
@@ -73,23 +74,8 @@ inline TenantPublishOptions tenant_kept() {
   return o;
 }
 
-class SuspendTest : public BackendTest {
+class SuspendTest : public GatedRuntimeTest {
  protected:
-  void SetUp() override {
-    BackendTest::SetUp();
-    if (IsSkipped()) return;
-    ASSERT_NE(gate_word(cuda()), nullptr) << "cannot allocate the gate word";
-    set_gate(cuda(), 0);
-  }
-  void TearDown() override {
-    if (gate_word(cuda()) != nullptr) set_gate(cuda(), 1);  // never leave a unit held
-    tenant_ = TenantHandle();
-    registry_.reset();
-    if (rt_) (void)rt_->shutdown(scaled(seconds(30)));
-    rt_.reset();
-    BackendTest::TearDown();
-  }
-  bool cuda() const { return backend() == Backend::kCuda; }
 
   void start(uint32_t workers, uint32_t producer_rings = 0, uint32_t capacity = 1024,
              bool with_tenant = false, Nanoseconds control_timeout = seconds(1)) {
@@ -108,24 +94,6 @@ class SuspendTest : public BackendTest {
     tc.quotas.max_outstanding_slots = 4096;
     tc.grants = kGrantsA;
     MR_ASSERT_OK(registry_->register_tenant(tc, &tenant_));
-  }
-  SlotRequest gate() const {
-    SlotRequest r;
-    r.opcode = kOpGate;
-    r.args[0] = reinterpret_cast<uint64_t>(gate_word(cuda()));
-    return r;
-  }
-  // Until some executor runs ring 0's `ticket` (dump_state's notes).
-  void wait_until_held(const Ticket& ticket) {
-    const auto until = std::chrono::steady_clock::now() + scaled(seconds(20));
-    for (;;) {
-      megaring::StateDump d;
-      MR_ASSERT_OK(rt_->dump_state(&d));
-      for (const auto& u : d.units)
-        if (u.busy && u.ring == 0 && u.ticket == ticket.value) return;
-      ASSERT_LT(std::chrono::steady_clock::now(), until) << "no executor took the slot";
-      std::this_thread::sleep_for(milliseconds(1));
-    }
   }
   // Until the consumer staged ring 0's `ticket` (one ring: the sequence is
   // ring 0's ticket).
@@ -146,9 +114,6 @@ class SuspendTest : public BackendTest {
     return c;
   }
 
-  std::unique_ptr<Runtime> rt_;
-  std::unique_ptr<TenantRegistry> registry_;
-  TenantHandle tenant_;
 };
 
 }  // namespace suspend_test

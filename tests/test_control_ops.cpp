@@ -26,6 +26,7 @@
 #include <megaring/tenant.hpp>
 
 #include "backend_fixture.hpp"
+#include "gated_runtime_fixture.hpp"
 #include "runtime/runtime_internal.hpp"
 #include "tenant_test_ops.hpp"
 
@@ -66,23 +67,8 @@ TenantPublishOptions kept() {
   return o;
 }
 
-class ControlOpsTest : public BackendTest {
+class ControlOpsTest : public GatedRuntimeTest {
  protected:
-  void SetUp() override {
-    BackendTest::SetUp();
-    if (IsSkipped()) return;
-    ASSERT_NE(gate_word(cuda()), nullptr) << "cannot allocate the gate word";
-    set_gate(cuda(), 0);
-  }
-  void TearDown() override {
-    if (gate_word(cuda()) != nullptr) set_gate(cuda(), 1);  // never leave a unit held
-    tenant_ = TenantHandle();
-    registry_.reset();
-    if (rt_) (void)rt_->shutdown(scaled(seconds(30)));
-    rt_.reset();
-    BackendTest::TearDown();
-  }
-  bool cuda() const { return backend() == Backend::kCuda; }
 
   void start(uint32_t workers, Nanoseconds control_timeout = seconds(1)) {
     Config c = base_config();
@@ -113,27 +99,12 @@ class ControlOpsTest : public BackendTest {
     return c;
   }
   Ticket publish_gate() {
-    SlotRequest r;
-    r.opcode = kOpGate;
-    r.args[0] = reinterpret_cast<uint64_t>(gate_word(cuda()));
     Ticket t;
-    MR_EXPECT_OK(tenant_.publish_slot(r, &t, kept()));
+    MR_EXPECT_OK(tenant_.publish_slot(gate(), &t, kept()));
     return t;
   }
   // Until the only executor runs `ticket` (dump_state's note).
-  void wait_until_running(const Ticket& ticket) { wait_until_held(ticket, /*any_unit=*/false); }
-  // Until executor 0 (or any, with any_unit) runs `ticket`.
-  void wait_until_held(const Ticket& ticket, bool any_unit = true) {
-    const auto until = std::chrono::steady_clock::now() + scaled(seconds(20));
-    for (;;) {
-      megaring::StateDump d;
-      MR_ASSERT_OK(rt_->dump_state(&d));
-      for (size_t u = 0; u < (any_unit ? d.units.size() : std::min<size_t>(1, d.units.size())); ++u)
-        if (d.units[u].busy && d.units[u].ticket == ticket.value) return;
-      ASSERT_LT(std::chrono::steady_clock::now(), until) << "the executor never took the slot";
-      std::this_thread::sleep_for(milliseconds(1));
-    }
-  }
+  void wait_until_running(const Ticket& ticket) { wait_until_held(ticket, /*first_unit_only=*/true); }
   ControlStats control_stats() {
     ControlStats s;
     MR_EXPECT_OK(rt_->control_stats(&s));
@@ -145,9 +116,6 @@ class ControlOpsTest : public BackendTest {
     return !g.all && g.opcodes == expected.opcodes;
   }
 
-  std::unique_ptr<Runtime> rt_;
-  std::unique_ptr<TenantRegistry> registry_;
-  TenantHandle tenant_;
 };
 
 TEST_P(ControlOpsTest, NoSlotSeesAGrantsChangeHalfApplied) {
