@@ -68,7 +68,7 @@ struct ProtocolCosts {
   PerSlotCosts per_slot;   // everything (executors + I/O unit + producer)
   PerSlotCosts executors;  // the executors' part
   PerSlotCosts io;         // the I/O unit's part (fetcher and completer)
-  double host_ns_per_slot = 0;  // the producers' publish + reap time
+  double host_ns_per_slot = 0;  // the producers' CPU time publishing and reaping, summed
   uint64_t slots = 0;
   uint32_t workers = 0;         // CPU units that counted
   uint32_t batch = 0;
@@ -83,7 +83,8 @@ bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers, ui
                             ProtocolCosts* out, std::string* error);
 
 struct CostLatencies {
-  double read_round_trip_us = 1.3;     // a host read a unit waits for (H100)
+  double read_round_trip_us = 1.3;     // a host read a unit waits for (H100; a counting
+                                       // fetcher waits as long: kCountedRoundTripNs)
   // Each more load a warp has in a round trip (they leave it one after
   // another): H200 2026-12-04, scripts/gpu_fetch_bw.cu, one warp, 16 loads
   // a lane 3.40 us, 4 loads 1.87 us: (3.40 - 1.87) / 12.
@@ -136,15 +137,11 @@ inline PerSlotCosts scout_protocol_costs() {
   return c;
 }
 
-// Issue 14's per-slot budgets for the data path: value <= limit. A budget
-// that is not `enforced` is reported but fails nothing: `why_not` says what
-// it waits for.
+// Issue 14's per-slot budgets for the data path: value <= limit.
 struct CostBudget {
   const char* name;
   double value;
   double limit;
-  bool enforced = true;
-  const char* why_not = "";
 };
 // `p` and `modelled_slots_per_s`: one producer on its own ring; the rate of
 // eight producers on eight rings beside it.

@@ -3,9 +3,12 @@
 // the CPU backend counts them, by role, and the calibration of the model
 // against the H100 figures of 2026-11-22 (118 k, 700 k, 860 k slots/s at 1,
 // 8, 32 units).
-// Counts and model only: no timing enters an assertion.
+// Counts and model only: no timing enters an assertion, but for one lower
+// bound (the counting fetcher's paced round trip), which a slow machine
+// cannot break.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -129,6 +132,21 @@ TEST(CostModel, ABacklogTakesTwoRoundTripsAWindow) {
   // header loads (128 headers), the control words.
   EXPECT_LE(io.fetch_warp_loads, io.awaited_round_trips * (8 + 4 + 1));
   MR_EXPECT_OK(rt->shutdown());
+}
+
+// A counting fetcher waits for each round trip as over PCIe
+// (cost_count.hpp), so that its rounds fill as a GPU's do; the bench's
+// budgets depend on it (--cost-budgets fails in most runs without it).
+TEST(CostModel, ACountingThreadWaitsARoundTripEachRound) {
+  CostCounters counted;
+  megaring::detail::CostScope scope(&counted);
+  constexpr int kRounds = 100;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) megaring::detail::cost_await_round_trip();
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            kRounds * std::chrono::nanoseconds(megaring::detail::kCountedRoundTripNs));
+  // The model's latency and the pacing are one figure.
+  EXPECT_DOUBLE_EQ(CostLatencies{}.read_round_trip_us * 1000, megaring::detail::kCountedRoundTripNs);
 }
 
 TEST(CostModel, CountingIsOffByDefaultAndCpuOnly) {
