@@ -27,22 +27,32 @@ WIDTH = 64  # int32 elements per request row
 
 
 class Rows:
-    """The registered tensor: `rows` rows of WIDTH int32 elements."""
+    """The registered tensor: `rows` rows of WIDTH int32 elements.
 
-    def __init__(self, rt, rows):
+    Made before the runtime starts: on a GPU, torch loads its kernels when it
+    first launches them, and a kernel first launched beside megaring's
+    persistent kernel would wait for it (README, "Beside PyTorch"), so the
+    tensor is allocated and a row filled once while nothing else runs."""
+
+    def __init__(self, rows, cuda):
         try:
             import torch
         except ImportError:
             torch = None
         self.torch = torch
         if torch is not None:
-            device = "cuda" if rt.backend == "cuda" else "cpu"
+            device = "cuda" if cuda else "cpu"
             self.tensor = torch.zeros((rows, WIDTH), dtype=torch.int32, device=device)
             self.kind = f"torch ({device})"
+            self.fill(0, [0])
+            self.publishable()
         else:
             import numpy
             self.tensor = numpy.zeros((rows, WIDTH), dtype=numpy.int32)
             self.kind = "numpy"
+        self.buffer = None
+
+    def register(self, rt):
         self.buffer = rt.register_buffer(self.tensor)
 
     def fill(self, row, values):
@@ -52,13 +62,15 @@ class Rows:
             self.tensor[row, :len(values)] = values
 
     def publishable(self):
-        """Host writes must have landed before the slots that read them."""
+        """Host writes must have landed before the slots that read them. On a
+        GPU, torch's stream is waited for, not the device: a device-wide
+        torch.cuda.synchronize() would wait for the megakernel forever."""
         if self.torch is not None and self.tensor.is_cuda:
-            self.torch.cuda.synchronize()
+            self.torch.cuda.current_stream().synchronize()
 
 
-def serve(rt, requests, batch):
-    rows = Rows(rt, batch)
+def serve(rt, rows, requests, batch):
+    rows.register(rt)
     served = 0
     while True:
         first = requests.get()
@@ -108,11 +120,15 @@ def main(argv=None):
     if args.clients < 1 or args.requests < 1 or args.batch < 1:
         parser.error("--clients, --requests and --batch must be positive")
 
+    backend = args.backend
+    if backend == "auto":
+        backend = "cuda" if megaring.cuda_device_available() else "cpu"
+    rows = Rows(args.batch, cuda=backend == "cuda")  # before the runtime: see Rows
     requests = queue.Queue()
     failures = []
-    with megaring.Runtime(backend=args.backend, ring_capacity=256) as rt:
+    with megaring.Runtime(backend=backend, ring_capacity=256) as rt:
         result = {}
-        server = threading.Thread(target=lambda: result.update(out=serve(rt, requests, args.batch)))
+        server = threading.Thread(target=lambda: result.update(out=serve(rt, rows, requests, args.batch)))
         server.start()
         clients = [threading.Thread(target=client, args=(requests, args.requests, k, failures))
                    for k in range(args.clients)]

@@ -389,8 +389,8 @@ TEST_P(ControlOpsTest, AProducersPriorityChangesAsAControlOperation) {
   p.reset();
 }
 
-INSTANTIATE_TEST_SUITE_P(, ControlOpsTest, ::testing::Values(Backend::kCpu, Backend::kCuda),
-                         backend_param_name);
+// Cpu/ and Gpu/ prefixes: the `gpu` label follows the name (tests/CMakeLists.txt).
+MEGARING_INSTANTIATE_BACKENDS(ControlOpsTest);
 
 }  // namespace
 }  // namespace megaring_test

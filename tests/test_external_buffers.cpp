@@ -37,38 +37,56 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // The caller's memory: host memory for the CPU backend, device memory for
-// the GPU. The test owns it, and frees it after the runtime is gone: a
+// the GPU. The test owns it, and frees it after the registration is gone: a
 // runtime that freed it itself would be a double free (ASan) or a
-// cudaFree error.
+// cudaFree error. On the GPU every call is stream-ordered on a non-blocking
+// stream of its own, as an application beside a persistent kernel must:
+// cudaMalloc, cudaMemset and cudaMemcpy on the legacy stream, and cudaFree
+// above all (it synchronizes the device), would wait for the megakernel,
+// which lives until the fixture's TearDown, after this object is gone.
 class CallerMemory {
  public:
   CallerMemory(megaring::Backend backend, size_t bytes) : gpu_(backend == megaring::Backend::kCuda), bytes_(bytes) {
     if (gpu_) {
-      if (cudaMalloc(&ptr_, bytes) != cudaSuccess) ptr_ = nullptr;
-      if (ptr_ != nullptr) (void)cudaMemset(ptr_, 0, bytes);
+      if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) {
+        stream_ = nullptr;
+        return;
+      }
+      if (cudaMallocAsync(&ptr_, bytes, stream_) != cudaSuccess) ptr_ = nullptr;
+      if (ptr_ != nullptr) (void)cudaMemsetAsync(ptr_, 0, bytes, stream_);
+      (void)cudaStreamSynchronize(stream_);
     } else {
       host_.assign(bytes, 0);
       ptr_ = host_.data();
     }
   }
   ~CallerMemory() {
-    if (gpu_ && ptr_ != nullptr) (void)cudaFree(ptr_);
+    if (!gpu_ || stream_ == nullptr) return;
+    if (ptr_ != nullptr) (void)cudaFreeAsync(ptr_, stream_);
+    (void)cudaStreamSynchronize(stream_);
+    (void)cudaStreamDestroy(stream_);
   }
+  CallerMemory(const CallerMemory&) = delete;
+  CallerMemory& operator=(const CallerMemory&) = delete;
   void* get() const { return ptr_; }
   // Zeroes it (the caller's own write, while no registration names it).
   void clear() {
-    if (gpu_)
-      (void)cudaMemset(ptr_, 0, bytes_);
-    else
+    if (gpu_) {
+      (void)cudaMemsetAsync(ptr_, 0, bytes_, stream_);
+      (void)cudaStreamSynchronize(stream_);
+    } else {
       std::memset(ptr_, 0, bytes_);
+    }
   }
   // What the memory holds, read by the caller (not through the runtime).
   std::vector<uint8_t> bytes() const {
     std::vector<uint8_t> out(bytes_);
-    if (gpu_)
-      (void)cudaMemcpy(out.data(), ptr_, bytes_, cudaMemcpyDeviceToHost);
-    else
+    if (gpu_) {
+      (void)cudaMemcpyAsync(out.data(), ptr_, bytes_, cudaMemcpyDeviceToHost, stream_);
+      (void)cudaStreamSynchronize(stream_);
+    } else {
       std::memcpy(out.data(), ptr_, bytes_);
+    }
     return out;
   }
   uint32_t u32(size_t index) const {
@@ -83,6 +101,7 @@ class CallerMemory {
   size_t bytes_;
   std::vector<uint8_t> host_;
   void* ptr_ = nullptr;
+  cudaStream_t stream_ = nullptr;
 };
 
 class ExternalBufferTest : public BackendTest {

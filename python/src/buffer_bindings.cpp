@@ -9,6 +9,7 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -16,6 +17,34 @@
 #include "runtime_core.hpp"
 
 namespace megaring::python {
+
+namespace {
+
+// The device calls below run on the runtime's device and in the relaxed
+// stream-capture mode (another thread's torch.cuda.graph capture, in global
+// mode, must neither fail them nor be broken by them); both are put back.
+class DeviceCallScope {
+ public:
+  explicit DeviceCallScope(int device) {
+    (void)cudaThreadExchangeStreamCaptureMode(&mode_);
+    ok_ = cudaGetDevice(&previous_) == cudaSuccess && cudaSetDevice(device) == cudaSuccess;
+    if (!ok_) (void)cudaGetLastError();
+  }
+  ~DeviceCallScope() {
+    if (ok_) (void)cudaSetDevice(previous_);
+    (void)cudaThreadExchangeStreamCaptureMode(&mode_);
+  }
+  DeviceCallScope(const DeviceCallScope&) = delete;
+  DeviceCallScope& operator=(const DeviceCallScope&) = delete;
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+  int previous_ = 0;
+  bool ok_ = false;
+};
+
+}  // namespace
 
 Status OwnedMemory::allocate(bool device, int device_id, uint64_t bytes,
                              std::shared_ptr<OwnedMemory>* out) {
@@ -25,27 +54,34 @@ Status OwnedMemory::allocate(bool device, int device_id, uint64_t bytes,
   // At least one 64-byte line, so that even an empty buffer has an address
   // (register_buffer refuses null); bytes <= 2^48 cannot overflow here.
   const uint64_t rounded = std::max<uint64_t>(64, (bytes + 63) / 64 * 64);
-  void* data = nullptr;
   if (!device) {
-    data = std::aligned_alloc(64, rounded);
+    void* data = std::aligned_alloc(64, rounded);
     if (data == nullptr) return Status(Result::kOutOfMemory, "host allocation failed");
     std::memset(data, 0, rounded);
-  } else {
-    int previous = 0;
-    if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device_id) != cudaSuccess)
-      return Status(Result::kCudaError, "cudaSetDevice failed");
-    cudaError_t err = cudaMalloc(&data, rounded);
-    if (err == cudaSuccess) err = cudaMemset(data, 0, rounded);
-    if (err == cudaSuccess) err = cudaDeviceSynchronize();
-    (void)cudaSetDevice(previous);
-    if (err != cudaSuccess) {
-      if (data != nullptr) (void)cudaFree(data);
-      (void)cudaGetLastError();
-      return Status(err == cudaErrorMemoryAllocation ? Result::kOutOfMemory : Result::kCudaError,
-                    std::string("device allocation failed: ") + cudaGetErrorString(err));
-    }
+    out->reset(new OwnedMemory(data, false, device_id, nullptr));
+    return Status::ok();
   }
-  out->reset(new OwnedMemory(data, device, device_id));
+  DeviceCallScope scope(device_id);
+  if (!scope.ok()) return Status(Result::kCudaError, "cudaSetDevice failed");
+  cudaStream_t stream = nullptr;
+  void* data = nullptr;
+  cudaError_t err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (err == cudaSuccess) err = cudaMallocAsync(&data, rounded, stream);
+  if (err == cudaSuccess) err = cudaMemsetAsync(data, 0, rounded, stream);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);  // zeroed before anyone sees it
+  if (err != cudaSuccess) {
+    const cudaError_t first = err;
+    (void)cudaGetLastError();
+    if (data != nullptr) (void)cudaFreeAsync(data, stream);
+    if (stream != nullptr) {
+      (void)cudaStreamSynchronize(stream);
+      (void)cudaStreamDestroy(stream);
+    }
+    (void)cudaGetLastError();
+    return Status(first == cudaErrorMemoryAllocation ? Result::kOutOfMemory : Result::kCudaError,
+                  std::string("device allocation failed: ") + cudaGetErrorString(first));
+  }
+  out->reset(new OwnedMemory(data, true, device_id, stream));
   return Status::ok();
 }
 
@@ -54,11 +90,12 @@ OwnedMemory::~OwnedMemory() {
     std::free(data_);
     return;
   }
-  int previous = 0;
-  if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_id_) == cudaSuccess) {
-    (void)cudaFree(data_);
-    (void)cudaSetDevice(previous);
-  }
+  DeviceCallScope scope(device_id_);
+  if (!scope.ok()) return;  // leaked rather than freed on the wrong device
+  (void)cudaFreeAsync(data_, stream_);
+  (void)cudaStreamSynchronize(stream_);
+  (void)cudaStreamDestroy(stream_);
+  (void)cudaGetLastError();
 }
 
 namespace {

@@ -7,6 +7,7 @@
 // the runtime is gone) and no exported DLPack view holds it.
 #pragma once
 
+#include <cuda_runtime_api.h>
 #include <nanobind/nanobind.h>
 
 #include <functional>
@@ -28,7 +29,11 @@ inline constexpr int kDlCudaHost = 3;
 inline constexpr int kDlCudaManaged = 13;
 
 // Zero-filled memory the binding allocated: host memory (CPU backend) or
-// device memory of the runtime's GPU. Freed by the last owner.
+// device memory of the runtime's GPU. Freed by the last owner. Device
+// memory is stream-ordered on a non-blocking stream of its own (allocated,
+// zeroed and freed there, each waited for on that stream alone): the
+// persistent kernel runs the whole time, and cudaMalloc, cudaMemset on the
+// legacy stream, cudaDeviceSynchronize or cudaFree would wait for it.
 class OwnedMemory {
  public:
   static Status allocate(bool device, int device_id, uint64_t bytes,
@@ -39,11 +44,12 @@ class OwnedMemory {
   void* data() const noexcept { return data_; }
 
  private:
-  OwnedMemory(void* data, bool device, int device_id)
-      : data_(data), device_(device), device_id_(device_id) {}
+  OwnedMemory(void* data, bool device, int device_id, cudaStream_t stream)
+      : data_(data), device_(device), device_id_(device_id), stream_(stream) {}
   void* data_;
   bool device_;
   int device_id_;
+  cudaStream_t stream_;  // device memory's stream; null for host memory
 };
 
 class PyRuntime {

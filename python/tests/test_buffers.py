@@ -8,6 +8,7 @@ import pytest
 
 import megaring
 from megaring import ops
+from gpu_torch import gpu_torch, within
 
 np = pytest.importorskip("numpy")
 
@@ -105,17 +106,22 @@ def test_write_from_buffer_protocol_objects(rt):
 
 @pytest.mark.gpu
 def test_gpu_tensor_registration():
-    if not megaring.cuda_device_available():
-        pytest.skip("no CUDA GPU")
-    torch = pytest.importorskip("torch")
-    with megaring.Runtime(backend="cuda") as rt:
-        t = torch.zeros(16, dtype=torch.int32, device="cuda")
-        buf = rt.register_buffer(t)
-        assert rt.call(ops.store_u32(buf, 4, 77)).ok
-        assert t[1].item() == 77
-        with pytest.raises(megaring.InvalidArgument):
-            rt.register_buffer(torch.zeros(4))  # host memory on the CUDA backend
-        dev = rt.alloc_buffer(64)
-        assert rt.call(ops.fill(dev, 0, 64, 2)).ok
-        assert (torch.from_dlpack(dev) == 2).all().item()
-        buf.free()
+    torch = gpu_torch()  # skips without a GPU and torch; loads torch's kernels first
+
+    def body():
+        with megaring.Runtime(backend="cuda") as rt:
+            t = torch.zeros(16, dtype=torch.int32, device="cuda")
+            buf = rt.register_buffer(t)
+            assert rt.call(ops.store_u32(buf, 4, 77)).ok
+            assert t[1].item() == 77
+            with pytest.raises(megaring.InvalidArgument):
+                rt.register_buffer(torch.zeros(4))  # host memory on the CUDA backend
+            # The binding's own device memory, beside the running megakernel
+            # (stream-ordered on a stream of its own), exported to torch.
+            dev = rt.alloc_buffer(64)
+            assert rt.call(ops.fill(dev, 0, 64, 2)).ok
+            assert (torch.from_dlpack(dev) == 2).all().item()
+            dev.free()
+            buf.free()
+
+    within(90, body)

@@ -5,8 +5,10 @@ A persistent kernel in PyTorch's context makes torch.cuda.synchronize() and
 torch.cuda.empty_cache() wait for it. Runtime.suspend() stops the consumer
 with the rings and tables intact, so those calls return; resume() goes on
 where it stopped. Every blocking torch call here runs on a thread of its own
-with a bound: a hang fails the test (and the runtime's shutdown releases the
-thread) instead of hanging the suite.
+with a bound, and each gpu test's body too (gpu_torch.py): a hang fails the
+test instead of hanging the suite. gpu_torch() also loads, before any runtime
+starts, every torch kernel the tests launch (lazy loading beside a persistent
+kernel would wait for it).
 
 The first test runs on the CPU backend too (the binding's contract); the rest
 need a CUDA GPU and torch, and skip without them.
@@ -18,25 +20,7 @@ import pytest
 
 import megaring
 from megaring import ops
-
-
-def bounded(fn, seconds):
-    """Runs fn on a thread; True if it returned within `seconds`."""
-    done = threading.Event()
-    error = []
-
-    def run():
-        try:
-            fn()
-        except Exception as e:  # reported by the caller
-            error.append(e)
-        finally:
-            done.set()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    returned = done.wait(seconds)
-    return returned, error, t
+from gpu_torch import bounded, gpu_torch, within
 
 
 def test_suspend_resume_binding_cpu():
@@ -86,37 +70,34 @@ def test_suspend_resume_binding_cpu():
         rt.suspend(timeout=1)
 
 
-def gpu_torch():
-    if not megaring.cuda_device_available():
-        pytest.skip("no CUDA GPU")
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch sees no GPU")
-    return torch
-
-
 @pytest.mark.gpu
 def test_synchronize_and_empty_cache_return_while_suspended():
     torch = gpu_torch()
-    rt = megaring.Runtime(backend="cuda")
-    try:
-        t = torch.zeros(16, dtype=torch.int32, device="cuda")
-        buf = rt.register_buffer(t)
-        assert rt.call(ops.store_u32(buf, 4, 77)).ok
-        scratch = torch.empty(1 << 24, dtype=torch.uint8, device="cuda")
-        del scratch  # a cached block for empty_cache() to cudaFree
-        with rt.paused():
-            ok, err, _ = bounded(lambda: (torch.cuda.synchronize(), torch.cuda.empty_cache()), 20)
-            assert ok, "torch.cuda.synchronize()/empty_cache() still waits while suspended"
-            assert not err, err
-            # Slots published meanwhile wait for resume().
-            pending = rt.publish(ops.store_u32(buf, 8, 99), keep=True)
-        assert rt.wait(pending, timeout=30).ok
-        assert t[1].item() == 77 and t[2].item() == 99
-        assert rt.call(ops.nop(5)).result == 5
-        buf.free()
-    finally:
-        rt.shutdown()
+    # A cached block for empty_cache() to cudaFree, allocated before the
+    # megakernel runs (the allocation itself is not what is tested).
+    scratch = torch.empty(1 << 24, dtype=torch.uint8, device="cuda")
+    del scratch
+
+    def body():
+        rt = megaring.Runtime(backend="cuda")
+        try:
+            t = torch.zeros(16, dtype=torch.int32, device="cuda")
+            buf = rt.register_buffer(t)
+            assert rt.call(ops.store_u32(buf, 4, 77)).ok
+            with rt.paused():
+                ok, err, _ = bounded(lambda: (torch.cuda.synchronize(), torch.cuda.empty_cache()), 20)
+                assert ok, "torch.cuda.synchronize()/empty_cache() still waits while suspended"
+                assert not err, err
+                # Slots published meanwhile wait for resume().
+                pending = rt.publish(ops.store_u32(buf, 8, 99), keep=True)
+            assert rt.wait(pending, timeout=30).ok
+            assert t[1].item() == 77 and t[2].item() == 99
+            assert rt.call(ops.nop(5)).result == 5
+            buf.free()
+        finally:
+            rt.shutdown()
+
+    within(90, body)
 
 
 @pytest.mark.gpu
@@ -144,44 +125,48 @@ def test_graph_capture_of_torch_work_while_suspended():
     must succeed, its replay beside the running megakernel must be right, and
     every slot must complete with its own result."""
     torch = gpu_torch()
-    with megaring.Runtime(backend="cuda") as rt:
-        stop = threading.Event()
-        results = []
-        errors = []
 
-        def feed():
-            k = 0
+    def body():
+        with megaring.Runtime(backend="cuda") as rt:
+            stop = threading.Event()
+            results = []
+            errors = []
+
+            def feed():
+                k = 0
+                try:
+                    while not stop.is_set():
+                        results.append((k, rt.call(ops.nop(k), timeout=60).result))
+                        k += 1
+                except Exception as e:
+                    errors.append(e)
+
+            feeder = threading.Thread(target=feed)
+            feeder.start()
             try:
-                while not stop.is_set():
-                    results.append((k, rt.call(ops.nop(k), timeout=60).result))
-                    k += 1
-            except Exception as e:
-                errors.append(e)
+                x = torch.ones(1024, device="cuda")
+                y = torch.empty_like(x)
+                side = torch.cuda.Stream()
+                graph = torch.cuda.CUDAGraph()
 
-        feeder = threading.Thread(target=feed)
-        feeder.start()
-        try:
-            x = torch.ones(1024, device="cuda")
-            y = torch.empty_like(x)
-            side = torch.cuda.Stream()
-            graph = torch.cuda.CUDAGraph()
+                def capture():
+                    with torch.cuda.stream(side):
+                        y.copy_(x * 2)  # warm-up outside the capture
+                    side.synchronize()
+                    with torch.cuda.graph(graph, stream=side):
+                        y.copy_(x * 3)
 
-            def capture():
-                with torch.cuda.stream(side):
-                    y.copy_(x * 2)  # warm-up outside the capture
+                with rt.paused():
+                    ok, err, _ = bounded(capture, 30)
+                    assert ok, "the capture waited while megaring was suspended"
+                    assert not err, err
+                graph.replay()  # beside the running megakernel again
                 side.synchronize()
-                with torch.cuda.graph(graph, stream=side):
-                    y.copy_(x * 3)
+                assert torch.equal(y, torch.full_like(x, 3))
+            finally:
+                stop.set()
+                feeder.join(60)
+            assert not errors, errors
+            assert results and all(k == r for k, r in results)
 
-            with rt.paused():
-                ok, err, _ = bounded(capture, 30)
-                assert ok, "the capture waited while megaring was suspended"
-                assert not err, err
-            graph.replay()  # beside the running megakernel again
-            side.synchronize()
-            assert torch.equal(y, torch.full_like(x, 3))
-        finally:
-            stop.set()
-            feeder.join(60)
-        assert not errors, errors
-        assert results and all(k == r for k, r in results)
+    within(120, body)
