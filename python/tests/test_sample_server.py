@@ -11,13 +11,18 @@ import megaring
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "samples" / "python_server.py"
 
 
-def test_python_server_sample():
+def serve_300_requests(backend, timeout):
+    """Runs the sample: 3 clients x 100 requests; returns its stdout."""
     out = subprocess.run(
-        [sys.executable, str(SAMPLE), "--backend", "cpu", "--clients", "3", "--requests", "100"],
-        capture_output=True, text=True, timeout=300)
+        [sys.executable, str(SAMPLE), "--backend", backend, "--clients", "3", "--requests", "100"],
+        capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "300 requests served on the cpu backend" in out.stdout
     assert ", 0 wrong;" in out.stdout
+    return out.stdout
+
+
+def test_python_server_sample():
+    assert "300 requests served on the cpu backend" in serve_300_requests("cpu", 300)
 
 
 def test_python_server_refuses_bad_arguments():
@@ -33,9 +38,5 @@ def test_python_server_sample_on_a_gpu_with_torch():
     if not megaring.cuda_device_available():
         pytest.skip("no CUDA GPU")
     pytest.importorskip("torch")
-    out = subprocess.run(
-        [sys.executable, str(SAMPLE), "--backend", "cuda", "--clients", "3", "--requests", "100"],
-        capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "300 requests served on the cuda backend with torch (cuda) tensors" in out.stdout
-    assert ", 0 wrong;" in out.stdout
+    out = serve_300_requests("cuda", 120)
+    assert "300 requests served on the cuda backend with torch (cuda) tensors" in out
