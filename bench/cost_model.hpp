@@ -7,7 +7,9 @@
 // publishing batches (each on a ring of its own, or one thread on the shared
 // ring 0), the consumer counting every host read, awaited round trip,
 // system fence, shared- and partial-line write, device RMW and lock
-// (megaring/consumer/cost_count.hpp), and the producers their shared-line RMWs.
+// (megaring/consumer/cost_count.hpp; its fetcher waits a PCIe round trip
+// for each round while it counts), and the producers their shared-line
+// RMWs; the producers' CPU time comes from a second run that does not count.
 //
 // Model: two parts, and the slower one bounds the rate.
 //  * The executors: a closed queueing network of `units` executors. Each

@@ -138,7 +138,11 @@ void probe_memory(const char* label, CUcontext ctx, CUstream stream) {
     std::printf("  %-58s not probed: primary allocation failed\n", label);
     return;
   }
-  cuCtxPushCurrent(ctx);
+  if (const CUresult pushed = cuCtxPushCurrent(ctx); pushed != CUDA_SUCCESS) {
+    std::printf("  %-58s not probed: push %s\n", label, cu_name(pushed));
+    (void)cudaFree(p);
+    return;
+  }
   add_one<<<1, 1, 0, reinterpret_cast<cudaStream_t>(stream)>>>(p);
   const cudaError_t le = cudaGetLastError();
   const CUresult se = cuStreamSynchronize(stream);
@@ -153,8 +157,19 @@ void probe_memory(const char* label, CUcontext ctx, CUstream stream) {
 }
 
 // D: what the application's stream capture does to a library thread's calls.
+// The library thread shares only heap-owned state with this frame and frees
+// nothing while the spinner runs (a cudaFree would wait for it): its
+// allocation is freed here, after the release. It gets 5 s; the spinner is
+// released whatever happened, so a library call that waits is reported, not
+// a hang.
+struct LibraryCalls {
+  std::atomic<bool> done{false};
+  std::string report;
+  void* allocated = nullptr;
+};
+
 void probe_capture(cudaStreamCaptureMode app_mode, const char* mode_name, bool library_relaxed,
-                   Spinner& sp, cudaStream_t kernel_stream) {
+                   Spinner& sp, cudaStream_t kernel_stream, bool* all_answered) {
   cudaStream_t app = nullptr, lib = nullptr;
   int* dev = nullptr;
   uint64_t* host = nullptr;
@@ -166,37 +181,55 @@ void probe_capture(cudaStreamCaptureMode app_mode, const char* mode_name, bool l
   }
   sp.arm();
   spin<<<1, 1, 0, kernel_stream>>>(sp.stop);
-  (void)cudaGetLastError();
-  cudaError_t begin = cudaStreamBeginCapture(app, app_mode);
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess) {
+    std::printf("  capture (%s) not probed: spinner launch %s\n", mode_name, cudaGetErrorName(launched));
+    return;
+  }
+  const cudaError_t begin = cudaStreamBeginCapture(app, app_mode);
   tiny<<<1, 1, 0, app>>>(dev);
   (void)cudaGetLastError();
   // The library's calls, on a thread of its own, while the capture is open.
-  std::string lib_report;
-  std::thread library([&] {
+  const auto calls = std::make_shared<LibraryCalls>();
+  std::thread([calls, dev, host, lib, kernel_stream, library_relaxed] {
     cudaStreamCaptureMode mine = cudaStreamCaptureModeRelaxed;
     if (library_relaxed) (void)cudaThreadExchangeStreamCaptureMode(&mine);
     const cudaError_t copy = cudaMemcpyAsync(dev + 4, host, 8, cudaMemcpyHostToDevice, lib);
     const cudaError_t sync = cudaStreamSynchronize(lib);
     const cudaError_t query = cudaStreamQuery(kernel_stream);
-    void* p = nullptr;
-    const cudaError_t alloc = cudaMalloc(&p, 4096);
-    if (alloc == cudaSuccess) (void)cudaFree(p);
+    const cudaError_t alloc = cudaMalloc(&calls->allocated, 4096);
     (void)cudaGetLastError();
-    lib_report = std::string("memcpyAsync ") + cudaGetErrorName(copy) + ", streamSync " +
-                 cudaGetErrorName(sync) + ", streamQuery(kernel) " + cudaGetErrorName(query) +
-                 ", malloc " + cudaGetErrorName(alloc);
-  });
-  library.join();
+    calls->report = std::string("memcpyAsync ") + cudaGetErrorName(copy) + ", streamSync " +
+                    cudaGetErrorName(sync) + ", streamQuery(kernel) " + cudaGetErrorName(query) +
+                    ", malloc " + cudaGetErrorName(alloc);
+    calls->done.store(true);  // seq_cst: publishes report and allocated
+  }).detach();
+  const auto wait_for = [&](std::chrono::seconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!calls->done.load() && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return calls->done.load();
+  };
+  const bool returned = wait_for(std::chrono::seconds(5));
   cudaGraph_t graph = nullptr;
   const cudaError_t end = cudaStreamEndCapture(app, &graph);
   (void)cudaGetLastError();
-  std::printf("  app captures (%s), library thread%s: %s; capture begin %s, end %s\n", mode_name,
-              library_relaxed ? " in relaxed mode" : "", lib_report.c_str(),
-              cudaGetErrorName(begin), cudaGetErrorName(end));
-  if (graph != nullptr) (void)cudaGraphDestroy(graph);
   sp.release();
   (void)cudaStreamSynchronize(kernel_stream);
   (void)cudaGetLastError();
+  const bool late = !returned && wait_for(std::chrono::seconds(5));
+  std::printf("  app captures (%s), library thread%s: %s; capture begin %s, end %s\n", mode_name,
+              library_relaxed ? " in relaxed mode" : "",
+              returned ? calls->report.c_str()
+              : late   ? ("BLOCKS until the kernel ends, then " + calls->report).c_str()
+                       : "BLOCKS, and still 5 s after the kernel ended",
+              cudaGetErrorName(begin), cudaGetErrorName(end));
+  if (graph != nullptr) (void)cudaGraphDestroy(graph);
+  if (!returned && !late) {
+    *all_answered = false;
+    return;  // the thread may still use the streams and memory: leaked
+  }
+  if (calls->allocated != nullptr) (void)cudaFree(calls->allocated);
   (void)cudaStreamDestroy(app);
   (void)cudaStreamDestroy(lib);
   (void)cudaFree(dev);
@@ -212,6 +245,8 @@ void probe_capture(cudaStreamCaptureMode app_mode, const char* mode_name, bool l
 }  // namespace
 
 int main() {
+  // Line-buffered: a step killed at its time limit keeps every line printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   bool answered = true;
   Spinner sp;
   if (cudaSetDevice(0) != cudaSuccess || cudaFree(nullptr) != cudaSuccess ||
@@ -220,8 +255,22 @@ int main() {
                 cudaGetErrorString(cudaGetLastError()));
     return 1;
   }
+  // Every kernel loaded now, with nothing running: a kernel first launched
+  // beside a persistent one may wait for it under lazy loading (the
+  // primary context's; the other contexts load their own at first launch,
+  // where the spinner is the first kernel there).
+  cudaFuncAttributes attributes{};
+  if (cudaFuncGetAttributes(&attributes, spin) != cudaSuccess ||
+      cudaFuncGetAttributes(&attributes, tiny) != cudaSuccess ||
+      cudaFuncGetAttributes(&attributes, add_one) != cudaSuccess) {
+    std::printf("gpu_coexist: loading the kernels failed: %s\n", cudaGetErrorString(cudaGetLastError()));
+    return 1;
+  }
   CUdevice dev = 0;
-  cuDeviceGet(&dev, 0);
+  if (const CUresult got = cuDeviceGet(&dev, 0); got != CUDA_SUCCESS) {
+    std::printf("gpu_coexist: cuDeviceGet: %s\n", cu_name(got));
+    return 1;
+  }
   void* cached = nullptr;  // an allocator's cached block, freed by the probes of cudaFree
   const auto fresh_cached = [&] { return cudaMalloc(&cached, 1 << 20); };
 
@@ -249,7 +298,7 @@ int main() {
     std::printf("  not probed: %s\n", cu_name(r));
   } else {
     const auto launch_own = [&] {
-      cuCtxPushCurrent(own);
+      if (cuCtxPushCurrent(own) != CUDA_SUCCESS) return cudaErrorInvalidResourceHandle;
       spin<<<1, 1, 0, reinterpret_cast<cudaStream_t>(own_stream)>>>(sp.stop);
       const cudaError_t e = cudaGetLastError();
       cuCtxPopCurrent(&popped);
@@ -283,7 +332,7 @@ int main() {
   } else {
     std::printf("  partition: %u SMs of %u\n", part.sm.smCount, sms.sm.smCount);
     const auto launch_green = [&] {
-      cuCtxPushCurrent(green_ctx);
+      if (cuCtxPushCurrent(green_ctx) != CUDA_SUCCESS) return cudaErrorInvalidResourceHandle;
       spin<<<1, 1, 0, reinterpret_cast<cudaStream_t>(green_stream)>>>(sp.stop);
       const cudaError_t e = cudaGetLastError();
       cuCtxPopCurrent(&popped);
@@ -303,9 +352,9 @@ int main() {
   }
 
   std::printf("D. the application's stream capture, beside a persistent kernel (primary)\n");
-  probe_capture(cudaStreamCaptureModeGlobal, "global", false, sp, s);
-  probe_capture(cudaStreamCaptureModeGlobal, "global", true, sp, s);
-  probe_capture(cudaStreamCaptureModeThreadLocal, "thread-local", false, sp, s);
+  probe_capture(cudaStreamCaptureModeGlobal, "global", false, sp, s, &answered);
+  probe_capture(cudaStreamCaptureModeGlobal, "global", true, sp, s, &answered);
+  probe_capture(cudaStreamCaptureModeThreadLocal, "thread-local", false, sp, s, &answered);
 
   std::printf("B'. memory across contexts (last: a fault may stay in its context)\n");
   if (own != nullptr && own_stream != nullptr)

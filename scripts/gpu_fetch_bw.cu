@@ -121,7 +121,7 @@ __global__ void dirty_reader(const char* data, uint32_t bytes, uint64_t* flag, u
       uint64_t v;
       do {
         asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(flag) : "memory");
-      } while (v != uint64_t(r));
+      } while (v < uint64_t(r));  // the host jumps past every round to let it go
     }
     __syncwarp();
     uint64_t a[16], b[16];
@@ -245,12 +245,25 @@ void round_anatomy_table(const char* ring_dev, uint64_t ring_bytes, const char* 
 // warp load, as the fetcher would) over and over: a read whose later words
 // are older than its word 0 tore. The control: the same over 128 bytes,
 // two lines (lanes 0..7), where a tear is expected.
+__device__ uint64_t global_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// At most `reads` reads, and about a second: each read waits for the last
+// (the shuffle), and the host thread rewriting the line slows every one.
 __global__ void line_reader(const uint64_t* line, uint32_t lanes, int reads,
-                            unsigned long long* out /* [reads seen fresh, torn] */) {
+                            unsigned long long* out /* [reads seen fresh, torn, made] */) {
+  constexpr uint64_t kBudgetNs = 1000000000ull;
   const uint32_t lane = threadIdx.x & 31u;
   unsigned long long fresh = 0, torn = 0;
   uint64_t last = ~0ull;
-  for (int r = 0; r < reads; ++r) {
+  const uint64_t start = global_ns();
+  int r = 0;
+  for (; r < reads; ++r) {
+    // Warp-uniform: lane 0's clock decides for the warp.
+    if ((r & 1023) == 0 && __shfl_sync(0xFFFFFFFFu, global_ns() - start, 0) > kBudgetNs) break;
     uint64_t a = 0, b = ~0ull;
     if (lane < lanes)
       asm volatile("ld.relaxed.sys.global.v2.u64 {%0, %1}, [%2];"
@@ -265,21 +278,22 @@ __global__ void line_reader(const uint64_t* line, uint32_t lanes, int reads,
   if (lane == 0) {
     out[0] = fresh;
     out[1] = torn;
+    out[2] = static_cast<unsigned long long>(r);
   }
 }
 
 void line_tearing() {
   constexpr int kReads = 1 << 20;
   std::printf("\none warp reads a host line a host thread rewrites (body words, then word 0 "
-              "released): %d reads each\n", kReads);
-  std::printf("%-44s %12s %12s\n", "read", "fresh reads", "torn reads");
+              "released): up to %d reads or about 1 s each\n", kReads);
+  std::printf("%-44s %12s %12s %12s\n", "read", "reads made", "fresh reads", "torn reads");
   uint64_t* line = nullptr;
   uint64_t* line_dev = nullptr;
   unsigned long long* out = nullptr;
   CHECK(cudaHostAlloc(&line, 4096, cudaHostAllocMapped));
   std::memset(line, 0, 4096);
   CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&line_dev), line, 0));
-  CHECK(cudaMalloc(&out, 2 * sizeof(unsigned long long)));
+  CHECK(cudaMalloc(&out, 3 * sizeof(unsigned long long)));
   struct Variant {
     const char* name;
     uint32_t lanes;  // 16 bytes each
@@ -299,9 +313,9 @@ void line_tearing() {
     CHECK(cudaDeviceSynchronize());
     stop.store(true);
     writer.join();
-    unsigned long long got[2] = {0, 0};
+    unsigned long long got[3] = {0, 0, 0};
     CHECK(cudaMemcpy(got, out, sizeof(got), cudaMemcpyDeviceToHost));
-    std::printf("%-44s %12llu %12llu\n", v.name, got[0], got[1]);
+    std::printf("%-44s %12llu %12llu %12llu\n", v.name, got[2], got[0], got[1]);
   }
   CHECK(cudaFree(out));
   CHECK(cudaFreeHost(line));
@@ -346,15 +360,29 @@ void dirty_lines() {
       dirty_reader<<<1, 32>>>(data_dev, bytes, words_dev, words_dev + 8, kRounds, sink);
       CHECK(cudaGetLastError());
       static double us[kRounds];
-      for (int r = 1; r <= kRounds; ++r) {
+      bool stuck = false;
+      for (int r = 1; r <= kRounds && !stuck; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
         host_write(static_cast<HostWrite>(mode), data, bytes, uint64_t(r));
         __atomic_store_n(&words[0], uint64_t(r), __ATOMIC_RELEASE);
         while (__atomic_load_n(&words[8], __ATOMIC_ACQUIRE) != uint64_t(r)) {
+          if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(1)) {
+            // No ack in a second: let the reader past every round, and stop.
+            __atomic_store_n(&words[0], uint64_t(kRounds + 1), __ATOMIC_RELEASE);
+            std::printf(" (round %d: no ack within 1 s)", r);
+            stuck = true;
+            break;
+          }
         }
         us[r - 1] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       }
       CHECK(cudaDeviceSynchronize());
+      if (stuck) {
+        std::printf("\n");
+        CHECK(cudaFreeHost(data));
+        CHECK(cudaFreeHost(words));
+        return;
+      }
       std::sort(us, us + kRounds);
       std::printf(" %10.2f", us[kRounds / 2]);
     }
@@ -372,6 +400,8 @@ struct Config {
 }  // namespace
 
 int main() {
+  // Line-buffered: a step killed at its time limit keeps every line printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   cudaDeviceProp prop{};
   CHECK(cudaGetDeviceProperties(&prop, 0));
   constexpr uint64_t kMaxBytes = 64ull << 20;

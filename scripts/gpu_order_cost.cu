@@ -153,6 +153,8 @@ __global__ void wake_latency(uint32_t ns, unsigned long long* flag, double* out)
 }  // namespace
 
 int main() {
+  // Line-buffered: a step killed at its time limit keeps every line printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   cudaDeviceProp prop{};
   CHECK(cudaGetDeviceProperties(&prop, 0));
   const int max_blocks = prop.multiProcessorCount;

@@ -42,8 +42,14 @@ def warm_up(torch):
         d = torch.empty_like(a)
         d.copy_(b * 2)
         d.copy_(b * 3)
+        d.zero_()
         _ = d[1].item()
-    torch.cuda.synchronize()
+    # Bounded: a megakernel an earlier test left running (its body timed
+    # out) would hold a device-wide synchronize forever.
+    ok, error, _ = bounded(torch.cuda.synchronize, 20)
+    assert ok, "torch.cuda.synchronize() waits: a megakernel from an earlier test still runs"
+    if error:
+        raise error[0]
 
 
 def bounded(fn, seconds):
