@@ -74,6 +74,55 @@ Status to_ticket(const mr_ticket_t& in, Ticket* out);
 mr_ticket_t from_ticket(const Ticket& ticket) noexcept;
 mr_completion_t from_completion(const Completion& completion) noexcept;
 
+// The bodies of mr_runtime_* and mr_producer_* publish, publish_batch,
+// wait_done and release: every argument checked, then the owner's call
+// (Runtime and Producer have the same ones), the ticket copied out on
+// success.
+inline constexpr uint32_t kPublishFlags = MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL;
+
+template <class Owner>
+Status publish_on(Owner& owner, const mr_slot_request_t& request, uint32_t flags,
+                  int64_t timeout_ns, mr_ticket_t* ticket) {
+  SlotRequest cpp;
+  Status st = to_request(request, &cpp);
+  if (!st) return st;
+  if (!(st = check_flags(flags, kPublishFlags))) return st;
+  Ticket t;
+  st = owner.publish(cpp, &t, publish_options(flags, timeout_ns));
+  if (st) *ticket = from_ticket(t);
+  return st;
+}
+
+// `capacity`: the owner's ring's, which no batch may exceed.
+template <class Owner>
+Status publish_batch_on(Owner& owner, uint32_t capacity, const mr_slot_request_t* requests,
+                        uint32_t count, uint32_t flags, int64_t timeout_ns, mr_ticket_t* first) {
+  Status st = check_flags(flags, kPublishFlags);
+  if (!st) return st;
+  std::vector<SlotRequest> cpp;
+  if (!(st = to_requests(requests, count, capacity, &cpp))) return st;
+  Ticket t;
+  st = owner.publish_batch(cpp.data(), count, &t, publish_options(flags, timeout_ns));
+  if (st) *first = from_ticket(t);
+  return st;
+}
+
+template <class Owner>
+Status wait_done_on(Owner& owner, const mr_ticket_t& ticket, int64_t timeout_ns) {
+  Ticket t;
+  Status st = to_ticket(ticket, &t);
+  if (!st) return st;
+  return owner.wait_done(t, to_duration(timeout_ns));
+}
+
+template <class Owner>
+Status release_on(Owner& owner, const mr_ticket_t& ticket) {
+  Ticket t;
+  Status st = to_ticket(ticket, &t);
+  if (!st) return st;
+  return owner.release(t);
+}
+
 // The body of mr_runtime_wait, mr_producer_wait and mr_tenant_wait: the
 // ticket checked, the owner's wait, the completion copied out on success.
 template <class Owner>

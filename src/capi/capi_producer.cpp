@@ -73,15 +73,7 @@ mr_result_t mr_producer_publish(mr_producer_t* producer, const mr_slot_request_t
     MR_CAPI_REQUIRE(producer);
     MR_CAPI_REQUIRE(request);
     MR_CAPI_REQUIRE(ticket);
-    megaring::SlotRequest cpp;
-    Status st = megaring::capi::to_request(*request, &cpp);
-    if (!st) return st;
-    if (!(st = megaring::capi::check_flags(flags, MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL)))
-      return st;
-    megaring::Ticket t;
-    st = producer->producer->publish(cpp, &t, megaring::capi::publish_options(flags, timeout_ns));
-    if (st) *ticket = megaring::capi::from_ticket(t);
-    return st;
+    return megaring::capi::publish_on(*producer->producer, *request, flags, timeout_ns, ticket);
   });
 }
 
@@ -92,15 +84,8 @@ mr_result_t mr_producer_publish_batch(mr_producer_t* producer, const mr_slot_req
     MR_CAPI_REQUIRE(producer);
     MR_CAPI_REQUIRE(requests);
     MR_CAPI_REQUIRE(first);
-    Status st = megaring::capi::check_flags(flags, MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL);
-    if (!st) return st;
-    std::vector<megaring::SlotRequest> cpp;
-    if (!(st = megaring::capi::to_requests(requests, count, producer->capacity, &cpp))) return st;
-    megaring::Ticket t;
-    st = producer->producer->publish_batch(cpp.data(), count, &t,
-                                           megaring::capi::publish_options(flags, timeout_ns));
-    if (st) *first = megaring::capi::from_ticket(t);
-    return st;
+    return megaring::capi::publish_batch_on(*producer->producer, producer->capacity, requests, count,
+                                            flags, timeout_ns, first);
   });
 }
 
@@ -119,10 +104,7 @@ mr_result_t mr_producer_wait_done(mr_producer_t* producer, const mr_ticket_t* ti
   return entry("mr_producer_wait_done", [&]() -> Status {
     MR_CAPI_REQUIRE(producer);
     MR_CAPI_REQUIRE(ticket);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    return producer->producer->wait_done(t, megaring::capi::to_duration(timeout_ns));
+    return megaring::capi::wait_done_on(*producer->producer, *ticket, timeout_ns);
   });
 }
 
@@ -130,10 +112,7 @@ mr_result_t mr_producer_release(mr_producer_t* producer, const mr_ticket_t* tick
   return entry("mr_producer_release", [&]() -> Status {
     MR_CAPI_REQUIRE(producer);
     MR_CAPI_REQUIRE(ticket);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    return producer->producer->release(t);
+    return megaring::capi::release_on(*producer->producer, *ticket);
   });
 }
 

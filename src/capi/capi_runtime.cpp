@@ -197,15 +197,7 @@ mr_result_t mr_runtime_publish(mr_runtime_t* runtime, const mr_slot_request_t* r
     MR_CAPI_REQUIRE(runtime);
     MR_CAPI_REQUIRE(request);
     MR_CAPI_REQUIRE(ticket);
-    megaring::SlotRequest cpp;
-    Status st = megaring::capi::to_request(*request, &cpp);
-    if (!st) return st;
-    if (!(st = megaring::capi::check_flags(flags, MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL)))
-      return st;
-    megaring::Ticket t;
-    st = runtime->runtime->publish(cpp, &t, megaring::capi::publish_options(flags, timeout_ns));
-    if (st) *ticket = megaring::capi::from_ticket(t);
-    return st;
+    return megaring::capi::publish_on(*runtime->runtime, *request, flags, timeout_ns, ticket);
   });
 }
 
@@ -216,16 +208,8 @@ mr_result_t mr_runtime_publish_batch(mr_runtime_t* runtime, const mr_slot_reques
     MR_CAPI_REQUIRE(runtime);
     MR_CAPI_REQUIRE(requests);
     MR_CAPI_REQUIRE(first);
-    Status st = megaring::capi::check_flags(flags, MR_PUBLISH_KEEP_RESULT | MR_PUBLISH_FAIL_IF_FULL);
-    if (!st) return st;
-    std::vector<megaring::SlotRequest> cpp;
-    if (!(st = megaring::capi::to_requests(requests, count, runtime->runtime->capacity(), &cpp)))
-      return st;
-    megaring::Ticket t;
-    st = runtime->runtime->publish_batch(cpp.data(), count, &t,
-                                         megaring::capi::publish_options(flags, timeout_ns));
-    if (st) *first = megaring::capi::from_ticket(t);
-    return st;
+    return megaring::capi::publish_batch_on(*runtime->runtime, runtime->runtime->capacity(), requests,
+                                            count, flags, timeout_ns, first);
   });
 }
 
@@ -244,10 +228,7 @@ mr_result_t mr_runtime_wait_done(mr_runtime_t* runtime, const mr_ticket_t* ticke
   return entry("mr_runtime_wait_done", [&]() -> Status {
     MR_CAPI_REQUIRE(runtime);
     MR_CAPI_REQUIRE(ticket);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    return runtime->runtime->wait_done(t, megaring::capi::to_duration(timeout_ns));
+    return megaring::capi::wait_done_on(*runtime->runtime, *ticket, timeout_ns);
   });
 }
 
@@ -255,10 +236,7 @@ mr_result_t mr_runtime_release(mr_runtime_t* runtime, const mr_ticket_t* ticket)
   return entry("mr_runtime_release", [&]() -> Status {
     MR_CAPI_REQUIRE(runtime);
     MR_CAPI_REQUIRE(ticket);
-    megaring::Ticket t;
-    Status st = megaring::capi::to_ticket(*ticket, &t);
-    if (!st) return st;
-    return runtime->runtime->release(t);
+    return megaring::capi::release_on(*runtime->runtime, *ticket);
   });
 }
 
