@@ -125,3 +125,26 @@ def test_gpu_tensor_registration():
             buf.free()
 
     within(90, body)
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_array_registration():
+    """Any DLPack tensor, not only torch's: a CuPy array, written in place."""
+    if not megaring.cuda_device_available():
+        pytest.skip("no CUDA GPU")
+    cupy = pytest.importorskip("cupy")
+    # Allocated, zeroed and read back once before the megakernel runs (no
+    # CuPy kernel is launched beside it: zeros is a memset, reads are copies).
+    a = cupy.zeros(16, dtype=cupy.int32)
+    assert int(a[1]) == 0
+    cupy.cuda.runtime.deviceSynchronize()
+
+    def body():
+        with megaring.Runtime(backend="cuda") as rt:
+            buf = rt.register_buffer(a)
+            assert rt.call(ops.store_u32(buf, 4, 77), timeout=30).ok
+            assert rt.call(ops.reduce_add_u32(buf, 0, 16), timeout=30).result == 77
+            assert int(a[1]) == 77  # a copy on CuPy's stream, not a device-wide wait
+            buf.free()
+
+    within(60, body)
