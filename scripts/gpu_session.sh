@@ -225,7 +225,8 @@ py_build_start() {
   PY_BUILD_PID=$!
   echo "==== python package build: in the background (pid $PY_BUILD_PID, -j $jobs)"
 }
-# Waits for the background build (at most CAP_S seconds), or builds now.
+# Waits for the background build (at most 120 s more), or builds now when
+# none was started (the `tests` phase).
 py_build_wait() {
   if [[ -z "$PY_BUILD_PID" ]]; then
     run_step "python package build" "$DEST/python-build.txt" 200 bash -c "$(py_build_cmd "$MR_JOBS")"
