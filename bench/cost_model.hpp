@@ -7,9 +7,10 @@
 // publishing batches (each on a ring of its own, or one thread on the shared
 // ring 0), the consumer counting every host read, awaited round trip,
 // system fence, shared- and partial-line write, device RMW and lock
-// (megaring/consumer/cost_count.hpp; its fetcher waits a PCIe round trip
-// for each round while it counts), and the producers their shared-line
-// RMWs; the producers' CPU time comes from a second run that does not count.
+// (megaring/consumer/cost_count.hpp) while it drains backlogs the producers
+// published with it suspended (so its rounds are full, as at capacity), and
+// the producers their shared-line RMWs and their CPU time publishing and
+// reaping.
 //
 // Model: two parts, and the slower one bounds the rate.
 //  * The executors: a closed queueing network of `units` executors. Each
@@ -85,8 +86,7 @@ bool measure_protocol_costs(uint64_t slots, uint32_t batch, uint32_t workers, ui
                             ProtocolCosts* out, std::string* error);
 
 struct CostLatencies {
-  double read_round_trip_us = 1.3;     // a host read a unit waits for (H100; a counting
-                                       // fetcher waits as long: kCountedRoundTripNs)
+  double read_round_trip_us = 1.3;     // a host read a unit waits for (H100)
   // Each more load a warp has in a round trip (they leave it one after
   // another): H200 2026-12-04, scripts/gpu_fetch_bw.cu, one warp, 16 loads
   // a lane 3.40 us, 4 loads 1.87 us: (3.40 - 1.87) / 12.

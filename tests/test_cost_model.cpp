@@ -3,12 +3,9 @@
 // the CPU backend counts them, by role, and the calibration of the model
 // against the H100 figures of 2026-11-22 (118 k, 700 k, 860 k slots/s at 1,
 // 8, 32 units).
-// Counts and model only: no timing enters an assertion, but for one lower
-// bound (the counting fetcher's paced round trip), which a slow machine
-// cannot break.
+// Counts and model only: no timing enters an assertion.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -66,6 +63,11 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
   const uint32_t round_cap = megaring::detail::fetch_body_cap(megaring::kDefaultFetchWarps);
   EXPECT_GE(io.awaited_round_trips, 1.0 / round_cap - 1e-9)
       << "a round stages at most " << round_cap << " tickets";
+  // measure_protocol_costs counts a consumer draining backlogs, so its
+  // rounds are full whatever the machine's speed: a round a batch of 64 or
+  // more would be a consumer that outran its producer (issue 14's budget is
+  // 1/32; full rounds of 256 with a header round now and then are ~1/200).
+  EXPECT_LE(io.awaited_round_trips, 1.0 / 64) << "rounds are full when draining a backlog";
   EXPECT_LE(io.host_reads, 1.0);
   EXPECT_GT(io.system_fences, 0.0);
   EXPECT_LE(io.system_fences, 1.0);
@@ -132,21 +134,6 @@ TEST(CostModel, ABacklogTakesTwoRoundTripsAWindow) {
   // header loads (128 headers), the control words.
   EXPECT_LE(io.fetch_warp_loads, io.awaited_round_trips * (8 + 4 + 1));
   MR_EXPECT_OK(rt->shutdown());
-}
-
-// A counting fetcher waits for each round trip as over PCIe
-// (cost_count.hpp), so that its rounds fill as a GPU's do; the bench's
-// budgets depend on it (--cost-budgets fails in most runs without it).
-TEST(CostModel, ACountingThreadWaitsARoundTripEachRound) {
-  CostCounters counted;
-  megaring::detail::CostScope scope(&counted);
-  constexpr int kRounds = 100;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kRounds; ++i) megaring::detail::cost_await_round_trip();
-  EXPECT_GE(std::chrono::steady_clock::now() - start,
-            kRounds * std::chrono::nanoseconds(megaring::detail::kCountedRoundTripNs));
-  // The model's latency and the pacing are one figure.
-  EXPECT_DOUBLE_EQ(CostLatencies{}.read_round_trip_us * 1000, megaring::detail::kCountedRoundTripNs);
 }
 
 TEST(CostModel, CountingIsOffByDefaultAndCpuOnly) {

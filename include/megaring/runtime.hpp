@@ -135,9 +135,7 @@ struct Config {
   // consumer unit counts what the protocol costs a GPU per slot (host reads,
   // round trips waited for, system fences, shared-line writes, device RMWs,
   // locks), read with Runtime::consumer_costs(). bench --cost-model turns
-  // the counts into modelled GPU throughput. The fetcher then also waits a
-  // PCIe round trip (1.3 us) for each of its rounds, as a GPU's does, so
-  // that its rounds fill as on a GPU: counting slows the CPU backend.
+  // the counts into modelled GPU throughput.
   bool count_costs = false;
   // The operator's view: when wait(), wait_done() or call() times out, also
   // write dump_state() to the log at WARN (megaring/log.hpp; the timeout

@@ -671,7 +671,6 @@ MR_UNROLL
         break;
     }
   }
-  cost_await_round_trip();  // paced like PCIe while counting (cost_count.hpp)
 #endif
   // One round trip, awaited; loads counted as the warp issues them (one load
   // instruction moves up to 32 x 16 bytes).

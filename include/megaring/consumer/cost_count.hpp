@@ -10,14 +10,6 @@
 // own; readers take relaxed loads. A thread counts only while a CostScope
 // names its counters (the CPU worker opens one when Config::count_costs is
 // set; the bench opens one on its producer thread).
-//
-// Counting also paces the CPU fetcher like PCIe: each of its round trips
-// waits kCountedRoundTripNs (cost_await_round_trip). Unpaced, its "round
-// trip" is a few loads from the L3 cache, quicker than a producer publishes
-// a batch, and how full its rounds were depended on how two shared cores
-// were scheduled (runs of one build modelled 56, 30-38 or 10 M slots/s,
-// 2026-12-05). Over PCIe a round trip outlasts a batch's publishing: the
-// GPU's fetcher finds the producer ahead of it, and the paced one does too.
 #pragma once
 
 #include <cuda/atomic>
@@ -25,10 +17,6 @@
 #include "megaring/detail/atomic_ref.hpp"
 
 #include <cstdint>
-#if !defined(__CUDA_ARCH__)
-#include <chrono>
-#include <thread>
-#endif
 
 namespace megaring {
 
@@ -55,10 +43,6 @@ struct CostCounters {
 };
 
 namespace detail {
-
-// The round trip a counting fetcher waits for: a host read across PCIe, the
-// H100's of 2026-11-22 (the cost model's read_round_trip_us).
-inline constexpr uint32_t kCountedRoundTripNs = 1300;
 
 // Every counter of CostCounters with its name, for code that walks them all
 // (sums, reports).
@@ -112,16 +96,6 @@ inline void cost_add(uint64_t CostCounters::*field, uint64_t n) {
   }
 }
 #define MR_COST(field, n) ::megaring::detail::cost_add(&::megaring::CostCounters::field, (n))
-
-// A counting fetcher waits here for its round trip (see the top), after its
-// loads and before it uses them, as the GPU's fetcher waits for the data.
-// It yields its core meanwhile: the producer and the executors share the
-// CPU backend's cores with it, where on a GPU they would not.
-inline void cost_await_round_trip() {
-  if (current_costs() == nullptr) return;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kCountedRoundTripNs);
-  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
-}
 #else
 // The device pass parses host templates too: nothing is counted there.
 class CostScope {
