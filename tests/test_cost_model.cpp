@@ -64,8 +64,8 @@ TEST(CostModel, CountsWhatTheFetcherExecutorsAndCompleterDo) {
   EXPECT_GE(io.awaited_round_trips, 1.0 / round_cap - 1e-9)
       << "a round stages at most " << round_cap << " tickets";
   // measure_protocol_costs counts a consumer draining backlogs, so its
-  // rounds are full whatever the machine's speed: a round a batch of 64 or
-  // more would be a consumer that outran its producer (issue 14's budget is
+  // rounds are full whatever the machine's speed: a round for every batch of
+  // 64 would be a consumer that outran its producer (issue 14's budget is
   // 1/32; full rounds of 256 with a header round now and then are ~1/200).
   EXPECT_LE(io.awaited_round_trips, 1.0 / 64) << "rounds are full when draining a backlog";
   EXPECT_LE(io.host_reads, 1.0);
