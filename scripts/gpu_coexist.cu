@@ -163,8 +163,7 @@ void probe_memory(const char* label, CUcontext ctx, CUstream stream) {
 // released whatever happened, so a library call that waits is reported, not
 // a hang.
 struct LibraryCalls {
-  std::atomic<bool> done{false};
-  std::string report;
+  std::string report;  // written before the Call's done flag, read after it
   void* allocated = nullptr;
 };
 
@@ -191,7 +190,7 @@ void probe_capture(cudaStreamCaptureMode app_mode, const char* mode_name, bool l
   (void)cudaGetLastError();
   // The library's calls, on a thread of its own, while the capture is open.
   const auto calls = std::make_shared<LibraryCalls>();
-  std::thread([calls, dev, host, lib, kernel_stream, library_relaxed] {
+  const Call library([calls, dev, host, lib, kernel_stream, library_relaxed] {
     cudaStreamCaptureMode mine = cudaStreamCaptureModeRelaxed;
     if (library_relaxed) (void)cudaThreadExchangeStreamCaptureMode(&mine);
     const cudaError_t copy = cudaMemcpyAsync(dev + 4, host, 8, cudaMemcpyHostToDevice, lib);
@@ -202,22 +201,16 @@ void probe_capture(cudaStreamCaptureMode app_mode, const char* mode_name, bool l
     calls->report = std::string("memcpyAsync ") + cudaGetErrorName(copy) + ", streamSync " +
                     cudaGetErrorName(sync) + ", streamQuery(kernel) " + cudaGetErrorName(query) +
                     ", malloc " + cudaGetErrorName(alloc);
-    calls->done.store(true);  // seq_cst: publishes report and allocated
-  }).detach();
-  const auto wait_for = [&](std::chrono::seconds limit) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!calls->done.load() && std::chrono::steady_clock::now() < end)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return calls->done.load();
-  };
-  const bool returned = wait_for(std::chrono::seconds(5));
+    return cudaSuccess;
+  });
+  const bool returned = library.returned_within(std::chrono::seconds(5));
   cudaGraph_t graph = nullptr;
   const cudaError_t end = cudaStreamEndCapture(app, &graph);
   (void)cudaGetLastError();
   sp.release();
   (void)cudaStreamSynchronize(kernel_stream);
   (void)cudaGetLastError();
-  const bool late = !returned && wait_for(std::chrono::seconds(5));
+  const bool late = !returned && library.returned_within(std::chrono::seconds(5));
   std::printf("  app captures (%s), library thread%s: %s; capture begin %s, end %s\n", mode_name,
               library_relaxed ? " in relaxed mode" : "",
               returned ? calls->report.c_str()
