@@ -328,7 +328,7 @@ step_scaling64() {
     "$BUILD/bench/megaring_bench" --arms scaling --scaling-batch 64
 }
 
-# The fetch crew (consumer_core.cuh) at one warp and at seven, beside the
+# The fetch crew (consumer/fetcher.cuh) at one warp and at seven, beside the
 # default four above: does a round's time follow its busiest warp's loads
 # (bench/NOTES.md, "The fetch crew")?
 step_fetch_warps() {

@@ -235,7 +235,7 @@ TEST_P(ProducerTest, AStalledRingZeroPublisherHoldsUpNoProducer) {
 
 // A slot that runs long holds back its own ring's DONE_COUNT and no other
 // ring's: once the completer has waited behind it for a while, it counts
-// the other rings past it (consumer_core.cuh, publish_beyond_gap).
+// the other rings past it (consumer/completer.cuh, publish_beyond_gap).
 TEST_P(ProducerTest, ASlowSlotHoldsBackOnlyItsOwnRing) {
   std::unique_ptr<Runtime> rt;
   ASSERT_NO_FATAL_FAILURE(create_runtime(producer_config(2), &rt));  // two executors
@@ -494,7 +494,7 @@ TEST_P(ProducerTest, ConfigBoundsTheRings) {
 
 MEGARING_INSTANTIATE_BACKENDS(ProducerTest);
 
-// The fetcher alone (consumer_core.cuh, fetch_round, as the CPU backend's
+// The fetcher alone (consumer/fetcher.cuh, fetch_round, as the CPU backend's
 // I/O thread runs it), on rings filled by hand: what it stages, in what order.
 class FetchRings : public ::testing::Test {
  protected:

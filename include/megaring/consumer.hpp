@@ -123,7 +123,7 @@ inline ConsumerPrivate initial_private(uint64_t first_ticket) {
 
 // Everything a consumer unit (GPU block or CPU worker) needs, by value.
 // Config::fetch_warps: the warps of the I/O block that share the fetcher's
-// loads (consumer/consumer_core.cuh, "The fetch crew"). At most a 256-thread
+// loads (consumer/fetcher.cuh, "The fetch crew"). At most a 256-thread
 // block's warps less the completer's.
 inline constexpr uint32_t kMaxFetchWarps = 7;
 inline constexpr uint32_t kDefaultFetchWarps = 4;

@@ -48,7 +48,7 @@ inline void release_headers(mr_slot* ring_slots, uint64_t mask, uint64_t first, 
 // A completion record's two words, as the host reads them: relaxed word
 // loads (the caller's DONE_COUNT, finalize or stamp acquire orders them),
 // atomic because the completer may rewrite an early-written record with the
-// same words meanwhile (consumer_core.cuh, publish_beyond_gap).
+// same words meanwhile (consumer/completer.cuh, publish_beyond_gap).
 struct RecordWords {
   uint64_t stamp;
   uint64_t result;

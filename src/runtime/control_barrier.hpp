@@ -31,7 +31,7 @@
 // the runtime's closed or failed status. A unit that parks for E after its
 // release finds it released and goes on. An executor that has left its
 // loop (abort, stop, a slot it abandoned) answers every later epoch
-// (leave_control in consumer_core.cuh): it runs no slot any more. So while
+// (leave_control in consumer/executor.cuh): it runs no slot any more. So while
 // the runtime is suspended (Runtime::suspend: every unit has left) an
 // operation applies at once; the relaunch resets the acknowledgements
 // (ConsumerBackend::restart) while holding the topology token, so that no

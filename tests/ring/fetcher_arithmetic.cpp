@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The fetcher's sizing arithmetic (consumer_core.cuh), as plain functions:
+// The fetcher's sizing arithmetic (consumer/fetcher.cuh), as plain functions:
 // its adaptive window and its crew's share of a round.
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 namespace megaring_test {
 namespace {
 
-// The fetcher's adaptive window (consumer_core.cuh, next_fetch_window): it
+// The fetcher's adaptive window (consumer/fetcher.cuh, next_fetch_window): it
 // widens (x8) while every header it read was READY, up to the crew's cap;
 // after a partial find it stays; after none it is the one-header idle poll.
 // So a lone call reads eight header lines after its own, not hundreds
@@ -35,7 +35,7 @@ TEST(FetchWindow, WidensWhileFullKeepsItsReachAndIdlesAtOne) {
   EXPECT_EQ(rounds, 3u);
 }
 
-// The fetch crew (consumer_core.cuh): a crew of W warps copies at most 64 W
+// The fetch crew (consumer/fetcher.cuh): a crew of W warps copies at most 64 W
 // bodies a round and reads at most 128 W headers (what its threads hold in
 // registers), and its busiest warp, warp 0, issues a 1/W share of the
 // round's loads plus the control words.

@@ -56,7 +56,7 @@ void run_backlog_behind_a_slow_slot(Runtime& rt, uint32_t backlog) {
 }
 
 // Config::fetch_warps sets how many bodies a fetch round copies at most:
-// 64 a warp (consumer_core.cuh, "The fetch crew"), and under a backlog every
+// 64 a warp (consumer/fetcher.cuh, "The fetch crew"), and under a backlog every
 // round is full.
 TEST_P(RingLifecycleTest, AFetchRoundCopiesAtMostItsCrewsBodies) {
   constexpr uint32_t kBacklog = 1000;
@@ -90,7 +90,7 @@ TEST_P(RingLifecycleTest, AFetchRoundCopiesAtMostItsCrewsBodies) {
   }
 }
 
-// The fetcher's and completer's counters (consumer_core.cuh): every
+// The fetcher's and completer's counters (consumer/fetcher.cuh, consumer/completer.cuh): every
 // published ticket is staged exactly once, a backlog in rounds of many
 // tickets (one round trip each on a GPU), and the completer writes no record
 // for a ticket that completed OK and was not kept, but one for a kept one.

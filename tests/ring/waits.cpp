@@ -112,7 +112,7 @@ TEST_P(RingWaitTest, TimeoutOnSlowSlotThenSuccess) {
 
 // DONE_COUNT waits for the slowest earlier slot, but wait() on a kept ticket
 // must not: the completer writes a finished kept ticket's record early when
-// an earlier one holds DONE_COUNT back (consumer_core.cuh,
+// an earlier one holds DONE_COUNT back (consumer/completer.cuh,
 // publish_beyond_gap). Checked by state, not time: when each wait()
 // returns, the earlier 1 s slot has still not completed (three calls of a
 // few milliseconds each fit in that second).
