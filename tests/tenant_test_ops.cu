@@ -86,18 +86,31 @@ struct TestOps {
 
 }  // namespace
 
-uint32_t* gate_word(bool cuda) {
+namespace {
+
+// Two lines, one writer each: line 0 the gate (the host writes it), line 1
+// kOpSpinUntilAbort's round count (the consumer writes it).
+uint8_t* test_lines(bool cuda) {
   if (cuda) {
-    static uint32_t* const pinned = [] {
+    static uint8_t* const pinned = [] {
       void* p = nullptr;
-      return cudaHostAlloc(&p, 64, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
-                 ? static_cast<uint32_t*>(p)
+      return cudaHostAlloc(&p, 128, cudaHostAllocMapped | cudaHostAllocPortable) == cudaSuccess
+                 ? static_cast<uint8_t*>(p)
                  : nullptr;
     }();
     return pinned;
   }
-  alignas(64) static uint32_t host_word[16];
-  return host_word;
+  alignas(64) static uint8_t host_lines[128];
+  return host_lines;
+}
+
+}  // namespace
+
+uint32_t* gate_word(bool cuda) { return reinterpret_cast<uint32_t*>(test_lines(cuda)); }
+
+uint64_t* spin_rounds_word(bool cuda) {
+  uint8_t* lines = test_lines(cuda);
+  return lines == nullptr ? nullptr : reinterpret_cast<uint64_t*>(lines + 64);
 }
 
 void set_gate(bool cuda, uint32_t value) {

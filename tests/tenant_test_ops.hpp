@@ -46,5 +46,9 @@ const megaring::Consumer& tenant_test_consumer();
 uint32_t* gate_word(bool cuda);
 // Opens (non-zero) or closes the gate: a RELEASE (system) store.
 void set_gate(bool cuda, uint32_t value);
+// The word a kOpSpinUntilAbort slot stores its round count to, in a line of
+// its own in the same allocation (allocated with the gate word: null when
+// that is).
+uint64_t* spin_rounds_word(bool cuda);
 
 }  // namespace megaring_test

@@ -3,15 +3,20 @@
 // a test: KeptResults (kept results that left the ring: the shared ring's
 // and producers' parked results, tenants' kept tickets), StatusTally (the
 // per-status counts of the reaper and of each tenant), RuntimeLink (how a
-// layer above learns that its runtime ends).
+// layer above learns that its runtime ends), and Result/Status (the one
+// result type: every code has a name).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include <megaring/status.hpp>
 
 #include "ring/kept_results.hpp"
 #include "ring/status_tally.hpp"
@@ -179,6 +184,26 @@ TEST(RuntimeLink, EachLivingOwnersHookRunsOnceAtTheEnd) {
   EXPECT_EQ(b->ends, 1) << "a throwing hook stops no other";
   link.end();
   EXPECT_EQ(a->ends, 1) << "once";
+}
+
+// One result type for the whole API: every code, the tenant ones included,
+// has a name of its own; a value past the last one reads as unknown.
+TEST(ResultTest, EveryResultHasItsOwnName) {
+  constexpr int kLast = static_cast<int>(megaring::Result::kInUse);
+  std::set<std::string> names;
+  for (int r = 0; r <= kLast; ++r) {
+    const std::string name = megaring::result_string(static_cast<megaring::Result>(r));
+    EXPECT_EQ(name.find("unknown"), std::string::npos) << "result " << r;
+    EXPECT_TRUE(names.insert(name).second) << "result " << r << " repeats \"" << name << "\"";
+  }
+  EXPECT_STREQ(megaring::result_string(static_cast<megaring::Result>(kLast + 1)), "unknown result")
+      << "a code past kInUse: name it and extend this test";
+  const megaring::Status st(megaring::Result::kBackpressure, "4 slots outstanding", 4, 8);
+  EXPECT_EQ(st.to_string(), "backpressure: 4 slots outstanding");
+  EXPECT_EQ(st.value(), 4u);
+  EXPECT_EQ(st.limit(), 8u);
+  EXPECT_EQ(megaring::Status().value(), 0u);
+  EXPECT_EQ(megaring::Status(megaring::Result::kTimeout, "late").limit(), 0u);
 }
 
 }  // namespace
