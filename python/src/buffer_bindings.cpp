@@ -134,7 +134,7 @@ Status unregister(PyBuffer& b, Nanoseconds timeout, WhileInUse mode) {
 uint64_t checked_length(const PyBuffer& b, uint64_t offset, nb::handle nbytes) {
   if (offset > b.nbytes()) raise_invalid("offset past the end of the buffer");
   if (nbytes.is_none()) return b.nbytes() - offset;
-  const uint64_t n = nb::cast<uint64_t>(nbytes);
+  const uint64_t n = to_int<uint64_t>(nbytes, "nbytes");
   if (n > b.nbytes() - offset) raise_invalid("range past the end of the buffer");
   return n;
 }
@@ -198,6 +198,21 @@ static BufferHandle register_memory(PyRuntime& self, const TenantHandle* tenant,
   return handle;
 }
 
+// Records what keeps a just registered handle's memory alive. Should that
+// fail (an allocation), the registration is undone before the error
+// propagates: a handle nobody holds the memory of never stays registered.
+static void record_registration(PyRuntime& self, const TenantHandle* tenant, BufferHandle handle,
+                                PyRuntime::Registration registration) {
+  try {
+    self.registrations()[handle] = std::move(registration);
+  } catch (...) {
+    nb::gil_scoped_release release;  // waits for any slot that named it meanwhile
+    (void)(tenant != nullptr ? tenant->unregister_buffer(handle)
+                             : self.runtime().unregister_buffer(handle));
+    throw;
+  }
+}
+
 static std::optional<TenantHandle> owner_of(const TenantHandle* tenant) {
   if (tenant == nullptr) return std::nullopt;
   return *tenant;
@@ -207,15 +222,31 @@ PyBuffer alloc_buffer(PyRuntime& self, uint64_t nbytes, const TenantHandle* tena
   std::shared_ptr<OwnedMemory> memory;
   check(OwnedMemory::allocate(self.cuda(), self.device(), nbytes, &memory));
   const BufferHandle handle = register_memory(self, tenant, memory->data(), nbytes);
-  self.registrations()[handle] = PyRuntime::Registration{memory, nb::object()};
+  record_registration(self, tenant, handle, PyRuntime::Registration{memory, nb::object()});
   return PyBuffer(&self, handle, nbytes, memory, nb::object(), self.cuda() ? kDlCuda : kDlCpu,
                   owner_of(tenant));
+}
+
+// What keeps an imported tensor's memory alive: the nb::ndarray itself, in
+// a capsule. Its import holds the producer's DLPack tensor (whose deleter
+// lets the memory go), whether it came from an object with __dlpack__,
+// the buffer protocol, or a bare DLPack capsule, which has no Python object
+// of its own to hold and which nb::cast cannot turn into one.
+static nb::object hold_import(const nb::ndarray<>& array) {
+  auto* held = new nb::ndarray<>(array);
+  try {
+    return nb::capsule(held, [](void* p) noexcept { delete static_cast<nb::ndarray<>*>(p); });
+  } catch (...) {
+    delete held;
+    throw;
+  }
 }
 
 PyBuffer register_buffer(PyRuntime& self, nb::handle tensor, const TenantHandle* tenant) {
   nb::ndarray<> array;
   if (!nb::try_cast(tensor, array, false))
-    raise_invalid("register_buffer needs a writable tensor with __dlpack__ or the buffer protocol");
+    raise_invalid("register_buffer needs a writable tensor with __dlpack__ or the buffer protocol "
+                  "(a DLPack capsule is imported once: not one already used)");
   const int type = array.device_type();
   if (self.cuda()) {
     if ((type != kDlCuda && type != kDlCudaManaged) || array.device_id() != self.device())
@@ -224,13 +255,20 @@ PyBuffer register_buffer(PyRuntime& self, nb::handle tensor, const TenantHandle*
   } else if (type != kDlCpu && type != kDlCudaHost) {
     raise_invalid("the CPU backend registers host memory only");
   }
-  if (!c_contiguous(array)) raise_invalid("register_buffer needs contiguous memory");
+  // A zero-element tensor is contiguous whatever its strides (an empty
+  // buffer, as alloc_buffer(0) makes); it still needs an address.
+  if (array.size() != 0 && !c_contiguous(array))
+    raise_invalid("register_buffer needs C-contiguous memory (strides of a row-major layout)");
+  if (array.data() == nullptr)
+    raise_invalid("register_buffer: the tensor has no address (an empty one may have none: "
+                  "use alloc_buffer(0))");
   const uint64_t nbytes = array.nbytes();
+  // Everything that can fail happens before the registration: the tensor
+  // and its DLPack import stay referenced until the memory is the caller's
+  // again.
+  nb::object keep = nb::make_tuple(nb::borrow(tensor), hold_import(array));
   const BufferHandle handle = register_memory(self, tenant, array.data(), nbytes);
-  // The tensor and its DLPack import stay referenced until the memory is
-  // the caller's again.
-  nb::object keep = nb::make_tuple(nb::borrow(tensor), nb::cast(array));
-  self.registrations()[handle] = PyRuntime::Registration{nullptr, keep};
+  record_registration(self, tenant, handle, PyRuntime::Registration{nullptr, keep});
   return PyBuffer(&self, handle, nbytes, nullptr, keep, type, owner_of(tenant));
 }
 
@@ -285,14 +323,17 @@ void bind_buffer(nb::module_& m) {
         if (while_in_use == "fail") mode = WhileInUse::kFail;
         else if (while_in_use != "wait") raise_invalid("while_in_use must be 'wait' or 'fail'");
         if (!rt.stopped()) {
-          Status st;
-          {
-            nb::gil_scoped_release release;  // waits for the slots that may touch it
-            st = unregister(b, t, mode);
-          }
+          // Sliced (waits for the slots that may touch it): a slice that
+          // runs out leaves the handle retired, and the next one waits on
+          // (runtime.hpp); the first slice alone applies while_in_use, as
+          // Runtime::unregister_buffer's own slices do.
           // kTimeout: the memory stays held (retired); free() again waits on.
           // kInUse: nothing changed; the buffer stays live.
-          check(st);
+          check(call_sliced(t, [&](Nanoseconds slice) {
+            const Status st = unregister(b, slice, mode);
+            mode = WhileInUse::kWait;
+            return st;
+          }));
         }
         rt.registrations().erase(b.handle());
         b.retire();

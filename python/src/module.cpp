@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "common.hpp"
 #include "megaring/version.h"
@@ -26,24 +27,50 @@ void raise_invalid(const std::string& message) {
 
 Nanoseconds to_timeout(nb::handle seconds) {
   if (seconds.is_none()) return kForever;
-  const double s = nb::cast<double>(seconds);
-  if (std::isnan(s) || s < 0) raise_invalid("timeout must be None or a non-negative number of seconds");
-  if (s > 3.0e9) return kForever;  // about a century: never expires (runtime.hpp)
+  constexpr double kCentury = 3.0e9;  // seconds: never expires (runtime.hpp)
+  constexpr const char* kWhat = "timeout must be None or a non-negative number of seconds";
+  double s = 0;
+  if (PyLong_Check(seconds.ptr())) {
+    // An int past a float's range is still a number of seconds: its sign decides.
+    int64_t whole = 0;
+    if (!nb::try_cast<int64_t>(seconds, whole, false)) {
+      if (PyObject_RichCompareBool(seconds.ptr(), nb::int_(0).ptr(), Py_LT) == 1) raise_invalid(kWhat);
+      PyErr_Clear();
+      return kForever;
+    }
+    s = static_cast<double>(whole);
+  } else if (!nb::try_cast<double>(seconds, s, true)) {  // a float, or anything with __float__
+    raise_invalid(std::string(kWhat) + ", not " + Py_TYPE(seconds.ptr())->tp_name);
+  }
+  if (std::isnan(s) || s < 0) raise_invalid(kWhat);
+  if (s > kCentury) return kForever;
   return Nanoseconds(static_cast<int64_t>(s * 1e9));
 }
 
 BufferHandle buffer_handle(nb::handle buffer) {
   nb::object handle = nb::hasattr(buffer, "handle") ? buffer.attr("handle") : nb::borrow(buffer);
   if (!nb::isinstance<nb::int_>(handle)) raise_invalid("expected a megaring.Buffer or an int handle");
-  return nb::cast<BufferHandle>(handle);
+  return to_int<BufferHandle>(handle, "buffer handle");
 }
 
 RegionHandle region_handle(nb::handle region) {
   nb::object handle = nb::hasattr(region, "handle") ? region.attr("handle") : nb::borrow(region);
-  RegionHandle h = 0;
-  if (!nb::isinstance<nb::int_>(handle) || !nb::try_cast<RegionHandle>(handle, h, false))
-    raise_invalid("expected a megaring.Region or an int handle in [0, 2^32)");
-  return h;
+  if (!nb::isinstance<nb::int_>(handle)) raise_invalid("expected a megaring.Region or an int handle");
+  return to_int<RegionHandle>(handle, "region handle");
+}
+
+std::vector<uint32_t> to_opcodes(nb::handle values, const char* what) {
+  nb::object iterator = nb::steal(PyObject_GetIter(values.ptr()));
+  if (!iterator.is_valid()) {
+    PyErr_Clear();
+    raise_invalid(std::string(what) + " must be None or an iterable of opcodes");
+  }
+  const std::string element = std::string("each of ") + what;
+  std::vector<uint32_t> opcodes;
+  while (nb::object op = nb::steal(PyIter_Next(iterator.ptr())))
+    opcodes.push_back(to_int<uint32_t>(op, element.c_str()));
+  if (PyErr_Occurred()) throw nb::python_error();  // the iteration itself failed
+  return opcodes;
 }
 
 // Slot arguments are 64-bit words: a Python int in [0, 2^64) or a negative

@@ -78,23 +78,26 @@ class PyProducer {
   std::unique_ptr<Producer> producer_;
 };
 
+// Sliced as Runtime.publish is (publish_sliced), the mutex taken per slice.
 Ticket publish(PyProducer& self, nb::handle op, nb::args args, bool keep, bool block,
                nb::handle timeout) {
   const SlotRequest request = to_request(op, args);
-  const PublishOptions options = publish_options(keep, block, timeout);
   Ticket ticket;
-  self.run([&](Producer& p) { return p.publish(request, &ticket, options); });
+  check(publish_sliced(publish_options(keep, block, timeout), [&](const PublishOptions& slice) {
+    return self.locked([&](Producer& p) { return p.publish(request, &ticket, slice); });
+  }));
   return ticket;
 }
 
 std::vector<Ticket> publish_batch(PyProducer& self, nb::handle slots, bool keep, bool block,
                                   nb::handle timeout) {
   const std::vector<SlotRequest> requests = slot_batch(slots);
-  const PublishOptions options = publish_options(keep, block, timeout);
   Ticket first;
-  self.run([&](Producer& p) {
-    return p.publish_batch(requests.data(), static_cast<uint32_t>(requests.size()), &first, options);
-  });
+  check(publish_sliced(publish_options(keep, block, timeout), [&](const PublishOptions& slice) {
+    return self.locked([&](Producer& p) {
+      return p.publish_batch(requests.data(), static_cast<uint32_t>(requests.size()), &first, slice);
+    });
+  }));
   return batch_tickets(first, requests.size());
 }
 
@@ -102,7 +105,7 @@ std::vector<Ticket> publish_batch(PyProducer& self, nb::handle slots, bool keep,
 // mutex is taken per slice, so other threads' calls run in between.
 Completion wait_ticket(PyProducer& self, const Ticket& ticket, nb::handle timeout) {
   Completion c;
-  check(wait_sliced(to_timeout(timeout), [&](Nanoseconds slice) {
+  check(call_sliced(to_timeout(timeout), [&](Nanoseconds slice) {
     return self.locked([&](Producer& p) { return p.wait(ticket, &c, slice); });
   }));
   return c;
@@ -132,7 +135,7 @@ void bind_producer(nb::module_& m) {
            nb::arg("block") = true, nb::arg("timeout").none() = nb::none())
       .def("wait", &wait_ticket, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())
       .def("wait_done", [](PyProducer& self, const Ticket& ticket, nb::handle timeout) {
-        check(wait_sliced(to_timeout(timeout), [&](Nanoseconds slice) {
+        check(call_sliced(to_timeout(timeout), [&](Nanoseconds slice) {
           return self.locked([&](Producer& p) { return p.wait_done(ticket, slice); });
         }));
       }, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())

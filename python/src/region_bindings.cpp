@@ -73,7 +73,7 @@ class PyRegion {
   uint64_t length(uint64_t offset, nb::handle nbytes) const {
     if (offset > nbytes_) raise_invalid("offset past the end of the region");
     if (nbytes.is_none()) return nbytes_ - offset;
-    const uint64_t n = nb::cast<uint64_t>(nbytes);
+    const uint64_t n = to_int<uint64_t>(nbytes, "nbytes");
     if (n > nbytes_ - offset) raise_invalid("range past the end of the region");
     return n;
   }

@@ -28,8 +28,12 @@ Backend parse_backend(const std::string& name) {
 
 template <typename T>
 void set_field(T* field, nb::handle value, const char* key) {
-  if (!nb::try_cast<T>(value, *field, false))
-    raise_invalid(std::string("config '") + key + "' must be a non-negative int in range");
+  const std::string what = std::string("config '") + key + "'";
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!nb::try_cast<bool>(value, *field, false)) raise_invalid(what + " must be True or False");
+  } else {
+    *field = to_int<T>(value, what.c_str());
+  }
 }
 
 Config parse_config(const std::string& backend, const nb::kwargs& options) {
@@ -84,29 +88,21 @@ nb::dict stats_dict(const RuntimeStats& s) {
 Ticket publish(PyRuntime& self, nb::handle op, nb::args args, bool keep, bool block,
                nb::handle timeout) {
   const SlotRequest request = to_request(op, args);
-  const PublishOptions options = publish_options(keep, block, timeout);
   Ticket ticket;
-  Status st;
-  {
-    nb::gil_scoped_release release;  // publish may wait for ring space
-    st = self.runtime().publish(request, &ticket, options);
-  }
-  check(st);
+  check(publish_sliced(publish_options(keep, block, timeout), [&](const PublishOptions& slice) {
+    return self.runtime().publish(request, &ticket, slice);
+  }));
   return ticket;
 }
 
 std::vector<Ticket> publish_batch(PyRuntime& self, nb::handle slots, bool keep, bool block,
                                   nb::handle timeout) {
   const std::vector<SlotRequest> requests = slot_batch(slots);
-  const PublishOptions options = publish_options(keep, block, timeout);
   Ticket first;
-  Status st;
-  {
-    nb::gil_scoped_release release;
-    st = self.runtime().publish_batch(requests.data(), static_cast<uint32_t>(requests.size()),
-                                      &first, options);
-  }
-  check(st);
+  check(publish_sliced(publish_options(keep, block, timeout), [&](const PublishOptions& slice) {
+    return self.runtime().publish_batch(requests.data(), static_cast<uint32_t>(requests.size()),
+                                        &first, slice);
+  }));
   return batch_tickets(first, requests.size());
 }
 
@@ -136,35 +132,22 @@ std::vector<Ticket> batch_tickets(const Ticket& first, size_t count) {
   return tickets;
 }
 
-// Runs wait-like `fn(slice)` with the GIL released, in slices, so that
-// Ctrl-C (a pending signal) interrupts a long wait between two slices.
-template <typename Fn>
-Status blocking_wait(Nanoseconds timeout, Fn&& fn) {
-  constexpr Nanoseconds kSlice = std::chrono::milliseconds(100);
-  const bool forever = timeout == kForever;
-  Nanoseconds left = timeout;
-  for (;;) {
-    const Nanoseconds slice = forever ? kSlice : std::min(left, kSlice);
-    Status st;
-    {
-      nb::gil_scoped_release release;
-      st = fn(slice);
-    }
-    if (st.code() != Result::kTimeout || (!forever && left <= kSlice)) return st;
-    if (!forever) left -= slice;
-    if (PyErr_CheckSignals() != 0) throw nb::python_error();
-  }
-}
-
-// Defined here, used by tenant_bindings.cpp too.
-Status wait_sliced(Nanoseconds timeout, const std::function<Status(Nanoseconds)>& fn) {
-  return blocking_wait(timeout, fn);
+// A publish waiting for ring space ends a slice with kTimeout having
+// reserved nothing (the wait comes before the reservation, on the runtime's
+// ring and a producer's alike), so the next slice is a fresh publish.
+Status publish_sliced(const PublishOptions& options,
+                      const std::function<Status(const PublishOptions&)>& publish_once) {
+  return call_sliced(options.timeout, [&](Nanoseconds slice) {
+    PublishOptions o = options;
+    o.timeout = slice;
+    return publish_once(o);
+  });
 }
 
 static Completion wait_ticket(PyRuntime& self, const Ticket& ticket, nb::handle timeout) {
   Completion c;
-  check(blocking_wait(to_timeout(timeout),
-                      [&](Nanoseconds t) { return self.runtime().wait(ticket, &c, t); }));
+  check(call_sliced(to_timeout(timeout),
+                     [&](Nanoseconds t) { return self.runtime().wait(ticket, &c, t); }));
   return c;
 }
 
@@ -193,8 +176,8 @@ void bind_runtime(nb::module_& m) {
            nb::arg("block") = true, nb::arg("timeout").none() = nb::none())
       .def("wait", &wait_ticket, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())
       .def("wait_done", [](PyRuntime& self, const Ticket& ticket, nb::handle timeout) {
-        check(blocking_wait(to_timeout(timeout),
-                            [&](Nanoseconds t) { return self.runtime().wait_done(ticket, t); }));
+        check(call_sliced(to_timeout(timeout),
+                          [&](Nanoseconds t) { return self.runtime().wait_done(ticket, t); }));
       }, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())
       .def("release", [](PyRuntime& self, const Ticket& ticket) {
         check(self.runtime().release(ticket));
@@ -243,14 +226,16 @@ void bind_runtime(nb::module_& m) {
       .def("suspend", [](PyRuntime& self, nb::handle timeout) {
         // Sliced, the GIL released: a slice that times out leaves the
         // runtime suspending, and the next one waits again (Runtime::suspend).
-        check(blocking_wait(to_timeout(timeout),
-                            [&](Nanoseconds t) { return self.runtime().suspend(t); }));
+        check(call_sliced(to_timeout(timeout),
+                          [&](Nanoseconds t) { return self.runtime().suspend(t); }));
       }, nb::arg("timeout").none() = nb::none(),
          "Stops the consumer once what it staged has completed, rings and tables intact: "
          "no megaring kernel runs until resume(), so torch.cuda.synchronize() and "
          "empty_cache() return. Slots published meanwhile wait. Raises Timeout if a "
          "staged slot still runs (the runtime stays suspending).")
       .def("resume", [](PyRuntime& self) {
+        // Not sliced: Runtime::resume takes no timeout (it waits only for a
+        // suspension in progress to end), so Ctrl-C waits for it.
         Status st;
         {
           nb::gil_scoped_release release;
@@ -271,6 +256,9 @@ void bind_runtime(nb::module_& m) {
            nb::keep_alive<0, 1>(),
            "A staging region ('immutable', 'append_only' or 'mutable') of the staging arena.")
       .def("shutdown", [](PyRuntime& self, nb::handle timeout) {
+        // Not sliced: a shutdown whose timeout passes aborts (runtime.hpp),
+        // so a slice cannot run out without a side effect; Ctrl-C waits for
+        // it (bounded by `timeout`, 30 s by default).
         Status st;
         {
           nb::gil_scoped_release release;

@@ -148,8 +148,9 @@ PublishOptions publish_options(bool keep, bool block, nb::handle timeout);
 // A sequence of megaring.Slot (publish_batch), and the tickets a batch got.
 std::vector<SlotRequest> slot_batch(nb::handle slots);
 std::vector<Ticket> batch_tickets(const Ticket& first, size_t count);
-// Runs fn(slice) with the GIL released, slice by slice, checking for
-// signals (Ctrl-C) between slices; fn returns kTimeout when a slice ends.
-Status wait_sliced(Nanoseconds timeout, const std::function<Status(Nanoseconds)>& fn);
+// A publish through call_sliced: publish_once(options) with options.timeout
+// a slice of the caller's (Runtime and Producer publish, publish_batch).
+Status publish_sliced(const PublishOptions& options,
+                      const std::function<Status(const PublishOptions&)>& publish_once);
 
 }  // namespace megaring::python

@@ -8,6 +8,8 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,24 +49,49 @@ class PyCallback {
   PyObject* fn_;
 };
 
+// The ownership rule: the binding holds the registry by shared_ptr, and
+// each call takes a copy under mutex_ and works on that copy with the GIL
+// released. close() only drops the binding's reference (new calls then
+// fail kRevoked); the registry is destroyed, revoking every tenant and
+// draining, by whoever drops the last reference: close() itself, or a call
+// that was in flight on another thread when close() ran. Every reference is
+// dropped with the GIL released (the destruction waits for the pump thread,
+// which may be waiting for the GIL). mutex_ guards the pointer only: it is
+// never held while anything waits, so taking it with the GIL held is safe.
 class PyRegistry {
  public:
   PyRegistry(std::unique_ptr<TenantRegistry> registry, nb::object runtime)
       : registry_(std::move(registry)), runtime_(std::move(runtime)) {}
-  // The close waits for the pump thread, which may be waiting for the GIL.
   ~PyRegistry() { close(); }
   void close() {
+    std::shared_ptr<TenantRegistry> last;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      last.swap(registry_);
+    }
     nb::gil_scoped_release release;
-    registry_.reset();
+    last.reset();
   }
-  TenantRegistry& get() {
-    if (!registry_) raise_status(Status(Result::kRevoked, "the registry is closed"));
-    return *registry_;
+  // fn(registry) on a reference of the call's own, with the GIL released;
+  // raises kRevoked once closed.
+  template <class Fn>
+  auto call(Fn&& fn) {
+    std::shared_ptr<TenantRegistry> registry;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      registry = registry_;
+    }
+    if (!registry) raise_status(Status(Result::kRevoked, "the registry is closed"));
+    nb::gil_scoped_release release;
+    auto result = fn(*registry);
+    registry.reset();  // may be the last reference: destroyed here, the GIL released
+    return result;
   }
   const nb::object& runtime() const { return runtime_; }
 
  private:
-  std::unique_ptr<TenantRegistry> registry_;
+  std::mutex mutex_;
+  std::shared_ptr<TenantRegistry> registry_;
   nb::object runtime_;  // the megaring.Runtime, which each Tenant holds too
 };
 
@@ -112,17 +139,33 @@ nb::dict quota_counters(const PyTenant& t) {
   return d;
 }
 
+// A tenant publish through call_sliced. A slice that runs out ends with
+// kBackpressure (the outstanding-slot quota stayed full), kTimeout (the ring
+// stayed full) or, with a manual pump, kRingFull; each is rolled back with
+// nothing published (tenant.hpp: counters unchanged, but for the refusal
+// counted in backpressure_events or pipeline_errors), so the next slice is
+// a fresh publish. A zero timeout is one try, as before.
+bool tenant_slice_ran_out(const Status& st) {
+  return st.code() == Result::kTimeout || st.code() == Result::kBackpressure ||
+         st.code() == Result::kRingFull;
+}
+
+Status tenant_publish_sliced(const TenantPublishOptions& options,
+                             const std::function<Status(const TenantPublishOptions&)>& publish_once) {
+  return call_sliced(options.timeout, [&](Nanoseconds slice) {
+    TenantPublishOptions o = options;
+    o.timeout = slice;
+    return publish_once(o);
+  }, tenant_slice_ran_out);
+}
+
 Ticket tenant_publish(const PyTenant& t, nb::handle op, nb::args args, bool keep,
                       nb::handle timeout) {
   const SlotRequest request = to_request(op, args);
-  const TenantPublishOptions options = tenant_options(keep, timeout);
   Ticket ticket;
-  Status st;
-  {
-    nb::gil_scoped_release release;  // may wait for quota the pump gives back
-    st = t.publish_slot(request, &ticket, options);
-  }
-  check(st);
+  check(tenant_publish_sliced(tenant_options(keep, timeout), [&](const TenantPublishOptions& slice) {
+    return t.publish_slot(request, &ticket, slice);
+  }));
   return ticket;
 }
 
@@ -142,31 +185,23 @@ void bind_tenants(nb::module_& m) {
            "Publishes a slot with a tenant-local opcode; timeout=None waits for quota and ring space.")
       .def("publish_batch", [](const PyTenant& t, nb::handle slots, bool keep, nb::handle timeout) {
         const std::vector<SlotRequest> requests = slot_batch(slots);
-        const TenantPublishOptions options = tenant_options(keep, timeout);
         Ticket first;
-        Status st;
-        {
-          nb::gil_scoped_release release;
-          st = t.publish_batch(requests.data(), static_cast<uint32_t>(requests.size()), &first, options);
-        }
-        check(st);
+        check(tenant_publish_sliced(tenant_options(keep, timeout), [&](const TenantPublishOptions& slice) {
+          return t.publish_batch(requests.data(), static_cast<uint32_t>(requests.size()), &first, slice);
+        }));
         return batch_tickets(first, requests.size());
       }, nb::arg("slots"), nb::kw_only(), nb::arg("keep") = false, nb::arg("timeout").none() = nb::none())
       .def("wait", [](const PyTenant& t, const Ticket& ticket, nb::handle timeout) {
         Completion c;
-        check(wait_sliced(to_timeout(timeout), [&](Nanoseconds s) { return t.wait(ticket, &c, s); }));
+        check(call_sliced(to_timeout(timeout), [&](Nanoseconds s) { return t.wait(ticket, &c, s); }));
         return c;
       }, nb::arg("ticket"), nb::arg("timeout").none() = nb::none())
       .def("release", [](const PyTenant& t, const Ticket& ticket) { check(t.release(ticket)); },
            nb::arg("ticket"))
       .def("quiesce", [](const PyTenant& t, nb::handle timeout) {
-        // Sliced: each slice ends kQuiesceTimeout, which the slicer must see as kTimeout.
-        Status last;
-        Status st = wait_sliced(to_timeout(timeout), [&](Nanoseconds s) {
-          last = t.quiesce(s);
-          return last.code() == Result::kQuiesceTimeout ? Status(Result::kTimeout, "") : last;
-        });
-        check(st.code() == Result::kTimeout ? last : st);
+        // Sliced: a slice that runs out ends kQuiesceTimeout.
+        check(call_sliced(to_timeout(timeout), [&](Nanoseconds s) { return t.quiesce(s); },
+                          [](const Status& st) { return st.code() == Result::kQuiesceTimeout; }));
       }, nb::arg("timeout").none() = nb::none(), "Waits until every published slot has drained.")
       .def("counters", &runtime_counters)
       .def("quota_counters", &quota_counters)
@@ -176,8 +211,14 @@ void bind_tenants(nb::module_& m) {
         return global;
       }, nb::arg("local"))
       .def("set_grants", [](const PyTenant& t, nb::handle opcodes) {
-        check(t.set_grants(opcodes.is_none() ? OpcodeGrants::everything()
-                                             : OpcodeGrants::only(nb::cast<std::vector<uint32_t>>(opcodes))));
+        const OpcodeGrants grants = opcodes.is_none() ? OpcodeGrants::everything()
+                                                      : OpcodeGrants::only(to_opcodes(opcodes, "opcodes"));
+        Status st;
+        {
+          nb::gil_scoped_release release;  // a control operation: may wait for the executors
+          st = t.set_grants(grants);
+        }
+        check(st);
       }, nb::arg("opcodes").none(), "None grants the whole window; else exactly these local opcodes.")
       .def("grants", [](const PyTenant& t) -> nb::object {
         OpcodeGrants g;
@@ -231,36 +272,23 @@ void bind_tenants(nb::module_& m) {
           auto callback = std::make_shared<PyCallback>(on_completion);
           config.on_completion = [callback](const Completion& c) { (*callback)(c); };
         }
-        if (!grants.is_none()) config.grants = OpcodeGrants::only(nb::cast<std::vector<uint32_t>>(grants));
+        if (!grants.is_none()) config.grants = OpcodeGrants::only(to_opcodes(grants, "grants"));
         TenantHandle handle;
-        Status st;
-        TenantRegistry& registry = self.get();
-        {
-          nb::gil_scoped_release release;
-          st = registry.register_tenant(config, &handle);
-        }
-        check(st);
+        check(self.call([&](TenantRegistry& r) { return r.register_tenant(config, &handle); }));
         return PyTenant(handle, self.runtime());
       }, nb::arg("label") = "", nb::kw_only(), nb::arg("opcode_cap") = 16,
          nb::arg("max_outstanding_slots") = 256, nb::arg("staging_bytes") = 64ull << 20,
          nb::arg("resident_handles") = 64, nb::arg("on_completion").none() = nb::none(),
          nb::arg("grants").none() = nb::none())
       .def("unregister", [](PyRegistry& self, const PyTenant& tenant) {
-        TenantRegistry& registry = self.get();
-        Status st;
-        {
-          nb::gil_scoped_release release;
-          st = registry.unregister_tenant(tenant);
-        }
-        check(st);
+        check(self.call([&](TenantRegistry& r) { return r.unregister_tenant(tenant); }));
       }, nb::arg("tenant"))
       .def("pump_once", [](PyRegistry& self) {
-        TenantRegistry& registry = self.get();
-        nb::gil_scoped_release release;  // callbacks it runs take the GIL
-        return registry.pump_once();
+        // The GIL released: callbacks it runs take it.
+        return self.call([](TenantRegistry& r) { return r.pump_once(); });
       })
       .def("stats", [](PyRegistry& self) {
-        const RegistryStats s = self.get().stats();
+        const RegistryStats s = self.call([](TenantRegistry& r) { return r.stats(); });
         nb::dict d;
         d["live_tenants"] = s.live_tenants;
         d["draining_tenants"] = s.draining_tenants;
@@ -268,7 +296,11 @@ void bind_tenants(nb::module_& m) {
         d["untenanted_slots"] = s.untenanted_slots;
         return d;
       })
-      .def("close", &PyRegistry::close, "Revokes every tenant and drains their slots.")
+      // Not sliced: the registry's destruction is one call, bounded by
+      // close_timeout (10 s by default); Ctrl-C waits for it.
+      .def("close", &PyRegistry::close,
+           "Revokes every tenant and drains their slots (once the calls other threads "
+           "have in flight on the registry returned).")
       .def("__enter__", [](nb::handle self) { return nb::borrow(self); })
       .def("__exit__", [](PyRegistry& self, nb::args) { self.close(); });
 }

@@ -3,6 +3,7 @@
 in it), a megaring buffer exported as a zero-copy view, and what is
 refused."""
 import gc
+import weakref
 
 import pytest
 
@@ -39,6 +40,106 @@ def test_registration_keeps_the_array_alive(rt):
     gc.collect()
     assert rt.call(ops.fill(buf, 0, 1024, 3)).ok
     assert buf.read(1000, 4) == b"\x03" * 4
+
+
+def test_registration_holds_the_array_until_free_and_not_after(rt):
+    # A weak reference says whether the binding holds the array (a read
+    # through a freed array would most likely still see the bytes).
+    arr = np.zeros(1024, dtype=np.uint8)
+    alive = weakref.ref(arr)
+    buf = rt.register_buffer(arr)
+    del arr
+    gc.collect()
+    assert alive() is not None, "the registration does not hold the array"
+    assert rt.call(ops.fill(buf, 0, 1024, 3)).ok
+    assert alive()[1000] == 3
+    buf.free()
+    gc.collect()
+    assert alive() is None, "free() returned but the array is still held"
+
+
+MAX_BUFFERS = 4
+
+
+def _free_table_entries(rt):
+    """How many more buffers the runtime's table takes (each made, then freed)."""
+    made = []
+    try:
+        while len(made) <= MAX_BUFFERS:
+            made.append(rt.alloc_buffer(8))
+    except megaring.OutOfMemory:
+        pass
+    for b in made:
+        b.free()
+    return len(made)
+
+
+def _small_runtime():
+    return megaring.Runtime(backend="cpu", ring_capacity=64, workers=1, max_buffers=MAX_BUFFERS)
+
+
+@pytest.mark.parametrize("owner", ["runtime", "tenant"])
+def test_a_bare_dlpack_capsule_registers_with_its_producer_held(owner):
+    # A capsule has no Python object of its own to hold: the registration
+    # keeps its import, which holds the array that made it, until free().
+    with _small_runtime() as rt, megaring.TenantRegistry(rt, pump="manual") as registry:
+        tenant = registry.register("t", resident_handles=MAX_BUFFERS)
+        target = rt if owner == "runtime" else tenant
+        tensor = np.arange(64, dtype=np.uint8)
+        alive = weakref.ref(tensor)
+        buf = target.register_buffer(tensor.__dlpack__())
+        del tensor
+        gc.collect()
+        assert alive() is not None, "nothing holds the capsule's memory"
+        assert buf.read(0, 4) == bytes([0, 1, 2, 3]) and buf.nbytes == 64
+        assert rt.call(ops.store_u32(buf, 0, 0x41414141)).ok
+        assert alive()[:4].tolist() == [0x41] * 4  # the slot wrote the array itself
+        assert _free_table_entries(rt) == MAX_BUFFERS - 1
+        buf.free()
+        gc.collect()
+        assert alive() is None, "free() returned but the capsule's memory is still held"
+        assert _free_table_entries(rt) == MAX_BUFFERS
+
+
+@pytest.mark.parametrize("owner", ["runtime", "tenant"])
+def test_a_refused_registration_leaves_nothing_registered_or_held(owner):
+    with _small_runtime() as rt, megaring.TenantRegistry(rt, pump="manual") as registry:
+        tenant = registry.register("t", resident_handles=1)
+        target = rt if owner == "runtime" else tenant
+        tensor = np.arange(64, dtype=np.uint8)
+        capsule = tensor.__dlpack__()
+        first = target.register_buffer(capsule)
+        with pytest.raises(megaring.InvalidArgument, match="capsule"):
+            target.register_buffer(capsule)  # a capsule is imported once
+        refused = np.zeros(64, dtype=np.uint8)
+        alive = weakref.ref(refused)
+        if owner == "tenant":  # refused by the quota, after the import
+            with pytest.raises(megaring.ResidentBackpressure):
+                tenant.register_buffer(refused)
+        else:
+            with pytest.raises(megaring.InvalidArgument, match="contiguous"):
+                rt.register_buffer(refused[::2])
+        del refused
+        gc.collect()
+        assert alive() is None, "a refused registration still holds the tensor"
+        assert _free_table_entries(rt) == MAX_BUFFERS - 1  # only `first` is registered
+        if owner == "tenant":
+            assert tenant.quota_counters()["resident_buffers"] == 1
+        first.free()
+        assert _free_table_entries(rt) == MAX_BUFFERS
+
+
+def test_zero_element_tensors_register_as_empty_buffers(rt):
+    # As alloc_buffer(0): an empty buffer, whatever the empty tensor's strides.
+    for arr in (np.zeros(0, dtype=np.uint8), np.zeros((3, 0), dtype=np.float32),
+                np.zeros((0, 4), dtype=np.uint32)[:, ::2]):
+        buf = rt.register_buffer(arr)
+        assert buf.nbytes == 0 and buf.external
+        c = rt.call(ops.store_u32(buf, 0, 1))
+        assert c.status == megaring.STATUS_FAULT
+        assert megaring.FAULT_NAMES[c.fault] == "out of bounds"
+        buf.free()
+    assert rt.alloc_buffer(0).nbytes == 0
 
 
 def test_register_refuses_what_it_cannot_use(rt):

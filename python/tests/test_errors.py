@@ -78,3 +78,51 @@ def test_faults_are_completions(rt):
     assert megaring.FAULT_NAMES[c.fault] == "bad handle"
     s = rt.stats()
     assert s["faulted"] == 4 and s["faults_by_code"][c.fault] == 1
+
+
+# Out-of-range or wrongly typed Python values raise megaring.InvalidArgument
+# naming the argument (or the argument parser's TypeError), never a bare
+# RuntimeError carrying "std::bad_cast" from inside the binding.
+BAD_VALUES = {
+    "ops_handle_negative": ("buffer handle", lambda rt, buf, reg, ten, region: ops.store_u32(-1, 0, 1)),
+    "ops_handle_2_32": ("buffer handle", lambda rt, buf, reg, ten, region: ops.store_u32(2**32, 0, 1)),
+    "region_handle_2_32": ("region handle",
+                           lambda rt, buf, reg, ten, region: megaring.StagingDescriptor(2**32, 0, 1)),
+    "timeout_str": ("timeout", lambda rt, buf, reg, ten, region: rt.wait_done(rt.publish(ops.nop(0)),
+                                                                              timeout="1")),
+    "timeout_huge_negative_int": ("timeout", lambda rt, buf, reg, ten, region: rt.wait_done(
+        rt.publish(ops.nop(0)), timeout=-10**400)),
+    "buffer_read_negative_nbytes": ("nbytes", lambda rt, buf, reg, ten, region: buf.read(0, -1)),
+    "buffer_read_nbytes_2_64": ("nbytes", lambda rt, buf, reg, ten, region: buf.read(0, 2**64)),
+    "buffer_read_str_nbytes": ("nbytes", lambda rt, buf, reg, ten, region: buf.read(0, "4")),
+    "region_read_negative_nbytes": ("nbytes", lambda rt, buf, reg, ten, region: region.read(0, -1)),
+    "region_descriptor_nbytes_2_64": ("nbytes",
+                                      lambda rt, buf, reg, ten, region: region.descriptor(0, 2**64)),
+    "set_grants_negative": ("opcodes", lambda rt, buf, reg, ten, region: ten.set_grants([-1])),
+    "set_grants_not_iterable": ("opcodes", lambda rt, buf, reg, ten, region: ten.set_grants(5)),
+    "register_grants_negative": ("grants", lambda rt, buf, reg, ten, region: reg.register("u", grants=[-1])),
+    "register_grants_2_32": ("grants", lambda rt, buf, reg, ten, region: reg.register("u", grants=[2**32])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_out_of_range_values_raise_invalid_argument_naming_the_argument(case):
+    word, call = BAD_VALUES[case]
+    with megaring.Runtime(backend="cpu", ring_capacity=64, workers=1,
+                          staging_arena_bytes=1 << 16) as rt:
+        buf = rt.alloc_buffer(64)
+        region = rt.create_region("mutable", 64)
+        with megaring.TenantRegistry(rt, pump="manual") as registry:
+            tenant = registry.register("t")
+            with pytest.raises(megaring.InvalidArgument, match=word):
+                call(rt, buf, registry, tenant, region)
+            assert tenant.grants() is None  # a refused set_grants changed nothing
+            assert registry.stats()["live_tenants"] == 1  # nor did a refused register
+        region.free()
+        buf.free()
+
+
+def test_a_timeout_past_a_floats_range_is_forever(rt):
+    # Anything past a century is forever, an int too large for a float too.
+    rt.wait_done(rt.publish(ops.nop(0)), timeout=10**400)
+    assert rt.call(ops.nop(3), timeout=float("inf")).result == 3
