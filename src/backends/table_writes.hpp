@@ -22,13 +22,23 @@
 
 namespace megaring::detail::table_writes {
 
-// A whole buffer entry, before any slot may name its handle: the slot's
-// header release orders the entry before the consumer reads it (relaxed word
-// loads, load_entry). The handle goes last all the same, so that a reader
-// that sees it never sees the entry's old body.
+// An entry's handle is the sequence word of a seqlock (load_entry,
+// load_region): a slot may name a handle while the host issues it (a hostile
+// slot can guess an index's next generation), so the consumer reads the
+// handle, the body, the handle again, and uses the body only if both handle
+// reads agree. So the host changes a body only while the handle reads 0: it
+// clears the handle, fences, writes the body, fences, stores the new handle.
+//
+// A whole buffer entry. The handle is cleared first even where collect
+// already did (a fresh or collected entry): one store, and the order holds
+// whatever path freed the index.
 template <class TableStore>
 Status write_buffer_entry(TableStore& store, mr_buffer_entry* table_entry,
                           const mr_buffer_entry& entry) {
+  store.store(&table_entry->handle, uint32_t{0});
+  // RELEASE: the cleared handle before the new body (a reader that sees a
+  // new body word then reads a handle other than the old one).
+  store.fence();
   store.store(&table_entry->base, entry.base);
   store.store(&table_entry->bytes, entry.bytes);
   store.store(&table_entry->owner, entry.owner);
@@ -58,10 +68,14 @@ Status clear_buffer_handle(TableStore& store, mr_buffer_entry* table_entry) {
   return store.finish();
 }
 
-// A whole region entry, as a buffer entry: the body, a RELEASE, the handle.
+// A whole region entry, as a buffer entry: the handle cleared, a RELEASE,
+// the body, a RELEASE, the handle.
 template <class TableStore>
 Status write_region_entry(TableStore& store, mr_region_entry* table_entry,
                           const mr_region_entry& entry) {
+  store.store(&table_entry->handle, uint32_t{0});
+  // RELEASE: the cleared handle before the new body.
+  store.fence();
   store.store(&table_entry->base, entry.base);
   store.store(&table_entry->bytes, entry.bytes);
   store.store(&table_entry->committed, entry.committed);

@@ -127,6 +127,16 @@ MR_HDI SlotOrigin unstage(mr_slot& s) {
   return origin;
 }
 
+// The second read of a table entry's handle (a seqlock's): `first` if the
+// handle still holds it, else 0, which no slot matches. ACQUIRE fence: the
+// body loads before it are done before the handle is read again, so a body
+// word from a later rewrite (which the host makes only after it cleared the
+// handle: table_writes.hpp) shows here as a changed handle.
+MR_HDI uint32_t same_handle_after(uint32_t& handle_word, uint32_t first) {
+  cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
+  return DevRef<uint32_t>(handle_word).load(cuda::std::memory_order_relaxed) == first ? first : 0;
+}
+
 // Where this run starts: ring r's first ticket to stage (r < MR_MAX_RINGS),
 // or with r == MR_MAX_RINGS the sequence. p.first_ticket for every one on
 // the first run; after a suspension, where the last run stopped (the

@@ -56,19 +56,26 @@ MR_HDI uint8_t* check_range(const mr_buffer_entry& entry, SlotOrigin origin, uin
   return reinterpret_cast<uint8_t*>(address);
 }
 
-// Read one table entry with relaxed atomic loads: the table is updated by the
-// host only while no slot that may name the updated handle is in flight (see
-// runtime buffer registration), so single words suffice.
+// One buffer entry, read as a seqlock: the handle, the body, the handle
+// again. A slot may name a handle the host is issuing at that moment (a
+// hostile slot can guess the next generation of an index), so the body must
+// be the one that handle was written with: the host clears an entry's
+// handle, rewrites its body, and stores the new handle after a RELEASE
+// (write_buffer_entry); an entry whose handle changed while it was read
+// reads as handle 0. Only the retire ticket changes while a handle stays,
+// one word, read whole.
 MR_HDI mr_buffer_entry load_entry(const ConsumerParams& p, uint64_t handle) {
   mr_buffer_entry e{};
   const uint64_t index = handle & MR_BUFFER_INDEX_MASK;
   if (handle == 0 || index >= p.max_buffers) return e;  // handle 0 never matches
   mr_buffer_entry* src = &p.buffers[index];
+  // ACQUIRE: the body the host wrote before this handle (write_buffer_entry's RELEASE).
+  const uint32_t first = DevRef<uint32_t>(src->handle).load(cuda::std::memory_order_acquire);
   e.base = DevRef<uint64_t>(src->base).load(cuda::std::memory_order_relaxed);
   e.bytes = DevRef<uint64_t>(src->bytes).load(cuda::std::memory_order_relaxed);
-  e.handle = DevRef<uint32_t>(src->handle).load(cuda::std::memory_order_relaxed);
   e.owner = DevRef<uint32_t>(src->owner).load(cuda::std::memory_order_relaxed);
   e.retire_ticket = DevRef<uint64_t>(src->retire_ticket).load(cuda::std::memory_order_relaxed);
+  e.handle = same_handle_after(src->handle, first);
   return e;
 }
 

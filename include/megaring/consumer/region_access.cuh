@@ -27,22 +27,26 @@ MR_HDI bool retired_for(const mr_region_entry& entry, SlotOrigin origin) {
   return origin.ring == 0 ? origin.ticket >= entry.retire_ticket : entry.retire_ticket != ~0ull;
 }
 
-// One region entry, read once. Relaxed word loads like load_entry's (the
-// entry is whole before any slot can name it), except `committed`, which
-// the host moves while slots run: ACQUIRE, so the bytes it covers (written
-// before the host's release store of it) are visible to the reads after.
+// One region entry, read as a seqlock (see load_entry, exec_context.cuh):
+// the handle, the body, the handle again; an entry whose handle changed
+// in between reads as handle 0, which no slot matches. `committed` alone
+// moves while the handle stays (a seal, an append): ACQUIRE at system scope,
+// so the bytes it covers, which the host CPU wrote into pinned memory before
+// its release store of the length, are visible to the reads after.
 MR_HDI mr_region_entry load_region(const ConsumerParams& p, uint64_t handle) {
   mr_region_entry e{};
   const uint64_t index = handle & MR_BUFFER_INDEX_MASK;
   if (handle == 0 || index >= p.max_regions || p.regions == nullptr) return e;  // never matches
   mr_region_entry* src = &p.regions[index];
+  // ACQUIRE: the body the host wrote before this handle (write_region_entry's RELEASE).
+  const uint32_t first = DevRef<uint32_t>(src->handle).load(cuda::std::memory_order_acquire);
   e.base = DevRef<uint64_t>(src->base).load(cuda::std::memory_order_relaxed);
   e.bytes = DevRef<uint64_t>(src->bytes).load(cuda::std::memory_order_relaxed);
-  e.handle = DevRef<uint32_t>(src->handle).load(cuda::std::memory_order_relaxed);
   e.owner = DevRef<uint32_t>(src->owner).load(cuda::std::memory_order_relaxed);
   e.policy = DevRef<uint32_t>(src->policy).load(cuda::std::memory_order_relaxed);
   e.retire_ticket = DevRef<uint64_t>(src->retire_ticket).load(cuda::std::memory_order_relaxed);
-  e.committed = DevRef<uint64_t>(src->committed).load(cuda::std::memory_order_acquire);
+  e.committed = SysRef<uint64_t>(src->committed).load(cuda::std::memory_order_acquire);
+  e.handle = same_handle_after(src->handle, first);
   return e;
 }
 
