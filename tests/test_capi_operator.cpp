@@ -2,9 +2,13 @@
 // The C API's operator's view (megaring/megaring.h): mr_runtime_health,
 // mr_runtime_dump_state, mr_runtime_metrics_text, mr_registry_metrics_text
 // (the text calls' length query and cut) and mr_set_log_callback.
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "capi_test_util.hpp"
@@ -121,6 +125,68 @@ TEST(CApiOperatorView, LogCallback) {
   ASSERT_MR(other.create(cpu_config()), MR_RESULT_SUCCESS);
   ASSERT_MR(mr_runtime_finalize(other.get(), kLong), MR_RESULT_SUCCESS);
   EXPECT_EQ(log.lines.size(), before);
+}
+
+// A log callback that calls back into the library (found by review: the
+// registry logged while holding its mutex, and a callback reading the
+// registry's stats deadlocked the registration). This one reads the
+// registry's stats, sets itself again, and on the first registration's
+// message registers a second tenant, whose own message must follow.
+struct LogCallsTheLibrary {
+  mr_registry_t* registry = nullptr;
+  std::atomic<int> registered_lines{0};
+  std::atomic<bool> registered_second{false};
+  static void callback(int32_t, const char* message, void* user) {
+    auto* self = static_cast<LogCallsTheLibrary*>(user);
+    if (self->registry == nullptr) return;
+    mr_registry_stats_t stats{};
+    stats.struct_size = sizeof stats;
+    if (mr_registry_stats(self->registry, &stats) != MR_RESULT_SUCCESS) std::_Exit(10);
+    if (mr_set_log_callback(MR_LOG_INFO, &LogCallsTheLibrary::callback, user) != MR_RESULT_SUCCESS)
+      std::_Exit(11);
+    if (std::strstr(message, "tenant registered") == nullptr) return;
+    self->registered_lines.fetch_add(1);
+    if (!self->registered_second.exchange(true)) {
+      mr_tenant_config_t tc;
+      (void)mr_tenant_config_init(&tc);
+      mr_tenant_t* second = nullptr;
+      if (mr_tenant_register(self->registry, &tc, &second) != MR_RESULT_SUCCESS) std::_Exit(12);
+    }
+  }
+};
+
+// In a child with a watchdog: a deadlock exits 3, not a hung test binary.
+TEST(CApiOperatorViewDeathTest, ALogCallbackMayCallTheLibrary) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        std::thread([] {
+          std::this_thread::sleep_for(std::chrono::seconds(30));
+          std::_Exit(3);  // deadlocked
+        }).detach();
+        mr_runtime_config_t config = cpu_config();
+        config.max_tenants = 4;
+        mr_runtime_t* rt = nullptr;
+        if (mr_runtime_create(&config, &rt) != MR_RESULT_SUCCESS) std::_Exit(4);
+        mr_registry_config_t rc;
+        (void)mr_registry_config_init(&rc);
+        rc.pump = MR_PUMP_MANUAL;
+        mr_registry_t* registry = nullptr;
+        if (mr_registry_create(rt, &rc, &registry) != MR_RESULT_SUCCESS) std::_Exit(5);
+        static LogCallsTheLibrary target;
+        target.registry = registry;
+        if (mr_set_log_callback(MR_LOG_INFO, &LogCallsTheLibrary::callback, &target) !=
+            MR_RESULT_SUCCESS)
+          std::_Exit(6);
+        mr_tenant_config_t tc;
+        (void)mr_tenant_config_init(&tc);
+        mr_tenant_t* tenant = nullptr;
+        if (mr_tenant_register(registry, &tc, &tenant) != MR_RESULT_SUCCESS) std::_Exit(7);
+        // Both registrations' lines, the second logged from inside the callback.
+        if (target.registered_lines.load() != 2) std::_Exit(8);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

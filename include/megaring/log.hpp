@@ -37,11 +37,14 @@ LogLevel parse_log_level(const char* value, bool* known = nullptr) noexcept;
 using LogCallback = void (*)(LogLevel level, const char* message, void* user);
 
 // Messages at `level` and more severe go to `callback(level, message,
-// user)` from now on. Calls are serialised (one message at a time); a
-// callback must not call set_log_callback or megaring functions that log
-// (it would deadlock). `callback` null (or level kNone with a callback)
-// goes back to MEGARING_DEBUG's output. Returns once no call of the
-// previous callback runs.
+// user)` from now on. Calls are serialised (one message at a time). A
+// message a megaring call logs reaches the callback on the calling thread
+// when that call returns (the outermost one, if it called others), never
+// while megaring holds a lock of its own: the callback may call any megaring
+// function, set_log_callback included (messages those calls log follow once
+// it returns). `callback` null (or level kNone with a callback) goes back to
+// MEGARING_DEBUG's output, which is written at once. Returns once no call of
+// the previous callback runs (from inside the callback: at once).
 void set_log_callback(LogLevel level, LogCallback callback, void* user = nullptr) noexcept;
 
 }  // namespace megaring

@@ -368,7 +368,10 @@ mr_result_t mr_runtime_metrics_text(mr_runtime_t* runtime, char* buffer, size_t 
 
 /* The log (megaring::set_log_callback): messages at `level` (MR_LOG_*) and
  * more severe go to callback(level, message, user); callback NULL or level
- * MR_LOG_NONE goes back to MEGARING_DEBUG's output. */
+ * MR_LOG_NONE goes back to MEGARING_DEBUG's output. A message reaches the
+ * callback on the thread whose call logged it, when that call returns,
+ * never while the library holds a lock: the callback may call any mr_
+ * function, mr_set_log_callback included. */
 #define MR_LOG_NONE 0
 #define MR_LOG_WARN 1
 #define MR_LOG_INFO 2

@@ -16,9 +16,12 @@ namespace megaring {
 
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runtime::~Runtime() {
+  // What the shutdown logs (under its locks) reaches the log callback after it.
+  const detail::LogHold hold;
   // First, while every part of the runtime is whole: a layer above (a
   // TenantRegistry outliving its runtime) lets go of it (runtime_link.hpp).
   if (impl_) impl_->link()->end();
+  impl_.reset();
 }
 
 Status Runtime::create(const Config& config, std::unique_ptr<Runtime>* out) noexcept {

@@ -11,12 +11,16 @@
 #include <utility>
 
 #include "megaring/status.hpp"
+#include "support/log.hpp"
 
 namespace megaring::detail {
 
-// Runs `fn` and turns an exception escaping it into a Status.
+// Runs `fn` and turns an exception escaping it into a Status. What `fn`
+// logs reaches the user's log callback once the outermost guarded call on
+// this thread returns, after `fn` let go of every lock (LogHold).
 template <class Fn>
 Status guarded(Fn&& fn) noexcept {
+  const LogHold hold;
   try {
     return std::forward<Fn>(fn)();
   } catch (const std::bad_alloc&) {

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace megaring {
 namespace {
@@ -38,6 +40,18 @@ LogState& state() {
 // Relaxed: the level is a filter, ordering nothing; a message sent just as
 // it changes goes to the old destination or the new one, under the mutex.
 std::atomic<int> g_level{-1};  // -1: MEGARING_DEBUG not read yet
+// Whether a callback is set. Relaxed: it only picks whether a message waits
+// for the end of a hold; the delivery reads the callback under the mutex.
+std::atomic<bool> g_has_callback{false};
+
+// This thread's holds (LogHold) and the messages waiting for their end.
+struct HeldMessage {
+  LogLevel level;
+  std::string text;
+};
+thread_local uint32_t t_hold_depth = 0;
+thread_local bool t_delivering = false;  // inside deliver(): the mutex is ours
+thread_local std::vector<HeldMessage> t_held;
 
 // MEGARING_DEBUG_FILE with %h (host name) and %p (process id) replaced.
 std::string debug_file_name(const char* pattern) {
@@ -92,6 +106,35 @@ void write_line(std::FILE* out, LogLevel level, const char* message) {
   std::fflush(out);
 }
 
+// One message to the callback, or to MEGARING_DEBUG's output.
+void deliver(LogLevel level, const std::string& message) noexcept {
+  LogState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  // Again under the mutex: set_log_callback may have changed it.
+  if (static_cast<int>(level) > g_level.load(std::memory_order_relaxed)) return;
+  if (s.callback != nullptr) {
+    t_delivering = true;
+    try {
+      s.callback(level, message.c_str(), s.user);
+    } catch (...) {  // the caller's exception must not leave a noexcept megaring call
+    }
+    t_delivering = false;
+    return;
+  }
+  write_line(env_output(s), level, message.c_str());
+}
+
+// Delivers this thread's held messages, in order, those the callback causes
+// included. Inside the callback it leaves them to the delivery under way.
+void deliver_held() noexcept {
+  if (t_delivering) return;
+  while (!t_held.empty()) {
+    std::vector<HeldMessage> batch;
+    batch.swap(t_held);
+    for (const HeldMessage& m : batch) deliver(m.level, m.text);
+  }
+}
+
 }  // namespace
 
 const char* log_level_name(LogLevel level) noexcept {
@@ -119,11 +162,19 @@ LogLevel parse_log_level(const char* value, bool* known) noexcept {
 void set_log_callback(LogLevel level, LogCallback callback, void* user) noexcept {
   read_environment();
   LogState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);  // no call of the old callback runs after this
   const bool use = callback != nullptr && level != LogLevel::kNone;
-  s.callback = use ? callback : nullptr;
-  s.user = use ? user : nullptr;
-  g_level.store(static_cast<int>(use ? level : s.env_level), std::memory_order_relaxed);
+  const auto set = [&] {
+    s.callback = use ? callback : nullptr;
+    s.user = use ? user : nullptr;
+    g_has_callback.store(use, std::memory_order_relaxed);
+    g_level.store(static_cast<int>(use ? level : s.env_level), std::memory_order_relaxed);
+  };
+  if (t_delivering) {  // from the callback, on the thread that holds the mutex
+    set();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(s.mutex);  // no call of the old callback runs after this
+  set();
 }
 
 namespace detail {
@@ -139,18 +190,20 @@ bool log_enabled(LogLevel level) noexcept {
 
 void log_message(LogLevel level, const std::string& message) noexcept {
   if (!log_enabled(level)) return;
-  LogState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  // Again under the mutex: set_log_callback may have changed it.
-  if (static_cast<int>(level) > g_level.load(std::memory_order_relaxed)) return;
-  if (s.callback != nullptr) {
+  if ((t_hold_depth > 0 || t_delivering) && g_has_callback.load(std::memory_order_relaxed)) {
     try {
-      s.callback(level, message.c_str(), s.user);
-    } catch (...) {  // the caller's exception must not leave a noexcept megaring call
+      t_held.push_back(HeldMessage{level, message});
+    } catch (...) {  // no memory: the message is lost, nothing else
     }
     return;
   }
-  write_line(env_output(s), level, message.c_str());
+  deliver(level, message);
+}
+
+LogHold::LogHold() noexcept { ++t_hold_depth; }
+
+LogHold::~LogHold() {
+  if (--t_hold_depth == 0) deliver_held();
 }
 
 }  // namespace detail

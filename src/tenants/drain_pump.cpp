@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "megaring/detail/host_waiter.hpp"
+#include "support/log.hpp"
 #include "support/nvtx.hpp"
 #include "support/thread_name.hpp"
 #include "tenants/registry_core.hpp"
@@ -71,6 +72,7 @@ void RegistryCore::pump_thread_main() {
       std::chrono::duration_cast<std::chrono::microseconds>(config_.pump_idle_sleep_max);
   HostWaiter waiter(static_cast<uint32_t>(std::clamp<int64_t>(max_sleep_us.count(), 1, 1000000)));
   while (!pump_.stop.load(std::memory_order_acquire)) {
+    const LogHold hold;  // what a pass logs reaches the callback after it, outside its locks
     if (pump_once() != 0) {
       waiter.reset();
     } else {

@@ -13,6 +13,7 @@ namespace megaring {
 TenantRegistry::TenantRegistry(std::shared_ptr<detail::RegistryCore> core) : core_(std::move(core)) {}
 
 TenantRegistry::~TenantRegistry() {
+  const detail::LogHold hold;  // what the close logs reaches the callback after it
   try {
     core_->close();
   } catch (...) {
