@@ -217,7 +217,7 @@ TEST(CApiStaging, ATenantsRegionsAreChargedAndItsOwn) {
   ASSERT_MR(mr_registry_create(rt.get(), &rc, &reg), MR_RESULT_SUCCESS);
   mr_tenant_config_t tc;
   ASSERT_MR(mr_tenant_config_init(&tc), MR_RESULT_SUCCESS);
-  tc.staging_bytes = 1000;
+  tc.staging_bytes = 1024;
   mr_tenant_t *a = nullptr, *b = nullptr;
   ASSERT_MR(mr_tenant_register(reg, &tc, &a), MR_RESULT_SUCCESS);
   ASSERT_MR(mr_tenant_register(reg, &tc, &b), MR_RESULT_SUCCESS);
@@ -225,17 +225,18 @@ TEST(CApiStaging, ATenantsRegionsAreChargedAndItsOwn) {
   const std::string data = "staged by tenant a, read by its own slot";
   uint32_t region = 0, extra = 0, buf = 0;
   ASSERT_MR(mr_tenant_region_create(a, MR_REGION_IMMUTABLE, 600, &region), MR_RESULT_SUCCESS);
-  EXPECT_MR(mr_tenant_region_create(a, MR_REGION_MUTABLE, 401, &extra),
+  EXPECT_MR(mr_tenant_region_create(a, MR_REGION_MUTABLE, 385, &extra),
             MR_RESULT_STAGING_BACKPRESSURE);
   uint64_t value = 0, limit = 0;
   mr_last_error_values(&value, &limit);
-  EXPECT_EQ(limit, 1000u);
+  EXPECT_EQ(limit, 1024u);
   mr_tenant_counters_t counters{};
   counters.struct_size = sizeof counters;
   ASSERT_MR(mr_tenant_get_counters(a, &counters), MR_RESULT_SUCCESS);
-  EXPECT_EQ(counters.staging_region_bytes, 600u);
+  EXPECT_EQ(counters.staging_region_bytes, 640u);  // 64-byte lines
   EXPECT_EQ(counters.staging_regions, 1u);
-  EXPECT_EQ(counters.staging_bytes_in_use, 600u);
+  EXPECT_EQ(counters.staging_bytes_in_use, 640u);
+  EXPECT_EQ(counters.resident_handles_in_use, 1u);  // the region's
 
   ASSERT_MR(mr_tenant_region_write(a, region, 0, data.data(), data.size()), MR_RESULT_SUCCESS);
   ASSERT_MR(mr_tenant_region_seal(a, region), MR_RESULT_SUCCESS);
@@ -273,7 +274,7 @@ TEST(CApiStaging, ATenantsRegionsAreChargedAndItsOwn) {
   ASSERT_MR(mr_tenant_get_counters(a, &counters), MR_RESULT_SUCCESS);
   EXPECT_EQ(counters.staging_region_bytes, 0u);
   EXPECT_EQ(counters.staging_regions, 0u);
-  ASSERT_MR(mr_tenant_region_create(a, MR_REGION_APPEND_ONLY, 1000, &extra), MR_RESULT_SUCCESS);
+  ASSERT_MR(mr_tenant_region_create(a, MR_REGION_APPEND_ONLY, 1024, &extra), MR_RESULT_SUCCESS);
   uint64_t at = 7;
   ASSERT_MR(mr_tenant_region_append(a, extra, "abc", 3, &at), MR_RESULT_SUCCESS);
   EXPECT_EQ(at, 0u);

@@ -90,32 +90,33 @@ TEST_P(StagingTenantTest, RegionsAreChargedToTheStagingQuota) {
   std::unique_ptr<megaring::TenantRegistry> registry;
   MR_ASSERT_OK(megaring::TenantRegistry::create(*rt_, {}, &registry));
   megaring::TenantConfig cfg;
-  cfg.quotas.staging_bytes = 1000;
+  cfg.quotas.staging_bytes = 1024;
   TenantHandle t;
   MR_ASSERT_OK(registry->register_tenant(cfg, &t));
   RegionHandle r1 = 0, r2 = 0;
+  // Charged the arena's 64-byte lines: 600 bytes take 640.
   MR_ASSERT_OK(t.create_region(RegionPolicy::kMutable, 600, &r1));
-  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 600u);
+  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 640u);
   EXPECT_EQ(t.quota_counters().staging_regions, 1u);
-  const Status over = t.create_region(RegionPolicy::kMutable, 401, &r2);
+  const Status over = t.create_region(RegionPolicy::kMutable, 385, &r2);
   EXPECT_EQ(over.code(), Result::kStagingBackpressure) << over.to_string();
-  EXPECT_EQ(over.value(), 600u);
-  EXPECT_EQ(over.limit(), 1000u);
+  EXPECT_EQ(over.value(), 640u);
+  EXPECT_EQ(over.limit(), 1024u);
   MR_EXPECT_RESULT(t.create_region(RegionPolicy::kMutable, ~0ull, &r2), Result::kStagingBackpressure);
-  MR_ASSERT_OK(t.reserve_staging_bytes(400));
-  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 1000u);
+  MR_ASSERT_OK(t.reserve_staging_bytes(384));
+  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 1024u);
   MR_EXPECT_RESULT(t.reserve_staging_bytes(1), Result::kStagingBackpressure);
-  MR_EXPECT_RESULT(t.release_staging_bytes(401), Result::kResourceUnderflow)
+  MR_EXPECT_RESULT(t.release_staging_bytes(385), Result::kResourceUnderflow)
       << "a region's bytes go back with free_region only";
-  MR_ASSERT_OK(t.release_staging_bytes(400));
+  MR_ASSERT_OK(t.release_staging_bytes(384));
   // A refusal of the runtime's (a zero size) changes nothing.
   MR_EXPECT_RESULT(t.create_region(RegionPolicy::kMutable, 0, &r2), Result::kInvalidArgument);
-  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 600u);
+  EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 640u);
   MR_ASSERT_OK(t.free_region(r1));
   EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 0u);
   MR_EXPECT_RESULT(t.free_region(r1), Result::kInvalidArgument);
-  MR_ASSERT_OK(t.create_region(RegionPolicy::kMutable, 1000, &r2)) << "the whole quota is back";
-  EXPECT_EQ(t.quota_counters().staging_region_bytes, 1000u);
+  MR_ASSERT_OK(t.create_region(RegionPolicy::kMutable, 1024, &r2)) << "the whole quota is back";
+  EXPECT_EQ(t.quota_counters().staging_region_bytes, 1024u);
   MR_ASSERT_OK(registry->unregister_tenant(t));
   EXPECT_EQ(t.quota_counters().staging_bytes_in_use, 0u);
   RegionHandle r3 = 0;

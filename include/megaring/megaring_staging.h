@@ -51,10 +51,13 @@ mr_result_t mr_region_read(mr_runtime_t* runtime, uint32_t handle, uint64_t offs
                            uint64_t bytes);
 
 /* ---- Regions of a tenant ------------------------------------------------
- * As above; each region's size is charged to the tenant's staging_bytes
- * quota (STAGING_BACKPRESSURE past it) until freed. Only the tenant's slots
- * (and tenant-less ones) may name them; another tenant's handle is
- * INVALID_ARGUMENT here. Unregistering the tenant frees them. */
+ * As above; each region holds one of the tenant's resident handles
+ * (RESIDENT_BACKPRESSURE past the quota) and is charged its size rounded up
+ * to 64-byte lines (the arena's granule) to the staging_bytes quota
+ * (STAGING_BACKPRESSURE past it) until freed. Only the tenant's slots (and
+ * tenant-less ones) may name them; another tenant's handle is
+ * INVALID_ARGUMENT here, and mr_region_free refuses a live tenant's region
+ * (INVALID_ARGUMENT: free it here). Unregistering the tenant frees them. */
 mr_result_t mr_tenant_region_create(mr_tenant_t* tenant, uint32_t policy, uint64_t bytes,
                                     uint32_t* handle);
 mr_result_t mr_tenant_region_free(mr_tenant_t* tenant, uint32_t handle);

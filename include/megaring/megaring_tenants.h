@@ -125,8 +125,8 @@ typedef struct mr_tenant_config_t {
   uint32_t opcode_cap;     /* window size: local opcodes [0, opcode_cap) */
   uint32_t reserved;
   uint64_t max_outstanding_slots;
-  uint64_t staging_bytes;
-  uint64_t resident_handles;
+  uint64_t staging_bytes;    /* regions count the 64-byte lines they take */
+  uint64_t resident_handles; /* buffers and regions count one each */
   mr_completion_fn on_completion; /* may be NULL */
   void* user_data;                /* passed to on_completion */
   /* version 2 */
@@ -238,7 +238,10 @@ mr_result_t mr_tenant_reserve_resident_handles(mr_tenant_t* tenant, uint64_t cou
 mr_result_t mr_tenant_release_resident_handles(mr_tenant_t* tenant, uint64_t count);
 
 /* The tenant's own buffers, as the mr_buffer_* calls; each holds a resident
- * handle, and only this tenant's (and tenant-less) slots may name them. */
+ * handle (as each of its regions does), and only this tenant's (and
+ * tenant-less) slots may name them. Only these calls free them:
+ * mr_buffer_free and mr_buffer_unregister* refuse a live tenant's buffer
+ * (INVALID_ARGUMENT). */
 mr_result_t mr_tenant_buffer_alloc(mr_tenant_t* tenant, uint64_t bytes, uint32_t* handle);
 mr_result_t mr_tenant_buffer_free(mr_tenant_t* tenant, uint32_t handle);
 mr_result_t mr_tenant_buffer_write(mr_tenant_t* tenant, uint32_t handle, uint64_t offset,

@@ -22,7 +22,10 @@
 // needs user opcodes asks for opcode_cap > MR_OP_USER_BASE). Otherwise the
 // slot completes FAULT (MR_FAULT_OUT_OF_WINDOW / MR_FAULT_BAD_TENANT) or
 // REVOKED, counted per tenant on the consumer. A tenant's slots may name only
-// buffers and staging regions it created through its handle.
+// buffers and staging regions it created through its handle, and only that
+// handle frees them: the Runtime's free_buffer / unregister_buffer /
+// free_region refuse a live tenant's objects (kInvalidArgument), which would
+// otherwise leave their charge on the tenant's quotas.
 //
 // Opcode grants. Within its window a tenant runs only the local opcodes it
 // was granted, built-ins and user opcodes alike: TenantConfig::grants at
@@ -92,8 +95,9 @@ namespace megaring {
 struct TenantQuotas {
   uint32_t opcode_cap = 16;              // window size: local opcodes [0, opcode_cap)
   uint64_t max_outstanding_slots = 256;  // published but not yet drained
-  uint64_t staging_bytes = 64ull << 20;  // reserve_staging_bytes budget
-  uint64_t resident_handles = 64;        // reserve_resident_handles budget (buffers count)
+  // reserve_staging_bytes budget; regions count the 64-byte lines they take
+  uint64_t staging_bytes = 64ull << 20;
+  uint64_t resident_handles = 64;  // reserve_resident_handles budget (buffers and regions count)
 };
 
 // What can be granted one opcode at a time (slot_abi.h, mr_tenant_grants):
@@ -158,7 +162,8 @@ struct TenantPublishOptions {
 
 // One consistent cut of a tenant's quotas. At every moment in_use <= limit,
 // and resident_handles_in_use = resident_handles_reserved + resident_buffers
-// (+ any alloc_buffer between its quota check and the buffer table).
+// + staging_regions (+ any alloc_buffer or create_region between its quota
+// check and the runtime's table).
 struct TenantQuotaCounters {
   uint64_t max_outstanding_slots = 0;
   uint64_t outstanding_slots = 0;
@@ -169,8 +174,8 @@ struct TenantQuotaCounters {
   uint64_t resident_handles_reserved = 0;  // by reserve_resident_handles
   uint64_t resident_buffers = 0;           // live buffers of the tenant, one handle each
   // staging_bytes_in_use = explicit reservations + staging_region_bytes.
-  uint64_t staging_region_bytes = 0;       // sizes of the tenant's live staging regions
-  uint64_t staging_regions = 0;            // live staging regions of the tenant
+  uint64_t staging_region_bytes = 0;       // the arena lines of its live regions (64-byte units)
+  uint64_t staging_regions = 0;            // live staging regions of the tenant, one handle each
 };
 
 struct TenantRuntimeCounters {
@@ -249,8 +254,9 @@ class TenantHandle {
   // Quotas: a reservation that would pass the quota fails with
   // k*Backpressure and changes nothing; a release of more than was reserved
   // fails with kResourceUnderflow and changes nothing. 0 is a no-op.
-  // Buffers hold resident handles too (below), but only free_buffer gives
-  // those back: release_resident_handles covers explicit reservations alone.
+  // Buffers and regions hold resident handles too (below), but only
+  // free_buffer / free_region give those back: release_resident_handles
+  // covers explicit reservations alone.
   Status reserve_staging_bytes(uint64_t bytes) const;
   Status release_staging_bytes(uint64_t bytes) const;
   Status reserve_resident_handles(uint64_t count) const;
@@ -275,9 +281,12 @@ class TenantHandle {
                       uint64_t bytes) const;
   Status read_buffer(BufferHandle handle, uint64_t offset, void* dst, uint64_t bytes) const;
 
-  // Staging regions of this tenant (Runtime::create_region): each region's
-  // size is charged to the staging_bytes quota (kStagingBackpressure past
-  // it) until free_region, which gives it back at once (the arena range
+  // Staging regions of this tenant (Runtime::create_region): each region
+  // holds one resident handle (kResidentBackpressure past the quota: the
+  // region table is shared) and is charged the arena range it takes, its
+  // size rounded up to 64-byte lines, to the staging_bytes quota
+  // (kStagingBackpressure past it) until free_region, which gives both
+  // back at once (the arena range
   // follows once the slots published before completed). Only this tenant's
   // slots (and tenant-less ones) may name them; another tenant's handle is
   // kInvalidArgument here and faults MR_FAULT_BAD_REGION in a slot.

@@ -146,15 +146,15 @@ def test_no_arena_no_regions(rt):
 
 def test_a_tenants_regions(srt):
     with megaring.TenantRegistry(srt) as registry:
-        a = registry.register("a", staging_bytes=1000)
+        a = registry.register("a", staging_bytes=1024)
         b = registry.register("b")
-        r = a.create_region("immutable", 600)
+        r = a.create_region("immutable", 600)  # charged its 64-byte lines: 640
         with pytest.raises(megaring.StagingBackpressure) as err:
-            a.create_region("mutable", 401)
-        assert err.value.limit == 1000
+            a.create_region("mutable", 385)  # 448 more
+        assert err.value.limit == 1024 and err.value.value == 640
         q = a.quota_counters()
-        assert q["staging_region_bytes"] == 600 and q["staging_regions"] == 1
-        assert q["staging_bytes_in_use"] == 600
+        assert q["staging_region_bytes"] == 640 and q["staging_regions"] == 1
+        assert q["staging_bytes_in_use"] == 640 and q["resident_handles_in_use"] == 1
         r.write(b"tenant a's bytes")
         r.seal()
         assert r.read(0, 16) == b"tenant a's bytes"
@@ -169,7 +169,7 @@ def test_a_tenants_regions(srt):
         assert megaring.FAULT_NAMES[b.wait(t, timeout=30).fault] == "bad region"
         r.free()
         assert a.quota_counters()["staging_region_bytes"] == 0
-        a.create_region("append_only", 1000)  # the whole quota back
+        a.create_region("append_only", 1024)  # the whole quota back
         registry.unregister(a)
         with pytest.raises(megaring.Revoked):
             a.create_region("mutable", 8)

@@ -17,7 +17,7 @@ void ArenaAllocator::init(uint64_t bytes) {
 
 bool ArenaAllocator::take(uint64_t bytes, uint64_t* offset, uint64_t* length) {
   uint64_t want = 0;
-  if (bytes == 0 || !checked_round_up(bytes, kAlign, &want)) return false;
+  if (bytes == 0 || !range_length(bytes, &want)) return false;
   for (auto it = free_.begin(); it != free_.end(); ++it) {
     if (it->second < want) continue;
     *offset = it->first;

@@ -76,6 +76,7 @@ Status BufferTable::add_entry_locked(uint64_t address, uint64_t bytes, uint32_t 
   e.address = address;
   e.bytes = bytes;
   e.external = external;
+  e.owner = owner;
   e.handle = (static_cast<uint32_t>(e.generation) << MR_BUFFER_INDEX_BITS) | index;
   mr_buffer_entry entry{};
   entry.base = address;
@@ -93,8 +94,13 @@ Status BufferTable::add_entry_locked(uint64_t address, uint64_t bytes, uint32_t 
   return Status::ok();
 }
 
-Status BufferTable::free(BufferHandle handle) {
+Status BufferTable::free(BufferHandle handle, const TenantOwners* refuse_live) {
   std::lock_guard<std::mutex> lock(mutex_);
+  const Entry* e = find_locked(handle);
+  if (e != nullptr && refuse_live != nullptr) {
+    Status st = refuse_live->refuse_if_live(e->owner, "buffer", handle);
+    if (!st) return st;
+  }
   return free_locked(handle);
 }
 
@@ -146,7 +152,7 @@ bool BufferTable::pending_external_locked(BufferHandle handle) const {
 }
 
 Status BufferTable::unregister_external(BufferHandle handle, Nanoseconds timeout,
-                                       bool fail_if_in_use) {
+                                       const TenantOwners* refuse_live, bool fail_if_in_use) {
   const auto deadline = deadline_after(timeout);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -154,6 +160,10 @@ Status BufferTable::unregister_external(BufferHandle handle, Nanoseconds timeout
     if (e != nullptr && !e->external)
       return Status(Result::kInvalidArgument, "buffer " + std::to_string(handle) +
                                                   " was allocated by alloc_buffer: free_buffer frees it");
+    if (e != nullptr && refuse_live != nullptr) {
+      Status st = refuse_live->refuse_if_live(e->owner, "buffer", handle);
+      if (!st) return st;
+    }
     // A live handle is retired now; one retired before (an unregister that
     // timed out, or free_buffer) is waited for again.
     // kInUse: the slots outstanding now (every ring's, up to its end) may

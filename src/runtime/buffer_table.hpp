@@ -12,6 +12,7 @@
 
 #include "backends/backend.hpp"
 #include "megaring/runtime.hpp"
+#include "runtime/tenant_owners.hpp"
 
 namespace megaring::detail {
 
@@ -51,13 +52,17 @@ class BufferTable {
   Status register_external(uint64_t address, uint64_t bytes, uint32_t owner, BufferHandle* handle);
   // Slots published from here on fault BAD_HANDLE; those published before
   // still run, and the memory goes back once they all completed (registered
-  // memory goes back to no one: only the handle is).
-  Status free(BufferHandle handle);
+  // memory goes back to no one: only the handle is). `refuse_live`: the
+  // runtime's own call, which may not free a live tenant's buffer (null:
+  // the owner's call).
+  Status free(BufferHandle handle, const TenantOwners* refuse_live);
   // A registered buffer's free that returns once no slot can reach the
   // memory, or kTimeout with the handle retired (a later call waits on).
   // fail_if_in_use: a live handle that slots published before may still use
   // (progress.completed(retire_cut()) is false) is not retired: kInUse.
-  Status unregister_external(BufferHandle handle, Nanoseconds timeout, bool fail_if_in_use = false);
+  // refuse_live: as free's.
+  Status unregister_external(BufferHandle handle, Nanoseconds timeout,
+                             const TenantOwners* refuse_live, bool fail_if_in_use = false);
   // Copies between host memory and a buffer range, under the table lock so
   // that a concurrent free cannot release the memory mid-copy.
   Status copy(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes, bool to_buffer);
@@ -71,6 +76,7 @@ class BufferTable {
     uint64_t address = 0;
     uint64_t bytes = 0;
     uint32_t handle = 0;  // 0 = unused index
+    uint32_t owner = 0;   // the tenant id (0: the runtime)
     uint16_t generation = 0;
     bool external = false;  // caller memory: never freed here
   };

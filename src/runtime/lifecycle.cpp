@@ -99,6 +99,7 @@ Status Runtime::Impl::start_consumer(const Consumer& consumer) {
   buffers_->init(config_.max_buffers);
   regions_ = std::make_unique<detail::RegionTable>(*backend_, *this);
   regions_->init(config_.max_regions);
+  tenant_owners_.init(config_.max_tenants);
 
   ConsumerParams& p = backend_->params();
   p.capacity = cap;

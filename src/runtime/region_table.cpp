@@ -7,6 +7,7 @@
 #include <string>
 
 #include "megaring/detail/checked.hpp"
+#include "support/log.hpp"
 
 namespace megaring::detail {
 
@@ -94,6 +95,8 @@ Status RegionTable::create(RegionPolicy policy, uint64_t bytes, uint32_t owner,
   e.committed = 0;
   e.policy = policy;
   e.sealed = false;
+  e.commit_unsure = false;
+  e.owner = owner;
   e.handle = entry.handle;
   free_indices_.pop_back();
   *handle = e.handle;
@@ -123,14 +126,17 @@ Status RegionTable::seal(RegionHandle handle) {
   if (e->policy != RegionPolicy::kImmutable)
     return Status(Result::kInvalidArgument,
                   "region " + std::to_string(handle) + " is not immutable: only those are sealed");
-  if (e->sealed) return Status::ok();
+  if (e->sealed && !e->commit_unsure) return Status::ok();
   // The bytes (written above, by this or an earlier call under the lock)
   // before the committed length that lets descriptors read them.
   const Status st = backend_.set_region_committed(handle & MR_BUFFER_INDEX_MASK, e->bytes);
-  if (!st) return st;
+  // Sealed even if the store failed: it may have landed, and then slots
+  // already read the bytes, which no later write may change. A failed
+  // store leaves the seal unsure, and the next seal stores it again.
   e->sealed = true;
   e->committed = e->bytes;
-  return Status::ok();
+  e->commit_unsure = !st;
+  return st;
 }
 
 Status RegionTable::append(RegionHandle handle, const void* src, uint64_t bytes, uint64_t* offset) {
@@ -147,8 +153,12 @@ Status RegionTable::append(RegionHandle handle, const void* src, uint64_t bytes,
     // Past the committed end: no slot reads these bytes until the length moves.
     std::memcpy(backend_.staging().host + e->offset + at, src, bytes);
     const Status st = backend_.set_region_committed(handle & MR_BUFFER_INDEX_MASK, at + bytes);
-    if (!st) return st;
+    // Advanced even if the store failed: it may have landed, and then slots
+    // already read [at, at + bytes), which no later append may rewrite. The
+    // bytes stay (unannounced, if it did not land) and the next append's
+    // store covers them.
     e->committed = at + bytes;
+    if (!st) return st;
   }
   if (offset != nullptr) *offset = at;
   return Status::ok();
@@ -164,10 +174,14 @@ Status RegionTable::read(RegionHandle handle, uint64_t offset, void* dst, uint64
   return Status::ok();
 }
 
-Status RegionTable::free(RegionHandle handle, uint64_t* bytes) {
+Status RegionTable::free(RegionHandle handle, uint64_t* bytes, const TenantOwners* refuse_live) {
   std::lock_guard<std::mutex> lock(mutex_);
   Entry* e = find_locked(handle);
   if (e == nullptr) return unknown_region(handle);
+  if (refuse_live != nullptr) {
+    Status st = refuse_live->refuse_if_live(e->owner, "region", handle);
+    if (!st) return st;
+  }
   const uint32_t index = handle & MR_BUFFER_INDEX_MASK;
   // As BufferTable::free: the retire names ring 0's next ticket; the cut read
   // after it says which tickets of every ring may still read the range.
@@ -189,9 +203,20 @@ void RegionTable::collect_locked(bool consumer_stopped) {
   auto it = pending_frees_.begin();
   while (it != pending_frees_.end()) {
     if (consumer_stopped || rings_.completed(it->safe_after)) {
-      (void)backend_.clear_region_handle(it->index);
+      // The range goes back either way: the entry's retire (stored before
+      // the free returned, and never rewritten if the clear fails) faults
+      // every slot that could still name it. The index does not: rewriting
+      // an entry whose old handle may still match could let that handle
+      // reach the new region mid-write. It is leaked, and logged.
+      const Status cleared = backend_.clear_region_handle(it->index);
       arena_.give_back(it->offset, it->length);
-      free_indices_.push_back(it->index);
+      if (cleared) {
+        free_indices_.push_back(it->index);
+      } else {
+        MR_LOG(LogLevel::kWarn, "region table entry " + std::to_string(it->index) +
+                                     " leaked: its handle could not be cleared (" +
+                                     cleared.to_string() + ")");
+      }
       it = pending_frees_.erase(it);
     } else {
       ++it;

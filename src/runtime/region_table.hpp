@@ -14,6 +14,7 @@
 #include "megaring/runtime.hpp"
 #include "runtime/arena_allocator.hpp"
 #include "runtime/buffer_table.hpp"
+#include "runtime/tenant_owners.hpp"
 
 namespace megaring::detail {
 
@@ -32,8 +33,10 @@ class RegionTable {
   Status read(RegionHandle handle, uint64_t offset, void* dst, uint64_t bytes);
   // Slots published from here on fault BAD_REGION; the range goes back to
   // the arena once the slots published before completed. *bytes (may be
-  // null): the region's size, for the caller's quota.
-  Status free(RegionHandle handle, uint64_t* bytes);
+  // null): the region's size, for the caller's quota. `refuse_live`: the
+  // runtime's own call, which may not free a live tenant's region (null:
+  // the owner's call).
+  Status free(RegionHandle handle, uint64_t* bytes, const TenantOwners* refuse_live);
   void collect(bool consumer_stopped);
 
  private:
@@ -43,9 +46,13 @@ class RegionTable {
     uint64_t bytes = 0;      // the region's size
     uint64_t committed = 0;  // as the consumer's entry: what descriptors may read
     uint32_t handle = 0;     // 0 = unused index
+    uint32_t owner = 0;      // the tenant id (0: the runtime)
     uint16_t generation = 0;
     RegionPolicy policy = RegionPolicy::kMutable;
     bool sealed = false;
+    // The last committed store failed: the consumer may hold the old
+    // length or the new one (seal retries it).
+    bool commit_unsure = false;
   };
   struct PendingFree {
     uint32_t index;

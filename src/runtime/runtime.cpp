@@ -130,13 +130,15 @@ Status Runtime::open_producer(std::unique_ptr<Producer>* out, Priority priority)
 Status Runtime::alloc_buffer(uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->alloc_buffer(bytes, 0, handle))
 }
-Status Runtime::free_buffer(BufferHandle handle) noexcept { MR_GUARD(impl_->free_buffer(handle)) }
+Status Runtime::free_buffer(BufferHandle handle) noexcept {
+  MR_GUARD(impl_->free_buffer(handle, /*by_owner=*/false))
+}
 Status Runtime::register_buffer(void* memory, uint64_t bytes, BufferHandle* handle) noexcept {
   MR_GUARD(impl_->register_buffer(memory, bytes, 0, handle))
 }
 Status Runtime::unregister_buffer(BufferHandle handle, Nanoseconds timeout,
                                   WhileInUse while_in_use) noexcept {
-  MR_GUARD(impl_->unregister_buffer(handle, timeout, while_in_use))
+  MR_GUARD(impl_->unregister_buffer(handle, timeout, while_in_use, /*by_owner=*/false))
 }
 Status Runtime::write_buffer(BufferHandle handle, uint64_t offset, const void* src,
                              uint64_t bytes) noexcept {
@@ -165,7 +167,7 @@ Status Runtime::read_region(RegionHandle handle, uint64_t offset, void* dst,
   MR_GUARD(impl_->region_table().read(handle, offset, dst, bytes))
 }
 Status Runtime::free_region(RegionHandle handle) noexcept {
-  MR_GUARD(impl_->region_table().free(handle, nullptr))
+  MR_GUARD(impl_->free_region(handle, /*by_owner=*/false))
 }
 Status Runtime::timeline(Timeline* out) noexcept { MR_GUARD(impl_->timeline(out)) }
 Status Runtime::write_timeline_trace(const std::string& path) noexcept {
@@ -232,6 +234,16 @@ Status RuntimeInternals::create_owned_region(Runtime& runtime, RegionPolicy poli
                                              uint32_t owner, RegionHandle* handle) {
   MR_GUARD(runtime.impl_->create_region(policy, bytes, owner, handle))
 }
+Status RuntimeInternals::free_owned_buffer(Runtime& runtime, BufferHandle handle) {
+  MR_GUARD(runtime.impl_->free_buffer(handle, /*by_owner=*/true))
+}
+Status RuntimeInternals::unregister_owned_buffer(Runtime& runtime, BufferHandle handle,
+                                                 Nanoseconds timeout, WhileInUse while_in_use) {
+  MR_GUARD(runtime.impl_->unregister_buffer(handle, timeout, while_in_use, /*by_owner=*/true))
+}
+Status RuntimeInternals::free_owned_region(Runtime& runtime, RegionHandle handle) {
+  MR_GUARD(runtime.impl_->free_region(handle, /*by_owner=*/true))
+}
 uint32_t RuntimeInternals::max_tenants(const Runtime& runtime) {
   return runtime.impl_->config().max_tenants;
 }
@@ -240,7 +252,9 @@ Status RuntimeInternals::write_tenant_entry(Runtime& runtime, uint32_t index,
                                             const mr_tenant_grants& grants) {
   Status st = runtime.impl_->check_tenant_index(index);
   if (!st) return st;
-  return runtime.impl_->backend().write_tenant_entry(index, entry, grants);
+  st = runtime.impl_->backend().write_tenant_entry(index, entry, grants);
+  if (st && entry.state == MR_TENANT_ACTIVE) runtime.impl_->tenant_owners().set_live(index, entry.tenant);
+  return st;
 }
 Status RuntimeInternals::set_tenant_grants(Runtime& runtime, uint32_t index,
                                            const mr_tenant_grants& grants,
@@ -265,6 +279,9 @@ void RuntimeInternals::inject_control_failure(Runtime& runtime, uint32_t step) {
 Status RuntimeInternals::set_tenant_state(Runtime& runtime, uint32_t index, uint32_t state) {
   Status st = runtime.impl_->check_tenant_index(index);
   if (!st) return st;
+  // Leaving ACTIVE (revocation): from here the runtime's calls free what the
+  // tenant left, even if the consumer's word could not be written.
+  if (state != MR_TENANT_ACTIVE) runtime.impl_->tenant_owners().set_gone(index);
   return runtime.impl_->backend().set_tenant_state(index, state);
 }
 Status RuntimeInternals::read_tenant_ids(Runtime& runtime, std::vector<uint32_t>* ids) {

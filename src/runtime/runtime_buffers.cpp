@@ -26,8 +26,8 @@ Status Runtime::Impl::alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle*
   return buffers_->alloc(bytes, owner, handle);
 }
 
-Status Runtime::Impl::free_buffer(BufferHandle handle) {
-  return buffers_->free(handle);
+Status Runtime::Impl::free_buffer(BufferHandle handle, bool by_owner) {
+  return buffers_->free(handle, by_owner ? nullptr : &tenant_owners_);
 }
 
 Status Runtime::Impl::register_buffer(const void* memory, uint64_t bytes, uint32_t owner,
@@ -48,7 +48,7 @@ Status Runtime::Impl::register_buffer(const void* memory, uint64_t bytes, uint32
 // In slices, with a look at the consumer between them: a consumer that
 // died stops the runtime (its slots then never run), and the wait ends.
 Status Runtime::Impl::unregister_buffer(BufferHandle handle, Nanoseconds timeout,
-                                        WhileInUse while_in_use) {
+                                        WhileInUse while_in_use, bool by_owner) {
   if (!detail::valid_timeout(timeout))
     return Status(Result::kInvalidArgument, "unregister_buffer timeout is negative");
   if (while_in_use != WhileInUse::kWait && while_in_use != WhileInUse::kFail)
@@ -59,7 +59,8 @@ Status Runtime::Impl::unregister_buffer(BufferHandle handle, Nanoseconds timeout
   for (;;) {
     const auto now = Clock::now();
     const Nanoseconds left = deadline > now ? Nanoseconds(deadline - now) : Nanoseconds(0);
-    Status st = buffers_->unregister_external(handle, std::min(left, kSlice), fail_if_in_use);
+    Status st = buffers_->unregister_external(handle, std::min(left, kSlice),
+                                              by_owner ? nullptr : &tenant_owners_, fail_if_in_use);
     fail_if_in_use = false;  // retired: what is left is the wait
     if (st.code() != Result::kTimeout || left <= kSlice) return st;
     (void)check_consumer();  // a dead consumer finalizes the runtime: the next look ends it

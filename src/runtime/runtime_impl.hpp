@@ -44,6 +44,7 @@
 #include "runtime/operator_watch.hpp"
 #include "runtime/region_table.hpp"
 #include "runtime/runtime_link.hpp"
+#include "runtime/tenant_owners.hpp"
 #include "runtime/timeline_recorder.hpp"
 
 namespace megaring {
@@ -61,9 +62,12 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   ConsumerPhase consumer_phase() const;
   Status open_producer(std::unique_ptr<Producer>* out, Priority priority);
   Status alloc_buffer(uint64_t bytes, uint32_t owner, BufferHandle* handle);
-  Status free_buffer(BufferHandle handle);
+  // by_owner: the owning tenant's call (RuntimeInternals); the runtime's
+  // own calls refuse a live tenant's objects (tenant_owners.hpp).
+  Status free_buffer(BufferHandle handle, bool by_owner);
   Status register_buffer(const void* memory, uint64_t bytes, uint32_t owner, BufferHandle* handle);
-  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout, WhileInUse while_in_use);
+  Status unregister_buffer(BufferHandle handle, Nanoseconds timeout, WhileInUse while_in_use,
+                           bool by_owner);
   Status copy_buffer(BufferHandle handle, uint64_t offset, void* host_ptr, uint64_t bytes,
                      bool to_buffer) {
     return buffers_->copy(handle, offset, host_ptr, bytes, to_buffer);
@@ -73,7 +77,11 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
     if (state_.load() != State::kRunning) return closed_status();
     return regions_->create(policy, bytes, owner, handle);
   }
+  Status free_region(RegionHandle handle, bool by_owner) {
+    return regions_->free(handle, nullptr, by_owner ? nullptr : &tenant_owners_);
+  }
   detail::RegionTable& region_table() { return *regions_; }
+  detail::TenantOwners& tenant_owners() { return tenant_owners_; }
   // Control operations (control_barrier.hpp), bounded by Config::control_timeout.
   detail::ControlBarrier& control() { return *control_; }
   Status run_control(const char* what, const std::vector<detail::ControlStep>& steps) {
@@ -160,6 +168,7 @@ class Runtime::Impl final : public detail::RingHost, public detail::RingProgress
   std::vector<std::shared_ptr<detail::ProducerRing>> producer_rings_;
   std::unique_ptr<detail::BufferTable> buffers_;
   std::unique_ptr<detail::RegionTable> regions_;
+  detail::TenantOwners tenant_owners_;
   std::unique_ptr<detail::ControlBarrier> control_;
   uint64_t user_first_ticket_ = 0;  // stats() counts from here (see start_user_counts)
 

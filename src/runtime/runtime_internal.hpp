@@ -48,6 +48,12 @@ struct RuntimeInternals {
   // create_region whose table entry names an owning tenant.
   static Status create_owned_region(Runtime& runtime, RegionPolicy policy, uint64_t bytes,
                                     uint32_t owner, RegionHandle* handle);
+  // The owning tenant's frees: the runtime's own calls refuse a live
+  // tenant's objects (tenant_owners.hpp), these do not.
+  static Status free_owned_buffer(Runtime& runtime, BufferHandle handle);
+  static Status unregister_owned_buffer(Runtime& runtime, BufferHandle handle, Nanoseconds timeout,
+                                        WhileInUse while_in_use);
+  static Status free_owned_region(Runtime& runtime, RegionHandle handle);
   // Tenant table (see mr_tenant_entry for when each may be called).
   static uint32_t max_tenants(const Runtime& runtime);
   static Status write_tenant_entry(Runtime& runtime, uint32_t index, const mr_tenant_entry& entry,

@@ -14,20 +14,10 @@
 
 namespace megaring {
 
+using detail::check_quota;
 using detail::TenantState;
 
 namespace {
-
-// A quota check and its refusal: `used + amount` within `limit`, or `over`
-// with the amount in use as value() and the quota as limit().
-Status check_quota(uint64_t used, uint64_t amount, uint64_t limit, Result over,
-                   const char* what) {
-  if (detail::fits_quota(used, amount, limit)) return Status();
-  return Status(over,
-                std::string(what) + ": " + std::to_string(used) + " in use + " +
-                    std::to_string(amount) + " asked > quota " + std::to_string(limit),
-                used, limit);
-}
 
 // Giving back more than was reserved: value() what is reserved, limit()
 // what the caller gave back.
@@ -98,7 +88,8 @@ Status TenantHandle::release_resident_handles(uint64_t count) const {
     TenantState& t = *state_;
     std::lock_guard<std::mutex> lock(t.usage.mutex);
     if (t.revoked.load()) return detail::revoked_status(t.identity.id);
-    // Only explicit reservations: a buffer's handle goes back with free_buffer.
+    // Only explicit reservations: a buffer's or a region's handle goes back
+    // with free_buffer / free_region.
     if (count > t.usage.resident_reserved)
       return underflow("resident handles", count, t.usage.resident_reserved);
     t.usage.resident_reserved -= count;
@@ -133,14 +124,14 @@ Status add_buffer(TenantState& t, BufferHandle* handle, Make&& make) {
       t.usage.buffers.insert(h);
     } catch (...) {
       lock.unlock();
-      (void)t.core->runtime().free_buffer(h);
+      (void)detail::RuntimeInternals::free_owned_buffer(t.core->runtime(), h);
       throw;
     }
     *handle = h;
     return Status();
   }
   lock.unlock();
-  (void)t.core->runtime().free_buffer(h);
+  (void)detail::RuntimeInternals::free_owned_buffer(t.core->runtime(), h);
   return detail::revoked_status(t.identity.id);
 }
 
@@ -192,7 +183,9 @@ Status TenantHandle::free_buffer(BufferHandle handle) const {
   return detail::guarded([&]() -> Status {
     if (!state_) return detail::empty_handle();
     TenantState& t = *state_;
-    return drop_buffer(t, handle, [&] { return t.core->runtime().free_buffer(handle); });
+    return drop_buffer(t, handle, [&] {
+      return detail::RuntimeInternals::free_owned_buffer(t.core->runtime(), handle);
+    });
   });
 }
 
@@ -202,7 +195,8 @@ Status TenantHandle::unregister_buffer(BufferHandle handle, Nanoseconds timeout,
     if (!state_) return detail::empty_handle();
     TenantState& t = *state_;
     return drop_buffer(t, handle, [&] {
-      return t.core->runtime().unregister_buffer(handle, timeout, while_in_use);
+      return detail::RuntimeInternals::unregister_owned_buffer(t.core->runtime(), handle, timeout,
+                                                               while_in_use);
     });
   });
 }

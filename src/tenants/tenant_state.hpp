@@ -63,13 +63,17 @@ struct SlotCounters {
 // handle is held by an explicit reservation, by a buffer of the tenant,
 // or by an alloc_buffer between its quota check and the buffer table, or
 // by a buffer on its way out (a free or unregister the runtime may refuse:
-// it holds its handle until it returns):
+// it holds its handle until it returns), or by a region (an entry of the
+// shared region table), a create in progress included:
 // resident_in_use_locked() = resident_reserved + allocating + dropping +
-// buffers.size(), so
+// buffers.size() + creating_regions + regions.size(), so
 // release_resident_handles() can give back only what was reserved, never
-// a buffer's handle. Staging bytes likewise: staging_in_use_locked() =
-// staging_reserved + region_bytes (the regions' sizes, a create in progress
-// included). Revocation zeroes all of them.
+// a buffer's or a region's handle. Staging bytes likewise:
+// staging_in_use_locked() = staging_reserved + region_bytes (the arena
+// ranges the regions take, ArenaAllocator::range_length, a create in
+// progress included). A region's handle and bytes are charged and given
+// back together. Revocation zeroes all of them (the in-progress counts
+// drop as their calls return).
 struct QuotaUsage {
   mutable std::mutex mutex;
   uint64_t staging_reserved = 0;
@@ -77,12 +81,14 @@ struct QuotaUsage {
   uint64_t allocating = 0;
   uint64_t dropping = 0;
   std::unordered_set<BufferHandle> buffers;
+  uint64_t creating_regions = 0;
   uint64_t region_bytes = 0;
-  std::unordered_map<RegionHandle, uint64_t> regions;  // live regions and their sizes
+  std::unordered_map<RegionHandle, uint64_t> regions;  // live regions and their charges
 
   uint64_t staging_in_use_locked() const { return staging_reserved + region_bytes; }
   uint64_t resident_in_use_locked() const {
-    return resident_reserved + allocating + dropping + buffers.size();
+    return resident_reserved + allocating + dropping + buffers.size() + creating_regions +
+           regions.size();
   }
 };
 
