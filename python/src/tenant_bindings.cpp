@@ -229,7 +229,7 @@ void bind_tenants(nb::module_& m) {
       .def("create_region", [](const PyTenant& t, nb::handle policy, uint64_t nbytes) {
         return tenant_create_region(t, policy, nbytes);
       }, nb::arg("policy"), nb::arg("nbytes"),
-         "A staging region of this tenant, charged to its staging_bytes quota.")
+         "A staging region of this tenant: its size in 64-byte lines is charged to the staging_bytes quota, and it holds one of the resident_handles.")
       .def("alloc_buffer", [](const PyTenant& t, uint64_t nbytes) {
         return alloc_buffer(t.py_runtime(), nbytes, &t);
       }, nb::arg("nbytes"), nb::keep_alive<0, 1>(),
