@@ -6,7 +6,10 @@
 //     state a reference model tracks (quota fits, live handles, revocation,
 //     the runtime's lifecycle);
 //   * the quota invariants: for every tenant, in use <= quota, and in use
-//     equals what its live objects hold (reservations, buffers);
+//     equals what its live objects hold (reservations, buffers, staging
+//     regions: one resident handle and their 64-byte lines each);
+//   * staging regions' bytes: what reads and descriptor slots return is
+//     what was written, appended or moved;
 //     outstanding = published - drained <= max_outstanding_slots;
 //   * no completion is delivered twice, or to a tenant that did not publish it.
 // At the end it closes everything and checks conservation: every ticket a

@@ -46,6 +46,17 @@
 //                 +17..23 grants: all zero: every opcode granted; else the
 //                             seven bytes seed the eight grant words
 //                             (grant_words below)
+//   [464]       region-table entries (mod 7): 0 = no region table (every
+//               region BAD_REGION, as inputs written before regions mean)
+//   [465, 472)  unused
+//   [472, 664)  6 staging-region records of 32 bytes, each over its own
+//               exact-size host allocation:
+//                 +0  u16 size (mod 4097); +2 u8 content seed
+//                 +3  u8  mode: bit 0 raw handle / derived index, bit 1
+//                             owner is the slot's tenant (as buffers)
+//                 +4  u32 handle; +8 u32 owner; +12 u32 policy (raw)
+//                 +16 u64 committed (raw: may exceed the size)
+//                 +24 u64 retire_ticket (0 encodes ~0: live)
 //
 // Every table is reachable (the raw modes); the derived modes only spare the
 // fuzzer from discovering index-consistent ids and matching windows by luck.
@@ -53,6 +64,7 @@
 // the libFuzzer dictionary (boundary values of the 64-bit arguments).
 #include <megaring/consumer/builtin_ops.cuh>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -77,8 +89,12 @@ constexpr size_t kBufferRecordBytes = 24;
 constexpr size_t kMaxTableEntries = 8;
 constexpr size_t kTenantRecordsOffset = kBufferRecordsOffset + kMaxTableEntries * kBufferRecordBytes;
 constexpr size_t kTenantRecordBytes = 24;
-constexpr size_t kInputBytes = kTenantRecordsOffset + kMaxTableEntries * kTenantRecordBytes;
-static_assert(kInputBytes == 464, "fuzz/make_consumer_seeds.py and fuzz/CMakeLists.txt's MAX_LEN");
+constexpr size_t kRegionCountOffset = kTenantRecordsOffset + kMaxTableEntries * kTenantRecordBytes;
+constexpr size_t kRegionRecordsOffset = kRegionCountOffset + 8;
+constexpr size_t kRegionRecordBytes = 32;
+constexpr size_t kMaxRegionEntries = 6;
+constexpr size_t kInputBytes = kRegionRecordsOffset + kMaxRegionEntries * kRegionRecordBytes;
+static_assert(kInputBytes == 664, "fuzz/make_consumer_seeds.py and fuzz/CMakeLists.txt's MAX_LEN");
 constexpr uint64_t kMaxBufferSize = 4096;
 
 // Bounds-checked little-endian reads at fixed offsets; bytes past the input
@@ -151,6 +167,7 @@ struct Expected {
   uint64_t tenant_index = 0;      // counters: which entry (0: none touched)
   mr_tenant_counters counters{};  // expected counters at tenant_index
   std::vector<std::vector<uint8_t>> contents;  // every buffer's bytes after
+  std::vector<std::vector<uint8_t>> region_contents;  // every region's bytes after
 };
 
 // The tables as the input described them (the model; the consumer's tables
@@ -160,6 +177,8 @@ struct Model {
   std::vector<mr_tenant_entry> tenants;
   std::vector<mr_tenant_grants> grants;
   std::vector<std::vector<uint8_t>> contents;  // before the slot ran
+  std::vector<mr_region_entry> regions;        // empty: no region table
+  std::vector<std::vector<uint8_t>> region_contents;
   uint64_t ticket = 0;
 };
 
@@ -189,7 +208,10 @@ class Reference {
   }
 
  public:
-  Reference(const Model& m, const mr_slot& s) : m_(m), s_(s) { e_.contents = m.contents; }
+  Reference(const Model& m, const mr_slot& s) : m_(m), s_(s) {
+    e_.contents = m.contents;
+    e_.region_contents = m.region_contents;
+  }
 
   Expected run() {
     uint32_t op = s_.opcode;
@@ -286,9 +308,23 @@ class Reference {
         e_.check_result = false;
         return ok(0);
       case MR_OP_STAGE_TO_BUFFER:
-      case MR_OP_BUFFER_TO_STAGING:
-        // The region is checked first, and this harness has no region table.
-        return fault(MR_FAULT_BAD_REGION);
+      case MR_OP_BUFFER_TO_STAGING: {
+        // The region (a0, a1, a2) first, then the buffer (a3, a4, a2).
+        const bool read = op == MR_OP_STAGE_TO_BUFFER;
+        size_t r = 0, b = 0;
+        if (uint16_t f = resolve_region(a[0], a[1], a[2], read, &r)) return fault(f);
+        if (uint16_t f = resolve(a[3], a[4], a[2], 1, &b)) return fault(f);
+        // Regions and buffers are distinct allocations: never overlap.
+        for (u128 i = 0; i < a[2]; ++i) {
+          const uint64_t ro = a[1] + static_cast<uint64_t>(i), bo = a[4] + static_cast<uint64_t>(i);
+          if (read) {
+            e_.contents[b][bo] = m_.region_contents[r][ro];
+          } else {
+            e_.region_contents[r][ro] = m_.contents[b][bo];
+          }
+        }
+        return ok(a[2]);
+      }
       case MR_OP_AXPY_F32: {
         const uint64_t count = a[4] & 0xFFFFFFFFull;
         const uint32_t alpha_bits = static_cast<uint32_t>(a[4] >> 32);
@@ -329,6 +365,7 @@ class Reference {
     e_.fault = code;
     e_.result = 0;
     e_.contents = m_.contents;  // a refused slot changes nothing
+    e_.region_contents = m_.region_contents;
     return e_;
   }
   Expected ok(uint64_t result) {
@@ -349,6 +386,25 @@ class Reference {
     if (s_.tenant != 0 && b.owner != s_.tenant) return MR_FAULT_BAD_HANDLE;  // not its tenant's
     if (static_cast<u128>(offset) + bytes > b.bytes) return MR_FAULT_OUT_OF_BOUNDS;
     if (align > 1 && (static_cast<u128>(b.base) + offset) % align != 0) return MR_FAULT_MISALIGNED;
+    *index = i;
+    return 0;
+  }
+
+  // A descriptor (read: immutable or append-only, within the committed
+  // length, never above the size) or a write range (mutable, within the
+  // size); 0 with the table index, or the fault code.
+  uint16_t resolve_region(uint64_t handle, uint64_t offset, uint64_t bytes, bool read, size_t* index) {
+    if (handle == 0 || handle > 0xFFFFFFFFull) return MR_FAULT_BAD_REGION;
+    const uint64_t i = handle & 0xFFFFu;
+    if (i >= m_.regions.size()) return MR_FAULT_BAD_REGION;
+    const mr_region_entry& r = m_.regions[i];
+    if (r.handle != handle) return MR_FAULT_BAD_REGION;          // free entry or another generation
+    if (m_.ticket >= r.retire_ticket) return MR_FAULT_BAD_REGION;  // freed before this slot
+    if (s_.tenant != 0 && r.owner != s_.tenant) return MR_FAULT_BAD_REGION;  // another tenant's
+    const bool readable = r.policy == MR_REGION_IMMUTABLE || r.policy == MR_REGION_APPEND_ONLY;
+    if (read ? !readable : r.policy != MR_REGION_MUTABLE) return MR_FAULT_REGION_POLICY;
+    const uint64_t limit = read ? std::min(r.committed, r.bytes) : r.bytes;
+    if (static_cast<u128>(offset) + bytes > limit) return MR_FAULT_OUT_OF_BOUNDS;
     *index = i;
     return 0;
   }
@@ -430,6 +486,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     model.grants.push_back(grants[i]);
   }
 
+  // Staging regions: one exact-size allocation each (ASan sees a byte past
+  // the committed length read from past the size), and a table of exactly
+  // the entries the input asks for (none: no table at all).
+  const uint32_t max_regions = in.u8(kRegionCountOffset) % (kMaxRegionEntries + 1);
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> region_memory;
+  std::unique_ptr<mr_region_entry[]> regions(max_regions ? new mr_region_entry[max_regions] : nullptr);
+  for (uint32_t i = 0; i < max_regions; ++i) {
+    const size_t rec = kRegionRecordsOffset + i * kRegionRecordBytes;
+    const uint64_t bytes = in.u16(rec) % (kMaxBufferSize + 1);
+    const uint8_t seed = in.u8(rec + 2);
+    const uint8_t mode = in.u8(rec + 3);
+    auto* mem = static_cast<uint8_t*>(std::malloc(bytes ? bytes : 1));
+    if (mem == nullptr) std::abort();
+    region_memory.emplace_back(mem);
+    std::vector<uint8_t> init(bytes);
+    for (uint64_t k = 0; k < bytes; ++k) init[k] = content_byte(static_cast<uint8_t>(seed ^ 0xC3), k);
+    if (bytes) std::memcpy(mem, init.data(), bytes);
+    mr_region_entry e{};
+    e.base = reinterpret_cast<uint64_t>(mem);
+    e.bytes = bytes;
+    e.handle = in.u32(rec + 4);
+    if ((mode & 1u) == 0) e.handle = (e.handle & ~MR_BUFFER_INDEX_MASK) | i;
+    e.owner = (mode & 2u) != 0 ? slot.tenant : in.u32(rec + 8);
+    e.policy = in.u32(rec + 12);
+    e.committed = in.u64(rec + 16);
+    const uint64_t retire = in.u64(rec + 24);
+    e.retire_ticket = retire == 0 ? ~0ull : retire;
+    regions[i] = e;
+    model.regions.push_back(e);
+    model.region_contents.push_back(std::move(init));
+  }
+
   // The rest of the consumer's parameters. done_cursor = ~0: FENCE's
   // wait_for_prefix returns at once; abort_seen = 1 (the fetcher's mirror of
   // abort_flag, which is what handlers read): DELAY_NS returns at once
@@ -460,8 +548,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   p.tenants = tenants.get();
   p.tenant_counters = counters.get();
   p.tenant_grants = grants.get();
+  p.regions = regions.get();
   p.max_buffers = max_buffers;
   p.max_tenants = max_tenants;
+  p.max_regions = max_regions;
   p.capacity = 1;
   p.mask = 0;
   p.rings = 1;
@@ -532,6 +622,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(actual[k] == expect[k],
                  "opcode 0x%x: buffer %u byte %" PRIu64 " is 0x%02x, reference 0x%02x (before 0x%02x)",
                  published.opcode, i, k, actual[k], expect[k], model.contents[i][k]);
+  }
+
+  for (uint32_t i = 0; i < max_regions; ++i) {
+    const auto& expect = want.region_contents[i];
+    const uint8_t* actual = region_memory[i].get();
+    for (uint64_t k = 0; k < expect.size(); ++k)
+      FUZZ_CHECK(actual[k] == expect[k],
+                 "opcode 0x%x: region %u byte %" PRIu64 " is 0x%02x, reference 0x%02x (before 0x%02x)",
+                 published.opcode, i, k, actual[k], expect[k], model.region_contents[i][k]);
+    FUZZ_CHECK(std::memcmp(&regions[i], &model.regions[i], sizeof(mr_region_entry)) == 0,
+               "region-table entry %u changed", i);
   }
 
   // The tables are the host's: the consumer only reads them. The counters

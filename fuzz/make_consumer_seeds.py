@@ -33,8 +33,12 @@ BUFFER_RECORDS = 80
 BUFFER_RECORD_BYTES = 24
 TENANT_RECORDS = BUFFER_RECORDS + 8 * BUFFER_RECORD_BYTES
 TENANT_RECORD_BYTES = 24
-INPUT_BYTES = TENANT_RECORDS + 8 * TENANT_RECORD_BYTES
-assert INPUT_BYTES == 464
+REGION_COUNT = TENANT_RECORDS + 8 * TENANT_RECORD_BYTES
+REGION_RECORDS = REGION_COUNT + 8
+REGION_RECORD_BYTES = 32
+INPUT_BYTES = REGION_RECORDS + 6 * REGION_RECORD_BYTES
+assert INPUT_BYTES == 664
+IMMUTABLE, APPEND_ONLY, MUTABLE = 1, 2, 3  # MR_REGION_*
 # Record modes (see consumer_fuzz.cpp). The seeds write index-consistent ids
 # in full and let the "derived" modes recompute them, which changes nothing;
 # the hostile seeds set the raw bits.
@@ -75,10 +79,21 @@ TENANTS = [
 ]
 B0, B1, B2, B3, B4, B5 = (b[2] for b in BUFFERS)
 B4 = handle(4, 1)  # what a slot names at the free entry
+# Staging regions: (size, content seed, handle, owner, policy, committed,
+# retire ticket (0 = live), mode); modes as the buffers'.
+REGIONS = [
+    (200, 0x71, handle(0, 5), 0, IMMUTABLE, 200, 0, 0),   # R0: runtime's, sealed
+    (128, 0x72, handle(1, 2), 0, APPEND_ONLY, 40, 0, 0),  # R1: 40 of 128 bytes committed
+    (96, 0x73, handle(2, 1), 0, MUTABLE, 0, 0, 0),        # R2: runtime's, mutable
+    (64, 0x74, handle(3, 9), 0, IMMUTABLE, 64, 50, 0),    # R3: freed at ticket 50
+    (64, 0x75, handle(4, 1), T1, IMMUTABLE, 64, 0, 0),    # R4: T1's, sealed
+    (32, 0x76, handle(5, 3), T1, MUTABLE, 0, 0, 0),       # R5: T1's, mutable
+]
+R0, R1, R2, R3, R4, R5 = (r[2] for r in REGIONS)
 
 
 def make_input(opcode, args=(), tenant=0, flags=0, reserved=0, ticket=42,
-               buffers=BUFFERS, tenants=TENANTS):
+               buffers=BUFFERS, tenants=TENANTS, regions=REGIONS):
     args = list(args) + [0] * (5 - len(args))
     out = bytearray(INPUT_BYTES)
     struct.pack_into("<QIIII5Q", out, 0, 0, opcode, tenant, flags, reserved,
@@ -93,6 +108,10 @@ def make_input(opcode, args=(), tenant=0, flags=0, reserved=0, ticket=42,
         at = TENANT_RECORDS + i * TENANT_RECORD_BYTES
         struct.pack_into("<IIIIB", out, at, t, state, base, cap, mode)
         out[at + 17:at + 24] = (grant[0] if grant else 0).to_bytes(7, "little")
+    out[REGION_COUNT] = len(regions)
+    for i, (size, seed, h, owner, policy, committed, retire, mode) in enumerate(regions):
+        struct.pack_into("<HBBIIIQQ", out, REGION_RECORDS + i * REGION_RECORD_BYTES,
+                         size, seed, mode, h, owner, policy, committed & U64, retire)
     return bytes(out)
 
 
@@ -118,9 +137,54 @@ SEEDS = {
     "read_clock": make_input(OP_READ_CLOCK),
     "axpy_f32-across_buffers": make_input(OP_AXPY_F32, [B2, 64, B0, 8, (F32_TWO_AND_HALF << 32) | 50]),
     "axpy_f32-same_range": make_input(OP_AXPY_F32, [B0, 0, B0, 0, (F32_TWO_AND_HALF << 32) | 16]),
-    # No region table in this harness: every region is unknown.
-    "stage_to_buffer-no_region": make_input(OP_STAGE_TO_BUFFER, [1, 0, 8, B0, 0]),
-    "buffer_to_staging-no_region": make_input(OP_BUFFER_TO_STAGING, [1, 0, 8, B0, 0]),
+    # No region table: every region is unknown.
+    "stage_to_buffer-no_region": make_input(OP_STAGE_TO_BUFFER, [1, 0, 8, B0, 0], regions=[]),
+    "buffer_to_staging-no_region": make_input(OP_BUFFER_TO_STAGING, [1, 0, 8, B0, 0], regions=[]),
+    # Staging regions (slot_abi.h order: BAD_REGION, REGION_POLICY,
+    # OUT_OF_BOUNDS for the region, then the buffer's BAD_HANDLE, OUT_OF_BOUNDS).
+    "stage_to_buffer-immutable_ok": make_input(OP_STAGE_TO_BUFFER, [R0, 10, 100, B0, 5]),
+    "stage_to_buffer-immutable_whole": make_input(OP_STAGE_TO_BUFFER, [R0, 0, 200, B2, 3000]),
+    "stage_to_buffer-append_within_committed": make_input(OP_STAGE_TO_BUFFER, [R1, 0, 40, B0, 0]),
+    "stage_to_buffer-append_past_committed": make_input(OP_STAGE_TO_BUFFER, [R1, 0, 41, B0, 0]),
+    "stage_to_buffer-append_empty_at_committed": make_input(OP_STAGE_TO_BUFFER, [R1, 40, 0, B3, 0]),
+    "stage_to_buffer-mutable_policy": make_input(OP_STAGE_TO_BUFFER, [R2, 0, 1, B0, 0]),
+    "stage_to_buffer-unknown_policy": make_input(
+        OP_STAGE_TO_BUFFER, [R2, 0, 1, B0, 0],
+        regions=REGIONS[:2] + [(96, 0x73, R2, 0, 7, 96, 0, 0)] + REGIONS[3:]),
+    "stage_to_buffer-committed_over_size": make_input(
+        OP_STAGE_TO_BUFFER, [R0, 0, 201, B0, 0],
+        regions=[(200, 0x71, R0, 0, IMMUTABLE, U64, 0, 0)] + REGIONS[1:]),
+    "stage_to_buffer-unsealed": make_input(
+        OP_STAGE_TO_BUFFER, [R0, 0, 1, B0, 0],
+        regions=[(200, 0x71, R0, 0, IMMUTABLE, 0, 0, 0)] + REGIONS[1:]),
+    "stage_to_buffer-offset_wraps": make_input(OP_STAGE_TO_BUFFER, [R0, U64, 2, B0, 0]),
+    "stage_to_buffer-retired": make_input(OP_STAGE_TO_BUFFER, [R3, 0, 8, B0, 0], ticket=50),
+    "stage_to_buffer-before_retire": make_input(OP_STAGE_TO_BUFFER, [R3, 0, 8, B0, 0], ticket=49),
+    "stage_to_buffer-generation_mismatch": make_input(OP_STAGE_TO_BUFFER, [handle(0, 6), 0, 8, B0, 0]),
+    "stage_to_buffer-index_past_table": make_input(OP_STAGE_TO_BUFFER, [handle(6, 1), 0, 8, B0, 0]),
+    "stage_to_buffer-region_over_32_bits": make_input(OP_STAGE_TO_BUFFER, [R0 | (1 << 32), 0, 8, B0, 0]),
+    "stage_to_buffer-region_policy_before_bad_buffer": make_input(OP_STAGE_TO_BUFFER, [R2, 0, 8, 0, 0]),
+    "stage_to_buffer-bad_buffer": make_input(OP_STAGE_TO_BUFFER, [R0, 0, 8, handle(0, 2), 0]),
+    "stage_to_buffer-buffer_out_of_bounds": make_input(OP_STAGE_TO_BUFFER, [R0, 0, 100, B1, 0]),
+    "stage_to_buffer-tenant_own_region": make_input(
+        local(OP_TENANT_BASE, OP_STAGE_TO_BUFFER), [R4, 4, 60, B1, 2], tenant=T1),
+    "stage_to_buffer-tenant_runtime_region": make_input(
+        local(OP_TENANT_BASE, OP_STAGE_TO_BUFFER), [R0, 0, 8, B1, 0], tenant=T1),
+    "stage_to_buffer-tenant_foreign_region": make_input(
+        local(OP_TENANT_BASE + 0x100, OP_STAGE_TO_BUFFER), [R4, 0, 8, B5, 0], tenant=T3),
+    "buffer_to_staging-mutable_ok": make_input(OP_BUFFER_TO_STAGING, [R2, 16, 80, B0, 100]),
+    "buffer_to_staging-mutable_past_size": make_input(OP_BUFFER_TO_STAGING, [R2, 90, 7, B0, 0]),
+    "buffer_to_staging-immutable_policy": make_input(OP_BUFFER_TO_STAGING, [R0, 0, 1, B0, 0]),
+    "buffer_to_staging-append_policy": make_input(OP_BUFFER_TO_STAGING, [R1, 40, 1, B0, 0]),
+    "buffer_to_staging-bad_buffer": make_input(OP_BUFFER_TO_STAGING, [R2, 0, 1, B4, 0]),
+    "buffer_to_staging-buffer_retired": make_input(OP_BUFFER_TO_STAGING, [R2, 0, 8, B2, 0], ticket=100),
+    "buffer_to_staging-tenant_own_region": make_input(
+        local(OP_TENANT_BASE, OP_BUFFER_TO_STAGING), [R5, 0, 32, B1, 32], tenant=T1),
+    "buffer_to_staging-tenant_runtime_region": make_input(
+        local(OP_TENANT_BASE, OP_BUFFER_TO_STAGING), [R2, 0, 8, B1, 0], tenant=T1),
+    "buffer_to_staging-owner_from_slot": make_input(
+        local(OP_TENANT_BASE + 0x100, OP_BUFFER_TO_STAGING), [R2, 0, 13, B5, 0], tenant=T3,
+        regions=REGIONS[:2] + [(96, 0x73, R2, 0, MUTABLE, 0, 0, 2)] + REGIONS[3:]),
     # Bad arguments.
     "store_u32-value_over_32_bits": make_input(OP_STORE_U32, [B0, 8, 1 << 32]),
     "fill-byte_over_8_bits": make_input(OP_FILL, [B0, 0, 4, 0x100]),
