@@ -111,6 +111,11 @@ TEST(CApiConfig, CreateRefusesBadStructsAndValues) {
   EXPECT_NE(std::string(mr_last_error()).find("struct_size"), std::string::npos);
   c.struct_size = 0;  // never initialised
   EXPECT_MR(mr_runtime_create(&c, &rt), MR_RESULT_INVALID_ARGUMENT);
+  c.struct_size = 0xA5A5A5A5u;  // never initialised: refused before a byte past the struct is read
+  EXPECT_MR(mr_runtime_create(&c, &rt), MR_RESULT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(mr_last_error()).find("past any version"), std::string::npos)
+      << mr_last_error();
+  EXPECT_MR(mr_runtime_config_init_sized(&c, 0xA5A5A5A5u), MR_RESULT_INVALID_ARGUMENT);
   c = good;
   c.struct_version = 0;
   EXPECT_MR(mr_runtime_create(&c, &rt), MR_RESULT_INVALID_ARGUMENT);
@@ -232,6 +237,12 @@ TEST(CApiRuntime, InfoAndSizedOutputs) {
   EXPECT_MR(mr_runtime_stats(rt.get(), &small), MR_RESULT_INVALID_ARGUMENT);
   mr_consumer_counters_t none{};  // struct_size 0: not set
   EXPECT_MR(mr_runtime_consumer_counters(rt.get(), &none), MR_RESULT_INVALID_ARGUMENT);
+  // Garbage in struct_size (never set): refused, and not a byte written.
+  mr_runtime_stats_t garbage;
+  std::memset(&garbage, 0xA5, sizeof garbage);
+  EXPECT_MR(mr_runtime_stats(rt.get(), &garbage), MR_RESULT_INVALID_ARGUMENT);
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&garbage);
+  for (size_t i = 0; i < sizeof garbage; ++i) EXPECT_EQ(bytes[i], 0xA5) << "byte " << i;
   // A newer caller's larger struct: the known part filled, the rest zeroed.
   mr_completion_t c{};
   const mr_slot_request_t three = nop(3);

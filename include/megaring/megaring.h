@@ -17,9 +17,10 @@
  *   - Structs a call reads or fills that may grow (configs, counters) carry
  *     their size first: set `struct_size = sizeof(the struct)` (the *_init
  *     functions do it for configs). The library reads or writes only that
- *     many bytes; a size below the first version's is refused, and one
- *     larger than the library knows is accepted when the bytes it does not
- *     know are zero (configs) / are zeroed (outputs).
+ *     many bytes; a size below the first version's or above 4096 (never
+ *     initialised) is refused, and one larger than the library knows is
+ *     accepted when the bytes it does not know are zero (configs) / are
+ *     zeroed (outputs).
  *   - Ownership: a create/open/register call hands the caller a handle that
  *     the matching destroy/close call frees; nothing else frees a handle.
  *   - Threads: a runtime's and a tenant's calls may be made from any number

@@ -112,6 +112,20 @@ mr_completion_t from_completion(const Completion& completion) noexcept {
   return out;
 }
 
+namespace {
+// No version of any sized struct comes near this: a larger struct_size is
+// garbage (a struct never initialised), and reading or clearing that many
+// of the caller's bytes would run far past the struct.
+constexpr uint32_t kMaxStructSize = 4096;
+
+Status refuse_oversized(uint32_t size, const char* type) {
+  return Status(Result::kInvalidArgument,
+                std::string(type) + ".struct_size " + std::to_string(size) +
+                    " is past any version's (at most " + std::to_string(kMaxStructSize) +
+                    "): set it to sizeof the struct");
+}
+}  // namespace
+
 Status read_sized_config(const void* in, uint32_t min_size, uint32_t known_size,
                          uint32_t known_version, const char* type, void* out) {
   const uint32_t size = first_word(in);
@@ -122,6 +136,7 @@ Status read_sized_config(const void* in, uint32_t min_size, uint32_t known_size,
     return Status(Result::kInvalidArgument,
                   name + ".struct_size " + std::to_string(size) + " is below the first version's " +
                       std::to_string(min_size) + " (initialise it with the _init call)");
+  if (size > kMaxStructSize) return refuse_oversized(size, type);
   if (version == 0 || version > known_version)
     return Status(Result::kInvalidArgument, name + ".struct_version " + std::to_string(version) +
                                                 " is not one this library knows (1.." +
@@ -146,6 +161,7 @@ Status copy_sized(unsigned char* out, uint32_t size, const void* full, uint32_t 
                   std::string(type) + ".struct_size " + std::to_string(size) +
                       " is below the first version's " + std::to_string(min_size) +
                       " (set it to sizeof the struct)");
+  if (size > kMaxStructSize) return refuse_oversized(size, type);
   const uint32_t copied = size < known_size ? size : known_size;
   std::memcpy(out + sizeof(uint32_t), static_cast<const unsigned char*>(full) + sizeof(uint32_t),
               copied - sizeof(uint32_t));
