@@ -153,7 +153,14 @@ void Driver::set_grants(TenantModel& t) {
   OpcodeGrants before;
   expect(t.handle.grants(&before), {Result::kSuccess});
   const Status st = t.handle.set_grants(grants);
-  expect(st, {want});
+  // A change the checks allow may still time out: an executor that does not
+  // reach a point between slots within the control bound (a DELAY slot, a
+  // loaded machine) cancels it, the tables unchanged (runtime.hpp,
+  // "Control operations").
+  if (want == Result::kSuccess)
+    expect(st, {Result::kSuccess, Result::kTimeout});
+  else
+    expect(st, {want});
   OpcodeGrants after;
   expect(t.handle.grants(&after), {Result::kSuccess});
   if (!st) {

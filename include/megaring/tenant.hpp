@@ -221,7 +221,9 @@ class TenantHandle {
   // holds when it returns). kOpcodeOutOfRange for an opcode outside the
   // window, kInvalidArgument for one beyond the grant limits
   // (kGrantSystemEnd, kGrantUserEnd); nothing changes then. kRevoked once
-  // the tenant was unregistered (or its registry closed).
+  // the tenant was unregistered (or its registry closed). A control
+  // operation: kTimeout, nothing changed, when the executors do not reach a
+  // point between slots within Config::control_timeout (runtime.hpp).
   Status set_grants(const OpcodeGrants& grants) const;
   // The grants as last set: `all`, or the opcodes sorted, without duplicates.
   // Still answers after unregistration (what was in force then).
