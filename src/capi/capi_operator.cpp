@@ -3,8 +3,10 @@
 // health, the state dump and the metrics as text, the log callback.
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "capi/capi_internal.hpp"
 #include "megaring/log.hpp"
@@ -35,15 +37,29 @@ Status write_text(const std::string& text, char* buffer, size_t capacity, size_t
   return Status::ok();
 }
 
-// The C callback behind a C++ one: the user's function and pointer.
+// The C callback behind a C++ one: the user's function and pointer, never
+// changed once made. A delivery on one thread may still use the target
+// another thread just replaced, and a callback may replace its own target
+// (set_log_callback returns at once there), so no target is ever freed:
+// each distinct (function, pointer) pair is made once and kept.
 struct CLogTarget {
   mr_log_callback_t callback = nullptr;
   void* user = nullptr;
 };
-// Written only with the callback off and under g_log_setter; read by
-// forward_log under the log's own serialisation.
-CLogTarget g_log_target;
-std::mutex g_log_setter;  // one mr_set_log_callback at a time
+
+// The target for (callback, user). A leaf lock: held only to look up or
+// append, never while the log runs anything (which would order it against
+// the log's own lock in both directions: a callback may call
+// mr_set_log_callback).
+const CLogTarget* log_target(mr_log_callback_t callback, void* user) {
+  static std::mutex mutex;
+  static auto* const targets = new std::vector<std::unique_ptr<CLogTarget>>;  // never destroyed
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& t : *targets)
+    if (t->callback == callback && t->user == user) return t.get();
+  targets->push_back(std::make_unique<CLogTarget>(CLogTarget{callback, user}));
+  return targets->back().get();
+}
 
 void forward_log(megaring::LogLevel level, const char* message, void* user) {
   const auto* target = static_cast<const CLogTarget*>(user);
@@ -116,14 +132,12 @@ mr_result_t mr_set_log_callback(int32_t level, mr_log_callback_t callback, void*
   return entry("mr_set_log_callback", [&]() -> Status {
     if (level < MR_LOG_NONE || level > MR_LOG_TRACE)
       return Status(megaring::Result::kInvalidArgument, "level is not an MR_LOG_* value");
-    std::lock_guard<std::mutex> lock(g_log_setter);
-    // Off first: once it returns no call of the old target runs, and the
-    // target can change.
-    megaring::set_log_callback(megaring::LogLevel::kNone, nullptr);
-    if (callback == nullptr || level == MR_LOG_NONE) return Status::ok();
-    g_log_target.callback = callback;
-    g_log_target.user = user;
-    megaring::set_log_callback(static_cast<megaring::LogLevel>(level), &forward_log, &g_log_target);
+    if (callback == nullptr || level == MR_LOG_NONE) {
+      megaring::set_log_callback(megaring::LogLevel::kNone, nullptr);
+      return Status::ok();
+    }
+    megaring::set_log_callback(static_cast<megaring::LogLevel>(level), &forward_log,
+                               const_cast<CLogTarget*>(log_target(callback, user)));
     return Status::ok();
   });
 }
