@@ -189,5 +189,56 @@ TEST(CApiOperatorViewDeathTest, ALogCallbackMayCallTheLibrary) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// A callback that turns itself off and then calls the library, which logs:
+// the message goes to MEGARING_DEBUG's output (stderr here), after the
+// callback returns, not into a deadlock on the log's lock.
+struct LogTurnsItselfOff {
+  mr_registry_t* registry = nullptr;
+  std::atomic<bool> done{false};
+  static void callback(int32_t, const char* message, void* user) {
+    auto* self = static_cast<LogTurnsItselfOff*>(user);
+    if (std::strstr(message, "tenant registered") == nullptr || self->done.exchange(true)) return;
+    if (mr_set_log_callback(MR_LOG_NONE, nullptr, nullptr) != MR_RESULT_SUCCESS) std::_Exit(10);
+    mr_tenant_config_t tc;
+    (void)mr_tenant_config_init(&tc);
+    tc.label = "after-off";
+    mr_tenant_t* second = nullptr;
+    if (mr_tenant_register(self->registry, &tc, &second) != MR_RESULT_SUCCESS) std::_Exit(12);
+  }
+};
+
+TEST(CApiOperatorViewDeathTest, ALogCallbackThatTurnsItselfOffMayStillCallTheLibrary) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        std::thread([] {
+          std::this_thread::sleep_for(std::chrono::seconds(30));
+          std::_Exit(3);  // deadlocked
+        }).detach();
+        setenv("MEGARING_DEBUG", "INFO", 1);  // read at the child's first message
+        mr_runtime_config_t config = cpu_config();
+        config.max_tenants = 4;
+        mr_runtime_t* rt = nullptr;
+        if (mr_runtime_create(&config, &rt) != MR_RESULT_SUCCESS) std::_Exit(4);
+        mr_registry_config_t rc;
+        (void)mr_registry_config_init(&rc);
+        rc.pump = MR_PUMP_MANUAL;
+        mr_registry_t* registry = nullptr;
+        if (mr_registry_create(rt, &rc, &registry) != MR_RESULT_SUCCESS) std::_Exit(5);
+        static LogTurnsItselfOff target;
+        target.registry = registry;
+        if (mr_set_log_callback(MR_LOG_INFO, &LogTurnsItselfOff::callback, &target) !=
+            MR_RESULT_SUCCESS)
+          std::_Exit(6);
+        mr_tenant_config_t tc;
+        (void)mr_tenant_config_init(&tc);
+        mr_tenant_t* tenant = nullptr;
+        if (mr_tenant_register(registry, &tc, &tenant) != MR_RESULT_SUCCESS) std::_Exit(7);
+        if (!target.done.load()) std::_Exit(8);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "INFO tenant registered: id [0-9]+, label \"after-off\"");
+}
+
 }  // namespace
 }  // namespace megaring_test

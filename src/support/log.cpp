@@ -190,7 +190,9 @@ bool log_enabled(LogLevel level) noexcept {
 
 void log_message(LogLevel level, const std::string& message) noexcept {
   if (!log_enabled(level)) return;
-  if ((t_hold_depth > 0 || t_delivering) && g_has_callback.load(std::memory_order_relaxed)) {
+  // Inside the callback this thread holds the mutex: hold the message
+  // whatever the destination (the callback may have just turned itself off).
+  if (t_delivering || (t_hold_depth > 0 && g_has_callback.load(std::memory_order_relaxed))) {
     try {
       t_held.push_back(HeldMessage{level, message});
     } catch (...) {  // no memory: the message is lost, nothing else
@@ -198,6 +200,7 @@ void log_message(LogLevel level, const std::string& message) noexcept {
     return;
   }
   deliver(level, message);
+  deliver_held();  // what the callback's own calls logged meanwhile
 }
 
 LogHold::LogHold() noexcept { ++t_hold_depth; }
