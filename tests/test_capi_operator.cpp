@@ -127,6 +127,36 @@ TEST(CApiOperatorView, LogCallback) {
   EXPECT_EQ(log.lines.size(), before);
 }
 
+// In a death test's child: a watchdog that turns a deadlock into exit 3
+// after 30 s, and a CPU runtime with a manual-pump registry (exits 4 or 5 if
+// either cannot be made).
+mr_registry_t* death_test_registry() {
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(30));
+    std::_Exit(3);  // deadlocked
+  }).detach();
+  mr_runtime_config_t config = cpu_config();
+  config.max_tenants = 4;
+  mr_runtime_t* rt = nullptr;
+  if (mr_runtime_create(&config, &rt) != MR_RESULT_SUCCESS) std::_Exit(4);
+  mr_registry_config_t rc;
+  (void)mr_registry_config_init(&rc);
+  rc.pump = MR_PUMP_MANUAL;
+  mr_registry_t* registry = nullptr;
+  if (mr_registry_create(rt, &rc, &registry) != MR_RESULT_SUCCESS) std::_Exit(5);
+  return registry;
+}
+
+// Registers a tenant (labelled `label`, or none) in a death test's child;
+// exits 7 if it cannot. The tenant lives until the child exits.
+void register_one(mr_registry_t* registry, const char* label) {
+  mr_tenant_config_t tc;
+  (void)mr_tenant_config_init(&tc);
+  tc.label = label;
+  mr_tenant_t* tenant = nullptr;
+  if (mr_tenant_register(registry, &tc, &tenant) != MR_RESULT_SUCCESS) std::_Exit(7);
+}
+
 // A log callback that calls back into the library (found by review: the
 // registry logged while holding its mutex, and a callback reading the
 // registry's stats deadlocked the registration). This one reads the
@@ -146,12 +176,7 @@ struct LogCallsTheLibrary {
       std::_Exit(11);
     if (std::strstr(message, "tenant registered") == nullptr) return;
     self->registered_lines.fetch_add(1);
-    if (!self->registered_second.exchange(true)) {
-      mr_tenant_config_t tc;
-      (void)mr_tenant_config_init(&tc);
-      mr_tenant_t* second = nullptr;
-      if (mr_tenant_register(self->registry, &tc, &second) != MR_RESULT_SUCCESS) std::_Exit(12);
-    }
+    if (!self->registered_second.exchange(true)) register_one(self->registry, nullptr);
   }
 };
 
@@ -160,28 +185,13 @@ TEST(CApiOperatorViewDeathTest, ALogCallbackMayCallTheLibrary) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
-        std::thread([] {
-          std::this_thread::sleep_for(std::chrono::seconds(30));
-          std::_Exit(3);  // deadlocked
-        }).detach();
-        mr_runtime_config_t config = cpu_config();
-        config.max_tenants = 4;
-        mr_runtime_t* rt = nullptr;
-        if (mr_runtime_create(&config, &rt) != MR_RESULT_SUCCESS) std::_Exit(4);
-        mr_registry_config_t rc;
-        (void)mr_registry_config_init(&rc);
-        rc.pump = MR_PUMP_MANUAL;
-        mr_registry_t* registry = nullptr;
-        if (mr_registry_create(rt, &rc, &registry) != MR_RESULT_SUCCESS) std::_Exit(5);
+        mr_registry_t* const registry = death_test_registry();
         static LogCallsTheLibrary target;
         target.registry = registry;
         if (mr_set_log_callback(MR_LOG_INFO, &LogCallsTheLibrary::callback, &target) !=
             MR_RESULT_SUCCESS)
           std::_Exit(6);
-        mr_tenant_config_t tc;
-        (void)mr_tenant_config_init(&tc);
-        mr_tenant_t* tenant = nullptr;
-        if (mr_tenant_register(registry, &tc, &tenant) != MR_RESULT_SUCCESS) std::_Exit(7);
+        register_one(registry, nullptr);
         // Both registrations' lines, the second logged from inside the callback.
         if (target.registered_lines.load() != 2) std::_Exit(8);
         std::_Exit(0);
@@ -199,11 +209,7 @@ struct LogTurnsItselfOff {
     auto* self = static_cast<LogTurnsItselfOff*>(user);
     if (std::strstr(message, "tenant registered") == nullptr || self->done.exchange(true)) return;
     if (mr_set_log_callback(MR_LOG_NONE, nullptr, nullptr) != MR_RESULT_SUCCESS) std::_Exit(10);
-    mr_tenant_config_t tc;
-    (void)mr_tenant_config_init(&tc);
-    tc.label = "after-off";
-    mr_tenant_t* second = nullptr;
-    if (mr_tenant_register(self->registry, &tc, &second) != MR_RESULT_SUCCESS) std::_Exit(12);
+    register_one(self->registry, "after-off");
   }
 };
 
@@ -211,29 +217,14 @@ TEST(CApiOperatorViewDeathTest, ALogCallbackThatTurnsItselfOffMayStillCallTheLib
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
-        std::thread([] {
-          std::this_thread::sleep_for(std::chrono::seconds(30));
-          std::_Exit(3);  // deadlocked
-        }).detach();
         setenv("MEGARING_DEBUG", "INFO", 1);  // read at the child's first message
-        mr_runtime_config_t config = cpu_config();
-        config.max_tenants = 4;
-        mr_runtime_t* rt = nullptr;
-        if (mr_runtime_create(&config, &rt) != MR_RESULT_SUCCESS) std::_Exit(4);
-        mr_registry_config_t rc;
-        (void)mr_registry_config_init(&rc);
-        rc.pump = MR_PUMP_MANUAL;
-        mr_registry_t* registry = nullptr;
-        if (mr_registry_create(rt, &rc, &registry) != MR_RESULT_SUCCESS) std::_Exit(5);
+        mr_registry_t* const registry = death_test_registry();
         static LogTurnsItselfOff target;
         target.registry = registry;
         if (mr_set_log_callback(MR_LOG_INFO, &LogTurnsItselfOff::callback, &target) !=
             MR_RESULT_SUCCESS)
           std::_Exit(6);
-        mr_tenant_config_t tc;
-        (void)mr_tenant_config_init(&tc);
-        mr_tenant_t* tenant = nullptr;
-        if (mr_tenant_register(registry, &tc, &tenant) != MR_RESULT_SUCCESS) std::_Exit(7);
+        register_one(registry, nullptr);
         if (!target.done.load()) std::_Exit(8);
         std::_Exit(0);
       },
