@@ -174,7 +174,7 @@ struct TenantQuotaCounters {
   uint64_t resident_handles_reserved = 0;  // by reserve_resident_handles
   uint64_t resident_buffers = 0;           // live buffers of the tenant, one handle each
   // staging_bytes_in_use = explicit reservations + staging_region_bytes.
-  uint64_t staging_region_bytes = 0;       // the arena lines of its live regions (64-byte units)
+  uint64_t staging_region_bytes = 0;       // bytes its live regions take: sizes rounded up to 64
   uint64_t staging_regions = 0;            // live staging regions of the tenant, one handle each
 };
 
