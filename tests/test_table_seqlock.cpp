@@ -23,6 +23,7 @@
 #include <megaring/consumer/exec_context.cuh>
 
 #include "backend_fixture.hpp"
+#include "backends/atomic_table_store.hpp"
 #include "backends/table_writes.hpp"
 
 namespace megaring_test {
@@ -31,21 +32,6 @@ namespace {
 using megaring::ConsumerParams;
 namespace detail = megaring::detail;
 namespace table_writes = megaring::detail::table_writes;
-
-// The CPU backend's table store (cpu_backend.cpp): relaxed word stores, a
-// release fence between groups; a store has landed when it returns.
-struct HostTableStore {
-  template <class Word>
-  void store(Word* word, Word value) {
-    detail::DevRef<Word>(*word).store(value, cuda::std::memory_order_relaxed);
-  }
-  template <class Word>
-  void release_store(Word* word, Word value) {
-    detail::DevRef<Word>(*word).store(value, cuda::std::memory_order_release);
-  }
-  void fence() { cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device); }
-  megaring::Status finish() { return megaring::Status::ok(); }
-};
 
 constexpr uint32_t kIndex = 3;
 constexpr uint64_t kRewrites = 400'000;
@@ -121,7 +107,7 @@ TEST(TableSeqlock, ABufferEntryIsReadWholeOrNotAtAll) {
   ConsumerParams p{};
   p.buffers = table.data();
   p.max_buffers = static_cast<uint32_t>(table.size());
-  HostTableStore store;
+  detail::AtomicTableStore store;
   expect_whole_or_refused(
       table[kIndex].handle,
       [&](uint32_t handle) {
@@ -147,7 +133,7 @@ TEST(TableSeqlock, ARegionEntryIsReadWholeOrNotAtAll) {
   ConsumerParams p{};
   p.regions = table.data();
   p.max_regions = static_cast<uint32_t>(table.size());
-  HostTableStore store;
+  detail::AtomicTableStore store;
   expect_whole_or_refused(
       table[kIndex].handle,
       [&](uint32_t handle) {

@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "backends/atomic_table_store.hpp"
 #include "backends/backend.hpp"
 #include "backends/owned.hpp"
 #include "backends/table_writes.hpp"
@@ -59,29 +60,6 @@ void prepare_worker_thread(unsigned unit, bool io, uint32_t poll_backoff_max_ns)
 #endif
 }
 
-
-// The TableStore of table_writes.hpp: atomic word stores into host memory
-// the workers read concurrently.
-struct AtomicTableStore {
-  template <class Word>
-  void store(Word* table_word, Word value) {
-    // Relaxed: what orders it is a fence below or a slot's header release
-    // (table_writes.hpp says which, for each write).
-    DevRef<Word>(*table_word).store(value, cuda::std::memory_order_relaxed);
-  }
-  template <class Word>
-  void release_store(Word* table_word, Word value) {
-    // RELEASE: this thread's writes before it (a region's bytes) before the
-    // word; the consumer ACQUIRES it (load_region).
-    DevRef<Word>(*table_word).store(value, cuda::std::memory_order_release);
-  }
-  void fence() {
-    // RELEASE: the stores before it before those after it (table_writes.hpp
-    // names them for each write).
-    cuda::atomic_thread_fence(cuda::std::memory_order_release, cuda::thread_scope_device);
-  }
-  Status finish() { return Status::ok(); }  // a store has landed when it returns
-};
 
 class CpuBackend final : public ConsumerBackend {
  public:
